@@ -1,0 +1,62 @@
+/* Commands about meshgated itself: status, call. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+static int status(struct ctl *ctl, int argc, char **argv)
+{
+	json_t *reply;
+	(void)argv;
+	if (argc)
+		return ctl_fail("status takes no arguments");
+	if (ctl_call(ctl, "core.status", NULL, &reply))
+		return 1;
+	if (!ctl->json) {
+		size_t i;
+		json_t *p;
+		printf("meshgated %s  state %s  socket %s\n",
+		       json_string_value(json_object_get(reply, "version")),
+		       json_string_value(json_object_get(reply, "state_dir")),
+		       json_string_value(json_object_get(reply, "socket")));
+		printf("%-16s %-10s %-12s %s\n", "PLUGIN", "VERSION", "STATE", "NOTE");
+		json_array_foreach(json_object_get(reply, "plugins"), i, p)
+		{
+			const char *error = json_string_value(json_object_get(p, "error"));
+			printf("%-16s %-10s %-12s %s\n", json_string_value(json_object_get(p, "name")),
+			       json_string_value(json_object_get(p, "version")),
+			       json_string_value(json_object_get(p, "state")), error ? error : "");
+		}
+	}
+	json_decref(reply);
+	return 0;
+}
+
+/* Any service, any JSON: for operators' scripts and debugging. */
+static int call(struct ctl *ctl, int argc, char **argv)
+{
+	json_error_t jerr;
+	json_t *request = NULL, *reply;
+	if (argc < 1 || argc > 2)
+		return ctl_fail("usage: meshgatectl call SERVICE [JSON]");
+	if (argc == 2 && !(request = json_loads(argv[1], 0, &jerr)))
+		return ctl_fail("bad JSON: %s", jerr.text);
+	int rc = ctl_call(ctl, argv[0], request, &reply);
+	json_decref(request);
+	if (rc)
+		return 1;
+	if (!ctl->json) {
+		char *text = json_dumps(reply, JSON_INDENT(2));
+		printf("%s\n", text);
+		free(text);
+	}
+	json_decref(reply);
+	return 0;
+}
+
+const struct ctl_command ctl_core_commands[] = {
+	{"status", "status", status},
+	{"call", "call SERVICE [JSON]", call},
+	{NULL, NULL, NULL},
+};

@@ -1,0 +1,455 @@
+#include "actor.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "broker.h"
+#include "bus_proto.h"
+#include "core.h"
+
+#define MAX_WATCHES 64
+
+struct service {
+	char *name;
+	mg_service_fn fn;
+	void *arg;
+};
+
+struct subscription {
+	char *prefix;
+	mg_event_fn fn;
+	void *arg;
+};
+
+struct timer {
+	int id;
+	uint64_t due;
+	unsigned interval;
+	int repeat;
+	mg_timer_fn fn;
+	void *arg;
+};
+
+struct watch {
+	int fd;
+	int events;
+	mg_fd_fn fn;
+	void *arg;
+};
+
+struct actor {
+	struct plugin *p;
+	pthread_t thread;
+	void *pipe_core; /* the core's end of the pipe */
+	void *pipe;	 /* the thread's end */
+	void *dealer;	 /* requests and events routed to this plugin */
+	char pipe_ep[160];
+	struct service *services;
+	size_t nservices;
+	struct subscription *subs;
+	size_t nsubs;
+	struct timer *timers;
+	size_t ntimers;
+	int next_timer_id;
+	struct watch watches[MAX_WATCHES];
+	size_t nwatches;
+};
+
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int actor_on_own_thread(struct actor *a) { return a && pthread_equal(a->thread, pthread_self()); }
+
+/* ---- registrations ---- */
+
+int actor_service_add(struct actor *a, const char *service, mg_service_fn fn, void *arg)
+{
+	struct service *s = realloc(a->services, (a->nservices + 1) * sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	a->services = s;
+	int rc = broker_service_add(a->p->core->broker, service, a->p->routing_id);
+	if (rc)
+		return rc;
+	s[a->nservices++] = (struct service){strdup(service), fn, arg};
+	return 0;
+}
+
+int actor_service_del(struct actor *a, const char *service)
+{
+	for (size_t i = 0; i < a->nservices; i++)
+		if (!strcmp(a->services[i].name, service)) {
+			broker_service_del(a->p->core->broker, service, a->p->routing_id);
+			free(a->services[i].name);
+			a->services[i] = a->services[--a->nservices];
+			return 0;
+		}
+	return -ENOENT;
+}
+
+int actor_subscribe(struct actor *a, const char *prefix, mg_event_fn fn, void *arg)
+{
+	struct subscription *s = realloc(a->subs, (a->nsubs + 1) * sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	a->subs = s;
+	int rc = broker_subscribe(a->p->core->broker, prefix, a->p->routing_id);
+	if (rc)
+		return rc;
+	s[a->nsubs++] = (struct subscription){strdup(prefix), fn, arg};
+	return 0;
+}
+
+int actor_unsubscribe(struct actor *a, const char *prefix)
+{
+	int found = -ENOENT;
+	for (size_t i = a->nsubs; i-- > 0;)
+		if (!strcmp(a->subs[i].prefix, prefix)) {
+			free(a->subs[i].prefix);
+			a->subs[i] = a->subs[--a->nsubs];
+			found = 0;
+		}
+	if (!found)
+		broker_unsubscribe(a->p->core->broker, prefix, a->p->routing_id);
+	return found;
+}
+
+int actor_timer_add(struct actor *a, unsigned interval_ms, int repeat, mg_timer_fn fn, void *arg)
+{
+	struct timer *t = realloc(a->timers, (a->ntimers + 1) * sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	a->timers = t;
+	int id = ++a->next_timer_id;
+	t[a->ntimers++] =
+		(struct timer){id, monotonic_ms() + interval_ms, interval_ms, repeat, fn, arg};
+	return id;
+}
+
+int actor_timer_del(struct actor *a, int id)
+{
+	for (size_t i = 0; i < a->ntimers; i++)
+		if (a->timers[i].id == id) {
+			a->timers[i] = a->timers[--a->ntimers];
+			return 0;
+		}
+	return -ENOENT;
+}
+
+int actor_fd_watch(struct actor *a, int fd, int events, mg_fd_fn fn, void *arg)
+{
+	actor_fd_unwatch(a, fd);
+	if (a->nwatches == MAX_WATCHES)
+		return -ENOSPC;
+	a->watches[a->nwatches++] = (struct watch){fd, events, fn, arg};
+	return 0;
+}
+
+int actor_fd_unwatch(struct actor *a, int fd)
+{
+	for (size_t i = 0; i < a->nwatches; i++)
+		if (a->watches[i].fd == fd) {
+			a->watches[i] = a->watches[--a->nwatches];
+			return 0;
+		}
+	return -ENOENT;
+}
+
+/* Everything the plugin registered vanishes: on stop and on a failed init. */
+static void drop_registrations(struct actor *a)
+{
+	broker_forget(a->p->core->broker, a->p->routing_id);
+	for (size_t i = 0; i < a->nservices; i++)
+		free(a->services[i].name);
+	for (size_t i = 0; i < a->nsubs; i++)
+		free(a->subs[i].prefix);
+	free(a->services);
+	free(a->subs);
+	free(a->timers);
+	a->services = NULL;
+	a->subs = NULL;
+	a->timers = NULL;
+	a->nservices = a->nsubs = a->ntimers = a->nwatches = 0;
+}
+
+/* ---- the loop ---- */
+
+static void send_reply(struct actor *a, const struct mg_bus_msg *req, json_t *reply)
+{
+	char *text = json_dumps(reply, JSON_COMPACT);
+	if (!text)
+		return;
+	struct mg_bus_msg rep = {.verb = MG_BUS_REP,
+				 .origin = req->origin,
+				 .id = req->id,
+				 .payload = {text, strlen(text)}};
+	struct mg_bus_slice frames[MG_BUS_MAX_FRAMES];
+	char deadline[24];
+	size_t n = mg_bus_encode(MG_BUS_TO_BROKER, &rep, frames, deadline);
+	for (size_t i = 0; i < n; i++)
+		zmq_send(a->dealer, frames[i].data, frames[i].len, i + 1 < n ? ZMQ_SNDMORE : 0);
+	free(text);
+}
+
+static void handle_request(struct actor *a, const struct mg_bus_msg *msg)
+{
+	char service[MG_BUS_MAX_NAME + 1];
+	json_t *reply = NULL;
+
+	/* Its requester has given up: answering would only waste work. */
+	if (msg->deadline_ms && mg_bus_now_ms() > msg->deadline_ms)
+		return;
+	memcpy(service, msg->name.data, msg->name.len);
+	service[msg->name.len] = '\0';
+	struct service *s = NULL;
+	for (size_t i = 0; i < a->nservices; i++)
+		if (!strcmp(a->services[i].name, service))
+			s = &a->services[i];
+	json_error_t jerr;
+	json_t *request = json_loadb(msg->payload.data, msg->payload.len, 0, &jerr);
+	if (!s)
+		reply = mg_error("unknown_service", "%s does not serve '%s'", a->p->name, service);
+	else if (!json_is_object(request))
+		reply = mg_error("bad_request", "request is not a JSON object: %s",
+				 request ? "wrong type" : jerr.text);
+	else if (!(reply = s->fn(&a->p->ctx, service, request, s->arg)))
+		reply = mg_error("internal", "%s failed to answer '%s'", a->p->name, service);
+	json_decref(request);
+	send_reply(a, msg, reply);
+	json_decref(reply);
+}
+
+static void handle_event(struct actor *a, const struct mg_bus_msg *msg)
+{
+	char topic[MG_BUS_MAX_NAME + 1];
+	memcpy(topic, msg->name.data, msg->name.len);
+	topic[msg->name.len] = '\0';
+	json_t *payload = json_loadb(msg->payload.data, msg->payload.len, 0, NULL);
+	if (!payload)
+		return;
+	/* a callback may unsubscribe: walk a snapshot of the count */
+	for (size_t i = 0; i < a->nsubs; i++)
+		if (!strncmp(topic, a->subs[i].prefix, strlen(a->subs[i].prefix)))
+			a->subs[i].fn(&a->p->ctx, topic, payload, a->subs[i].arg);
+	json_decref(payload);
+}
+
+static void receive_bus(struct actor *a)
+{
+	zmq_msg_t parts[MG_BUS_MAX_FRAMES];
+	size_t n = 0;
+	int more = 1;
+	while (more) {
+		zmq_msg_t part;
+		zmq_msg_init(&part);
+		if (zmq_msg_recv(&part, a->dealer, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&part);
+			break;
+		}
+		more = zmq_msg_more(&part);
+		if (n < MG_BUS_MAX_FRAMES)
+			parts[n++] = part;
+		else
+			zmq_msg_close(&part);
+	}
+	struct mg_bus_slice frames[MG_BUS_MAX_FRAMES];
+	for (size_t i = 0; i < n; i++)
+		frames[i] = (struct mg_bus_slice){zmq_msg_data(&parts[i]), zmq_msg_size(&parts[i])};
+	struct mg_bus_msg msg;
+	const char *why;
+	if (!mg_bus_decode(MG_BUS_FROM_BROKER, frames, n, &msg, &why)) {
+		if (msg.verb == MG_BUS_REQ)
+			handle_request(a, &msg);
+		else if (msg.verb == MG_BUS_EVT)
+			handle_event(a, &msg);
+	}
+	for (size_t i = 0; i < n; i++)
+		zmq_msg_close(&parts[i]);
+}
+
+static void run_due_timers(struct actor *a)
+{
+	uint64_t now = monotonic_ms();
+	for (size_t i = 0; i < a->ntimers; i++) {
+		if (a->timers[i].due > now)
+			continue;
+		struct timer t = a->timers[i];
+		if (t.repeat)
+			a->timers[i].due = now + (t.interval ? t.interval : 1);
+		else
+			a->timers[i--] = a->timers[--a->ntimers];
+		t.fn(&a->p->ctx, t.arg); /* may add or delete timers */
+	}
+}
+
+static long next_timeout(struct actor *a)
+{
+	if (!a->ntimers)
+		return -1;
+	uint64_t now = monotonic_ms(), next = UINT64_MAX;
+	for (size_t i = 0; i < a->ntimers; i++)
+		if (a->timers[i].due < next)
+			next = a->timers[i].due;
+	return next <= now ? 0 : (long)(next - now);
+}
+
+/* Runs one lifecycle command; returns 1 when the actor must end. */
+static int run_command(struct actor *a, const char *cmd)
+{
+	struct plugin *p = a->p;
+	const struct mg_plugin *d = p->desc;
+	int rc = 0, done = 0;
+
+	if (!strcmp(cmd, "INIT")) {
+		rc = d->init ? d->init(&p->ctx) : 0;
+		if (rc)
+			drop_registrations(a);
+	} else if (!strcmp(cmd, "START")) {
+		rc = d->start ? d->start(&p->ctx) : 0;
+	} else if (!strcmp(cmd, "RELOAD")) {
+		json_t *old = p->config;
+		p->config = p->next_config;
+		p->next_config = NULL;
+		rc = d->reload ? d->reload(&p->ctx) : 0;
+		if (rc) { /* the plugin refused the new config: keep the old */
+			json_decref(p->config);
+			p->config = old;
+		} else {
+			json_decref(old);
+		}
+	} else if (!strcmp(cmd, "STOP")) {
+		if (d->stop && (p->status == PLUGIN_RUNNING || p->status == PLUGIN_INIT))
+			d->stop(&p->ctx);
+		drop_registrations(a);
+		done = 1;
+	}
+	char reply[16];
+	snprintf(reply, sizeof(reply), "%d", rc);
+	zmq_send(a->pipe, reply, strlen(reply), 0);
+	return done;
+}
+
+static void *actor_main(void *arg)
+{
+	struct actor *a = arg;
+	int zero = 0, hwm = 100000;
+
+	a->dealer = zmq_socket(a->p->core->zctx, ZMQ_DEALER);
+	zmq_setsockopt(a->dealer, ZMQ_ROUTING_ID, a->p->routing_id, strlen(a->p->routing_id));
+	zmq_setsockopt(a->dealer, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(a->dealer, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	zmq_setsockopt(a->dealer, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	zmq_connect(a->dealer, a->p->core->inproc_endpoint);
+	a->pipe = zmq_socket(a->p->core->zctx, ZMQ_PAIR);
+	zmq_setsockopt(a->pipe, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_connect(a->pipe, a->pipe_ep);
+	zmq_send(a->pipe, "READY", 5, 0);
+
+	for (;;) {
+		zmq_pollitem_t items[2 + MAX_WATCHES];
+		size_t nwatches = a->nwatches;
+		items[0] = (zmq_pollitem_t){a->pipe, 0, ZMQ_POLLIN, 0};
+		items[1] = (zmq_pollitem_t){a->dealer, 0, ZMQ_POLLIN, 0};
+		for (size_t i = 0; i < nwatches; i++)
+			items[2 + i] = (zmq_pollitem_t){
+				NULL, a->watches[i].fd,
+				(short)((a->watches[i].events & MG_FD_READ ? ZMQ_POLLIN : 0) |
+					(a->watches[i].events & MG_FD_WRITE ? ZMQ_POLLOUT : 0)),
+				0};
+		int n = zmq_poll(items, (int)(2 + nwatches), next_timeout(a));
+		if (n < 0 && errno != EINTR)
+			break;
+		if (n > 0 && (items[0].revents & ZMQ_POLLIN)) {
+			char cmd[16] = "";
+			int len = zmq_recv(a->pipe, cmd, sizeof(cmd) - 1, 0);
+			if (len > 0 && run_command(a, cmd))
+				break;
+		}
+		if (n > 0 && (items[1].revents & ZMQ_POLLIN))
+			for (int i = 0; i < 64; i++) {
+				int events = 0;
+				size_t elen = sizeof(events);
+				zmq_getsockopt(a->dealer, ZMQ_EVENTS, &events, &elen);
+				if (!(events & ZMQ_POLLIN))
+					break;
+				receive_bus(a);
+			}
+		for (size_t i = 0; n > 0 && i < nwatches; i++) {
+			if (!items[2 + i].revents)
+				continue;
+			/* a callback may unwatch: look the fd up again */
+			for (size_t w = 0; w < a->nwatches; w++)
+				if (a->watches[w].fd == items[2 + i].fd) {
+					int ev = (items[2 + i].revents & ZMQ_POLLIN ? MG_FD_READ : 0) |
+						 (items[2 + i].revents & ZMQ_POLLOUT ? MG_FD_WRITE : 0);
+					a->watches[w].fn(&a->p->ctx, a->watches[w].fd, ev,
+							 a->watches[w].arg);
+					break;
+				}
+		}
+		run_due_timers(a);
+	}
+	core_thread_client_close();
+	zmq_close(a->dealer);
+	zmq_close(a->pipe);
+	return NULL;
+}
+
+int actor_spawn(struct plugin *p)
+{
+	struct actor *a = calloc(1, sizeof(*a));
+	int zero = 0;
+	char buf[8];
+
+	if (!a)
+		return -ENOMEM;
+	a->p = p;
+	snprintf(a->pipe_ep, sizeof(a->pipe_ep), "inproc://actor-%s", p->routing_id);
+	a->pipe_core = zmq_socket(p->core->zctx, ZMQ_PAIR);
+	zmq_setsockopt(a->pipe_core, ZMQ_LINGER, &zero, sizeof(zero));
+	if (zmq_bind(a->pipe_core, a->pipe_ep)) {
+		int rc = -errno;
+		zmq_close(a->pipe_core);
+		free(a);
+		return rc;
+	}
+	int rc = pthread_create(&a->thread, NULL, actor_main, a);
+	if (rc) {
+		zmq_close(a->pipe_core);
+		free(a);
+		return -rc;
+	}
+	p->actor = a;
+	zmq_recv(a->pipe_core, buf, sizeof(buf), 0); /* READY */
+	return 0;
+}
+
+int actor_call(struct plugin *p, const char *command)
+{
+	char reply[16] = "";
+	if (!p->actor)
+		return -ESRCH;
+	zmq_send(p->actor->pipe_core, command, strlen(command), 0);
+	int len = zmq_recv(p->actor->pipe_core, reply, sizeof(reply) - 1, 0);
+	return len > 0 ? atoi(reply) : -EIO;
+}
+
+void actor_terminate(struct plugin *p)
+{
+	struct actor *a = p->actor;
+	if (!a)
+		return;
+	actor_call(p, "STOP");
+	pthread_join(a->thread, NULL);
+	zmq_close(a->pipe_core);
+	free(a);
+	p->actor = NULL;
+}

@@ -1,0 +1,32 @@
+/* A plugin's actor: its own thread and event loop (bus socket, timers,
+ * file descriptors), driven by the core through a pipe: a ready handshake
+ * at spawn, then INIT / START / RELOAD, and $TERM, after which the core
+ * joins the thread (model: czmq's zactor). */
+#ifndef MG_ACTOR_H
+#define MG_ACTOR_H
+
+#include <meshgate/meshgate.h>
+
+struct plugin;
+struct actor;
+
+int actor_spawn(struct plugin *p);
+/* Runs a lifecycle command on the plugin's thread: "INIT", "START",
+ * "RELOAD". Returns the callback's result. */
+int actor_call(struct plugin *p, const char *command);
+/* Sends $TERM (the plugin's stop runs if it started), joins the thread and
+ * drops every registration of the plugin. */
+void actor_terminate(struct plugin *p);
+
+/* The plugin's loop, for the ops table: callers must be on its thread. */
+int actor_on_own_thread(struct actor *a);
+int actor_service_add(struct actor *a, const char *service, mg_service_fn fn, void *arg);
+int actor_service_del(struct actor *a, const char *service);
+int actor_subscribe(struct actor *a, const char *prefix, mg_event_fn fn, void *arg);
+int actor_unsubscribe(struct actor *a, const char *prefix);
+int actor_timer_add(struct actor *a, unsigned interval_ms, int repeat, mg_timer_fn fn, void *arg);
+int actor_timer_del(struct actor *a, int id);
+int actor_fd_watch(struct actor *a, int fd, int events, mg_fd_fn fn, void *arg);
+int actor_fd_unwatch(struct actor *a, int fd);
+
+#endif

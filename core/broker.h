@@ -1,0 +1,30 @@
+/* The bus broker: one ROUTER socket, on an inproc endpoint for plugins
+ * and on the ipc socket for meshgatectl and out-of-process plugins. It
+ * routes requests to the owner of the service and replies back, and fans
+ * events out to subscribers. It keeps no per-request state: requesters
+ * enforce their own deadline, owners drop requests already past it. */
+#ifndef MG_BROKER_H
+#define MG_BROKER_H
+
+#include <jansson.h>
+
+struct broker;
+
+/* Requests for "core.*" are answered by this, on the broker's thread. */
+typedef json_t *(*broker_core_fn)(const char *service, json_t *request, void *arg);
+
+struct broker *broker_new(void *zctx, const char *inproc, const char *ipc_path,
+			  broker_core_fn core_fn, void *core_arg, char *err, size_t errlen);
+int broker_start(struct broker *b);
+void broker_free(struct broker *b); /* stops the thread, closes, removes the socket file */
+
+/* Registrations of in-process plugins, done under the broker's lock so that
+ * a service is routable as soon as the call returns. */
+int broker_service_add(struct broker *b, const char *service, const char *owner);
+int broker_service_del(struct broker *b, const char *service, const char *owner);
+int broker_subscribe(struct broker *b, const char *prefix, const char *owner);
+int broker_unsubscribe(struct broker *b, const char *prefix, const char *owner);
+/* Drops everything `owner` registered. */
+void broker_forget(struct broker *b, const char *owner);
+
+#endif

@@ -1,0 +1,317 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const struct mg_setting mg_core_settings[] = {
+	{"state_dir", MG_SETTING_STRING, "\"/var/lib/meshgate\"",
+	 "Directory of the node's state (LMDB environment, keys, certificates).", NULL, 0},
+	{"socket", MG_SETTING_STRING, "\"/run/meshgate/meshgate.sock\"",
+	 "Path of the local bus socket (ipc, mode 0660) used by meshgatectl and out-of-process "
+	 "plugins.",
+	 NULL, 0},
+	{"plugin_dir", MG_SETTING_STRING, NULL,
+	 "Directory of the plugins (meshgate-NAME.so). Default: the install's "
+	 "lib/meshgate/plugins.",
+	 NULL, 0},
+	{"plugins", MG_SETTING_STRINGS, NULL,
+	 "Names of the plugins to load, in any order (they start in dependency order). Default: "
+	 "every plugin in plugin_dir.",
+	 NULL, 0},
+	{"log_level", MG_SETTING_STRING, "\"info\"", "error, warn, info or debug.", NULL, 0},
+	{"plugin_errors", MG_SETTING_STRING, "\"stop\"",
+	 "What a refused or failing plugin does to the start: \"stop\" (meshgated exits) or "
+	 "\"continue\" (the others start without it).",
+	 NULL, 0},
+	{"state_map_mb", MG_SETTING_INT, "1024", "Largest size of the state database, in MiB.",
+	 NULL, 0},
+	{0},
+};
+
+config_t *mg_config_read(const char *path, char *err, size_t errlen)
+{
+	config_t *cfg = malloc(sizeof(*cfg));
+	if (!cfg) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	config_init(cfg);
+	if (config_read_file(cfg, path) == CONFIG_TRUE)
+		return cfg;
+	if (config_error_type(cfg) == CONFIG_ERR_FILE_IO)
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+	else
+		snprintf(err, errlen, "%s:%d: %s", config_error_file(cfg) ? config_error_file(cfg) : path,
+			 config_error_line(cfg), config_error_text(cfg));
+	mg_config_free(cfg);
+	return NULL;
+}
+
+void mg_config_free(config_t *cfg)
+{
+	if (!cfg)
+		return;
+	config_destroy(cfg);
+	free(cfg);
+}
+
+static const char *type_name(enum mg_setting_type type)
+{
+	switch (type) {
+	case MG_SETTING_STRING:
+		return "string";
+	case MG_SETTING_INT:
+		return "integer";
+	case MG_SETTING_BOOL:
+		return "boolean";
+	case MG_SETTING_STRINGS:
+		return "list of strings";
+	case MG_SETTING_MAP:
+		return "group of named values";
+	case MG_SETTING_LIST:
+		return "list of groups";
+	case MG_SETTING_GROUP:
+		return "group";
+	}
+	return "?";
+}
+
+/* "FILE:LINE: " of a setting, for messages. */
+static void where(const config_setting_t *s, char *buf, size_t len)
+{
+	const char *file = s ? config_setting_source_file(s) : NULL;
+	if (file)
+		snprintf(buf, len, "%s:%u: ", file, config_setting_source_line(s));
+	else
+		snprintf(buf, len, "%s", "");
+}
+
+static json_t *convert(const config_setting_t *s, const struct mg_setting *decl,
+		       const char *path, char *err, size_t errlen);
+
+static json_t *type_error(const config_setting_t *s, const struct mg_setting *decl,
+			  const char *path, char *err, size_t errlen)
+{
+	char at[512];
+	where(s, at, sizeof(at));
+	snprintf(err, errlen, "%ssetting '%s' must be a %s", at, path, type_name(decl->type));
+	return NULL;
+}
+
+static void join_path(char *out, size_t len, const char *section, const char *name)
+{
+	if (section && section[0])
+		snprintf(out, len, "%s.%s", section, name);
+	else
+		snprintf(out, len, "%s", name);
+}
+
+static json_t *convert_group(const config_setting_t *group, const struct mg_setting *schema,
+			     const char *section, int skip_unknown, char *err, size_t errlen);
+
+static json_t *convert_elements(const config_setting_t *s, const struct mg_setting *item,
+				const char *path, char *err, size_t errlen)
+{
+	json_t *out = json_array();
+	for (int i = 0; i < config_setting_length(s); i++) {
+		char sub[512];
+		snprintf(sub, sizeof(sub), "%s[%d]", path, i);
+		json_t *v = convert(config_setting_get_elem(s, (unsigned)i), item, sub, err, errlen);
+		if (!v) {
+			json_decref(out);
+			return NULL;
+		}
+		json_array_append_new(out, v);
+	}
+	return out;
+}
+
+static json_t *convert(const config_setting_t *s, const struct mg_setting *decl,
+		       const char *path, char *err, size_t errlen)
+{
+	int type = config_setting_type(s);
+	static const struct mg_setting string_item = {"", MG_SETTING_STRING, NULL, NULL, NULL, 0};
+
+	switch (decl->type) {
+	case MG_SETTING_STRING:
+		if (type != CONFIG_TYPE_STRING)
+			return type_error(s, decl, path, err, errlen);
+		return json_string(config_setting_get_string(s));
+	case MG_SETTING_INT:
+		if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
+			return type_error(s, decl, path, err, errlen);
+		return json_integer(config_setting_get_int64(s));
+	case MG_SETTING_BOOL:
+		if (type != CONFIG_TYPE_BOOL)
+			return type_error(s, decl, path, err, errlen);
+		return json_boolean(config_setting_get_bool(s));
+	case MG_SETTING_STRINGS:
+		if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST)
+			return type_error(s, decl, path, err, errlen);
+		return convert_elements(s, &string_item, path, err, errlen);
+	case MG_SETTING_LIST: {
+		if (type != CONFIG_TYPE_LIST)
+			return type_error(s, decl, path, err, errlen);
+		struct mg_setting item = {"", MG_SETTING_GROUP, NULL, NULL, decl->fields, 0};
+		return convert_elements(s, &item, path, err, errlen);
+	}
+	case MG_SETTING_MAP: {
+		if (type != CONFIG_TYPE_GROUP)
+			return type_error(s, decl, path, err, errlen);
+		json_t *out = json_object();
+		for (int i = 0; i < config_setting_length(s); i++) {
+			const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
+			char sub[512];
+			join_path(sub, sizeof(sub), path, config_setting_name(m));
+			json_t *v = convert(m, &decl->fields[0], sub, err, errlen);
+			if (!v) {
+				json_decref(out);
+				return NULL;
+			}
+			json_object_set_new(out, config_setting_name(m), v);
+		}
+		return out;
+	}
+	case MG_SETTING_GROUP:
+		if (type != CONFIG_TYPE_GROUP)
+			return type_error(s, decl, path, err, errlen);
+		if (!decl->fields)
+			return json_object(); /* a section nobody validates (refused plugin) */
+		return convert_group(s, decl->fields, path, 0, err, errlen);
+	}
+	return type_error(s, decl, path, err, errlen);
+}
+
+/* A declared default, parsed with libconfig as if it were written in a file. */
+static json_t *parse_default(const struct mg_setting *decl, const char *path, char *err,
+			     size_t errlen)
+{
+	config_t tmp;
+	char text[2048];
+	json_t *v = NULL;
+
+	if (decl->type == MG_SETTING_GROUP)
+		return convert_group(NULL, decl->fields, path, 0, err, errlen);
+	if (!decl->default_value)
+		return NULL;
+	snprintf(text, sizeof(text), "value = %s;", decl->default_value);
+	config_init(&tmp);
+	if (config_read_string(&tmp, text) == CONFIG_TRUE)
+		v = convert(config_lookup(&tmp, "value"), decl, path, err, errlen);
+	else
+		snprintf(err, errlen, "default of '%s' does not parse: %s", path,
+			 config_error_text(&tmp));
+	config_destroy(&tmp);
+	return v;
+}
+
+static const struct mg_setting *find_decl(const struct mg_setting *schema, const char *name)
+{
+	for (const struct mg_setting *d = schema; d && d->name; d++)
+		if (!strcmp(d->name, name))
+			return d;
+	return NULL;
+}
+
+static json_t *convert_group(const config_setting_t *group, const struct mg_setting *schema,
+			     const char *section, int skip_unknown, char *err, size_t errlen)
+{
+	json_t *out = json_object();
+	char path[512], at[512];
+
+	for (int i = 0; group && i < config_setting_length(group); i++) {
+		const config_setting_t *m = config_setting_get_elem(group, (unsigned)i);
+		const struct mg_setting *decl = find_decl(schema, config_setting_name(m));
+		join_path(path, sizeof(path), section, config_setting_name(m));
+		if (!decl && skip_unknown)
+			continue;
+		if (!decl) {
+			where(m, at, sizeof(at));
+			snprintf(err, errlen, "%sunknown setting '%s'", at, path);
+			goto fail;
+		}
+		json_t *v = convert(m, decl, path, err, errlen);
+		if (!v)
+			goto fail;
+		json_object_set_new(out, decl->name, v);
+	}
+	for (const struct mg_setting *d = schema; d && d->name; d++) {
+		if (json_object_get(out, d->name))
+			continue;
+		join_path(path, sizeof(path), section, d->name);
+		if (d->required) {
+			where(group, at, sizeof(at));
+			snprintf(err, errlen, "%smissing required setting '%s'", at, path);
+			goto fail;
+		}
+		err[0] = '\0';
+		json_t *v = parse_default(d, path, err, errlen);
+		if (v)
+			json_object_set_new(out, d->name, v);
+		else if (err[0])
+			goto fail;
+	}
+	return out;
+fail:
+	json_decref(out);
+	return NULL;
+}
+
+json_t *mg_config_section(const config_setting_t *group, const struct mg_setting *schema,
+			  const char *section, char *err, size_t errlen)
+{
+	if (group && config_setting_type(group) != CONFIG_TYPE_GROUP) {
+		char at[512];
+		where(group, at, sizeof(at));
+		snprintf(err, errlen, "%ssetting '%s' must be a group", at, section);
+		return NULL;
+	}
+	return convert_group(group, schema, section, 0, err, errlen);
+}
+
+json_t *mg_config_known(const config_setting_t *group, const struct mg_setting *schema,
+			char *err, size_t errlen)
+{
+	return convert_group(group, schema, "", 1, err, errlen);
+}
+
+json_t *mg_config_defaults(const struct mg_setting *schema, char *err, size_t errlen)
+{
+	return convert_group(NULL, schema, "", 0, err, errlen);
+}
+
+static void doc_rows(FILE *out, const char *prefix, const struct mg_setting *schema)
+{
+	for (const struct mg_setting *d = schema; d && d->name; d++) {
+		char path[256];
+		join_path(path, sizeof(path), prefix, d->name);
+		fprintf(out, "| `%s` | %s | %s%s%s | %s%s |\n", path, type_name(d->type),
+			d->default_value ? "`" : "", d->default_value ? d->default_value : "—",
+			d->default_value ? "`" : "", d->required ? "**Required.** " : "",
+			d->doc ? d->doc : "");
+		if (d->type == MG_SETTING_GROUP || d->type == MG_SETTING_LIST) {
+			snprintf(path + strlen(path), sizeof(path) - strlen(path), "%s",
+				 d->type == MG_SETTING_LIST ? "[]" : "");
+			doc_rows(out, path, d->fields);
+		} else if (d->type == MG_SETTING_MAP) {
+			snprintf(path + strlen(path), sizeof(path) - strlen(path), ".NAME");
+			struct mg_setting item = d->fields[0];
+			item.name = "";
+			fprintf(out, "| `%s` | %s | | %s |\n", path, type_name(item.type),
+				item.doc ? item.doc : "");
+		}
+	}
+}
+
+void mg_config_doc(FILE *out, const char *section, const char *title,
+		   const struct mg_setting *schema)
+{
+	fprintf(out, "## %s\n\n", title);
+	if (section && section[0])
+		fprintf(out, "Section `%s = { ... };`\n\n", section);
+	fprintf(out, "| setting | type | default | meaning |\n|---|---|---|---|\n");
+	doc_rows(out, section, schema);
+	fprintf(out, "\n");
+}

@@ -1,0 +1,84 @@
+/* meshgated's internals: the plugin table and the pieces that share it. */
+#ifndef MG_CORE_H
+#define MG_CORE_H
+
+#include <pthread.h>
+
+#include <jansson.h>
+#include <libconfig.h>
+
+#include <meshgate/meshgate.h>
+
+#include "state.h"
+
+struct broker;
+struct actor;
+
+enum plugin_status {
+	PLUGIN_LOADED,	  /* descriptor accepted */
+	PLUGIN_REFUSED,	  /* not started: see error */
+	PLUGIN_INIT,	  /* init returned 0 */
+	PLUGIN_RUNNING,	  /* start returned 0 */
+	PLUGIN_FAILED,	  /* init or start failed: see error */
+	PLUGIN_STOPPED,
+};
+
+struct plugin {
+	struct mg_ctx ctx; /* first: callbacks get &ctx, the core casts back */
+	struct core *core;
+	char *path;
+	void *dl;
+	const struct mg_plugin *desc;
+	char name[64];
+	char routing_id[96]; /* its actor's identity on the bus */
+	json_t *config;	     /* its section, defaults filled in */
+	json_t *next_config; /* handed over on reload, on its own thread */
+	enum plugin_status status;
+	char error[512];
+	struct actor *actor;
+};
+
+struct core {
+	const char *config_path; /* NULL: zero config */
+	json_t *settings;	 /* the core's own settings */
+	enum mg_log_level log_level;
+	void *zctx;
+	struct mg_state *state;
+	struct broker *broker;
+	const char *inproc_endpoint;
+	pthread_mutex_t plugins_lock; /* status and error, read by core.status */
+	struct plugin **plugins;      /* in start order once sorted */
+	size_t nplugins;
+};
+
+static inline struct plugin *plugin_of(mg_ctx *ctx) { return (struct plugin *)ctx; }
+
+const char *plugin_status_name(enum plugin_status status);
+
+/* log.c */
+void core_log(enum mg_log_level level, const char *who, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void core_vlog(enum mg_log_level level, const char *who, const char *fmt, va_list ap);
+void core_log_set_level(enum mg_log_level level);
+int core_log_level_parse(const char *name, enum mg_log_level *level);
+
+/* ops.c: the table handed to every plugin */
+extern const struct mg_api core_api;
+/* The calling thread's own bus client (made on first use, closed when the
+ * thread exits); NULL if the bus is not up. */
+struct mg_bus_client *core_thread_client(struct core *core);
+void core_thread_client_close(void);
+void core_publish_state_change(const char *db, const char *key, const char *op, void *arg);
+
+/* plugin_loader.c */
+int loader_load_all(struct core *core, const char *plugin_dir, json_t *names, char *err,
+		    size_t errlen);
+int loader_sort(struct core *core, char *err, size_t errlen);
+int loader_configure(struct core *core, const config_setting_t *root, char *err, size_t errlen);
+int loader_start_all(struct core *core, int stop_on_error);
+void loader_reload_all(struct core *core, const config_setting_t *root);
+void loader_stop_all(struct core *core);
+void loader_unload_all(struct core *core);
+json_t *loader_status(struct core *core);
+
+#endif

@@ -1,0 +1,175 @@
+/* The ops table every plugin gets: the only way a plugin reaches the core. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "actor.h"
+#include "bus_client.h"
+#include "bus_proto.h"
+#include "core.h"
+
+/* ---- a bus client per thread, for requests and publishing ---- */
+
+static pthread_key_t client_key;
+static pthread_once_t client_key_once = PTHREAD_ONCE_INIT;
+
+static void close_client(void *client) { mg_bus_client_free(client); }
+static void make_key(void) { pthread_key_create(&client_key, close_client); }
+
+struct mg_bus_client *core_thread_client(struct core *core)
+{
+	pthread_once(&client_key_once, make_key);
+	struct mg_bus_client *c = pthread_getspecific(client_key);
+	if (!c && core->broker) {
+		char err[256];
+		c = mg_bus_client_new(core->zctx, core->inproc_endpoint, err, sizeof(err));
+		if (!c)
+			core_log(MG_LOG_ERROR, "bus", "%s", err);
+		pthread_setspecific(client_key, c);
+	}
+	return c;
+}
+
+void core_thread_client_close(void)
+{
+	pthread_once(&client_key_once, make_key);
+	mg_bus_client_free(pthread_getspecific(client_key));
+	pthread_setspecific(client_key, NULL);
+}
+
+void core_publish_state_change(const char *db, const char *key, const char *op, void *arg)
+{
+	struct mg_bus_client *c = core_thread_client(arg);
+	char topic[MG_BUS_MAX_NAME + 1];
+	if (!c)
+		return;
+	snprintf(topic, sizeof(topic), "state.%s", db);
+	json_t *payload = json_pack("{s:s, s:s, s:s}", "db", db, "key", key, "op", op);
+	mg_bus_client_publish(c, topic, payload);
+	json_decref(payload);
+}
+
+/* ---- the table ---- */
+
+static void op_vlog(mg_ctx *ctx, enum mg_log_level level, const char *fmt, va_list ap)
+{
+	core_vlog(level, plugin_of(ctx)->name, fmt, ap);
+}
+
+static json_t *op_config(mg_ctx *ctx) { return plugin_of(ctx)->config; }
+
+static const char *op_state_dir(mg_ctx *ctx)
+{
+	return json_string_value(json_object_get(plugin_of(ctx)->core->settings, "state_dir"));
+}
+
+/* Registrations belong to the plugin's own thread: that is where its
+ * callbacks run. */
+#define OWN_THREAD_OR_FAIL(ctx)                                            \
+	do {                                                               \
+		if (!actor_on_own_thread(plugin_of(ctx)->actor))           \
+			return -EPERM;                                     \
+	} while (0)
+
+static int op_service_add(mg_ctx *ctx, const char *service, mg_service_fn fn, void *arg)
+{
+	OWN_THREAD_OR_FAIL(ctx);
+	return actor_service_add(plugin_of(ctx)->actor, service, fn, arg);
+}
+
+static int op_service_del(mg_ctx *ctx, const char *service)
+{
+	OWN_THREAD_OR_FAIL(ctx);
+	return actor_service_del(plugin_of(ctx)->actor, service);
+}
+
+static int op_request(mg_ctx *ctx, const char *service, json_t *request, int timeout_ms,
+		      json_t **reply)
+{
+	struct mg_bus_client *c = core_thread_client(plugin_of(ctx)->core);
+	if (!c)
+		return mg_bus_error(reply, -ENOTCONN, "internal", "the bus is not up");
+	return mg_bus_client_request(c, service, request, timeout_ms, reply);
+}
+
+static int op_subscribe(mg_ctx *ctx, const char *prefix, mg_event_fn fn, void *arg)
+{
+	OWN_THREAD_OR_FAIL(ctx);
+	return actor_subscribe(plugin_of(ctx)->actor, prefix, fn, arg);
+}
+
+static int op_unsubscribe(mg_ctx *ctx, const char *prefix)
+{
+	OWN_THREAD_OR_FAIL(ctx);
+	return actor_unsubscribe(plugin_of(ctx)->actor, prefix);
+}
+
+static int op_publish(mg_ctx *ctx, const char *topic, json_t *payload)
+{
+	struct mg_bus_client *c = core_thread_client(plugin_of(ctx)->core);
+	return c ? mg_bus_client_publish(c, topic, payload) : -ENOTCONN;
+}
+
+static int op_timer_add(mg_ctx *ctx, unsigned interval_ms, int repeat, mg_timer_fn fn, void *arg)
+{
+	OWN_THREAD_OR_FAIL(ctx);
+	return actor_timer_add(plugin_of(ctx)->actor, interval_ms, repeat, fn, arg);
+}
+
+static int op_timer_del(mg_ctx *ctx, int id)
+{
+	OWN_THREAD_OR_FAIL(ctx);
+	return actor_timer_del(plugin_of(ctx)->actor, id);
+}
+
+static int op_fd_watch(mg_ctx *ctx, int fd, int events, mg_fd_fn fn, void *arg)
+{
+	OWN_THREAD_OR_FAIL(ctx);
+	return actor_fd_watch(plugin_of(ctx)->actor, fd, events, fn, arg);
+}
+
+static int op_fd_unwatch(mg_ctx *ctx, int fd)
+{
+	OWN_THREAD_OR_FAIL(ctx);
+	return actor_fd_unwatch(plugin_of(ctx)->actor, fd);
+}
+
+static int op_txn_begin(mg_ctx *ctx, int flags, mg_txn **txn)
+{
+	struct plugin *p = plugin_of(ctx);
+	return state_begin(p->core->state, p->name, flags & MG_TXN_READ, txn);
+}
+
+static uint64_t op_now_ms(mg_ctx *ctx)
+{
+	(void)ctx;
+	return mg_bus_now_ms();
+}
+
+const struct mg_api core_api = {
+	.size = sizeof(struct mg_api),
+	.version = MG_API_VERSION,
+	.vlog = op_vlog,
+	.config = op_config,
+	.state_dir = op_state_dir,
+	.service_add = op_service_add,
+	.service_del = op_service_del,
+	.request = op_request,
+	.subscribe = op_subscribe,
+	.unsubscribe = op_unsubscribe,
+	.publish = op_publish,
+	.timer_add = op_timer_add,
+	.timer_del = op_timer_del,
+	.fd_watch = op_fd_watch,
+	.fd_unwatch = op_fd_unwatch,
+	.txn_begin = op_txn_begin,
+	.txn_commit = state_commit,
+	.txn_abort = state_abort,
+	.state_get = state_get,
+	.state_put = state_put,
+	.state_del = state_del,
+	.state_foreach = state_foreach,
+	.now_ms = op_now_ms,
+};

@@ -1,0 +1,506 @@
+/* Loading plugins: check each descriptor, resolve dependencies, start in
+ * dependency order, stop in reverse (models: nginx's module signature
+ * check, strongSwan's plugin_loader). Every refusal names the file and the
+ * reason. */
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actor.h"
+#include "config.h"
+#include "core.h"
+
+const char *plugin_status_name(enum plugin_status status)
+{
+	static const char *const names[] = {
+		[PLUGIN_LOADED] = "loaded",   [PLUGIN_REFUSED] = "refused",
+		[PLUGIN_INIT] = "initialised", [PLUGIN_RUNNING] = "running",
+		[PLUGIN_FAILED] = "failed",   [PLUGIN_STOPPED] = "stopped",
+	};
+	return names[status];
+}
+
+static void refuse(struct core *core, struct plugin *p, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void refuse(struct core *core, struct plugin *p, const char *fmt, ...)
+{
+	va_list ap;
+	pthread_mutex_lock(&core->plugins_lock);
+	va_start(ap, fmt);
+	vsnprintf(p->error, sizeof(p->error), fmt, ap);
+	va_end(ap);
+	p->status = PLUGIN_REFUSED;
+	pthread_mutex_unlock(&core->plugins_lock);
+	core_log(MG_LOG_ERROR, "loader", "refused %s: %s", p->path, p->error);
+}
+
+/* The descriptor's checks, before anything of the plugin runs. */
+static int check_descriptor(struct core *core, struct plugin *p)
+{
+	const struct mg_plugin *d = p->desc;
+	if (d->abi_major != MG_ABI_MAJOR) {
+		refuse(core, p, "built for plugin ABI %u.%u, this meshgated speaks %d.%d",
+		       d->abi_major, d->abi_minor, MG_ABI_MAJOR, MG_ABI_MINOR);
+		return -1;
+	}
+	if (d->size < offsetof(struct mg_plugin, reserved)) {
+		refuse(core, p, "descriptor of %u bytes is too small for ABI %d", d->size,
+		       MG_ABI_MAJOR);
+		return -1;
+	}
+	if (d->ptr_size != sizeof(void *) || d->time_size != sizeof(time_t) ||
+	    d->long_size != sizeof(long) || !d->build_signature ||
+	    strcmp(d->build_signature, MG_BUILD_SIGNATURE)) {
+		refuse(core, p, "built with signature \"%s\" (ptr %u, time_t %u), expected \"%s\"",
+		       d->build_signature ? d->build_signature : "(none)", d->ptr_size,
+		       d->time_size, MG_BUILD_SIGNATURE);
+		return -1;
+	}
+	if (!d->name || !d->name[0] || strlen(d->name) >= sizeof(p->name)) {
+		refuse(core, p, "descriptor has no valid name");
+		return -1;
+	}
+	return 0;
+}
+
+static struct plugin *find_plugin(struct core *core, const char *name, struct plugin *except)
+{
+	for (size_t i = 0; i < core->nplugins; i++) {
+		struct plugin *p = core->plugins[i];
+		if (p != except && p->status != PLUGIN_REFUSED && !strcmp(p->name, name))
+			return p;
+	}
+	return NULL;
+}
+
+static int has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && !strcmp(s + n - m, suffix);
+}
+
+static int load_one(struct core *core, const char *path)
+{
+	struct plugin *p = calloc(1, sizeof(*p));
+	struct plugin **list = realloc(core->plugins, (core->nplugins + 1) * sizeof(*list));
+	if (!p || !list) {
+		free(p);
+		return -ENOMEM;
+	}
+	core->plugins = list;
+	core->plugins[core->nplugins++] = p;
+	p->core = core;
+	p->path = strdup(path);
+	p->ctx.size = sizeof(p->ctx);
+	p->ctx.api = &core_api;
+	p->status = PLUGIN_LOADED;
+	/* named after its file until its descriptor says otherwise */
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	if (!strncmp(base, "meshgate-", 9) && has_suffix(base, ".so"))
+		snprintf(p->name, sizeof(p->name), "%.*s", (int)(strlen(base) - 12), base + 9);
+
+	p->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!p->dl) {
+		refuse(core, p, "cannot load: %s", dlerror());
+		return 0;
+	}
+	p->desc = dlsym(p->dl, "mg_plugin_descriptor");
+	if (!p->desc) {
+		refuse(core, p, "missing symbol mg_plugin_descriptor (not a meshgate plugin?)");
+		return 0;
+	}
+	if (check_descriptor(core, p))
+		return 0;
+	snprintf(p->name, sizeof(p->name), "%s", p->desc->name);
+	struct plugin *twin = find_plugin(core, p->name, p);
+	if (twin) {
+		refuse(core, p, "duplicate plugin name '%s' (also in %s)", p->name, twin->path);
+		return 0;
+	}
+	snprintf(p->routing_id, sizeof(p->routing_id), "plugin/%s", p->name);
+	return 0;
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every meshgate-*.so of the directory, sorted, for a config without
+ * `plugins`. */
+static json_t *names_in_dir(const char *dir)
+{
+	json_t *names = json_array();
+	char *found[256];
+	size_t n = 0;
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	while (d && (e = readdir(d)) && n < 256)
+		if (!strncmp(e->d_name, "meshgate-", 9) && has_suffix(e->d_name, ".so"))
+			found[n++] = strndup(e->d_name + 9, strlen(e->d_name) - 12);
+	if (d)
+		closedir(d);
+	qsort(found, n, sizeof(found[0]), compare_strings);
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(names, json_string(found[i]));
+		free(found[i]);
+	}
+	return names;
+}
+
+int loader_load_all(struct core *core, const char *plugin_dir, json_t *names, char *err,
+		    size_t errlen)
+{
+	json_t *list = names ? json_incref(names) : names_in_dir(plugin_dir);
+	size_t i;
+	json_t *v;
+	json_array_foreach(list, i, v)
+	{
+		const char *name = json_string_value(v);
+		char path[4096];
+		if (!name || !name[0] || strchr(name, '/')) {
+			snprintf(err, errlen, "invalid plugin name in 'plugins'");
+			json_decref(list);
+			return -EINVAL;
+		}
+		snprintf(path, sizeof(path), "%s/meshgate-%s.so", plugin_dir, name);
+		int rc = load_one(core, path);
+		if (rc) {
+			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+			json_decref(list);
+			return rc;
+		}
+	}
+	json_decref(list);
+	return 0;
+}
+
+/* Does plugin `p` provide `what` (its name or a declared feature)? */
+static int provides(const struct plugin *p, const char *what)
+{
+	if (!strcmp(p->name, what))
+		return 1;
+	for (const char *const *f = p->desc->provides; f && *f; f++)
+		if (!strcmp(*f, what))
+			return 1;
+	return 0;
+}
+
+static struct plugin *provider(struct core *core, const char *what)
+{
+	for (size_t i = 0; i < core->nplugins; i++) {
+		struct plugin *p = core->plugins[i];
+		if (p->status != PLUGIN_REFUSED && provides(p, what))
+			return p;
+	}
+	return NULL;
+}
+
+/* Refuses plugins whose dependencies are missing, until nothing changes
+ * (a refusal can orphan another plugin). */
+static void refuse_missing_dependencies(struct core *core)
+{
+	int changed = 1;
+	while (changed) {
+		changed = 0;
+		for (size_t i = 0; i < core->nplugins; i++) {
+			struct plugin *p = core->plugins[i];
+			if (p->status == PLUGIN_REFUSED)
+				continue;
+			for (const char *const *dep = p->desc->depends; dep && *dep; dep++)
+				if (!provider(core, *dep)) {
+					refuse(core, p, "depends on '%s', which no loaded plugin provides",
+					       *dep);
+					changed = 1;
+					break;
+				}
+		}
+	}
+}
+
+enum mark { UNSEEN, VISITING, DONE };
+
+/* Depth-first topological sort; a back edge is a cycle, reported with its
+ * path. */
+static int visit(struct core *core, struct plugin *p, enum mark *marks, struct plugin **order,
+		 size_t *n, char *path, size_t pathlen)
+{
+	size_t idx = 0;
+	while (core->plugins[idx] != p)
+		idx++;
+	if (marks[idx] == DONE)
+		return 0;
+	size_t used = strlen(path);
+	snprintf(path + used, pathlen - used, "%s%s", used ? " -> " : "", p->name);
+	if (marks[idx] == VISITING)
+		return -ELOOP;
+	marks[idx] = VISITING;
+	for (const char *const *dep = p->desc->depends; dep && *dep; dep++) {
+		int rc = visit(core, provider(core, *dep), marks, order, n, path, pathlen);
+		if (rc)
+			return rc;
+	}
+	marks[idx] = DONE;
+	path[used] = '\0';
+	order[(*n)++] = p;
+	return 0;
+}
+
+int loader_sort(struct core *core, char *err, size_t errlen)
+{
+	refuse_missing_dependencies(core);
+	enum mark *marks = calloc(core->nplugins + 1, sizeof(*marks));
+	struct plugin **order = calloc(core->nplugins + 1, sizeof(*order));
+	size_t n = 0;
+	int rc = 0;
+	if (!marks || !order) {
+		free(marks);
+		free(order);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < core->nplugins && !rc; i++) {
+		struct plugin *p = core->plugins[i];
+		char path[1024] = "";
+		if (p->status == PLUGIN_REFUSED)
+			continue;
+		rc = visit(core, p, marks, order, &n, path, sizeof(path));
+		if (rc == -ELOOP) {
+			snprintf(err, errlen, "dependency cycle: %s", path);
+			for (size_t j = 0; j < core->nplugins; j++)
+				if (marks[j] == VISITING)
+					refuse(core, core->plugins[j], "%s", err);
+		}
+	}
+	/* refused plugins go last: they are listed by status, never started */
+	for (size_t i = 0; i < core->nplugins; i++)
+		if (core->plugins[i]->status == PLUGIN_REFUSED)
+			order[n++] = core->plugins[i];
+	if (n == core->nplugins)
+		memcpy(core->plugins, order, n * sizeof(*order));
+	free(marks);
+	free(order);
+	return rc;
+}
+
+/* The top level of the config: the core's settings plus one group per
+ * loaded plugin, validated in one pass so that errors name the line. */
+static struct mg_setting *full_schema(struct core *core)
+{
+	size_t ncore = 0;
+	while (mg_core_settings[ncore].name)
+		ncore++;
+	struct mg_setting *schema = calloc(ncore + core->nplugins + 1, sizeof(*schema));
+	if (!schema)
+		return NULL;
+	memcpy(schema, mg_core_settings, ncore * sizeof(*schema));
+	size_t n = ncore;
+	for (size_t i = 0; i < core->nplugins; i++) {
+		struct plugin *p = core->plugins[i];
+		if (!p->name[0])
+			continue;
+		static const struct mg_setting none[] = {{0}};
+		schema[n++] = (struct mg_setting){
+			p->name, MG_SETTING_GROUP, NULL, NULL,
+			p->status == PLUGIN_REFUSED ? NULL
+						    : (p->desc->settings ? p->desc->settings : none),
+			0};
+	}
+	return schema;
+}
+
+static json_t *validate_all(struct core *core, const config_setting_t *root, char *err,
+			    size_t errlen)
+{
+	struct mg_setting *schema = full_schema(core);
+	if (!schema) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	json_t *all = mg_config_section(root, schema, "", err, errlen);
+	free(schema);
+	return all;
+}
+
+int loader_configure(struct core *core, const config_setting_t *root, char *err, size_t errlen)
+{
+	json_t *all = validate_all(core, root, err, errlen);
+	if (!all)
+		return -EINVAL;
+	for (size_t i = 0; i < core->nplugins; i++) {
+		struct plugin *p = core->plugins[i];
+		if (p->name[0])
+			p->config = json_incref(json_object_get(all, p->name));
+	}
+	json_decref(all);
+	return 0;
+}
+
+static void set_status(struct core *core, struct plugin *p, enum plugin_status status,
+		       const char *error)
+{
+	pthread_mutex_lock(&core->plugins_lock);
+	p->status = status;
+	if (error)
+		snprintf(p->error, sizeof(p->error), "%s", error);
+	pthread_mutex_unlock(&core->plugins_lock);
+}
+
+/* The databases a plugin declares it writes become its own. */
+static int claim_databases(struct core *core, struct plugin *p, char *err, size_t errlen)
+{
+	for (const char *const *db = p->desc->owns; db && *db; db++) {
+		int rc = state_claim(core->state, *db, p->name);
+		if (rc) {
+			snprintf(err, errlen, "cannot own state database '%s': %s", *db,
+				 rc == -EEXIST ? "another plugin owns it" : strerror(-rc));
+			state_release(core->state, p->name);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static void fail(struct core *core, struct plugin *p, const char *what, int rc)
+{
+	char msg[512];
+	snprintf(msg, sizeof(msg), "%s failed: %s", what, strerror(rc < 0 ? -rc : rc));
+	core_log(MG_LOG_ERROR, "loader", "%s: %s", p->name, msg);
+	actor_terminate(p);
+	state_release(core->state, p->name);
+	set_status(core, p, PLUGIN_FAILED, msg);
+}
+
+/* A plugin whose dependency failed cannot start either. */
+static int dependencies_running(struct core *core, struct plugin *p, char *why, size_t len)
+{
+	for (const char *const *dep = p->desc->depends; dep && *dep; dep++) {
+		struct plugin *q = provider(core, *dep);
+		if (!q || (q->status != PLUGIN_INIT && q->status != PLUGIN_RUNNING)) {
+			snprintf(why, len, "dependency '%s' is not running", *dep);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int loader_start_all(struct core *core, int stop_on_error)
+{
+	int failures = 0;
+	char err[512];
+
+	for (size_t i = 0; i < core->nplugins; i++) {
+		struct plugin *p = core->plugins[i];
+		if (p->status == PLUGIN_REFUSED) {
+			failures++;
+			continue;
+		}
+		if (!dependencies_running(core, p, err, sizeof(err))) {
+			set_status(core, p, PLUGIN_FAILED, err);
+			failures++;
+			continue;
+		}
+		int rc = claim_databases(core, p, err, sizeof(err));
+		if (rc) {
+			set_status(core, p, PLUGIN_FAILED, err);
+			failures++;
+		} else if ((rc = actor_spawn(p))) {
+			fail(core, p, "spawn", rc);
+			failures++;
+		} else if ((rc = actor_call(p, "INIT"))) {
+			fail(core, p, "init", rc);
+			failures++;
+		} else {
+			set_status(core, p, PLUGIN_INIT, "");
+		}
+		if (failures && stop_on_error)
+			return -1;
+	}
+	for (size_t i = 0; i < core->nplugins; i++) {
+		struct plugin *p = core->plugins[i];
+		if (p->status != PLUGIN_INIT)
+			continue;
+		int rc = actor_call(p, "START");
+		if (rc) {
+			fail(core, p, "start", rc);
+			failures++;
+			if (stop_on_error)
+				return -1;
+			continue;
+		}
+		set_status(core, p, PLUGIN_RUNNING, "");
+		core_log(MG_LOG_INFO, "loader", "started %s %s", p->name, p->desc->version);
+	}
+	return failures ? -1 : 0;
+}
+
+void loader_reload_all(struct core *core, const config_setting_t *root)
+{
+	char err[1024];
+	json_t *all = validate_all(core, root, err, sizeof(err));
+	if (!all) {
+		core_log(MG_LOG_ERROR, "config", "reload refused, keeping the running config: %s",
+			 err);
+		return;
+	}
+	for (size_t i = 0; i < core->nplugins; i++) {
+		struct plugin *p = core->plugins[i];
+		if (p->status != PLUGIN_RUNNING)
+			continue;
+		p->next_config = json_incref(json_object_get(all, p->name));
+		int rc = actor_call(p, "RELOAD");
+		if (rc)
+			core_log(MG_LOG_ERROR, "loader", "%s refused the new config: %s", p->name,
+				 strerror(-rc));
+	}
+	json_decref(all);
+}
+
+void loader_stop_all(struct core *core)
+{
+	for (size_t i = core->nplugins; i-- > 0;) {
+		struct plugin *p = core->plugins[i];
+		if (!p->actor)
+			continue;
+		actor_terminate(p);
+		state_release(core->state, p->name);
+		set_status(core, p, PLUGIN_STOPPED, NULL);
+		core_log(MG_LOG_INFO, "loader", "stopped %s", p->name);
+	}
+}
+
+void loader_unload_all(struct core *core)
+{
+	for (size_t i = 0; i < core->nplugins; i++) {
+		struct plugin *p = core->plugins[i];
+		if (p->dl)
+			dlclose(p->dl);
+		json_decref(p->config);
+		json_decref(p->next_config);
+		free(p->path);
+		free(p);
+	}
+	free(core->plugins);
+	core->plugins = NULL;
+	core->nplugins = 0;
+}
+
+json_t *loader_status(struct core *core)
+{
+	json_t *list = json_array();
+	pthread_mutex_lock(&core->plugins_lock);
+	for (size_t i = 0; i < core->nplugins; i++) {
+		struct plugin *p = core->plugins[i];
+		json_t *entry = json_pack("{s:s, s:s, s:s, s:s}", "name",
+					  p->name[0] ? p->name : "?", "version",
+					  p->desc && p->desc->version ? p->desc->version : "",
+					  "state", plugin_status_name(p->status), "path", p->path);
+		if (p->error[0])
+			json_object_set_new(entry, "error", json_string(p->error));
+		json_array_append_new(list, entry);
+	}
+	pthread_mutex_unlock(&core->plugins_lock);
+	return list;
+}

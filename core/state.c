@@ -1,0 +1,357 @@
+#include "state.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_DBS 64
+#define MAX_KEY 480 /* LMDB's key limit is 511 bytes */
+
+struct db_entry {
+	char name[64];
+	char owner[64]; /* "" when nobody owns it */
+	MDB_dbi dbi;
+	int open;
+};
+
+struct mg_state {
+	MDB_env *env;
+	pthread_mutex_t lock; /* dbs[] and the opening of handles */
+	struct db_entry dbs[MAX_DBS];
+	size_t ndbs;
+	state_commit_fn on_commit;
+	void *on_commit_arg;
+};
+
+struct change {
+	char *db;
+	char *key;
+	const char *op;
+};
+
+struct mg_txn {
+	struct mg_state *state;
+	MDB_txn *txn;
+	const char *owner;
+	struct change *changes;
+	size_t nchanges, cap;
+};
+
+static int lmdb_errno(int rc)
+{
+	switch (rc) {
+	case 0:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_MAP_FULL:
+	case MDB_TXN_FULL:
+		return -ENOSPC;
+	case MDB_BAD_VALSIZE:
+		return -EINVAL;
+	default:
+		return rc > 0 ? -rc : -EIO;
+	}
+}
+
+struct mg_state *state_open(const char *dir, size_t map_size, char *err, size_t errlen)
+{
+	struct mg_state *state = calloc(1, sizeof(*state));
+	int rc;
+
+	if (!state) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&state->lock, NULL);
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create state dir %s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	if ((rc = mdb_env_create(&state->env)) || (rc = mdb_env_set_maxdbs(state->env, MAX_DBS)) ||
+	    (rc = mdb_env_set_mapsize(state->env, map_size)) ||
+	    (rc = mdb_env_set_maxreaders(state->env, 254)) ||
+	    /* MDB_NOTLS: read transactions may be used by whichever thread;
+	     * no MDB_NOSYNC: an acknowledged commit survives a crash. */
+	    (rc = mdb_env_open(state->env, dir, MDB_NOTLS, 0600))) {
+		snprintf(err, errlen, "cannot open state in %s: %s", dir, mdb_strerror(rc));
+		goto fail;
+	}
+	return state;
+fail:
+	if (state->env)
+		mdb_env_close(state->env);
+	pthread_mutex_destroy(&state->lock);
+	free(state);
+	return NULL;
+}
+
+void state_close(struct mg_state *state)
+{
+	if (!state)
+		return;
+	mdb_env_close(state->env);
+	pthread_mutex_destroy(&state->lock);
+	free(state);
+}
+
+void state_on_commit(struct mg_state *state, state_commit_fn fn, void *arg)
+{
+	state->on_commit = fn;
+	state->on_commit_arg = arg;
+}
+
+static struct db_entry *find_db(struct mg_state *state, const char *name)
+{
+	for (size_t i = 0; i < state->ndbs; i++)
+		if (!strcmp(state->dbs[i].name, name))
+			return &state->dbs[i];
+	return NULL;
+}
+
+static struct db_entry *add_db(struct mg_state *state, const char *name)
+{
+	if (state->ndbs == MAX_DBS || strlen(name) >= sizeof(state->dbs[0].name))
+		return NULL;
+	struct db_entry *e = &state->dbs[state->ndbs++];
+	memset(e, 0, sizeof(*e));
+	strcpy(e->name, name);
+	return e;
+}
+
+/* Opens the handle of `db` in a transaction of its own, so that it stays
+ * valid for every later transaction (LMDB's rule for mdb_dbi_open). Called
+ * with state->lock held. */
+static int open_handle(struct mg_state *state, struct db_entry *e, int create)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(state->env, NULL, create ? 0 : MDB_RDONLY, &txn);
+	if (rc)
+		return lmdb_errno(rc);
+	rc = mdb_dbi_open(txn, e->name, create ? MDB_CREATE : 0, &e->dbi);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return lmdb_errno(rc);
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc)
+		return lmdb_errno(rc);
+	e->open = 1;
+	return 0;
+}
+
+int state_claim(struct mg_state *state, const char *db, const char *owner)
+{
+	int rc = 0;
+	pthread_mutex_lock(&state->lock);
+	struct db_entry *e = find_db(state, db);
+	if (!e)
+		e = add_db(state, db);
+	if (!e)
+		rc = -ENOSPC;
+	else if (e->owner[0] && strcmp(e->owner, owner))
+		rc = -EEXIST;
+	else if (!e->open)
+		rc = open_handle(state, e, 1);
+	if (!rc)
+		snprintf(e->owner, sizeof(e->owner), "%s", owner);
+	pthread_mutex_unlock(&state->lock);
+	return rc;
+}
+
+void state_release(struct mg_state *state, const char *owner)
+{
+	pthread_mutex_lock(&state->lock);
+	for (size_t i = 0; i < state->ndbs; i++)
+		if (!strcmp(state->dbs[i].owner, owner))
+			state->dbs[i].owner[0] = '\0';
+	pthread_mutex_unlock(&state->lock);
+}
+
+/* The handle of `db` for this transaction; -ENOENT if it does not exist
+ * yet (nobody has written it: reads see it empty), -EPERM if the
+ * transaction writes a database its owner does not hold. */
+static int db_handle(struct mg_txn *t, const char *db, int write, MDB_dbi *dbi)
+{
+	struct mg_state *state = t->state;
+	int rc = 0;
+
+	pthread_mutex_lock(&state->lock);
+	struct db_entry *e = find_db(state, db);
+	if (write && (!e || !t->owner || strcmp(e->owner, t->owner)))
+		rc = -EPERM;
+	else if (!e && !(e = add_db(state, db)))
+		rc = -ENOSPC;
+	else if (!e->open)
+		rc = open_handle(state, e, 0);
+	if (!rc)
+		*dbi = e->dbi;
+	pthread_mutex_unlock(&state->lock);
+	return rc;
+}
+
+int state_begin(struct mg_state *state, const char *owner, int read_only,
+		   struct mg_txn **txn)
+{
+	struct mg_txn *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->state = state;
+	t->owner = read_only ? NULL : owner;
+	int rc = mdb_txn_begin(state->env, NULL, read_only ? MDB_RDONLY : 0, &t->txn);
+	if (rc) {
+		free(t);
+		return lmdb_errno(rc);
+	}
+	*txn = t;
+	return 0;
+}
+
+static void free_txn(struct mg_txn *t)
+{
+	for (size_t i = 0; i < t->nchanges; i++) {
+		free(t->changes[i].db);
+		free(t->changes[i].key);
+	}
+	free(t->changes);
+	free(t);
+}
+
+int state_commit(struct mg_txn *t)
+{
+	int rc = lmdb_errno(mdb_txn_commit(t->txn));
+	if (!rc && t->state->on_commit)
+		for (size_t i = 0; i < t->nchanges; i++)
+			t->state->on_commit(t->changes[i].db, t->changes[i].key, t->changes[i].op,
+					    t->state->on_commit_arg);
+	free_txn(t);
+	return rc;
+}
+
+void state_abort(struct mg_txn *t)
+{
+	if (!t)
+		return;
+	mdb_txn_abort(t->txn);
+	free_txn(t);
+}
+
+static int check_key(const char *key)
+{
+	size_t n = key ? strlen(key) : 0;
+	return n == 0 || n > MAX_KEY ? -EINVAL : 0;
+}
+
+int state_get(struct mg_txn *t, const char *db, const char *key, json_t **value)
+{
+	MDB_dbi dbi;
+	MDB_val k = {strlen(key), (void *)key}, v;
+	int rc = check_key(key);
+
+	*value = NULL;
+	if (rc || (rc = db_handle(t, db, 0, &dbi)))
+		return rc;
+	if ((rc = lmdb_errno(mdb_get(t->txn, dbi, &k, &v))))
+		return rc;
+	*value = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+	return *value ? 0 : -EILSEQ;
+}
+
+static int record_change(struct mg_txn *t, const char *db, const char *key, const char *op)
+{
+	if (t->nchanges == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 8;
+		struct change *c = realloc(t->changes, cap * sizeof(*c));
+		if (!c)
+			return -ENOMEM;
+		t->changes = c;
+		t->cap = cap;
+	}
+	struct change *c = &t->changes[t->nchanges];
+	c->db = strdup(db);
+	c->key = strdup(key);
+	c->op = op;
+	if (!c->db || !c->key) {
+		free(c->db);
+		free(c->key);
+		return -ENOMEM;
+	}
+	t->nchanges++;
+	return 0;
+}
+
+int state_put(struct mg_txn *t, const char *db, const char *key, json_t *value)
+{
+	MDB_dbi dbi;
+	int rc = check_key(key);
+
+	if (rc)
+		return rc;
+	if (!json_is_object(value))
+		return -EINVAL;
+	if ((rc = db_handle(t, db, 1, &dbi)))
+		return rc;
+	if (!json_object_get(value, "v"))
+		json_object_set_new(value, "v", json_integer(1));
+	char *text = json_dumps(value, JSON_COMPACT);
+	if (!text)
+		return -ENOMEM;
+	MDB_val k = {strlen(key), (void *)key}, v = {strlen(text), text};
+	rc = lmdb_errno(mdb_put(t->txn, dbi, &k, &v, 0));
+	free(text);
+	return rc ? rc : record_change(t, db, key, "put");
+}
+
+int state_del(struct mg_txn *t, const char *db, const char *key)
+{
+	MDB_dbi dbi;
+	int rc = check_key(key);
+
+	if (rc || (rc = db_handle(t, db, 1, &dbi)))
+		return rc;
+	MDB_val k = {strlen(key), (void *)key};
+	if ((rc = lmdb_errno(mdb_del(t->txn, dbi, &k, NULL))))
+		return rc;
+	return record_change(t, db, key, "del");
+}
+
+int state_foreach(struct mg_txn *t, const char *db, const char *prefix,
+		     int (*fn)(const char *key, json_t *value, void *arg), void *arg)
+{
+	MDB_dbi dbi;
+	MDB_cursor *cur;
+	size_t plen = prefix ? strlen(prefix) : 0;
+	int rc = db_handle(t, db, 0, &dbi);
+
+	if (rc == -ENOENT)
+		return 0; /* never written: empty */
+	if (rc || (rc = lmdb_errno(mdb_cursor_open(t->txn, dbi, &cur))))
+		return rc;
+	MDB_val k = {plen, (void *)prefix}, v;
+	int op = plen ? MDB_SET_RANGE : MDB_FIRST;
+	char keybuf[MAX_KEY + 32];
+	while (!(rc = mdb_cursor_get(cur, &k, &v, op))) {
+		op = MDB_NEXT;
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen))
+			break;
+		if (k.mv_size >= sizeof(keybuf))
+			continue;
+		memcpy(keybuf, k.mv_data, k.mv_size);
+		keybuf[k.mv_size] = '\0';
+		json_t *value = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+		if (!value)
+			continue; /* not ours to judge: skip what does not parse */
+		int stop = fn(keybuf, value, arg);
+		json_decref(value);
+		if (stop) {
+			mdb_cursor_close(cur);
+			return stop;
+		}
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : lmdb_errno(rc);
+}

@@ -1,0 +1,39 @@
+/* (Functions are state_*: the SDK's mg_state_* are the plugin-side wrappers.)
+ * State: one LMDB environment per node, named databases of JSON objects.
+ * Each database has one owner, the only one that may write it; every
+ * commit is durable (no MDB_NOSYNC) and its changes are handed to a
+ * callback that announces them on the bus. */
+#ifndef MG_CORE_STATE_H
+#define MG_CORE_STATE_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+struct mg_state;
+struct mg_txn;
+
+/* Called after each durable commit, once per changed key. */
+typedef void (*state_commit_fn)(const char *db, const char *key, const char *op, void *arg);
+
+struct mg_state *state_open(const char *dir, size_t map_size, char *err, size_t errlen);
+void state_close(struct mg_state *state);
+void state_on_commit(struct mg_state *state, state_commit_fn fn, void *arg);
+
+/* Makes `owner` the writer of `db` and creates it. -EEXIST if another owns it. */
+int state_claim(struct mg_state *state, const char *db, const char *owner);
+/* Gives up every database `owner` holds (the plugin stopped). */
+void state_release(struct mg_state *state, const char *owner);
+
+/* owner: who writes (NULL for a read-only transaction). */
+int state_begin(struct mg_state *state, const char *owner, int read_only,
+		   struct mg_txn **txn);
+int state_commit(struct mg_txn *txn);
+void state_abort(struct mg_txn *txn);
+int state_get(struct mg_txn *txn, const char *db, const char *key, json_t **value);
+int state_put(struct mg_txn *txn, const char *db, const char *key, json_t *value);
+int state_del(struct mg_txn *txn, const char *db, const char *key);
+int state_foreach(struct mg_txn *txn, const char *db, const char *prefix,
+		     int (*fn)(const char *key, json_t *value, void *arg), void *arg);
+
+#endif

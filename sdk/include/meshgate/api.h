@@ -1,0 +1,230 @@
+/* The core's services to a plugin: bus, state, config, log, timers.
+ *
+ * A plugin never links against the core. It reaches the core through the
+ * ops table in its context (ctx->api); the inline mg_* wrappers below are
+ * the way to call it. struct mg_api only grows by appending, and `size`
+ * tells a plugin which members exist. */
+#ifndef MESHGATE_API_H
+#define MESHGATE_API_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include <meshgate/plugin.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MG_API_VERSION 1
+
+enum mg_log_level { MG_LOG_ERROR = 0, MG_LOG_WARN, MG_LOG_INFO, MG_LOG_DEBUG };
+
+/* Default deadline of a bus request, in milliseconds. */
+#define MG_REQUEST_TIMEOUT_MS 5000
+
+/* Flags of mg_txn_begin. */
+#define MG_TXN_READ 0x1
+
+/* Events of mg_fd_watch. */
+#define MG_FD_READ 0x1
+#define MG_FD_WRITE 0x2
+
+typedef struct mg_txn mg_txn;
+
+/* A service handler: gets the request, returns a new reference to the
+ * reply object. A reply with an "error" member is an error reply; build
+ * one with mg_error(). Returning NULL sends an "internal" error. */
+typedef json_t *(*mg_service_fn)(mg_ctx *ctx, const char *service, json_t *request,
+				 void *arg);
+typedef void (*mg_event_fn)(mg_ctx *ctx, const char *topic, json_t *payload, void *arg);
+typedef void (*mg_timer_fn)(mg_ctx *ctx, void *arg);
+typedef void (*mg_fd_fn)(mg_ctx *ctx, int fd, int events, void *arg);
+/* Returns 0 to go on, anything else stops the walk and is returned. */
+typedef int (*mg_state_fn)(const char *key, json_t *value, void *arg);
+
+struct mg_api {
+	uint32_t size;
+	uint32_t version;
+
+	/* log: any thread */
+	void (*vlog)(mg_ctx *ctx, enum mg_log_level level, const char *fmt, va_list ap);
+
+	/* config: the plugin's section, validated, defaults filled in */
+	json_t *(*config)(mg_ctx *ctx);
+	const char *(*state_dir)(mg_ctx *ctx);
+
+	/* bus. service_*, subscribe and the loop calls: the plugin's own thread
+	 * only. request and publish: any thread. */
+	int (*service_add)(mg_ctx *ctx, const char *service, mg_service_fn fn, void *arg);
+	int (*service_del)(mg_ctx *ctx, const char *service);
+	int (*request)(mg_ctx *ctx, const char *service, json_t *request, int timeout_ms,
+		       json_t **reply);
+	int (*subscribe)(mg_ctx *ctx, const char *prefix, mg_event_fn fn, void *arg);
+	int (*unsubscribe)(mg_ctx *ctx, const char *prefix);
+	int (*publish)(mg_ctx *ctx, const char *topic, json_t *payload);
+
+	/* the plugin's event loop */
+	int (*timer_add)(mg_ctx *ctx, unsigned interval_ms, int repeat, mg_timer_fn fn,
+			 void *arg);
+	int (*timer_del)(mg_ctx *ctx, int timer_id);
+	int (*fd_watch)(mg_ctx *ctx, int fd, int events, mg_fd_fn fn, void *arg);
+	int (*fd_unwatch)(mg_ctx *ctx, int fd);
+
+	/* state (LMDB): any thread; a transaction stays on the thread that began it */
+	int (*txn_begin)(mg_ctx *ctx, int flags, mg_txn **txn);
+	int (*txn_commit)(mg_txn *txn);
+	void (*txn_abort)(mg_txn *txn);
+	int (*state_get)(mg_txn *txn, const char *db, const char *key, json_t **value);
+	int (*state_put)(mg_txn *txn, const char *db, const char *key, json_t *value);
+	int (*state_del)(mg_txn *txn, const char *db, const char *key);
+	int (*state_foreach)(mg_txn *txn, const char *db, const char *prefix, mg_state_fn fn,
+			     void *arg);
+
+	/* wall clock in milliseconds since the epoch (a mock core may fake it) */
+	uint64_t (*now_ms)(mg_ctx *ctx);
+
+	void *reserved[16];
+};
+
+/* What the core hands to every callback. The core owns it; `self` is the
+ * plugin's own pointer, set in init. */
+struct mg_ctx {
+	uint32_t size;
+	const struct mg_api *api;
+	void *self;
+};
+
+/* ---- wrappers: the names plugin code uses ---- */
+
+static inline void mg_log(mg_ctx *ctx, enum mg_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static inline void mg_log(mg_ctx *ctx, enum mg_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	ctx->api->vlog(ctx, level, fmt, ap);
+	va_end(ap);
+}
+#define mg_error_log(ctx, ...) mg_log(ctx, MG_LOG_ERROR, __VA_ARGS__)
+#define mg_warn(ctx, ...) mg_log(ctx, MG_LOG_WARN, __VA_ARGS__)
+#define mg_info(ctx, ...) mg_log(ctx, MG_LOG_INFO, __VA_ARGS__)
+#define mg_debug(ctx, ...) mg_log(ctx, MG_LOG_DEBUG, __VA_ARGS__)
+
+/* Borrowed reference, valid until the next reload. */
+static inline json_t *mg_config(mg_ctx *ctx) { return ctx->api->config(ctx); }
+static inline const char *mg_state_dir(mg_ctx *ctx) { return ctx->api->state_dir(ctx); }
+
+static inline int mg_service_add(mg_ctx *ctx, const char *service, mg_service_fn fn, void *arg)
+{
+	return ctx->api->service_add(ctx, service, fn, arg);
+}
+static inline int mg_service_del(mg_ctx *ctx, const char *service)
+{
+	return ctx->api->service_del(ctx, service);
+}
+
+/* Sends `request` (borrowed; NULL = {}) to the plugin owning `service` and
+ * waits at most timeout_ms (<= 0: MG_REQUEST_TIMEOUT_MS). *reply is always
+ * set: the reply, or an error object {"error": CODE, "message": TEXT}.
+ * Returns 0, -ENOENT (no such service), -ETIMEDOUT, -EPROTO (malformed
+ * reply) or -EREMOTEIO (the service answered with an error). */
+static inline int mg_request(mg_ctx *ctx, const char *service, json_t *request, int timeout_ms,
+			     json_t **reply)
+{
+	return ctx->api->request(ctx, service, request, timeout_ms, reply);
+}
+
+/* Events: every subscriber whose prefix starts the topic receives it.
+ * Topics are dotted: "device.changed", "state.devices". */
+static inline int mg_subscribe(mg_ctx *ctx, const char *prefix, mg_event_fn fn, void *arg)
+{
+	return ctx->api->subscribe(ctx, prefix, fn, arg);
+}
+static inline int mg_unsubscribe(mg_ctx *ctx, const char *prefix)
+{
+	return ctx->api->unsubscribe(ctx, prefix);
+}
+static inline int mg_publish(mg_ctx *ctx, const char *topic, json_t *payload)
+{
+	return ctx->api->publish(ctx, topic, payload);
+}
+
+/* Returns a timer id > 0 or a negative errno. */
+static inline int mg_timer_add(mg_ctx *ctx, unsigned interval_ms, int repeat, mg_timer_fn fn,
+			       void *arg)
+{
+	return ctx->api->timer_add(ctx, interval_ms, repeat, fn, arg);
+}
+static inline int mg_timer_del(mg_ctx *ctx, int timer_id)
+{
+	return ctx->api->timer_del(ctx, timer_id);
+}
+static inline int mg_fd_watch(mg_ctx *ctx, int fd, int events, mg_fd_fn fn, void *arg)
+{
+	return ctx->api->fd_watch(ctx, fd, events, fn, arg);
+}
+static inline int mg_fd_unwatch(mg_ctx *ctx, int fd) { return ctx->api->fd_unwatch(ctx, fd); }
+
+/* State: named databases of JSON objects, keyed by strings. A put stamps
+ * the value with "v" (its schema version, 1 unless the writer set one).
+ * Writes go to databases the plugin owns (-EPERM otherwise); a commit is
+ * durable when it returns 0 and is announced on the bus as the event
+ * "state.<db>" with {"db", "key", "op": "put"|"del"}.
+ * get returns -ENOENT for a missing key. */
+static inline int mg_txn_begin(mg_ctx *ctx, int flags, mg_txn **txn)
+{
+	return ctx->api->txn_begin(ctx, flags, txn);
+}
+static inline int mg_txn_commit(mg_ctx *ctx, mg_txn *txn) { return ctx->api->txn_commit(txn); }
+static inline void mg_txn_abort(mg_ctx *ctx, mg_txn *txn) { ctx->api->txn_abort(txn); }
+static inline int mg_state_get(mg_ctx *ctx, mg_txn *txn, const char *db, const char *key,
+			       json_t **value)
+{
+	return ctx->api->state_get(txn, db, key, value);
+}
+static inline int mg_state_put(mg_ctx *ctx, mg_txn *txn, const char *db, const char *key,
+			       json_t *value)
+{
+	return ctx->api->state_put(txn, db, key, value);
+}
+static inline int mg_state_del(mg_ctx *ctx, mg_txn *txn, const char *db, const char *key)
+{
+	return ctx->api->state_del(txn, db, key);
+}
+static inline int mg_state_foreach(mg_ctx *ctx, mg_txn *txn, const char *db, const char *prefix,
+				   mg_state_fn fn, void *arg)
+{
+	return ctx->api->state_foreach(txn, db, prefix, fn, arg);
+}
+
+/* Wall-clock milliseconds; use it (not time()) so tests can move time. */
+static inline uint64_t mg_now_ms(mg_ctx *ctx) { return ctx->api->now_ms(ctx); }
+
+/* {"error": code, "message": printf(fmt, ...)} */
+static inline json_t *mg_error(const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static inline json_t *mg_error(const char *code, const char *fmt, ...)
+{
+	char message[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	return json_pack("{s:s, s:s}", "error", code, "message", message);
+}
+
+/* The error code of a reply, or NULL when it is not an error. */
+static inline const char *mg_reply_error(json_t *reply)
+{
+	return json_string_value(json_object_get(reply, "error"));
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

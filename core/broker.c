@@ -292,7 +292,7 @@ static void route_event(struct broker *b, const struct mg_bus_msg *msg)
 static void handle(struct broker *b, struct mg_bus_slice from, const struct mg_bus_msg *msg)
 {
 	char name[MG_BUS_MAX_NAME + 1] = "";
-	if (msg->name.len <= MG_BUS_MAX_NAME) {
+	if (msg->name.len && msg->name.len <= MG_BUS_MAX_NAME) {
 		memcpy(name, msg->name.data, msg->name.len);
 		name[msg->name.len] = '\0';
 	}

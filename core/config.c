@@ -61,19 +61,19 @@ static const char *type_name(enum mg_setting_type type)
 {
 	switch (type) {
 	case MG_SETTING_STRING:
-		return "string";
+		return "a string";
 	case MG_SETTING_INT:
-		return "integer";
+		return "an integer";
 	case MG_SETTING_BOOL:
-		return "boolean";
+		return "a boolean";
 	case MG_SETTING_STRINGS:
-		return "list of strings";
+		return "a list of strings";
 	case MG_SETTING_MAP:
-		return "group of named values";
+		return "a group of named values";
 	case MG_SETTING_LIST:
-		return "list of groups";
+		return "a list of groups";
 	case MG_SETTING_GROUP:
-		return "group";
+		return "a group";
 	}
 	return "?";
 }
@@ -96,7 +96,7 @@ static json_t *type_error(const config_setting_t *s, const struct mg_setting *de
 {
 	char at[512];
 	where(s, at, sizeof(at));
-	snprintf(err, errlen, "%ssetting '%s' must be a %s", at, path, type_name(decl->type));
+	snprintf(err, errlen, "%ssetting '%s' must be %s", at, path, type_name(decl->type));
 	return NULL;
 }
 

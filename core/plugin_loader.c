@@ -278,7 +278,7 @@ int loader_sort(struct core *core, char *err, size_t errlen)
 	for (size_t i = 0; i < core->nplugins; i++)
 		if (core->plugins[i]->status == PLUGIN_REFUSED)
 			order[n++] = core->plugins[i];
-	if (n == core->nplugins)
+	if (n && n == core->nplugins)
 		memcpy(core->plugins, order, n * sizeof(*order));
 	free(marks);
 	free(order);

@@ -336,7 +336,7 @@ int state_foreach(struct mg_txn *t, const char *db, const char *prefix,
 	char keybuf[MAX_KEY + 32];
 	while (!(rc = mdb_cursor_get(cur, &k, &v, op))) {
 		op = MDB_NEXT;
-		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen))
+		if (k.mv_size < plen || (plen && memcmp(k.mv_data, prefix, plen)))
 			break;
 		if (k.mv_size >= sizeof(keybuf))
 			continue;

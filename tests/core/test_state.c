@@ -1,0 +1,151 @@
+/* The state layer on its own: owners, versions, prefixes, commit events. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "state.h"
+
+struct fixture {
+	char dir[64];
+	struct mg_state *state;
+	int events;
+	char last[128];
+};
+
+static void on_commit(const char *db, const char *key, const char *op, void *arg)
+{
+	struct fixture *f = arg;
+	f->events++;
+	snprintf(f->last, sizeof(f->last), "%s/%s/%s", db, key, op);
+}
+
+static int setup(void **ctx)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char err[256];
+	snprintf(f->dir, sizeof(f->dir), "/tmp/mgstate.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	f->state = state_open(f->dir, 64 << 20, err, sizeof(err));
+	assert_non_null(f->state);
+	state_on_commit(f->state, on_commit, f);
+	*ctx = f;
+	return 0;
+}
+
+static int teardown(void **ctx)
+{
+	struct fixture *f = *ctx;
+	char cmd[128];
+	state_close(f->state);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static void put_one(struct mg_state *s, const char *owner, const char *key, int n, int expect)
+{
+	struct mg_txn *t;
+	assert_int_equal(state_begin(s, owner, 0, &t), 0);
+	json_t *v = json_pack("{s:i}", "n", n);
+	int rc = state_put(t, "users", key, v);
+	json_decref(v);
+	assert_int_equal(rc, expect);
+	if (rc)
+		state_abort(t);
+	else
+		assert_int_equal(state_commit(t), 0);
+}
+
+static void test_owner_writes_others_read(void **ctx)
+{
+	struct fixture *f = *ctx;
+	struct mg_txn *t;
+	json_t *v;
+	assert_int_equal(state_claim(f->state, "users", "preauth"), 0);
+	assert_int_equal(state_claim(f->state, "users", "intruder"), -EEXIST);
+	put_one(f->state, "preauth", "alice", 1, 0);
+	put_one(f->state, "intruder", "alice", 2, -EPERM);
+	assert_int_equal(f->events, 1);
+	assert_string_equal(f->last, "users/alice/put");
+
+	assert_int_equal(state_begin(f->state, NULL, 1, &t), 0);
+	assert_int_equal(state_get(t, "users", "alice", &v), 0);
+	assert_int_equal(json_integer_value(json_object_get(v, "n")), 1);
+	assert_int_equal(json_integer_value(json_object_get(v, "v")), 1); /* version stamped */
+	json_decref(v);
+	assert_int_equal(state_get(t, "users", "bob", &v), -ENOENT);
+	assert_int_equal(state_get(t, "never_written", "x", &v), -ENOENT);
+	state_abort(t);
+}
+
+static int count(const char *key, json_t *value, void *arg)
+{
+	(void)key;
+	(void)value;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void test_prefix_walk_and_abort(void **ctx)
+{
+	struct fixture *f = *ctx;
+	struct mg_txn *t;
+	int n = 0;
+	assert_int_equal(state_claim(f->state, "users", "preauth"), 0);
+	put_one(f->state, "preauth", "dev-1", 1, 0);
+	put_one(f->state, "preauth", "dev-2", 2, 0);
+	put_one(f->state, "preauth", "user-1", 3, 0);
+	/* an aborted write is not seen and not announced */
+	int events = f->events;
+	assert_int_equal(state_begin(f->state, "preauth", 0, &t), 0);
+	json_t *v = json_object();
+	assert_int_equal(state_put(t, "users", "dev-3", v), 0);
+	json_decref(v);
+	state_abort(t);
+	assert_int_equal(f->events, events);
+
+	assert_int_equal(state_begin(f->state, NULL, 1, &t), 0);
+	assert_int_equal(state_foreach(t, "users", "dev-", count, &n), 0);
+	assert_int_equal(n, 2);
+	n = 0;
+	assert_int_equal(state_foreach(t, "users", NULL, count, &n), 0);
+	assert_int_equal(n, 3);
+	state_abort(t);
+}
+
+static void test_bad_input_changes_nothing(void **ctx)
+{
+	struct fixture *f = *ctx;
+	struct mg_txn *t;
+	char key[600];
+	memset(key, 'k', sizeof(key) - 1);
+	key[sizeof(key) - 1] = '\0';
+	assert_int_equal(state_claim(f->state, "users", "preauth"), 0);
+	assert_int_equal(state_begin(f->state, "preauth", 0, &t), 0);
+	json_t *arr = json_array(), *obj = json_object();
+	assert_int_equal(state_put(t, "users", "x", arr), -EINVAL); /* not an object */
+	assert_int_equal(state_put(t, "users", key, obj), -EINVAL); /* key too long */
+	assert_int_equal(state_put(t, "users", "", obj), -EINVAL);
+	json_decref(arr);
+	json_decref(obj);
+	assert_int_equal(state_commit(t), 0);
+	assert_int_equal(f->events, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_owner_writes_others_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_prefix_walk_and_abort, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

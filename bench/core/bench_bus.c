@@ -1,0 +1,162 @@
+/* Bus round trips: a request from a client to a plugin's service and back,
+ * through the real broker, actor and plugin (the example `hello`), in
+ * process (inproc) and over the ipc socket; against a bare ZeroMQ
+ * REQ/REP echo on the same transport, measured in the same run (the
+ * naive floor: one hop, no routing, no JSON). Prints figures only. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "broker.h"
+#include "bus_client.h"
+#include "config.h"
+#include "core.h"
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+struct run {
+	void *zctx;
+	const char *endpoint;
+	int n;
+	double *lat;
+};
+
+static void *client_loop(void *arg)
+{
+	struct run *r = arg;
+	char err[256];
+	struct mg_bus_client *c = mg_bus_client_new(r->zctx, r->endpoint, err, sizeof(err));
+	json_t *req = json_pack("{s:s}", "name", "bench");
+	for (int i = 0; i < r->n; i++) {
+		json_t *reply;
+		double t0 = now();
+		if (mg_bus_client_request(c, "hello.say", req, 5000, &reply))
+			fprintf(stderr, "request failed\n");
+		r->lat[i] = (now() - t0) * 1e6;
+		json_decref(reply);
+	}
+	json_decref(req);
+	mg_bus_client_free(c);
+	return NULL;
+}
+
+static void measure(const char *label, void *zctx, const char *endpoint, int threads, int n)
+{
+	pthread_t th[16];
+	struct run runs[16];
+	double *all = calloc((size_t)(threads * n), sizeof(double));
+	double t0 = now();
+	for (int t = 0; t < threads; t++) {
+		runs[t] = (struct run){zctx, endpoint, n, all + t * n};
+		pthread_create(&th[t], NULL, client_loop, &runs[t]);
+	}
+	for (int t = 0; t < threads; t++)
+		pthread_join(th[t], NULL);
+	double took = now() - t0;
+	qsort(all, (size_t)(threads * n), sizeof(double), cmp);
+	printf("bus %-8s %d client(s): %.0f round trips/s, p50 %.1f us, p99 %.1f us\n", label,
+	       threads, threads * n / took, all[threads * n / 2], all[threads * n * 99 / 100]);
+	free(all);
+}
+
+/* The floor: REQ/REP echo, no broker, no JSON. */
+static void *echo_server(void *sock)
+{
+	char buf[256];
+	for (;;) {
+		int n = zmq_recv(sock, buf, sizeof(buf), 0);
+		if (n < 0)
+			break;
+		zmq_send(sock, buf, (size_t)n, 0);
+	}
+	return NULL;
+}
+
+static double bare_zmq(void *zctx, const char *endpoint, int n)
+{
+	void *rep = zmq_socket(zctx, ZMQ_REP), *req = zmq_socket(zctx, ZMQ_REQ);
+	int zero = 0;
+	pthread_t th;
+	char buf[256];
+	zmq_setsockopt(rep, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(req, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_bind(rep, endpoint);
+	zmq_connect(req, endpoint);
+	pthread_create(&th, NULL, echo_server, rep);
+	double t0 = now();
+	for (int i = 0; i < n; i++) {
+		zmq_send(req, "{\"name\":\"bench\"}", 16, 0);
+		zmq_recv(req, buf, sizeof(buf), 0);
+	}
+	double rate = n / (now() - t0);
+	zmq_close(req);
+	zmq_close(rep); /* the echo thread ends with ENOTSOCK/ETERM */
+	pthread_detach(th);
+	return rate;
+}
+
+int main(int argc, char **argv)
+{
+	int n = argc > 1 ? atoi(argv[1]) : 20000;
+	const char *plugin_dir = argc > 2 ? argv[2] : PLUGIN_DIR;
+	char dir[64], err[512], ipc[128], ipc_ep[160], bare_ipc[160];
+	struct core core = {0};
+
+	snprintf(dir, sizeof(dir), "/tmp/mgbus.XXXXXX");
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(ipc, sizeof(ipc), "%s/bus.sock", dir);
+	snprintf(ipc_ep, sizeof(ipc_ep), "ipc://%s", ipc);
+	snprintf(bare_ipc, sizeof(bare_ipc), "ipc://%s/bare.sock", dir);
+	pthread_mutex_init(&core.plugins_lock, NULL);
+	core_log_set_level(MG_LOG_WARN);
+	core.settings = json_pack("{s:s}", "state_dir", dir);
+	core.state = state_open(dir, 64 << 20, err, sizeof(err));
+	core.zctx = zmq_ctx_new();
+	core.inproc_endpoint = "inproc://bench-bus";
+	core.broker =
+	    broker_new(core.zctx, core.inproc_endpoint, ipc, NULL, NULL, err, sizeof(err));
+	json_t *names = json_pack("[s]", "hello");
+	if (!core.state || !core.broker || broker_start(core.broker) ||
+	    loader_load_all(&core, plugin_dir, names, err, sizeof(err)) ||
+	    loader_sort(&core, err, sizeof(err)) ||
+	    loader_configure(&core, NULL, err, sizeof(err)) || loader_start_all(&core, 1)) {
+		fprintf(stderr, "bench_bus: cannot start: %s\n", err);
+		return 1;
+	}
+	json_decref(names);
+
+	measure("inproc", core.zctx, core.inproc_endpoint, 1, n);
+	measure("inproc", core.zctx, core.inproc_endpoint, 4, n / 4);
+	measure("ipc", core.zctx, ipc_ep, 1, n);
+	measure("ipc", core.zctx, ipc_ep, 4, n / 4);
+	double bare_in = bare_zmq(core.zctx, "inproc://bare", n);
+	double bare_ipc_rate = bare_zmq(core.zctx, bare_ipc, n);
+	printf("bare ZeroMQ REQ/REP echo (no broker, no JSON): inproc %.0f/s, ipc %.0f/s\n",
+	       bare_in, bare_ipc_rate);
+	printf("(the bus adds a broker hop, routing and JSON on both ends: compare the 1-client "
+	       "rates above to these)\n");
+
+	loader_stop_all(&core);
+	loader_unload_all(&core);
+	broker_free(core.broker);
+	zmq_ctx_shutdown(core.zctx);
+	state_close(core.state);
+	snprintf(err, sizeof(err), "rm -rf %s", dir);
+	return system(err) ? 1 : 0;
+}

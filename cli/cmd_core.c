@@ -24,7 +24,8 @@ static int status(struct ctl *ctl, int argc, char **argv)
 		json_array_foreach(json_object_get(reply, "plugins"), i, p)
 		{
 			const char *error = json_string_value(json_object_get(p, "error"));
-			printf("%-16s %-10s %-12s %s\n", json_string_value(json_object_get(p, "name")),
+			printf("%-16s %-10s %-12s %s\n",
+			       json_string_value(json_object_get(p, "name")),
 			       json_string_value(json_object_get(p, "version")),
 			       json_string_value(json_object_get(p, "state")), error ? error : "");
 		}
@@ -56,7 +57,7 @@ static int call(struct ctl *ctl, int argc, char **argv)
 }
 
 const struct ctl_command ctl_core_commands[] = {
-	{"status", "status", status},
-	{"call", "call SERVICE [JSON]", call},
-	{NULL, NULL, NULL},
+    {"status", "status", status},
+    {"call", "call SERVICE [JSON]", call},
+    {NULL, NULL, NULL},
 };

@@ -8,7 +8,7 @@
 
 struct ctl {
 	struct mg_bus_client *bus;
-	int json;	/* --json */
+	int json;       /* --json */
 	int timeout_ms; /* --timeout */
 };
 

@@ -12,10 +12,9 @@
 #define DEFAULT_SOCKET "/run/meshgate/meshgate.sock"
 
 /* Every command table; a new group of commands adds its table here. */
-static const struct ctl_command *const tables[] = {
-	ctl_core_commands,
+static const struct ctl_command *const tables[] = {ctl_core_commands,
 #ifdef CTL_EXTRA_TABLES
-	CTL_EXTRA_TABLES
+                                                   CTL_EXTRA_TABLES
 #endif
 };
 
@@ -58,7 +57,7 @@ int ctl_call(struct ctl *ctl, const char *service, json_t *request, json_t **rep
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: meshgatectl [--socket PATH] [--json] [--timeout MS] COMMAND ...\n"
-		     "commands:\n");
+	             "commands:\n");
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
 		for (const struct ctl_command *c = tables[t]; c->name; c++)
 			fprintf(out, "  %s\n", c->usage);
@@ -89,15 +88,15 @@ static const struct ctl_command *find_command(int argc, char **argv, int *words)
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"socket", required_argument, NULL, 's'},
-		{"json", no_argument, NULL, 'j'},
-		{"timeout", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"socket", required_argument, NULL, 's'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct ctl ctl = {.timeout_ms = 10000};
-	const char *socket_path = getenv("MESHGATE_SOCKET") ? getenv("MESHGATE_SOCKET")
-							     : DEFAULT_SOCKET;
+	const char *socket_path =
+	    getenv("MESHGATE_SOCKET") ? getenv("MESHGATE_SOCKET") : DEFAULT_SOCKET;
 	int opt, words;
 
 	/* "+": options stop at the command, so its own flags reach it. */

@@ -45,8 +45,8 @@ struct actor {
 	struct plugin *p;
 	pthread_t thread;
 	void *pipe_core; /* the core's end of the pipe */
-	void *pipe;	 /* the thread's end */
-	void *dealer;	 /* requests and events routed to this plugin */
+	void *pipe;      /* the thread's end */
+	void *dealer;    /* requests and events routed to this plugin */
 	char pipe_ep[160];
 	struct service *services;
 	size_t nservices;
@@ -66,7 +66,10 @@ static uint64_t monotonic_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-int actor_on_own_thread(struct actor *a) { return a && pthread_equal(a->thread, pthread_self()); }
+int actor_on_own_thread(struct actor *a)
+{
+	return a && pthread_equal(a->thread, pthread_self());
+}
 
 /* ---- registrations ---- */
 
@@ -130,7 +133,7 @@ int actor_timer_add(struct actor *a, unsigned interval_ms, int repeat, mg_timer_
 	a->timers = t;
 	int id = ++a->next_timer_id;
 	t[a->ntimers++] =
-		(struct timer){id, monotonic_ms() + interval_ms, interval_ms, repeat, fn, arg};
+	    (struct timer){id, monotonic_ms() + interval_ms, interval_ms, repeat, fn, arg};
 	return id;
 }
 
@@ -188,9 +191,9 @@ static void send_reply(struct actor *a, const struct mg_bus_msg *req, json_t *re
 	if (!text)
 		return;
 	struct mg_bus_msg rep = {.verb = MG_BUS_REP,
-				 .origin = req->origin,
-				 .id = req->id,
-				 .payload = {text, strlen(text)}};
+	                         .origin = req->origin,
+	                         .id = req->id,
+	                         .payload = {text, strlen(text)}};
 	struct mg_bus_slice frames[MG_BUS_MAX_FRAMES];
 	char deadline[24];
 	size_t n = mg_bus_encode(MG_BUS_TO_BROKER, &rep, frames, deadline);
@@ -219,7 +222,7 @@ static void handle_request(struct actor *a, const struct mg_bus_msg *msg)
 		reply = mg_error("unknown_service", "%s does not serve '%s'", a->p->name, service);
 	else if (!json_is_object(request))
 		reply = mg_error("bad_request", "request is not a JSON object: %s",
-				 request ? "wrong type" : jerr.text);
+		                 request ? "wrong type" : jerr.text);
 	else if (!(reply = s->fn(&a->p->ctx, service, request, s->arg)))
 		reply = mg_error("internal", "%s failed to answer '%s'", a->p->name, service);
 	json_decref(request);
@@ -360,10 +363,10 @@ static void *actor_main(void *arg)
 		items[1] = (zmq_pollitem_t){a->dealer, 0, ZMQ_POLLIN, 0};
 		for (size_t i = 0; i < nwatches; i++)
 			items[2 + i] = (zmq_pollitem_t){
-				NULL, a->watches[i].fd,
-				(short)((a->watches[i].events & MG_FD_READ ? ZMQ_POLLIN : 0) |
-					(a->watches[i].events & MG_FD_WRITE ? ZMQ_POLLOUT : 0)),
-				0};
+			    NULL, a->watches[i].fd,
+			    (short)((a->watches[i].events & MG_FD_READ ? ZMQ_POLLIN : 0) |
+			            (a->watches[i].events & MG_FD_WRITE ? ZMQ_POLLOUT : 0)),
+			    0};
 		int n = zmq_poll(items, (int)(2 + nwatches), next_timeout(a));
 		if (n < 0 && errno != EINTR)
 			break;
@@ -388,10 +391,11 @@ static void *actor_main(void *arg)
 			/* a callback may unwatch: look the fd up again */
 			for (size_t w = 0; w < a->nwatches; w++)
 				if (a->watches[w].fd == items[2 + i].fd) {
-					int ev = (items[2 + i].revents & ZMQ_POLLIN ? MG_FD_READ : 0) |
-						 (items[2 + i].revents & ZMQ_POLLOUT ? MG_FD_WRITE : 0);
+					int ev =
+					    (items[2 + i].revents & ZMQ_POLLIN ? MG_FD_READ : 0) |
+					    (items[2 + i].revents & ZMQ_POLLOUT ? MG_FD_WRITE : 0);
 					a->watches[w].fn(&a->p->ctx, a->watches[w].fd, ev,
-							 a->watches[w].arg);
+					                 a->watches[w].arg);
 					break;
 				}
 		}

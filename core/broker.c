@@ -47,7 +47,7 @@ static ssize_t table_find(struct table *t, const char *name, const char *owner, 
 	for (size_t i = 0; i < t->n; i++)
 		if (!strcmp(t->items[i].name, name) &&
 		    (!owner || (t->items[i].owner_len == owner_len &&
-				!memcmp(t->items[i].owner, owner, owner_len))))
+		                !memcmp(t->items[i].owner, owner, owner_len))))
 			return (ssize_t)i;
 	return -1;
 }
@@ -97,14 +97,14 @@ static int service_add(struct broker *b, const char *service, const char *owner,
 		return -EINVAL;
 	pthread_mutex_lock(&b->lock);
 	rc = table_find(&b->services, service, NULL, 0) >= 0
-		     ? -EEXIST
-		     : table_add(&b->services, service, owner, len);
+	         ? -EEXIST
+	         : table_add(&b->services, service, owner, len);
 	pthread_mutex_unlock(&b->lock);
 	return rc;
 }
 
 static int remove_route(struct broker *b, struct table *t, const char *name, const char *owner,
-			size_t len)
+                        size_t len)
 {
 	pthread_mutex_lock(&b->lock);
 	ssize_t i = table_find(t, name, owner, len);
@@ -158,7 +158,10 @@ static void forget(struct broker *b, const char *owner, size_t len)
 	pthread_mutex_unlock(&b->lock);
 }
 
-void broker_forget(struct broker *b, const char *owner) { forget(b, owner, strlen(owner)); }
+void broker_forget(struct broker *b, const char *owner)
+{
+	forget(b, owner, strlen(owner));
+}
 
 /* ---- the loop ---- */
 
@@ -173,13 +176,13 @@ static int send_to(struct broker *b, struct mg_bus_slice to, const struct mg_bus
 		return -errno;
 	for (size_t i = 0; i < n; i++)
 		if (zmq_send(b->router, frames[i].data, frames[i].len,
-			     (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0)
+		             (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0)
 			return -errno;
 	return 0;
 }
 
 static void reply_json(struct broker *b, struct mg_bus_slice to, struct mg_bus_slice id,
-		       json_t *reply)
+                       json_t *reply)
 {
 	char *text = json_dumps(reply, JSON_COMPACT);
 	if (!text)
@@ -190,7 +193,7 @@ static void reply_json(struct broker *b, struct mg_bus_slice to, struct mg_bus_s
 }
 
 static void reply_error(struct broker *b, struct mg_bus_slice to, struct mg_bus_slice id,
-			const char *code, const char *message)
+                        const char *code, const char *message)
 {
 	json_t *err = json_pack("{s:s, s:s}", "error", code, "message", message);
 	reply_json(b, to, id, err);
@@ -201,12 +204,12 @@ static void ack(struct broker *b, struct mg_bus_slice to, struct mg_bus_slice na
 {
 	const char *status = rc ? strerror(-rc) : "ok";
 	struct mg_bus_msg msg = {
-		.verb = MG_BUS_ACK, .name = name, .payload = {status, strlen(status)}};
+	    .verb = MG_BUS_ACK, .name = name, .payload = {status, strlen(status)}};
 	send_to(b, to, &msg);
 }
 
 static void handle_core_request(struct broker *b, struct mg_bus_slice from,
-				const struct mg_bus_msg *msg, const char *service)
+                                const struct mg_bus_msg *msg, const char *service)
 {
 	json_t *request = json_loadb(msg->payload.data, msg->payload.len, 0, NULL);
 	if (!json_is_object(request)) {
@@ -218,7 +221,7 @@ static void handle_core_request(struct broker *b, struct mg_bus_slice from,
 	json_decref(request);
 	if (!reply)
 		reply = json_pack("{s:s, s:s}", "error", "unknown_service", "message",
-				  "no such core service");
+		                  "no such core service");
 	reply_json(b, from, msg->id, reply);
 	json_decref(reply);
 }
@@ -301,7 +304,8 @@ static void handle(struct broker *b, struct mg_bus_slice from, const struct mg_b
 		route_request(b, from, msg);
 		break;
 	case MG_BUS_REP: {
-		struct mg_bus_msg rep = {.verb = MG_BUS_REP, .id = msg->id, .payload = msg->payload};
+		struct mg_bus_msg rep = {
+		    .verb = MG_BUS_REP, .id = msg->id, .payload = msg->payload};
 		send_to(b, msg->origin, &rep);
 		break;
 	}
@@ -399,7 +403,7 @@ static void *broker_thread(void *arg)
 }
 
 struct broker *broker_new(void *zctx, const char *inproc, const char *ipc_path,
-			  broker_core_fn core_fn, void *core_arg, char *err, size_t errlen)
+                          broker_core_fn core_fn, void *core_arg, char *err, size_t errlen)
 {
 	struct broker *b = calloc(1, sizeof(*b));
 	int one = 1, zero = 0, hwm = BROKER_HWM;
@@ -436,7 +440,7 @@ struct broker *broker_new(void *zctx, const char *inproc, const char *ipc_path,
 		umask(old);
 		if (rc) {
 			snprintf(err, errlen, "cannot listen on %s: %s", ipc_path,
-				 zmq_strerror(errno));
+			         zmq_strerror(errno));
 			broker_free(b);
 			return NULL;
 		}

@@ -14,7 +14,7 @@ struct broker;
 typedef json_t *(*broker_core_fn)(const char *service, json_t *request, void *arg);
 
 struct broker *broker_new(void *zctx, const char *inproc, const char *ipc_path,
-			  broker_core_fn core_fn, void *core_arg, char *err, size_t errlen);
+                          broker_core_fn core_fn, void *core_arg, char *err, size_t errlen);
 int broker_start(struct broker *b);
 void broker_free(struct broker *b); /* stops the thread, closes, removes the socket file */
 

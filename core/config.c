@@ -6,28 +6,28 @@
 #include <string.h>
 
 const struct mg_setting mg_core_settings[] = {
-	{"state_dir", MG_SETTING_STRING, "\"/var/lib/meshgate\"",
-	 "Directory of the node's state (LMDB environment, keys, certificates).", NULL, 0},
-	{"socket", MG_SETTING_STRING, "\"/run/meshgate/meshgate.sock\"",
-	 "Path of the local bus socket (ipc, mode 0660) used by meshgatectl and out-of-process "
-	 "plugins.",
-	 NULL, 0},
-	{"plugin_dir", MG_SETTING_STRING, NULL,
-	 "Directory of the plugins (meshgate-NAME.so). Default: the install's "
-	 "lib/meshgate/plugins.",
-	 NULL, 0},
-	{"plugins", MG_SETTING_STRINGS, NULL,
-	 "Names of the plugins to load, in any order (they start in dependency order). Default: "
-	 "every plugin in plugin_dir.",
-	 NULL, 0},
-	{"log_level", MG_SETTING_STRING, "\"info\"", "error, warn, info or debug.", NULL, 0},
-	{"plugin_errors", MG_SETTING_STRING, "\"stop\"",
-	 "What a refused or failing plugin does to the start: \"stop\" (meshgated exits) or "
-	 "\"continue\" (the others start without it).",
-	 NULL, 0},
-	{"state_map_mb", MG_SETTING_INT, "1024", "Largest size of the state database, in MiB.",
-	 NULL, 0},
-	{0},
+    {"state_dir", MG_SETTING_STRING, "\"/var/lib/meshgate\"",
+     "Directory of the node's state (LMDB environment, keys, certificates).", NULL, 0},
+    {"socket", MG_SETTING_STRING, "\"/run/meshgate/meshgate.sock\"",
+     "Path of the local bus socket (ipc, mode 0660) used by meshgatectl and out-of-process "
+     "plugins.",
+     NULL, 0},
+    {"plugin_dir", MG_SETTING_STRING, NULL,
+     "Directory of the plugins (meshgate-NAME.so). Default: the install's "
+     "lib/meshgate/plugins.",
+     NULL, 0},
+    {"plugins", MG_SETTING_STRINGS, NULL,
+     "Names of the plugins to load, in any order (they start in dependency order). Default: "
+     "every plugin in plugin_dir.",
+     NULL, 0},
+    {"log_level", MG_SETTING_STRING, "\"info\"", "error, warn, info or debug.", NULL, 0},
+    {"plugin_errors", MG_SETTING_STRING, "\"stop\"",
+     "What a refused or failing plugin does to the start: \"stop\" (meshgated exits) or "
+     "\"continue\" (the others start without it).",
+     NULL, 0},
+    {"state_map_mb", MG_SETTING_INT, "1024", "Largest size of the state database, in MiB.", NULL,
+     0},
+    {0},
 };
 
 config_t *mg_config_read(const char *path, char *err, size_t errlen)
@@ -43,8 +43,9 @@ config_t *mg_config_read(const char *path, char *err, size_t errlen)
 	if (config_error_type(cfg) == CONFIG_ERR_FILE_IO)
 		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
 	else
-		snprintf(err, errlen, "%s:%d: %s", config_error_file(cfg) ? config_error_file(cfg) : path,
-			 config_error_line(cfg), config_error_text(cfg));
+		snprintf(err, errlen, "%s:%d: %s",
+		         config_error_file(cfg) ? config_error_file(cfg) : path,
+		         config_error_line(cfg), config_error_text(cfg));
 	mg_config_free(cfg);
 	return NULL;
 }
@@ -88,11 +89,11 @@ static void where(const config_setting_t *s, char *buf, size_t len)
 		snprintf(buf, len, "%s", "");
 }
 
-static json_t *convert(const config_setting_t *s, const struct mg_setting *decl,
-		       const char *path, char *err, size_t errlen);
+static json_t *convert(const config_setting_t *s, const struct mg_setting *decl, const char *path,
+                       char *err, size_t errlen);
 
 static json_t *type_error(const config_setting_t *s, const struct mg_setting *decl,
-			  const char *path, char *err, size_t errlen)
+                          const char *path, char *err, size_t errlen)
 {
 	char at[512];
 	where(s, at, sizeof(at));
@@ -109,16 +110,17 @@ static void join_path(char *out, size_t len, const char *section, const char *na
 }
 
 static json_t *convert_group(const config_setting_t *group, const struct mg_setting *schema,
-			     const char *section, int skip_unknown, char *err, size_t errlen);
+                             const char *section, int skip_unknown, char *err, size_t errlen);
 
 static json_t *convert_elements(const config_setting_t *s, const struct mg_setting *item,
-				const char *path, char *err, size_t errlen)
+                                const char *path, char *err, size_t errlen)
 {
 	json_t *out = json_array();
 	for (int i = 0; i < config_setting_length(s); i++) {
 		char sub[512];
 		snprintf(sub, sizeof(sub), "%s[%d]", path, i);
-		json_t *v = convert(config_setting_get_elem(s, (unsigned)i), item, sub, err, errlen);
+		json_t *v =
+		    convert(config_setting_get_elem(s, (unsigned)i), item, sub, err, errlen);
 		if (!v) {
 			json_decref(out);
 			return NULL;
@@ -128,8 +130,8 @@ static json_t *convert_elements(const config_setting_t *s, const struct mg_setti
 	return out;
 }
 
-static json_t *convert(const config_setting_t *s, const struct mg_setting *decl,
-		       const char *path, char *err, size_t errlen)
+static json_t *convert(const config_setting_t *s, const struct mg_setting *decl, const char *path,
+                       char *err, size_t errlen)
 {
 	int type = config_setting_type(s);
 	static const struct mg_setting string_item = {"", MG_SETTING_STRING, NULL, NULL, NULL, 0};
@@ -186,7 +188,7 @@ static json_t *convert(const config_setting_t *s, const struct mg_setting *decl,
 
 /* A declared default, parsed with libconfig as if it were written in a file. */
 static json_t *parse_default(const struct mg_setting *decl, const char *path, char *err,
-			     size_t errlen)
+                             size_t errlen)
 {
 	config_t tmp;
 	char text[2048];
@@ -202,7 +204,7 @@ static json_t *parse_default(const struct mg_setting *decl, const char *path, ch
 		v = convert(config_lookup(&tmp, "value"), decl, path, err, errlen);
 	else
 		snprintf(err, errlen, "default of '%s' does not parse: %s", path,
-			 config_error_text(&tmp));
+		         config_error_text(&tmp));
 	config_destroy(&tmp);
 	return v;
 }
@@ -216,7 +218,7 @@ static const struct mg_setting *find_decl(const struct mg_setting *schema, const
 }
 
 static json_t *convert_group(const config_setting_t *group, const struct mg_setting *schema,
-			     const char *section, int skip_unknown, char *err, size_t errlen)
+                             const char *section, int skip_unknown, char *err, size_t errlen)
 {
 	json_t *out = json_object();
 	char path[512], at[512];
@@ -260,7 +262,7 @@ fail:
 }
 
 json_t *mg_config_section(const config_setting_t *group, const struct mg_setting *schema,
-			  const char *section, char *err, size_t errlen)
+                          const char *section, char *err, size_t errlen)
 {
 	if (group && config_setting_type(group) != CONFIG_TYPE_GROUP) {
 		char at[512];
@@ -271,8 +273,8 @@ json_t *mg_config_section(const config_setting_t *group, const struct mg_setting
 	return convert_group(group, schema, section, 0, err, errlen);
 }
 
-json_t *mg_config_known(const config_setting_t *group, const struct mg_setting *schema,
-			char *err, size_t errlen)
+json_t *mg_config_known(const config_setting_t *group, const struct mg_setting *schema, char *err,
+                        size_t errlen)
 {
 	return convert_group(group, schema, "", 1, err, errlen);
 }
@@ -288,25 +290,25 @@ static void doc_rows(FILE *out, const char *prefix, const struct mg_setting *sch
 		char path[256];
 		join_path(path, sizeof(path), prefix, d->name);
 		fprintf(out, "| `%s` | %s | %s%s%s | %s%s |\n", path, type_name(d->type),
-			d->default_value ? "`" : "", d->default_value ? d->default_value : "—",
-			d->default_value ? "`" : "", d->required ? "**Required.** " : "",
-			d->doc ? d->doc : "");
+		        d->default_value ? "`" : "", d->default_value ? d->default_value : "—",
+		        d->default_value ? "`" : "", d->required ? "**Required.** " : "",
+		        d->doc ? d->doc : "");
 		if (d->type == MG_SETTING_GROUP || d->type == MG_SETTING_LIST) {
 			snprintf(path + strlen(path), sizeof(path) - strlen(path), "%s",
-				 d->type == MG_SETTING_LIST ? "[]" : "");
+			         d->type == MG_SETTING_LIST ? "[]" : "");
 			doc_rows(out, path, d->fields);
 		} else if (d->type == MG_SETTING_MAP) {
 			snprintf(path + strlen(path), sizeof(path) - strlen(path), ".NAME");
 			struct mg_setting item = d->fields[0];
 			item.name = "";
 			fprintf(out, "| `%s` | %s | | %s |\n", path, type_name(item.type),
-				item.doc ? item.doc : "");
+			        item.doc ? item.doc : "");
 		}
 	}
 }
 
 void mg_config_doc(FILE *out, const char *section, const char *title,
-		   const struct mg_setting *schema)
+                   const struct mg_setting *schema)
 {
 	fprintf(out, "## %s\n\n", title);
 	if (section && section[0])

@@ -27,13 +27,13 @@ void mg_config_free(config_t *cfg);
  * messages ("wireguard"; "" for the top level). NULL with "FILE:LINE:
  * message" in err on the first error. */
 json_t *mg_config_section(const config_setting_t *group, const struct mg_setting *schema,
-			  const char *section, char *err, size_t errlen);
+                          const char *section, char *err, size_t errlen);
 
 /* Like mg_config_section for the top level, but members `schema` does not
  * declare are skipped: the core reads its own settings with it before it
  * knows its plugins' declarations. */
-json_t *mg_config_known(const config_setting_t *group, const struct mg_setting *schema,
-			char *err, size_t errlen);
+json_t *mg_config_known(const config_setting_t *group, const struct mg_setting *schema, char *err,
+                        size_t errlen);
 
 /* The defaults of `schema` alone, for a plugin run without a config (the
  * mock core uses it too). */
@@ -42,6 +42,6 @@ json_t *mg_config_defaults(const struct mg_setting *schema, char *err, size_t er
 /* Writes the reference of `schema` as Markdown (docs/config.md is made
  * from it). */
 void mg_config_doc(FILE *out, const char *section, const char *title,
-		   const struct mg_setting *schema);
+                   const struct mg_setting *schema);
 
 #endif

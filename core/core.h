@@ -15,11 +15,11 @@ struct broker;
 struct actor;
 
 enum plugin_status {
-	PLUGIN_LOADED,	  /* descriptor accepted */
-	PLUGIN_REFUSED,	  /* not started: see error */
-	PLUGIN_INIT,	  /* init returned 0 */
-	PLUGIN_RUNNING,	  /* start returned 0 */
-	PLUGIN_FAILED,	  /* init or start failed: see error */
+	PLUGIN_LOADED,  /* descriptor accepted */
+	PLUGIN_REFUSED, /* not started: see error */
+	PLUGIN_INIT,    /* init returned 0 */
+	PLUGIN_RUNNING, /* start returned 0 */
+	PLUGIN_FAILED,  /* init or start failed: see error */
 	PLUGIN_STOPPED,
 };
 
@@ -31,7 +31,7 @@ struct plugin {
 	const struct mg_plugin *desc;
 	char name[64];
 	char routing_id[96]; /* its actor's identity on the bus */
-	json_t *config;	     /* its section, defaults filled in */
+	json_t *config;      /* its section, defaults filled in */
 	json_t *next_config; /* handed over on reload, on its own thread */
 	enum plugin_status status;
 	char error[512];
@@ -40,7 +40,7 @@ struct plugin {
 
 struct core {
 	const char *config_path; /* NULL: zero config */
-	json_t *settings;	 /* the core's own settings */
+	json_t *settings;        /* the core's own settings */
 	enum mg_log_level log_level;
 	void *zctx;
 	struct mg_state *state;
@@ -51,13 +51,16 @@ struct core {
 	size_t nplugins;
 };
 
-static inline struct plugin *plugin_of(mg_ctx *ctx) { return (struct plugin *)ctx; }
+static inline struct plugin *plugin_of(mg_ctx *ctx)
+{
+	return (struct plugin *)ctx;
+}
 
 const char *plugin_status_name(enum plugin_status status);
 
 /* log.c */
 void core_log(enum mg_log_level level, const char *who, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 void core_vlog(enum mg_log_level level, const char *who, const char *fmt, va_list ap);
 void core_log_set_level(enum mg_log_level level);
 int core_log_level_parse(const char *name, enum mg_log_level *level);
@@ -72,7 +75,7 @@ void core_publish_state_change(const char *db, const char *key, const char *op, 
 
 /* plugin_loader.c */
 int loader_load_all(struct core *core, const char *plugin_dir, json_t *names, char *err,
-		    size_t errlen);
+                    size_t errlen);
 int loader_sort(struct core *core, char *err, size_t errlen);
 int loader_configure(struct core *core, const config_setting_t *root, char *err, size_t errlen);
 int loader_start_all(struct core *core, int stop_on_error);

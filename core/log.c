@@ -8,7 +8,10 @@
 static enum mg_log_level max_level = MG_LOG_INFO;
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
-void core_log_set_level(enum mg_log_level level) { max_level = level; }
+void core_log_set_level(enum mg_log_level level)
+{
+	max_level = level;
+}
 
 int core_log_level_parse(const char *name, enum mg_log_level *level)
 {

@@ -21,11 +21,11 @@
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: meshgated [--config FILE] [--check-config] [--version]\n"
-		     "                 [--config-doc]\n"
-		     "  --config FILE   read FILE (libconfig syntax); without it: defaults\n"
-		     "  --check-config  validate the config and the plugins, then exit\n"
-		     "  --config-doc    print the settings reference (Markdown) and exit\n"
-		     "  --version       print the version and exit\n");
+	             "                 [--config-doc]\n"
+	             "  --config FILE   read FILE (libconfig syntax); without it: defaults\n"
+	             "  --check-config  validate the config and the plugins, then exit\n"
+	             "  --config-doc    print the settings reference (Markdown) and exit\n"
+	             "  --version       print the version and exit\n");
 }
 
 static const char *setting(struct core *core, const char *name)
@@ -41,8 +41,8 @@ static json_t *core_service(const char *service, json_t *request, void *arg)
 		return json_pack("{s:b}", "pong", 1);
 	if (!strcmp(service, "core.status"))
 		return json_pack("{s:s, s:s, s:s, s:o}", "version", MG_VERSION, "state_dir",
-				 setting(core, "state_dir"), "socket", setting(core, "socket"),
-				 "plugins", loader_status(core));
+		                 setting(core, "state_dir"), "socket", setting(core, "socket"),
+		                 "plugins", loader_status(core));
 	return NULL;
 }
 
@@ -78,8 +78,8 @@ static int lock_state_dir(const char *dir, char *err, size_t errlen)
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB)) {
 		snprintf(err, errlen, "%s: %s", path,
-			 errno == EWOULDBLOCK ? "another meshgated uses this state dir"
-					      : strerror(errno));
+		         errno == EWOULDBLOCK ? "another meshgated uses this state dir"
+		                              : strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -102,22 +102,22 @@ static int configure(struct core *core, config_t **cfg, char *err, size_t errlen
 		return -1;
 	if (!json_object_get(core->settings, "plugin_dir"))
 		json_object_set_new(core->settings, "plugin_dir",
-				    json_string(MESHGATE_PLUGIN_INSTALL_DIR));
+		                    json_string(MESHGATE_PLUGIN_INSTALL_DIR));
 	const char *level = setting(core, "log_level");
 	const char *on_error = setting(core, "plugin_errors");
 	if (core_log_level_parse(level, &core->log_level)) {
 		snprintf(err, errlen, "log_level must be error, warn, info or debug, not '%s'",
-			 level);
+		         level);
 		return -1;
 	}
 	if (strcmp(on_error, "stop") && strcmp(on_error, "continue")) {
 		snprintf(err, errlen, "plugin_errors must be \"stop\" or \"continue\", not '%s'",
-			 on_error);
+		         on_error);
 		return -1;
 	}
 	core_log_set_level(core->log_level);
 	if (loader_load_all(core, setting(core, "plugin_dir"),
-			    json_object_get(core->settings, "plugins"), err, errlen))
+	                    json_object_get(core->settings, "plugins"), err, errlen))
 		return -1;
 	loader_sort(core, err, errlen); /* a cycle refuses its plugins; reported below */
 	return loader_configure(core, root, err, errlen) ? -1 : 0;
@@ -144,7 +144,7 @@ static void print_config_doc(struct core *core)
 		if (p->status == PLUGIN_REFUSED)
 			continue;
 		snprintf(title, sizeof(title), "%s — %s", p->name,
-			 p->desc->description ? p->desc->description : "");
+		         p->desc->description ? p->desc->description : "");
 		mg_config_doc(stdout, p->name, title, p->desc->settings);
 	}
 }
@@ -187,17 +187,17 @@ static int run(struct core *core, const config_setting_t *root, config_t **cfg)
 	int rc = make_parent_dirs(socket_path);
 	if (rc) {
 		core_log(MG_LOG_ERROR, "core", "cannot create the directory of %s: %s", socket_path,
-			 strerror(-rc));
+		         strerror(-rc));
 		return 1;
 	}
-	core->broker = broker_new(core->zctx, INPROC_BUS, socket_path, core_service, core, err,
-				  sizeof(err));
+	core->broker =
+	    broker_new(core->zctx, INPROC_BUS, socket_path, core_service, core, err, sizeof(err));
 	if (!core->broker || broker_start(core->broker)) {
 		core_log(MG_LOG_ERROR, "core", "%s", err);
 		return 1;
 	}
 	core_log(MG_LOG_INFO, "core", "meshgated %s, state %s, bus %s", MG_VERSION,
-		 setting(core, "state_dir"), socket_path);
+	         setting(core, "state_dir"), socket_path);
 
 	int status = 0;
 	if (loader_start_all(core, stop_on_error) && stop_on_error) {
@@ -213,9 +213,10 @@ static int run(struct core *core, const config_setting_t *root, config_t **cfg)
 			break;
 		}
 		core_log(MG_LOG_INFO, "core", "SIGHUP: reloading %s",
-			 core->config_path ? core->config_path : "(defaults)");
+		         core->config_path ? core->config_path : "(defaults)");
 		config_t *fresh = NULL;
-		if (core->config_path && !(fresh = mg_config_read(core->config_path, err, sizeof(err)))) {
+		if (core->config_path &&
+		    !(fresh = mg_config_read(core->config_path, err, sizeof(err)))) {
 			core_log(MG_LOG_ERROR, "config", "reload refused: %s", err);
 			continue;
 		}
@@ -239,9 +240,9 @@ static int run(struct core *core, const config_setting_t *root, config_t **cfg)
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
-		{"config-doc", no_argument, NULL, 'd'},	  {"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},	  {0},
+	    {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
+	    {"config-doc", no_argument, NULL, 'd'},   {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},         {0},
 	};
 	struct core core = {0};
 	int check = 0, doc = 0, opt;

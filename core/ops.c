@@ -15,8 +15,14 @@
 static pthread_key_t client_key;
 static pthread_once_t client_key_once = PTHREAD_ONCE_INIT;
 
-static void close_client(void *client) { mg_bus_client_free(client); }
-static void make_key(void) { pthread_key_create(&client_key, close_client); }
+static void close_client(void *client)
+{
+	mg_bus_client_free(client);
+}
+static void make_key(void)
+{
+	pthread_key_create(&client_key, close_client);
+}
 
 struct mg_bus_client *core_thread_client(struct core *core)
 {
@@ -58,7 +64,10 @@ static void op_vlog(mg_ctx *ctx, enum mg_log_level level, const char *fmt, va_li
 	core_vlog(level, plugin_of(ctx)->name, fmt, ap);
 }
 
-static json_t *op_config(mg_ctx *ctx) { return plugin_of(ctx)->config; }
+static json_t *op_config(mg_ctx *ctx)
+{
+	return plugin_of(ctx)->config;
+}
 
 static const char *op_state_dir(mg_ctx *ctx)
 {
@@ -67,10 +76,10 @@ static const char *op_state_dir(mg_ctx *ctx)
 
 /* Registrations belong to the plugin's own thread: that is where its
  * callbacks run. */
-#define OWN_THREAD_OR_FAIL(ctx)                                            \
-	do {                                                               \
-		if (!actor_on_own_thread(plugin_of(ctx)->actor))           \
-			return -EPERM;                                     \
+#define OWN_THREAD_OR_FAIL(ctx)                                  \
+	do {                                                     \
+		if (!actor_on_own_thread(plugin_of(ctx)->actor)) \
+			return -EPERM;                           \
 	} while (0)
 
 static int op_service_add(mg_ctx *ctx, const char *service, mg_service_fn fn, void *arg)
@@ -86,7 +95,7 @@ static int op_service_del(mg_ctx *ctx, const char *service)
 }
 
 static int op_request(mg_ctx *ctx, const char *service, json_t *request, int timeout_ms,
-		      json_t **reply)
+                      json_t **reply)
 {
 	struct mg_bus_client *c = core_thread_client(plugin_of(ctx)->core);
 	if (!c)
@@ -149,27 +158,27 @@ static uint64_t op_now_ms(mg_ctx *ctx)
 }
 
 const struct mg_api core_api = {
-	.size = sizeof(struct mg_api),
-	.version = MG_API_VERSION,
-	.vlog = op_vlog,
-	.config = op_config,
-	.state_dir = op_state_dir,
-	.service_add = op_service_add,
-	.service_del = op_service_del,
-	.request = op_request,
-	.subscribe = op_subscribe,
-	.unsubscribe = op_unsubscribe,
-	.publish = op_publish,
-	.timer_add = op_timer_add,
-	.timer_del = op_timer_del,
-	.fd_watch = op_fd_watch,
-	.fd_unwatch = op_fd_unwatch,
-	.txn_begin = op_txn_begin,
-	.txn_commit = state_commit,
-	.txn_abort = state_abort,
-	.state_get = state_get,
-	.state_put = state_put,
-	.state_del = state_del,
-	.state_foreach = state_foreach,
-	.now_ms = op_now_ms,
+    .size = sizeof(struct mg_api),
+    .version = MG_API_VERSION,
+    .vlog = op_vlog,
+    .config = op_config,
+    .state_dir = op_state_dir,
+    .service_add = op_service_add,
+    .service_del = op_service_del,
+    .request = op_request,
+    .subscribe = op_subscribe,
+    .unsubscribe = op_unsubscribe,
+    .publish = op_publish,
+    .timer_add = op_timer_add,
+    .timer_del = op_timer_del,
+    .fd_watch = op_fd_watch,
+    .fd_unwatch = op_fd_unwatch,
+    .txn_begin = op_txn_begin,
+    .txn_commit = state_commit,
+    .txn_abort = state_abort,
+    .state_get = state_get,
+    .state_put = state_put,
+    .state_del = state_del,
+    .state_foreach = state_foreach,
+    .now_ms = op_now_ms,
 };

@@ -16,15 +16,15 @@
 const char *plugin_status_name(enum plugin_status status)
 {
 	static const char *const names[] = {
-		[PLUGIN_LOADED] = "loaded",   [PLUGIN_REFUSED] = "refused",
-		[PLUGIN_INIT] = "initialised", [PLUGIN_RUNNING] = "running",
-		[PLUGIN_FAILED] = "failed",   [PLUGIN_STOPPED] = "stopped",
+	    [PLUGIN_LOADED] = "loaded",    [PLUGIN_REFUSED] = "refused",
+	    [PLUGIN_INIT] = "initialised", [PLUGIN_RUNNING] = "running",
+	    [PLUGIN_FAILED] = "failed",    [PLUGIN_STOPPED] = "stopped",
 	};
 	return names[status];
 }
 
 static void refuse(struct core *core, struct plugin *p, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void refuse(struct core *core, struct plugin *p, const char *fmt, ...)
 {
 	va_list ap;
@@ -152,7 +152,7 @@ static json_t *names_in_dir(const char *dir)
 }
 
 int loader_load_all(struct core *core, const char *plugin_dir, json_t *names, char *err,
-		    size_t errlen)
+                    size_t errlen)
 {
 	json_t *list = names ? json_incref(names) : names_in_dir(plugin_dir);
 	size_t i;
@@ -212,7 +212,8 @@ static void refuse_missing_dependencies(struct core *core)
 				continue;
 			for (const char *const *dep = p->desc->depends; dep && *dep; dep++)
 				if (!provider(core, *dep)) {
-					refuse(core, p, "depends on '%s', which no loaded plugin provides",
+					refuse(core, p,
+					       "depends on '%s', which no loaded plugin provides",
 					       *dep);
 					changed = 1;
 					break;
@@ -226,7 +227,7 @@ enum mark { UNSEEN, VISITING, DONE };
 /* Depth-first topological sort; a back edge is a cycle, reported with its
  * path. */
 static int visit(struct core *core, struct plugin *p, enum mark *marks, struct plugin **order,
-		 size_t *n, char *path, size_t pathlen)
+                 size_t *n, char *path, size_t pathlen)
 {
 	size_t idx = 0;
 	while (core->plugins[idx] != p)
@@ -303,16 +304,19 @@ static struct mg_setting *full_schema(struct core *core)
 			continue;
 		static const struct mg_setting none[] = {{0}};
 		schema[n++] = (struct mg_setting){
-			p->name, MG_SETTING_GROUP, NULL, NULL,
-			p->status == PLUGIN_REFUSED ? NULL
-						    : (p->desc->settings ? p->desc->settings : none),
-			0};
+		    p->name,
+		    MG_SETTING_GROUP,
+		    NULL,
+		    NULL,
+		    p->status == PLUGIN_REFUSED ? NULL
+		                                : (p->desc->settings ? p->desc->settings : none),
+		    0};
 	}
 	return schema;
 }
 
 static json_t *validate_all(struct core *core, const config_setting_t *root, char *err,
-			    size_t errlen)
+                            size_t errlen)
 {
 	struct mg_setting *schema = full_schema(core);
 	if (!schema) {
@@ -339,7 +343,7 @@ int loader_configure(struct core *core, const config_setting_t *root, char *err,
 }
 
 static void set_status(struct core *core, struct plugin *p, enum plugin_status status,
-		       const char *error)
+                       const char *error)
 {
 	pthread_mutex_lock(&core->plugins_lock);
 	p->status = status;
@@ -355,7 +359,7 @@ static int claim_databases(struct core *core, struct plugin *p, char *err, size_
 		int rc = state_claim(core->state, *db, p->name);
 		if (rc) {
 			snprintf(err, errlen, "cannot own state database '%s': %s", *db,
-				 rc == -EEXIST ? "another plugin owns it" : strerror(-rc));
+			         rc == -EEXIST ? "another plugin owns it" : strerror(-rc));
 			state_release(core->state, p->name);
 			return rc;
 		}
@@ -442,7 +446,7 @@ void loader_reload_all(struct core *core, const config_setting_t *root)
 	json_t *all = validate_all(core, root, err, sizeof(err));
 	if (!all) {
 		core_log(MG_LOG_ERROR, "config", "reload refused, keeping the running config: %s",
-			 err);
+		         err);
 		return;
 	}
 	for (size_t i = 0; i < core->nplugins; i++) {
@@ -453,7 +457,7 @@ void loader_reload_all(struct core *core, const config_setting_t *root)
 		int rc = actor_call(p, "RELOAD");
 		if (rc)
 			core_log(MG_LOG_ERROR, "loader", "%s refused the new config: %s", p->name,
-				 strerror(-rc));
+			         strerror(-rc));
 	}
 	json_decref(all);
 }
@@ -493,10 +497,10 @@ json_t *loader_status(struct core *core)
 	pthread_mutex_lock(&core->plugins_lock);
 	for (size_t i = 0; i < core->nplugins; i++) {
 		struct plugin *p = core->plugins[i];
-		json_t *entry = json_pack("{s:s, s:s, s:s, s:s}", "name",
-					  p->name[0] ? p->name : "?", "version",
-					  p->desc && p->desc->version ? p->desc->version : "",
-					  "state", plugin_status_name(p->status), "path", p->path);
+		json_t *entry =
+		    json_pack("{s:s, s:s, s:s, s:s}", "name", p->name[0] ? p->name : "?", "version",
+		              p->desc && p->desc->version ? p->desc->version : "", "state",
+		              plugin_status_name(p->status), "path", p->path);
 		if (p->error[0])
 			json_object_set_new(entry, "error", json_string(p->error));
 		json_array_append_new(list, entry);

@@ -194,8 +194,7 @@ static int db_handle(struct mg_txn *t, const char *db, int write, MDB_dbi *dbi)
 	return rc;
 }
 
-int state_begin(struct mg_state *state, const char *owner, int read_only,
-		   struct mg_txn **txn)
+int state_begin(struct mg_state *state, const char *owner, int read_only, struct mg_txn **txn)
 {
 	struct mg_txn *t = calloc(1, sizeof(*t));
 	if (!t)
@@ -227,7 +226,7 @@ int state_commit(struct mg_txn *t)
 	if (!rc && t->state->on_commit)
 		for (size_t i = 0; i < t->nchanges; i++)
 			t->state->on_commit(t->changes[i].db, t->changes[i].key, t->changes[i].op,
-					    t->state->on_commit_arg);
+			                    t->state->on_commit_arg);
 	free_txn(t);
 	return rc;
 }
@@ -320,7 +319,7 @@ int state_del(struct mg_txn *t, const char *db, const char *key)
 }
 
 int state_foreach(struct mg_txn *t, const char *db, const char *prefix,
-		     int (*fn)(const char *key, json_t *value, void *arg), void *arg)
+                  int (*fn)(const char *key, json_t *value, void *arg), void *arg)
 {
 	MDB_dbi dbi;
 	MDB_cursor *cur;

@@ -26,14 +26,13 @@ int state_claim(struct mg_state *state, const char *db, const char *owner);
 void state_release(struct mg_state *state, const char *owner);
 
 /* owner: who writes (NULL for a read-only transaction). */
-int state_begin(struct mg_state *state, const char *owner, int read_only,
-		   struct mg_txn **txn);
+int state_begin(struct mg_state *state, const char *owner, int read_only, struct mg_txn **txn);
 int state_commit(struct mg_txn *txn);
 void state_abort(struct mg_txn *txn);
 int state_get(struct mg_txn *txn, const char *db, const char *key, json_t **value);
 int state_put(struct mg_txn *txn, const char *db, const char *key, json_t *value);
 int state_del(struct mg_txn *txn, const char *db, const char *key);
 int state_foreach(struct mg_txn *txn, const char *db, const char *prefix,
-		     int (*fn)(const char *key, json_t *value, void *arg), void *arg);
+                  int (*fn)(const char *key, json_t *value, void *arg), void *arg);
 
 #endif

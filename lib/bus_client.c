@@ -14,8 +14,7 @@ struct mg_bus_client {
 	uint64_t next_id;
 };
 
-struct mg_bus_client *mg_bus_client_new(void *zctx, const char *endpoint, char *err,
-					size_t errlen)
+struct mg_bus_client *mg_bus_client_new(void *zctx, const char *endpoint, char *err, size_t errlen)
 {
 	struct mg_bus_client *c = calloc(1, sizeof(*c));
 	int linger = 0;
@@ -55,8 +54,8 @@ int mg_bus_error(json_t **reply, int rc, const char *code, const char *fmt, ...)
 	return rc;
 }
 
-int mg_bus_client_send_raw(struct mg_bus_client *c, const void *const *frames,
-			   const size_t *lens, size_t n)
+int mg_bus_client_send_raw(struct mg_bus_client *c, const void *const *frames, const size_t *lens,
+                           size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (zmq_send(c->sock, frames[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0) < 0)
@@ -122,7 +121,7 @@ static int reply_from(const struct mg_bus_msg *msg, json_t **reply)
 }
 
 int mg_bus_client_request(struct mg_bus_client *c, const char *service, json_t *request,
-			  int timeout_ms, json_t **reply)
+                          int timeout_ms, json_t **reply)
 {
 	char id[24];
 	uint64_t deadline;
@@ -139,11 +138,11 @@ int mg_bus_client_request(struct mg_bus_client *c, const char *service, json_t *
 
 	snprintf(id, sizeof(id), "%llu", (unsigned long long)++c->next_id);
 	struct mg_bus_msg msg = {
-		.verb = MG_BUS_REQ,
-		.id = {id, strlen(id)},
-		.name = {service, strlen(service)},
-		.payload = {payload, strlen(payload)},
-		.deadline_ms = deadline,
+	    .verb = MG_BUS_REQ,
+	    .id = {id, strlen(id)},
+	    .name = {service, strlen(service)},
+	    .payload = {payload, strlen(payload)},
+	    .deadline_ms = deadline,
 	};
 	int rc = send_msg(c, &msg);
 	free(payload);
@@ -160,18 +159,18 @@ int mg_bus_client_request(struct mg_bus_client *c, const char *service, json_t *
 			continue;
 		if (n < 0)
 			return mg_bus_error(reply, -errno, "internal", "poll: %s",
-					    zmq_strerror(errno));
+			                    zmq_strerror(errno));
 		if (n == 0)
 			break;
 		zmq_msg_t parts[MG_BUS_MAX_FRAMES];
 		int nparts = recv_frames(c->sock, parts, MG_BUS_MAX_FRAMES);
 		if (nparts < 0)
 			return mg_bus_error(reply, nparts, "internal", "receive: %s",
-					    zmq_strerror(-nparts));
+			                    zmq_strerror(-nparts));
 		struct mg_bus_slice frames[MG_BUS_MAX_FRAMES];
 		for (int i = 0; i < nparts; i++)
-			frames[i] = (struct mg_bus_slice){zmq_msg_data(&parts[i]),
-							  zmq_msg_size(&parts[i])};
+			frames[i] =
+			    (struct mg_bus_slice){zmq_msg_data(&parts[i]), zmq_msg_size(&parts[i])};
 		struct mg_bus_msg in;
 		const char *why;
 		int done = 0;
@@ -188,7 +187,7 @@ int mg_bus_client_request(struct mg_bus_client *c, const char *service, json_t *
 			return rc;
 	}
 	return mg_bus_error(reply, -ETIMEDOUT, "timeout", "no reply from '%s' within %d ms",
-			    service, timeout_ms);
+	                    service, timeout_ms);
 }
 
 int mg_bus_client_publish(struct mg_bus_client *c, const char *topic, json_t *payload)
@@ -199,9 +198,9 @@ int mg_bus_client_publish(struct mg_bus_client *c, const char *topic, json_t *pa
 	if (!text)
 		return -ENOMEM;
 	struct mg_bus_msg msg = {
-		.verb = MG_BUS_PUB,
-		.name = {topic, strlen(topic)},
-		.payload = {text, strlen(text)},
+	    .verb = MG_BUS_PUB,
+	    .name = {topic, strlen(topic)},
+	    .payload = {text, strlen(text)},
 	};
 	int rc = send_msg(c, &msg);
 	free(text);

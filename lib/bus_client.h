@@ -10,21 +10,20 @@ struct mg_bus_client;
 
 /* zctx: a ZeroMQ context; endpoint: "ipc:///run/meshgate/meshgate.sock" or
  * "inproc://...". */
-struct mg_bus_client *mg_bus_client_new(void *zctx, const char *endpoint, char *err,
-					size_t errlen);
+struct mg_bus_client *mg_bus_client_new(void *zctx, const char *endpoint, char *err, size_t errlen);
 void mg_bus_client_free(struct mg_bus_client *client);
 
 /* Same contract as mg_request() in the SDK: *reply is always set. */
 int mg_bus_client_request(struct mg_bus_client *client, const char *service, json_t *request,
-			  int timeout_ms, json_t **reply);
+                          int timeout_ms, json_t **reply);
 int mg_bus_client_publish(struct mg_bus_client *client, const char *topic, json_t *payload);
 
 /* Sends raw frames: for tests of malformed messages. */
 int mg_bus_client_send_raw(struct mg_bus_client *client, const void *const *frames,
-			   const size_t *lens, size_t n);
+                           const size_t *lens, size_t n);
 
 /* The error code, message and return value of a failed request, as one. */
 int mg_bus_error(json_t **reply, int rc, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 #endif

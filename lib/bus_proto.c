@@ -6,9 +6,9 @@
 #include <time.h>
 
 static const char *const verb_names[] = {
-	[MG_BUS_REQ] = "REQ",	  [MG_BUS_REP] = "REP", [MG_BUS_PUB] = "PUB",
-	[MG_BUS_EVT] = "EVT",	  [MG_BUS_SUB] = "SUB", [MG_BUS_UNSUB] = "UNSUB",
-	[MG_BUS_REG] = "REG",	  [MG_BUS_UNREG] = "UNREG", [MG_BUS_ACK] = "ACK",
+    [MG_BUS_REQ] = "REQ", [MG_BUS_REP] = "REP",     [MG_BUS_PUB] = "PUB",
+    [MG_BUS_EVT] = "EVT", [MG_BUS_SUB] = "SUB",     [MG_BUS_UNSUB] = "UNSUB",
+    [MG_BUS_REG] = "REG", [MG_BUS_UNREG] = "UNREG", [MG_BUS_ACK] = "ACK",
 };
 #define VERB_COUNT (sizeof(verb_names) / sizeof(verb_names[0]))
 
@@ -67,14 +67,14 @@ static size_t expected_frames(enum mg_bus_dir dir, enum mg_bus_verb verb)
 	return 0;
 }
 
-#define FAIL(reason)                                                                     \
-	do {                                                                             \
-		*why = reason;                                                           \
-		return -EPROTO;                                                          \
+#define FAIL(reason)            \
+	do {                    \
+		*why = reason;  \
+		return -EPROTO; \
 	} while (0)
 
 int mg_bus_decode(enum mg_bus_dir dir, const struct mg_bus_slice *frames, size_t nframes,
-		  struct mg_bus_msg *msg, const char **why)
+                  struct mg_bus_msg *msg, const char **why)
 {
 	memset(msg, 0, sizeof(*msg));
 	if (nframes < 2)
@@ -91,7 +91,7 @@ int mg_bus_decode(enum mg_bus_dir dir, const struct mg_bus_slice *frames, size_t
 
 	const struct mg_bus_slice *f = frames + 2;
 	int has_origin = (msg->verb == MG_BUS_REQ && dir == MG_BUS_FROM_BROKER) ||
-			 (msg->verb == MG_BUS_REP && dir == MG_BUS_TO_BROKER);
+	                 (msg->verb == MG_BUS_REP && dir == MG_BUS_TO_BROKER);
 	if (has_origin) {
 		msg->origin = *f++;
 		if (msg->origin.len == 0 || msg->origin.len > MG_BUS_MAX_ID)
@@ -134,13 +134,13 @@ int mg_bus_decode(enum mg_bus_dir dir, const struct mg_bus_slice *frames, size_t
 }
 
 size_t mg_bus_encode(enum mg_bus_dir dir, const struct mg_bus_msg *msg,
-		     struct mg_bus_slice frames[MG_BUS_MAX_FRAMES], char deadline_buf[24])
+                     struct mg_bus_slice frames[MG_BUS_MAX_FRAMES], char deadline_buf[24])
 {
 	size_t n = 0;
 	frames[n++] = (struct mg_bus_slice){MG_BUS_VERSION, strlen(MG_BUS_VERSION)};
 	frames[n++] = (struct mg_bus_slice){verb_names[msg->verb], strlen(verb_names[msg->verb])};
 	int has_origin = (msg->verb == MG_BUS_REQ && dir == MG_BUS_FROM_BROKER) ||
-			 (msg->verb == MG_BUS_REP && dir == MG_BUS_TO_BROKER);
+	                 (msg->verb == MG_BUS_REP && dir == MG_BUS_TO_BROKER);
 	if (has_origin)
 		frames[n++] = msg->origin;
 	switch (msg->verb) {

@@ -44,10 +44,9 @@ static void hello_stop(mg_ctx *ctx)
 }
 
 static const struct mg_setting hello_settings[] = {
-	{"greeting", MG_SETTING_STRING, "\"Hello\"", "The word a greeting starts with.", NULL, 0},
-	{0},
+    {"greeting", MG_SETTING_STRING, "\"Hello\"", "The word a greeting starts with.", NULL, 0},
+    {0},
 };
 
-MG_PLUGIN(.name = "hello", .version = "1.0.0",
-	  .description = "example plugin: answers hello.say", .settings = hello_settings,
-	  .init = hello_init, .stop = hello_stop);
+MG_PLUGIN(.name = "hello", .version = "1.0.0", .description = "example plugin: answers hello.say",
+          .settings = hello_settings, .init = hello_init, .stop = hello_stop);

@@ -31,7 +31,7 @@ enum mg_log_level { MG_LOG_ERROR = 0, MG_LOG_WARN, MG_LOG_INFO, MG_LOG_DEBUG };
 #define MG_TXN_READ 0x1
 
 /* Events of mg_fd_watch. */
-#define MG_FD_READ 0x1
+#define MG_FD_READ  0x1
 #define MG_FD_WRITE 0x2
 
 typedef struct mg_txn mg_txn;
@@ -39,8 +39,7 @@ typedef struct mg_txn mg_txn;
 /* A service handler: gets the request, returns a new reference to the
  * reply object. A reply with an "error" member is an error reply; build
  * one with mg_error(). Returning NULL sends an "internal" error. */
-typedef json_t *(*mg_service_fn)(mg_ctx *ctx, const char *service, json_t *request,
-				 void *arg);
+typedef json_t *(*mg_service_fn)(mg_ctx *ctx, const char *service, json_t *request, void *arg);
 typedef void (*mg_event_fn)(mg_ctx *ctx, const char *topic, json_t *payload, void *arg);
 typedef void (*mg_timer_fn)(mg_ctx *ctx, void *arg);
 typedef void (*mg_fd_fn)(mg_ctx *ctx, int fd, int events, void *arg);
@@ -63,14 +62,13 @@ struct mg_api {
 	int (*service_add)(mg_ctx *ctx, const char *service, mg_service_fn fn, void *arg);
 	int (*service_del)(mg_ctx *ctx, const char *service);
 	int (*request)(mg_ctx *ctx, const char *service, json_t *request, int timeout_ms,
-		       json_t **reply);
+	               json_t **reply);
 	int (*subscribe)(mg_ctx *ctx, const char *prefix, mg_event_fn fn, void *arg);
 	int (*unsubscribe)(mg_ctx *ctx, const char *prefix);
 	int (*publish)(mg_ctx *ctx, const char *topic, json_t *payload);
 
 	/* the plugin's event loop */
-	int (*timer_add)(mg_ctx *ctx, unsigned interval_ms, int repeat, mg_timer_fn fn,
-			 void *arg);
+	int (*timer_add)(mg_ctx *ctx, unsigned interval_ms, int repeat, mg_timer_fn fn, void *arg);
 	int (*timer_del)(mg_ctx *ctx, int timer_id);
 	int (*fd_watch)(mg_ctx *ctx, int fd, int events, mg_fd_fn fn, void *arg);
 	int (*fd_unwatch)(mg_ctx *ctx, int fd);
@@ -83,7 +81,7 @@ struct mg_api {
 	int (*state_put)(mg_txn *txn, const char *db, const char *key, json_t *value);
 	int (*state_del)(mg_txn *txn, const char *db, const char *key);
 	int (*state_foreach)(mg_txn *txn, const char *db, const char *prefix, mg_state_fn fn,
-			     void *arg);
+	                     void *arg);
 
 	/* wall clock in milliseconds since the epoch (a mock core may fake it) */
 	uint64_t (*now_ms)(mg_ctx *ctx);
@@ -102,7 +100,7 @@ struct mg_ctx {
 /* ---- wrappers: the names plugin code uses ---- */
 
 static inline void mg_log(mg_ctx *ctx, enum mg_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static inline void mg_log(mg_ctx *ctx, enum mg_log_level level, const char *fmt, ...)
 {
 	va_list ap;
@@ -111,13 +109,19 @@ static inline void mg_log(mg_ctx *ctx, enum mg_log_level level, const char *fmt,
 	va_end(ap);
 }
 #define mg_error_log(ctx, ...) mg_log(ctx, MG_LOG_ERROR, __VA_ARGS__)
-#define mg_warn(ctx, ...) mg_log(ctx, MG_LOG_WARN, __VA_ARGS__)
-#define mg_info(ctx, ...) mg_log(ctx, MG_LOG_INFO, __VA_ARGS__)
-#define mg_debug(ctx, ...) mg_log(ctx, MG_LOG_DEBUG, __VA_ARGS__)
+#define mg_warn(ctx, ...)      mg_log(ctx, MG_LOG_WARN, __VA_ARGS__)
+#define mg_info(ctx, ...)      mg_log(ctx, MG_LOG_INFO, __VA_ARGS__)
+#define mg_debug(ctx, ...)     mg_log(ctx, MG_LOG_DEBUG, __VA_ARGS__)
 
 /* Borrowed reference, valid until the next reload. */
-static inline json_t *mg_config(mg_ctx *ctx) { return ctx->api->config(ctx); }
-static inline const char *mg_state_dir(mg_ctx *ctx) { return ctx->api->state_dir(ctx); }
+static inline json_t *mg_config(mg_ctx *ctx)
+{
+	return ctx->api->config(ctx);
+}
+static inline const char *mg_state_dir(mg_ctx *ctx)
+{
+	return ctx->api->state_dir(ctx);
+}
 
 static inline int mg_service_add(mg_ctx *ctx, const char *service, mg_service_fn fn, void *arg)
 {
@@ -134,7 +138,7 @@ static inline int mg_service_del(mg_ctx *ctx, const char *service)
  * Returns 0, -ENOENT (no such service), -ETIMEDOUT, -EPROTO (malformed
  * reply) or -EREMOTEIO (the service answered with an error). */
 static inline int mg_request(mg_ctx *ctx, const char *service, json_t *request, int timeout_ms,
-			     json_t **reply)
+                             json_t **reply)
 {
 	return ctx->api->request(ctx, service, request, timeout_ms, reply);
 }
@@ -156,7 +160,7 @@ static inline int mg_publish(mg_ctx *ctx, const char *topic, json_t *payload)
 
 /* Returns a timer id > 0 or a negative errno. */
 static inline int mg_timer_add(mg_ctx *ctx, unsigned interval_ms, int repeat, mg_timer_fn fn,
-			       void *arg)
+                               void *arg)
 {
 	return ctx->api->timer_add(ctx, interval_ms, repeat, fn, arg);
 }
@@ -168,7 +172,10 @@ static inline int mg_fd_watch(mg_ctx *ctx, int fd, int events, mg_fd_fn fn, void
 {
 	return ctx->api->fd_watch(ctx, fd, events, fn, arg);
 }
-static inline int mg_fd_unwatch(mg_ctx *ctx, int fd) { return ctx->api->fd_unwatch(ctx, fd); }
+static inline int mg_fd_unwatch(mg_ctx *ctx, int fd)
+{
+	return ctx->api->fd_unwatch(ctx, fd);
+}
 
 /* State: named databases of JSON objects, keyed by strings. A put stamps
  * the value with "v" (its schema version, 1 unless the writer set one).
@@ -180,15 +187,21 @@ static inline int mg_txn_begin(mg_ctx *ctx, int flags, mg_txn **txn)
 {
 	return ctx->api->txn_begin(ctx, flags, txn);
 }
-static inline int mg_txn_commit(mg_ctx *ctx, mg_txn *txn) { return ctx->api->txn_commit(txn); }
-static inline void mg_txn_abort(mg_ctx *ctx, mg_txn *txn) { ctx->api->txn_abort(txn); }
+static inline int mg_txn_commit(mg_ctx *ctx, mg_txn *txn)
+{
+	return ctx->api->txn_commit(txn);
+}
+static inline void mg_txn_abort(mg_ctx *ctx, mg_txn *txn)
+{
+	ctx->api->txn_abort(txn);
+}
 static inline int mg_state_get(mg_ctx *ctx, mg_txn *txn, const char *db, const char *key,
-			       json_t **value)
+                               json_t **value)
 {
 	return ctx->api->state_get(txn, db, key, value);
 }
 static inline int mg_state_put(mg_ctx *ctx, mg_txn *txn, const char *db, const char *key,
-			       json_t *value)
+                               json_t *value)
 {
 	return ctx->api->state_put(txn, db, key, value);
 }
@@ -197,17 +210,20 @@ static inline int mg_state_del(mg_ctx *ctx, mg_txn *txn, const char *db, const c
 	return ctx->api->state_del(txn, db, key);
 }
 static inline int mg_state_foreach(mg_ctx *ctx, mg_txn *txn, const char *db, const char *prefix,
-				   mg_state_fn fn, void *arg)
+                                   mg_state_fn fn, void *arg)
 {
 	return ctx->api->state_foreach(txn, db, prefix, fn, arg);
 }
 
 /* Wall-clock milliseconds; use it (not time()) so tests can move time. */
-static inline uint64_t mg_now_ms(mg_ctx *ctx) { return ctx->api->now_ms(ctx); }
+static inline uint64_t mg_now_ms(mg_ctx *ctx)
+{
+	return ctx->api->now_ms(ctx);
+}
 
 /* {"error": code, "message": printf(fmt, ...)} */
 static inline json_t *mg_error(const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static inline json_t *mg_error(const char *code, const char *fmt, ...)
 {
 	char message[512];

@@ -30,7 +30,7 @@ enum mg_setting_type {
 	MG_SETTING_INT,
 	MG_SETTING_BOOL,
 	MG_SETTING_STRINGS, /* array or list of strings: ["a", "b"] */
-	MG_SETTING_MAP,	    /* group of arbitrary names, each of type fields[0] */
+	MG_SETTING_MAP,     /* group of arbitrary names, each of type fields[0] */
 	MG_SETTING_LIST,    /* list of groups: ( { ... }, { ... } ), each by fields */
 	MG_SETTING_GROUP,   /* group with the named settings of fields */
 };
@@ -64,9 +64,9 @@ struct mg_plugin {
 	const char *name;
 	const char *version;
 	const char *description;
-	const char *const *provides; /* features besides its name, NULL-terminated */
-	const char *const *depends;  /* plugin names or features, NULL-terminated */
-	const char *const *owns;     /* state databases this plugin writes */
+	const char *const *provides;       /* features besides its name, NULL-terminated */
+	const char *const *depends;        /* plugin names or features, NULL-terminated */
+	const char *const *owns;           /* state databases this plugin writes */
 	const struct mg_setting *settings; /* ends with {0} */
 
 	/* Lifecycle, each called on the plugin's own thread. init registers
@@ -81,18 +81,17 @@ struct mg_plugin {
 };
 
 /* Declares the plugin's descriptor: MG_PLUGIN(.name = "hello", ...); */
-#define MG_PLUGIN(...)                                                      \
-	extern const struct mg_plugin mg_plugin_descriptor;                 \
-	__attribute__((visibility("default"))) const struct mg_plugin       \
-		mg_plugin_descriptor = {                                    \
-			.abi_major = MG_ABI_MAJOR,                          \
-			.abi_minor = MG_ABI_MINOR,                          \
-			.size = sizeof(struct mg_plugin),                   \
-			.ptr_size = sizeof(void *),                         \
-			.time_size = sizeof(time_t),                        \
-			.long_size = sizeof(long),                          \
-			.build_signature = MG_BUILD_SIGNATURE,              \
-			__VA_ARGS__}
+#define MG_PLUGIN(...)                                                                        \
+	extern const struct mg_plugin mg_plugin_descriptor;                                   \
+	__attribute__((visibility("default")))                                                \
+	const struct mg_plugin mg_plugin_descriptor = {.abi_major = MG_ABI_MAJOR,             \
+	                                               .abi_minor = MG_ABI_MINOR,             \
+	                                               .size = sizeof(struct mg_plugin),      \
+	                                               .ptr_size = sizeof(void *),            \
+	                                               .time_size = sizeof(time_t),           \
+	                                               .long_size = sizeof(long),             \
+	                                               .build_signature = MG_BUILD_SIGNATURE, \
+	                                               __VA_ARGS__}
 
 #ifdef __cplusplus
 }

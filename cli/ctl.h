@@ -28,5 +28,6 @@ int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int ctl_usage(const struct ctl_command *cmd);
 
 extern const struct ctl_command ctl_core_commands[];
+extern const struct ctl_command ctl_preauth_commands[];
 
 #endif

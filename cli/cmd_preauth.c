@@ -1,0 +1,210 @@
+/* Users, codes and devices: each command is one request to the preauth
+ * plugin (docs/preauth.md has the shapes). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl.h"
+
+/* Takes "--NAME VALUE" out of argv; returns VALUE or NULL. */
+static const char *take_option(int *argc, char **argv, const char *name)
+{
+	for (int i = 0; i + 1 < *argc; i++)
+		if (!strcmp(argv[i], name)) {
+			const char *value = argv[i + 1];
+			memmove(&argv[i], &argv[i + 2], (size_t)(*argc - i - 2) * sizeof(*argv));
+			*argc -= 2;
+			return value;
+		}
+	return NULL;
+}
+
+static void format_time(json_t *seconds, char *out, size_t len)
+{
+	time_t t = (time_t)json_integer_value(seconds);
+	struct tm tm;
+	if (!json_is_integer(seconds) || !gmtime_r(&t, &tm))
+		snprintf(out, len, "-");
+	else
+		strftime(out, len, "%Y-%m-%d %H:%M:%SZ", &tm);
+}
+
+static const char *str(json_t *obj, const char *name)
+{
+	const char *s = json_string_value(json_object_get(obj, name));
+	return s ? s : "-";
+}
+
+/* Sends and, unless --json, prints `text` filled from the reply. */
+static int simple(struct ctl *ctl, const char *service, json_t *request, const char *done)
+{
+	json_t *reply;
+	int rc = ctl_call(ctl, service, request, &reply);
+	json_decref(request);
+	if (rc)
+		return 1;
+	if (!ctl->json && done)
+		printf("%s\n", done);
+	json_decref(reply);
+	return 0;
+}
+
+static void print_code(json_t *reply)
+{
+	char expires[64];
+	format_time(json_object_get(reply, "expires_at"), expires, sizeof(expires));
+	printf("user %s (%s)\ncode %s\nexpires %s\n\nOn the device: meshgate up --server "
+	       "https://GATEWAY:PORT --ca ca.pem %s\n",
+	       str(reply, "user"), str(reply, "role"), str(reply, "code"), expires,
+	       str(reply, "code"));
+}
+
+static int user_add(struct ctl *ctl, int argc, char **argv)
+{
+	const char *role = take_option(&argc, argv, "--role");
+	const char *expires = take_option(&argc, argv, "--expires");
+	json_t *reply;
+	if (argc != 1 || !role)
+		return ctl_fail("usage: meshgatectl user add NAME --role ROLE [--expires 24h]");
+	json_t *request = json_pack("{s:s, s:s}", "name", argv[0], "role", role);
+	if (expires)
+		json_object_set_new(request, "expires", json_string(expires));
+	int rc = ctl_call(ctl, "preauth.user.add", request, &reply);
+	json_decref(request);
+	if (rc)
+		return 1;
+	if (!ctl->json)
+		print_code(reply);
+	json_decref(reply);
+	return 0;
+}
+
+static int code_add(struct ctl *ctl, int argc, char **argv)
+{
+	const char *expires = take_option(&argc, argv, "--expires");
+	json_t *reply;
+	if (argc != 1)
+		return ctl_fail("usage: meshgatectl code add USER [--expires 24h]");
+	json_t *request = json_pack("{s:s}", "user", argv[0]);
+	if (expires)
+		json_object_set_new(request, "expires", json_string(expires));
+	int rc = ctl_call(ctl, "preauth.code.add", request, &reply);
+	json_decref(request);
+	if (rc)
+		return 1;
+	if (!ctl->json)
+		print_code(reply);
+	json_decref(reply);
+	return 0;
+}
+
+static int user_list(struct ctl *ctl, int argc, char **argv)
+{
+	json_t *reply, *u;
+	size_t i;
+	(void)argv;
+	if (argc)
+		return ctl_fail("usage: meshgatectl user list");
+	if (ctl_call(ctl, "preauth.user.list", NULL, &reply))
+		return 1;
+	if (!ctl->json) {
+		printf("%-24s %-12s %-8s %s\n", "USER", "ROLE", "DEVICES", "CREATED");
+		json_array_foreach(json_object_get(reply, "users"), i, u)
+		{
+			char created[64];
+			format_time(json_object_get(u, "created_at"), created, sizeof(created));
+			printf("%-24s %-12s %-8lld %s\n", str(u, "name"), str(u, "role"),
+			       (long long)json_integer_value(json_object_get(u, "devices")),
+			       created);
+		}
+	}
+	json_decref(reply);
+	return 0;
+}
+
+static int user_del(struct ctl *ctl, int argc, char **argv)
+{
+	if (argc != 1)
+		return ctl_fail("usage: meshgatectl user del NAME");
+	return simple(ctl, "preauth.user.del", json_pack("{s:s}", "name", argv[0]), "deleted");
+}
+
+static int user_set_role(struct ctl *ctl, int argc, char **argv)
+{
+	if (argc != 2)
+		return ctl_fail("usage: meshgatectl user set-role NAME ROLE");
+	return simple(ctl, "preauth.user.set_role",
+	              json_pack("{s:s, s:s}", "name", argv[0], "role", argv[1]), "role changed");
+}
+
+static int code_revoke(struct ctl *ctl, int argc, char **argv)
+{
+	if (argc != 1)
+		return ctl_fail("usage: meshgatectl code revoke CODE");
+	return simple(ctl, "preauth.code.revoke", json_pack("{s:s}", "code", argv[0]), "revoked");
+}
+
+static int device_list(struct ctl *ctl, int argc, char **argv)
+{
+	const char *user = take_option(&argc, argv, "--user");
+	json_t *reply, *d, *request = json_object();
+	size_t i;
+	if (argc)
+		return ctl_fail("usage: meshgatectl device list [--user NAME]");
+	if (user)
+		json_object_set_new(request, "user", json_string(user));
+	int rc = ctl_call(ctl, "preauth.device.list", request, &reply);
+	json_decref(request);
+	if (rc)
+		return 1;
+	if (!ctl->json) {
+		printf("%-20s %-16s %-24s %-18s %-9s %s\n", "ID", "USER", "NAME", "ADDRESS",
+		       "STATE", "PUBLIC KEY");
+		json_array_foreach(json_object_get(reply, "devices"), i, d)
+		{
+			printf("%-20s %-16s %-24s %-18s %-9s %s\n", str(d, "id"), str(d, "user"),
+			       str(d, "name"), str(d, "address"), str(d, "state"),
+			       str(d, "public_key"));
+		}
+	}
+	json_decref(reply);
+	return 0;
+}
+
+static int device_action(struct ctl *ctl, int argc, char **argv, const char *service,
+                         const char *done)
+{
+	if (argc != 1)
+		return ctl_fail("usage: meshgatectl device disable|enable|del ID");
+	return simple(ctl, service, json_pack("{s:s}", "id", argv[0]), done);
+}
+
+static int device_disable(struct ctl *ctl, int argc, char **argv)
+{
+	return device_action(ctl, argc, argv, "preauth.device.disable", "disabled");
+}
+
+static int device_enable(struct ctl *ctl, int argc, char **argv)
+{
+	return device_action(ctl, argc, argv, "preauth.device.enable", "enabled");
+}
+
+static int device_del(struct ctl *ctl, int argc, char **argv)
+{
+	return device_action(ctl, argc, argv, "preauth.device.del", "deleted");
+}
+
+const struct ctl_command ctl_preauth_commands[] = {
+    {"user add", "user add NAME --role ROLE [--expires 24h]", user_add},
+    {"user list", "user list", user_list},
+    {"user del", "user del NAME", user_del},
+    {"user set-role", "user set-role NAME ROLE", user_set_role},
+    {"code add", "code add USER [--expires 24h]", code_add},
+    {"code revoke", "code revoke CODE", code_revoke},
+    {"device list", "device list [--user NAME]", device_list},
+    {"device disable", "device disable ID", device_disable},
+    {"device enable", "device enable ID", device_enable},
+    {"device del", "device del ID", device_del},
+    {NULL, NULL, NULL},
+};

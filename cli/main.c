@@ -12,10 +12,9 @@
 #define DEFAULT_SOCKET "/run/meshgate/meshgate.sock"
 
 /* Every command table; a new group of commands adds its table here. */
-static const struct ctl_command *const tables[] = {ctl_core_commands,
-#ifdef CTL_EXTRA_TABLES
-                                                   CTL_EXTRA_TABLES
-#endif
+static const struct ctl_command *const tables[] = {
+    ctl_core_commands,
+    ctl_preauth_commands,
 };
 
 int ctl_fail(const char *fmt, ...)

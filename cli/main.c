@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "bus_client.h"
@@ -140,6 +141,8 @@ int main(int argc, char **argv)
 	}
 
 	char endpoint[4200], err[512];
+	if (access(socket_path, F_OK))
+		return ctl_fail("cannot reach meshgated at %s: %s", socket_path, strerror(errno));
 	snprintf(endpoint, sizeof(endpoint), "ipc://%s", socket_path);
 	void *zctx = zmq_ctx_new();
 	ctl.bus = mg_bus_client_new(zctx, endpoint, err, sizeof(err));

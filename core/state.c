@@ -58,6 +58,8 @@ static int lmdb_errno(int rc)
 	}
 }
 
+static int open_existing(struct mg_state *state);
+
 struct mg_state *state_open(const char *dir, size_t map_size, char *err, size_t errlen)
 {
 	struct mg_state *state = calloc(1, sizeof(*state));
@@ -79,6 +81,10 @@ struct mg_state *state_open(const char *dir, size_t map_size, char *err, size_t 
 	     * no MDB_NOSYNC: an acknowledged commit survives a crash. */
 	    (rc = mdb_env_open(state->env, dir, MDB_NOTLS, 0600))) {
 		snprintf(err, errlen, "cannot open state in %s: %s", dir, mdb_strerror(rc));
+		goto fail;
+	}
+	if ((rc = open_existing(state))) {
+		snprintf(err, errlen, "cannot read state in %s: %s", dir, strerror(-rc));
 		goto fail;
 	}
 	return state;
@@ -142,6 +148,42 @@ static int open_handle(struct mg_state *state, struct db_entry *e, int create)
 		return lmdb_errno(rc);
 	e->open = 1;
 	return 0;
+}
+
+/* Opens the handle of every database already on disk, before any
+ * transaction runs: LMDB lets a transaction use only the handles that
+ * were open when it began, so opening one later, lazily, would make
+ * reads in older transactions fail. The names are the keys of the main
+ * database. */
+static int open_existing(struct mg_state *state)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_dbi main_db;
+	MDB_val k, v;
+	char names[MAX_DBS][64];
+	size_t n = 0;
+	int rc = mdb_txn_begin(state->env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return lmdb_errno(rc);
+	if (!(rc = mdb_dbi_open(txn, NULL, 0, &main_db)) &&
+	    !(rc = mdb_cursor_open(txn, main_db, &cur))) {
+		while (n < MAX_DBS && !mdb_cursor_get(cur, &k, &v, n ? MDB_NEXT : MDB_FIRST))
+			if (k.mv_size < sizeof(names[0])) {
+				memcpy(names[n], k.mv_data, k.mv_size);
+				names[n++][k.mv_size] = '\0';
+			}
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	pthread_mutex_lock(&state->lock);
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct db_entry *e = add_db(state, names[i]);
+		if (e && open_handle(state, e, 0))
+			state->ndbs--; /* not a named database: a plain key */
+	}
+	pthread_mutex_unlock(&state->lock);
+	return lmdb_errno(rc);
 }
 
 int state_claim(struct mg_state *state, const char *db, const char *owner)

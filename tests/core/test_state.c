@@ -140,6 +140,27 @@ static void test_bad_input_changes_nothing(void **ctx)
 	assert_int_equal(f->events, 0);
 }
 
+/* A database written before a restart is readable from a transaction that
+ * began before anybody touched it (LMDB only lets a transaction use the
+ * handles open when it began). */
+static void test_reopen_reads_in_older_transaction(void **ctx)
+{
+	struct fixture *f = *ctx;
+	struct mg_txn *t;
+	json_t *v;
+	char err[256];
+	assert_int_equal(state_claim(f->state, "users", "preauth"), 0);
+	put_one(f->state, "preauth", "alice", 5, 0);
+	state_close(f->state);
+	f->state = state_open(f->dir, 64 << 20, err, sizeof(err));
+	assert_non_null(f->state);
+	assert_int_equal(state_begin(f->state, NULL, 1, &t), 0);
+	assert_int_equal(state_get(t, "users", "alice", &v), 0);
+	assert_int_equal(json_integer_value(json_object_get(v, "n")), 5);
+	json_decref(v);
+	state_abort(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {

@@ -167,6 +167,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_owner_writes_others_read, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_prefix_walk_and_abort, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reopen_reads_in_older_transaction, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

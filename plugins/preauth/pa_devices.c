@@ -1,0 +1,585 @@
+/* Devices: preauth.redeem, .register, .device.list/.disable/.enable/.del,
+ * and the reaper of pending devices that never registered. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "preauth.h"
+
+#define TOKEN_TEXT_LEN   64
+#define ADDRESS_TEXT_MAX 18 /* "255.255.255.255/32" */
+
+/* Reaping is cheap (it looks at the pending devices in memory only), so
+ * the timer can be frequent; how long a device stays pending is
+ * pending_ttl, give or take this. */
+#define PURGE_EVERY_MS (3600 * 1000)
+
+static json_t *internal(struct pa *pa, const char *what, const char *why)
+{
+	mg_error_log(pa->ctx, "%s: %s", what, why);
+	return mg_error("internal", "%s: %s", what, why);
+}
+
+static json_t *internal_rc(struct pa *pa, const char *what, int rc)
+{
+	return internal(pa, what, strerror(rc < 0 ? -rc : rc));
+}
+
+/* ---- redeem ---- */
+
+/* What a failed redeem tells the client; each counts against the source. */
+static const char *const code_errors[] = {"bad_request",  "unknown_code", "code_used",
+                                          "code_expired", "code_revoked", NULL};
+
+static int counts_as_failure(json_t *reply)
+{
+	const char *code = mg_reply_error(reply);
+	for (const char *const *e = code_errors; code && *e; e++)
+		if (!strcmp(code, *e))
+			return 1;
+	return 0;
+}
+
+/* The code's record, or the error reply that explains why it is not
+ * usable. */
+static json_t *usable_code(struct pa_op *op, const char *hash, json_t **code, json_t **user)
+{
+	mg_ctx *ctx = op->pa->ctx;
+	*code = *user = NULL;
+	if (mg_state_get(ctx, op->txn, PA_DB_CODES, hash, code))
+		return mg_error("unknown_code", "unknown code: check it was typed correctly");
+	const char *state = json_string_value(json_object_get(*code, "state"));
+	json_int_t expires_at = json_integer_value(json_object_get(*code, "expires_at"));
+	if (state && !strcmp(state, "used"))
+		return mg_error("code_used", "this code was already used; ask for a new one");
+	if (state && !strcmp(state, "revoked"))
+		return mg_error("code_revoked", "this code was revoked; ask for a new one");
+	if ((json_int_t)pa_now_s(op->pa) >= expires_at)
+		return mg_error("code_expired",
+		                "this code expired at %lld (unix time); ask for a "
+		                "new one",
+		                (long long)expires_at);
+	const char *name = json_string_value(json_object_get(*code, "user"));
+	if (!name || mg_state_get(ctx, op->txn, PA_DB_USERS, name, user))
+		return mg_error("code_revoked", "the user of this code no longer exists");
+	return NULL;
+}
+
+/* The lowest free address. The map comes from `ipam`, but the record is
+ * checked too: an address is never handed out twice, even if the map
+ * were wrong. */
+static json_t *allocate(struct pa_op *op, uint32_t *addr, char ip[16])
+{
+	struct pa *pa = op->pa;
+	json_t *old;
+	for (;;) {
+		if (pa_ipam_lowest_free(pa->ipam, addr))
+			return mg_error("exhausted", "no free address left in %s (%u addresses)",
+			                pa_ipam_subnet(pa->ipam), pa_ipam_capacity(pa->ipam));
+		pa_ip_format(*addr, ip);
+		if (mg_state_get(pa->ctx, op->txn, PA_DB_IPAM, ip, &old))
+			return NULL;
+		json_decref(old);
+		mg_warn(pa->ctx, "address %s is recorded but was free in the map; skipped", ip);
+		pa_ipam_take(pa->ipam, *addr);
+	}
+}
+
+static int new_device_id(struct pa_op *op, char id[PA_DEVICE_ID_LEN + 1])
+{
+	json_t *old;
+	for (int tries = 0; tries < 8; tries++) {
+		pa_device_id_new(id);
+		if (mg_state_get(op->pa->ctx, op->txn, PA_DB_DEVICES, id, &old))
+			return 0;
+		json_decref(old);
+	}
+	return -EEXIST;
+}
+
+struct redeem_in {
+	const char *hash;
+	const char *source;
+	const char *hint;
+};
+
+/* The server's half of the client's config, checked before anything is
+ * consumed: a redeem never spends a code on a reply it cannot complete. */
+static json_t *server_config(struct pa *pa, json_t *server, json_t **config)
+{
+	json_t *key = json_object_get(server, "public_key");
+	json_t *endpoint = json_object_get(server, "endpoint");
+	if (!json_is_string(key) || !json_is_string(endpoint))
+		return internal(pa, "wg/server is incomplete", "public_key or endpoint missing");
+	*config =
+	    json_pack("{s:O, s:O, s:[s], s:i}", "server_public_key", key, "endpoint", endpoint,
+	              "allowed_ips", pa_ipam_subnet(pa->ipam), "keepalive", pa->cfg.keepalive);
+	return NULL;
+}
+
+static json_t *write_device(struct pa_op *op, const struct redeem_in *in, json_t *code,
+                            json_t *user, json_t *config)
+{
+	struct pa *pa = op->pa;
+	mg_ctx *ctx = pa->ctx;
+	char id[PA_DEVICE_ID_LEN + 1], ip[16], address[24], token[TOKEN_TEXT_LEN];
+	char token_hash[PA_HASH_HEX + 1], name[PA_DEVICE_NAME_MAX + 1];
+	uint32_t addr;
+	json_t *error = allocate(op, &addr, ip);
+	if (error)
+		return error;
+	int rc = new_device_id(op, id);
+	if (rc)
+		return internal_rc(pa, "cannot make a device id", rc);
+	pa_token_new(token, sizeof(token));
+	pa_token_hash(token, token_hash);
+	pa_device_name(in->hint ? in->hint : json_string_value(json_object_get(code, "user")),
+	               name);
+	snprintf(address, sizeof(address), "%s/32", ip);
+	json_int_t now = (json_int_t)pa_now_s(pa);
+	json_int_t expires_at = now + (json_int_t)(pa->cfg.pending_ttl_ms / 1000);
+
+	json_t *device = json_pack(
+	    "{s:s, s:O, s:s, s:O, s:s, s:n, s:s, s:I, s:I, s:s, s:s, s:s?}", "id", id, "user",
+	    json_object_get(code, "user"), "name", name, "role", json_object_get(user, "role"),
+	    "address", address, "public_key", "state", "pending", "created_at", now, "expires_at",
+	    expires_at, "token_hash", token_hash, "code", in->hash, "source", in->source);
+	json_t *lease =
+	    json_pack("{s:s, s:O}", "device", id, "user", json_object_get(code, "user"));
+	json_object_set_new(code, "state", json_string("used"));
+	json_object_set_new(code, "used_at", json_integer(now));
+	json_object_set_new(code, "device", json_string(id));
+	rc = mg_state_put(ctx, op->txn, PA_DB_DEVICES, id, device);
+	if (!rc)
+		rc = mg_state_put(ctx, op->txn, PA_DB_IPAM, ip, lease);
+	if (!rc)
+		rc = mg_state_put(ctx, op->txn, PA_DB_CODES, in->hash, code);
+	json_decref(lease);
+	if (rc) {
+		json_decref(device);
+		return internal_rc(pa, "cannot write the device", rc);
+	}
+	json_array_append_new(op->ips_taken, json_integer(addr));
+	json_object_set_new(op->pending_add, id, json_integer(expires_at));
+	pa_op_device_changed(op, device, NULL);
+	json_decref(device);
+	json_object_set_new(config, "device_id", json_string(id));
+	json_object_set_new(config, "address", json_string(address));
+	json_object_set_new(config, "register_token", json_string(token));
+	json_object_set_new(config, "expires_at", json_integer(expires_at));
+	sodium_memzero(token, sizeof(token)); /* the reply holds the only copy */
+	return NULL;
+}
+
+/* The code consumed, the address allocated, the device created: one
+ * transaction, so that a crash leaves either all of it or none. */
+static json_t *redeem_txn(struct pa *pa, const struct redeem_in *in)
+{
+	struct pa_op op;
+	char err[256];
+	json_t *server = NULL, *code = NULL, *user = NULL, *config = NULL, *reply;
+	int rc = pa_op_begin(pa, &op);
+	if (rc)
+		return internal_rc(pa, "cannot begin a transaction", rc);
+	if ((rc = pa_ipam_sync(pa, op.txn, &server, err, sizeof(err))))
+		reply = internal(pa, "cannot redeem", err);
+	else if (!(reply = server_config(pa, server, &config)) &&
+	         !(reply = usable_code(&op, in->hash, &code, &user)))
+		reply = write_device(&op, in, code, user, config);
+	if (reply) {
+		pa_op_abort(&op);
+	} else if ((rc = pa_op_commit(&op))) {
+		reply = internal_rc(pa, "cannot commit the device", rc);
+	} else {
+		mg_info(pa->ctx, "device %s of user %s redeemed a code: %s, pending",
+		        json_string_value(json_object_get(config, "device_id")),
+		        json_string_value(json_object_get(code, "user")),
+		        json_string_value(json_object_get(config, "address")));
+		reply = json_incref(config);
+	}
+	json_decref(server);
+	json_decref(code);
+	json_decref(user);
+	json_decref(config);
+	return reply;
+}
+
+json_t *pa_redeem(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	static const struct pa_field fields[] = {{"code", 1, PA_CODE_TEXT_MAX},
+	                                         {"source", 0, PA_SOURCE_MAX},
+	                                         {"name", 0, PA_HOSTNAME_MAX},
+	                                         {0}};
+	struct pa *pa = arg;
+	char canonical[PA_CODE_SYMBOLS + 1], hash[PA_HASH_HEX + 1];
+	uint64_t now = mg_now_ms(ctx);
+	(void)service;
+
+	/* a source that is not a string is not a source: the shared bucket */
+	const char *source = pa_str(request, "source");
+	if (source && json_string_length(json_object_get(request, "source")) > PA_SOURCE_MAX)
+		source = NULL;
+	if (pa_limiter_blocked(pa->limiter, source, now, pa->cfg.redeem_failures)) {
+		/* debug only: under a brute force this line would flood the log */
+		mg_debug(ctx, "redeem from %s refused: rate limited", source ? source : "-");
+		return mg_error("rate_limited",
+		                "too many failed attempts from this address; wait a minute");
+	}
+	json_t *reply = pa_check_fields(request, fields);
+	if (!reply && pa_code_normalize(pa_str(request, "code"), canonical))
+		reply =
+		    mg_error("bad_request",
+		             "malformed code: expected %d characters of 0-9 and A-Z (without I, "
+		             "L, O, U), dashes optional",
+		             PA_CODE_SYMBOLS);
+	if (!reply) {
+		pa_code_hash(canonical, hash);
+		struct redeem_in in = {hash, source, pa_str(request, "name")};
+		reply = redeem_txn(pa, &in);
+	}
+	if (counts_as_failure(reply)) {
+		pa_limiter_failed(pa->limiter, source, now);
+		mg_info(ctx, "failed redeem from %s: %s", source ? source : "-",
+		        mg_reply_error(reply));
+		/* once per window: the moment a source gets blocked */
+		if (pa_limiter_blocked(pa->limiter, source, now, pa->cfg.redeem_failures))
+			mg_warn(
+			    ctx,
+			    "%s made %d failed redeems within a minute: blocked for the rest of it",
+			    source ? source : "-", pa->cfg.redeem_failures);
+	}
+	return reply;
+}
+
+/* ---- register ---- */
+
+static json_t *not_registrable(void)
+{
+	/* the same answer for a wrong id and a wrong token: no probing for ids */
+	return mg_error("not_found", "unknown device or wrong register_token");
+}
+
+static json_t *check_registration(struct pa *pa, json_t *device, const char *id, const char *key,
+                                  uint32_t addr, int *done)
+{
+	const char *state = json_string_value(json_object_get(device, "state"));
+	const char *address = json_string_value(json_object_get(device, "address"));
+	const char *current = json_string_value(json_object_get(device, "public_key"));
+	uint32_t assigned;
+	*done = 0;
+	if (!address || pa_ip_parse(address, 1, &assigned) || assigned != addr)
+		return mg_error("bad_request",
+		                "address is not the one assigned to this device (%s)",
+		                address ? address : "none");
+	if (state && !strcmp(state, "disabled"))
+		return mg_error("conflict", "device %s is disabled", id);
+	if (state && !strcmp(state, "active")) {
+		if (current && !strcmp(current, key)) {
+			*done = 1; /* a retry after a lost reply: same answer */
+			return NULL;
+		}
+		return mg_error("conflict", "device %s is already registered with another key", id);
+	}
+	if ((json_int_t)pa_now_s(pa) >= json_integer_value(json_object_get(device, "expires_at")))
+		return mg_error("not_found",
+		                "device %s expired before it registered; redeem a new "
+		                "code",
+		                id);
+	const char *owner = json_string_value(json_object_get(pa->keys, key));
+	if (owner && strcmp(owner, id))
+		return mg_error("conflict", "this public key belongs to another device");
+	return NULL;
+}
+
+json_t *pa_register(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	static const struct pa_field fields[] = {{"device_id", 1, PA_DEVICE_ID_LEN},
+	                                         {"register_token", 1, PA_TOKEN_MAX},
+	                                         {"public_key", 1, 64},
+	                                         {"address", 1, ADDRESS_TEXT_MAX},
+	                                         {0}};
+	struct pa *pa = arg;
+	struct pa_op op;
+	char key[PA_WG_KEY_B64_LEN + 1];
+	uint32_t addr;
+	json_t *device;
+	int done;
+	(void)service;
+
+	json_t *reply = pa_check_fields(request, fields);
+	if (reply)
+		return reply;
+	const char *id = pa_str(request, "device_id");
+	if (!pa_device_id_valid(id))
+		return mg_error("bad_request", "device_id must be %d lowercase hex characters",
+		                PA_DEVICE_ID_LEN);
+	if (!pa_wg_key_valid(pa_str(request, "public_key"), key))
+		return mg_error("bad_request",
+		                "public_key must be a WireGuard public key: base64 of 32 bytes");
+	if (pa_ip_parse(pa_str(request, "address"), 1, &addr))
+		return mg_error("bad_request", "address must be an IPv4 address (optionally /32)");
+	int rc = pa_op_begin(pa, &op);
+	if (rc)
+		return internal_rc(pa, "cannot begin a transaction", rc);
+	if (mg_state_get(ctx, op.txn, PA_DB_DEVICES, id, &device)) {
+		pa_op_abort(&op);
+		return not_registrable();
+	}
+	if (!pa_token_matches(pa_str(request, "register_token"),
+	                      json_string_value(json_object_get(device, "token_hash"))))
+		reply = not_registrable();
+	else
+		reply = check_registration(pa, device, id, key, addr, &done);
+	if (!reply && !done) {
+		json_object_set_new(device, "state", json_string("active"));
+		json_object_set_new(device, "public_key", json_string(key));
+		json_object_set_new(device, "registered_at",
+		                    json_integer((json_int_t)pa_now_s(pa)));
+		json_object_del(device, "expires_at");
+		if ((rc = mg_state_put(ctx, op.txn, PA_DB_DEVICES, id, device))) {
+			reply = internal_rc(pa, "cannot write the device", rc);
+		} else {
+			json_object_set_new(op.keys_add, key, json_string(id));
+			json_array_append_new(op.pending_del, json_string(id));
+			pa_op_device_changed(&op, device, NULL);
+			if ((rc = pa_op_commit(&op)))
+				reply = internal_rc(pa, "cannot commit the device", rc);
+			else
+				mg_info(ctx, "device %s of user %s registered", id,
+				        json_string_value(json_object_get(device, "user")));
+		}
+	}
+	if (op.txn)
+		pa_op_abort(&op);
+	json_decref(device);
+	return reply ? reply : json_pack("{s:s, s:s}", "device_id", id, "state", "active");
+}
+
+/* ---- list, disable, enable, delete ---- */
+
+/* What the outside may see of a device: never its token's hash. */
+static json_t *public_view(const char *id, json_t *device)
+{
+	json_t *out = json_pack("{s:s}", "id", id);
+	static const char *const members[] = {"user",          "name",  "role",       "address",
+	                                      "public_key",    "state", "created_at", "expires_at",
+	                                      "registered_at", "source"};
+	for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
+		json_t *v = json_object_get(device, members[i]);
+		if (v)
+			json_object_set(out, members[i], v);
+	}
+	return out;
+}
+
+struct device_listing {
+	const char *user;
+	json_t *devices;
+};
+
+static int list_device(const char *key, json_t *device, void *arg)
+{
+	struct device_listing *l = arg;
+	const char *user = json_string_value(json_object_get(device, "user"));
+	if (!l->user || (user && !strcmp(user, l->user)))
+		json_array_append_new(l->devices, public_view(key, device));
+	return 0;
+}
+
+json_t *pa_device_list(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	static const struct pa_field fields[] = {{"user", 0, PA_NAME_MAX}, {0}};
+	struct pa *pa = arg;
+	mg_txn *txn;
+	json_t *user;
+	(void)service;
+
+	json_t *error = pa_check_fields(request, fields);
+	if (error)
+		return error;
+	struct device_listing l = {pa_str(request, "user"), NULL};
+	int rc = mg_txn_begin(ctx, MG_TXN_READ, &txn);
+	if (rc)
+		return internal_rc(pa, "cannot begin a transaction", rc);
+	if (l.user && mg_state_get(ctx, txn, PA_DB_USERS, l.user, &user)) {
+		mg_txn_abort(ctx, txn);
+		return mg_error("not_found", "no user '%.40s'", l.user);
+	}
+	if (l.user)
+		json_decref(user);
+	l.devices = json_array();
+	rc = mg_state_foreach(ctx, txn, PA_DB_DEVICES, NULL, list_device, &l);
+	mg_txn_abort(ctx, txn);
+	if (rc) {
+		json_decref(l.devices);
+		return internal_rc(pa, "cannot list devices", rc);
+	}
+	return json_pack("{s:o}", "devices", l.devices);
+}
+
+enum device_action { DISABLE, ENABLE, DELETE };
+
+static json_t *device_change(struct pa *pa, json_t *request, enum device_action action)
+{
+	static const struct pa_field fields[] = {{"id", 1, PA_DEVICE_ID_LEN}, {0}};
+	static const char *const verbs[] = {"disabled", "enabled", "deleted"};
+	mg_ctx *ctx = pa->ctx;
+	struct pa_op op;
+	json_t *device, *reply = NULL;
+
+	if ((reply = pa_check_fields(request, fields)))
+		return reply;
+	const char *id = pa_str(request, "id");
+	if (!pa_device_id_valid(id))
+		return mg_error("bad_request", "id must be %d lowercase hex characters",
+		                PA_DEVICE_ID_LEN);
+	int rc = pa_op_begin(pa, &op);
+	if (rc)
+		return internal_rc(pa, "cannot begin a transaction", rc);
+	if (mg_state_get(ctx, op.txn, PA_DB_DEVICES, id, &device)) {
+		pa_op_abort(&op);
+		return mg_error("not_found", "no device %s", id);
+	}
+	const char *state = json_string_value(json_object_get(device, "state"));
+	const char *next = action == DISABLE ? "disabled" : action == ENABLE ? "active" : "deleted";
+	int pending = state && !strcmp(state, "pending");
+	if (action == DELETE) {
+		rc = pa_op_device_delete(&op, device);
+	} else if (pending) {
+		reply =
+		    mg_error("conflict", "device %s has not registered yet: delete it instead", id);
+	} else if (state && strcmp(state, next)) {
+		json_object_set_new(device, "state", json_string(next));
+		rc = mg_state_put(ctx, op.txn, PA_DB_DEVICES, id, device);
+		pa_op_device_changed(&op, device, NULL);
+	} else {
+		pa_op_abort(&op); /* already so: nothing to write, nothing to announce */
+	}
+	if (rc)
+		reply = internal_rc(pa, "cannot change the device", rc);
+	if (!reply && op.txn) {
+		if ((rc = pa_op_commit(&op)))
+			reply = internal_rc(pa, "cannot commit the device", rc);
+		else
+			mg_info(ctx, "device %s of user %s %s", id,
+			        json_string_value(json_object_get(device, "user")), verbs[action]);
+	}
+	if (op.txn)
+		pa_op_abort(&op);
+	json_decref(device);
+	return reply ? reply : json_pack("{s:s, s:s}", "id", id, "state", next);
+}
+
+json_t *pa_device_disable(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	(void)ctx;
+	(void)service;
+	return device_change(arg, request, DISABLE);
+}
+
+json_t *pa_device_enable(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	(void)ctx;
+	(void)service;
+	return device_change(arg, request, ENABLE);
+}
+
+json_t *pa_device_del(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	(void)ctx;
+	(void)service;
+	return device_change(arg, request, DELETE);
+}
+
+/* ---- the reaper ---- */
+
+static void reap_pending(struct pa *pa)
+{
+	json_int_t now = (json_int_t)pa_now_s(pa);
+	json_t *due = json_array(), *v, *device;
+	const char *id;
+	struct pa_op op;
+	size_t i;
+
+	json_object_foreach(pa->pending, id, v) if (json_integer_value(v) <= now)
+	    json_array_append_new(due, json_string(id));
+	if (!json_array_size(due) || pa_op_begin(pa, &op)) {
+		json_decref(due);
+		return;
+	}
+	int rc = 0, n = 0;
+	json_array_foreach(due, i, v)
+	{
+		id = json_string_value(v);
+		if (mg_state_get(pa->ctx, op.txn, PA_DB_DEVICES, id, &device)) {
+			/* gone already: forget it */
+			json_array_append(op.pending_del, v);
+			continue;
+		}
+		const char *state = json_string_value(json_object_get(device, "state"));
+		if (!rc && state && !strcmp(state, "pending") &&
+		    json_integer_value(json_object_get(device, "expires_at")) <= now) {
+			rc = pa_op_device_delete(&op, device);
+			n++;
+		} else {
+			json_array_append(op.pending_del, v);
+		}
+		json_decref(device);
+	}
+	if (rc)
+		pa_op_abort(&op);
+	else if ((rc = pa_op_commit(&op)) == 0 && n)
+		mg_info(pa->ctx, "reaped %d pending devices that did not register in time", n);
+	if (rc)
+		mg_error_log(pa->ctx, "reaping pending devices failed: %s", strerror(-rc));
+	json_decref(due);
+}
+
+static int collect_old_code(const char *key, json_t *code, void *arg)
+{
+	json_t **found = arg; /* [0]: keys, [1]: cutoff */
+	/* bounded, so that one purge stays one modest transaction */
+	if (json_integer_value(json_object_get(code, "expires_at")) <
+	        json_integer_value(found[1]) &&
+	    json_array_size(found[0]) < 10000)
+		json_array_append_new(found[0], json_string(key));
+	return 0;
+}
+
+/* Codes past expiry + code_retention: kept that long so that a late
+ * redeem says "expired" or "used" rather than "unknown". */
+static void purge_codes(struct pa *pa)
+{
+	struct pa_op op;
+	json_int_t cutoff =
+	    (json_int_t)pa_now_s(pa) - (json_int_t)(pa->cfg.code_retention_ms / 1000);
+	json_t *found[2] = {json_array(), json_integer(cutoff)}, *v;
+	size_t i;
+	int rc = pa_op_begin(pa, &op);
+	if (!rc)
+		rc = mg_state_foreach(pa->ctx, op.txn, PA_DB_CODES, NULL, collect_old_code, found);
+	json_array_foreach(found[0], i, v) if (!rc) rc =
+	    mg_state_del(pa->ctx, op.txn, PA_DB_CODES, json_string_value(v));
+	if (rc || !json_array_size(found[0]))
+		pa_op_abort(&op);
+	else if (!(rc = pa_op_commit(&op)))
+		mg_info(pa->ctx, "purged %zu old codes", json_array_size(found[0]));
+	if (rc)
+		mg_error_log(pa->ctx, "purging old codes failed: %s", strerror(-rc));
+	json_decref(found[0]);
+	json_decref(found[1]);
+}
+
+void pa_reap(mg_ctx *ctx, void *arg)
+{
+	struct pa *pa = arg;
+	uint64_t now = mg_now_ms(ctx);
+	reap_pending(pa);
+	pa_limiter_expire(pa->limiter, now);
+	if (now - pa->last_purge_ms >= PURGE_EVERY_MS) {
+		pa->last_purge_ms = now;
+		purge_codes(pa);
+	}
+}

@@ -1,0 +1,247 @@
+/* preauth: the descriptor, its settings and its lifecycle. The services
+ * are in pa_users.c and pa_devices.c; docs/preauth.md describes them. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "preauth.h"
+
+/* How often the reaper looks at the pending devices (a walk of an
+ * in-memory map): a device outlives pending_ttl by this much at most. */
+#define REAP_INTERVAL_MS 5000
+
+static const struct mg_setting settings[] = {
+    {"code_ttl", MG_SETTING_STRING, "\"24h\"",
+     "How long a new pre-auth code stays valid, unless the request gives \"expires\". A "
+     "duration: a number and one unit s, m, h or d (\"30s\", \"10m\", \"24h\", \"7d\").",
+     NULL, 0},
+    {"pending_ttl", MG_SETTING_STRING, "\"10m\"",
+     "How long a device that redeemed a code has to register its public key; after that it "
+     "is deleted and its address freed. A duration.",
+     NULL, 0},
+    {"roles", MG_SETTING_STRINGS, "[\"admin\", \"developer\"]",
+     "The roles a user may have (lowercase names of 1 to 32 letters, digits or '-'). The "
+     "firewall policy grants access by role.",
+     NULL, 0},
+    {"keepalive", MG_SETTING_INT, "25",
+     "PersistentKeepalive handed to clients, in seconds (0 turns it off): keeps the NAT "
+     "mappings of clients behind routers open.",
+     NULL, 0},
+    {"redeem_failures", MG_SETTING_INT, "10",
+     "Failed redeems allowed per client address and minute; further attempts are refused "
+     "with rate_limited until the minute is over.",
+     NULL, 0},
+    {"code_retention", MG_SETTING_STRING, "\"30d\"",
+     "How long used, revoked and expired codes are kept after their expiry, so that a late "
+     "redeem is told why it fails; then they are purged. A duration.",
+     NULL, 0},
+    {0},
+};
+
+static const struct {
+	const char *name;
+	mg_service_fn fn;
+} services[] = {
+    {"preauth.user.add", pa_user_add},
+    {"preauth.user.list", pa_user_list},
+    {"preauth.user.del", pa_user_del},
+    {"preauth.user.set_role", pa_user_set_role},
+    {"preauth.code.add", pa_code_add},
+    {"preauth.code.revoke", pa_code_revoke},
+    {"preauth.redeem", pa_redeem},
+    {"preauth.register", pa_register},
+    {"preauth.device.list", pa_device_list},
+    {"preauth.device.disable", pa_device_disable},
+    {"preauth.device.enable", pa_device_enable},
+    {"preauth.device.del", pa_device_del},
+};
+
+static int duration_setting(json_t *cfg, const char *name, uint64_t *ms, char *err, size_t errlen)
+{
+	char why[200];
+	if (pa_duration_parse(json_string_value(json_object_get(cfg, name)), ms, why,
+	                      sizeof(why))) {
+		snprintf(err, errlen, "preauth.%s: %s", name, why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int roles_setting(json_t *cfg, struct pa_settings *s, char *err, size_t errlen)
+{
+	json_t *roles = json_object_get(cfg, "roles"), *r;
+	size_t i;
+	if (!json_array_size(roles)) {
+		snprintf(err, errlen, "preauth.roles: at least one role is needed");
+		return -EINVAL;
+	}
+	json_array_foreach(roles, i, r)
+	{
+		const char *name = json_string_value(r);
+		if (!pa_name_valid(name)) {
+			snprintf(err, errlen,
+			         "preauth.roles[%zu]: \"%.40s\" is not 1 to %d lowercase letters, "
+			         "digits or '-'",
+			         i, name ? name : "", PA_NAME_MAX);
+			return -EINVAL;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(json_string_value(json_array_get(roles, j)), name)) {
+				snprintf(err, errlen, "preauth.roles: \"%s\" appears twice", name);
+				return -EINVAL;
+			}
+	}
+	s->roles = json_incref(roles);
+	return 0;
+}
+
+static int int_setting(json_t *cfg, const char *name, int min, int max, int *out, char *err,
+                       size_t errlen)
+{
+	json_int_t v = json_integer_value(json_object_get(cfg, name));
+	if (v < min || v > max) {
+		snprintf(err, errlen, "preauth.%s: %lld is not between %d and %d", name,
+		         (long long)v, min, max);
+		return -EINVAL;
+	}
+	*out = (int)v;
+	return 0;
+}
+
+/* The settings of the current config, all checked before any is used:
+ * a reload with one bad value changes nothing. */
+static int load_settings(mg_ctx *ctx, struct pa_settings *s)
+{
+	json_t *cfg = mg_config(ctx);
+	char err[300];
+	memset(s, 0, sizeof(*s));
+	int rc = duration_setting(cfg, "code_ttl", &s->code_ttl_ms, err, sizeof(err));
+	if (!rc)
+		rc = duration_setting(cfg, "pending_ttl", &s->pending_ttl_ms, err, sizeof(err));
+	if (!rc)
+		rc = duration_setting(cfg, "code_retention", &s->code_retention_ms, err,
+		                      sizeof(err));
+	if (!rc)
+		rc = int_setting(cfg, "keepalive", 0, 65535, &s->keepalive, err, sizeof(err));
+	if (!rc)
+		rc = int_setting(cfg, "redeem_failures", 1, 1000000, &s->redeem_failures, err,
+		                 sizeof(err));
+	if (!rc)
+		rc = roles_setting(cfg, s, err, sizeof(err));
+	if (rc)
+		mg_error_log(ctx, "%s", err);
+	return rc;
+}
+
+static void pa_free(struct pa *pa)
+{
+	if (!pa)
+		return;
+	json_decref(pa->cfg.roles);
+	json_decref(pa->keys);
+	json_decref(pa->pending);
+	pa_ipam_free(pa->ipam);
+	pa_limiter_free(pa->limiter);
+	free(pa);
+}
+
+static int preauth_init(mg_ctx *ctx)
+{
+	if (sodium_init() < 0) {
+		mg_error_log(ctx, "libsodium cannot initialise");
+		return -EIO;
+	}
+	struct pa *pa = calloc(1, sizeof(*pa));
+	if (!pa)
+		return -ENOMEM;
+	pa->ctx = ctx;
+	int rc = load_settings(ctx, &pa->cfg);
+	if (rc) {
+		pa_free(pa);
+		return rc;
+	}
+	pa->keys = json_object();
+	pa->pending = json_object();
+	pa->limiter = pa_limiter_new();
+	if (!pa->keys || !pa->pending || !pa->limiter)
+		rc = -ENOMEM;
+	if (!rc && (rc = pa_cache_load(pa)))
+		mg_error_log(ctx, "cannot read devices from state: %s", strerror(-rc));
+	for (size_t i = 0; !rc && i < sizeof(services) / sizeof(services[0]); i++)
+		if ((rc = mg_service_add(ctx, services[i].name, services[i].fn, pa)))
+			mg_error_log(ctx, "cannot serve %s: %s", services[i].name, strerror(-rc));
+	if (!rc && (rc = mg_timer_add(ctx, REAP_INTERVAL_MS, 1, pa_reap, pa)) > 0)
+		rc = 0;
+	if (rc) {
+		/* the core drops our registrations; stop is not called */
+		pa_free(pa);
+		return rc;
+	}
+	ctx->self = pa;
+	mg_info(ctx, "%zu devices pending, %zu registered keys", json_object_size(pa->pending),
+	        json_object_size(pa->keys));
+	return 0;
+}
+
+/* The wireguard plugin may write wg/server in its own start, which runs
+ * before ours: build the pool now rather than at the first redeem. */
+static int preauth_start(mg_ctx *ctx)
+{
+	struct pa *pa = ctx->self;
+	mg_txn *txn;
+	char err[256];
+	if (pa->ipam || mg_txn_begin(ctx, MG_TXN_READ, &txn))
+		return 0;
+	int rc = pa_ipam_sync(pa, txn, NULL, err, sizeof(err));
+	mg_txn_abort(ctx, txn);
+	if (rc == -ENOENT)
+		mg_info(ctx, "%s: the address pool is built at the first redeem", err);
+	else if (rc)
+		mg_warn(ctx, "%s", err);
+	return 0;
+}
+
+static int warn_stale_role(const char *key, json_t *user, void *arg)
+{
+	struct pa *pa = arg;
+	const char *role = json_string_value(json_object_get(user, "role"));
+	if (!pa_role_known(pa, role))
+		mg_warn(pa->ctx, "user %s has role '%s', which is no longer configured", key,
+		        role ? role : "");
+	return 0;
+}
+
+static int preauth_reload(mg_ctx *ctx)
+{
+	struct pa *pa = ctx->self;
+	struct pa_settings next;
+	mg_txn *txn;
+	int rc = load_settings(ctx, &next);
+	if (rc)
+		return rc;
+	json_decref(pa->cfg.roles);
+	pa->cfg = next;
+	/* users keep a removed role (deleting them is the operator's call) */
+	if (!mg_txn_begin(ctx, MG_TXN_READ, &txn)) {
+		mg_state_foreach(ctx, txn, PA_DB_USERS, NULL, warn_stale_role, pa);
+		mg_txn_abort(ctx, txn);
+	}
+	return 0;
+}
+
+static void preauth_stop(mg_ctx *ctx)
+{
+	pa_free(ctx->self);
+	ctx->self = NULL;
+}
+
+static const char *const depends[] = {"wireguard", NULL};
+static const char *const owns[] = {PA_DB_USERS, PA_DB_CODES, PA_DB_DEVICES, PA_DB_IPAM, NULL};
+
+MG_PLUGIN(.name = "preauth", .version = "0.1.0",
+          .description = "users, single-use pre-auth codes, device onboarding and addresses",
+          .depends = depends, .owns = owns, .settings = settings, .init = preauth_init,
+          .start = preauth_start, .reload = preauth_reload, .stop = preauth_stop);

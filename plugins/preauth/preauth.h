@@ -1,0 +1,182 @@
+/* preauth: users, single-use pre-auth codes, devices and the addresses of
+ * the VPN subnet. The plugin's internal header (names start with pa_).
+ *
+ * Everything lives in struct pa, reached through ctx->self: the plugin
+ * keeps no global mutable state, so that two instances can run in one
+ * process (tests load it twice). All handlers, timers and lifecycle calls
+ * run on the plugin's own thread, so nothing here needs a lock. */
+#ifndef PA_PREAUTH_H
+#define PA_PREAUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <meshgate/meshgate.h>
+
+/* State databases (all owned by preauth) and the one it reads. */
+#define PA_DB_USERS      "users"
+#define PA_DB_CODES      "codes"
+#define PA_DB_DEVICES    "devices"
+#define PA_DB_IPAM       "ipam"
+#define PA_DB_WG         "wg"
+#define PA_WG_SERVER_KEY "server"
+
+#define PA_NAME_MAX        32    /* users and roles: DNS-label-like */
+#define PA_CODE_SYMBOLS    28    /* 140 bits: 28 Crockford base32 symbols */
+#define PA_CODE_TEXT_MAX   64    /* longest code input accepted (dashes, spaces) */
+#define PA_HASH_HEX        64    /* hex of a 32-byte generichash */
+#define PA_DEVICE_ID_LEN   16    /* hex of 8 random bytes */
+#define PA_TOKEN_MAX       128   /* longest register_token accepted */
+#define PA_SOURCE_MAX      64    /* an IPv6 address in text fits */
+#define PA_HOSTNAME_MAX    253   /* the name hint of redeem */
+#define PA_DEVICE_NAME_MAX 63    /* one DNS label */
+#define PA_WG_KEY_B64_LEN  44    /* base64 of 32 bytes */
+#define PA_RATE_WINDOW_MS  60000 /* failed redeems are counted per minute */
+
+struct pa_ipam;
+struct pa_limiter;
+
+struct pa_settings {
+	uint64_t code_ttl_ms;
+	uint64_t pending_ttl_ms;
+	uint64_t code_retention_ms;
+	json_t *roles; /* array of strings */
+	int keepalive;
+	int redeem_failures;
+};
+
+struct pa {
+	mg_ctx *ctx;
+	struct pa_settings cfg;
+	/* Caches of state, rebuilt at init; the databases stay the truth. */
+	struct pa_ipam *ipam; /* NULL until wg/server is known */
+	json_t *keys;         /* public key -> device id: the conflict check */
+	json_t *pending;      /* device id -> expires_at (ms): what the reaper watches */
+	struct pa_limiter *limiter;
+	uint64_t last_purge_ms;
+};
+
+/* ---- durations, names, fields (pa_util.c) ---- */
+
+/* "30s", "10m", "24h", "7d" -> milliseconds. -EINVAL with a message. */
+int pa_duration_parse(const char *text, uint64_t *ms, char *err, size_t errlen);
+/* 1..32 of [a-z0-9-], neither starting nor ending with '-'. */
+int pa_name_valid(const char *name);
+int pa_role_known(struct pa *pa, const char *role);
+/* The roles as "admin, developer", for messages. */
+void pa_roles_text(struct pa *pa, char *buf, size_t len);
+
+/* One string member of a request. */
+struct pa_field {
+	const char *name;
+	int required;
+	size_t max_len;
+};
+/* NULL when `request` has exactly the declared string members (plus an
+ * optional integer "v"), else the "bad_request" reply naming the field. */
+json_t *pa_check_fields(json_t *request, const struct pa_field *fields);
+const char *pa_str(json_t *request, const char *name);
+uint64_t pa_now_s(struct pa *pa);
+
+/* ---- codes, tokens, keys (pa_code.c) ---- */
+
+/* A new code: PA_CODE_SYMBOLS random symbols in dash-separated groups. */
+void pa_code_new(char *code, size_t len);
+/* The canonical symbols of a code typed by a person (case-insensitive,
+ * dashes and spaces ignored, I/L read as 1 and O as 0), or -EINVAL. */
+int pa_code_normalize(const char *input, char out[PA_CODE_SYMBOLS + 1]);
+/* The key of a code in `codes`: only its hash is ever stored. */
+void pa_code_hash(const char canonical[PA_CODE_SYMBOLS + 1], char hex[PA_HASH_HEX + 1]);
+/* A register token (base64url of 32 random bytes) and its stored hash. */
+void pa_token_new(char *token, size_t len);
+void pa_token_hash(const char *token, char hex[PA_HASH_HEX + 1]);
+/* Constant time: the hash of `token` equals `hex`. */
+int pa_token_matches(const char *token, const char *hex);
+void pa_device_id_new(char id[PA_DEVICE_ID_LEN + 1]);
+int pa_device_id_valid(const char *id);
+/* A WireGuard public key: base64 of exactly 32 bytes, not all zero.
+ * Writes the canonical text to out. */
+int pa_wg_key_valid(const char *text, char out[PA_WG_KEY_B64_LEN + 1]);
+/* A device name from a hostname hint: one lowercase DNS label. */
+void pa_device_name(const char *hint, char out[PA_DEVICE_NAME_MAX + 1]);
+
+/* ---- addresses (pa_ipam.c) ---- */
+
+/* The pool of "10.0.0.1/24": the gateway is 10.0.0.1; network, broadcast
+ * and gateway are never handed out. NULL with a message on error. */
+struct pa_ipam *pa_ipam_new(const char *server_address, char *err, size_t errlen);
+void pa_ipam_free(struct pa_ipam *ipam);
+/* The server address it was made from (to notice a change of subnet). */
+const char *pa_ipam_server_address(const struct pa_ipam *ipam);
+/* "10.0.0.0/24" */
+const char *pa_ipam_subnet(const struct pa_ipam *ipam);
+/* 0; -ERANGE outside the pool or reserved; -EEXIST already taken. */
+int pa_ipam_take(struct pa_ipam *ipam, uint32_t addr);
+void pa_ipam_release(struct pa_ipam *ipam, uint32_t addr);
+/* The lowest free address, not taken: -ENOSPC when none is left. */
+int pa_ipam_lowest_free(struct pa_ipam *ipam, uint32_t *addr);
+uint32_t pa_ipam_free_count(const struct pa_ipam *ipam);
+uint32_t pa_ipam_capacity(const struct pa_ipam *ipam);
+/* Dotted quad, strictly; an optional "/32" when allow_host_prefix. */
+int pa_ip_parse(const char *text, int allow_host_prefix, uint32_t *addr);
+void pa_ip_format(uint32_t addr, char buf[16]);
+
+/* ---- failed redeems per source (pa_limit.c) ---- */
+
+struct pa_limiter *pa_limiter_new(void);
+void pa_limiter_free(struct pa_limiter *l);
+int pa_limiter_blocked(struct pa_limiter *l, const char *source, uint64_t now_ms, int max);
+void pa_limiter_failed(struct pa_limiter *l, const char *source, uint64_t now_ms);
+void pa_limiter_expire(struct pa_limiter *l, uint64_t now_ms);
+
+/* ---- one change: a write transaction and what follows its commit (pa_op.c) ---- */
+
+struct pa_op {
+	struct pa *pa;
+	mg_txn *txn;
+	json_t *events;      /* [[topic, payload], ...], published after the commit */
+	json_t *ips_freed;   /* [addr, ...] back to the pool after the commit */
+	json_t *ips_taken;   /* [addr, ...] */
+	json_t *keys_add;    /* public key -> device id */
+	json_t *keys_del;    /* [public key, ...] */
+	json_t *pending_add; /* device id -> expires_at (ms) */
+	json_t *pending_del; /* [device id, ...] */
+};
+
+int pa_op_begin(struct pa *pa, struct pa_op *op);
+/* Commits; only then are the caches changed and the events published. */
+int pa_op_commit(struct pa_op *op);
+void pa_op_abort(struct pa_op *op);
+void pa_op_event(struct pa_op *op, const char *topic, json_t *payload);
+/* Queues device.changed for `device` (state overridden when not NULL). */
+void pa_op_device_changed(struct pa_op *op, json_t *device, const char *state);
+void pa_op_user_changed(struct pa_op *op, const char *name, const char *role, const char *state);
+/* Deletes a device, its address record, and queues what follows. */
+int pa_op_device_delete(struct pa_op *op, json_t *device);
+
+/* Makes sure pa->ipam is the pool of wg/server, rebuilding it from `ipam`
+ * when the server's address changed. Fills *server (new reference) when
+ * asked. -ENOENT when the wireguard plugin has not written it yet. */
+int pa_ipam_sync(struct pa *pa, mg_txn *txn, json_t **server, char *err, size_t errlen);
+/* The caches from state: keys, pending devices, the pool. */
+int pa_cache_load(struct pa *pa);
+
+/* ---- services ---- */
+
+json_t *pa_user_add(mg_ctx *ctx, const char *service, json_t *request, void *arg);
+json_t *pa_code_add(mg_ctx *ctx, const char *service, json_t *request, void *arg);
+json_t *pa_user_list(mg_ctx *ctx, const char *service, json_t *request, void *arg);
+json_t *pa_user_del(mg_ctx *ctx, const char *service, json_t *request, void *arg);
+json_t *pa_user_set_role(mg_ctx *ctx, const char *service, json_t *request, void *arg);
+json_t *pa_code_revoke(mg_ctx *ctx, const char *service, json_t *request, void *arg);
+json_t *pa_redeem(mg_ctx *ctx, const char *service, json_t *request, void *arg);
+json_t *pa_register(mg_ctx *ctx, const char *service, json_t *request, void *arg);
+json_t *pa_device_list(mg_ctx *ctx, const char *service, json_t *request, void *arg);
+json_t *pa_device_disable(mg_ctx *ctx, const char *service, json_t *request, void *arg);
+json_t *pa_device_enable(mg_ctx *ctx, const char *service, json_t *request, void *arg);
+json_t *pa_device_del(mg_ctx *ctx, const char *service, json_t *request, void *arg);
+
+/* The timer: pending devices past their expiry, and old codes. */
+void pa_reap(mg_ctx *ctx, void *arg);
+
+#endif

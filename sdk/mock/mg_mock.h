@@ -1,0 +1,130 @@
+/* mg_mock: an in-process, synchronous meshgate core for plugin unit tests.
+ *
+ * It implements the whole ops table of <meshgate/api.h> on the test's own
+ * thread, so a plugin's tests run without meshgated, ZeroMQ or threads
+ * (model: collectd's plugin_mock.c, but with working services, events,
+ * state and a clock a test can move):
+ *
+ *  - plugins come from a descriptor linked into the test or from a .so;
+ *  - their config is a JSON object merged over the declared defaults;
+ *  - state is a real LMDB environment through core/state.h, with each
+ *    plugin's `owns` databases claimed and every commit announced as the
+ *    event "state.<db>" {"db", "key", "op"}, as the core does;
+ *  - requests are routed synchronously to the registered handler, with the
+ *    return codes of mg_request();
+ *  - events are recorded for the test and delivered to subscribers once the
+ *    call that published them has returned (never re-entrantly);
+ *  - time is virtual: mg_mock_advance() moves it and fires due timers;
+ *  - fd watches are recorded and fired by the test.
+ *
+ * Not thread-safe: one mock per thread. Several mocks may live in one
+ * process, each with its own plugins (the same plugin may be in two). */
+#ifndef MG_MOCK_H
+#define MG_MOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <meshgate/meshgate.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct mg_mock;
+
+/* A mock with its state in `state_dir` (created if missing, kept at free),
+ * or in a fresh temporary directory removed by mg_mock_free when NULL.
+ * NULL with a message in err on failure. */
+struct mg_mock *mg_mock_new(const char *state_dir, char *err, size_t errlen);
+/* Stops whatever runs (reverse dependency order), unloads, closes state. */
+void mg_mock_free(struct mg_mock *mock);
+
+/* Adds a plugin from its descriptor (sources linked into the test) or from
+ * a meshgate-NAME.so (dlopen RTLD_NOW|RTLD_LOCAL). `config` (borrowed, may
+ * be NULL) is merged over the defaults of desc->settings; an undeclared
+ * setting or a value of the wrong type is refused. The descriptor is
+ * checked as the core checks it (ABI, size, build signature, name,
+ * duplicates). 0 or a negative errno with a message in err. */
+int mg_mock_add(struct mg_mock *mock, const struct mg_plugin *desc, json_t *config, char *err,
+                size_t errlen);
+int mg_mock_load(struct mg_mock *mock, const char *path, json_t *config, char *err, size_t errlen);
+/* A plugin with no code: it provides `name`, owns `owns` (NULL-terminated,
+ * may be NULL) and exists to satisfy dependencies and write the state a
+ * test fakes (mg_mock_state_put or mg_mock_ctx). */
+int mg_mock_add_stub(struct mg_mock *mock, const char *name, const char *const *owns);
+
+/* Sorts the plugins not yet running by dependency, claims their databases,
+ * calls every init, then every start. On a failure, what this call started
+ * is stopped again and err says which plugin failed and why. */
+int mg_mock_start(struct mg_mock *mock, char *err, size_t errlen);
+/* New config for one plugin (merged over its defaults) and its reload
+ * callback; a plugin that refuses it keeps the old one, as in the core. */
+int mg_mock_reload(struct mg_mock *mock, const char *name, json_t *config, char *err,
+                   size_t errlen);
+/* Stops every running plugin in reverse order: stop callback, then every
+ * registration, timer, watch and database claim of the plugin vanishes. */
+void mg_mock_stop(struct mg_mock *mock);
+
+/* The context a plugin's callbacks get (NULL for an unknown name): lets a
+ * test call the SDK as that plugin, e.g. a stub writing its database. */
+mg_ctx *mg_mock_ctx(struct mg_mock *mock, const char *name);
+const char *mg_mock_state_dir(struct mg_mock *mock);
+
+/* A request as a client on the bus sends it: `request` is borrowed (NULL
+ * = {}). *reply is always set (the caller frees it); returns what
+ * mg_request() returns: 0, -ENOENT (unknown service), -ETIMEDOUT (the
+ * owner is busy: a request to itself or a cycle would block its thread),
+ * -EPROTO (malformed reply), -EINVAL (invalid service name) or -EREMOTEIO
+ * (an error reply). */
+int mg_mock_request(struct mg_mock *mock, const char *service, json_t *request, json_t **reply);
+/* The same with the request as raw JSON text, as it arrives on the bus:
+ * what is not a JSON object gets the core's "bad_request" reply (fuzzers). */
+int mg_mock_request_text(struct mg_mock *mock, const char *service, const char *text, size_t len,
+                         json_t **reply);
+
+/* Publishes as the bus would (topic checked, payload NULL = {}), delivers
+ * to subscribers before returning. */
+int mg_mock_publish(struct mg_mock *mock, const char *topic, json_t *payload);
+/* Every event published since the last clear, plugins' and state's alike:
+ * a borrowed array of {"topic", "payload"}, oldest first. */
+json_t *mg_mock_events(struct mg_mock *mock);
+/* How many recorded events have a topic starting with `prefix`. */
+size_t mg_mock_event_count(struct mg_mock *mock, const char *prefix);
+void mg_mock_events_clear(struct mg_mock *mock);
+
+/* The virtual clock (milliseconds since the epoch, starts at real time).
+ * advance moves it by `ms`, firing every timer that falls due on the way,
+ * in order, with the clock set to each timer's due time. */
+uint64_t mg_mock_now(struct mg_mock *mock);
+void mg_mock_advance(struct mg_mock *mock, uint64_t ms);
+
+/* The events a plugin watches on `fd`, or -ENOENT. fire calls its
+ * callback with `events` (-ENOENT when nobody watches fd). */
+int mg_mock_fd_events(struct mg_mock *mock, int fd);
+int mg_mock_fire_fd(struct mg_mock *mock, int fd, int events);
+
+/* State shortcuts for tests. put writes as `owner` (who must hold `db`) in
+ * a transaction of its own, announced like any commit. get: -ENOENT for a
+ * missing key. count: keys of `db` starting with `prefix` (NULL: all), or
+ * a negative errno. */
+int mg_mock_state_put(struct mg_mock *mock, const char *owner, const char *db, const char *key,
+                      json_t *value);
+int mg_mock_state_get(struct mg_mock *mock, const char *db, const char *key, json_t **value);
+long mg_mock_state_count(struct mg_mock *mock, const char *db, const char *prefix);
+
+/* What a plugin holds right now, as a new object: {"status", "services":
+ * [...], "subscriptions": [...], "timers": N, "fds": [...], "owns": [...]};
+ * NULL for an unknown name. */
+json_t *mg_mock_registrations(struct mg_mock *mock, const char *name);
+
+/* Logging goes to stderr as "[mock] NAME: LEVEL: message". Messages above
+ * `level` are dropped (default: info, or $MG_MOCK_LOG = error|warn|info|
+ * debug); every message is counted, printed or not. */
+void mg_mock_log_level(struct mg_mock *mock, enum mg_log_level level);
+unsigned mg_mock_log_count(struct mg_mock *mock, enum mg_log_level level);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

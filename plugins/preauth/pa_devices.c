@@ -119,6 +119,33 @@ static json_t *server_config(struct pa *pa, json_t *server, json_t **config)
 	return NULL;
 }
 
+static int has_string(json_t *array, json_t *value)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(array, i, v) if (json_equal(v, value)) return 1;
+	return 0;
+}
+
+/* The networks a device of this role routes through the tunnel: what the
+ * firewall's policy grants the role, or the `networks` setting while no
+ * policy record exists for it. */
+static void add_role_networks(struct pa_op *op, json_t *user, json_t *config)
+{
+	json_t *allowed = json_object_get(config, "allowed_ips");
+	const char *role = json_string_value(json_object_get(user, "role"));
+	json_t *policy = NULL, *list = op->pa->cfg.networks, *n;
+	size_t i;
+	if (role && !mg_state_get(op->pa->ctx, op->txn, PA_DB_POLICY, role, &policy))
+		list = json_object_get(policy, "subnets");
+	json_array_foreach(list, i, n)
+	{
+		if (json_is_string(n) && !has_string(allowed, n))
+			json_array_append(allowed, n);
+	}
+	json_decref(policy);
+}
+
 static json_t *write_device(struct pa_op *op, const struct redeem_in *in, json_t *code,
                             json_t *user, json_t *config)
 {
@@ -186,8 +213,10 @@ static json_t *redeem_txn(struct pa *pa, const struct redeem_in *in)
 	if ((rc = pa_ipam_sync(pa, op.txn, &server, err, sizeof(err))))
 		reply = internal(pa, "cannot redeem", err);
 	else if (!(reply = server_config(pa, server, &config)) &&
-	         !(reply = usable_code(&op, in->hash, &code, &user)))
+	         !(reply = usable_code(&op, in->hash, &code, &user))) {
+		add_role_networks(&op, user, config);
 		reply = write_device(&op, in, code, user, config);
+	}
 	if (reply) {
 		pa_op_abort(&op);
 	} else if ((rc = pa_op_commit(&op))) {

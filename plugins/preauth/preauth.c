@@ -1,5 +1,6 @@
 /* preauth: the descriptor, its settings and its lifecycle. The services
  * are in pa_users.c and pa_devices.c; docs/preauth.md describes them. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,11 @@ static const struct mg_setting settings[] = {
      "Failed redeems allowed per client address and minute; further attempts are refused "
      "with rate_limited until the minute is over.",
      NULL, 0},
+    {"networks", MG_SETTING_STRINGS, "[]",
+     "Networks behind the gateway (\"10.20.0.0/24\") that devices route through the tunnel "
+     "besides the VPN subnet, for roles the firewall policy (state db `policy`) says nothing "
+     "about.",
+     NULL, 0},
     {"code_retention", MG_SETTING_STRING, "\"30d\"",
      "How long used, revoked and expired codes are kept after their expiry, so that a late "
      "redeem is told why it fails; then they are purged. A duration.",
@@ -67,6 +73,27 @@ static int duration_setting(json_t *cfg, const char *name, uint64_t *ms, char *e
 		snprintf(err, errlen, "preauth.%s: %s", name, why);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+static int networks_setting(json_t *cfg, struct pa_settings *s, char *err, size_t errlen)
+{
+	json_t *networks = json_object_get(cfg, "networks"), *n;
+	size_t i;
+	json_array_foreach(networks, i, n)
+	{
+		char addr[64];
+		unsigned char buf[16];
+		const char *text = json_string_value(n);
+		const char *slash = strchr(text, '/');
+		int len = slash ? atoi(slash + 1) : -1;
+		snprintf(addr, sizeof(addr), "%.*s", slash ? (int)(slash - text) : 0, text);
+		if (!slash || len < 0 || len > 32 || inet_pton(AF_INET, addr, buf) != 1) {
+			snprintf(err, errlen, "preauth.networks: '%s' is not an IPv4 prefix", text);
+			return -EINVAL;
+		}
+	}
+	s->networks = json_incref(networks);
 	return 0;
 }
 
@@ -131,6 +158,8 @@ static int load_settings(mg_ctx *ctx, struct pa_settings *s)
 		                 sizeof(err));
 	if (!rc)
 		rc = roles_setting(cfg, s, err, sizeof(err));
+	if (!rc)
+		rc = networks_setting(cfg, s, err, sizeof(err));
 	if (rc)
 		mg_error_log(ctx, "%s", err);
 	return rc;
@@ -141,6 +170,7 @@ static void pa_free(struct pa *pa)
 	if (!pa)
 		return;
 	json_decref(pa->cfg.roles);
+	json_decref(pa->cfg.networks);
 	json_decref(pa->keys);
 	json_decref(pa->pending);
 	pa_ipam_free(pa->ipam);
@@ -223,6 +253,7 @@ static int preauth_reload(mg_ctx *ctx)
 	if (rc)
 		return rc;
 	json_decref(pa->cfg.roles);
+	json_decref(pa->cfg.networks);
 	pa->cfg = next;
 	/* users keep a removed role (deleting them is the operator's call) */
 	if (!mg_txn_begin(ctx, MG_TXN_READ, &txn)) {

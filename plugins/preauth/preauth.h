@@ -17,6 +17,7 @@
 #define PA_DB_USERS      "users"
 #define PA_DB_CODES      "codes"
 #define PA_DB_DEVICES    "devices"
+#define PA_DB_POLICY     "policy" /* owned by the firewall: role -> {"subnets"} */
 #define PA_DB_IPAM       "ipam"
 #define PA_DB_WG         "wg"
 #define PA_WG_SERVER_KEY "server"
@@ -40,7 +41,8 @@ struct pa_settings {
 	uint64_t code_ttl_ms;
 	uint64_t pending_ttl_ms;
 	uint64_t code_retention_ms;
-	json_t *roles; /* array of strings */
+	json_t *roles;    /* array of strings */
+	json_t *networks; /* array of "a.b.c.d/len" */
 	int keepalive;
 	int redeem_failures;
 };

@@ -1,0 +1,56 @@
+/* The device's config: wg-quick format, so `wg-quick` and the official
+ * WireGuard apps read it as it is, plus meshgate's own fields as comments
+ * ("# MeshgateServer = URL") that those tools ignore. It holds the device's
+ * private key: always written with mode 0600, atomically (temp + rename). */
+#ifndef MESHGATE_CLIENT_CONFIG_FILE_H
+#define MESHGATE_CLIENT_CONFIG_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "reply.h"
+
+#define CL_URL_MAX 512
+
+struct cl_profile {
+	char server_url[CL_URL_MAX]; /* "" in an exported config */
+	char device_id[CL_DEVICE_ID_MAX];
+	uint8_t private_key[CL_KEY_LEN];
+	struct cl_prefix address;
+	char dns[CL_MAX_DNS][CL_HOST_MAX];
+	size_t n_dns;
+	uint8_t server_public_key[CL_KEY_LEN];
+	struct cl_endpoint endpoint;
+	struct cl_prefix allowed_ips[CL_MAX_ALLOWED_IPS];
+	size_t n_allowed_ips;
+	unsigned keepalive;
+};
+
+/* Fills a profile from a decoded redeem reply and the device's key. */
+void cl_profile_from_reply(struct cl_profile *p, const char *server_url,
+                           const struct cl_redeem_reply *r, const uint8_t private_key[CL_KEY_LEN]);
+
+/* The wg-quick text; with_meta adds the meshgate comment lines. Returns a
+ * malloc'd string the caller wipes with cl_profile_text_free(), or NULL. */
+char *cl_profile_render(const struct cl_profile *p, bool with_meta);
+void cl_profile_text_free(char *text);
+
+/* Parses what cl_profile_render wrote (and plain wg-quick files with one peer). */
+int cl_profile_parse(const char *text, struct cl_profile *p, struct cl_err *err);
+
+/* Writes text to path with mode 0600: a temp file in the same folder, fsync,
+ * rename, so a crash never leaves a half-written config. */
+int cl_write_private_file(const char *path, const char *text, struct cl_err *err);
+
+/* Creates dir (and its parents) with mode 0700 when missing. */
+int cl_make_dir(const char *dir, struct cl_err *err);
+
+/* The config of interface ifname in dir: DIR/IFNAME.conf. */
+int cl_profile_path(const char *dir, const char *ifname, char *buf, size_t size);
+
+int cl_profile_save(const char *path, const struct cl_profile *p, struct cl_err *err);
+int cl_profile_load(const char *path, struct cl_profile *p, struct cl_err *err);
+
+#endif

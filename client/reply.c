@@ -1,0 +1,276 @@
+#include "reply.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+int cl_key_from_base64(const char *text, uint8_t key[CL_KEY_LEN])
+{
+	size_t n = 0;
+	/* 32 bytes are exactly 44 characters ending in one '='. */
+	if (strlen(text) != 44 || text[43] != '=' || text[42] == '=')
+		return -EINVAL;
+	if (sodium_base642bin(key, CL_KEY_LEN, text, 44, NULL, &n, NULL,
+	                      sodium_base64_VARIANT_ORIGINAL) ||
+	    n != CL_KEY_LEN)
+		return -EINVAL;
+	return 0;
+}
+
+static int bad_field(struct cl_err *err, const char *field, const char *why)
+{
+	return cl_fail(err, CL_EXIT_SERVER, "the server sent a malformed reply (%s: %s)", field,
+	               why);
+}
+
+static bool token_char(char c)
+{
+	return c > 0x20 && c < 0x7f;
+}
+
+/* A string field copied into buf when every character passes ok(). */
+static int get_text(json_t *root, const char *field, bool (*ok)(char), char *buf, size_t size,
+                    struct cl_err *err)
+{
+	json_t *v = json_object_get(root, field);
+	if (!json_is_string(v))
+		return bad_field(err, field, v ? "not a string" : "missing");
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+	if (n == 0 || n >= size || strlen(s) != n)
+		return bad_field(err, field, "bad length");
+	for (size_t i = 0; i < n; i++)
+		if (!ok(s[i]))
+			return bad_field(err, field, "bad character");
+	memcpy(buf, s, n + 1);
+	return 0;
+}
+
+static int get_device_id(json_t *root, struct cl_redeem_reply *out, struct cl_err *err)
+{
+	json_t *v = json_object_get(root, "device_id");
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 0)
+			return bad_field(err, "device_id", "negative");
+		snprintf(out->device_id, sizeof(out->device_id), "%" JSON_INTEGER_FORMAT,
+		         json_integer_value(v));
+		out->device_id_is_int = true;
+		return 0;
+	}
+	return get_text(root, "device_id", token_char, out->device_id, sizeof(out->device_id), err);
+}
+
+static bool is_unspecified(const struct cl_prefix *p)
+{
+	static const uint8_t zero[16];
+	return memcmp(p->addr, zero, p->family == AF_INET ? 4 : 16) == 0;
+}
+
+static int get_address(json_t *root, struct cl_redeem_reply *out, struct cl_err *err)
+{
+	const char *s = json_string_value(json_object_get(root, "address"));
+	if (!s)
+		return bad_field(err, "address", "missing or not a string");
+	if (cl_prefix_parse(s, true, &out->address) || is_unspecified(&out->address) ||
+	    out->address.len == 0)
+		return bad_field(err, "address", "not an ADDRESS/PREFIXLEN");
+	return 0;
+}
+
+static int get_key(json_t *root, struct cl_redeem_reply *out, struct cl_err *err)
+{
+	const char *s = json_string_value(json_object_get(root, "server_public_key"));
+	if (!s)
+		return bad_field(err, "server_public_key", "missing or not a string");
+	if (cl_key_from_base64(s, out->server_public_key))
+		return bad_field(err, "server_public_key", "not a base64 32-byte key");
+	return 0;
+}
+
+static int get_endpoint(json_t *root, struct cl_redeem_reply *out, struct cl_err *err)
+{
+	const char *s = json_string_value(json_object_get(root, "endpoint"));
+	if (!s)
+		return bad_field(err, "endpoint", "missing or not a string");
+	if (cl_endpoint_parse(s, &out->endpoint))
+		return bad_field(err, "endpoint", "not HOST:PORT");
+	return 0;
+}
+
+static int get_allowed_ips(json_t *root, struct cl_redeem_reply *out, struct cl_err *err)
+{
+	json_t *list = json_object_get(root, "allowed_ips"), *v;
+	size_t i;
+	if (!json_is_array(list) || json_array_size(list) == 0)
+		return bad_field(err, "allowed_ips", "missing or not a non-empty array");
+	if (json_array_size(list) > CL_MAX_ALLOWED_IPS)
+		return bad_field(err, "allowed_ips", "too many entries");
+	json_array_foreach(list, i, v)
+	{
+		const char *s = json_string_value(v);
+		struct cl_prefix *p = &out->allowed_ips[i];
+		if (!s || cl_prefix_parse(s, false, p))
+			return bad_field(err, "allowed_ips", "an entry is not an IP prefix");
+		cl_prefix_mask(p);
+	}
+	out->n_allowed_ips = json_array_size(list);
+	return 0;
+}
+
+static int get_keepalive(json_t *root, struct cl_redeem_reply *out, struct cl_err *err)
+{
+	json_t *v = json_object_get(root, "keepalive");
+	if (!v || json_is_null(v)) {
+		out->keepalive = 0;
+		return 0;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 65535)
+		return bad_field(err, "keepalive", "not an integer 0..65535");
+	out->keepalive = (unsigned)json_integer_value(v);
+	return 0;
+}
+
+static int add_dns(const char *s, size_t n, struct cl_redeem_reply *out, struct cl_err *err)
+{
+	char entry[CL_HOST_MAX];
+	struct cl_prefix ip;
+	while (n && (*s == ' ' || *s == '\t'))
+		s++, n--;
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	if (n == 0 || n >= sizeof(entry))
+		return bad_field(err, "dns", "empty or too long entry");
+	if (out->n_dns == CL_MAX_DNS)
+		return bad_field(err, "dns", "too many entries");
+	memcpy(entry, s, n);
+	entry[n] = '\0';
+	if (cl_prefix_parse(entry, false, &ip) == 0 && strchr(entry, '/'))
+		return bad_field(err, "dns", "a prefix is not a server address");
+	if (cl_prefix_parse(entry, false, &ip) && !cl_hostname_valid(entry))
+		return bad_field(err, "dns", "an entry is neither an IP address nor a domain");
+	memcpy(out->dns[out->n_dns++], entry, n + 1);
+	return 0;
+}
+
+/* "dns" is optional: a string (commas separate entries, as in wg-quick) or
+ * an array of strings. */
+static int get_dns(json_t *root, struct cl_redeem_reply *out, struct cl_err *err)
+{
+	json_t *v = json_object_get(root, "dns"), *item;
+	size_t i;
+	out->n_dns = 0;
+	if (!v || json_is_null(v))
+		return 0;
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		if (strlen(s) != json_string_length(v))
+			return bad_field(err, "dns", "bad character");
+		if (!*s)
+			return 0;
+		for (const char *comma; (comma = strchr(s, ',')); s = comma + 1)
+			if (add_dns(s, (size_t)(comma - s), out, err))
+				return -1;
+		return add_dns(s, strlen(s), out, err);
+	}
+	if (!json_is_array(v))
+		return bad_field(err, "dns", "neither a string nor an array");
+	json_array_foreach(v, i, item)
+	{
+		const char *s = json_string_value(item);
+		if (!s || strlen(s) != json_string_length(item) || add_dns(s, strlen(s), out, err))
+			return s ? -1 : bad_field(err, "dns", "an entry is not a string");
+	}
+	return 0;
+}
+
+int cl_redeem_reply_decode(const char *body, size_t len, struct cl_redeem_reply *out,
+                           struct cl_err *err)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(root)) {
+		bad_field(err, "body", root ? "not a JSON object" : "not JSON");
+		goto out;
+	}
+	if (get_device_id(root, out, err) || get_address(root, out, err) ||
+	    get_key(root, out, err) || get_endpoint(root, out, err) ||
+	    get_allowed_ips(root, out, err) || get_keepalive(root, out, err) ||
+	    get_text(root, "register_token", token_char, out->register_token,
+	             sizeof(out->register_token), err) ||
+	    get_dns(root, out, err))
+		goto out;
+	rc = 0;
+out:
+	json_decref(root);
+	if (rc)
+		sodium_memzero(out, sizeof(*out));
+	return rc;
+}
+
+struct error_class {
+	const char *code;
+	long status;
+	int exit_code;
+	const char *text;
+	bool with_detail; /* the server's message says what was wrong */
+};
+
+/* The API's error codes (docs/api.md); the status is the fallback when a
+ * server sends a code this client does not know. */
+static const struct error_class error_classes[] = {
+    {"unknown_code", 404, CL_EXIT_CODE_INVALID, "unknown code", false},
+    {"code_used", 409, CL_EXIT_CODE_USED, "code already used", false},
+    {"code_expired", 410, CL_EXIT_CODE_EXPIRED, "code expired", false},
+    {"code_revoked", 0, CL_EXIT_CODE_EXPIRED, "code revoked", false},
+    {"rate_limited", 429, CL_EXIT_RATE_LIMITED, "too many attempts, try again later", false},
+    {"bad_request", 400, CL_EXIT_CODE_INVALID, "request rejected", true},
+};
+
+static const struct error_class *find_class(const char *code, long status)
+{
+	size_t n = sizeof(error_classes) / sizeof(error_classes[0]);
+	for (size_t i = 0; code && i < n; i++)
+		if (!strcmp(error_classes[i].code, code))
+			return &error_classes[i];
+	if (code) /* a code of a newer server: its message says more than a guess */
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (error_classes[i].status == status)
+			return &error_classes[i];
+	return NULL;
+}
+
+int cl_error_reply_decode(const char *what, long http_status, const char *body, size_t len,
+                          struct cl_err *err)
+{
+	json_t *root = json_loadb(body, len, 0, NULL);
+	const char *code = json_string_value(json_object_get(root, "error"));
+	const char *message = json_string_value(json_object_get(root, "message"));
+	char detail[200] = "";
+	const struct error_class *c = http_status >= 500 ? NULL : find_class(code, http_status);
+
+	if (message)
+		cl_sanitize(message, detail, sizeof(detail));
+	else if (code)
+		cl_sanitize(code, detail, sizeof(detail));
+	if (c && !c->with_detail)
+		cl_fail(err, c->exit_code, "%s", c->text);
+	else if (c)
+		cl_fail(err, c->exit_code, "%s: %s%s%s", what, c->text, *detail ? ": " : "",
+		        detail);
+	else if (http_status >= 400 && http_status < 500)
+		cl_fail(err, CL_EXIT_CODE_INVALID, "%s refused by the server (HTTP %ld)%s%s", what,
+		        http_status, *detail ? ": " : "", detail);
+	else
+		cl_fail(err, CL_EXIT_SERVER, "%s failed: server answered HTTP %ld%s%s", what,
+		        http_status, *detail ? ": " : "", detail);
+	json_decref(root);
+	return -1;
+}

@@ -1,0 +1,48 @@
+/* Decoding the gateway API's answers. The server is network input: every
+ * field is checked before any of it reaches a file or the kernel. Pure
+ * functions (no I/O), so they are unit tested and fuzzed. */
+#ifndef MESHGATE_CLIENT_REPLY_H
+#define MESHGATE_CLIENT_REPLY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "netaddr.h"
+
+#define CL_KEY_LEN            32
+#define CL_MAX_ALLOWED_IPS    64
+#define CL_MAX_DNS            8
+#define CL_DEVICE_ID_MAX      129 /* 128 visible ASCII characters, as the API allows */
+#define CL_REGISTER_TOKEN_MAX 512
+
+struct cl_redeem_reply {
+	char device_id[CL_DEVICE_ID_MAX];
+	bool device_id_is_int; /* sent back to register as it came: a number */
+	struct cl_prefix address;
+	uint8_t server_public_key[CL_KEY_LEN];
+	struct cl_endpoint endpoint;
+	struct cl_prefix allowed_ips[CL_MAX_ALLOWED_IPS]; /* host bits cleared */
+	size_t n_allowed_ips;
+	unsigned keepalive; /* seconds, 0 = off */
+	char register_token[CL_REGISTER_TOKEN_MAX];
+	char dns[CL_MAX_DNS][CL_HOST_MAX]; /* IP addresses or search domains */
+	size_t n_dns;
+};
+
+/* Decodes a 2xx reply of POST /api/v1/redeem. Returns 0, or -1 with err
+ * set (class CL_EXIT_SERVER, message naming the bad field). */
+int cl_redeem_reply_decode(const char *body, size_t len, struct cl_redeem_reply *out,
+                           struct cl_err *err);
+
+/* Turns a non-2xx reply {"error": CODE, "message": TEXT} into the operator's
+ * one line and exit class. what names the request ("redeem", "register").
+ * Always returns -1. */
+int cl_error_reply_decode(const char *what, long http_status, const char *body, size_t len,
+                          struct cl_err *err);
+
+/* A WireGuard key in base64 (44 characters) to its 32 bytes: 0 or -EINVAL. */
+int cl_key_from_base64(const char *text, uint8_t key[CL_KEY_LEN]);
+
+#endif

@@ -1,0 +1,56 @@
+/* The tunnel on this machine: a WireGuard interface (kernel, or a
+ * wireguard-go this client starts) with the device's key, the server as its
+ * one peer, the address, the link up and a route for each allowed IP; all
+ * through lib/wg and lib/netlink. What `down` needs to undo it (the backend,
+ * the wireguard-go pid) is kept in STATE_DIR/IFNAME.state. */
+#ifndef MESHGATE_CLIENT_TUNNEL_H
+#define MESHGATE_CLIENT_TUNNEL_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config_file.h"
+#include "err.h"
+
+struct cl_tunnel_opts {
+	const char *ifname;
+	const char *state_dir;
+	const char *backend; /* "auto", "kernel", "userspace" */
+};
+
+/* Fails early (before a code is spent) when the interface exists already or
+ * no WireGuard backend is usable. */
+int cl_tunnel_check(const struct cl_tunnel_opts *o, struct cl_err *err);
+
+/* Brings the tunnel up. On failure everything it made is removed again. */
+int cl_tunnel_up(const struct cl_tunnel_opts *o, const struct cl_profile *p, struct cl_err *err);
+
+/* Polls the server peer's last handshake until there is one, timeout_s
+ * passes or *stop is set; nudges the tunnel with a packet meanwhile so a
+ * handshake starts even without keepalive. Returns 0 and the wait in
+ * *waited_ms, or -1 with err set. */
+int cl_tunnel_wait_handshake(const struct cl_tunnel_opts *o, const struct cl_profile *p,
+                             int timeout_s, volatile sig_atomic_t *stop, long *waited_ms,
+                             struct cl_err *err);
+
+/* Removes the routes, the interface and the wireguard-go it started, and the
+ * state file. missing_ok: no error when there is nothing to remove. */
+int cl_tunnel_down(const struct cl_tunnel_opts *o, bool missing_ok, struct cl_err *err);
+
+struct cl_tunnel_status {
+	bool up;
+	char backend[16];
+	pid_t pid; /* wireguard-go, 0 for the kernel */
+	uint8_t public_key[32];
+	bool have_peer;
+	char endpoint[64];
+	int64_t last_handshake; /* seconds since the epoch, 0 = never */
+	uint64_t rx_bytes, tx_bytes;
+};
+
+int cl_tunnel_status(const struct cl_tunnel_opts *o, const struct cl_profile *p,
+                     struct cl_tunnel_status *st, struct cl_err *err);
+
+#endif

@@ -1,0 +1,37 @@
+/* What the wg front end and its back ends share; not for other modules. */
+#ifndef MESHGATE_WG_INTERNAL_H
+#define MESHGATE_WG_INTERNAL_H
+
+#include "wg.h"
+
+struct wg_backend {
+	const char *name;
+	int (*create)(const char *ifname, unsigned flags, pid_t *pid, char *err, size_t errlen);
+	int (*remove)(const char *ifname, pid_t pid, char *err, size_t errlen);
+	int (*set)(const struct wg_device *dev, char *err, size_t errlen);
+	int (*get)(const char *ifname, struct wg_device **out, char *err, size_t errlen);
+};
+
+extern const struct wg_backend wg_backend_uapi;
+extern const struct wg_backend wg_backend_kernel;
+
+/* 0 if the generic netlink family "wireguard" resolves, else -errno. */
+int wg_kernel_probe(void);
+
+/* Writes the message (printf style) into err when there is one; returns code. */
+int wg_err(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Strict decimal: digits only, no sign or space, at most max. -EINVAL otherwise. */
+int wg_parse_u64(const char *s, uint64_t max, uint64_t *out);
+
+/* Appending to a device being read; capacity doubles at powers of two, so no
+ * capacity field is needed in the public structs. NULL / -ENOMEM on failure. */
+struct wg_peer *wg_device_append_peer(struct wg_device *dev);
+int wg_peer_append_allowed_ip(struct wg_peer *peer, const struct wg_allowed_ip *ip);
+
+/* The userspace daemon's process. */
+int wg_userspace_spawn(const char *ifname, unsigned flags, pid_t *pid, char *err, size_t errlen);
+int wg_userspace_stop(const char *ifname, pid_t pid, char *err, size_t errlen);
+
+#endif

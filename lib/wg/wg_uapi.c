@@ -1,0 +1,511 @@
+/*
+ * The userspace back end: the text protocol of wireguard.com/xplatform over
+ * the AF_UNIX stream socket /var/run/wireguard/IFNAME.sock.
+ *
+ * A write is one "set=1" exchange, however many peers it carries (10,000
+ * peers is ~1.3 MB), so a reconcile is a single transaction for the daemon.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "wg_internal.h"
+#include "wg_uapi.h"
+
+#define UAPI_DIR "/var/run/wireguard"
+/* A 10k-peer set takes well under a second; a daemon silent for this long is stuck. */
+#define UAPI_TIMEOUT_SEC 30
+/* An answer bigger than this is not a WireGuard device (~300 bytes a peer). */
+#define UAPI_MAX_ANSWER (512u << 20)
+
+/* --- formatting a set=1 request -------------------------------------------- */
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	int err;
+};
+
+static void sb_reserve(struct sbuf *sb, size_t more)
+{
+	size_t cap = sb->cap ? sb->cap : 4096;
+	char *p;
+
+	if (sb->err || sb->len + more <= sb->cap)
+		return;
+	while (cap < sb->len + more)
+		cap *= 2;
+	p = realloc(sb->p, cap);
+	if (!p) {
+		sb->err = -ENOMEM;
+		return;
+	}
+	sb->p = p;
+	sb->cap = cap;
+}
+
+static void sb_put(struct sbuf *sb, const char *s)
+{
+	size_t n = strlen(s);
+
+	sb_reserve(sb, n);
+	if (sb->err)
+		return;
+	memcpy(sb->p + sb->len, s, n);
+	sb->len += n;
+}
+
+static void sb_key(struct sbuf *sb, const char *name, const wg_key key)
+{
+	char hex[WG_KEY_HEX_LEN];
+
+	wg_key_to_hex(hex, key);
+	sb_put(sb, name);
+	sb_put(sb, hex);
+	sb_put(sb, "\n");
+}
+
+static void sb_uint(struct sbuf *sb, const char *name, unsigned long value)
+{
+	char num[24];
+
+	snprintf(num, sizeof(num), "%lu\n", value);
+	sb_put(sb, name);
+	sb_put(sb, num);
+}
+
+static void sb_endpoint(struct sbuf *sb, const union wg_endpoint *ep)
+{
+	char host[INET6_ADDRSTRLEN], line[INET6_ADDRSTRLEN + 32];
+
+	if (ep->sa.sa_family == AF_INET) {
+		inet_ntop(AF_INET, &ep->in4.sin_addr, host, sizeof(host));
+		snprintf(line, sizeof(line), "endpoint=%s:%u\n", host, ntohs(ep->in4.sin_port));
+	} else if (ep->sa.sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &ep->in6.sin6_addr, host, sizeof(host));
+		if (ep->in6.sin6_scope_id)
+			snprintf(line, sizeof(line), "endpoint=[%s%%%u]:%u\n", host,
+			         ep->in6.sin6_scope_id, ntohs(ep->in6.sin6_port));
+		else
+			snprintf(line, sizeof(line), "endpoint=[%s]:%u\n", host,
+			         ntohs(ep->in6.sin6_port));
+	} else {
+		return;
+	}
+	sb_put(sb, line);
+}
+
+static void sb_allowed_ip(struct sbuf *sb, const struct wg_allowed_ip *ip)
+{
+	char addr[INET6_ADDRSTRLEN], line[INET6_ADDRSTRLEN + 24];
+
+	if ((ip->family != AF_INET && ip->family != AF_INET6) ||
+	    !inet_ntop(ip->family, ip->family == AF_INET ? (const void *)&ip->ip4 : &ip->ip6, addr,
+	               sizeof(addr))) {
+		sb->err = sb->err ? sb->err : -EAFNOSUPPORT;
+		return;
+	}
+	snprintf(line, sizeof(line), "allowed_ip=%s/%u\n", addr, ip->cidr);
+	sb_put(sb, line);
+}
+
+static void sb_peer(struct sbuf *sb, const struct wg_peer *peer)
+{
+	sb_key(sb, "public_key=", peer->public_key);
+	if (peer->flags & WG_PEER_REMOVE) {
+		sb_put(sb, "remove=true\n");
+		return;
+	}
+	if (peer->flags & WG_PEER_UPDATE_ONLY)
+		sb_put(sb, "update_only=true\n");
+	if (peer->flags & WG_PEER_HAS_PRESHARED_KEY)
+		sb_key(sb, "preshared_key=", peer->preshared_key);
+	sb_endpoint(sb, &peer->endpoint);
+	if (peer->flags & WG_PEER_HAS_KEEPALIVE)
+		sb_uint(sb, "persistent_keepalive_interval=", peer->persistent_keepalive);
+	if (peer->flags & WG_PEER_REPLACE_ALLOWED)
+		sb_put(sb, "replace_allowed_ips=true\n");
+	for (size_t i = 0; i < peer->n_allowed_ips; i++)
+		sb_allowed_ip(sb, &peer->allowed_ips[i]);
+}
+
+int wg_uapi_format_set(const struct wg_device *dev, char **buf, size_t *len)
+{
+	struct sbuf sb = {0};
+
+	/* one reservation for the common case: ~140 bytes a peer and its first IP */
+	sb_reserve(&sb, 256 + dev->n_peers * 192);
+	sb_put(&sb, "set=1\n");
+	if (dev->flags & WG_DEVICE_HAS_PRIVATE_KEY)
+		sb_key(&sb, "private_key=", dev->private_key);
+	if (dev->flags & WG_DEVICE_HAS_LISTEN_PORT)
+		sb_uint(&sb, "listen_port=", dev->listen_port);
+	if (dev->flags & WG_DEVICE_HAS_FWMARK)
+		sb_uint(&sb, "fwmark=", dev->fwmark);
+	if (dev->flags & WG_DEVICE_REPLACE_PEERS)
+		sb_put(&sb, "replace_peers=true\n");
+	for (size_t i = 0; i < dev->n_peers; i++)
+		sb_peer(&sb, &dev->peers[i]);
+	sb_put(&sb, "\n");
+	if (sb.err) {
+		if (sb.p)
+			explicit_bzero(sb.p, sb.len);
+		free(sb.p);
+		return sb.err;
+	}
+	*buf = sb.p;
+	*len = sb.len;
+	return 0;
+}
+
+/* --- parsing a get=1 answer ------------------------------------------------ */
+
+struct parse_state {
+	struct wg_device *dev;
+	bool have_errno;
+	int64_t errno_value;
+};
+
+static int parse_key(wg_key key, const char *value)
+{
+	return wg_key_from_hex(key, value);
+}
+
+static int parse_device_line(struct wg_device *dev, const char *key, const char *value)
+{
+	uint64_t n;
+
+	if (!strcmp(key, "private_key")) {
+		if (parse_key(dev->private_key, value))
+			return -EINVAL;
+		dev->flags |= WG_DEVICE_HAS_PRIVATE_KEY;
+		/* an all-zero key means "no key": it has no public key */
+		if (!wg_key_is_zero(dev->private_key) &&
+		    wg_key_public_from_private(dev->public_key, dev->private_key) == 0)
+			dev->flags |= WG_DEVICE_HAS_PUBLIC_KEY;
+	} else if (!strcmp(key, "listen_port")) {
+		if (wg_parse_u64(value, UINT16_MAX, &n))
+			return -EINVAL;
+		dev->listen_port = (uint16_t)n;
+		dev->flags |= WG_DEVICE_HAS_LISTEN_PORT;
+	} else if (!strcmp(key, "fwmark")) {
+		if (wg_parse_u64(value, UINT32_MAX, &n))
+			return -EINVAL;
+		dev->fwmark = (uint32_t)n;
+		dev->flags |= WG_DEVICE_HAS_FWMARK;
+	}
+	return 0;
+}
+
+static int parse_peer_line(struct wg_peer *peer, const char *key, const char *value)
+{
+	struct wg_allowed_ip ip;
+	uint64_t n;
+
+	if (!strcmp(key, "preshared_key")) {
+		if (parse_key(peer->preshared_key, value))
+			return -EINVAL;
+		if (!wg_key_is_zero(peer->preshared_key))
+			peer->flags |= WG_PEER_HAS_PRESHARED_KEY;
+	} else if (!strcmp(key, "endpoint")) {
+		return wg_endpoint_parse(&peer->endpoint, value);
+	} else if (!strcmp(key, "persistent_keepalive_interval")) {
+		if (wg_parse_u64(value, UINT16_MAX, &n))
+			return -EINVAL;
+		peer->persistent_keepalive = (uint16_t)n;
+		peer->flags |= WG_PEER_HAS_KEEPALIVE;
+	} else if (!strcmp(key, "allowed_ip")) {
+		if (wg_allowed_ip_parse(&ip, value))
+			return -EINVAL;
+		return wg_peer_append_allowed_ip(peer, &ip);
+	} else if (!strcmp(key, "last_handshake_time_sec")) {
+		if (wg_parse_u64(value, INT64_MAX, &n))
+			return -EINVAL;
+		peer->last_handshake.tv_sec = (time_t)n;
+	} else if (!strcmp(key, "last_handshake_time_nsec")) {
+		if (wg_parse_u64(value, 999999999, &n))
+			return -EINVAL;
+		peer->last_handshake.tv_nsec = (long)n;
+	} else if (!strcmp(key, "rx_bytes")) {
+		if (wg_parse_u64(value, UINT64_MAX, &peer->rx_bytes))
+			return -EINVAL;
+	} else if (!strcmp(key, "tx_bytes")) {
+		if (wg_parse_u64(value, UINT64_MAX, &peer->tx_bytes))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* errno=N: wireguard-go writes -N, the spec and others N; both mean N. */
+static int parse_errno_value(const char *value, int64_t *out)
+{
+	uint64_t n;
+	bool negative = value[0] == '-';
+
+	if (wg_parse_u64(value + negative, 4095, &n))
+		return -EINVAL;
+	*out = (int64_t)n;
+	return 0;
+}
+
+static int parse_line(struct parse_state *st, char *line)
+{
+	struct wg_device *dev = st->dev;
+	char *value = strchr(line, '=');
+	struct wg_peer *peer;
+
+	if (!value)
+		return -EINVAL;
+	*value++ = '\0';
+	if (!strcmp(line, "errno")) {
+		st->have_errno = true;
+		return parse_errno_value(value, &st->errno_value);
+	}
+	if (!strcmp(line, "public_key")) {
+		peer = wg_device_append_peer(dev);
+		if (!peer)
+			return -ENOMEM;
+		return parse_key(peer->public_key, value);
+	}
+	/* keys before the first public_key are the device's, after it the
+	 * current peer's; a key of the wrong kind is unknown, hence skipped */
+	if (dev->n_peers == 0)
+		return parse_device_line(dev, line, value);
+	return parse_peer_line(&dev->peers[dev->n_peers - 1], line, value);
+}
+
+int wg_uapi_parse_get(const char *buf, size_t len, struct wg_device **out, char *err, size_t errlen)
+{
+	struct parse_state st = {0};
+	char line[WG_UAPI_MAX_LINE + 1];
+	unsigned lineno = 0;
+	bool ended = false;
+	size_t pos = 0;
+	int ret = 0;
+
+	*out = NULL;
+	st.dev = calloc(1, sizeof(*st.dev));
+	if (!st.dev)
+		return wg_err(err, errlen, -ENOMEM, "out of memory");
+	while (pos < len && !ret) {
+		const char *nl = memchr(buf + pos, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - (buf + pos)) : len - pos;
+
+		lineno++;
+		if (!nl) {
+			ret = wg_err(err, errlen, -EPROTO, "UAPI answer cut in line %u", lineno);
+		} else if (n == 0) {
+			ended = true;
+			break;
+		} else if (n > WG_UAPI_MAX_LINE) {
+			ret = wg_err(err, errlen, -EPROTO, "UAPI answer: line %u is too long",
+			             lineno);
+		} else if (memchr(buf + pos, '\0', n)) {
+			ret = wg_err(err, errlen, -EPROTO, "UAPI answer: NUL in line %u", lineno);
+		} else {
+			memcpy(line, buf + pos, n);
+			line[n] = '\0';
+			ret = parse_line(&st, line);
+			if (ret == -ENOMEM)
+				wg_err(err, errlen, ret, "out of memory reading the device");
+			else if (ret)
+				ret = wg_err(err, errlen, -EPROTO,
+				             "UAPI answer: bad line %u (%.40s)", lineno, line);
+		}
+		pos += n + 1;
+	}
+	explicit_bzero(line, sizeof(line));
+	if (!ret && (!ended || !st.have_errno))
+		ret = wg_err(err, errlen, -EPROTO, "UAPI answer %s",
+		             ended ? "has no errno line" : "is truncated");
+	if (!ret && st.errno_value)
+		ret = wg_err(err, errlen, -(int)st.errno_value, "the WireGuard daemon says: %s",
+		             strerror((int)st.errno_value));
+	if (ret) {
+		wg_device_free(st.dev);
+		return ret;
+	}
+	*out = st.dev;
+	return 0;
+}
+
+int wg_uapi_parse_errno(const char *buf, size_t len)
+{
+	int64_t value;
+	char line[32];
+	const char *nl = memchr(buf, '\n', len);
+	size_t n = nl ? (size_t)(nl - buf) : 0;
+
+	if (!nl || n < 7 || n >= sizeof(line) || memcmp(buf, "errno=", 6))
+		return -EPROTO;
+	memcpy(line, buf + 6, n - 6);
+	line[n - 6] = '\0';
+	if (parse_errno_value(line, &value))
+		return -EPROTO;
+	return -(int)value;
+}
+
+/* --- the socket ------------------------------------------------------------ */
+
+int wg_uapi_socket_path(char *out, size_t outlen, const char *ifname)
+{
+	int n = snprintf(out, outlen, "%s/%s.sock", UAPI_DIR, ifname);
+
+	return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
+}
+
+static int uapi_connect(const char *ifname, int *out, char *err, size_t errlen)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = UAPI_TIMEOUT_SEC};
+	int fd, ret;
+
+	if (wg_uapi_socket_path(addr.sun_path, sizeof(addr.sun_path), ifname))
+		return wg_err(err, errlen, -ENAMETOOLONG, "interface name too long");
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return wg_err(err, errlen, -errno, "socket: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		ret = -errno;
+		close(fd);
+		/* a missing or refused socket both mean: no daemon serves it */
+		if (ret == -ECONNREFUSED)
+			ret = -ENOENT;
+		return wg_err(err, errlen, ret, "no WireGuard daemon answers on %s: %s",
+		              addr.sun_path, strerror(-ret));
+	}
+	*out = fd;
+	return 0;
+}
+
+/* Writes it all, across short writes. MSG_NOSIGNAL: a daemon that hangs up
+ * early is an error to report, not a SIGPIPE to die of. */
+static int send_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Reads until the empty line that ends every answer: the daemon keeps the
+ * connection open for another request, so end of file cannot be waited for. */
+static int read_answer(int fd, char **out, size_t *outlen)
+{
+	size_t len = 0, cap = 16384;
+	char *buf = malloc(cap), *p;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		size_t from = len ? len - 1 : 0;
+		ssize_t n;
+
+		if (len == cap) {
+			if (cap >= UAPI_MAX_ANSWER || !(p = realloc(buf, cap * 2))) {
+				free(buf);
+				return cap >= UAPI_MAX_ANSWER ? -EMSGSIZE : -ENOMEM;
+			}
+			buf = p;
+			cap *= 2;
+		}
+		n = recv(fd, buf + len, cap - len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int ret = n == 0 ? -EPROTO : errno == EAGAIN ? -ETIMEDOUT : -errno;
+
+			free(buf);
+			return ret;
+		}
+		len += (size_t)n;
+		/* only the new bytes (and the one before them) can hold the end */
+		if (buf[0] == '\n' || memmem(buf + from, len - from, "\n\n", 2)) {
+			*out = buf;
+			*outlen = len;
+			return 0;
+		}
+	}
+}
+
+static int uapi_set(const struct wg_device *dev, char *err, size_t errlen)
+{
+	char *req = NULL, *answer = NULL;
+	size_t reqlen = 0, answerlen = 0;
+	int fd, ret, sent;
+
+	ret = wg_uapi_format_set(dev, &req, &reqlen);
+	if (ret)
+		return wg_err(err, errlen, ret, "cannot build the UAPI request: %s",
+		              strerror(-ret));
+	ret = uapi_connect(dev->name, &fd, err, errlen);
+	if (ret)
+		goto out;
+	sent = send_all(fd, req, reqlen);
+	/* even if the write broke, the daemon may have said why before closing */
+	ret = read_answer(fd, &answer, &answerlen);
+	close(fd);
+	if (ret) {
+		ret = sent ? sent : ret;
+		wg_err(err, errlen, ret, "UAPI set on %s failed: %s", dev->name, strerror(-ret));
+		goto out;
+	}
+	ret = wg_uapi_parse_errno(answer, answerlen);
+	if (ret == -EPROTO)
+		wg_err(err, errlen, ret, "UAPI set on %s: unexpected answer", dev->name);
+	else if (ret)
+		wg_err(err, errlen, ret, "UAPI set on %s refused: %s", dev->name, strerror(-ret));
+out:
+	explicit_bzero(req, reqlen);
+	free(req);
+	free(answer);
+	return ret;
+}
+
+static int uapi_get(const char *ifname, struct wg_device **out, char *err, size_t errlen)
+{
+	static const char request[] = "get=1\n\n";
+	char *answer = NULL;
+	size_t answerlen = 0;
+	int fd, ret;
+
+	ret = uapi_connect(ifname, &fd, err, errlen);
+	if (ret)
+		return ret;
+	ret = send_all(fd, request, sizeof(request) - 1);
+	if (!ret)
+		ret = read_answer(fd, &answer, &answerlen);
+	close(fd);
+	if (ret)
+		return wg_err(err, errlen, ret, "UAPI get on %s failed: %s", ifname,
+		              strerror(-ret));
+	ret = wg_uapi_parse_get(answer, answerlen, out, err, errlen);
+	explicit_bzero(answer, answerlen);
+	free(answer);
+	if (!ret)
+		snprintf((*out)->name, sizeof((*out)->name), "%s", ifname);
+	return ret;
+}
+
+const struct wg_backend wg_backend_uapi = {
+    .name = "userspace",
+    .create = wg_userspace_spawn,
+    .remove = wg_userspace_stop,
+    .set = uapi_set,
+    .get = uapi_get,
+};

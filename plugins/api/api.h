@@ -1,0 +1,125 @@
+/* The api plugin: the HTTPS edge of meshgate. It turns HTTP requests into
+ * bus requests to preauth and answers with the reply; it owns no state.
+ *
+ * The pure parts (decoders, error mapping, names, certificates) are split
+ * from the plugin so that unit tests and the fuzz target link them alone. */
+#ifndef MG_API_H
+#define MG_API_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <jansson.h>
+
+/* ---- decode.c: requests, routes, errors ---- */
+
+/* Longest strings a request may carry, in bytes. */
+#define API_CODE_MAX      128
+#define API_HOSTNAME_MAX  253
+#define API_DEVICE_ID_MAX 128
+#define API_TOKEN_MAX     512
+#define API_ADDRESS_MAX   64
+#define API_WG_KEY_LEN    44 /* base64 of 32 bytes */
+
+enum api_route {
+	API_ROUTE_NONE = 0,
+	API_ROUTE_REDEEM,
+	API_ROUTE_REGISTER,
+	API_ROUTE_HEALTH,
+};
+
+/* The route of a path, or API_ROUTE_NONE. */
+enum api_route api_route_find(const char *path);
+/* Is `method` allowed on `route`? `allow` gets the Allow header's value. */
+int api_method_allowed(enum api_route route, const char *method, const char **allow);
+/* The bus service a route forwards to (NULL for health). */
+const char *api_route_service(enum api_route route);
+
+/* Is a Content-Type header value JSON ("application/json", any params)? */
+int api_content_type_is_json(const char *value);
+
+/* Decoders of request bodies. On success return 0 and set *out to a new
+ * object holding only the validated known fields (unknown fields are
+ * dropped); otherwise return -EINVAL, set *out to NULL and write the reason
+ * into `why`. They never read past body[len - 1]. */
+int api_decode_redeem(const char *body, size_t len, json_t **out, char *why, size_t whylen);
+int api_decode_register(const char *body, size_t len, json_t **out, char *why, size_t whylen);
+
+/* The HTTP status of a bus error code (anything unknown: 500). */
+unsigned api_http_status(const char *error_code);
+
+/* Does `key` look like a WireGuard public key (base64 of 32 bytes)? */
+int api_wg_key_valid(const char *key);
+
+/* ---- names.c: listen address and certificate names ---- */
+
+/* "ADDR:PORT" or "[ADDR6]:PORT", numeric only. */
+int api_parse_listen(const char *listen, struct sockaddr_storage *addr, socklen_t *addrlen,
+                     char *why, size_t whylen);
+/* Is the address the wildcard (0.0.0.0 or ::)? */
+int api_addr_is_any(const struct sockaddr_storage *addr);
+
+/* The host part of "host:port", "[v6]:port", "host" or a bare IPv6. */
+int api_endpoint_host(const char *endpoint, char *host, size_t len);
+
+enum api_name_kind { API_NAME_DNS = 1, API_NAME_IP };
+/* The kind of one certificate name; an IP's bytes go to ip/iplen (4 or 16).
+ * Returns -EINVAL for something that is neither a DNS name nor an IP. */
+int api_name_kind(const char *name, unsigned char ip[16], size_t *iplen);
+/* Lower-cases DNS names and writes IPs in their canonical form, so that
+ * names compare equal however they were written. */
+int api_name_canonical(const char *name, char *out, size_t len);
+/* Checks a non-empty array of valid names; the message names the culprit. */
+int api_names_check(json_t *names, char *why, size_t whylen);
+/* The names used when the config has none: the host of the wireguard
+ * plugin's endpoint (`wg_server` is its state value, may be NULL), else
+ * the listen address, else localhost and the loopback addresses. */
+json_t *api_default_names(json_t *wg_server, const char *listen);
+
+/* ---- cert.c: the CA and the server certificate ---- */
+
+#define API_CA_CERT_FILE     "ca.pem" /* fixed: clients and docs refer to it */
+#define API_CA_KEY_FILE      "ca.key"
+#define API_SERVER_CERT_FILE "api-server.pem"
+#define API_SERVER_KEY_FILE  "api-server.key"
+#define API_FINGERPRINT_LEN  64 /* hex SHA-256 */
+
+struct api_tls {
+	char *chain_pem; /* the server certificate, then its CA (what clients get) */
+	char *key_pem;   /* the server's private key */
+	/* hex SHA-256 over the DER of the CA certificate: what clients pin;
+	 * "" when configured certificates come without their CA */
+	char ca_fingerprint[API_FINGERPRINT_LEN + 1];
+	char cert_fingerprint[API_FINGERPRINT_LEN + 1]; /* the same, of the server cert */
+	char pubkey_pin[64];      /* base64 SHA-256 of the server's SubjectPublicKeyInfo */
+	json_t *names;            /* the server certificate's subjectAltNames */
+	time_t not_after;         /* the server certificate's expiry */
+	int made_ca, made_server; /* what this call generated */
+	char warning[256];        /* something the operator should hear about, or "" */
+};
+
+struct api_tls_params {
+	const char *dir; /* where the files live (the state dir) */
+	json_t *names;   /* wanted subjectAltNames */
+	time_t now;
+	unsigned ca_days;     /* validity of a new CA */
+	unsigned server_days; /* validity of a new server certificate */
+	unsigned renew_days;  /* re-issue when it expires sooner than this */
+};
+
+/* Loads the CA and the server certificate from `dir`, making whatever is
+ * missing: the CA once (it is what clients pin, so it is never replaced
+ * silently), the server certificate again when its names differ, it
+ * expires within renew_days or it is not the CA's. Keys are mode 0600. */
+int api_tls_prepare(const struct api_tls_params *params, struct api_tls *tls, char *why,
+                    size_t whylen);
+/* Loads an operator's certificate (PEM chain, leaf first) and key. */
+int api_tls_load(const char *cert_file, const char *key_file, time_t now, struct api_tls *tls,
+                 char *why, size_t whylen);
+void api_tls_clear(struct api_tls *tls);
+
+/* Hex SHA-256 of the DER of the first certificate in `pem`. */
+int api_pem_fingerprint(const char *pem, char out[API_FINGERPRINT_LEN + 1]);
+
+#endif

@@ -1,0 +1,386 @@
+/* The HTTPS server: libmicrohttpd with its own thread pool. Each request
+ * is checked (route, method, type, size, body) before one bus request is
+ * made; the reply, or its error mapped to a status, is the answer. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "http.h"
+
+/* How much of a too large body is read (and dropped, never kept) so that
+ * the client gets its 413; past this the connection is closed. */
+#define API_DROP_MAX (1u << 20)
+
+struct api_server {
+	struct api_server_config cfg;
+	char *chain_pem, *key_pem, *priorities; /* MHD keeps pointers to these */
+	struct MHD_Daemon *mhd;
+};
+
+/* One request's state between the calls MHD makes for it. */
+struct request {
+	enum api_route route;
+	char *body;
+	size_t len;
+	int too_large;  /* the body passed max_body: the rest is dropped */
+	size_t dropped; /* bytes of a too large body seen so far */
+	int answered;   /* a response is queued already */
+};
+
+/* ---- responses ---- */
+
+static enum MHD_Result respond(struct MHD_Connection *conn, struct request *r, unsigned status,
+                               json_t *body, const char *allow)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+	size_t len = text ? strlen(text) : 0;
+	char *framed = text ? malloc(len + 2) : NULL;
+	json_decref(body);
+	if (!framed) {
+		free(text);
+		return MHD_NO;
+	}
+	memcpy(framed, text, len);
+	framed[len++] = '\n';
+	free(text);
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(len, framed, MHD_RESPMEM_MUST_COPY);
+	free(framed);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (allow)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	enum MHD_Result ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	if (ret == MHD_YES && r)
+		r->answered = 1;
+	return ret;
+}
+
+static enum MHD_Result respond_error(struct MHD_Connection *conn, struct request *r,
+                                     unsigned status, const char *code, const char *message,
+                                     const char *allow)
+{
+	return respond(conn, r, status,
+	               json_pack("{s:s, s:s}", "error", code, "message", message ? message : ""),
+	               allow);
+}
+
+/* ---- the client ---- */
+
+/* The peer's address as preauth should see it: IPv4-mapped IPv6 addresses
+ * (from a dual-stack socket) are written as IPv4. */
+static void client_ip(struct MHD_Connection *conn, char *out, size_t len)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = info ? info->client_addr : NULL;
+	snprintf(out, len, "unknown");
+	if (sa && sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out,
+		          (socklen_t)len);
+	} else if (sa && sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			inet_ntop(AF_INET, &a->s6_addr[12], out, (socklen_t)len);
+		else
+			inet_ntop(AF_INET6, a, out, (socklen_t)len);
+	}
+}
+
+/* ---- the routes ---- */
+
+static enum MHD_Result health(struct api_server *s, struct MHD_Connection *conn, struct request *r)
+{
+	json_t *reply;
+	mg_request(s->cfg.ctx, "core.ping", NULL, s->cfg.request_timeout_ms, &reply);
+	const char *code = mg_reply_error(reply);
+	enum MHD_Result ret;
+	if (code) {
+		mg_warn(s->cfg.ctx, "health: the bus does not answer: %s",
+		        json_string_value(json_object_get(reply, "message")));
+		ret = respond_error(conn, r, strcmp(code, "timeout") ? 503 : 504, code,
+		                    json_string_value(json_object_get(reply, "message")), NULL);
+	} else {
+		ret = respond(conn, r, MHD_HTTP_OK,
+		              json_pack("{s:s, s:s}", "status", "ok", "version", MG_VERSION), NULL);
+	}
+	json_decref(reply);
+	return ret;
+}
+
+/* Passes a validated request to its bus service and the answer back. */
+static enum MHD_Result forward(struct api_server *s, struct MHD_Connection *conn, struct request *r,
+                               json_t *request, const char *ip)
+{
+	const char *service = api_route_service(r->route);
+	json_t *reply = NULL;
+	mg_request(s->cfg.ctx, service, request, s->cfg.request_timeout_ms, &reply);
+	json_decref(request);
+	const char *code = mg_reply_error(reply);
+	enum MHD_Result ret;
+	if (!reply) {
+		mg_error_log(s->cfg.ctx, "%s from %s: no reply", service, ip);
+		ret = respond_error(conn, r, 500, "internal", "no reply", NULL);
+	} else if (code) {
+		unsigned status = api_http_status(code);
+		const char *message = json_string_value(json_object_get(reply, "message"));
+		mg_log(s->cfg.ctx, status >= 500 ? MG_LOG_WARN : MG_LOG_INFO,
+		       "%s from %s: %u %s%s%s", service, ip, status, code, message ? ": " : "",
+		       message ? message : "");
+		ret = respond_error(conn, r, status, code, message, NULL);
+	} else {
+		mg_info(s->cfg.ctx, "%s from %s: 200", service, ip);
+		json_object_del(reply, "v"); /* the bus schema version, not the client's */
+		ret = respond(conn, r, MHD_HTTP_OK, json_incref(reply), NULL);
+	}
+	json_decref(reply);
+	return ret;
+}
+
+static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *conn,
+                                struct request *r)
+{
+	char why[256], ip[INET6_ADDRSTRLEN];
+	json_t *request = NULL;
+	int rc;
+
+	client_ip(conn, ip, sizeof(ip));
+	if (r->route == API_ROUTE_REDEEM)
+		rc = api_decode_redeem(r->body, r->len, &request, why, sizeof(why));
+	else
+		rc = api_decode_register(r->body, r->len, &request, why, sizeof(why));
+	if (rc) {
+		mg_debug(s->cfg.ctx, "%s from %s: 400 %s", api_route_service(r->route), ip, why);
+		return respond_error(conn, r, MHD_HTTP_BAD_REQUEST, "bad_request", why, NULL);
+	}
+	if (r->route == API_ROUTE_REDEEM)
+		json_object_set_new(request, "source", json_string(ip));
+	return forward(s, conn, r, request, ip);
+}
+
+/* ---- MHD's callbacks ---- */
+
+static enum MHD_Result too_large(struct api_server *s, struct MHD_Connection *conn,
+                                 struct request *r)
+{
+	char message[128];
+	snprintf(message, sizeof(message), "the body is larger than %zu bytes", s->cfg.max_body);
+	return respond_error(conn, r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", message, NULL);
+}
+
+/* The first call of a request: everything that can be judged from the
+ * request line and the headers is judged here, before any body is read. */
+static enum MHD_Result begin(struct api_server *s, struct MHD_Connection *conn, struct request *r,
+                             const char *url, const char *method)
+{
+	const char *allow = NULL;
+	r->route = api_route_find(url);
+	if (r->route == API_ROUTE_NONE)
+		return respond_error(conn, r, MHD_HTTP_NOT_FOUND, "not_found", "no such path",
+		                     NULL);
+	if (!api_method_allowed(r->route, method, &allow))
+		return respond_error(conn, r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+		                     "method not allowed on this path", allow);
+	if (r->route == API_ROUTE_HEALTH)
+		return MHD_YES; /* answered on the last call: MHD keeps the connection */
+
+	const char *type =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (!api_content_type_is_json(type))
+		return respond_error(conn, r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+		                     "unsupported_media_type", "the body must be application/json",
+		                     NULL);
+	const char *length =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	unsigned long long announced = length ? strtoull(length, NULL, 10) : 0;
+	if (announced > s->cfg.max_body) {
+		/* Answering now and closing makes the kernel reset a connection
+		 * whose unread body is still arriving, and the client may lose
+		 * the answer. A client that waits for "100 Continue" sends no
+		 * body, and a huge body is not worth reading: answer those now.
+		 * Anything else is dropped as it arrives, then answered. */
+		if (announced > API_DROP_MAX ||
+		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT))
+			return too_large(s, conn, r);
+		r->too_large = 1;
+	}
+	return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+	struct api_server *s = cls;
+	struct request *r = *con_cls;
+	(void)version;
+
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return MHD_NO;
+		*con_cls = r;
+		return begin(s, conn, r, url, method);
+	}
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+		*upload_data_size = 0;
+		if (r->answered)
+			return MHD_YES;
+		if (r->too_large) {
+			/* MHD (0.9.75) cannot answer in the middle of a body: it is
+			 * dropped as it comes, up to a point, then the connection is cut */
+			r->dropped += n;
+			return r->dropped > API_DROP_MAX ? MHD_NO : MHD_YES;
+		}
+		if (n > s->cfg.max_body - r->len) {
+			free(r->body);
+			r->body = NULL;
+			r->too_large = 1;
+			r->dropped = r->len + n;
+			return MHD_YES;
+		}
+		char *grown = realloc(r->body, r->len + n);
+		if (!grown)
+			return MHD_NO;
+		memcpy(grown + r->len, upload_data, n);
+		r->body = grown;
+		r->len += n;
+		return MHD_YES;
+	}
+	if (r->answered)
+		return MHD_YES;
+	if (r->too_large)
+		return too_large(s, conn, r);
+	if (r->route == API_ROUTE_HEALTH)
+		return health(s, conn, r);
+	return dispatch(s, conn, r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+	struct request *r = *con_cls;
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (r) {
+		free(r->body);
+		free(r);
+		*con_cls = NULL;
+	}
+}
+
+/* MHD's own complaints (TLS handshakes that fail, clients that vanish) are
+ * the client's business, not the operator's: debug. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct api_server *s = cls;
+	char line[512];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	size_t n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	mg_debug(s->cfg.ctx, "http: %s", line);
+}
+
+/* ---- start and stop ---- */
+
+/* The listening socket is made here, not by MHD, so that a failed bind
+ * reports its errno. */
+static int listen_on(const struct sockaddr_storage *addr, socklen_t addrlen, unsigned backlog,
+                     const char *name, char *why, size_t whylen)
+{
+	int one = 1, zero = 0;
+	int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(why, whylen, "cannot listen on %s: socket: %s", name, strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* "[::]" means every address, IPv4 included */
+	if (addr->ss_family == AF_INET6 && api_addr_is_any(addr))
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (bind(fd, (const struct sockaddr *)addr, addrlen) || listen(fd, (int)backlog)) {
+		snprintf(why, whylen, "cannot listen on %s: %s", name, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+struct api_server *api_server_start(const struct api_server_config *cfg, char *why, size_t whylen)
+{
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	if (api_parse_listen(cfg->listen, &addr, &addrlen, why, whylen))
+		return NULL;
+	struct api_server *s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	s->cfg = *cfg;
+	s->chain_pem = strdup(cfg->chain_pem);
+	s->key_pem = strdup(cfg->key_pem);
+	s->priorities = strdup(cfg->priorities);
+	if (!s->chain_pem || !s->key_pem || !s->priorities) {
+		snprintf(why, whylen, "out of memory");
+		api_server_stop(s);
+		return NULL;
+	}
+	int fd = listen_on(&addr, addrlen, cfg->backlog, cfg->listen, why, whylen);
+	if (fd < 0) {
+		api_server_stop(s);
+		return NULL;
+	}
+	unsigned flags =
+	    MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem pool[] = {
+	    {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, cfg->threads, NULL},
+	    {MHD_OPTION_END, 0, NULL},
+	};
+	/* MHD closes fd if it fails to start */
+	s->mhd = MHD_start_daemon(
+	    flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_HTTPS_MEM_CERT, s->chain_pem,
+	    MHD_OPTION_HTTPS_MEM_KEY, s->key_pem, MHD_OPTION_HTTPS_PRIORITIES, s->priorities,
+	    MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
+	if (!s->mhd) {
+		snprintf(why, whylen,
+		         "cannot start the HTTPS server on %s (certificate, key or tls_priorities "
+		         "refused; log_level = \"debug\" shows why)",
+		         cfg->listen);
+		api_server_stop(s);
+		return NULL;
+	}
+	return s;
+}
+
+void api_server_stop(struct api_server *s)
+{
+	if (!s)
+		return;
+	if (s->mhd)
+		MHD_stop_daemon(s->mhd); /* joins its threads */
+	free(s->chain_pem);
+	if (s->key_pem)
+		memset(s->key_pem, 0, strlen(s->key_pem));
+	free(s->key_pem);
+	free(s->priorities);
+	free(s);
+}

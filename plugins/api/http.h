@@ -1,0 +1,34 @@
+/* The api plugin's HTTPS server (libmicrohttpd, its own threads). */
+#ifndef MG_API_HTTP_H
+#define MG_API_HTTP_H
+
+#include <stddef.h>
+
+#include <meshgate/meshgate.h>
+
+#include "api.h"
+
+struct api_server_config {
+	mg_ctx *ctx;           /* for mg_request and logging, from MHD's threads */
+	const char *listen;    /* "ADDR:PORT" or "[ADDR6]:PORT" */
+	const char *chain_pem; /* server certificate first, then its issuers */
+	const char *key_pem;
+	const char *priorities; /* GnuTLS priority string */
+	unsigned threads;       /* MHD thread pool size */
+	unsigned connection_limit;
+	unsigned per_ip_limit; /* 0: no limit */
+	unsigned timeout_s;    /* idle connection timeout */
+	unsigned backlog;
+	size_t max_body;
+	int request_timeout_ms; /* deadline of each bus request */
+};
+
+struct api_server;
+
+/* Binds, then starts MHD; NULL with the reason in `why` on failure. The
+ * config's strings are copied. */
+struct api_server *api_server_start(const struct api_server_config *cfg, char *why, size_t whylen);
+/* Stops accepting, closes every connection and joins MHD's threads. */
+void api_server_stop(struct api_server *server);
+
+#endif

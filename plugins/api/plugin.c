@@ -1,0 +1,387 @@
+/* The api plugin: HTTPS edge for devices (redeem, register, health).
+ *
+ * It owns no state. Requests become bus requests to preauth; the replies
+ * become HTTP answers. It makes its own CA and server certificate unless
+ * the operator gives it one, and follows the wireguard plugin's endpoint
+ * for the certificate's names unless they are configured. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gnutls/gnutls.h>
+
+#include <meshgate/meshgate.h>
+
+#include "api.h"
+#include "http.h"
+
+#define RENEW_CHECK_MS (6u * 3600u * 1000u)
+
+struct api {
+	json_t *running;    /* the config the server runs with (a copy) */
+	struct api_tls tls; /* what it serves */
+	struct api_server *server;
+	int renew_timer;
+};
+
+/* The settings, read from a config object (validated by the core for
+ * types; ranges are checked here). */
+struct settings {
+	const char *listen, *cert, *key, *priorities;
+	json_t *names; /* configured, or NULL: derived */
+	json_int_t max_body, threads, connection_limit, per_ip_limit, timeout, request_timeout_ms;
+	json_int_t ca_days, server_days, renew_days;
+};
+
+static const struct mg_setting api_settings[] = {
+    {"listen", MG_SETTING_STRING, "\"0.0.0.0:8443\"",
+     "Address and port of the HTTPS API: \"ADDR:PORT\" or \"[ADDR6]:PORT\", numeric. "
+     "\"[::]:PORT\" takes IPv4 too.",
+     NULL, 0},
+    {"names", MG_SETTING_STRINGS, NULL,
+     "DNS names and IP addresses the generated server certificate is made for "
+     "(subjectAltNames). Default: the host of wireguard.endpoint (followed when it changes), "
+     "else the listen address, else localhost.",
+     NULL, 0},
+    {"cert", MG_SETTING_STRING, NULL,
+     "PEM file of a server certificate chain (leaf first) to use instead of the generated "
+     "one. Needs `key`. Re-read on SIGHUP and every 6 hours.",
+     NULL, 0},
+    {"key", MG_SETTING_STRING, NULL, "PEM file of the private key of `cert`.", NULL, 0},
+    {"max_body", MG_SETTING_INT, "16384",
+     "Largest request body in bytes (64..1048576); a larger one is answered 413 and never "
+     "kept in memory.",
+     NULL, 0},
+    {"threads", MG_SETTING_INT, "4",
+     "Threads serving HTTPS (libmicrohttpd thread pool, 1..64); each waits for one bus "
+     "request at a time.",
+     NULL, 0},
+    {"connection_limit", MG_SETTING_INT, "256", "Most connections open at once.", NULL, 0},
+    {"per_ip_limit", MG_SETTING_INT, "16",
+     "Most connections open at once from one client address; 0: no limit.", NULL, 0},
+    {"timeout", MG_SETTING_INT, "30",
+     "Seconds a connection may stay idle (TLS handshake included) before it is closed "
+     "(1..3600).",
+     NULL, 0},
+    {"request_timeout_ms", MG_SETTING_INT, "5000",
+     "Deadline of each bus request (preauth) in ms (100..600000); past it the client gets "
+     "504.",
+     NULL, 0},
+    {"tls_priorities", MG_SETTING_STRING, "\"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2\"",
+     "GnuTLS priority string: protocol versions and ciphers offered.", NULL, 0},
+    {"ca_days", MG_SETTING_INT, "3650", "Validity of a generated CA, in days.", NULL, 0},
+    {"server_cert_days", MG_SETTING_INT, "365",
+     "Validity of a generated server certificate, in days.", NULL, 0},
+    {"renew_days", MG_SETTING_INT, "30",
+     "A generated server certificate is re-issued (same key, same CA) this many days before "
+     "it expires.",
+     NULL, 0},
+    {0},
+};
+
+static json_int_t int_of(json_t *config, const char *name)
+{
+	return json_integer_value(json_object_get(config, name));
+}
+
+static int out_of_range(char *why, size_t len, const char *name, json_int_t min, json_int_t max)
+{
+	snprintf(why, len, "api.%s must be between %lld and %lld", name, (long long)min,
+	         (long long)max);
+	return -EINVAL;
+}
+
+static int read_settings(json_t *config, struct settings *st, char *why, size_t len)
+{
+	static const struct {
+		const char *name;
+		json_int_t min, max;
+	} ranges[] = {
+	    {"max_body", 64, 1 << 20},
+	    {"threads", 1, 64},
+	    {"connection_limit", 1, 100000},
+	    {"per_ip_limit", 0, 100000},
+	    {"timeout", 1, 3600},
+	    {"request_timeout_ms", 100, 600000},
+	    {"ca_days", 1, 36500},
+	    {"server_cert_days", 1, 3650},
+	    {"renew_days", 0, 3649},
+	};
+	memset(st, 0, sizeof(*st));
+	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+		json_int_t v = int_of(config, ranges[i].name);
+		if (v < ranges[i].min || v > ranges[i].max)
+			return out_of_range(why, len, ranges[i].name, ranges[i].min, ranges[i].max);
+	}
+	st->listen = json_string_value(json_object_get(config, "listen"));
+	st->cert = json_string_value(json_object_get(config, "cert"));
+	st->key = json_string_value(json_object_get(config, "key"));
+	st->priorities = json_string_value(json_object_get(config, "tls_priorities"));
+	st->names = json_object_get(config, "names");
+	st->max_body = int_of(config, "max_body");
+	st->threads = int_of(config, "threads");
+	st->connection_limit = int_of(config, "connection_limit");
+	st->per_ip_limit = int_of(config, "per_ip_limit");
+	st->timeout = int_of(config, "timeout");
+	st->request_timeout_ms = int_of(config, "request_timeout_ms");
+	st->ca_days = int_of(config, "ca_days");
+	st->server_days = int_of(config, "server_cert_days");
+	st->renew_days = int_of(config, "renew_days");
+	if (st->renew_days >= st->server_days) {
+		snprintf(why, len, "api.renew_days must be less than api.server_cert_days");
+		return -EINVAL;
+	}
+	if (!st->cert != !st->key) {
+		snprintf(why, len, "api.cert and api.key go together: set both or neither");
+		return -EINVAL;
+	}
+	if (st->cert && st->names) {
+		snprintf(why, len,
+		         "api.names is for the generated certificate; with api.cert the "
+		         "names are the certificate's own");
+		return -EINVAL;
+	}
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	if (api_parse_listen(st->listen, &addr, &addrlen, why, len))
+		return -EINVAL;
+	if (st->names && api_names_check(st->names, why, len))
+		return -EINVAL;
+	gnutls_priority_t prio;
+	const char *at = NULL;
+	if (gnutls_priority_init(&prio, st->priorities, &at) < 0) {
+		snprintf(why, len, "api.tls_priorities is not a GnuTLS priority string (at \"%s\")",
+		         at ? at : st->priorities);
+		return -EINVAL;
+	}
+	gnutls_priority_deinit(prio);
+	return 0;
+}
+
+/* The wireguard plugin's public face: {"endpoint": "host:port", ...}. */
+static json_t *wg_server(mg_ctx *ctx)
+{
+	mg_txn *txn;
+	json_t *value = NULL;
+	if (mg_txn_begin(ctx, MG_TXN_READ, &txn))
+		return NULL;
+	mg_state_get(ctx, txn, "wg", "server", &value);
+	mg_txn_abort(ctx, txn);
+	return value;
+}
+
+static int prepare_tls(mg_ctx *ctx, const struct settings *st, struct api_tls *tls, char *why,
+                       size_t len)
+{
+	time_t now = (time_t)(mg_now_ms(ctx) / 1000);
+	if (st->cert)
+		return api_tls_load(st->cert, st->key, now, tls, why, len);
+	json_t *names = st->names ? json_incref(st->names) : NULL;
+	if (!names) {
+		json_t *wg = wg_server(ctx);
+		names = api_default_names(wg, st->listen);
+		json_decref(wg);
+	}
+	struct api_tls_params params = {
+	    .dir = mg_state_dir(ctx),
+	    .names = names,
+	    .now = now,
+	    .ca_days = (unsigned)st->ca_days,
+	    .server_days = (unsigned)st->server_days,
+	    .renew_days = (unsigned)st->renew_days,
+	};
+	int rc = api_tls_prepare(&params, tls, why, len);
+	json_decref(names);
+	return rc;
+}
+
+static struct api_server *serve(mg_ctx *ctx, const struct settings *st, const struct api_tls *tls,
+                                char *why, size_t len)
+{
+	struct api_server_config cfg = {
+	    .ctx = ctx,
+	    .listen = st->listen,
+	    .chain_pem = tls->chain_pem,
+	    .key_pem = tls->key_pem,
+	    .priorities = st->priorities,
+	    .threads = (unsigned)st->threads,
+	    .connection_limit = (unsigned)st->connection_limit,
+	    .per_ip_limit = (unsigned)st->per_ip_limit,
+	    .timeout_s = (unsigned)st->timeout,
+	    .backlog = 128,
+	    .max_body = (size_t)st->max_body,
+	    .request_timeout_ms = (int)st->request_timeout_ms,
+	};
+	return api_server_start(&cfg, why, len);
+}
+
+static void announce(mg_ctx *ctx, const struct settings *st, const struct api_tls *tls)
+{
+	char *names = json_dumps(tls->names, JSON_COMPACT);
+	mg_info(ctx, "listening on https://%s for %s", st->listen, names ? names : "?");
+	free(names);
+	if (tls->made_ca)
+		mg_info(ctx, "made a new CA: %s/%s", mg_state_dir(ctx), API_CA_CERT_FILE);
+	if (tls->made_server)
+		mg_info(ctx, "issued a new server certificate: %s/%s", mg_state_dir(ctx),
+		        API_SERVER_CERT_FILE);
+	if (tls->ca_fingerprint[0])
+		mg_info(ctx,
+		        "CA fingerprint (SHA-256 of %s, hex): %s  -> clients: meshgate up "
+		        "--pin %s",
+		        st->cert ? "the chain's CA" : API_CA_CERT_FILE, tls->ca_fingerprint,
+		        tls->ca_fingerprint);
+	else
+		mg_info(ctx, "certificate fingerprint (SHA-256, hex): %s", tls->cert_fingerprint);
+	mg_info(ctx, "server public key pin: sha256//%s", tls->pubkey_pin);
+	if (tls->warning[0])
+		mg_warn(ctx, "%s", tls->warning);
+}
+
+static int same_tls(const struct api_tls *a, const struct api_tls *b)
+{
+	return a->chain_pem && b->chain_pem && !strcmp(a->chain_pem, b->chain_pem) &&
+	       !strcmp(a->key_pem, b->key_pem);
+}
+
+/* Brings the server in line with `config`: new certificates and a new
+ * server only when something changed. On failure the old server keeps
+ * running (or runs again) and the error is returned. */
+static int apply(mg_ctx *ctx, json_t *config)
+{
+	struct api *self = ctx->self;
+	struct settings st, old;
+	struct api_tls tls;
+	char why[1024];
+
+	if (read_settings(config, &st, why, sizeof(why)) ||
+	    prepare_tls(ctx, &st, &tls, why, sizeof(why))) {
+		mg_error_log(ctx, "%s", why);
+		return -EINVAL;
+	}
+	if (self->server && json_equal(config, self->running) && same_tls(&tls, &self->tls)) {
+		api_tls_clear(&tls);
+		return 0;
+	}
+	/* the port may be the same: the old server lets go of it first */
+	api_server_stop(self->server);
+	self->server = serve(ctx, &st, &tls, why, sizeof(why));
+	if (!self->server) {
+		mg_error_log(ctx, "%s", why);
+		api_tls_clear(&tls);
+		if (self->running && !read_settings(self->running, &old, why, sizeof(why)) &&
+		    (self->server = serve(ctx, &old, &self->tls, why, sizeof(why))))
+			mg_warn(ctx, "kept the previous settings");
+		return -EADDRNOTAVAIL;
+	}
+	announce(ctx, &st, &tls);
+	api_tls_clear(&self->tls);
+	self->tls = tls;
+	json_t *copy = json_deep_copy(config); /* config may be self->running */
+	json_decref(self->running);
+	self->running = copy;
+	return 0;
+}
+
+/* The wireguard endpoint changed, or time passed: re-issue if needed. */
+static void refresh(mg_ctx *ctx)
+{
+	struct api *self = ctx->self;
+	if (self->server && self->running)
+		apply(ctx, self->running);
+}
+
+static void on_wg_change(mg_ctx *ctx, const char *topic, json_t *payload, void *arg)
+{
+	struct api *self = ctx->self;
+	(void)topic;
+	(void)arg;
+	if (!self->running || json_object_get(self->running, "names") ||
+	    json_object_get(self->running, "cert"))
+		return;
+	const char *key = json_string_value(json_object_get(payload, "key"));
+	if (key && !strcmp(key, "server"))
+		refresh(ctx);
+}
+
+static void on_renew_timer(mg_ctx *ctx, void *arg)
+{
+	(void)arg;
+	refresh(ctx);
+}
+
+/* For operators: `meshgatectl call api.info` shows what clients pin. */
+static json_t *info(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	struct api *self = ctx->self;
+	char ca[4096];
+	(void)service;
+	(void)request;
+	(void)arg;
+	if (!self->server)
+		return mg_error("unavailable", "the API is not serving");
+	snprintf(ca, sizeof(ca), "%s/%s", mg_state_dir(ctx), API_CA_CERT_FILE);
+	return json_pack("{s:O, s:O, s:s, s:s, s:s, s:s, s:I}", "listen",
+	                 json_object_get(self->running, "listen"), "names", self->tls.names,
+	                 "ca_file", json_object_get(self->running, "cert") ? "" : ca,
+	                 "ca_fingerprint", self->tls.ca_fingerprint, "cert_fingerprint",
+	                 self->tls.cert_fingerprint, "pubkey_pin", self->tls.pubkey_pin,
+	                 "not_after", (json_int_t)self->tls.not_after);
+}
+
+static int api_init(mg_ctx *ctx)
+{
+	struct settings st;
+	char why[1024];
+	if (read_settings(mg_config(ctx), &st, why, sizeof(why))) {
+		mg_error_log(ctx, "%s", why);
+		return -EINVAL;
+	}
+	struct api *self = calloc(1, sizeof(*self));
+	if (!self)
+		return -ENOMEM;
+	ctx->self = self;
+	int rc = mg_service_add(ctx, "api.info", info, NULL);
+	if (!rc)
+		rc = mg_subscribe(ctx, "state.wg", on_wg_change, NULL);
+	if (rc) {
+		free(self);
+		ctx->self = NULL;
+	}
+	return rc;
+}
+
+static int api_start(mg_ctx *ctx)
+{
+	struct api *self = ctx->self;
+	int rc = apply(ctx, mg_config(ctx));
+	if (rc)
+		return rc;
+	rc = mg_timer_add(ctx, RENEW_CHECK_MS, 1, on_renew_timer, NULL);
+	self->renew_timer = rc > 0 ? rc : 0;
+	return 0;
+}
+
+static int api_reload(mg_ctx *ctx)
+{
+	return apply(ctx, mg_config(ctx));
+}
+
+static void api_stop(mg_ctx *ctx)
+{
+	struct api *self = ctx->self;
+	if (!self)
+		return;
+	if (self->renew_timer > 0)
+		mg_timer_del(ctx, self->renew_timer);
+	api_server_stop(self->server);
+	api_tls_clear(&self->tls);
+	json_decref(self->running);
+	free(self);
+	ctx->self = NULL;
+}
+
+MG_PLUGIN(.name = "api", .version = "1.0.0",
+          .description = "HTTPS API for devices: redeem a code, register a key (to preauth)",
+          .settings = api_settings, .init = api_init, .start = api_start, .reload = api_reload,
+          .stop = api_stop);

@@ -1,0 +1,396 @@
+/* The wireguard plugin: owns the gateway's WireGuard interface. It makes
+ * the server key on first start (sealed at rest), brings the interface up
+ * and keeps its peers equal to the active devices in state: everything at
+ * start in one transaction, then one device at a time as `device.changed`
+ * events arrive, plus a periodic diff that repairs any drift. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <meshgate/meshgate.h>
+#include <sodium.h>
+
+#include "iface.h"
+#include "sealed_key.h"
+#include "wg.h"
+
+struct wgp {
+	const struct wg_backend *backend;
+	char ifname[IF_NAMESIZE];
+	pid_t daemon_pid; /* wireguard-go, when the backend is userspace */
+	wg_key private_key, public_key;
+	int resync_timer;
+};
+
+static const char *setting(mg_ctx *ctx, const char *name)
+{
+	return json_string_value(json_object_get(mg_config(ctx), name));
+}
+
+static int setting_int(mg_ctx *ctx, const char *name)
+{
+	return (int)json_integer_value(json_object_get(mg_config(ctx), name));
+}
+
+/* ---- the desired peers, from state ---- */
+
+struct peer_list {
+	struct wg_peer *peers;
+	struct wg_allowed_ip *ips; /* one /32 or /128 each */
+	size_t n, cap;
+};
+
+/* A device's peer, if it is active and well formed. */
+static int device_peer(json_t *device, struct wg_peer *peer, struct wg_allowed_ip *ip)
+{
+	const char *state = json_string_value(json_object_get(device, "state"));
+	const char *key = json_string_value(json_object_get(device, "public_key"));
+	const char *address = json_string_value(json_object_get(device, "address"));
+	memset(peer, 0, sizeof(*peer));
+	if (!state || strcmp(state, "active") || !key || !address)
+		return -ENOENT;
+	if (wg_key_from_base64(peer->public_key, key) || wg_allowed_ip_parse(ip, address))
+		return -EINVAL;
+	/* a device owns exactly its own address, whatever the record says */
+	ip->cidr = ip->family == AF_INET ? 32 : 128;
+	peer->allowed_ips = ip;
+	peer->n_allowed_ips = 1;
+	peer->flags = WG_PEER_REPLACE_ALLOWED;
+	return 0;
+}
+
+static int collect_peer(const char *key, json_t *device, void *arg)
+{
+	struct peer_list *l = arg;
+	(void)key;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		struct wg_peer *p = realloc(l->peers, cap * sizeof(*p));
+		struct wg_allowed_ip *ips = p ? realloc(l->ips, cap * sizeof(*ips)) : NULL;
+		if (p)
+			l->peers = p;
+		if (!ips)
+			return -ENOMEM;
+		l->ips = ips;
+		l->cap = cap;
+	}
+	if (!device_peer(device, &l->peers[l->n], &l->ips[l->n]))
+		l->n++;
+	return 0;
+}
+
+static int desired_peers(mg_ctx *ctx, struct peer_list *l)
+{
+	mg_txn *txn;
+	memset(l, 0, sizeof(*l));
+	int rc = mg_txn_begin(ctx, MG_TXN_READ, &txn);
+	if (rc)
+		return rc;
+	rc = mg_state_foreach(ctx, txn, "devices", NULL, collect_peer, l);
+	mg_txn_abort(ctx, txn);
+	/* the ips array may have moved while growing: point each peer at its own */
+	for (size_t i = 0; i < l->n; i++)
+		l->peers[i].allowed_ips = &l->ips[i];
+	return rc;
+}
+
+static void free_peers(struct peer_list *l)
+{
+	free(l->peers);
+	free(l->ips);
+}
+
+/* ---- reconciling ---- */
+
+static int reconcile_all(mg_ctx *ctx)
+{
+	struct wgp *self = ctx->self;
+	struct peer_list l;
+	char err[256];
+	int rc = desired_peers(ctx, &l);
+	if (!rc)
+		rc =
+		    wg_peers_reconcile(self->backend, self->ifname, l.peers, l.n, err, sizeof(err));
+	if (rc)
+		mg_error_log(ctx, "cannot reconcile the peers of %s: %s", self->ifname,
+		             rc == -ENOMEM ? "out of memory" : err);
+	else
+		mg_info(ctx, "%s has the %zu active devices as peers", self->ifname, l.n);
+	free_peers(&l);
+	return rc;
+}
+
+static int compare_keys(const void *a, const void *b)
+{
+	return memcmp(a, b, WG_KEY_LEN);
+}
+
+static int compare_peers(const void *a, const void *b)
+{
+	return memcmp(((const struct wg_peer *)a)->public_key,
+	              ((const struct wg_peer *)b)->public_key, WG_KEY_LEN);
+}
+
+/* Repairs drift without touching what is right: sorted merge of the
+ * interface's peers against the desired ones, then one upsert and one
+ * remove for the differences. Sessions of correct peers are kept. */
+static void resync(mg_ctx *ctx, void *arg)
+{
+	struct wgp *self = ctx->self;
+	struct peer_list want;
+	struct wg_device *have = NULL;
+	char err[256];
+	(void)arg;
+	if (desired_peers(ctx, &want))
+		return;
+	if (wg_device_get(self->backend, self->ifname, &have, err, sizeof(err))) {
+		mg_warn(ctx, "resync: cannot read %s: %s", self->ifname, err);
+		free_peers(&want);
+		return;
+	}
+	qsort(want.peers, want.n, sizeof(*want.peers), compare_peers);
+	qsort(have->peers, have->n_peers, sizeof(*have->peers), compare_peers);
+	struct wg_peer *add = calloc(want.n + 1, sizeof(*add));
+	wg_key *drop = calloc(have->n_peers + 1, sizeof(*drop));
+	size_t nadd = 0, ndrop = 0, i = 0, j = 0;
+	while (add && drop && (i < want.n || j < have->n_peers)) {
+		int c = i == want.n ? 1
+		        : j == have->n_peers
+		            ? -1
+		            : compare_keys(want.peers[i].public_key, have->peers[j].public_key);
+		if (c < 0) {
+			add[nadd++] = want.peers[i++];
+		} else if (c > 0) {
+			memcpy(drop[ndrop++], have->peers[j++].public_key, WG_KEY_LEN);
+		} else {
+			const struct wg_peer *h = &have->peers[j++];
+			const struct wg_allowed_ip *w = want.peers[i].allowed_ips;
+			if (h->n_allowed_ips != 1 || h->allowed_ips[0].cidr != w->cidr ||
+			    memcmp(&h->allowed_ips[0].ip6, &w->ip6,
+			           w->family == AF_INET ? sizeof(w->ip4) : sizeof(w->ip6)))
+				add[nadd++] = want.peers[i];
+			i++;
+		}
+	}
+	if (nadd && wg_peers_upsert(self->backend, self->ifname, add, nadd, err, sizeof(err)))
+		mg_warn(ctx, "resync: %s", err);
+	if (ndrop && wg_peers_remove(self->backend, self->ifname, (const wg_key *)drop, ndrop, err,
+	                             sizeof(err)))
+		mg_warn(ctx, "resync: %s", err);
+	if (nadd || ndrop)
+		mg_info(ctx, "resync of %s: %zu peers set, %zu removed", self->ifname, nadd, ndrop);
+	free(add);
+	free(drop);
+	wg_device_free(have);
+	free_peers(&want);
+}
+
+/* One device changed: read it from state (the truth, not the event) and
+ * set or remove its one peer. */
+static void on_device_changed(mg_ctx *ctx, const char *topic, json_t *event, void *arg)
+{
+	struct wgp *self = ctx->self;
+	const char *id = json_string_value(json_object_get(event, "id"));
+	const char *old_key = json_string_value(json_object_get(event, "public_key"));
+	json_t *device = NULL;
+	mg_txn *txn;
+	struct wg_peer peer;
+	struct wg_allowed_ip ip;
+	char err[256];
+	(void)topic;
+	(void)arg;
+	if (!id || mg_txn_begin(ctx, MG_TXN_READ, &txn))
+		return;
+	mg_state_get(ctx, txn, "devices", id, &device);
+	mg_txn_abort(ctx, txn);
+
+	int rc = 0;
+	if (device && !device_peer(device, &peer, &ip)) {
+		rc = wg_peers_upsert(self->backend, self->ifname, &peer, 1, err, sizeof(err));
+	} else if (old_key) {
+		wg_key key;
+		if (!wg_key_from_base64(key, old_key))
+			rc = wg_peers_remove(self->backend, self->ifname, (const wg_key *)&key, 1,
+			                     err, sizeof(err));
+	}
+	if (rc)
+		mg_warn(ctx, "device %s: %s (the next resync retries)", id, err);
+	json_decref(device);
+}
+
+/* ---- services ---- */
+
+static json_t *peer_json(const struct wg_peer *p)
+{
+	char key[WG_KEY_B64_LEN];
+	json_t *ips = json_array();
+	wg_key_to_base64(key, p->public_key);
+	for (size_t i = 0; i < p->n_allowed_ips; i++) {
+		char text[INET6_ADDRSTRLEN + 8];
+		wgp_allowed_ip_format(text, sizeof(text), &p->allowed_ips[i]);
+		json_array_append_new(ips, json_string(text));
+	}
+	return json_pack("{s:s, s:o, s:I, s:I, s:I}", "public_key", key, "allowed_ips", ips,
+	                 "last_handshake", (json_int_t)p->last_handshake.tv_sec, "rx_bytes",
+	                 (json_int_t)p->rx_bytes, "tx_bytes", (json_int_t)p->tx_bytes);
+}
+
+/* wg.status: the interface as the kernel or wireguard-go sees it. */
+static json_t *status(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	struct wgp *self = ctx->self;
+	struct wg_device *dev;
+	char err[256], key[WG_KEY_B64_LEN];
+	(void)service;
+	(void)request;
+	(void)arg;
+	if (wg_device_get(self->backend, self->ifname, &dev, err, sizeof(err)))
+		return mg_error("internal", "cannot read %s: %s", self->ifname, err);
+	wg_key_to_base64(key, self->public_key);
+	json_t *peers = json_array();
+	for (size_t i = 0; i < dev->n_peers; i++)
+		json_array_append_new(peers, peer_json(&dev->peers[i]));
+	json_t *reply = json_pack("{s:s, s:s, s:s, s:i, s:o}", "interface", self->ifname, "backend",
+	                          wg_backend_name(self->backend), "public_key", key, "listen_port",
+	                          dev->listen_port, "peers", peers);
+	wg_device_free(dev);
+	return reply;
+}
+
+/* ---- lifecycle ---- */
+
+/* What clients need to know about the server, for preauth to hand out. */
+static int publish_server(mg_ctx *ctx)
+{
+	struct wgp *self = ctx->self;
+	char key[WG_KEY_B64_LEN];
+	mg_txn *txn;
+	wg_key_to_base64(key, self->public_key);
+	json_t *server = json_pack(
+	    "{s:s, s:s, s:i, s:s, s:s, s:i}", "public_key", key, "endpoint",
+	    setting(ctx, "endpoint"), "listen_port", setting_int(ctx, "listen_port"), "address",
+	    setting(ctx, "address"), "interface", self->ifname, "mtu", setting_int(ctx, "mtu"));
+	int rc = mg_txn_begin(ctx, 0, &txn);
+	if (!rc && (rc = mg_state_put(ctx, txn, "wg", "server", server)))
+		mg_txn_abort(ctx, txn);
+	if (!rc)
+		rc = mg_txn_commit(ctx, txn);
+	json_decref(server);
+	return rc;
+}
+
+static int wgp_init(mg_ctx *ctx)
+{
+	struct wgp *self = calloc(1, sizeof(*self));
+	char err[256];
+	int rc;
+	if (!self)
+		return -ENOMEM;
+	ctx->self = self;
+	snprintf(self->ifname, sizeof(self->ifname), "%s", setting(ctx, "interface"));
+	if (strlen(setting(ctx, "interface")) >= IF_NAMESIZE) {
+		mg_error_log(ctx, "wireguard.interface '%s' is longer than %d characters",
+		             setting(ctx, "interface"), IF_NAMESIZE - 1);
+		return -EINVAL;
+	}
+	if ((rc = wg_backend_select(setting(ctx, "backend"), &self->backend, err, sizeof(err)))) {
+		mg_error_log(ctx, "wireguard.backend: %s", err);
+		return rc;
+	}
+	if ((rc = wgp_iface_check_address(setting(ctx, "address"), err, sizeof(err)))) {
+		mg_error_log(ctx, "wireguard.address: %s", err);
+		return rc;
+	}
+	char dir[4096];
+	int created;
+	snprintf(dir, sizeof(dir), "%s/wireguard", mg_state_dir(ctx));
+	rc = wgp_sealed_key_load_or_create(dir, self->ifname, self->private_key, &created, err,
+	                                   sizeof(err));
+	if (rc) {
+		mg_error_log(ctx, "server key: %s", err);
+		return rc;
+	}
+	wg_key_public_from_private(self->public_key, self->private_key);
+	char pub[WG_KEY_B64_LEN];
+	wg_key_to_base64(pub, self->public_key);
+	mg_info(ctx, "%s server key %s, public key %s", created ? "made a new" : "loaded the",
+	        created ? "(sealed in the state dir)" : "", pub);
+	if (!setting(ctx, "endpoint")[0])
+		mg_warn(ctx, "wireguard.endpoint is empty: clients are told no address to dial");
+	if ((rc = mg_service_add(ctx, "wg.status", status, NULL)) ||
+	    (rc = mg_subscribe(ctx, "device.changed", on_device_changed, NULL)))
+		return rc;
+	return 0;
+}
+
+static int wgp_start(mg_ctx *ctx)
+{
+	struct wgp *self = ctx->self;
+	char err[256];
+	int rc = wg_interface_create(self->backend, self->ifname, WG_CREATE_DIE_WITH_PARENT,
+	                             &self->daemon_pid, err, sizeof(err));
+	if (rc) {
+		mg_error_log(ctx, "cannot create %s: %s", self->ifname, err);
+		return rc;
+	}
+	if ((rc = wg_device_configure(self->backend, self->ifname, self->private_key,
+	                              setting_int(ctx, "listen_port"), -1, err, sizeof(err))) ||
+	    (rc = wgp_iface_up(self->ifname, setting(ctx, "address"), setting_int(ctx, "mtu"), err,
+	                       sizeof(err)))) {
+		mg_error_log(ctx, "cannot set up %s: %s", self->ifname, err);
+		wg_interface_delete(self->backend, self->ifname, self->daemon_pid, err,
+		                    sizeof(err));
+		return rc;
+	}
+	if ((rc = publish_server(ctx)) || (rc = reconcile_all(ctx))) {
+		wg_interface_delete(self->backend, self->ifname, self->daemon_pid, err,
+		                    sizeof(err));
+		return rc;
+	}
+	int interval = setting_int(ctx, "resync_interval");
+	if (interval > 0)
+		self->resync_timer = mg_timer_add(ctx, (unsigned)interval * 1000, 1, resync, NULL);
+	mg_info(ctx, "%s up (%s), listening on %d", self->ifname, wg_backend_name(self->backend),
+	        setting_int(ctx, "listen_port"));
+	return 0;
+}
+
+static void wgp_stop(mg_ctx *ctx)
+{
+	struct wgp *self = ctx->self;
+	char err[256];
+	if (!self)
+		return;
+	if (self->backend &&
+	    wg_interface_delete(self->backend, self->ifname, self->daemon_pid, err, sizeof(err)))
+		mg_warn(ctx, "cannot remove %s: %s", self->ifname, err);
+	sodium_memzero(self->private_key, sizeof(self->private_key));
+	free(self);
+	ctx->self = NULL;
+}
+
+static const struct mg_setting wgp_settings[] = {
+    {"interface", MG_SETTING_STRING, "\"wg0\"", "Name of the gateway's WireGuard interface.", NULL,
+     0},
+    {"listen_port", MG_SETTING_INT, "51820", "UDP port WireGuard listens on.", NULL, 0},
+    {"address", MG_SETTING_STRING, "\"10.0.0.1/24\"",
+     "The gateway's address and prefix on the VPN; the prefix is the VPN subnet devices get "
+     "their addresses from.",
+     NULL, 0},
+    {"endpoint", MG_SETTING_STRING, "\"\"",
+     "\"host:port\" that clients dial (the gateway's public address).", NULL, 0},
+    {"backend", MG_SETTING_STRING, "\"auto\"",
+     "\"kernel\" (WireGuard module, generic netlink), \"userspace\" (wireguard-go, UAPI "
+     "socket, started by the plugin) or \"auto\" (kernel when present).",
+     NULL, 0},
+    {"mtu", MG_SETTING_INT, "1420", "MTU of the interface.", NULL, 0},
+    {"resync_interval", MG_SETTING_INT, "60",
+     "Seconds between diffs of the interface's peers against state (0: never).", NULL, 0},
+    {0},
+};
+
+static const char *const wgp_owns[] = {"wg", NULL};
+
+MG_PLUGIN(.name = "wireguard", .version = "0.1.0",
+          .description = "the gateway's WireGuard interface and its peers", .owns = wgp_owns,
+          .settings = wgp_settings, .init = wgp_init, .start = wgp_start, .stop = wgp_stop);

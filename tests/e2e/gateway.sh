@@ -1,0 +1,56 @@
+# A gateway in namespaces for end-to-end tests (source after netns.sh):
+# sets GW CL SVC, STATE, WG_IF, MESHGATE, CLIENT_DIRS, and ctl / client_up /
+# json_field helpers. `build` must be set. GATEWAY_EXTRA_CONF adds config.
+
+gateway_up() {
+	ns_add GW gw
+	ns_add CL cl
+	ns_add SVC svc
+	ns_link "$GW" 198.18.0.1/24 "$CL" 198.18.0.2/24
+	ns_link "$GW" 10.20.0.1/24 "$SVC" 10.20.0.10/24
+	ns_exec "$SVC" ip route add default via 10.20.0.1
+	ns_exec "$GW" sysctl -qw net.ipv4.ip_forward=1
+	# the internal service: echo with a prefix on TCP 7000
+	ns_exec "$SVC" ncat -lk 10.20.0.10 7000 --sh-exec 'read l; echo "svc:$l"' &
+	bg_track $!
+
+	STATE=$WORK/gw/state
+	WG_IF=${TAG}w
+	MESHGATE=$build/client/meshgate
+	CLIENT_DIRS=(--config-dir "$WORK/cl/etc" --state-dir "$WORK/cl/run")
+	mkdir -p "$WORK/gw"
+	cat >"$WORK/gw/meshgated.conf" <<CONF
+state_dir = "$STATE";
+socket = "$WORK/gw/bus.sock";
+plugin_dir = "$build/plugins";
+plugins = ["wireguard", "preauth", "api"${GATEWAY_EXTRA_PLUGINS:-}];
+wireguard = { interface = "$WG_IF"; backend = "userspace"; address = "10.0.0.1/24";
+              endpoint = "198.18.0.1:51820"; };
+preauth = { networks = ["10.20.0.0/24"]; };
+api = { listen = "198.18.0.1:8443"; names = ["198.18.0.1"]; };
+${GATEWAY_EXTRA_CONF:-}
+CONF
+	ns_exec "$GW" "$build/core/meshgated" --config "$WORK/gw/meshgated.conf" \
+		>"$WORK/gw/meshgated.log" 2>&1 &
+	GW_PID=$!
+	bg_track $GW_PID
+	wait_for 10 test -S "$WORK/gw/bus.sock" || { cat "$WORK/gw/meshgated.log"; fail "meshgated did not start"; }
+	wait_for 10 gateway_running || { cat "$WORK/gw/meshgated.log"; fail "plugins not running"; }
+}
+
+gateway_running() {
+	local s
+	s=$(ctl status) || return 1
+	! grep -qE ' (loaded|initialised|failed|refused) ' <<<"$s"
+}
+
+ctl() { "$build/cli/meshgatectl" --socket "$WORK/gw/bus.sock" "$@"; }
+
+# json_field NAME: the first "NAME": "value" of the JSON on stdin
+json_field() { sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" | head -1; }
+
+# client_up NS IFNAME CODE
+client_up() {
+	ns_exec "$1" "$MESHGATE" up --server "https://198.18.0.1:8443" --ca "$STATE/ca.pem" \
+		--interface "$2" --backend userspace "${CLIENT_DIRS[@]}" "$3"
+}

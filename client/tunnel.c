@@ -472,6 +472,10 @@ int cl_tunnel_wait_handshake(const struct cl_tunnel_opts *o, const struct cl_pro
 
 	if (state_load(o, &s) || select_backend(s.backend, &be, err))
 		return cl_fail(err, CL_EXIT_TUNNEL, "%s vanished", o->ifname);
+	/* A handshake tried before the server knew our key (register) makes
+	 * WireGuard back off for 5 s; a fresh peer starts over at once. */
+	if (configure_wg(o, be, p, err))
+		return -1;
 	while (!done) {
 		long now = now_ms();
 		if (stop && *stop)

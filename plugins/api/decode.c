@@ -273,7 +273,7 @@ static int device_id_field(json_t *in, json_t **id, char *why, size_t whylen)
 int api_decode_register(const char *body, size_t len, json_t **out, char *why, size_t whylen)
 {
 	const char *token, *key, *address;
-	json_t *id;
+	json_t *id = NULL;
 	*out = NULL;
 	json_t *in = parse_object(body, len, why, whylen);
 	if (!in)

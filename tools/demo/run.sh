@@ -1,32 +1,55 @@
 #!/bin/bash
 # The demo proper (demo.sh builds first). usage: tools/demo/run.sh BUILD_DIR
-set -euo pipefail
-build=$1
-work=$(mktemp -d /tmp/meshgate-demo.XXXXXX)
-pid=
-cleanup() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+#
+#   laptop ns (198.18.0.2) --- gateway ns (198.18.0.1 | 10.20.0.1) --- service ns (10.20.0.10)
+#                               meshgated: wireguard, preauth, api
+#
+# Everything lives in namespaces and a temp dir, removed at the end.
+build=$(realpath "$1")
+root=$(dirname "$(realpath "$0")")/../..
+source "$root/tests/lib/netns.sh"
+source "$root/tests/e2e/gateway.sh"
+netns_init
 
-cat >"$work/meshgated.conf" <<CONF
-state_dir = "$work/state";
-socket = "$work/meshgate.sock";
-plugin_dir = "$build/plugins";
-plugins = ["hello"];
-hello = { greeting = "Welcome"; };
-CONF
-say "meshgated --check-config"
-"$build/core/meshgated" --config "$work/meshgated.conf" --check-config
-say "starting meshgated"
-"$build/core/meshgated" --config "$work/meshgated.conf" &
-pid=$!
-ctl() { "$build/cli/meshgatectl" --socket "$work/meshgate.sock" "$@"; }
-for _ in $(seq 50); do ctl --timeout 200 status >/dev/null 2>&1 && break; sleep 0.1; done
-say "meshgatectl status"
+say() { printf '\n\033[1;34m== %s\033[0m\n' "$*"; }
+show() { printf '\033[2m$ %s\033[0m\n' "$*"; }
+
+say "a gateway, a laptop and an internal service, each in its own network namespace"
+gateway_up
+show "meshgatectl status"
 ctl status
-say "a request over the bus: meshgatectl call hello.say"
-ctl call hello.say '{"name": "operator"}'
-say "done; stopping"
+
+say "the admin creates a user: a single-use pre-auth code"
+show "meshgatectl user add alice --role developer"
+out=$(ctl user add alice --role developer)
+echo "$out"
+code=$(sed -n 's/^code //p' <<<"$out")
+
+say "the laptop cannot reach the internal service yet"
+show "ping -c1 -W1 10.20.0.10   (on the laptop)"
+ns_exec "$CL" ping -c1 -W1 10.20.0.10 >/dev/null 2>&1 && echo "reachable?!" || echo "no route: unreachable, as it should be"
+
+say "the employee runs one command on the laptop"
+show "meshgate up --server https://198.18.0.1:8443 --ca ca.pem $code"
+client_up "$CL" "${TAG}c" "$code"
+show "meshgate status"
+ns_exec "$CL" "$MESHGATE" status --interface "${TAG}c" "${CLIENT_DIRS[@]}"
+
+say "traffic through the tunnel to the internal service"
+show "ping -c2 10.20.0.10"
+ns_exec "$CL" ping -c2 -W2 10.20.0.10
+show "echo hello | ncat 10.20.0.10 7000"
+echo hello | ns_exec "$CL" ncat --no-shutdown -w 3 10.20.0.10 7000
+
+say "the gateway's view"
+show "meshgatectl device list"
+ctl device list
+show "wg show $WG_IF"
+wg show "$WG_IF"
+
+say "the same code a second time"
+show "meshgate up ... $code"
+client_up "$CL" "${TAG}d" "$code" || echo "(exit $?: refused, nothing changed)"
+
+say "done: removing every namespace, interface and process"
+ns_exec "$CL" "$MESHGATE" down --interface "${TAG}c" "${CLIENT_DIRS[@]}"

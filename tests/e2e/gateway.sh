@@ -27,15 +27,29 @@ plugins = ["wireguard", "preauth", "api"${GATEWAY_EXTRA_PLUGINS:-}];
 wireguard = { interface = "$WG_IF"; backend = "userspace"; address = "10.0.0.1/24";
               endpoint = "198.18.0.1:51820"; };
 preauth = { networks = ["10.20.0.0/24"]; };
-api = { listen = "198.18.0.1:8443"; names = ["198.18.0.1"]; };
+api = { listen = "198.18.0.1:8443"; names = ["198.18.0.1"]; per_ip_limit = 128; };
 ${GATEWAY_EXTRA_CONF:-}
 CONF
-	ns_exec "$GW" "$build/core/meshgated" --config "$WORK/gw/meshgated.conf" \
-		>"$WORK/gw/meshgated.log" 2>&1 &
+	gateway_start
+}
+
+# Starts meshgated in the gateway namespace and waits until every plugin runs.
+gateway_start() {
+	# not through the ns_exec function: $! must be meshgated itself
+	ip netns exec "$GW" "$build/core/meshgated" --config "$WORK/gw/meshgated.conf" \
+		>>"$WORK/gw/meshgated.log" 2>&1 &
 	GW_PID=$!
 	bg_track $GW_PID
-	wait_for 10 test -S "$WORK/gw/bus.sock" || { cat "$WORK/gw/meshgated.log"; fail "meshgated did not start"; }
 	wait_for 10 gateway_running || { cat "$WORK/gw/meshgated.log"; fail "plugins not running"; }
+}
+
+# kill -9, as a power cut would, and wait until it is gone.
+gateway_kill9() {
+	kill -9 "$GW_PID" 2>/dev/null || true
+	wait "$GW_PID" 2>/dev/null || true
+	# its wireguard-go goes with it (it dies with its parent)
+	wait_for 5 bash -c "! ip -n $GW link show $WG_IF" || fail "$WG_IF outlived meshgated"
+
 }
 
 gateway_running() {

@@ -85,6 +85,22 @@ expect_refusal "$expired" 7 "expired"
 after_devices=$(ctl device list --json | grep -c '"id"')
 [ "$before_devices" = "$after_devices" ] || fail "devices changed: $before_devices -> $after_devices"
 
+echo "-- 100 concurrent redeems of one code over HTTPS: exactly one succeeds"
+code3=$(ctl user add dave --role developer --json | json_field code)
+curls=()
+for _ in $(seq 100); do
+	ip netns exec "$CL" curl -s -o /dev/null -w '%{http_code}\n' --cacert "$STATE/ca.pem" \
+		-H 'Content-Type: application/json' -d "{\"code\": \"$code3\"}" \
+		https://198.18.0.1:8443/api/v1/redeem >>"$WORK/statuses" &
+	curls+=($!)
+done
+wait "${curls[@]}" || true
+sort "$WORK/statuses" | uniq -c
+[ "$(grep -c '^200$' "$WORK/statuses")" = 1 ] || fail "not exactly one redeem succeeded"
+# the others: code already used (409), or rate limited (429) after ten failures
+[ "$(grep -cvE '^(200|409|429)$' "$WORK/statuses")" = 0 ] || fail "unexpected statuses"
+[ "$(ctl device list --json --user dave | grep -c '"id"')" = 1 ] || fail "dave has not exactly one device"
+
 echo "-- meshgate down removes the tunnel"
 ns_exec "$CL" "$MESHGATE" down --interface "${TAG}c" "${CLIENT_DIRS[@]}" || fail "meshgate down"
 ip -n "$CL" link show "${TAG}c" >/dev/null 2>&1 && fail "interface still there after down"

@@ -5,7 +5,8 @@
 #   netns_init            # once: a unique tag, the EXIT trap
 #   ns_add VAR NAME       # a namespace "$TAG-NAME" with lo up, its name in $VAR
 #   ns_link A IPA/LEN B IPB/LEN  # a veth pair between two of them
-#   ns_exec NAME cmd...   # run in the namespace
+#   ns_exec NAME cmd...   # run in the namespace (in the background, use
+#                         # `ip netns exec NAME cmd &` so that $! is cmd)
 #   bg_track PID          # kill this process at exit
 #   fail "message"        # print and exit 1
 

@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 CC=clang cmake -S . -B build-fuzz -DMESHGATE_FUZZ=ON -DBUILD_TESTING=ON \
 	-DCMAKE_BUILD_TYPE=Debug >/dev/null
-targets=$(grep -rhoE 'add_executable\((fuzz_[a-z0-9_]+)' tests | sed 's/add_executable(//' | sort -u)
+# every target of the fuzz build named fuzz_*, but the corpus replayers
+targets=$(cmake --build build-fuzz --target help | sed -n 's/^\.\.\. \(fuzz_[a-z0-9_]*\)$/\1/p' |
+	grep -v '_replay$' | sort -u)
 # shellcheck disable=SC2086
 cmake --build build-fuzz -j"$(nproc)" --target $targets
 for t in $targets; do

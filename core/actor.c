@@ -41,8 +41,18 @@ struct watch {
 	void *arg;
 };
 
+/* Who asked, so that a deferred reply finds its way back. */
+struct mg_reply_token {
+	char origin[MG_BUS_MAX_ID];
+	size_t origin_len;
+	char id[MG_BUS_MAX_ID];
+	size_t id_len;
+};
+
 struct actor {
 	struct plugin *p;
+	const struct mg_bus_msg *current; /* the request being handled */
+	int deferred;                     /* its handler called mg_defer */
 	pthread_t thread;
 	void *pipe_core; /* the core's end of the pipe */
 	void *pipe;      /* the thread's end */
@@ -202,6 +212,35 @@ static void send_reply(struct actor *a, const struct mg_bus_msg *req, json_t *re
 	free(text);
 }
 
+mg_reply_token *actor_defer(struct actor *a)
+{
+	const struct mg_bus_msg *msg = a->current;
+	mg_reply_token *t = msg ? calloc(1, sizeof(*t)) : NULL;
+	if (!t)
+		return NULL;
+	memcpy(t->origin, msg->origin.data, msg->origin.len);
+	t->origin_len = msg->origin.len;
+	memcpy(t->id, msg->id.data, msg->id.len);
+	t->id_len = msg->id.len;
+	a->deferred = 1;
+	return t;
+}
+
+void actor_reply(struct actor *a, mg_reply_token *t, json_t *reply)
+{
+	if (!t) {
+		json_decref(reply);
+		return;
+	}
+	struct mg_bus_msg req = {
+	    .verb = MG_BUS_REQ, .origin = {t->origin, t->origin_len}, .id = {t->id, t->id_len}};
+	if (!reply)
+		reply = mg_error("internal", "%s failed to answer", a->p->name);
+	send_reply(a, &req, reply);
+	json_decref(reply);
+	free(t);
+}
+
 static void handle_request(struct actor *a, const struct mg_bus_msg *msg)
 {
 	char service[MG_BUS_MAX_NAME + 1];
@@ -223,8 +262,20 @@ static void handle_request(struct actor *a, const struct mg_bus_msg *msg)
 	else if (!json_is_object(request))
 		reply = mg_error("bad_request", "request is not a JSON object: %s",
 		                 request ? "wrong type" : jerr.text);
-	else if (!(reply = s->fn(&a->p->ctx, service, request, s->arg)))
-		reply = mg_error("internal", "%s failed to answer '%s'", a->p->name, service);
+	else {
+		a->current = msg;
+		a->deferred = 0;
+		reply = s->fn(&a->p->ctx, service, request, s->arg);
+		a->current = NULL;
+		if (a->deferred) { /* answered later through mg_reply */
+			json_decref(reply);
+			json_decref(request);
+			return;
+		}
+		if (!reply)
+			reply =
+			    mg_error("internal", "%s failed to answer '%s'", a->p->name, service);
+	}
 	json_decref(request);
 	send_reply(a, msg, reply);
 	json_decref(reply);

@@ -28,5 +28,8 @@ int actor_timer_add(struct actor *a, unsigned interval_ms, int repeat, mg_timer_
 int actor_timer_del(struct actor *a, int id);
 int actor_fd_watch(struct actor *a, int fd, int events, mg_fd_fn fn, void *arg);
 int actor_fd_unwatch(struct actor *a, int fd);
+/* Deferred replies: defer during a handler, reply later (own thread). */
+mg_reply_token *actor_defer(struct actor *a);
+void actor_reply(struct actor *a, mg_reply_token *token, json_t *reply);
 
 #endif

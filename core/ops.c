@@ -157,6 +157,23 @@ static uint64_t op_now_ms(mg_ctx *ctx)
 	return mg_bus_now_ms();
 }
 
+static mg_reply_token *op_defer(mg_ctx *ctx)
+{
+	struct actor *a = plugin_of(ctx)->actor;
+	return actor_on_own_thread(a) ? actor_defer(a) : NULL;
+}
+
+static void op_reply(mg_ctx *ctx, mg_reply_token *token, json_t *reply)
+{
+	struct actor *a = plugin_of(ctx)->actor;
+	if (actor_on_own_thread(a)) {
+		actor_reply(a, token, reply);
+		return;
+	}
+	core_log(MG_LOG_ERROR, plugin_of(ctx)->name, "mg_reply off its own thread: dropped");
+	json_decref(reply);
+}
+
 const struct mg_api core_api = {
     .size = sizeof(struct mg_api),
     .version = MG_API_VERSION,
@@ -181,4 +198,7 @@ const struct mg_api core_api = {
     .state_del = state_del,
     .state_foreach = state_foreach,
     .now_ms = op_now_ms,
+    .defer = op_defer,
+    .reply = op_reply,
+    .txn_begin_nested = state_begin_nested,
 };

@@ -35,6 +35,7 @@ struct change {
 
 struct mg_txn {
 	struct mg_state *state;
+	struct mg_txn *parent; /* of a nested transaction */
 	MDB_txn *txn;
 	const char *owner;
 	struct change *changes;
@@ -252,6 +253,27 @@ int state_begin(struct mg_state *state, const char *owner, int read_only, struct
 	return 0;
 }
 
+int state_begin_nested(struct mg_txn *parent, struct mg_txn **child)
+{
+	if (!parent->owner)
+		return -EINVAL; /* only writes nest */
+	struct mg_txn *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->state = parent->state;
+	t->parent = parent;
+	t->owner = parent->owner;
+	int rc = mdb_txn_begin(parent->state->env, parent->txn, 0, &t->txn);
+	if (rc) {
+		free(t);
+		return lmdb_errno(rc);
+	}
+	*child = t;
+	return 0;
+}
+
+static int record_change(struct mg_txn *t, const char *db, const char *key, const char *op);
+
 static void free_txn(struct mg_txn *t)
 {
 	for (size_t i = 0; i < t->nchanges; i++) {
@@ -265,6 +287,14 @@ static void free_txn(struct mg_txn *t)
 int state_commit(struct mg_txn *t)
 {
 	int rc = lmdb_errno(mdb_txn_commit(t->txn));
+	if (t->parent) {
+		/* the parent announces them, once it is durable */
+		for (size_t i = 0; !rc && i < t->nchanges; i++)
+			rc = record_change(t->parent, t->changes[i].db, t->changes[i].key,
+			                   t->changes[i].op);
+		free_txn(t);
+		return rc;
+	}
 	if (!rc && t->state->on_commit)
 		for (size_t i = 0; i < t->nchanges; i++)
 			t->state->on_commit(t->changes[i].db, t->changes[i].key, t->changes[i].op,

@@ -27,6 +27,9 @@ void state_release(struct mg_state *state, const char *owner);
 
 /* owner: who writes (NULL for a read-only transaction). */
 int state_begin(struct mg_state *state, const char *owner, int read_only, struct mg_txn **txn);
+/* A write transaction inside `parent` (LMDB nested transaction): on commit
+ * its changes join the parent's, announced when the parent commits. */
+int state_begin_nested(struct mg_txn *parent, struct mg_txn **child);
 int state_commit(struct mg_txn *txn);
 void state_abort(struct mg_txn *txn);
 int state_get(struct mg_txn *txn, const char *db, const char *key, json_t **value);

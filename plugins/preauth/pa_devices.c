@@ -207,7 +207,7 @@ static json_t *redeem_txn(struct pa *pa, const struct redeem_in *in)
 	struct pa_op op;
 	char err[256];
 	json_t *server = NULL, *code = NULL, *user = NULL, *config = NULL, *reply;
-	int rc = pa_op_begin(pa, &op);
+	int rc = pa_op_begin_batched(pa, &op);
 	if (rc)
 		return internal_rc(pa, "cannot begin a transaction", rc);
 	if ((rc = pa_ipam_sync(pa, op.txn, &server, err, sizeof(err))))
@@ -219,6 +219,7 @@ static json_t *redeem_txn(struct pa *pa, const struct redeem_in *in)
 	}
 	if (reply) {
 		pa_op_abort(&op);
+		pa_batch_settle(pa);
 	} else if ((rc = pa_op_commit(&op))) {
 		reply = internal_rc(pa, "cannot commit the device", rc);
 	} else {
@@ -226,7 +227,7 @@ static json_t *redeem_txn(struct pa *pa, const struct redeem_in *in)
 		        json_string_value(json_object_get(config, "device_id")),
 		        json_string_value(json_object_get(code, "user")),
 		        json_string_value(json_object_get(config, "address")));
-		reply = json_incref(config);
+		reply = pa_batch_reply(pa, json_incref(config));
 	}
 	json_decref(server);
 	json_decref(code);
@@ -349,11 +350,12 @@ json_t *pa_register(mg_ctx *ctx, const char *service, json_t *request, void *arg
 		                "public_key must be a WireGuard public key: base64 of 32 bytes");
 	if (pa_ip_parse(pa_str(request, "address"), 1, &addr))
 		return mg_error("bad_request", "address must be an IPv4 address (optionally /32)");
-	int rc = pa_op_begin(pa, &op);
+	int rc = pa_op_begin_batched(pa, &op);
 	if (rc)
 		return internal_rc(pa, "cannot begin a transaction", rc);
 	if (mg_state_get(ctx, op.txn, PA_DB_DEVICES, id, &device)) {
 		pa_op_abort(&op);
+		pa_batch_settle(pa);
 		return not_registrable();
 	}
 	if (!pa_token_matches(pa_str(request, "register_token"),
@@ -383,7 +385,11 @@ json_t *pa_register(mg_ctx *ctx, const char *service, json_t *request, void *arg
 	if (op.txn)
 		pa_op_abort(&op);
 	json_decref(device);
-	return reply ? reply : json_pack("{s:s, s:s}", "device_id", id, "state", "active");
+	if (reply) {
+		pa_batch_settle(pa);
+		return reply;
+	}
+	return pa_batch_reply(pa, json_pack("{s:s, s:s}", "device_id", id, "state", "active"));
 }
 
 /* ---- list, disable, enable, delete ---- */

@@ -8,11 +8,13 @@
 
 #include "preauth.h"
 
-int pa_op_begin(struct pa *pa, struct pa_op *op)
+static int op_init(struct pa *pa, struct pa_op *op, struct pa_op *parent)
 {
 	memset(op, 0, sizeof(*op));
 	op->pa = pa;
-	int rc = mg_txn_begin(pa->ctx, 0, &op->txn);
+	op->parent = parent;
+	int rc = parent ? mg_txn_begin_nested(pa->ctx, parent->txn, &op->txn)
+	                : mg_txn_begin(pa->ctx, 0, &op->txn);
 	if (rc)
 		return rc;
 	op->events = json_array();
@@ -23,6 +25,17 @@ int pa_op_begin(struct pa *pa, struct pa_op *op)
 	op->pending_add = json_object();
 	op->pending_del = json_array();
 	return 0;
+}
+
+int pa_op_begin(struct pa *pa, struct pa_op *op)
+{
+	pa_batch_flush(pa);
+	return op_init(pa, op, NULL);
+}
+
+int pa_op_begin_nested(struct pa *pa, struct pa_op *parent, struct pa_op *op)
+{
+	return op_init(pa, op, parent);
 }
 
 static void op_free(struct pa_op *op)
@@ -68,6 +81,11 @@ int pa_op_commit(struct pa_op *op)
 	op->txn = NULL;
 	if (rc) {
 		mg_error_log(pa->ctx, "commit failed: %s", strerror(-rc));
+	} else if (op->parent) {
+		/* later requests of the batch must see the addresses and keys
+		 * taken; the events wait for the batch to be durable */
+		apply(op);
+		json_array_extend(op->parent->events, op->events);
 	} else {
 		size_t i;
 		json_t *e;
@@ -215,6 +233,15 @@ static int index_device(const char *key, json_t *device, void *arg)
 	if (state && !strcmp(state, "pending"))
 		json_object_set(pa->pending, key, json_object_get(device, "expires_at"));
 	return 0;
+}
+
+void pa_cache_rebuild(struct pa *pa)
+{
+	pa_ipam_free(pa->ipam);
+	pa->ipam = NULL;
+	int rc = pa_cache_load(pa);
+	if (rc)
+		mg_error_log(pa->ctx, "cannot rebuild the caches: %s", strerror(-rc));
 }
 
 int pa_cache_load(struct pa *pa)

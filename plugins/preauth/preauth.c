@@ -265,6 +265,7 @@ static int preauth_reload(mg_ctx *ctx)
 
 static void preauth_stop(mg_ctx *ctx)
 {
+	pa_batch_flush(ctx->self); /* what was done is made durable and answered */
 	pa_free(ctx->self);
 	ctx->self = NULL;
 }

@@ -36,6 +36,7 @@
 
 struct pa_ipam;
 struct pa_limiter;
+struct pa_batch;
 
 struct pa_settings {
 	uint64_t code_ttl_ms;
@@ -55,6 +56,7 @@ struct pa {
 	json_t *keys;         /* public key -> device id: the conflict check */
 	json_t *pending;      /* device id -> expires_at (ms): what the reaper watches */
 	struct pa_limiter *limiter;
+	struct pa_batch *batch; /* open group commit, or NULL */
 	uint64_t last_purge_ms;
 };
 
@@ -135,6 +137,7 @@ void pa_limiter_expire(struct pa_limiter *l, uint64_t now_ms);
 
 struct pa_op {
 	struct pa *pa;
+	struct pa_op *parent; /* the batch, for an op nested in one */
 	mg_txn *txn;
 	json_t *events;      /* [[topic, payload], ...], published after the commit */
 	json_t *ips_freed;   /* [addr, ...] back to the pool after the commit */
@@ -145,7 +148,26 @@ struct pa_op {
 	json_t *pending_del; /* [device id, ...] */
 };
 
+/* A standalone op; an open batch is committed first (one write transaction
+ * per thread at a time). */
 int pa_op_begin(struct pa *pa, struct pa_op *op);
+/* An op nested in `parent`: its commit joins the parent's transaction,
+ * changes the caches at once and hands its events to the parent. */
+int pa_op_begin_nested(struct pa *pa, struct pa_op *parent, struct pa_op *op);
+
+/* ---- group commit (pa_batch.c) ---- */
+
+/* An op in the open batch (one is opened when none is). */
+int pa_op_begin_batched(struct pa *pa, struct pa_op *op);
+/* In a handler, after the op's commit: defers `reply` until the batch is
+ * durable (returns NULL for the handler to return), or flushes at once. */
+json_t *pa_batch_reply(struct pa *pa, json_t *reply);
+/* After a request of the batch failed: drops a batch with nothing in it. */
+void pa_batch_settle(struct pa *pa);
+/* Commits the open batch and sends its replies. */
+int pa_batch_flush(struct pa *pa);
+/* After a failed batch: the caches again from the databases. */
+void pa_cache_rebuild(struct pa *pa);
 /* Commits; only then are the caches changed and the events published. */
 int pa_op_commit(struct pa_op *op);
 void pa_op_abort(struct pa_op *op);

@@ -90,6 +90,13 @@ struct mtxn {
 	struct mtxn *next;
 };
 
+/* In the mock a deferred request is answered before mg_mock_request
+ * returns: the plugin's due timers run until it calls mg_reply. */
+struct mg_reply_token {
+	json_t *reply;
+	int done;
+};
+
 struct queued {
 	char *topic;
 	json_t *payload;
@@ -112,6 +119,9 @@ struct mg_mock {
 	/* LMDB allows one write transaction at a time; a second one begun on
 	 * the same thread would deadlock, so the mock refuses it. */
 	struct mtxn *writer;
+	/* A deferred reply of the request being dispatched (mg_defer). */
+	int can_defer;
+	struct mg_reply_token *deferred;
 	enum mg_log_level level;
 	unsigned log_counts[MG_LOG_DEBUG + 1];
 };
@@ -396,9 +406,25 @@ static int dispatch(struct mg_mock *m, const char *service, json_t *request, con
 	}
 	enter(m);
 	p->busy++;
+	m->can_defer = 1;
+	m->deferred = NULL;
 	json_t *r = s.fn(&p->ctx, service, request, s.arg);
+	m->can_defer = 0;
 	p->busy--;
 	json_decref(request);
+	struct mg_reply_token *token = m->deferred;
+	if (token) {
+		/* answered later: run what is due now (a batch's flush timer) */
+		json_decref(r);
+		r = NULL;
+		mg_mock_advance(m, 0);
+		if (token->done)
+			r = token->reply;
+		else
+			mock_log(m, MG_LOG_ERROR, p->name, "deferred '%s' never answered", service);
+		free(token);
+		m->deferred = NULL;
+	}
 	int rc = finish_reply(p, service, r, reply);
 	leave(m);
 	return rc;
@@ -662,6 +688,45 @@ static uint64_t op_now_ms(mg_ctx *ctx)
 	return plugin_of(ctx)->mock->now;
 }
 
+static mg_reply_token *op_defer(mg_ctx *ctx)
+{
+	struct mg_mock *m = plugin_of(ctx)->mock;
+	if (!m->can_defer || m->deferred)
+		return NULL;
+	m->deferred = calloc(1, sizeof(*m->deferred));
+	return m->deferred;
+}
+
+static void op_reply(mg_ctx *ctx, mg_reply_token *token, json_t *reply)
+{
+	(void)ctx;
+	if (!token || token->done) {
+		json_decref(reply);
+		return;
+	}
+	token->reply = reply;
+	token->done = 1;
+}
+
+static int op_txn_begin_nested(mg_txn *parent, mg_txn **child)
+{
+	struct mtxn *up = (struct mtxn *)parent;
+	struct mtxn *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	int rc = state_begin_nested(up->inner, &t->inner);
+	if (rc) {
+		free(t);
+		return rc;
+	}
+	t->p = up->p;
+	t->write = 1;
+	t->next = t->p->txns;
+	t->p->txns = t;
+	*child = (mg_txn *)t;
+	return 0;
+}
+
 static const struct mg_api mock_api = {
     .size = sizeof(struct mg_api),
     .version = MG_API_VERSION,
@@ -686,6 +751,9 @@ static const struct mg_api mock_api = {
     .state_del = op_state_del,
     .state_foreach = op_state_foreach,
     .now_ms = op_now_ms,
+    .defer = op_defer,
+    .reply = op_reply,
+    .txn_begin_nested = op_txn_begin_nested,
 };
 
 /* ---- config: the test's object over the declared defaults ---- */

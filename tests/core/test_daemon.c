@@ -169,7 +169,8 @@ static void test_unknown_service_and_timeout(void **state)
 	uint64_t took = now_ms() - t0;
 	assert_string_equal(mg_reply_error_code(reply), "timeout");
 	json_decref(reply);
-	assert_true(took >= 300 && took < 800);
+	assert_true(took >= 300 &&
+	            took < 1500); /* the deadline, plus scheduling on a busy machine */
 	/* the late reply is dropped; the next request gets its own answer */
 	assert_int_equal(daemon_call(d, "probe.echo", "{\"n\": 7}", 3000, &reply), 0);
 	assert_int_equal(json_integer_value(json_object_get(reply, "n")), 7);

@@ -161,6 +161,35 @@ static void test_reopen_reads_in_older_transaction(void **ctx)
 	state_abort(t);
 }
 
+/* A nested transaction: committed, its writes join the parent's and are
+ * announced when the parent commits; aborted, they vanish alone. */
+static void test_nested_transactions(void **ctx)
+{
+	struct fixture *f = *ctx;
+	struct mg_txn *parent, *child;
+	json_t *v = json_object();
+	assert_int_equal(state_claim(f->state, "users", "preauth"), 0);
+	assert_int_equal(state_begin(f->state, "preauth", 0, &parent), 0);
+	assert_int_equal(state_begin_nested(parent, &child), 0);
+	assert_int_equal(state_put(child, "users", "kept", v), 0);
+	assert_int_equal(state_commit(child), 0);
+	assert_int_equal(f->events, 0); /* not durable yet */
+	assert_int_equal(state_begin_nested(parent, &child), 0);
+	assert_int_equal(state_put(child, "users", "undone", v), 0);
+	state_abort(child);
+	assert_int_equal(state_commit(parent), 0);
+	assert_int_equal(f->events, 1);
+	assert_string_equal(f->last, "users/kept/put");
+	json_decref(v);
+
+	struct mg_txn *t;
+	assert_int_equal(state_begin(f->state, NULL, 1, &t), 0);
+	assert_int_equal(state_get(t, "users", "kept", &v), 0);
+	json_decref(v);
+	assert_int_equal(state_get(t, "users", "undone", &v), -ENOENT);
+	state_abort(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -169,6 +198,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen_reads_in_older_transaction, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_nested_transactions, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #ifndef MESHGATE_API_H
 #define MESHGATE_API_H
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,7 +21,7 @@
 extern "C" {
 #endif
 
-#define MG_API_VERSION 1
+#define MG_API_VERSION 2
 
 enum mg_log_level { MG_LOG_ERROR = 0, MG_LOG_WARN, MG_LOG_INFO, MG_LOG_DEBUG };
 
@@ -35,6 +36,7 @@ enum mg_log_level { MG_LOG_ERROR = 0, MG_LOG_WARN, MG_LOG_INFO, MG_LOG_DEBUG };
 #define MG_FD_WRITE 0x2
 
 typedef struct mg_txn mg_txn;
+typedef struct mg_reply_token mg_reply_token;
 
 /* A service handler: gets the request, returns a new reference to the
  * reply object. A reply with an "error" member is an error reply; build
@@ -85,6 +87,11 @@ struct mg_api {
 
 	/* wall clock in milliseconds since the epoch (a mock core may fake it) */
 	uint64_t (*now_ms)(mg_ctx *ctx);
+
+	/* deferred replies and nested transactions (API version 2) */
+	mg_reply_token *(*defer)(mg_ctx *ctx);
+	void (*reply)(mg_ctx *ctx, mg_reply_token *token, json_t *reply);
+	int (*txn_begin_nested)(mg_txn *parent, mg_txn **child);
 
 	void *reserved[16];
 };
@@ -213,6 +220,28 @@ static inline int mg_state_foreach(mg_ctx *ctx, mg_txn *txn, const char *db, con
                                    mg_state_fn fn, void *arg)
 {
 	return ctx->api->state_foreach(txn, db, prefix, fn, arg);
+}
+
+/* Answering later: inside a service handler, mg_defer() takes the request
+ * out of the normal path (whatever the handler returns is dropped; return
+ * NULL) and gives a token; mg_reply() answers it later, on the plugin's
+ * thread, consuming `reply`. A plugin uses it to answer a batch of
+ * requests after one durable commit (group commit). */
+static inline mg_reply_token *mg_defer(mg_ctx *ctx)
+{
+	return ctx->api->defer(ctx);
+}
+static inline void mg_reply(mg_ctx *ctx, mg_reply_token *token, json_t *reply)
+{
+	ctx->api->reply(ctx, token, reply);
+}
+
+/* A write transaction inside `parent`: its writes join the parent's when it
+ * commits and vanish when it aborts; the parent is not to be used while
+ * the child is open. One request's changes in a batch, undone alone. */
+static inline int mg_txn_begin_nested(mg_ctx *ctx, mg_txn *parent, mg_txn **child)
+{
+	return parent ? ctx->api->txn_begin_nested(parent, child) : -EINVAL;
 }
 
 /* Wall-clock milliseconds; use it (not time()) so tests can move time. */

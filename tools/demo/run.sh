@@ -2,7 +2,7 @@
 # The demo proper (demo.sh builds first). usage: tools/demo/run.sh BUILD_DIR
 #
 #   laptop ns (198.18.0.2) --- gateway ns (198.18.0.1 | 10.20.0.1) --- service ns (10.20.0.10)
-#                               meshgated: wireguard, preauth, api
+#                               meshgated: wireguard, preauth, api, firewall
 #
 # Everything lives in namespaces and a temp dir, removed at the end.
 build=$(realpath "$1")
@@ -15,7 +15,16 @@ say() { printf '\n\033[1;34m== %s\033[0m\n' "$*"; }
 show() { printf '\033[2m$ %s\033[0m\n' "$*"; }
 
 say "a gateway, a laptop and an internal service, each in its own network namespace"
+GATEWAY_EXTRA_PLUGINS=', "firewall"'
+GATEWAY_EXTRA_CONF='firewall = { roles = { developer = ["vpn", "10.20.0.0/24"];
+                               admin = ["vpn", "10.20.0.0/24", "10.30.0.0/24"]; };
+                    vpn_only_ports = ["8080/tcp"]; };'
 gateway_up
+# the gateway's own services: an SSH-like port and a VPN-only web port
+ip netns exec "$GW" ncat -lk 0.0.0.0 22 --sh-exec 'echo ssh' &
+bg_track $!
+ip netns exec "$GW" ncat -lk 0.0.0.0 8080 --sh-exec 'echo intranet' &
+bg_track $!
 show "meshgatectl status"
 ctl status
 
@@ -40,6 +49,19 @@ show "ping -c2 10.20.0.10"
 ns_exec "$CL" ping -c2 -W2 10.20.0.10
 show "echo hello | ncat 10.20.0.10 7000"
 echo hello | ns_exec "$CL" ncat --no-shutdown -w 3 10.20.0.10 7000
+
+say "the policy: deny by default, open per role"
+tcp() { echo | ns_exec "$CL" ncat --no-shutdown -w 2 "$1" "$2" 2>/dev/null; }
+show "ncat 10.0.0.1 22      (the gateway's SSH, through the tunnel)"
+tcp 10.0.0.1 22 || echo "denied: the gateway protects its own ports"
+show "ncat 10.0.0.1 8080    (a VPN-only port, through the tunnel)"
+tcp 10.0.0.1 8080 || echo "denied?!"
+show "ncat 198.18.0.1 8080  (the same port from the public side)"
+tcp 198.18.0.1 8080 || echo "denied: VPN-only ports are closed on the public interface"
+show "meshgatectl route list; iptables -S MESHGATE-FROM-VPN; ipset list -t (on the gateway)"
+ctl route list
+ns_exec "$GW" iptables -S MESHGATE-FROM-VPN
+ns_exec "$GW" ipset list -t | grep -E 'Name|entries'
 
 say "the gateway's view"
 show "meshgatectl device list"

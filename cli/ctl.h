@@ -29,6 +29,7 @@ int ctl_usage(const struct ctl_command *cmd);
 
 extern const struct ctl_command ctl_core_commands[];
 extern const struct ctl_command ctl_preauth_commands[];
+extern const struct ctl_command ctl_dns_commands[];
 extern const struct ctl_command ctl_firewall_commands[];
 
 #endif

@@ -16,6 +16,7 @@
 static const struct ctl_command *const tables[] = {
     ctl_core_commands,
     ctl_preauth_commands,
+    ctl_dns_commands,
     ctl_firewall_commands,
 };
 

@@ -1,0 +1,539 @@
+/*
+ * The dns plugin against dnsmasq, 10,000 internal names each, in one run.
+ *
+ * 10,000 active devices are written straight into a fresh state (one
+ * transaction through the mock core, as preauth would write them), then
+ * meshgated (the real core, plugins = ["dns"]) serves them on
+ * 127.0.0.2:5300 and dnsmasq serves the same names from a hosts file on
+ * 127.0.0.3:5300. dnsperf sends the 10,000 names, shuffled, to each in
+ * turn. Printed per server: queries per second, average latency, the p50
+ * and p99 latency of a run at a fixed rate, and queries per CPU-second
+ * (utime + stime of the server's process from /proc/PID/stat around the
+ * run: dnsperf shares the machine's cores with the server, so qps alone
+ * measures the pair). Then the same with fast_path = false (everything
+ * through ldns), the in-process cost of one query on each path, and the
+ * time to rebuild the names of 10,000 devices.
+ *
+ * Runs as root in a private network namespace (its own loopback); the
+ * servers are its children and die with it. Prints figures, never fails
+ * on time. Usage: bench_dns [-l SECONDS] (each dnsperf run, default 20)
+ * [-r ROUNDS] (default 3)
+ * [--hold] (set up, print the servers' pids and wait: for profiling).
+ */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ldns/ldns.h>
+
+#include "dns.h"
+#include "mg_mock.h"
+
+#define DEVICES    10000
+#define ZONE       "corp.internal"
+#define PORT       5300
+#define RATE       "20000" /* queries per second of the latency runs */
+#define MAX_ROUNDS 15
+
+extern const struct mg_plugin mg_plugin_descriptor; /* dns's, linked in */
+
+static char dir[] = "/tmp/meshgate-bench-dns.XXXXXX";
+static pid_t children[4];
+static int nchildren;
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void cleanup(void)
+{
+	char cmd[200];
+	for (int i = 0; i < nchildren; i++)
+		if (children[i] > 0) {
+			kill(children[i], SIGTERM);
+			waitpid(children[i], NULL, 0);
+		}
+	nchildren = 0;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd))
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "bench_dns: %s\n", what);
+	cleanup();
+	exit(1);
+}
+
+static pid_t spawn(char *const argv[], const char *out)
+{
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (!pid) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (out && !freopen(out, "w", stdout))
+			_exit(127);
+		if (out && !freopen(out, "a", stderr))
+			_exit(127);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void device_name(int i, char *out, size_t len)
+{
+	snprintf(out, len, "user%d-laptop", i);
+}
+
+static void device_address(int i, char *out, size_t len)
+{
+	snprintf(out, len, "10.0.%d.%d", (i + 2) / 256, (i + 2) % 256);
+}
+
+/* ---- the state: 10,000 active devices, one transaction ---- */
+
+static void write_state(const char *state)
+{
+	char err[512];
+	static const char *const pa_owns[] = {"users", "codes", "devices", "ipam", NULL};
+	static const char *const wg_owns[] = {"wg", NULL};
+	struct mg_mock *m = mg_mock_new(state, err, sizeof(err));
+	mg_txn *txn;
+	if (!m || mg_mock_add_stub(m, "preauth", pa_owns) ||
+	    mg_mock_add_stub(m, "wireguard", wg_owns) || mg_mock_start(m, err, sizeof(err)))
+		die(err);
+	mg_mock_log_level(m, MG_LOG_ERROR);
+	json_t *server = json_pack("{s:s}", "address", "10.0.0.1/16");
+	mg_mock_state_put(m, "wireguard", "wg", "server", server);
+	json_decref(server);
+	mg_ctx *pa = mg_mock_ctx(m, "preauth");
+	if (mg_txn_begin(pa, 0, &txn))
+		die("txn");
+	for (int i = 0; i < DEVICES; i++) {
+		char id[32], user[32], name[64], addr[32], cidr[40];
+		snprintf(id, sizeof(id), "%016x", 0x10000000u + (unsigned)i);
+		snprintf(user, sizeof(user), "user%d", i);
+		device_name(i, name, sizeof(name));
+		device_address(i, addr, sizeof(addr));
+		snprintf(cidr, sizeof(cidr), "%s/32", addr);
+		json_t *dev = json_pack(
+		    "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "id", id, "user", user, "name",
+		    name, "role", "developer", "address", cidr, "state", "active", "public_key",
+		    "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=", "created_at", 1732356000 + i);
+		if (mg_state_put(pa, txn, "devices", id, dev))
+			die("put");
+		json_decref(dev);
+	}
+	if (mg_txn_commit(pa, txn))
+		die("commit");
+
+	/* the time to build the names of 10,000 devices, as at start and on a change */
+	json_t *cfg = json_pack("{s:[s]}", "listen", "127.0.0.9:0");
+	double t0 = now();
+	if (mg_mock_add(m, &mg_plugin_descriptor, cfg, err, sizeof(err)) ||
+	    mg_mock_start(m, err, sizeof(err)))
+		die(err);
+	double t_start = now() - t0;
+	json_decref(cfg);
+	json_t *ev = json_pack("{s:s}", "id", "0000000010000000");
+	double best = 1e9;
+	for (int i = 0; i < 20; i++) {
+		t0 = now();
+		dns_rebuild(mg_mock_ctx(m, "dns")->self);
+		double t = now() - t0;
+		best = t < best ? t : best;
+	}
+	json_decref(ev);
+	printf("names of %d devices: plugin start (read state + build) %.1f ms, "
+	       "rebuild %.1f ms (best of 20)\n",
+	       DEVICES, t_start * 1e3, best * 1e3);
+	mg_mock_free(m);
+}
+
+/* ---- in process: one query on each path ---- */
+
+static void per_query_cost(void)
+{
+	struct dns_index *idx = dns_index_new(30, 1);
+	uint8_t zone[DNS_NAME_MAX], name[DNS_NAME_MAX], rel[DNS_NAME_MAX];
+	size_t zlen, nlen, rlen;
+	dns_name_from_text(ZONE, zone, &zlen);
+	dns_index_zone(idx, zone, zlen, zone, zlen);
+	static uint8_t queries[DEVICES][128];
+	static size_t qlen[DEVICES];
+	for (int i = 0; i < DEVICES; i++) {
+		char text[64], addr[32];
+		uint8_t a[16];
+		int family;
+		device_name(i, text, sizeof(text));
+		device_address(i, addr, sizeof(addr));
+		dns_name_from_text(text, rel, &rlen);
+		dns_name_concat(rel, rlen, zone, zlen, name, &nlen);
+		dns_ip_parse(addr, &family, a);
+		dns_index_add(idx, name, nlen, DNS_T_A, a, 4);
+		ldns_pkt *q = NULL;
+		uint8_t *wire;
+		char fq[128];
+		snprintf(fq, sizeof(fq), "%s.%s", text, ZONE);
+		ldns_pkt_query_new_frm_str(&q, fq, LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN, LDNS_RD);
+		ldns_pkt2wire(&wire, q, &qlen[i]);
+		memcpy(queries[i], wire, qlen[i]);
+		free(wire);
+		ldns_pkt_free(q);
+	}
+	dns_index_freeze(idx);
+	static uint8_t out[DNS_UDP_PAYLOAD];
+	static int order[DEVICES];
+	unsigned seed = 2;
+	for (int i = 0; i < DEVICES; i++)
+		order[i] = i;
+	for (int i = DEVICES - 1; i > 0; i--) { /* in random order, as clients ask */
+		int j = rand_r(&seed) % (i + 1), t = order[i];
+		order[i] = order[j];
+		order[j] = t;
+	}
+	for (int fast = 1; fast >= 0; fast--) {
+		struct dns_view v = {idx, 0, fast};
+		size_t n, rounds = fast ? 200 : 20;
+		double t0 = now();
+		for (size_t r = 0; r < rounds; r++)
+			for (int i = 0; i < DEVICES; i++)
+				dns_serve(&v, queries[order[i]], qlen[order[i]], 0, out,
+				          sizeof(out), &n);
+		double per = (now() - t0) / (double)(rounds * DEVICES);
+		printf("in process, one query (decode, look up, encode): %s %.3f us\n",
+		       fast ? "fast path" : "ldns     ", per * 1e6);
+	}
+	dns_index_free(idx);
+}
+
+/* ---- a server under dnsperf ---- */
+
+struct result {
+	double qps, avg_ms, sd_ms, p50_ms, p99_ms, cpu_s, per_cpu;
+	long completed, lost;
+};
+
+static long cpu_ticks(pid_t pid)
+{
+	char path[64], buf[2048];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	long utime = 0, stime = 0;
+	/* after the command: state ppid ... field 14 utime, 15 stime */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime,
+	                 &stime) != 2)
+		return -1;
+	return utime + stime;
+}
+
+static double field(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+	return p ? atof(p + strlen(key)) : -1;
+}
+
+static char *run_capture(char *const argv[])
+{
+	char out[300];
+	snprintf(out, sizeof(out), "%s/dnsperf.out", dir);
+	pid_t pid = spawn(argv, out);
+	int status;
+	waitpid(pid, &status, 0);
+	FILE *f = fopen(out, "r");
+	if (!f)
+		die("dnsperf output");
+	char *text = calloc(1, 64 << 20);
+	size_t n = fread(text, 1, (64 << 20) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	return text;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* Throughput: dnsperf at its defaults (one client, 100 outstanding) for
+ * `seconds`, and the server's CPU time over the run. */
+static void measure_load(pid_t server, const char *addr, const char *queries, int seconds,
+                         struct result *r)
+{
+	char l[16], port[16];
+	snprintf(l, sizeof(l), "%d", seconds);
+	snprintf(port, sizeof(port), "%d", PORT);
+	char *const load[] = {"dnsperf", "-s", (char *)addr, "-p", port, "-d", (char *)queries,
+	                      "-l",      l,    NULL};
+	long t0 = cpu_ticks(server);
+	char *text = run_capture(load);
+	long t1 = cpu_ticks(server);
+	r->qps = field(text, "Queries per second:");
+	r->completed = (long)field(text, "Queries completed:");
+	r->lost = (long)field(text, "Queries lost:");
+	r->avg_ms = field(text, "Average Latency (s):") * 1e3;
+	r->sd_ms = field(text, "Latency StdDev (s):") * 1e3;
+	r->cpu_s = (double)(t1 - t0) / (double)sysconf(_SC_CLK_TCK);
+	r->per_cpu = r->cpu_s > 0 ? (double)r->completed / r->cpu_s : 0;
+	free(text);
+}
+
+/* Latency percentiles at a fixed rate, from every reply's latency (-v). */
+static void measure_latency(const char *addr, const char *queries, struct result *r)
+{
+	char port[16];
+	snprintf(port, sizeof(port), "%d", PORT);
+	char *const paced[] = {"dnsperf", "-s", (char *)addr, "-p", port, "-d", (char *)queries,
+	                       "-l",      "5",  "-Q",         RATE, "-v", NULL};
+	char *text = run_capture(paced);
+	size_t n = 0, cap = 200000;
+	double *lat = malloc(cap * sizeof(*lat));
+	for (char *p = strstr(text, "\n> "); p && n < cap; p = strstr(p + 1, "\n> ")) {
+		char *eol = strchr(p + 1, '\n');
+		char *sp = eol ? eol : p + strlen(p);
+		while (sp > p && sp[-1] != ' ')
+			sp--;
+		lat[n++] = atof(sp);
+	}
+	qsort(lat, n, sizeof(*lat), cmp_double);
+	if (n) {
+		r->p50_ms = lat[n / 2] * 1e3;
+		r->p99_ms = lat[n * 99 / 100] * 1e3;
+	}
+	free(lat);
+	free(text);
+}
+
+/* The run whose queries per CPU-second is the median of `n`. */
+static struct result median(struct result *runs, int n)
+{
+	struct result sorted[16];
+	memcpy(sorted, runs, (size_t)n * sizeof(*runs));
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && sorted[j].per_cpu < sorted[j - 1].per_cpu; j--) {
+			struct result t = sorted[j];
+			sorted[j] = sorted[j - 1];
+			sorted[j - 1] = t;
+		}
+	return sorted[n / 2];
+}
+
+static void print_result(const char *what, const struct result *r)
+{
+	printf("%-26s %8.0f qps  avg %.3f ms (sd %.3f)  lost %ld  cpu %5.2f s  %8.0f "
+	       "queries/CPU-s\n",
+	       what, r->qps, r->avg_ms, r->sd_ms, r->lost, r->cpu_s, r->per_cpu);
+}
+
+static int answers(const char *addr)
+{
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd),
+	         "dig +short +time=1 +tries=1 -p %d @%s user1-laptop.%s A 2>/dev/null | grep -q "
+	         "10.0.0.3",
+	         PORT, addr, ZONE);
+	return system(cmd) == 0;
+}
+
+static void wait_answering(const char *addr, const char *log)
+{
+	for (int i = 0; i < 200; i++) {
+		if (answers(addr))
+			return;
+		usleep(50000);
+	}
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "cat %s >&2", log);
+	if (system(cmd))
+		fprintf(stderr, "(no log)\n");
+	die("a server does not answer");
+}
+
+static pid_t start_meshgated(const char *state, int fast_path)
+{
+	char conf[300], log[300];
+	snprintf(conf, sizeof(conf), "%s/meshgated.conf", dir);
+	snprintf(log, sizeof(log), "%s/meshgated.log", dir);
+	FILE *f = fopen(conf, "w");
+	if (!f)
+		die("config");
+	fprintf(f,
+	        "state_dir = \"%s\";\nsocket = \"%s/bus.sock\";\nplugin_dir = \"%s\";\n"
+	        "plugins = [\"dns\"];\nlog_level = \"warn\";\n"
+	        "dns = { listen = [\"127.0.0.2:%d\"]; zone = \"%s\"; fast_path = %s; };\n",
+	        state, dir, PLUGIN_DIR, PORT, ZONE, fast_path ? "true" : "false");
+	fclose(f);
+	char *const argv[] = {MESHGATED, "--config", conf, NULL};
+	pid_t pid = spawn(argv, log);
+	children[nchildren++] = pid;
+	wait_answering("127.0.0.2", log);
+	return pid;
+}
+
+static void stop_child(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	for (int i = 0; i < nchildren; i++)
+		if (children[i] == pid)
+			children[i] = -1;
+}
+
+int main(int argc, char **argv)
+{
+	int seconds = 20, hold = 0, rounds = 3;
+	char state[300], hosts[300], queries[300], log[300];
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "-l") && i + 1 < argc)
+			seconds = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "-r") && i + 1 < argc)
+			rounds = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--hold"))
+			hold = 1;
+	if (seconds <= 0)
+		seconds = 20;
+	if (rounds < 1 || rounds > MAX_ROUNDS)
+		rounds = 3;
+	if (unshare(CLONE_NEWNET)) {
+		fprintf(stderr, "bench_dns: needs root (a private network namespace): %s\n",
+		        strerror(errno));
+		return 1;
+	}
+	if (system("ip link set lo up") || !mkdtemp(dir))
+		return 1;
+	atexit(cleanup);
+	snprintf(state, sizeof(state), "%s/state", dir);
+	snprintf(hosts, sizeof(hosts), "%s/hosts10k", dir);
+	snprintf(queries, sizeof(queries), "%s/queries10k.txt", dir);
+	snprintf(log, sizeof(log), "%s/dnsmasq.log", dir);
+
+	printf("bench_dns: %d devices, %d rounds of dnsperf -l %d per server, %ld CPUs, loopback "
+	       "in a private network namespace\n\n",
+	       DEVICES, rounds, seconds, sysconf(_SC_NPROCESSORS_ONLN));
+	write_state(state);
+	per_query_cost();
+
+	/* the same names for dnsmasq, and the queries shuffled */
+	FILE *h = fopen(hosts, "w"), *q = fopen(queries, "w");
+	int *order = malloc(DEVICES * sizeof(*order));
+	if (!h || !q || !order)
+		die("files");
+	for (int i = 0; i < DEVICES; i++) {
+		char name[64], addr[32];
+		device_name(i, name, sizeof(name));
+		device_address(i, addr, sizeof(addr));
+		fprintf(h, "%s %s.%s\n", addr, name, ZONE);
+		order[i] = i;
+	}
+	unsigned seed = 1;
+	for (int i = DEVICES - 1; i > 0; i--) {
+		int j = rand_r(&seed) % (i + 1), t = order[i];
+		order[i] = order[j];
+		order[j] = t;
+	}
+	for (int i = 0; i < DEVICES; i++) {
+		char name[64];
+		device_name(order[i], name, sizeof(name));
+		fprintf(q, "%s.%s A\n", name, ZONE);
+	}
+	fclose(h);
+	fclose(q);
+	free(order);
+
+	char port[16];
+	snprintf(port, sizeof(port), "--port=%d", PORT);
+	char addn[320];
+	snprintf(addn, sizeof(addn), "--addn-hosts=%s", hosts);
+	char *const dnsmasq[] = {"dnsmasq",
+	                         "-k",
+	                         "--conf-file=/dev/null",
+	                         "--no-resolv",
+	                         "--no-hosts",
+	                         addn,
+	                         "--listen-address=127.0.0.3",
+	                         "--bind-interfaces",
+	                         port,
+	                         "--user=root",
+	                         NULL};
+	pid_t dm = spawn(dnsmasq, log);
+	children[nchildren++] = dm;
+	wait_answering("127.0.0.3", log);
+	pid_t mg = start_meshgated(state, 1);
+	if (hold) { /* for profiling: the servers run until stdin closes */
+		printf("meshgated pid %d on 127.0.0.2:%d, dnsmasq pid %d on 127.0.0.3:%d, queries "
+		       "in %s; Enter stops\n",
+		       (int)mg, PORT, (int)dm, PORT, queries);
+		fflush(stdout);
+		while (getchar() != EOF && getchar() != '\n')
+			;
+		return 0;
+	}
+
+	/* rounds alternate which server goes first: the machine's noise (other
+	 * processes, the VM) falls on both alike; the medians are compared */
+	struct result plugin[MAX_ROUNDS] = {0}, masq[MAX_ROUNDS] = {0}, ldns_only = {0};
+	for (int r = 0; r < rounds; r++) {
+		printf("round %d\n", r + 1);
+		for (int k = 0; k < 2; k++)
+			if ((r + k) % 2 == 0) {
+				measure_load(mg, "127.0.0.2", queries, seconds, &plugin[r]);
+				print_result("  meshgate dns", &plugin[r]);
+			} else {
+				measure_load(dm, "127.0.0.3", queries, seconds, &masq[r]);
+				print_result("  dnsmasq", &masq[r]);
+			}
+		fflush(stdout);
+	}
+	struct result mp = median(plugin, rounds), md = median(masq, rounds);
+	measure_latency("127.0.0.2", queries, &mp);
+	measure_latency("127.0.0.3", queries, &md);
+	stop_child(mg);
+	mg = start_meshgated(state, 0);
+	measure_load(mg, "127.0.0.2", queries, seconds, &ldns_only);
+	measure_latency("127.0.0.2", queries, &ldns_only);
+
+	printf("\n%-26s %9s %9s %9s %9s %12s\n", "median of rounds", "qps", "avg ms", "p50 ms",
+	       "p99 ms", "queries/CPU-s");
+	printf("%-26s %9.0f %9.3f %9.3f %9.3f %12.0f\n", "meshgate dns", mp.qps, mp.avg_ms,
+	       mp.p50_ms, mp.p99_ms, mp.per_cpu);
+	printf("%-26s %9.0f %9.3f %9.3f %9.3f %12.0f\n", "dnsmasq", md.qps, md.avg_ms, md.p50_ms,
+	       md.p99_ms, md.per_cpu);
+	printf("%-26s %9.0f %9.3f %9.3f %9.3f %12.0f\n", "meshgate dns, ldns only", ldns_only.qps,
+	       ldns_only.avg_ms, ldns_only.p50_ms, ldns_only.p99_ms, ldns_only.per_cpu);
+	printf("(p50/p99: a separate 5 s run at %s queries/s)\n", RATE);
+	double ratios[MAX_ROUNDS];
+	for (int r = 0; r < rounds; r++)
+		ratios[r] = masq[r].per_cpu > 0 ? plugin[r].per_cpu / masq[r].per_cpu : 0;
+	qsort(ratios, (size_t)rounds, sizeof(double), cmp_double);
+	printf("\nqueries per CPU-second, meshgate / dnsmasq (goal >= 2): %.2f of the medians, "
+	       "%.2f the median round; per round:",
+	       md.per_cpu > 0 ? mp.per_cpu / md.per_cpu : 0, ratios[rounds / 2]);
+	for (int r = 0; r < rounds; r++)
+		printf(" %.2f", masq[r].per_cpu > 0 ? plugin[r].per_cpu / masq[r].per_cpu : 0);
+	printf("\nqps, meshgate / dnsmasq: %.2f; ldns only / dnsmasq per CPU-second: %.2f\n",
+	       md.qps > 0 ? mp.qps / md.qps : 0,
+	       md.per_cpu > 0 ? ldns_only.per_cpu / md.per_cpu : 0);
+	return 0;
+}

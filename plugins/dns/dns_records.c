@@ -1,0 +1,744 @@
+/* The names: service records (config and runtime), the active devices, and
+ * the index built from them. The index is rebuilt whole on a change and
+ * swapped in (about 10 ms for 10,000 devices, docs/dns.md): the naming
+ * rule for colliding devices depends on every device with the same name,
+ * and a rebuild from the in-memory tables is simpler to trust than
+ * incremental patches of it. Events of one loop turn share one rebuild. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dns.h"
+
+/* ---- devices ---- */
+
+struct dev {
+	const char *id, *user;
+	char label[DNS_LABEL_MAX + 1];
+	char name[DNS_LABEL_MAX + 1]; /* "" when it has none */
+	json_int_t created;
+	int family;
+	uint8_t addr[16];
+};
+
+static int dev_order(const void *a, const void *b)
+{
+	const struct dev *x = a, *y = b;
+	int c = strcmp(x->label, y->label);
+	if (c)
+		return c;
+	if (x->created != y->created)
+		return x->created < y->created ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+/* The names of the service records: they win over devices. */
+static json_t *service_names(struct dns *d)
+{
+	json_t *names = json_object(), *r, *addrs;
+	size_t i;
+	const char *name;
+	json_array_foreach(d->cfg.records, i, r)
+	{
+		json_object_set_new(names, json_string_value(json_object_get(r, "name")),
+		                    json_true());
+	}
+	json_object_foreach(d->runtime, name, addrs)
+	{
+		json_object_set_new(names, name, json_true());
+	}
+	return names;
+}
+
+/* Every active device with its name, by the rule of docs/dns.md: a device
+ * is LABEL unless a service record has that name or an older device (then
+ * the smaller id) has the same label; then it is LABEL-ID, unless that is
+ * taken too (it then has no name). Sorted by label. */
+static struct dev *assign_names(struct dns *d, size_t *count)
+{
+	size_t n = 0, cap = json_object_size(d->devices);
+	struct dev *devs = calloc(cap ? cap : 1, sizeof(*devs));
+	json_t *taken = service_names(d), *v;
+	const char *id;
+	if (!devs || !taken) {
+		free(devs);
+		json_decref(taken);
+		return NULL;
+	}
+	json_object_foreach(d->devices, id, v)
+	{
+		struct dev *x = &devs[n];
+		if (dns_ip_parse(json_string_value(json_object_get(v, "address")), &x->family,
+		                 x->addr))
+			continue;
+		x->id = id;
+		x->user = json_string_value(json_object_get(v, "user"));
+		x->created = json_integer_value(json_object_get(v, "created_at"));
+		snprintf(x->label, sizeof(x->label), "%s",
+		         json_string_value(json_object_get(v, "label")));
+		n++;
+	}
+	qsort(devs, n, sizeof(*devs), dev_order);
+	for (size_t i = 0; i < n; i++) /* the first of each label, if free */
+		if ((!i || strcmp(devs[i].label, devs[i - 1].label)) &&
+		    !json_object_get(taken, devs[i].label)) {
+			snprintf(devs[i].name, sizeof(devs[i].name), "%s", devs[i].label);
+			json_object_set_new(taken, devs[i].name, json_true());
+		}
+	for (size_t i = 0; i < n; i++) {
+		char fallback[DNS_LABEL_MAX + 1];
+		if (devs[i].name[0])
+			continue;
+		dns_device_fallback(devs[i].label, devs[i].id, fallback);
+		if (json_object_get(taken, fallback))
+			continue;
+		snprintf(devs[i].name, sizeof(devs[i].name), "%s", fallback);
+		json_object_set_new(taken, fallback, json_true());
+	}
+	json_decref(taken);
+	*count = n;
+	return devs;
+}
+
+/* ---- the index ---- */
+
+/* name (relative text) + zone, as wire */
+static int fqdn(struct dns *d, const char *name, uint8_t *wire, size_t *len)
+{
+	uint8_t rel[DNS_NAME_MAX];
+	size_t rlen;
+	if (dns_name_from_text(name, rel, &rlen))
+		return -EINVAL;
+	return dns_name_concat(rel, rlen, d->cfg.zone, d->cfg.zone_len, wire, len);
+}
+
+static int add_address(struct dns_index *idx, const uint8_t *name, size_t len, int family,
+                       const uint8_t *addr)
+{
+	uint8_t rev[DNS_NAME_MAX];
+	size_t rlen;
+	int rc = dns_index_add(idx, name, len, family == AF_INET ? DNS_T_A : DNS_T_AAAA, addr,
+	                       family == AF_INET ? 4 : 16);
+	if (!rc && !dns_reverse_name(family, addr, rev, &rlen))
+		rc = dns_index_add(idx, rev, rlen, DNS_T_PTR, name, len);
+	return rc;
+}
+
+/* The reverse zones of the VPN subnet: /8, /16 or /24 zones covering it. */
+static int reverse_zones(struct dns *d, struct dns_index *idx)
+{
+	if (!d->have_vpn || d->vpn.family != AF_INET)
+		return 0;
+	int len = d->vpn.len < 8 ? 8 : (d->vpn.len + 7) / 8 * 8;
+	if (len > 24)
+		len = 24;
+	uint32_t base = (uint32_t)d->vpn.addr[0] << 24 | (uint32_t)d->vpn.addr[1] << 16 |
+	                (uint32_t)d->vpn.addr[2] << 8 | d->vpn.addr[3];
+	uint32_t count = d->vpn.len >= len ? 1 : 1u << (len - d->vpn.len);
+	for (uint32_t k = 0; k < count; k++) {
+		uint32_t net = base + (k << (32 - len));
+		uint8_t wire[DNS_NAME_MAX], addr[4] = {(uint8_t)(net >> 24), (uint8_t)(net >> 16),
+		                                       (uint8_t)(net >> 8), (uint8_t)net};
+		size_t wlen, skip = 0;
+		dns_reverse_name(AF_INET, addr, wire, &wlen);
+		for (int octet = 4; octet > len / 8; octet--) /* drop the host labels */
+			skip += 1u + wire[skip];
+		int rc =
+		    dns_index_zone(idx, wire + skip, wlen - skip, d->cfg.zone, d->cfg.zone_len);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void acl_of(struct dns *d, struct dns_acl *acl)
+{
+	memset(acl, 0, sizeof(*acl));
+	dns_prefix_parse("127.0.0.0/8", &acl->prefix[acl->n++]);
+	dns_prefix_parse("::1", &acl->prefix[acl->n++]);
+	if (d->have_vpn)
+		acl->prefix[acl->n++] = d->vpn;
+	for (size_t i = 0; i < d->cfg.nallow && acl->n < DNS_MAX_PREFIXES; i++)
+		acl->prefix[acl->n++] = d->cfg.allow[i];
+}
+
+static int add_service(struct dns *d, struct dns_index *idx, const char *name, const char *address)
+{
+	uint8_t wire[DNS_NAME_MAX], addr[16];
+	size_t len;
+	int family;
+	if (fqdn(d, name, wire, &len) || dns_ip_parse(address, &family, addr))
+		return -EINVAL;
+	return add_address(idx, wire, len, family, addr);
+}
+
+static int build(struct dns *d, struct dns_index *idx)
+{
+	json_t *r, *addrs, *a;
+	size_t i, k, n = 0;
+	const char *name;
+	int rc = dns_index_zone(idx, d->cfg.zone, d->cfg.zone_len, d->cfg.zone, d->cfg.zone_len);
+	if (!rc)
+		rc = reverse_zones(d, idx);
+	struct dev *devs = rc ? NULL : assign_names(d, &n);
+	if (!rc && !devs)
+		rc = -ENOMEM;
+	/* devices first: their PTR comes before a service's of the same address */
+	for (i = 0; !rc && i < n; i++) {
+		uint8_t wire[DNS_NAME_MAX];
+		size_t len;
+		if (devs[i].name[0] && !fqdn(d, devs[i].name, wire, &len))
+			rc = add_address(idx, wire, len, devs[i].family, devs[i].addr);
+	}
+	free(devs);
+	json_array_foreach(d->cfg.records, i, r)
+	{
+		if (rc)
+			break;
+		rc = add_service(d, idx, json_string_value(json_object_get(r, "name")),
+		                 json_string_value(json_object_get(r, "address")));
+	}
+	json_object_foreach(d->runtime, name, addrs)
+	{
+		json_array_foreach(addrs, k, a)
+		{
+			if (!rc)
+				rc = add_service(d, idx, name, json_string_value(a));
+		}
+	}
+	return rc ? rc : dns_index_freeze(idx);
+}
+
+int dns_rebuild(struct dns *d)
+{
+	uint32_t now = (uint32_t)(mg_now_ms(d->ctx) / 1000);
+	uint32_t serial = now > d->serial ? now : d->serial + 1;
+	struct dns_index *idx = dns_index_new(d->cfg.ttl, serial);
+	struct dns_acl acl;
+	int rc = idx ? build(d, idx) : -ENOMEM;
+	if (rc) {
+		mg_error_log(d->ctx, "cannot build the names: %s", strerror(-rc));
+		dns_index_free(idx);
+		return rc;
+	}
+	acl_of(d, &acl);
+	pthread_rwlock_wrlock(&d->srv.lock);
+	struct dns_index *old = d->srv.index;
+	d->srv.index = idx;
+	d->srv.acl = acl;
+	d->srv.can_forward = d->cfg.nupstream > 0;
+	d->srv.fast_path = d->cfg.fast_path;
+	pthread_rwlock_unlock(&d->srv.lock);
+	dns_index_free(old);
+	d->serial = serial;
+	mg_debug(d->ctx, "%zu names, serial %u", dns_index_names(idx), serial);
+	return 0;
+}
+
+static void rebuild_timer(mg_ctx *ctx, void *arg)
+{
+	struct dns *d = arg;
+	(void)ctx;
+	d->rebuild_timer = 0;
+	dns_rebuild(d);
+}
+
+void dns_rebuild_soon(struct dns *d)
+{
+	if (d->rebuild_timer > 0)
+		return;
+	d->rebuild_timer = mg_timer_add(d->ctx, 0, 0, rebuild_timer, d);
+	if (d->rebuild_timer <= 0) {
+		d->rebuild_timer = 0;
+		dns_rebuild(d);
+	}
+}
+
+/* ---- the sources, from state ---- */
+
+/* The entry of the device table for a device record, NULL if it has no name. */
+static json_t *device_entry(json_t *device)
+{
+	const char *state = json_string_value(json_object_get(device, "state"));
+	const char *address = json_string_value(json_object_get(device, "address"));
+	uint8_t addr[16];
+	int family;
+	char label[DNS_LABEL_MAX + 1];
+	if (!state || strcmp(state, "active") || dns_ip_parse(address, &family, addr))
+		return NULL;
+	const char *name = json_string_value(json_object_get(device, "name"));
+	const char *user = json_string_value(json_object_get(device, "user"));
+	dns_device_label(name, user, label);
+	json_t *created = json_object_get(device, "created_at");
+	return json_pack("{s:s, s:s, s:s, s:s, s:I}", "label", label, "name", name ? name : "",
+	                 "user", user ? user : "", "address", address, "created_at",
+	                 (json_int_t)json_integer_value(created));
+}
+
+static int load_device(const char *key, json_t *value, void *arg)
+{
+	struct dns *d = arg;
+	json_t *e = device_entry(value);
+	if (e)
+		json_object_set_new(d->devices, key, e);
+	return 0;
+}
+
+static int load_record(const char *key, json_t *value, void *arg)
+{
+	struct dns *d = arg;
+	const char *name = key + strlen(DNS_RECORD_PREFIX);
+	json_t *addrs = json_object_get(value, "addresses");
+	uint8_t wire[DNS_NAME_MAX];
+	size_t len;
+	if (json_is_array(addrs) && !fqdn(d, name, wire, &len))
+		json_object_set(d->runtime, name, addrs);
+	else
+		mg_warn(d->ctx, "ignoring the malformed record %s of db %s", key, DNS_DB);
+	return 0;
+}
+
+int dns_vpn_load(struct dns *d)
+{
+	mg_txn *txn;
+	json_t *server = NULL;
+	struct dns_prefix vpn;
+	int have = 0;
+	if (mg_txn_begin(d->ctx, MG_TXN_READ, &txn))
+		return 0;
+	if (!mg_state_get(d->ctx, txn, "wg", "server", &server) &&
+	    !dns_prefix_parse(json_string_value(json_object_get(server, "address")), &vpn))
+		have = 1;
+	mg_txn_abort(d->ctx, txn);
+	json_decref(server);
+	int changed = have != d->have_vpn || (have && memcmp(&vpn, &d->vpn, sizeof(vpn)));
+	d->have_vpn = have;
+	if (have)
+		d->vpn = vpn;
+	return changed;
+}
+
+int dns_sources_load(struct dns *d)
+{
+	mg_txn *txn;
+	json_object_clear(d->devices);
+	json_object_clear(d->runtime);
+	int rc = mg_txn_begin(d->ctx, MG_TXN_READ, &txn);
+	if (rc)
+		return rc;
+	rc = mg_state_foreach(d->ctx, txn, "devices", NULL, load_device, d);
+	if (!rc || rc == -ENOENT)
+		rc = mg_state_foreach(d->ctx, txn, DNS_DB, DNS_RECORD_PREFIX, load_record, d);
+	mg_txn_abort(d->ctx, txn);
+	if (rc == -ENOENT)
+		rc = 0;
+	dns_vpn_load(d);
+	return rc;
+}
+
+void dns_device_changed(mg_ctx *ctx, const char *topic, json_t *payload, void *arg)
+{
+	struct dns *d = ctx->self;
+	const char *id = json_string_value(json_object_get(payload, "id"));
+	json_t *device = NULL, *entry = NULL;
+	mg_txn *txn;
+	(void)topic;
+	(void)arg;
+	if (!id)
+		return;
+	/* the record is the truth; the payload only says which one changed */
+	if (!mg_txn_begin(ctx, MG_TXN_READ, &txn)) {
+		if (!mg_state_get(ctx, txn, "devices", id, &device))
+			entry = device_entry(device);
+		mg_txn_abort(ctx, txn);
+	}
+	json_t *old = json_object_get(d->devices, id);
+	if ((!old && !entry) || (old && entry && json_equal(old, entry))) {
+		json_decref(entry);
+		json_decref(device);
+		return;
+	}
+	if (entry)
+		json_object_set_new(d->devices, id, entry);
+	else
+		json_object_del(d->devices, id);
+	json_decref(device);
+	dns_rebuild_soon(d);
+}
+
+void dns_wg_changed(mg_ctx *ctx, const char *topic, json_t *payload, void *arg)
+{
+	struct dns *d = ctx->self;
+	(void)topic;
+	(void)arg;
+	const char *key = json_string_value(json_object_get(payload, "key"));
+	if (!key || strcmp(key, "server"))
+		return;
+	if (dns_vpn_load(d))
+		dns_rebuild_soon(d);
+}
+
+/* Writes dns/server (where clients find the server) when it changed: the
+ * specific listen addresses, e.g. for preauth to hand to clients. */
+void dns_publish_server(struct dns *d)
+{
+	json_t *addresses = json_array(), *l, *old = NULL;
+	size_t i;
+	json_array_foreach(d->cfg.listen, i, l)
+	{
+		struct sockaddr_storage ss;
+		socklen_t len;
+		char host[INET6_ADDRSTRLEN];
+		if (dns_sockaddr_parse(json_string_value(l), 53, &ss, &len))
+			continue;
+		const void *a = ss.ss_family == AF_INET
+		                    ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+		                    : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+		inet_ntop(ss.ss_family, a, host, sizeof(host));
+		if (strcmp(host, "0.0.0.0") && strcmp(host, "::"))
+			json_array_append_new(addresses, json_string(host));
+	}
+	json_t *rec = json_pack("{s:o, s:O, s:s}", "addresses", addresses, "listen", d->cfg.listen,
+	                        "zone", d->cfg.zone_text);
+	mg_txn *txn;
+	if (mg_txn_begin(d->ctx, 0, &txn)) {
+		json_decref(rec);
+		return;
+	}
+	if (!mg_state_get(d->ctx, txn, DNS_DB, DNS_SERVER_KEY, &old))
+		json_object_del(old, "v");
+	if (old && json_equal(old, rec)) {
+		mg_txn_abort(d->ctx, txn);
+	} else if (mg_state_put(d->ctx, txn, DNS_DB, DNS_SERVER_KEY, rec) ||
+	           mg_txn_commit(d->ctx, txn)) {
+		mg_warn(d->ctx, "cannot write %s/%s", DNS_DB, DNS_SERVER_KEY);
+	}
+	json_decref(old);
+	json_decref(rec);
+}
+
+/* ---- services ---- */
+
+/* NULL when `request` has only the named string members (plus an integer
+ * "v"), the required ones present; else the bad_request reply. */
+static json_t *check_fields(json_t *request, const char *const *required,
+                            const char *const *optional)
+{
+	const char *key;
+	json_t *v;
+	if (!json_is_object(request))
+		return mg_error("bad_request", "the request must be a JSON object");
+	json_object_foreach(request, key, v)
+	{
+		int known = !strcmp(key, "v") && json_is_integer(v);
+		for (const char *const *f = required; !known && f && *f; f++)
+			known = !strcmp(key, *f);
+		for (const char *const *f = optional; !known && f && *f; f++)
+			known = !strcmp(key, *f);
+		if (!known)
+			return mg_error("bad_request", "unknown field '%.64s'", key);
+		if (strcmp(key, "v") && !json_is_string(v))
+			return mg_error("bad_request", "'%s' must be a string", key);
+	}
+	for (const char *const *f = required; f && *f; f++)
+		if (!json_object_get(request, *f))
+			return mg_error("bad_request", "'%s' is missing", *f);
+	return NULL;
+}
+
+/* A record name as given, relative to the zone; and fits in it. */
+static int record_name(struct dns *d, const char *given, char *out, size_t outlen)
+{
+	uint8_t wire[DNS_NAME_MAX];
+	size_t wlen;
+	if (dns_relative_name(given, d->cfg.zone_text, out, outlen) || fqdn(d, out, wire, &wlen))
+		return -EINVAL;
+	return 0;
+}
+
+static int address_text(const char *given, char *out, size_t outlen)
+{
+	uint8_t addr[16];
+	int family;
+	if (!given || strchr(given, '/') || dns_ip_parse(given, &family, addr))
+		return -EINVAL;
+	inet_ntop(family, addr, out, (socklen_t)outlen);
+	return 0;
+}
+
+static int write_record(struct dns *d, const char *name, json_t *addrs)
+{
+	char key[DNS_TEXT_MAX + 16];
+	mg_txn *txn;
+	snprintf(key, sizeof(key), "%s%s", DNS_RECORD_PREFIX, name);
+	int rc = mg_txn_begin(d->ctx, 0, &txn);
+	if (rc)
+		return rc;
+	if (json_array_size(addrs)) {
+		json_t *rec = json_pack("{s:s, s:O}", "name", name, "addresses", addrs);
+		rc = mg_state_put(d->ctx, txn, DNS_DB, key, rec);
+		json_decref(rec);
+	} else {
+		rc = mg_state_del(d->ctx, txn, DNS_DB, key);
+	}
+	if (rc) {
+		mg_txn_abort(d->ctx, txn);
+		return rc;
+	}
+	return mg_txn_commit(d->ctx, txn);
+}
+
+static json_t *record_reply(struct dns *d, const char *name)
+{
+	char fq[DNS_TEXT_MAX * 2];
+	json_t *addrs = json_object_get(d->runtime, name);
+	snprintf(fq, sizeof(fq), "%s.%s", name, d->cfg.zone_text);
+	return json_pack("{s:s, s:s, s:o}", "name", name, "fqdn", fq, "addresses",
+	                 addrs ? json_incref(addrs) : json_array());
+}
+
+json_t *dns_svc_add(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	static const char *const required[] = {"name", "address", NULL};
+	struct dns *d = ctx->self;
+	char name[DNS_TEXT_MAX], address[INET6_ADDRSTRLEN];
+	(void)service;
+	(void)arg;
+	json_t *bad = check_fields(request, required, NULL);
+	if (bad)
+		return bad;
+	const char *given = json_string_value(json_object_get(request, "name"));
+	if (record_name(d, given, name, sizeof(name)))
+		return mg_error("bad_request",
+		                "'%.100s' is not a host name inside %s (labels of letters, digits, "
+		                "'-' and '_', at most 63 characters each)",
+		                given, d->cfg.zone_text);
+	if (address_text(json_string_value(json_object_get(request, "address")), address,
+	                 sizeof(address)))
+		return mg_error("bad_request", "'address' must be an IPv4 or IPv6 address");
+	json_t *old = json_object_get(d->runtime, name);
+	json_t *addrs = old ? json_deep_copy(old) : json_array(), *a;
+	size_t i;
+	int present = 0;
+	json_array_foreach(addrs, i, a)
+	{
+		present |= !strcmp(json_string_value(a), address);
+	}
+	if (present) {
+		json_decref(addrs);
+		return record_reply(d, name);
+	}
+	if (json_array_size(addrs) >= DNS_RR_PER_NAME) {
+		json_decref(addrs);
+		return mg_error("bad_request", "%s has %d addresses already", name,
+		                DNS_RR_PER_NAME);
+	}
+	json_array_append_new(addrs, json_string(address));
+	int rc = write_record(d, name, addrs);
+	if (rc) {
+		json_decref(addrs);
+		return mg_error("internal", "cannot write the record: %s", strerror(-rc));
+	}
+	json_object_set_new(d->runtime, name, addrs);
+	dns_rebuild(d); /* live before the reply */
+	mg_info(ctx, "record %s.%s %s added", name, d->cfg.zone_text, address);
+	return record_reply(d, name);
+}
+
+json_t *dns_svc_del(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	static const char *const required[] = {"name", NULL};
+	static const char *const optional[] = {"address", NULL};
+	struct dns *d = ctx->self;
+	char name[DNS_TEXT_MAX], address[INET6_ADDRSTRLEN] = "";
+	json_t *r;
+	size_t i;
+	(void)service;
+	(void)arg;
+	json_t *bad = check_fields(request, required, optional);
+	if (bad)
+		return bad;
+	const char *given = json_string_value(json_object_get(request, "name"));
+	if (record_name(d, given, name, sizeof(name)))
+		return mg_error("bad_request", "'%.100s' is not a host name inside %s", given,
+		                d->cfg.zone_text);
+	const char *a = json_string_value(json_object_get(request, "address"));
+	if (a && address_text(a, address, sizeof(address)))
+		return mg_error("bad_request", "'address' must be an IPv4 or IPv6 address");
+	json_t *old = json_object_get(d->runtime, name);
+	if (!old) {
+		json_array_foreach(d->cfg.records, i, r)
+		{
+			if (!strcmp(json_string_value(json_object_get(r, "name")), name))
+				return mg_error("conflict",
+				                "%s.%s comes from the config file (dns.records): "
+				                "edit it there",
+				                name, d->cfg.zone_text);
+		}
+		return mg_error("not_found", "no record %s.%s was added at runtime", name,
+		                d->cfg.zone_text);
+	}
+	json_t *addrs = json_array(), *x;
+	json_array_foreach(old, i, x)
+	{
+		if (address[0] && strcmp(json_string_value(x), address))
+			json_array_append(addrs, x);
+	}
+	size_t deleted = json_array_size(old) - json_array_size(addrs);
+	if (!deleted) {
+		json_decref(addrs);
+		return mg_error("not_found", "%s.%s has no address %s", name, d->cfg.zone_text,
+		                address);
+	}
+	int rc = write_record(d, name, addrs);
+	if (rc) {
+		json_decref(addrs);
+		return mg_error("internal", "cannot write the record: %s", strerror(-rc));
+	}
+	if (json_array_size(addrs))
+		json_object_set_new(d->runtime, name, addrs);
+	else {
+		json_object_del(d->runtime, name);
+		json_decref(addrs);
+	}
+	dns_rebuild(d);
+	mg_info(ctx, "record %s.%s: %zu address(es) deleted", name, d->cfg.zone_text, deleted);
+	json_t *reply = record_reply(d, name);
+	json_object_set_new(reply, "deleted", json_integer((json_int_t)deleted));
+	return reply;
+}
+
+static void list_add(json_t *list, struct dns *d, const char *name, const char *address,
+                     const char *source)
+{
+	char fq[DNS_TEXT_MAX * 2];
+	uint8_t addr[16];
+	int family = AF_INET;
+	dns_ip_parse(address, &family, addr);
+	snprintf(fq, sizeof(fq), "%s.%s", name, d->cfg.zone_text);
+	json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s}", "name", fq, "type",
+	                                      family == AF_INET ? "A" : "AAAA", "address", address,
+	                                      "source", source));
+}
+
+static int by_name(const void *a, const void *b)
+{
+	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+	int c = strcmp(json_string_value(json_object_get(x, "name")),
+	               json_string_value(json_object_get(y, "name")));
+	return c ? c
+	         : strcmp(json_string_value(json_object_get(x, "address")),
+	                  json_string_value(json_object_get(y, "address")));
+}
+
+json_t *dns_svc_list(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	static const char *const optional[] = {"source", NULL};
+	struct dns *d = ctx->self;
+	json_t *r, *addrs, *a;
+	size_t i, k, n = 0;
+	const char *name;
+	(void)service;
+	(void)arg;
+	json_t *bad = request ? check_fields(request, NULL, optional) : NULL;
+	if (bad)
+		return bad;
+	const char *only = json_string_value(json_object_get(request, "source"));
+	if (only && strcmp(only, "config") && strcmp(only, "runtime") && strcmp(only, "device"))
+		return mg_error("bad_request", "'source' is config, runtime or device");
+	json_t *list = json_array();
+	if (!only || !strcmp(only, "config")) {
+		json_array_foreach(d->cfg.records, i, r)
+		{
+			list_add(list, d, json_string_value(json_object_get(r, "name")),
+			         json_string_value(json_object_get(r, "address")), "config");
+		}
+	}
+	if (!only || !strcmp(only, "runtime")) {
+		json_object_foreach(d->runtime, name, addrs)
+		{
+			json_array_foreach(addrs, k, a)
+			{
+				list_add(list, d, name, json_string_value(a), "runtime");
+			}
+		}
+	}
+	struct dev *devs = (!only || !strcmp(only, "device")) ? assign_names(d, &n) : NULL;
+	for (i = 0; devs && i < n; i++) {
+		char text[INET6_ADDRSTRLEN];
+		if (!devs[i].name[0])
+			continue;
+		inet_ntop(devs[i].family, devs[i].addr, text, sizeof(text));
+		list_add(list, d, devs[i].name, text, "device");
+		json_t *e = json_array_get(list, json_array_size(list) - 1);
+		json_object_set_new(e, "device", json_string(devs[i].id));
+		json_object_set_new(e, "user", json_string(devs[i].user ? devs[i].user : ""));
+	}
+	free(devs);
+	/* sorted by name for people and for diffs */
+	size_t count = json_array_size(list);
+	json_t **items = malloc((count ? count : 1) * sizeof(*items));
+	for (i = 0; items && i < count; i++)
+		items[i] = json_incref(json_array_get(list, i));
+	if (items) {
+		qsort(items, count, sizeof(*items), by_name);
+		json_array_clear(list);
+		for (i = 0; i < count; i++)
+			json_array_append_new(list, items[i]);
+		free(items);
+	}
+	return json_pack("{s:s, s:o}", "zone", d->cfg.zone_text, "records", list);
+}
+
+json_t *dns_svc_stats(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	struct dns *d = ctx->self;
+	struct dns_counters *c = &d->srv.count;
+	json_t *listen = json_array(), *upstream = json_array();
+	(void)service;
+	(void)arg;
+	json_t *bad = request ? check_fields(request, NULL, NULL) : NULL;
+	if (bad) {
+		json_decref(listen);
+		json_decref(upstream);
+		return bad;
+	}
+	for (size_t i = 0; i < d->nlisteners; i++) {
+		char text[96];
+		dns_sockaddr_text((struct sockaddr *)&d->listeners[i]->addr, text, sizeof(text));
+		json_array_append_new(listen, json_string(text));
+	}
+	for (size_t i = 0; i < d->cfg.nupstream; i++) {
+		char text[96];
+		dns_sockaddr_text((struct sockaddr *)&d->cfg.upstream[i], text, sizeof(text));
+		json_array_append_new(upstream, json_string(text));
+	}
+	json_t *reply = json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:I}", "zone", d->cfg.zone_text,
+	                          "listen", listen, "upstream", upstream, "names",
+	                          (json_int_t)dns_index_names(d->srv.index), "devices",
+	                          (json_int_t)json_object_size(d->devices), "serial",
+	                          (json_int_t)d->serial, "pending", (json_int_t)dns_fwd_pending(d));
+	const struct {
+		const char *name;
+		_Atomic uint64_t *value;
+	} counters[] = {
+	    {"queries_udp", &c->udp},
+	    {"queries_tcp", &c->tcp},
+	    {"answered", &c->answered},
+	    {"nxdomain", &c->nxdomain},
+	    {"forwarded", &c->forwarded},
+	    {"servfail", &c->servfail},
+	    {"refused_sources", &c->refused_source},
+	    {"formerr", &c->formerr},
+	    {"truncated", &c->truncated},
+	    {"dropped", &c->dropped},
+	    {"upstream_timeouts", &c->upstream_timeouts},
+	};
+	for (size_t i = 0; reply && i < sizeof(counters) / sizeof(counters[0]); i++)
+		json_object_set_new(reply, counters[i].name,
+		                    json_integer((json_int_t)atomic_load_explicit(
+		                        counters[i].value, memory_order_relaxed)));
+	return reply;
+}

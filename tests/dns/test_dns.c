@@ -1,0 +1,675 @@
+/* The dns plugin through the mock core, answering real queries over UDP and
+ * TCP on loopback: names from state, collisions, runtime records, NXDOMAIN
+ * with the SOA, PTR, forwarding with failover, reloads, bad settings. */
+#include "dns_test.h"
+
+#define A  LDNS_RR_TYPE_A
+#define TS 1732356000
+
+static void expect_answer(struct mg_mock *m, const char *name, ldns_rr_type type,
+                          const char *answers)
+{
+	char buf[4096];
+	ldns_pkt *p = t_udp(m, t_port(m), name, type, -1);
+	if (!p)
+		fail_msg("no reply for %s", name);
+	if (ldns_pkt_get_rcode(p) != LDNS_RCODE_NOERROR ||
+	    strcmp(t_answers(p, buf, sizeof(buf)), answers))
+		fail_msg("%s: rcode %d, answers '%s', expected '%s'", name, ldns_pkt_get_rcode(p),
+		         buf, answers);
+	assert_true(ldns_pkt_aa(p));
+	ldns_pkt_free(p);
+}
+
+static void expect_rcode(struct mg_mock *m, const char *name, ldns_rr_type type, int rcode)
+{
+	ldns_pkt *p = t_udp(m, t_port(m), name, type, -1);
+	if (!p)
+		fail_msg("no reply for %s", name);
+	if ((int)ldns_pkt_get_rcode(p) != rcode)
+		fail_msg("%s: rcode %d, expected %d", name, ldns_pkt_get_rcode(p), rcode);
+	ldns_pkt_free(p);
+}
+
+static void test_device_names(void **unused)
+{
+	(void)unused;
+	struct mg_mock *m = t_mock(NULL, NULL);
+	t_vpn(m, "10.0.0.1/24");
+	t_device(m, "3f9c0a7be21d4c55", "alice", "alice-laptop", "10.0.0.2/32", "active", TS);
+	t_device(m, "aaaaaaaaaaaaaaaa", "bob", "Bob's MacBook", "10.0.0.3/32", "active", TS);
+	t_device(m, "bbbbbbbbbbbbbbbb", "carol", "carol", "10.0.0.4/32", "pending", TS);
+
+	expect_answer(m, "alice-laptop.corp.internal", A, "A 10.0.0.2");
+	expect_answer(m, "ALICE-Laptop.Corp.Internal.", A, "A 10.0.0.2");
+	expect_answer(m, "bob-s-macbook.corp.internal", A, "A 10.0.0.3");
+	expect_rcode(m, "carol.corp.internal", A, LDNS_RCODE_NXDOMAIN); /* pending */
+	expect_answer(m, "2.0.0.10.in-addr.arpa", LDNS_RR_TYPE_PTR,
+	              "PTR alice-laptop.corp.internal.");
+	/* an address of the VPN with no device: ours to deny */
+	expect_rcode(m, "99.0.0.10.in-addr.arpa", LDNS_RR_TYPE_PTR, LDNS_RCODE_NXDOMAIN);
+
+	/* NODATA: the name exists, not with this type; SOA in the authority */
+	ldns_pkt *p = t_udp(m, t_port(m), "alice-laptop.corp.internal", LDNS_RR_TYPE_AAAA, -1);
+	assert_non_null(p);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NOERROR);
+	assert_int_equal(ldns_pkt_ancount(p), 0);
+	assert_int_equal(ldns_pkt_nscount(p), 1);
+	ldns_pkt_free(p);
+
+	/* registered, disabled, enabled, renamed, deleted: the name follows at once */
+	t_device(m, "bbbbbbbbbbbbbbbb", "carol", "carol", "10.0.0.4/32", "active", TS);
+	expect_answer(m, "carol.corp.internal", A, "A 10.0.0.4");
+	t_device(m, "3f9c0a7be21d4c55", "alice", "alice-laptop", "10.0.0.2/32", "disabled", TS);
+	expect_rcode(m, "alice-laptop.corp.internal", A, LDNS_RCODE_NXDOMAIN);
+	expect_rcode(m, "2.0.0.10.in-addr.arpa", LDNS_RR_TYPE_PTR, LDNS_RCODE_NXDOMAIN);
+	t_device(m, "3f9c0a7be21d4c55", "alice", "alice-laptop", "10.0.0.2/32", "active", TS);
+	expect_answer(m, "alice-laptop.corp.internal", A, "A 10.0.0.2");
+	t_device(m, "3f9c0a7be21d4c55", "alice", "alice-desktop", "10.0.0.2/32", "active", TS);
+	expect_rcode(m, "alice-laptop.corp.internal", A, LDNS_RCODE_NXDOMAIN);
+	expect_answer(m, "alice-desktop.corp.internal", A, "A 10.0.0.2");
+	/* deleted: the record is gone */
+	mg_ctx *pa = mg_mock_ctx(m, "preauth");
+	mg_txn *txn;
+	assert_int_equal(mg_txn_begin(pa, 0, &txn), 0);
+	assert_int_equal(mg_state_del(pa, txn, "devices", "bbbbbbbbbbbbbbbb"), 0);
+	assert_int_equal(mg_txn_commit(pa, txn), 0);
+	json_t *gone = json_pack("{s:s, s:s}", "id", "bbbbbbbbbbbbbbbb", "state", "deleted");
+	mg_mock_publish(m, "device.changed", gone);
+	json_decref(gone);
+	mg_mock_advance(m, 0);
+	expect_rcode(m, "carol.corp.internal", A, LDNS_RCODE_NXDOMAIN);
+	mg_mock_free(m);
+}
+
+static void test_collisions(void **unused)
+{
+	(void)unused;
+	char dir[] = "/tmp/dns-test.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	json_t *cfg =
+	    json_pack("{s:[{s:s, s:s}]}", "records", "name", "gitlab", "address", "172.19.0.10");
+	struct mg_mock *m = t_mock(dir, json_incref(cfg));
+	/* the newer "alice" loses to the older; a device named like a service loses */
+	t_device(m, "2222222222222222", "alice", "alice", "10.0.0.3/32", "active", TS + 10);
+	t_device(m, "1111111111111111", "alice", "alice", "10.0.0.2/32", "active", TS);
+	t_device(m, "3333333333333333", "mallory", "gitlab", "10.0.0.4/32", "active", TS);
+	expect_answer(m, "alice.corp.internal", A, "A 10.0.0.2");
+	expect_answer(m, "alice-2222222222222222.corp.internal", A, "A 10.0.0.3");
+	expect_answer(m, "gitlab.corp.internal", A, "A 172.19.0.10");
+	expect_answer(m, "gitlab-3333333333333333.corp.internal", A, "A 10.0.0.4");
+	/* PTR of the losers: their own names */
+	expect_answer(m, "3.0.0.10.in-addr.arpa", LDNS_RR_TYPE_PTR,
+	              "PTR alice-2222222222222222.corp.internal.");
+	json_t *list = t_call(m, "dns.list", NULL, "{s:s}", "source", "device");
+	assert_int_equal(json_array_size(json_object_get(list, "records")), 3);
+	json_decref(list);
+	mg_mock_free(m);
+
+	/* restarted from the same state: the same names, whatever the order */
+	m = t_mock(dir, json_incref(cfg));
+	expect_answer(m, "alice.corp.internal", A, "A 10.0.0.2");
+	expect_answer(m, "alice-2222222222222222.corp.internal", A, "A 10.0.0.3");
+	/* the winner goes: the other takes the name */
+	t_device(m, "1111111111111111", "alice", "alice", "10.0.0.2/32", "disabled", TS);
+	expect_answer(m, "alice.corp.internal", A, "A 10.0.0.3");
+	mg_mock_free(m);
+	json_decref(cfg);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void test_runtime_records(void **unused)
+{
+	(void)unused;
+	char dir[] = "/tmp/dns-test.XXXXXX";
+	int rc;
+	assert_non_null(mkdtemp(dir));
+	json_t *cfg =
+	    json_pack("{s:[{s:s, s:s}]}", "records", "name", "gitlab", "address", "172.19.0.10");
+	struct mg_mock *m = t_mock(dir, json_incref(cfg));
+	expect_rcode(m, "wiki.corp.internal", A, LDNS_RCODE_NXDOMAIN);
+	json_t *r =
+	    t_call(m, "dns.add", &rc, "{s:s, s:s}", "name", "wiki", "address", "172.19.0.20");
+	assert_int_equal(rc, 0);
+	assert_string_equal(json_string_value(json_object_get(r, "fqdn")), "wiki.corp.internal");
+	json_decref(r);
+	expect_answer(m, "wiki.corp.internal", A, "A 172.19.0.20");
+	/* a second address, an IPv6 one, a fully qualified name, a repeat */
+	json_decref(t_call(m, "dns.add", &rc, "{s:s, s:s}", "name", "wiki.corp.internal.",
+	                   "address", "172.19.0.21"));
+	assert_int_equal(rc, 0);
+	json_decref(t_call(m, "dns.add", &rc, "{s:s, s:s}", "name", "WIKI", "address", "fd00::20"));
+	assert_int_equal(rc, 0);
+	json_decref(
+	    t_call(m, "dns.add", &rc, "{s:s, s:s}", "name", "wiki", "address", "172.19.0.20"));
+	assert_int_equal(rc, 0);
+	expect_answer(m, "wiki.corp.internal", A, "A 172.19.0.20,A 172.19.0.21");
+	expect_answer(m, "wiki.corp.internal", LDNS_RR_TYPE_AAAA, "AAAA fd00::20");
+	expect_answer(m, "20.0.19.172.in-addr.arpa", LDNS_RR_TYPE_PTR, "PTR wiki.corp.internal.");
+	/* a dotted name makes its parent an empty non-terminal: NODATA, not NXDOMAIN */
+	json_decref(
+	    t_call(m, "dns.add", &rc, "{s:s, s:s}", "name", "db.prod", "address", "172.19.0.30"));
+	assert_int_equal(rc, 0);
+	expect_answer(m, "db.prod.corp.internal", A, "A 172.19.0.30");
+	expect_rcode(m, "prod.corp.internal", A, LDNS_RCODE_NOERROR);
+
+	/* bad input: refused, nothing written */
+	long before = mg_mock_state_count(m, "dns", "record/");
+	static const char *const bad[][2] = {
+	    {"-wiki", "1.2.3.4"}, {"wi ki", "1.2.3.4"},   {"", "1.2.3.4"},
+	    {"wiki", "1.2.3"},    {"wiki", "10.0.0.0/8"}, {"a.example.com..", "1.2.3.4"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = t_call(m, "dns.add", &rc, "{s:s, s:s}", "name", bad[i][0], "address",
+		           bad[i][1]);
+		if (strcmp(t_err(r), "bad_request"))
+			fail_msg("dns.add %s %s was accepted", bad[i][0], bad[i][1]);
+		json_decref(r);
+	}
+	r = t_call(m, "dns.add", &rc, "{s:s, s:s, s:s}", "name", "x", "address", "1.2.3.4", "ttl",
+	           "5");
+	assert_string_equal(t_err(r), "bad_request");
+	json_decref(r);
+	assert_int_equal(mg_mock_state_count(m, "dns", "record/"), before);
+
+	/* the config's records are not for dns del */
+	r = t_call(m, "dns.del", &rc, "{s:s}", "name", "gitlab");
+	assert_string_equal(t_err(r), "conflict");
+	json_decref(r);
+	r = t_call(m, "dns.del", &rc, "{s:s}", "name", "nothing");
+	assert_string_equal(t_err(r), "not_found");
+	json_decref(r);
+
+	/* list: config, runtime (devices in their own test) */
+	r = t_call(m, "dns.list", &rc, "{}");
+	assert_int_equal(rc, 0);
+	assert_int_equal(json_array_size(json_object_get(r, "records")), 5);
+	json_decref(r);
+	mg_mock_free(m);
+
+	/* restart: the runtime records come back from db `dns` */
+	m = t_mock(dir, json_incref(cfg));
+	expect_answer(m, "wiki.corp.internal", A, "A 172.19.0.20,A 172.19.0.21");
+	r = t_call(m, "dns.del", &rc, "{s:s, s:s}", "name", "wiki", "address", "172.19.0.20");
+	assert_int_equal(rc, 0);
+	assert_int_equal(json_integer_value(json_object_get(r, "deleted")), 1);
+	json_decref(r);
+	expect_answer(m, "wiki.corp.internal", A, "A 172.19.0.21");
+	r = t_call(m, "dns.del", &rc, "{s:s}", "name", "wiki");
+	assert_int_equal(rc, 0);
+	json_decref(r);
+	expect_rcode(m, "wiki.corp.internal", A, LDNS_RCODE_NXDOMAIN);
+	mg_mock_free(m);
+	json_decref(cfg);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void test_zone_answers(void **unused)
+{
+	(void)unused;
+	struct mg_mock *m = t_mock(NULL, json_pack("{s:i}", "ttl", 45));
+	/* NXDOMAIN with the zone's SOA in the authority section, AA set */
+	ldns_pkt *p = t_udp(m, t_port(m), "nobody.corp.internal", A, -1);
+	assert_non_null(p);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NXDOMAIN);
+	assert_true(ldns_pkt_aa(p));
+	assert_int_equal(ldns_pkt_ancount(p), 0);
+	assert_int_equal(ldns_pkt_nscount(p), 1);
+	ldns_rr *soa = ldns_rr_list_rr(ldns_pkt_authority(p), 0);
+	assert_int_equal(ldns_rr_get_type(soa), LDNS_RR_TYPE_SOA);
+	char *owner = ldns_rdf2str(ldns_rr_owner(soa));
+	assert_string_equal(owner, "corp.internal.");
+	free(owner);
+	assert_int_equal(ldns_rr_ttl(soa), 45);
+	ldns_pkt_free(p);
+	/* deeper unknown names too; the apex answers SOA and NS */
+	expect_rcode(m, "a.b.nobody.corp.internal", A, LDNS_RCODE_NXDOMAIN);
+	expect_answer(m, "corp.internal", LDNS_RR_TYPE_NS, "NS ns.corp.internal.");
+	/* no upstream: outside names are refused, transfers always */
+	expect_rcode(m, "example.com", A, LDNS_RCODE_REFUSED);
+	expect_rcode(m, "corp.internal", LDNS_RR_TYPE_AXFR, LDNS_RCODE_REFUSED);
+	mg_mock_free(m);
+}
+
+static void test_truncation_and_tcp(void **unused)
+{
+	(void)unused;
+	json_t *records = json_array();
+	for (int i = 1; i <= 100; i++) {
+		char addr[32];
+		snprintf(addr, sizeof(addr), "172.20.0.%d", i);
+		json_array_append_new(records,
+		                      json_pack("{s:s, s:s}", "name", "big", "address", addr));
+	}
+	json_t *cfg = json_pack("{s:o}", "records", records);
+	struct mg_mock *m = t_mock(NULL, cfg);
+	uint16_t port = t_port(m);
+	/* no EDNS: 512 bytes; EDNS 4096: our 1232; both too small for 100 */
+	for (int edns = -1; edns <= 4096; edns += 4097) {
+		ldns_pkt *p = t_udp(m, port, "big.corp.internal", A, edns);
+		assert_non_null(p);
+		assert_true(ldns_pkt_tc(p));
+		assert_int_equal(ldns_pkt_ancount(p), 0);
+		ldns_pkt_free(p);
+	}
+	ldns_pkt *p = t_tcp(m, port, "big.corp.internal", A);
+	assert_non_null(p);
+	assert_false(ldns_pkt_tc(p));
+	assert_int_equal(ldns_pkt_ancount(p), 100);
+	ldns_pkt_free(p);
+	p = t_tcp(m, port, "nobody.corp.internal", A);
+	assert_non_null(p);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NXDOMAIN);
+	ldns_pkt_free(p);
+	assert_true(t_stat(m, "truncated") >= 2);
+	assert_true(t_stat(m, "queries_tcp") >= 2);
+
+	/* two queries in one write, answered on one connection; an idle
+	 * connection is closed after DNS_TCP_IDLE_MS */
+	uint8_t q[1100], r[70000];
+	size_t l1 = t_wire("big.corp.internal", A, -1, 1, q + 2, 500), got = 0;
+	q[0] = (uint8_t)(l1 >> 8);
+	q[1] = (uint8_t)l1;
+	size_t l2 = t_wire("nobody.corp.internal", A, -1, 2, q + 4 + l1, 500);
+	q[2 + l1] = (uint8_t)(l2 >> 8);
+	q[3 + l1] = (uint8_t)l2;
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port)};
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&to, sizeof(to)), 0);
+	assert_int_equal(write(fd, q, l1 + l2 + 4), (ssize_t)(l1 + l2 + 4));
+	int messages = 0;
+	for (int i = 0; i < 400 && messages < 2; i++) {
+		struct pollfd pf = {fd, POLLIN, 0};
+		t_pump(m);
+		if (poll(&pf, 1, 5) == 1) {
+			ssize_t n = read(fd, r + got, sizeof(r) - got);
+			assert_true(n > 0);
+			got += (size_t)n;
+		}
+		messages = 0;
+		for (size_t off = 0; off + 2 <= got; messages++) {
+			size_t len = (size_t)r[off] << 8 | r[off + 1];
+			if (off + 2 + len > got)
+				break;
+			off += 2 + len;
+		}
+	}
+	assert_int_equal(messages, 2);
+	mg_mock_advance(m, DNS_TCP_IDLE_MS + DNS_SWEEP_MS);
+	struct pollfd pf = {fd, POLLIN, 0};
+	assert_int_equal(poll(&pf, 1, 1000), 1);
+	assert_int_equal(read(fd, r, sizeof(r)), 0); /* closed by the server */
+	close(fd);
+	mg_mock_free(m);
+}
+
+/* A fake upstream on loopback: answers A 198.18.5.5 (or stays silent). */
+struct upstream {
+	int fd;
+	uint16_t port;
+};
+
+static void upstream_open(struct upstream *u)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof(a);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	u->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	assert_int_equal(bind(u->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	getsockname(u->fd, (struct sockaddr *)&a, &len);
+	u->port = ntohs(a.sin_port);
+}
+
+/* Answers whatever query waits on the socket; returns how many. */
+static int upstream_answer(struct upstream *u, int rcode)
+{
+	uint8_t buf[1500], *wire;
+	struct sockaddr_storage from;
+	socklen_t flen = sizeof(from);
+	size_t len;
+	int n = 0;
+	ssize_t got;
+	while ((got = recvfrom(u->fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen)) > 0) {
+		ldns_pkt *q = t_parse(buf, (size_t)got);
+		assert_non_null(q);
+		ldns_pkt *r = ldns_pkt_clone(q);
+		ldns_pkt_set_qr(r, true);
+		ldns_pkt_set_rcode(r, (uint8_t)rcode);
+		if (!rcode) {
+			ldns_rr *rr = NULL;
+			char text[600], *qn = ldns_rdf2str(ldns_rr_owner(
+			                    ldns_rr_list_rr(ldns_pkt_question(q), 0)));
+			snprintf(text, sizeof(text), "%s 60 IN A 198.18.5.5", qn);
+			free(qn);
+			assert_int_equal(ldns_rr_new_frm_str(&rr, text, 0, NULL, NULL), 0);
+			ldns_pkt_push_rr(r, LDNS_SECTION_ANSWER, rr);
+		}
+		assert_int_equal(ldns_pkt2wire(&wire, r, &len), 0);
+		sendto(u->fd, wire, len, 0, (struct sockaddr *)&from, flen);
+		free(wire);
+		ldns_pkt_free(q);
+		ldns_pkt_free(r);
+		n++;
+		flen = sizeof(from);
+	}
+	return n;
+}
+
+/* A silent upstream drains its queries without answering. */
+static int upstream_silent(struct upstream *u)
+{
+	uint8_t buf[1500];
+	int n = 0;
+	while (recv(u->fd, buf, sizeof(buf), 0) > 0)
+		n++;
+	return n;
+}
+
+/* Sends a query and, while waiting, lets the upstreams act: `answer` says
+ * which upstream answers (-1: none) and when the virtual clock moves. */
+static ldns_pkt *forwarded(struct mg_mock *m, struct upstream *up, int nup, int answer, int rcode)
+{
+	uint8_t q[512], r[4096];
+	size_t len = t_wire("www.example.test", A, -1, 0x5151, q, sizeof(q));
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(t_port(m))};
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	sendto(fd, q, len, 0, (struct sockaddr *)&to, sizeof(to));
+	ssize_t n = 0;
+	for (int i = 0; i < 600 && n <= 0; i++) {
+		struct pollfd p = {fd, POLLIN, 0};
+		t_pump(m);
+		for (int k = 0; k < nup; k++)
+			if (k == answer)
+				upstream_answer(&up[k], rcode);
+			else
+				upstream_silent(&up[k]);
+		if (poll(&p, 1, 5) == 1)
+			n = recv(fd, r, sizeof(r), 0);
+		else if (i % 10 == 9)
+			mg_mock_advance(m, 300); /* time passes: timeouts fire */
+	}
+	close(fd);
+	return n > 0 ? t_parse(r, (size_t)n) : NULL;
+}
+
+static void test_forwarding(void **unused)
+{
+	(void)unused;
+	struct upstream up[2];
+	char a0[64], a1[64], buf[256];
+	upstream_open(&up[0]);
+	upstream_open(&up[1]);
+	snprintf(a0, sizeof(a0), "127.0.0.1:%u", up[0].port);
+	snprintf(a1, sizeof(a1), "127.0.0.1:%u", up[1].port);
+	json_t *cfg = json_pack("{s:[s, s], s:i}", "upstream", a0, a1, "upstream_timeout_ms", 500);
+	struct mg_mock *m = t_mock(NULL, cfg);
+
+	/* the first answers */
+	ldns_pkt *p = forwarded(m, up, 2, 0, 0);
+	assert_non_null(p);
+	assert_string_equal(t_answers(p, buf, sizeof(buf)), "A 198.18.5.5");
+	assert_int_equal(ldns_pkt_id(p), 0x5151);
+	ldns_pkt_free(p);
+
+	/* the first is silent: after its timeout the second answers */
+	upstream_silent(&up[0]);
+	p = forwarded(m, up, 2, 1, 0);
+	assert_non_null(p);
+	assert_string_equal(t_answers(p, buf, sizeof(buf)), "A 198.18.5.5");
+	ldns_pkt_free(p);
+	assert_true(t_stat(m, "upstream_timeouts") >= 1);
+
+	/* the second says SERVFAIL: the first is tried (and is silent) -> SERVFAIL */
+	p = forwarded(m, up, 2, 1, LDNS_RCODE_SERVFAIL);
+	assert_non_null(p);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_SERVFAIL);
+	ldns_pkt_free(p);
+
+	/* nobody answers: SERVFAIL, and nothing is left pending */
+	p = forwarded(m, up, 2, -1, 0);
+	assert_non_null(p);
+	assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_SERVFAIL);
+	assert_int_equal(ldns_pkt_id(p), 0x5151);
+	ldns_pkt_free(p);
+	assert_int_equal(t_stat(m, "pending"), 0);
+	/* internal names never go upstream */
+	upstream_silent(&up[0]);
+	upstream_silent(&up[1]);
+	expect_rcode(m, "nobody.corp.internal", A, LDNS_RCODE_NXDOMAIN);
+	assert_int_equal(upstream_silent(&up[0]) + upstream_silent(&up[1]), 0);
+	mg_mock_free(m);
+	close(up[0].fd);
+	close(up[1].fd);
+}
+
+static void test_tcp_forwarding(void **unused)
+{
+	(void)unused;
+	/* an upstream over TCP: a listener that answers one query */
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a);
+	char addr[64], buf[256];
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	getsockname(lfd, (struct sockaddr *)&a, &alen);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(a.sin_port));
+	json_t *cfg = json_pack("{s:[s]}", "upstream", addr);
+	struct mg_mock *m = t_mock(NULL, cfg);
+
+	uint8_t q[514], r[4096];
+	size_t len = t_wire("www.example.test", A, -1, 0x6161, q + 2, sizeof(q) - 2), got = 0;
+	q[0] = (uint8_t)(len >> 8);
+	q[1] = (uint8_t)len;
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(t_port(m))};
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int cfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(cfd, (struct sockaddr *)&to, sizeof(to)), 0);
+	assert_int_equal(write(cfd, q, len + 2), (ssize_t)(len + 2));
+	int ufd = -1;
+	size_t ulen = 0;
+	uint8_t ubuf[600];
+	for (int i = 0; i < 400 && got < 2; i++) {
+		t_pump(m);
+		if (ufd < 0)
+			ufd = accept(lfd, NULL, NULL);
+		if (ufd >= 0) {
+			ssize_t n = recv(ufd, ubuf + ulen, sizeof(ubuf) - ulen, MSG_DONTWAIT);
+			if (n > 0)
+				ulen += (size_t)n;
+			if (ulen >= 2 && ulen == 2 + ((size_t)ubuf[0] << 8 | ubuf[1])) {
+				ldns_pkt *uq = t_parse(ubuf + 2, ulen - 2);
+				assert_non_null(uq);
+				ldns_pkt_set_qr(uq, true);
+				ldns_rr *rr = NULL;
+				assert_int_equal(
+				    ldns_rr_new_frm_str(&rr, "www.example.test. 60 IN A 198.18.5.6",
+				                        0, NULL, NULL),
+				    0);
+				ldns_pkt_push_rr(uq, LDNS_SECTION_ANSWER, rr);
+				uint8_t *wire;
+				size_t wlen;
+				assert_int_equal(ldns_pkt2wire(&wire, uq, &wlen), 0);
+				uint8_t hdr[2] = {(uint8_t)(wlen >> 8), (uint8_t)wlen};
+				assert_int_equal(write(ufd, hdr, 2), 2);
+				assert_int_equal(write(ufd, wire, wlen), (ssize_t)wlen);
+				free(wire);
+				ldns_pkt_free(uq);
+				ulen = 0;
+			}
+		}
+		struct pollfd p = {cfd, POLLIN, 0};
+		if (poll(&p, 1, 5) == 1) {
+			ssize_t n = recv(cfd, r, sizeof(r), 0);
+			if (n > 0)
+				got = (size_t)n;
+		}
+	}
+	assert_true(got > 2);
+	ldns_pkt *p = t_parse(r + 2, got - 2);
+	assert_non_null(p);
+	assert_int_equal(ldns_pkt_id(p), 0x6161);
+	assert_string_equal(t_answers(p, buf, sizeof(buf)), "A 198.18.5.6");
+	ldns_pkt_free(p);
+	close(cfd);
+	if (ufd >= 0)
+		close(ufd);
+	close(lfd);
+	mg_mock_free(m);
+}
+
+static void test_reload(void **unused)
+{
+	(void)unused;
+	char err[512];
+	struct mg_mock *m = t_mock(NULL, json_pack("{s:[{s:s, s:s}]}", "records", "name", "gitlab",
+	                                           "address", "172.19.0.10"));
+	uint16_t port = t_port(m);
+	expect_answer(m, "gitlab.corp.internal", A, "A 172.19.0.10");
+	/* a new zone and records, same listen address: the socket stays */
+	json_t *cfg =
+	    json_pack("{s:[s], s:s, s:[{s:s, s:s}]}", "listen", "127.0.0.1:0", "zone",
+	              "mesh.internal", "records", "name", "vault", "address", "172.19.0.11");
+	assert_int_equal(mg_mock_reload(m, "dns", cfg, err, sizeof(err)), 0);
+	json_decref(cfg);
+	assert_int_equal(t_port(m), port);
+	expect_answer(m, "vault.mesh.internal", A, "A 172.19.0.11");
+	expect_rcode(m, "gitlab.corp.internal", A, LDNS_RCODE_REFUSED); /* not ours any more */
+	/* a second listen address: the first socket stays, a new one opens */
+	cfg = json_pack("{s:[s, s], s:s, s:[{s:s, s:s}]}", "listen", "127.0.0.1:0", "127.0.0.2:0",
+	                "zone", "mesh.internal", "records", "name", "vault", "address",
+	                "172.19.0.11");
+	assert_int_equal(mg_mock_reload(m, "dns", cfg, err, sizeof(err)), 0);
+	json_decref(cfg);
+	assert_int_equal(t_port(m), port);
+	json_t *stats = t_call(m, "dns.stats", NULL, "{}");
+	assert_int_equal(json_array_size(json_object_get(stats, "listen")), 2);
+	json_decref(stats);
+	expect_answer(m, "vault.mesh.internal", A, "A 172.19.0.11");
+	/* a bad one is refused and changes nothing */
+	cfg = json_pack("{s:[s], s:s}", "listen", "127.0.0.1:0", "zone", "bad zone");
+	assert_int_not_equal(mg_mock_reload(m, "dns", cfg, err, sizeof(err)), 0);
+	json_decref(cfg);
+	expect_answer(m, "vault.mesh.internal", A, "A 172.19.0.11");
+	mg_mock_free(m);
+}
+
+static void test_bad_settings(void **unused)
+{
+	(void)unused;
+	static const char *const bad[] = {
+	    "{\"listen\": [\"10.0.0.1:99999\"]}",
+	    "{\"listen\": []}",
+	    "{\"zone\": \"corp..internal\"}",
+	    "{\"upstream\": [\"not an address\"]}",
+	    "{\"ttl\": -1}",
+	    "{\"upstream_timeout_ms\": 1}",
+	    "{\"allow\": [\"10.0.0.0/33\"]}",
+	    "{\"records\": [{\"name\": \"-x\", \"address\": \"1.2.3.4\"}]}",
+	    "{\"records\": [{\"name\": \"x\", \"address\": \"1.2.3.4/8\"}]}",
+	    "{\"listen\": [\"127.0.0.1:5399\"], \"upstream\": [\"127.0.0.1:5399\"]}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char err[512];
+		struct mg_mock *m = mg_mock_new(NULL, err, sizeof(err));
+		assert_non_null(m);
+		mg_mock_log_level(m, MG_LOG_ERROR);
+		json_t *cfg = json_loads(bad[i], 0, NULL);
+		assert_non_null(cfg);
+		int rc = mg_mock_add(m, &mg_plugin_descriptor, cfg, err, sizeof(err));
+		if (!rc)
+			rc = mg_mock_start(m, err, sizeof(err));
+		if (!rc)
+			fail_msg("config %s was accepted", bad[i]);
+		json_decref(cfg);
+		mg_mock_free(m);
+	}
+}
+
+static void test_server_record(void **unused)
+{
+	(void)unused;
+	struct mg_mock *m =
+	    t_mock(NULL, json_pack("{s:[s, s]}", "listen", "127.0.0.1:0", "127.0.0.2:0"));
+	json_t *rec = NULL;
+	assert_int_equal(mg_mock_state_get(m, "dns", "server", &rec), 0);
+	json_t *addrs = json_object_get(rec, "addresses");
+	assert_int_equal(json_array_size(addrs), 2);
+	assert_string_equal(json_string_value(json_array_get(addrs, 0)), "127.0.0.1");
+	assert_string_equal(json_string_value(json_object_get(rec, "zone")), "corp.internal");
+	json_decref(rec);
+	json_t *regs = mg_mock_registrations(m, "dns");
+	assert_int_equal(json_array_size(json_object_get(regs, "services")), 4);
+	json_decref(regs);
+	mg_mock_free(m);
+}
+
+/* A query to host:port from a socket connect()ed there: only a reply from
+ * that very address is accepted (a wildcard listener must answer from the
+ * address it was asked on). */
+static ldns_pkt *connected_query(const char *host, uint16_t port, const char *name)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	uint8_t q[512], r[4096];
+	assert_int_equal(dns_sockaddr_parse(host, port, &ss, &len), 0);
+	int fd = socket(ss.ss_family, SOCK_DGRAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&ss, len), 0);
+	size_t qlen = t_wire(name, A, -1, 7, q, sizeof(q));
+	assert_int_equal(send(fd, q, qlen, 0), (ssize_t)qlen);
+	struct pollfd pf = {fd, POLLIN, 0};
+	ssize_t n = poll(&pf, 1, 2000) == 1 ? recv(fd, r, sizeof(r), 0) : 0;
+	close(fd);
+	return n > 0 ? t_parse(r, (size_t)n) : NULL;
+}
+
+static void test_wildcard_and_ipv6(void **unused)
+{
+	(void)unused;
+	char buf[256];
+	struct mg_mock *m =
+	    t_mock(NULL, json_pack("{s:[s, s], s:[{s:s, s:s}]}", "listen", "0.0.0.0:0", "[::1]:0",
+	                           "records", "name", "gitlab", "address", "172.19.0.10"));
+	json_t *stats = t_call(m, "dns.stats", NULL, "{}");
+	const char *v4 = json_string_value(json_array_get(json_object_get(stats, "listen"), 0));
+	const char *v6 = json_string_value(json_array_get(json_object_get(stats, "listen"), 1));
+	uint16_t p4 = (uint16_t)atoi(strrchr(v4, ':') + 1),
+	         p6 = (uint16_t)atoi(strrchr(v6, ':') + 1);
+	json_decref(stats);
+	/* asked on 127.0.0.2, the wildcard socket answers from 127.0.0.2 */
+	ldns_pkt *p = connected_query("127.0.0.2", p4, "gitlab.corp.internal");
+	assert_non_null(p);
+	assert_string_equal(t_answers(p, buf, sizeof(buf)), "A 172.19.0.10");
+	ldns_pkt_free(p);
+	p = connected_query("::1", p6, "gitlab.corp.internal");
+	assert_non_null(p);
+	assert_string_equal(t_answers(p, buf, sizeof(buf)), "A 172.19.0.10");
+	ldns_pkt_free(p);
+	/* the server record lists no wildcard address */
+	json_t *rec = NULL;
+	assert_int_equal(mg_mock_state_get(m, "dns", "server", &rec), 0);
+	assert_int_equal(json_array_size(json_object_get(rec, "addresses")), 1);
+	json_decref(rec);
+	mg_mock_free(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_device_names),       cmocka_unit_test(test_collisions),
+	    cmocka_unit_test(test_runtime_records),    cmocka_unit_test(test_zone_answers),
+	    cmocka_unit_test(test_truncation_and_tcp), cmocka_unit_test(test_forwarding),
+	    cmocka_unit_test(test_tcp_forwarding),     cmocka_unit_test(test_reload),
+	    cmocka_unit_test(test_bad_settings),       cmocka_unit_test(test_server_record),
+	    cmocka_unit_test(test_wildcard_and_ipv6),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -2,7 +2,7 @@
 # The demo proper (demo.sh builds first). usage: tools/demo/run.sh BUILD_DIR
 #
 #   laptop ns (198.18.0.2) --- gateway ns (198.18.0.1 | 10.20.0.1) --- service ns (10.20.0.10)
-#                               meshgated: wireguard, preauth, api, firewall
+#                               meshgated: wireguard, preauth, api, firewall, dns
 #
 # Everything lives in namespaces and a temp dir, removed at the end.
 build=$(realpath "$1")
@@ -15,10 +15,12 @@ say() { printf '\n\033[1;34m== %s\033[0m\n' "$*"; }
 show() { printf '\033[2m$ %s\033[0m\n' "$*"; }
 
 say "a gateway, a laptop and an internal service, each in its own network namespace"
-GATEWAY_EXTRA_PLUGINS=', "firewall"'
+GATEWAY_EXTRA_PLUGINS=', "firewall", "dns"'
 GATEWAY_EXTRA_CONF='firewall = { roles = { developer = ["vpn", "10.20.0.0/24"];
                                admin = ["vpn", "10.20.0.0/24", "10.30.0.0/24"]; };
-                    vpn_only_ports = ["8080/tcp"]; };'
+                    vpn_only_ports = ["8080/tcp"]; };
+dns = { listen = ["10.0.0.1:53"]; zone = "corp.internal";
+        records = ( { name = "gitlab"; address = "10.20.0.10"; } ); };'
 gateway_up
 # the gateway's own services: an SSH-like port and a VPN-only web port
 ip netns exec "$GW" ncat -lk 0.0.0.0 22 --sh-exec 'echo ssh' &
@@ -62,6 +64,20 @@ show "meshgatectl route list; iptables -S MESHGATE-FROM-VPN; ipset list -t (on t
 ctl route list
 ns_exec "$GW" iptables -S MESHGATE-FROM-VPN
 ns_exec "$GW" ipset list -t | grep -E 'Name|entries'
+
+say "internal names, answered by the gateway through the tunnel"
+show "dig @10.0.0.1 gitlab.corp.internal +short"
+ns_exec "$CL" dig @10.0.0.1 gitlab.corp.internal +short +time=2 +tries=1
+device=$(ctl device list --json | json_field name)
+show "dig @10.0.0.1 $device.corp.internal +short   (the laptop itself)"
+ns_exec "$CL" dig @10.0.0.1 "$device.corp.internal" +short +time=2 +tries=1
+show "dig @10.0.0.1 -x 10.0.0.2 +short"
+ns_exec "$CL" dig @10.0.0.1 -x 10.0.0.2 +short +time=2 +tries=1
+show "dig @10.0.0.1 nosuch.corp.internal   (status)"
+ns_exec "$CL" dig @10.0.0.1 nosuch.corp.internal +time=2 +tries=1 | grep -o 'status: [A-Z]*'
+show "meshgatectl dns add vault 10.20.0.11; dig @10.0.0.1 vault.corp.internal +short"
+ctl dns add vault 10.20.0.11 >/dev/null
+ns_exec "$CL" dig @10.0.0.1 vault.corp.internal +short +time=2 +tries=1
 
 say "the gateway's view"
 show "meshgatectl device list"

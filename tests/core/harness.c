@@ -79,20 +79,37 @@ int daemon_call(struct daemon *d, const char *service, const char *json, int tim
 	return rc;
 }
 
+static int starting(json_t *status)
+{
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(status, "plugins"), i, p)
+	{
+		const char *state = json_string_value(json_object_get(p, "state"));
+		if (state && (!strcmp(state, "loaded") || !strcmp(state, "initialised")))
+			return 1;
+	}
+	return 0;
+}
+
 int daemon_start(struct daemon *d)
 {
 	char endpoint[400], err[256];
 	d->pid = spawn(d, 0);
 	snprintf(endpoint, sizeof(endpoint), "ipc://%s", d->socket);
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < 250; i++) {
 		if (!d->bus)
 			d->bus = mg_bus_client_new(d->zctx, endpoint, err, sizeof(err));
 		json_t *reply = NULL;
-		if (d->bus && !daemon_call(d, "core.ping", NULL, 100, &reply)) {
+		/* the bus answers before the plugins are up: wait until none is
+		 * still loading or starting */
+		if (d->bus && !daemon_call(d, "core.status", NULL, 100, &reply) &&
+		    !starting(reply)) {
 			json_decref(reply);
 			return 0;
 		}
 		json_decref(reply);
+		usleep(20000);
 		if (waitpid(d->pid, NULL, WNOHANG) == d->pid) {
 			d->pid = 0;
 			return -1;

@@ -21,6 +21,7 @@ struct cl_api {
 	char anchor[512]; /* the CA file curl trusts ("" = system store) */
 	bool anchor_is_temp;
 	int timeout_s;
+	volatile sig_atomic_t *stop;
 };
 
 struct buffer {
@@ -81,6 +82,7 @@ int cl_api_open(struct cl_api **out, const struct cl_api_options *opt, struct cl
 	if (!api)
 		return cl_fail(err, CL_EXIT_FAILURE, "out of memory");
 	api->timeout_s = opt->timeout_s > 0 ? opt->timeout_s : 30;
+	api->stop = opt->stop;
 	if (cl_api_parse_url(opt->server_url, api->host, sizeof(api->host), &api->port)) {
 		free(api);
 		return cl_fail(err, CL_EXIT_USAGE, "--server must be https://HOST[:PORT], not %s",
@@ -178,8 +180,17 @@ static int transfer_error(const struct cl_api *api, CURLcode rc, const char *det
 	}
 }
 
-int cl_api_post(struct cl_api *api, const char *what, const char *path, json_t *body, char **reply,
-                size_t *reply_len, struct cl_err *err)
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+	const struct cl_api *api = arg;
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	return api->stop && *api->stop; /* non-zero: abort the transfer */
+}
+
+/* One request: a POST of body, or a GET when body is NULL. */
+static int request(struct cl_api *api, const char *what, const char *path, json_t *body,
+                   char **reply, size_t *reply_len, struct cl_err *err)
 {
 	char url[sizeof(api->base) + 64], errbuf[CURL_ERROR_SIZE] = "";
 	struct buffer b = {0};
@@ -189,14 +200,15 @@ int cl_api_post(struct cl_api *api, const char *what, const char *path, json_t *
 
 	*reply = NULL;
 	*reply_len = 0;
-	char *json = json_dumps(body, JSON_COMPACT);
+	char *json = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	CURL *c = curl_easy_init();
-	if (!json || !c) {
+	if ((body && !json) || !c) {
 		cl_fail(err, CL_EXIT_FAILURE, "out of memory");
 		goto out;
 	}
 	snprintf(url, sizeof(url), "%s%s", api->base, path);
-	headers = curl_slist_append(headers, "Content-Type: application/json");
+	if (json)
+		headers = curl_slist_append(headers, "Content-Type: application/json");
 	headers = curl_slist_append(headers, "Accept: application/json");
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
@@ -207,13 +219,23 @@ int cl_api_post(struct cl_api *api, const char *what, const char *path, json_t *
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)api->timeout_s);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "meshgate/" MESHGATE_VERSION);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+	if (json)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+	if (api->stop) {
+		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(c, CURLOPT_XFERINFODATA, api);
+		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	}
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	set_tls(c, api);
 
 	CURLcode cc = curl_easy_perform(c);
+	if (cc == CURLE_ABORTED_BY_CALLBACK) {
+		cl_fail(err, CL_EXIT_FAILURE, "interrupted");
+		goto out;
+	}
 	if (cc != CURLE_OK) {
 		transfer_error(api, cc,
 		               b.too_big ? "reply too large"
@@ -243,4 +265,16 @@ out:
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(c);
 	return rc;
+}
+
+int cl_api_post(struct cl_api *api, const char *what, const char *path, json_t *body, char **reply,
+                size_t *reply_len, struct cl_err *err)
+{
+	return request(api, what, path, body, reply, reply_len, err);
+}
+
+int cl_api_get(struct cl_api *api, const char *what, const char *path, char **reply,
+               size_t *reply_len, struct cl_err *err)
+{
+	return request(api, what, path, NULL, reply, reply_len, err);
 }

@@ -5,6 +5,7 @@
 #define MESHGATE_CLIENT_API_CLIENT_H
 
 #include <jansson.h>
+#include <signal.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -16,6 +17,8 @@ struct cl_api_options {
 	const char *ca_file;    /* NULL: not given */
 	const char *pin;        /* NULL: not given */
 	int timeout_s;          /* per request */
+	/* when set and it becomes non-zero, a transfer stops ("interrupted") */
+	volatile sig_atomic_t *stop;
 };
 
 /* Checks the URL and prepares the trust anchor (for a pin: one handshake).
@@ -29,6 +32,10 @@ void cl_api_close(struct cl_api *api);
  * request in messages. */
 int cl_api_post(struct cl_api *api, const char *what, const char *path, json_t *body, char **reply,
                 size_t *reply_len, struct cl_err *err);
+
+/* GETs path, with the same answers as cl_api_post. */
+int cl_api_get(struct cl_api *api, const char *what, const char *path, char **reply,
+               size_t *reply_len, struct cl_err *err);
 
 /* Splits and checks an https URL. Returns 0 or -EINVAL. */
 int cl_api_parse_url(const char *url, char *host, size_t host_size, unsigned *port);

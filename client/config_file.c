@@ -26,6 +26,7 @@ void cl_profile_from_reply(struct cl_profile *p, const char *server_url,
 	memcpy(p->allowed_ips, r->allowed_ips, sizeof(p->allowed_ips));
 	p->n_allowed_ips = r->n_allowed_ips;
 	p->keepalive = r->keepalive;
+	memcpy(p->vpn_api, r->vpn_api, sizeof(p->vpn_api));
 }
 
 static void write_prefixes(FILE *f, const struct cl_prefix *list, size_t n)
@@ -49,6 +50,12 @@ static void render_to(FILE *f, const struct cl_profile *p, bool with_meta)
 			fprintf(f, "# MeshgateServer = %s\n", p->server_url);
 		if (*p->device_id)
 			fprintf(f, "# MeshgateDeviceId = %s\n", p->device_id);
+		if (*p->vpn_api)
+			fprintf(f, "# MeshgateVpnApi = %s\n", p->vpn_api);
+		if (*p->pin)
+			fprintf(f, "# MeshgatePin = %s\n", p->pin);
+		if (*p->ca_file)
+			fprintf(f, "# MeshgateCA = %s\n", p->ca_file);
 	}
 	sodium_bin2base64(key, sizeof(key), p->private_key, CL_KEY_LEN,
 	                  sodium_base64_VARIANT_ORIGINAL);
@@ -164,6 +171,20 @@ static int parse_meta(char *line, struct cl_profile *p)
 		snprintf(p->server_url, sizeof(p->server_url), "%s", value);
 	else if (!strcmp(key, "MeshgateDeviceId"))
 		snprintf(p->device_id, sizeof(p->device_id), "%s", value);
+	else if (!strcmp(key, "MeshgateVpnApi")) {
+		struct cl_endpoint e;
+		if (cl_vpn_api_parse(value, &e) || strlen(value) >= sizeof(p->vpn_api))
+			return -EINVAL;
+		snprintf(p->vpn_api, sizeof(p->vpn_api), "%s", value);
+	} else if (!strcmp(key, "MeshgatePin")) {
+		if (!*value || strlen(value) >= sizeof(p->pin))
+			return -EINVAL;
+		snprintf(p->pin, sizeof(p->pin), "%s", value);
+	} else if (!strcmp(key, "MeshgateCA")) {
+		if (!*value || strlen(value) >= sizeof(p->ca_file))
+			return -EINVAL;
+		snprintf(p->ca_file, sizeof(p->ca_file), "%s", value);
+	}
 	return 0;
 }
 

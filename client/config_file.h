@@ -12,11 +12,19 @@
 #include "err.h"
 #include "reply.h"
 
-#define CL_URL_MAX 512
+#define CL_PIN_TEXT_MAX 96   /* "sha256//" and 44 of base64, or 64 hex digits */
+#define CL_TRUST_PATH   1024 /* the saved CA file */
 
 struct cl_profile {
 	char server_url[CL_URL_MAX]; /* "" in an exported config */
 	char device_id[CL_DEVICE_ID_MAX];
+	/* Meshgate's own, for `meshgate sync` (none in an exported config):
+	 * the API inside the tunnel and the trust given at enrolment, a pin
+	 * or a CA file (a name without '/' is in the config's folder); both
+	 * "": the system's trust store. */
+	char vpn_api[CL_URL_MAX];
+	char pin[CL_PIN_TEXT_MAX];
+	char ca_file[CL_TRUST_PATH];
 	uint8_t private_key[CL_KEY_LEN];
 	struct cl_prefix address;
 	char dns[CL_MAX_DNS][CL_HOST_MAX];

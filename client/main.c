@@ -21,7 +21,9 @@
 #include "config_file.h"
 #include "err.h"
 #include "export.h"
+#include "follow.h"
 #include "reply.h"
+#include "tls_pin.h"
 #include "tunnel.h"
 #include "wg.h"
 
@@ -30,15 +32,19 @@
 #define DEFAULT_IFNAME     "mg0"
 #define DEFAULT_TIMEOUT_S  15
 #define API_TIMEOUT_S      30
+#define SYNC_TIMEOUT_S     10 /* a sync's request: through the tunnel, to the gateway */
+#define UP_SYNC_TIMEOUT_S  5  /* the sync right after a reconnect: best effort */
+#define DEFAULT_INTERVAL_S 30
 #define CODE_MAX           128
+#define CA_MAX             (256 * 1024)
 
-enum command { CMD_UP, CMD_DOWN, CMD_STATUS };
+enum command { CMD_UP, CMD_DOWN, CMD_STATUS, CMD_SYNC, CMD_WATCH };
 
 struct args {
 	enum command cmd;
 	const char *server, *ca, *pin, *ifname, *config_dir, *state_dir, *name, *export_path;
 	const char *backend, *code;
-	int timeout_s;
+	int timeout_s, interval_s;
 	bool qr, json, forget;
 };
 
@@ -67,6 +73,10 @@ static void usage(FILE *out)
 	        "config)\n"
 	        "       meshgate down [--interface NAME] [--forget]\n"
 	        "       meshgate status [--interface NAME] [--json]\n"
+	        "       meshgate sync [--interface NAME]   (follow the networks of the device's "
+	        "role, once)\n"
+	        "       meshgate watch [--interface NAME] [--interval SEC]   (the same, every SEC "
+	        "s, default 30)\n"
 	        "       meshgate --help | --version\n"
 	        "common options: --config-dir DIR (default " DEFAULT_CONFIG_DIR
 	        ", env MESHGATE_CONFIG_DIR)\n"
@@ -136,6 +146,7 @@ enum opt_id {
 	OPT_BACKEND,
 	OPT_JSON,
 	OPT_FORGET,
+	OPT_INTERVAL,
 };
 
 static const struct option options[] = {
@@ -152,6 +163,7 @@ static const struct option options[] = {
     {"backend", required_argument, NULL, OPT_BACKEND},
     {"json", no_argument, NULL, OPT_JSON},
     {"forget", no_argument, NULL, OPT_FORGET},
+    {"interval", required_argument, NULL, OPT_INTERVAL},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -181,17 +193,19 @@ static bool option_allowed(enum command cmd, int id)
 		return cmd == CMD_STATUS;
 	case OPT_FORGET:
 		return cmd == CMD_DOWN;
+	case OPT_INTERVAL:
+		return cmd == CMD_WATCH;
 	default:
 		return true;
 	}
 }
 
-static int parse_timeout(const char *text, int *out)
+static int parse_seconds(const char *text, long max, int *out)
 {
 	char *end;
 	errno = 0;
 	long v = strtol(text, &end, 10);
-	if (errno || *end || end == text || v < 1 || v > 3600)
+	if (errno || *end || end == text || v < 1 || v > max)
 		return -1;
 	*out = (int)v;
 	return 0;
@@ -237,8 +251,12 @@ static int set_option(struct args *a, int id, const char *arg)
 		a->forget = true;
 		break;
 	case OPT_TIMEOUT:
-		if (parse_timeout(arg, &a->timeout_s))
+		if (parse_seconds(arg, 3600, &a->timeout_s))
 			return usage_error("--timeout must be 1..3600 seconds, not %s", arg);
+		break;
+	case OPT_INTERVAL:
+		if (parse_seconds(arg, 86400, &a->interval_s))
+			return usage_error("--interval must be 1..86400 seconds, not %s", arg);
 		break;
 	default:
 		return CL_EXIT_USAGE;
@@ -251,6 +269,7 @@ static void set_defaults(struct args *a)
 	const char *env;
 	a->ifname = DEFAULT_IFNAME;
 	a->timeout_s = DEFAULT_TIMEOUT_S;
+	a->interval_s = DEFAULT_INTERVAL_S;
 	a->config_dir = (env = getenv("MESHGATE_CONFIG_DIR")) && *env ? env : DEFAULT_CONFIG_DIR;
 	a->state_dir = (env = getenv("MESHGATE_STATE_DIR")) && *env ? env : DEFAULT_STATE_DIR;
 	a->backend = (env = getenv("MESHGATE_WG_BACKEND")) && *env ? env : "auto";
@@ -305,6 +324,10 @@ static int parse_args(int argc, char **argv, struct args *a, bool *done)
 		a->cmd = CMD_DOWN;
 	else if (!strcmp(argv[1], "status"))
 		a->cmd = CMD_STATUS;
+	else if (!strcmp(argv[1], "sync"))
+		a->cmd = CMD_SYNC;
+	else if (!strcmp(argv[1], "watch"))
+		a->cmd = CMD_WATCH;
 	else
 		return usage_error("unknown command '%s'", argv[1]);
 
@@ -339,7 +362,7 @@ static int parse_args(int argc, char **argv, struct args *a, bool *done)
 struct up_ctx {
 	const struct args *a;
 	struct cl_tunnel_opts tun;
-	char config_path[4096];
+	char config_path[4096], ca_copy_path[4096];
 	struct cl_api *api;
 	uint8_t private_key[CL_KEY_LEN], public_key[CL_KEY_LEN];
 	struct cl_redeem_reply reply;
@@ -463,6 +486,83 @@ static int up_connect(struct up_ctx *c, bool enrolling)
 	return 0;
 }
 
+/* CONFIG_DIR/IFNAME.ca.pem: the copy of --ca that `meshgate sync` trusts. */
+static void ca_copy_path(const struct args *a, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/%s.ca.pem", a->config_dir, a->ifname);
+}
+
+static char *read_small_file(const char *path, size_t max, struct cl_err *err)
+{
+	FILE *f = fopen(path, "re");
+	char *text = f ? calloc(1, max + 2) : NULL; /* room for one byte too many */
+	size_t n = text ? fread(text, 1, max + 1, f) : 0;
+	int failed = !f || !text || ferror(f);
+	int saved = errno;
+	if (f)
+		fclose(f);
+	if (failed || n > max || strlen(text) != n) {
+		free(text);
+		cl_fail(err, CL_EXIT_FAILURE, "cannot read %s: %s", path,
+		        failed ? strerror(saved) : "too large, or not a PEM file");
+		return NULL;
+	}
+	return text;
+}
+
+/* The trust of this enrolment, kept for `meshgate sync` (which reaches the
+ * gateway through the tunnel later): the pin, in its canonical form, or a
+ * copy of the CA file next to the config. Neither: the system's store. */
+static int save_trust(struct up_ctx *c)
+{
+	const struct args *a = c->a;
+	struct cl_pin pin;
+	if (a->pin && cl_pin_parse(a->pin, &pin) == 0)
+		cl_pin_format(&pin, c->profile.pin, sizeof(c->profile.pin));
+	if (a->pin || !a->ca)
+		return 0;
+	char *text = read_small_file(a->ca, CA_MAX, &c->err);
+	if (!text)
+		return -1;
+	ca_copy_path(a, c->ca_copy_path, sizeof(c->ca_copy_path));
+	int rc = cl_write_private_file(c->ca_copy_path, text, &c->err);
+	free(text);
+	if (rc) {
+		c->ca_copy_path[0] = '\0';
+		return -1;
+	}
+	snprintf(c->profile.ca_file, sizeof(c->profile.ca_file), "%s.ca.pem", a->ifname);
+	return 0;
+}
+
+static void drop_saved(struct up_ctx *c)
+{
+	unlink(c->config_path);
+	if (*c->ca_copy_path)
+		unlink(c->ca_copy_path);
+}
+
+/* After `up`: a reconnect from a saved config follows the networks at
+ * once (they may have changed while it was down); then the hint. */
+static void after_up(struct up_ctx *c, bool reconnected)
+{
+	if (!*c->profile.vpn_api)
+		return; /* a gateway without the device config: nothing to follow */
+	if (reconnected) {
+		struct cl_follow_opts o = {c->tun, c->config_path, UP_SYNC_TIMEOUT_S, &interrupted};
+		struct cl_follow_result res;
+		struct cl_err err = {0};
+		if (cl_follow_sync(&o, &res, &err))
+			fprintf(stderr, "meshgate: warning: the networks were not refreshed: %s\n",
+			        err.msg);
+		else
+			cl_follow_print(stdout, c->a->ifname, &res, false);
+	}
+	printf("meshgate: to follow the networks the gateway gives this device as they change, "
+	       "run: meshgate watch --interface %s\n",
+	       c->a->ifname);
+}
+
 /* The first connection of a device: redeem, save, connect, register. */
 static int up_enroll(struct up_ctx *c)
 {
@@ -481,16 +581,22 @@ static int up_enroll(struct up_ctx *c)
 	if (c->a->export_path)
 		return up_export(c);
 
-	if (cl_profile_save(c->config_path, &c->profile, &c->err))
+	if (save_trust(c))
 		return -1;
+	if (cl_profile_save(c->config_path, &c->profile, &c->err)) {
+		drop_saved(c);
+		return -1;
+	}
 	int rc = up_connect(c, true);
 	/* Before the server knows the key the config is worthless: drop it. A
 	 * registered device keeps it, so `meshgate up` can retry later. */
 	if (rc && !c->registered)
-		unlink(c->config_path);
+		drop_saved(c);
 	else if (rc)
 		snprintf(c->err.msg + strlen(c->err.msg), sizeof(c->err.msg) - strlen(c->err.msg),
 		         "; tunnel removed, retry with: meshgate up --interface %s", c->a->ifname);
+	else
+		after_up(c, false);
 	return rc;
 }
 
@@ -507,7 +613,10 @@ static int up_again(struct up_ctx *c)
 	if (cl_profile_load(c->config_path, &c->profile, &c->err) ||
 	    cl_make_dir(c->a->state_dir, &c->err) || cl_tunnel_check(&c->tun, &c->err))
 		return -1;
-	return up_connect(c, false);
+	if (up_connect(c, false))
+		return -1;
+	after_up(c, true);
+	return 0;
 }
 
 static int cmd_up(const struct args *a)
@@ -542,6 +651,10 @@ static int cmd_down(const struct args *a)
 		return cl_fail(&err, CL_EXIT_FAILURE, "cannot remove %s: %s", path,
 		               strerror(errno)),
 		       report(&err);
+	if (a->forget) {
+		ca_copy_path(a, path, sizeof(path));
+		unlink(path); /* the CA copy of the enrolment, if any */
+	}
 	printf("meshgate: %s is down%s\n", a->ifname,
 	       a->forget && enrolled ? " and its config removed" : "");
 	return 0;
@@ -655,6 +768,50 @@ static int cmd_status(const struct args *a)
 	return st.up ? 0 : CL_EXIT_NOT_FOUND;
 }
 
+/* ---- sync, watch ---- */
+
+static int follow_check(const struct args *a, char *path, size_t size, struct cl_err *err)
+{
+	if (geteuid() != 0)
+		return cl_fail(err, CL_EXIT_FAILURE,
+		               "changing the tunnel's routes needs root (CAP_NET_ADMIN)");
+	cl_profile_path(a->config_dir, a->ifname, path, size);
+	if (access(path, F_OK))
+		return cl_fail(err, CL_EXIT_NOT_FOUND,
+		               "%s is not enrolled (no %s): meshgate up --server URL CODE",
+		               a->ifname, path);
+	return 0;
+}
+
+static int cmd_sync(const struct args *a)
+{
+	char path[4096];
+	struct cl_err err = {0};
+	struct cl_follow_result *res = calloc(1, sizeof(*res));
+	int rc = 0;
+	if (!res)
+		return CL_EXIT_FAILURE;
+	struct cl_follow_opts o = {
+	    {a->ifname, a->state_dir, a->backend}, path, SYNC_TIMEOUT_S, &interrupted};
+	if (follow_check(a, path, sizeof(path), &err) || cl_follow_sync(&o, res, &err))
+		rc = report(&err);
+	else
+		cl_follow_print(stdout, a->ifname, res, true);
+	free(res);
+	return rc;
+}
+
+static int cmd_watch(const struct args *a)
+{
+	char path[4096];
+	struct cl_err err = {0};
+	struct cl_follow_opts o = {
+	    {a->ifname, a->state_dir, a->backend}, path, SYNC_TIMEOUT_S, &interrupted};
+	if (follow_check(a, path, sizeof(path), &err))
+		return report(&err);
+	return cl_follow_watch(&o, a->interval_s);
+}
+
 int main(int argc, char **argv)
 {
 	struct args a;
@@ -681,6 +838,12 @@ int main(int argc, char **argv)
 		break;
 	case CMD_STATUS:
 		rc = cmd_status(&a);
+		break;
+	case CMD_SYNC:
+		rc = cmd_sync(&a);
+		break;
+	case CMD_WATCH:
+		rc = cmd_watch(&a);
 		break;
 	}
 	curl_global_cleanup();

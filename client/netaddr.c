@@ -164,3 +164,59 @@ int cl_endpoint_format(const struct cl_endpoint *e, char *buf, size_t size)
 	                             : snprintf(buf, size, "%s:%u", e->host, e->port);
 	return n < 0 || (size_t)n >= size ? -ENOSPC : 0;
 }
+
+int cl_vpn_api_parse(const char *text, struct cl_endpoint *out)
+{
+	static const char scheme[] = "https://";
+	struct cl_prefix ip;
+	if (!text || strncmp(text, scheme, sizeof(scheme) - 1) ||
+	    cl_endpoint_parse(text + sizeof(scheme) - 1, out))
+		return -EINVAL;
+	/* an address inside the tunnel: a literal, never a name to resolve */
+	return parse_ip(out->host, &ip) == 0 ? 0 : -EINVAL;
+}
+
+bool cl_prefix_equal(const struct cl_prefix *a, const struct cl_prefix *b)
+{
+	return a->family == b->family && a->len == b->len && cl_prefix_covers(a, b);
+}
+
+size_t cl_prefix_minus(const struct cl_prefix *a, size_t na, const struct cl_prefix *b, size_t nb,
+                       struct cl_prefix *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < na; i++) {
+		bool found = false;
+		for (size_t j = 0; j < nb && !found; j++)
+			found = cl_prefix_equal(&a[i], &b[j]);
+		for (size_t j = 0; j < n && !found; j++)
+			found = cl_prefix_equal(&a[i], &out[j]);
+		if (!found)
+			out[n++] = a[i];
+	}
+	return n;
+}
+
+size_t cl_routes_for(const struct cl_prefix *address, const struct cl_prefix *allowed, size_t n,
+                     struct cl_prefix *out)
+{
+	struct cl_prefix own = *address;
+	size_t count = 0;
+	cl_prefix_mask(&own);
+	for (size_t i = 0; i < n; i++) {
+		struct cl_prefix dst = allowed[i];
+		cl_prefix_mask(&dst);
+		if (cl_prefix_covers(&own, &dst))
+			continue;
+		if (dst.len > 0) {
+			out[count++] = dst;
+			continue;
+		}
+		/* two halves win over the default route without replacing it */
+		dst.len = 1;
+		out[count++] = dst;
+		dst.addr[0] = 0x80;
+		out[count++] = dst;
+	}
+	return count;
+}

@@ -41,4 +41,22 @@ bool cl_hostname_valid(const char *name);
 int cl_endpoint_parse(const char *text, struct cl_endpoint *out);
 int cl_endpoint_format(const struct cl_endpoint *e, char *buf, size_t size);
 
+/* The API's address inside the tunnel, as the gateway tells it:
+ * "https://IP:PORT" or "https://[IPV6]:PORT", an IP literal and nothing
+ * after the port. Returns 0 or -EINVAL. */
+int cl_vpn_api_parse(const char *text, struct cl_endpoint *out);
+
+/* Same family, length and network (host bits ignored). */
+bool cl_prefix_equal(const struct cl_prefix *a, const struct cl_prefix *b);
+/* The prefixes of a that are not in b, in a's order, each once, into out
+ * (room for na). Returns how many. */
+size_t cl_prefix_minus(const struct cl_prefix *a, size_t na, const struct cl_prefix *b, size_t nb,
+                       struct cl_prefix *out);
+/* The routes a tunnel with this address and these allowed IPs needs
+ * through its interface, into out (room for 2 n): one per allowed IP,
+ * host bits cleared, but none for what the address's own prefix covers,
+ * and a default route as two /1 halves. Returns how many. */
+size_t cl_routes_for(const struct cl_prefix *address, const struct cl_prefix *allowed, size_t n,
+                     struct cl_prefix *out);
+
 #endif

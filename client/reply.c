@@ -50,18 +50,18 @@ static int get_text(json_t *root, const char *field, bool (*ok)(char), char *buf
 	return 0;
 }
 
-static int get_device_id(json_t *root, struct cl_redeem_reply *out, struct cl_err *err)
+static int get_device_id(json_t *root, char id[CL_DEVICE_ID_MAX], bool *is_int, struct cl_err *err)
 {
 	json_t *v = json_object_get(root, "device_id");
 	if (json_is_integer(v)) {
 		if (json_integer_value(v) < 0)
 			return bad_field(err, "device_id", "negative");
-		snprintf(out->device_id, sizeof(out->device_id), "%" JSON_INTEGER_FORMAT,
-		         json_integer_value(v));
-		out->device_id_is_int = true;
+		snprintf(id, CL_DEVICE_ID_MAX, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		*is_int = true;
 		return 0;
 	}
-	return get_text(root, "device_id", token_char, out->device_id, sizeof(out->device_id), err);
+	*is_int = false;
+	return get_text(root, "device_id", token_char, id, CL_DEVICE_ID_MAX, err);
 }
 
 static bool is_unspecified(const struct cl_prefix *p)
@@ -101,7 +101,8 @@ static int get_endpoint(json_t *root, struct cl_redeem_reply *out, struct cl_err
 	return 0;
 }
 
-static int get_allowed_ips(json_t *root, struct cl_redeem_reply *out, struct cl_err *err)
+static int get_allowed_ips(json_t *root, struct cl_prefix list_out[CL_MAX_ALLOWED_IPS], size_t *n,
+                           struct cl_err *err)
 {
 	json_t *list = json_object_get(root, "allowed_ips"), *v;
 	size_t i;
@@ -112,12 +113,12 @@ static int get_allowed_ips(json_t *root, struct cl_redeem_reply *out, struct cl_
 	json_array_foreach(list, i, v)
 	{
 		const char *s = json_string_value(v);
-		struct cl_prefix *p = &out->allowed_ips[i];
+		struct cl_prefix *p = &list_out[i];
 		if (!s || cl_prefix_parse(s, false, p))
 			return bad_field(err, "allowed_ips", "an entry is not an IP prefix");
 		cl_prefix_mask(p);
 	}
-	out->n_allowed_ips = json_array_size(list);
+	*n = json_array_size(list);
 	return 0;
 }
 
@@ -134,7 +135,12 @@ static int get_keepalive(json_t *root, struct cl_redeem_reply *out, struct cl_er
 	return 0;
 }
 
-static int add_dns(const char *s, size_t n, struct cl_redeem_reply *out, struct cl_err *err)
+struct dns_list {
+	char (*dns)[CL_HOST_MAX];
+	size_t *n_dns;
+};
+
+static int add_dns(const char *s, size_t n, struct dns_list *out, struct cl_err *err)
 {
 	char entry[CL_HOST_MAX];
 	struct cl_prefix ip;
@@ -144,7 +150,7 @@ static int add_dns(const char *s, size_t n, struct cl_redeem_reply *out, struct 
 		n--;
 	if (n == 0 || n >= sizeof(entry))
 		return bad_field(err, "dns", "empty or too long entry");
-	if (out->n_dns == CL_MAX_DNS)
+	if (*out->n_dns == CL_MAX_DNS)
 		return bad_field(err, "dns", "too many entries");
 	memcpy(entry, s, n);
 	entry[n] = '\0';
@@ -152,17 +158,19 @@ static int add_dns(const char *s, size_t n, struct cl_redeem_reply *out, struct 
 		return bad_field(err, "dns", "a prefix is not a server address");
 	if (cl_prefix_parse(entry, false, &ip) && !cl_hostname_valid(entry))
 		return bad_field(err, "dns", "an entry is neither an IP address nor a domain");
-	memcpy(out->dns[out->n_dns++], entry, n + 1);
+	memcpy(out->dns[(*out->n_dns)++], entry, n + 1);
 	return 0;
 }
 
 /* "dns" is optional: a string (commas separate entries, as in wg-quick) or
  * an array of strings. */
-static int get_dns(json_t *root, struct cl_redeem_reply *out, struct cl_err *err)
+static int get_dns(json_t *root, char dns[CL_MAX_DNS][CL_HOST_MAX], size_t *n_dns,
+                   struct cl_err *err)
 {
 	json_t *v = json_object_get(root, "dns"), *item;
+	struct dns_list list = {dns, n_dns}, *out = &list;
 	size_t i;
-	out->n_dns = 0;
+	*n_dns = 0;
 	if (!v || json_is_null(v))
 		return 0;
 	if (json_is_string(v)) {
@@ -187,6 +195,54 @@ static int get_dns(json_t *root, struct cl_redeem_reply *out, struct cl_err *err
 	return 0;
 }
 
+/* "vpn_api" is optional: where the API is inside the tunnel. */
+static int get_vpn_api(json_t *root, char url[CL_URL_MAX], struct cl_err *err)
+{
+	json_t *v = json_object_get(root, "vpn_api");
+	struct cl_endpoint e;
+	url[0] = '\0';
+	if (!v || json_is_null(v))
+		return 0;
+	const char *s = json_string_value(v);
+	if (!s || json_string_length(v) >= CL_URL_MAX || strlen(s) != json_string_length(v) ||
+	    cl_vpn_api_parse(s, &e))
+		return bad_field(err, "vpn_api", "not https://IP:PORT");
+	memcpy(url, s, json_string_length(v) + 1);
+	return 0;
+}
+
+static bool role_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_' || c == '.';
+}
+
+int cl_config_reply_decode(const char *body, size_t len, struct cl_config_reply *out,
+                           struct cl_err *err)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	bool is_int;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(root)) {
+		bad_field(err, "body", root ? "not a JSON object" : "not JSON");
+		goto out;
+	}
+	if (get_device_id(root, out->device_id, &is_int, err) ||
+	    get_text(root, "state", role_char, out->state, sizeof(out->state), err) ||
+	    (json_object_get(root, "role") &&
+	     get_text(root, "role", role_char, out->role, sizeof(out->role), err)) ||
+	    get_allowed_ips(root, out->allowed_ips, &out->n_allowed_ips, err) ||
+	    get_dns(root, out->dns, &out->n_dns, err) || get_vpn_api(root, out->vpn_api, err))
+		goto out;
+	rc = 0;
+out:
+	json_decref(root);
+	return rc;
+}
+
 int cl_redeem_reply_decode(const char *body, size_t len, struct cl_redeem_reply *out,
                            struct cl_err *err)
 {
@@ -199,12 +255,14 @@ int cl_redeem_reply_decode(const char *body, size_t len, struct cl_redeem_reply 
 		bad_field(err, "body", root ? "not a JSON object" : "not JSON");
 		goto out;
 	}
-	if (get_device_id(root, out, err) || get_address(root, out, err) ||
-	    get_key(root, out, err) || get_endpoint(root, out, err) ||
-	    get_allowed_ips(root, out, err) || get_keepalive(root, out, err) ||
+	if (get_device_id(root, out->device_id, &out->device_id_is_int, err) ||
+	    get_address(root, out, err) || get_key(root, out, err) ||
+	    get_endpoint(root, out, err) ||
+	    get_allowed_ips(root, out->allowed_ips, &out->n_allowed_ips, err) ||
+	    get_keepalive(root, out, err) ||
 	    get_text(root, "register_token", token_char, out->register_token,
 	             sizeof(out->register_token), err) ||
-	    get_dns(root, out, err))
+	    get_dns(root, out->dns, &out->n_dns, err) || get_vpn_api(root, out->vpn_api, err))
 		goto out;
 	rc = 0;
 out:

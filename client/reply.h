@@ -16,6 +16,8 @@
 #define CL_MAX_DNS            8
 #define CL_DEVICE_ID_MAX      129 /* 128 visible ASCII characters, as the API allows */
 #define CL_REGISTER_TOKEN_MAX 512
+#define CL_URL_MAX            512
+#define CL_ROLE_MAX           64
 
 struct cl_redeem_reply {
 	char device_id[CL_DEVICE_ID_MAX];
@@ -29,11 +31,30 @@ struct cl_redeem_reply {
 	char register_token[CL_REGISTER_TOKEN_MAX];
 	char dns[CL_MAX_DNS][CL_HOST_MAX]; /* IP addresses or search domains */
 	size_t n_dns;
+	char vpn_api[CL_URL_MAX]; /* the API inside the tunnel, "" when not told */
+};
+
+/* GET /api/v1/device/config: what the gateway says this device routes
+ * now (its role's networks), for `meshgate sync`. */
+struct cl_config_reply {
+	char device_id[CL_DEVICE_ID_MAX];
+	char state[16];
+	char role[CL_ROLE_MAX];                           /* "" when not told */
+	struct cl_prefix allowed_ips[CL_MAX_ALLOWED_IPS]; /* host bits cleared */
+	size_t n_allowed_ips;
+	char dns[CL_MAX_DNS][CL_HOST_MAX];
+	size_t n_dns;
+	char vpn_api[CL_URL_MAX]; /* "" when not told */
 };
 
 /* Decodes a 2xx reply of POST /api/v1/redeem. Returns 0, or -1 with err
  * set (class CL_EXIT_SERVER, message naming the bad field). */
 int cl_redeem_reply_decode(const char *body, size_t len, struct cl_redeem_reply *out,
+                           struct cl_err *err);
+
+/* Decodes a 2xx reply of GET /api/v1/device/config, with the same checks
+ * as the redeem reply's fields. Returns 0, or -1 with err set. */
+int cl_config_reply_decode(const char *body, size_t len, struct cl_config_reply *out,
                            struct cl_err *err);
 
 /* Turns a non-2xx reply {"error": CODE, "message": TEXT} into the operator's

@@ -70,6 +70,20 @@ int cl_pin_parse(const char *text, struct cl_pin *pin)
 	return 0;
 }
 
+void cl_pin_format(const struct cl_pin *pin, char *out, size_t size)
+{
+	char b64[64];
+	if (pin->kind == CL_PIN_SPKI) {
+		sodium_bin2base64(b64, sizeof(b64), pin->sha256, sizeof(pin->sha256),
+		                  sodium_base64_VARIANT_ORIGINAL);
+		snprintf(out, size, "sha256//%s", b64);
+		return;
+	}
+	char hex[65];
+	sodium_bin2hex(hex, sizeof(hex), pin->sha256, sizeof(pin->sha256));
+	snprintf(out, size, "%s", hex);
+}
+
 void cl_fingerprint_format(const uint8_t sha256[32], char out[CL_FINGERPRINT_STRLEN])
 {
 	for (int i = 0; i < 32; i++)

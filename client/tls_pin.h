@@ -34,6 +34,10 @@ struct cl_pin {
  * Returns 0 or -EINVAL. */
 int cl_pin_parse(const char *text, struct cl_pin *pin);
 
+/* The canonical text of a pin (what cl_pin_parse reads back): 64
+ * lower-case hex digits, or "sha256//BASE64". 96 bytes are enough. */
+void cl_pin_format(const struct cl_pin *pin, char *out, size_t size);
+
 /* "AB:CD:..." of a digest, 96 bytes with the NUL. */
 #define CL_FINGERPRINT_STRLEN 96
 void cl_fingerprint_format(const uint8_t sha256[32], char out[CL_FINGERPRINT_STRLEN]);

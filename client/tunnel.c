@@ -315,27 +315,14 @@ static int add_route(const char *ifname, const struct cl_prefix *dst, struct cl_
 
 /* A route for each allowed IP, but not for what the address's own prefix
  * already routes; a default route becomes two halves (/1), which win over
- * the existing default route without replacing it. */
+ * the existing default route without replacing it (cl_routes_for). */
 static int add_routes(const char *ifname, const struct cl_profile *p, struct cl_err *err)
 {
-	struct cl_prefix own = p->address;
-	cl_prefix_mask(&own);
-	for (size_t i = 0; i < p->n_allowed_ips; i++) {
-		struct cl_prefix dst = p->allowed_ips[i];
-		if (cl_prefix_covers(&own, &dst))
-			continue;
-		if (dst.len > 0) {
-			if (add_route(ifname, &dst, err))
-				return -1;
-			continue;
-		}
-		dst.len = 1;
-		if (add_route(ifname, &dst, err))
+	struct cl_prefix routes[2 * CL_MAX_ALLOWED_IPS];
+	size_t n = cl_routes_for(&p->address, p->allowed_ips, p->n_allowed_ips, routes);
+	for (size_t i = 0; i < n; i++)
+		if (add_route(ifname, &routes[i], err))
 			return -1;
-		dst.addr[0] = 0x80;
-		if (add_route(ifname, &dst, err))
-			return -1;
-	}
 	return 0;
 }
 
@@ -374,6 +361,99 @@ int cl_tunnel_up(const struct cl_tunnel_opts *o, const struct cl_profile *p, str
 	    configure_link(o, p, &s, err)) {
 		cl_tunnel_down(o, true, NULL);
 		return -1;
+	}
+	return 0;
+}
+
+/* ---- following the networks ---- */
+
+/* Is dst routed through ifname already (the route we would add)? */
+static bool routed_here(const char *ifname, const struct cl_prefix *dst)
+{
+	char text[CL_PREFIX_STRLEN];
+	struct nl_route_match via;
+	cl_prefix_format(dst, text, sizeof(text));
+	return nl_route_lookup(text, &via) == 0 && via.prefix_len == dst->len &&
+	       !strcmp(via.ifname, ifname);
+}
+
+static int update_routes(const char *ifname, const struct cl_profile *old,
+                         const struct cl_profile *p, struct cl_err *err)
+{
+	struct cl_prefix before[2 * CL_MAX_ALLOWED_IPS], after[2 * CL_MAX_ALLOWED_IPS];
+	struct cl_prefix change[2 * CL_MAX_ALLOWED_IPS];
+	char text[CL_PREFIX_STRLEN];
+	size_t nb = cl_routes_for(&old->address, old->allowed_ips, old->n_allowed_ips, before);
+	size_t na = cl_routes_for(&p->address, p->allowed_ips, p->n_allowed_ips, after);
+
+	/* withdrawn first: a narrower or wider prefix may replace one */
+	size_t n = cl_prefix_minus(before, nb, after, na, change);
+	for (size_t i = 0; i < n; i++) {
+		cl_prefix_format(&change[i], text, sizeof(text));
+		int rc = nl_route_del(text, ifname, NULL);
+		/* gone already (by hand, or it was another interface's): fine */
+		if (rc && rc != -ESRCH && rc != -ENOENT && rc != -EADDRNOTAVAIL)
+			return cl_fail(err, CL_EXIT_TUNNEL, "cannot remove the route to %s: %s",
+			               text, strerror(-rc));
+	}
+	n = cl_prefix_minus(after, na, before, nb, change);
+	for (size_t i = 0; i < n; i++)
+		if (!routed_here(ifname, &change[i]) && add_route(ifname, &change[i], err))
+			return -1;
+	return 0;
+}
+
+bool cl_tunnel_is_up(const struct cl_tunnel_opts *o)
+{
+	struct tunnel_state s;
+	return state_load(o, &s) == 0 && nl_link_index(o->ifname) > 0;
+}
+
+int cl_tunnel_update(const struct cl_tunnel_opts *o, const struct cl_profile *old,
+                     const struct cl_profile *p, struct cl_err *err)
+{
+	const struct wg_backend *be;
+	struct tunnel_state s;
+	struct wg_device *dev = NULL;
+	struct wg_allowed_ip ips[CL_MAX_ALLOWED_IPS];
+	struct wg_peer peer = {0};
+	char msg[256] = "";
+
+	if (state_load(o, &s) || nl_link_index(o->ifname) <= 0)
+		return cl_fail(err, CL_EXIT_NOT_FOUND, "%s is not up (meshgate up --interface %s)",
+		               o->ifname, o->ifname);
+	if (select_backend(*s.backend ? s.backend : o->backend, &be, err))
+		return -1;
+	int rc = wg_device_get(be, o->ifname, &dev, msg, sizeof(msg));
+	bool have_peer = rc == 0 && wg_device_find_peer(dev, p->server_public_key);
+	wg_device_free(dev);
+	if (rc)
+		return cl_fail(err, CL_EXIT_TUNNEL, "cannot read %s: %s", o->ifname,
+		               *msg ? msg : strerror(-rc));
+	if (!have_peer)
+		return cl_fail(err, CL_EXIT_TUNNEL, "%s has no peer for the server's key",
+		               o->ifname);
+
+	/* The one peer's allowed IPs, replaced in place: the session, its
+	 * endpoint and keepalive stay as they are (no new handshake). */
+	memcpy(peer.public_key, p->server_public_key, WG_KEY_LEN);
+	peer.flags = WG_PEER_UPDATE_ONLY;
+	for (size_t i = 0; i < p->n_allowed_ips; i++)
+		to_allowed_ip(&p->allowed_ips[i], &ips[i]);
+	peer.allowed_ips = ips;
+	peer.n_allowed_ips = p->n_allowed_ips;
+	if ((rc = wg_peers_upsert(be, o->ifname, &peer, 1, msg, sizeof(msg))))
+		return cl_fail(err, CL_EXIT_TUNNEL, "cannot update %s's peer: %s", o->ifname,
+		               *msg ? msg : strerror(-rc));
+	if (update_routes(o->ifname, old, p, err))
+		return -1;
+	/* a network now routed through the tunnel may hold the endpoint */
+	if (!*s.bypass_dst) {
+		union wg_endpoint ep;
+		if (resolve_endpoint(&p->endpoint, &ep, err) || add_bypass(p, &ep, &s, err))
+			return -1;
+		if (*s.bypass_dst && state_save(o, &s, err))
+			return -1;
 	}
 	return 0;
 }

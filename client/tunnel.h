@@ -35,6 +35,17 @@ int cl_tunnel_wait_handshake(const struct cl_tunnel_opts *o, const struct cl_pro
                              int timeout_s, volatile sig_atomic_t *stop, long *waited_ms,
                              struct cl_err *err);
 
+/* Is the interface up, and meshgate's (its state file is there)? */
+bool cl_tunnel_is_up(const struct cl_tunnel_opts *o);
+
+/* Moves a tunnel that is up from the networks of `old` to those of `p`
+ * (the same device, new allowed IPs): the server peer's allowed IPs are
+ * replaced in place, so the session goes on without a new handshake, and
+ * the routes through the interface follow (withdrawn ones removed, new
+ * ones added). CL_EXIT_NOT_FOUND when the tunnel is not up. */
+int cl_tunnel_update(const struct cl_tunnel_opts *o, const struct cl_profile *old,
+                     const struct cl_profile *p, struct cl_err *err);
+
 /* Removes the routes, the interface and the wireguard-go it started, and the
  * state file. missing_ok: no error when there is nothing to remove. */
 int cl_tunnel_down(const struct cl_tunnel_opts *o, bool missing_ok, struct cl_err *err);

@@ -27,6 +27,7 @@ enum api_route {
 	API_ROUTE_REDEEM,
 	API_ROUTE_REGISTER,
 	API_ROUTE_HEALTH,
+	API_ROUTE_DEVICE_CONFIG, /* GET, no body: the device is its source address */
 };
 
 /* The route of a path, or API_ROUTE_NONE. */
@@ -76,6 +77,31 @@ int api_names_check(json_t *names, char *why, size_t whylen);
  * plugin's endpoint (`wg_server` is its state value, may be NULL), else
  * the listen address, else localhost and the loopback addresses. */
 json_t *api_default_names(json_t *wg_server, const char *listen);
+
+/* ---- names.c: the VPN side ---- */
+
+/* The gateway's address inside the VPN: the host part of wg/server's
+ * "address" ("10.0.0.1/24" -> "10.0.0.1"), canonical. -ENOENT when
+ * `wg_server` has none, -EINVAL when it is not ADDRESS/PREFIX. */
+int api_vpn_gateway(json_t *wg_server, char *host, size_t len);
+/* The names of a generated certificate: `configured` (may be NULL: the
+ * default names) plus the VPN gateway address, so that devices can reach
+ * the API through the tunnel too. A new array. */
+json_t *api_cert_names(json_t *configured, json_t *wg_server, const char *listen);
+/* Is `ip` (text, IPv4 or IPv6) inside `prefix` ("10.0.0.1/24": host bits
+ * are ignored)? 1 yes, 0 no, -EINVAL when either is malformed. An
+ * IPv4-mapped IPv6 address counts as IPv4. */
+int api_ip_in_prefix(const char *ip, const char *prefix);
+/* Where the API is reachable from inside the tunnel, given its `listen`
+ * address and the VPN gateway address `gateway` (NULL: unknown):
+ *  - 1 with *extra = "": `listen` already covers it (the gateway address
+ *    itself, or a wildcard of its family, [::] covering IPv4 too);
+ *  - 1 with extra set to "GW:PORT" ("[GW]:PORT"): a second listening
+ *    address is needed (when `vpn_listen` allows it);
+ *  - 0: not reachable (no gateway known, or vpn_listen off).
+ * url gets "https://GW:PORT" when reachable. */
+int api_vpn_access(const char *listen, const char *gateway, int vpn_listen, char *extra,
+                   size_t extra_len, char *url, size_t url_len);
 
 /* ---- cert.c: the CA and the server certificate ---- */
 

@@ -22,6 +22,7 @@ static const struct {
     {"/api/v1/redeem", API_ROUTE_REDEEM, "POST", "preauth.redeem"},
     {"/api/v1/register", API_ROUTE_REGISTER, "POST", "preauth.register"},
     {"/api/v1/health", API_ROUTE_HEALTH, "GET, HEAD", NULL},
+    {"/api/v1/device/config", API_ROUTE_DEVICE_CONFIG, "GET", "preauth.device.config"},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -45,6 +46,8 @@ int api_method_allowed(enum api_route route, const char *method, const char **al
 			return 0;
 		if (route == API_ROUTE_HEALTH)
 			return !strcmp(method, "GET") || !strcmp(method, "HEAD");
+		if (route == API_ROUTE_DEVICE_CONFIG)
+			return !strcmp(method, "GET");
 		return !strcmp(method, "POST");
 	}
 	return 0;
@@ -83,7 +86,7 @@ static const struct {
 } statuses[] = {
     {"bad_request", 400},  {"unknown_code", 404},    {"not_found", 404},    {"code_used", 409},
     {"exists", 409},       {"conflict", 409},        {"code_expired", 410}, {"code_revoked", 410},
-    {"rate_limited", 429}, {"unknown_service", 503}, {"timeout", 504},
+    {"rate_limited", 429}, {"unknown_service", 503}, {"timeout", 504},      {"forbidden", 403},
 };
 
 unsigned api_http_status(const char *error_code)

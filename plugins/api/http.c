@@ -22,7 +22,10 @@
 struct api_server {
 	struct api_server_config cfg;
 	char *chain_pem, *key_pem, *priorities; /* MHD keeps pointers to these */
+	char *vpn_prefix, *vpn_api;
 	struct MHD_Daemon *mhd;
+	struct MHD_Daemon *mhd_vpn; /* on extra_listen, or NULL */
+	char vpn_error[256];
 };
 
 /* One request's state between the calls MHD makes for it. */
@@ -141,12 +144,38 @@ static enum MHD_Result forward(struct api_server *s, struct MHD_Connection *conn
 		       message ? message : "");
 		ret = respond_error(conn, r, status, code, message, NULL);
 	} else {
-		mg_info(s->cfg.ctx, "%s from %s: 200", service, ip);
+		/* devices ask for their config every few seconds: not worth a line */
+		mg_log(s->cfg.ctx, r->route == API_ROUTE_DEVICE_CONFIG ? MG_LOG_DEBUG : MG_LOG_INFO,
+		       "%s from %s: 200", service, ip);
 		json_object_del(reply, "v"); /* the bus schema version, not the client's */
+		/* where the device finds this API from inside the tunnel: only
+		 * the api knows its own address and port */
+		if (*s->vpn_api && r->route != API_ROUTE_REGISTER &&
+		    !json_object_get(reply, "vpn_api"))
+			json_object_set_new(reply, "vpn_api", json_string(s->vpn_api));
 		ret = respond(conn, r, MHD_HTTP_OK, json_incref(reply), NULL);
 	}
 	json_decref(reply);
 	return ret;
+}
+
+/* A device asks for its config: it is the owner of its tunnel address,
+ * which WireGuard's cryptokey routing vouches for (a peer can send only
+ * from its allowed IPs), so the source address is its identity. From
+ * anywhere else the question has no answer. */
+static enum MHD_Result device_config(struct api_server *s, struct MHD_Connection *conn,
+                                     struct request *r)
+{
+	char ip[INET6_ADDRSTRLEN];
+	client_ip(conn, ip, sizeof(ip));
+	if (!*s->vpn_prefix || api_ip_in_prefix(ip, s->vpn_prefix) != 1) {
+		mg_info(s->cfg.ctx, "%s from %s: 403 not from the VPN", api_route_service(r->route),
+		        ip);
+		return respond_error(conn, r, 403, "forbidden",
+		                     "only a device, through its tunnel, may ask for its config",
+		                     NULL);
+	}
+	return forward(s, conn, r, json_pack("{s:s}", "address", ip), ip);
 }
 
 static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *conn,
@@ -193,7 +222,7 @@ static enum MHD_Result begin(struct api_server *s, struct MHD_Connection *conn, 
 	if (!api_method_allowed(r->route, method, &allow))
 		return respond_error(conn, r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
 		                     "method not allowed on this path", allow);
-	if (r->route == API_ROUTE_HEALTH)
+	if (r->route == API_ROUTE_HEALTH || r->route == API_ROUTE_DEVICE_CONFIG)
 		return MHD_YES; /* answered on the last call: MHD keeps the connection */
 
 	const char *type =
@@ -266,6 +295,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return too_large(s, conn, r);
 	if (r->route == API_ROUTE_HEALTH)
 		return health(s, conn, r);
+	if (r->route == API_ROUTE_DEVICE_CONFIG)
+		return device_config(s, conn, r);
 	return dispatch(s, conn, r);
 }
 
@@ -301,7 +332,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 /* The listening socket is made here, not by MHD, so that a failed bind
  * reports its errno. */
 static int listen_on(const struct sockaddr_storage *addr, socklen_t addrlen, unsigned backlog,
-                     const char *name, char *why, size_t whylen)
+                     const char *name, int freebind, char *why, size_t whylen)
 {
 	int one = 1, zero = 0;
 	int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -310,6 +341,11 @@ static int listen_on(const struct sockaddr_storage *addr, socklen_t addrlen, uns
 		return -1;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* the VPN address appears with the wireguard interface, maybe later */
+	if (freebind && addr->ss_family == AF_INET)
+		setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+	else if (freebind)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
 	/* "[::]" means every address, IPv4 included */
 	if (addr->ss_family == AF_INET6 && api_addr_is_any(addr))
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
@@ -319,6 +355,45 @@ static int listen_on(const struct sockaddr_storage *addr, socklen_t addrlen, uns
 		return -1;
 	}
 	return fd;
+}
+
+/* One MHD daemon on one listening address: NULL with the reason in why. */
+static struct MHD_Daemon *serve_on(struct api_server *s, const char *listen, int freebind,
+                                   unsigned threads, char *why, size_t whylen)
+{
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	if (api_parse_listen(listen, &addr, &addrlen, why, whylen))
+		return NULL;
+	int fd = listen_on(&addr, addrlen, s->cfg.backlog, listen, freebind, why, whylen);
+	if (fd < 0)
+		return NULL;
+	unsigned flags =
+	    MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem pool[] = {
+	    {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
+	    {MHD_OPTION_END, 0, NULL},
+	};
+	/* MHD closes fd if it fails to start */
+	struct MHD_Daemon *mhd = MHD_start_daemon(
+	    flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_HTTPS_MEM_CERT, s->chain_pem,
+	    MHD_OPTION_HTTPS_MEM_KEY, s->key_pem, MHD_OPTION_HTTPS_PRIORITIES, s->priorities,
+	    MHD_OPTION_CONNECTION_LIMIT, s->cfg.connection_limit,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->cfg.per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+	    s->cfg.timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_ARRAY, pool,
+	    MHD_OPTION_END);
+	if (!mhd)
+		snprintf(why, whylen,
+		         "cannot start the HTTPS server on %s (certificate, key or tls_priorities "
+		         "refused; log_level = \"debug\" shows why)",
+		         listen);
+	return mhd;
+}
+
+static char *dup_or_empty(const char *text)
+{
+	return strdup(text ? text : "");
 }
 
 struct api_server *api_server_start(const struct api_server_config *cfg, char *why, size_t whylen)
@@ -336,47 +411,47 @@ struct api_server *api_server_start(const struct api_server_config *cfg, char *w
 	s->chain_pem = strdup(cfg->chain_pem);
 	s->key_pem = strdup(cfg->key_pem);
 	s->priorities = strdup(cfg->priorities);
-	if (!s->chain_pem || !s->key_pem || !s->priorities) {
+	s->vpn_prefix = dup_or_empty(cfg->vpn_prefix);
+	s->vpn_api = dup_or_empty(cfg->vpn_api);
+	if (!s->chain_pem || !s->key_pem || !s->priorities || !s->vpn_prefix || !s->vpn_api) {
 		snprintf(why, whylen, "out of memory");
 		api_server_stop(s);
 		return NULL;
 	}
-	int fd = listen_on(&addr, addrlen, cfg->backlog, cfg->listen, why, whylen);
-	if (fd < 0) {
+	s->cfg.listen = s->cfg.extra_listen = s->cfg.vpn_prefix = s->cfg.vpn_api = NULL;
+	if (!(s->mhd = serve_on(s, cfg->listen, 0, cfg->threads, why, whylen))) {
 		api_server_stop(s);
 		return NULL;
 	}
-	unsigned flags =
-	    MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
-	struct MHD_OptionItem pool[] = {
-	    {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, cfg->threads, NULL},
-	    {MHD_OPTION_END, 0, NULL},
-	};
-	/* MHD closes fd if it fails to start */
-	s->mhd = MHD_start_daemon(
-	    flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_HTTPS_MEM_CERT, s->chain_pem,
-	    MHD_OPTION_HTTPS_MEM_KEY, s->key_pem, MHD_OPTION_HTTPS_PRIORITIES, s->priorities,
-	    MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-	    cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
-	if (!s->mhd) {
-		snprintf(why, whylen,
-		         "cannot start the HTTPS server on %s (certificate, key or tls_priorities "
-		         "refused; log_level = \"debug\" shows why)",
-		         cfg->listen);
-		api_server_stop(s);
-		return NULL;
-	}
+	/* The VPN side is a convenience for devices: without it the API still
+	 * serves, and devices are told nothing about it. */
+	if (cfg->extra_listen && *cfg->extra_listen &&
+	    !(s->mhd_vpn = serve_on(s, cfg->extra_listen, 1, cfg->threads, s->vpn_error,
+	                            sizeof(s->vpn_error))))
+		s->vpn_api[0] = '\0';
 	return s;
+}
+
+const char *api_server_vpn_error(const struct api_server *s)
+{
+	return s ? s->vpn_error : "";
+}
+
+const char *api_server_vpn_api(const struct api_server *s)
+{
+	return s && s->vpn_api ? s->vpn_api : "";
 }
 
 void api_server_stop(struct api_server *s)
 {
 	if (!s)
 		return;
+	if (s->mhd_vpn)
+		MHD_stop_daemon(s->mhd_vpn);
 	if (s->mhd)
 		MHD_stop_daemon(s->mhd); /* joins its threads */
+	free(s->vpn_prefix);
+	free(s->vpn_api);
 	free(s->chain_pem);
 	if (s->key_pem)
 		memset(s->key_pem, 0, strlen(s->key_pem));

@@ -21,6 +21,15 @@ struct api_server_config {
 	unsigned backlog;
 	size_t max_body;
 	int request_timeout_ms; /* deadline of each bus request */
+	/* The VPN side. vpn_prefix: wg/server's address ("10.0.0.1/24"), the
+	 * subnet whose sources may ask for their device config (NULL: none
+	 * may). extra_listen: a second listening address, the VPN gateway's,
+	 * bound even before the address exists (NULL or "": none). vpn_api:
+	 * the API's URL inside the tunnel, told to devices (NULL or "": not
+	 * reachable there). */
+	const char *vpn_prefix;
+	const char *extra_listen;
+	const char *vpn_api;
 };
 
 struct api_server;
@@ -30,5 +39,10 @@ struct api_server;
 struct api_server *api_server_start(const struct api_server_config *cfg, char *why, size_t whylen);
 /* Stops accepting, closes every connection and joins MHD's threads. */
 void api_server_stop(struct api_server *server);
+/* Why the extra (VPN) listening address could not be served, or "": the
+ * server runs without it then, and tells devices no vpn_api. */
+const char *api_server_vpn_error(const struct api_server *server);
+/* The vpn_api the server tells devices ("" for none). */
+const char *api_server_vpn_api(const struct api_server *server);
 
 #endif

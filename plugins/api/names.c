@@ -226,3 +226,130 @@ json_t *api_default_names(json_t *wg_server, const char *listen)
 		return json_pack("[s]", host);
 	return json_pack("[s, s, s]", "localhost", "127.0.0.1", "::1");
 }
+
+/* ---- the VPN side ---- */
+
+int api_vpn_gateway(json_t *wg_server, char *host, size_t len)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	const char *address = json_string_value(json_object_get(wg_server, "address"));
+	if (!address)
+		return -ENOENT;
+	const char *slash = strchr(address, '/');
+	size_t n = slash ? (size_t)(slash - address) : strlen(address);
+	if (n == 0 || n >= sizeof(buf))
+		return -EINVAL;
+	if (slash && (!slash[1] || strspn(slash + 1, "0123456789") != strlen(slash + 1) ||
+	              strlen(slash + 1) > 3))
+		return -EINVAL;
+	memcpy(buf, address, n);
+	buf[n] = '\0';
+	if (api_name_kind(buf, NULL, NULL) != API_NAME_IP)
+		return -EINVAL;
+	return api_name_canonical(buf, host, len);
+}
+
+static int has_name(json_t *names, const char *canonical)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(names, i, v)
+	{
+		char c[API_HOSTNAME_MAX + 1];
+		if (!api_name_canonical(json_string_value(v), c, sizeof(c)) &&
+		    !strcmp(c, canonical))
+			return 1;
+	}
+	return 0;
+}
+
+json_t *api_cert_names(json_t *configured, json_t *wg_server, const char *listen)
+{
+	char gw[INET6_ADDRSTRLEN];
+	json_t *names =
+	    configured ? json_deep_copy(configured) : api_default_names(wg_server, listen);
+	if (names && !api_vpn_gateway(wg_server, gw, sizeof(gw)) && !has_name(names, gw))
+		json_array_append_new(names, json_string(gw));
+	return names;
+}
+
+/* An address as 16 bytes (IPv4 mapped into IPv6, so that both compare). */
+static int ip_bytes(const char *text, unsigned char out[16], int *v4)
+{
+	unsigned char b[16];
+	if (inet_pton(AF_INET, text, b) == 1) {
+		memset(out, 0, 10);
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, b, 4);
+		*v4 = 1;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, text, out) == 1) {
+		static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		*v4 = !memcmp(out, mapped, sizeof(mapped));
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int api_ip_in_prefix(const char *ip, const char *prefix)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	unsigned char a[16], p[16];
+	int a4, p4;
+	if (!ip || !prefix)
+		return -EINVAL;
+	const char *slash = strchr(prefix, '/');
+	size_t n = slash ? (size_t)(slash - prefix) : strlen(prefix);
+	if (!slash || n == 0 || n >= sizeof(host) || !slash[1] || strlen(slash + 1) > 3 ||
+	    strspn(slash + 1, "0123456789") != strlen(slash + 1))
+		return -EINVAL;
+	memcpy(host, prefix, n);
+	host[n] = '\0';
+	unsigned len = (unsigned)atoi(slash + 1);
+	if (ip_bytes(ip, a, &a4) || ip_bytes(host, p, &p4) || len > (p4 ? 32u : 128u))
+		return -EINVAL;
+	if (a4 != p4)
+		return 0;
+	unsigned bits = p4 ? len + 96 : len;
+	for (unsigned i = 0; i < bits; i++) {
+		unsigned char mask = (unsigned char)(0x80 >> (i % 8));
+		if ((a[i / 8] & mask) != (p[i / 8] & mask))
+			return 0;
+	}
+	return 1;
+}
+
+int api_vpn_access(const char *listen, const char *gateway, int vpn_listen, char *extra,
+                   size_t extra_len, char *url, size_t url_len)
+{
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	unsigned char gw[16];
+	if (extra_len)
+		extra[0] = '\0';
+	if (url_len)
+		url[0] = '\0';
+	if (!gateway || api_parse_listen(listen, &addr, &addrlen, NULL, 0))
+		return 0;
+	int gw4 = inet_pton(AF_INET, gateway, gw) == 1;
+	if (!gw4 && inet_pton(AF_INET6, gateway, gw) != 1)
+		return 0;
+	unsigned port = addr.ss_family == AF_INET
+	                    ? ntohs(((struct sockaddr_in *)&addr)->sin_port)
+	                    : ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
+	int covered;
+	if (addr.ss_family == AF_INET)
+		covered = gw4 && (api_addr_is_any(&addr) ||
+		                  !memcmp(&((struct sockaddr_in *)&addr)->sin_addr, gw, 4));
+	else /* "[::]" is dual-stack (IPV6_V6ONLY off) */
+		covered = api_addr_is_any(&addr) ||
+		          (!gw4 && !memcmp(&((struct sockaddr_in6 *)&addr)->sin6_addr, gw, 16));
+	if (!covered && !vpn_listen)
+		return 0;
+	const char *fmt = gw4 ? "%s:%u" : "[%s]:%u";
+	if (!covered)
+		snprintf(extra, extra_len, fmt, gateway, port);
+	snprintf(url, url_len, gw4 ? "https://%s:%u" : "https://[%s]:%u", gateway, port);
+	return 1;
+}

@@ -1,4 +1,5 @@
-/* The api plugin: HTTPS edge for devices (redeem, register, health).
+/* The api plugin: HTTPS edge for devices (redeem, register, health, and a
+ * device's config through its tunnel).
  *
  * It owns no state. Requests become bus requests to preauth; the replies
  * become HTTP answers. It makes its own CA and server certificate unless
@@ -17,9 +18,18 @@
 
 #define RENEW_CHECK_MS (6u * 3600u * 1000u)
 
+/* The VPN side as wg/server makes it: who may ask for a device config,
+ * and where devices reach the API from inside the tunnel. */
+struct vpn_side {
+	char prefix[64]; /* wg/server's address, "10.0.0.1/24"; "" unknown */
+	char extra[80];  /* a second listening address, or "" */
+	char url[96];    /* "https://10.0.0.1:8443", or "" */
+};
+
 struct api {
 	json_t *running;    /* the config the server runs with (a copy) */
 	struct api_tls tls; /* what it serves */
+	struct vpn_side vpn;
 	struct api_server *server;
 	int renew_timer;
 };
@@ -31,6 +41,7 @@ struct settings {
 	json_t *names; /* configured, or NULL: derived */
 	json_int_t max_body, threads, connection_limit, per_ip_limit, timeout, request_timeout_ms;
 	json_int_t ca_days, server_days, renew_days;
+	int vpn_listen;
 };
 
 static const struct mg_setting api_settings[] = {
@@ -41,7 +52,13 @@ static const struct mg_setting api_settings[] = {
     {"names", MG_SETTING_STRINGS, NULL,
      "DNS names and IP addresses the generated server certificate is made for "
      "(subjectAltNames). Default: the host of wireguard.endpoint (followed when it changes), "
-     "else the listen address, else localhost.",
+     "else the listen address, else localhost. The VPN gateway address (wireguard.address) "
+     "is always added, for devices that reach the API through the tunnel.",
+     NULL, 0},
+    {"vpn_listen", MG_SETTING_BOOL, "true",
+     "When `listen` is a specific address, also listen on the VPN gateway address "
+     "(wireguard.address) at the same port, so that devices reach the API through the "
+     "tunnel (meshgate sync). A wildcard `listen` covers it already.",
      NULL, 0},
     {"cert", MG_SETTING_STRING, NULL,
      "PEM file of a server certificate chain (leaf first) to use instead of the generated "
@@ -127,6 +144,7 @@ static int read_settings(json_t *config, struct settings *st, char *why, size_t 
 	st->ca_days = int_of(config, "ca_days");
 	st->server_days = int_of(config, "server_cert_days");
 	st->renew_days = int_of(config, "renew_days");
+	st->vpn_listen = json_is_true(json_object_get(config, "vpn_listen"));
 	if (st->renew_days >= st->server_days) {
 		snprintf(why, len, "api.renew_days must be less than api.server_cert_days");
 		return -EINVAL;
@@ -176,12 +194,9 @@ static int prepare_tls(mg_ctx *ctx, const struct settings *st, struct api_tls *t
 	time_t now = (time_t)(mg_now_ms(ctx) / 1000);
 	if (st->cert)
 		return api_tls_load(st->cert, st->key, now, tls, why, len);
-	json_t *names = st->names ? json_incref(st->names) : NULL;
-	if (!names) {
-		json_t *wg = wg_server(ctx);
-		names = api_default_names(wg, st->listen);
-		json_decref(wg);
-	}
+	json_t *wg = wg_server(ctx);
+	json_t *names = api_cert_names(st->names, wg, st->listen);
+	json_decref(wg);
 	struct api_tls_params params = {
 	    .dir = mg_state_dir(ctx),
 	    .names = names,
@@ -195,8 +210,23 @@ static int prepare_tls(mg_ctx *ctx, const struct settings *st, struct api_tls *t
 	return rc;
 }
 
+/* The VPN side of these settings and of wg/server now. */
+static void vpn_side(mg_ctx *ctx, const struct settings *st, struct vpn_side *v)
+{
+	char gateway[64];
+	json_t *wg = wg_server(ctx);
+	const char *address = json_string_value(json_object_get(wg, "address"));
+	memset(v, 0, sizeof(*v));
+	if (address && !api_vpn_gateway(wg, gateway, sizeof(gateway))) {
+		snprintf(v->prefix, sizeof(v->prefix), "%s", address);
+		api_vpn_access(st->listen, gateway, st->vpn_listen, v->extra, sizeof(v->extra),
+		               v->url, sizeof(v->url));
+	}
+	json_decref(wg);
+}
+
 static struct api_server *serve(mg_ctx *ctx, const struct settings *st, const struct api_tls *tls,
-                                char *why, size_t len)
+                                const struct vpn_side *vpn, char *why, size_t len)
 {
 	struct api_server_config cfg = {
 	    .ctx = ctx,
@@ -211,15 +241,27 @@ static struct api_server *serve(mg_ctx *ctx, const struct settings *st, const st
 	    .backlog = 128,
 	    .max_body = (size_t)st->max_body,
 	    .request_timeout_ms = (int)st->request_timeout_ms,
+	    .vpn_prefix = vpn->prefix,
+	    .extra_listen = vpn->extra,
+	    .vpn_api = vpn->url,
 	};
 	return api_server_start(&cfg, why, len);
 }
 
-static void announce(mg_ctx *ctx, const struct settings *st, const struct api_tls *tls)
+static void announce(mg_ctx *ctx, const struct settings *st, const struct api_tls *tls,
+                     const struct vpn_side *vpn, const struct api_server *server)
 {
 	char *names = json_dumps(tls->names, JSON_COMPACT);
 	mg_info(ctx, "listening on https://%s for %s", st->listen, names ? names : "?");
 	free(names);
+	if (*api_server_vpn_error(server))
+		mg_warn(ctx, "%s: devices cannot reach the API through the tunnel (meshgate sync)",
+		        api_server_vpn_error(server));
+	else if (*vpn->extra)
+		mg_info(ctx, "also listening on https://%s, the VPN side", vpn->extra);
+	if (*api_server_vpn_api(server))
+		mg_info(ctx, "devices reach the API through the tunnel at %s",
+		        api_server_vpn_api(server));
 	if (tls->made_ca)
 		mg_info(ctx, "made a new CA: %s/%s", mg_state_dir(ctx), API_CA_CERT_FILE);
 	if (tls->made_server)
@@ -252,6 +294,7 @@ static int apply(mg_ctx *ctx, json_t *config)
 	struct api *self = ctx->self;
 	struct settings st, old;
 	struct api_tls tls;
+	struct vpn_side vpn;
 	char why[1024];
 
 	if (read_settings(config, &st, why, sizeof(why)) ||
@@ -259,24 +302,27 @@ static int apply(mg_ctx *ctx, json_t *config)
 		mg_error_log(ctx, "%s", why);
 		return -EINVAL;
 	}
-	if (self->server && json_equal(config, self->running) && same_tls(&tls, &self->tls)) {
+	vpn_side(ctx, &st, &vpn);
+	if (self->server && json_equal(config, self->running) && same_tls(&tls, &self->tls) &&
+	    !memcmp(&vpn, &self->vpn, sizeof(vpn))) {
 		api_tls_clear(&tls);
 		return 0;
 	}
 	/* the port may be the same: the old server lets go of it first */
 	api_server_stop(self->server);
-	self->server = serve(ctx, &st, &tls, why, sizeof(why));
+	self->server = serve(ctx, &st, &tls, &vpn, why, sizeof(why));
 	if (!self->server) {
 		mg_error_log(ctx, "%s", why);
 		api_tls_clear(&tls);
 		if (self->running && !read_settings(self->running, &old, why, sizeof(why)) &&
-		    (self->server = serve(ctx, &old, &self->tls, why, sizeof(why))))
+		    (self->server = serve(ctx, &old, &self->tls, &self->vpn, why, sizeof(why))))
 			mg_warn(ctx, "kept the previous settings");
 		return -EADDRNOTAVAIL;
 	}
-	announce(ctx, &st, &tls);
+	announce(ctx, &st, &tls, &vpn, self->server);
 	api_tls_clear(&self->tls);
 	self->tls = tls;
+	self->vpn = vpn;
 	json_t *copy = json_deep_copy(config); /* config may be self->running */
 	json_decref(self->running);
 	self->running = copy;
@@ -296,8 +342,8 @@ static void on_wg_change(mg_ctx *ctx, const char *topic, json_t *payload, void *
 	struct api *self = ctx->self;
 	(void)topic;
 	(void)arg;
-	if (!self->running || json_object_get(self->running, "names") ||
-	    json_object_get(self->running, "cert"))
+	/* the endpoint (names) and the address (names, the VPN side) */
+	if (!self->running)
 		return;
 	const char *key = json_string_value(json_object_get(payload, "key"));
 	if (key && !strcmp(key, "server"))
@@ -321,12 +367,14 @@ static json_t *info(mg_ctx *ctx, const char *service, json_t *request, void *arg
 	if (!self->server)
 		return mg_error("unavailable", "the API is not serving");
 	snprintf(ca, sizeof(ca), "%s/%s", mg_state_dir(ctx), API_CA_CERT_FILE);
-	return json_pack("{s:O, s:O, s:s, s:s, s:s, s:s, s:I}", "listen",
+	const char *vpn_api = api_server_vpn_api(self->server);
+	return json_pack("{s:O, s:O, s:s, s:s, s:s, s:s, s:I, s:s?}", "listen",
 	                 json_object_get(self->running, "listen"), "names", self->tls.names,
 	                 "ca_file", json_object_get(self->running, "cert") ? "" : ca,
 	                 "ca_fingerprint", self->tls.ca_fingerprint, "cert_fingerprint",
 	                 self->tls.cert_fingerprint, "pubkey_pin", self->tls.pubkey_pin,
-	                 "not_after", (json_int_t)self->tls.not_after);
+	                 "not_after", (json_int_t)self->tls.not_after, "vpn_api",
+	                 *vpn_api ? vpn_api : NULL);
 }
 
 static int api_init(mg_ctx *ctx)
@@ -382,6 +430,7 @@ static void api_stop(mg_ctx *ctx)
 }
 
 MG_PLUGIN(.name = "api", .version = "1.0.0",
-          .description = "HTTPS API for devices: redeem a code, register a key (to preauth)",
+          .description = "HTTPS API for devices: redeem a code, register a key, follow the "
+                         "networks (to preauth)",
           .settings = api_settings, .init = api_init, .start = api_start, .reload = api_reload,
           .stop = api_stop);

@@ -8,8 +8,7 @@
 
 #include "preauth.h"
 
-#define TOKEN_TEXT_LEN   64
-#define ADDRESS_TEXT_MAX 18 /* "255.255.255.255/32" */
+#define TOKEN_TEXT_LEN 64
 
 /* Reaping is cheap (it looks at the pending devices in memory only), so
  * the timer can be frequent; how long a device stays pending is
@@ -113,37 +112,9 @@ static json_t *server_config(struct pa *pa, json_t *server, json_t **config)
 	json_t *endpoint = json_object_get(server, "endpoint");
 	if (!json_is_string(key) || !json_is_string(endpoint))
 		return internal(pa, "wg/server is incomplete", "public_key or endpoint missing");
-	*config =
-	    json_pack("{s:O, s:O, s:[s], s:i}", "server_public_key", key, "endpoint", endpoint,
-	              "allowed_ips", pa_ipam_subnet(pa->ipam), "keepalive", pa->cfg.keepalive);
+	*config = json_pack("{s:O, s:O, s:i}", "server_public_key", key, "endpoint", endpoint,
+	                    "keepalive", pa->cfg.keepalive);
 	return NULL;
-}
-
-static int has_string(json_t *array, json_t *value)
-{
-	size_t i;
-	json_t *v;
-	json_array_foreach(array, i, v) if (json_equal(v, value)) return 1;
-	return 0;
-}
-
-/* The networks a device of this role routes through the tunnel: what the
- * firewall's policy grants the role, or the `networks` setting while no
- * policy record exists for it. */
-static void add_role_networks(struct pa_op *op, json_t *user, json_t *config)
-{
-	json_t *allowed = json_object_get(config, "allowed_ips");
-	const char *role = json_string_value(json_object_get(user, "role"));
-	json_t *policy = NULL, *list = op->pa->cfg.networks, *n;
-	size_t i;
-	if (role && !mg_state_get(op->pa->ctx, op->txn, PA_DB_POLICY, role, &policy))
-		list = json_object_get(policy, "subnets");
-	json_array_foreach(list, i, n)
-	{
-		if (json_is_string(n) && !has_string(allowed, n))
-			json_array_append(allowed, n);
-	}
-	json_decref(policy);
 }
 
 static json_t *write_device(struct pa_op *op, const struct redeem_in *in, json_t *code,
@@ -214,8 +185,15 @@ static json_t *redeem_txn(struct pa *pa, const struct redeem_in *in)
 		reply = internal(pa, "cannot redeem", err);
 	else if (!(reply = server_config(pa, server, &config)) &&
 	         !(reply = usable_code(&op, in->hash, &code, &user))) {
-		add_role_networks(&op, user, config);
-		reply = write_device(&op, in, code, user, config);
+		/* the same networks preauth.device.config hands out later */
+		json_t *networks = pa_device_networks(
+		    pa, op.txn, server, json_string_value(json_object_get(user, "role")));
+		if (!networks)
+			reply = internal(pa, "cannot redeem", "wg/server has no usable address");
+		else
+			json_object_set_new(config, "allowed_ips", networks);
+		if (!reply)
+			reply = write_device(&op, in, code, user, config);
 	}
 	if (reply) {
 		pa_op_abort(&op);
@@ -328,7 +306,7 @@ json_t *pa_register(mg_ctx *ctx, const char *service, json_t *request, void *arg
 	static const struct pa_field fields[] = {{"device_id", 1, PA_DEVICE_ID_LEN},
 	                                         {"register_token", 1, PA_TOKEN_MAX},
 	                                         {"public_key", 1, 64},
-	                                         {"address", 1, ADDRESS_TEXT_MAX},
+	                                         {"address", 1, PA_ADDRESS_MAX},
 	                                         {0}};
 	struct pa *pa = arg;
 	struct pa_op op;

@@ -26,7 +26,7 @@ struct pa_ipam {
 	size_t hint;
 	uint64_t *bits; /* bit i: network + i is reserved or taken */
 	char server_address[32];
-	char subnet[32];
+	char subnet[PA_SUBNET_TEXT_MAX];
 };
 
 int pa_ip_parse(const char *text, int allow_host_prefix, uint32_t *addr)
@@ -66,29 +66,59 @@ static int test_bit(const struct pa_ipam *p, uint32_t i)
 	return (p->bits[i / 64] >> (i % 64)) & 1;
 }
 
-struct pa_ipam *pa_ipam_new(const char *server_address, char *err, size_t errlen)
+/* "10.0.0.1/24" -> the gateway 10.0.0.1 and the prefix 24, or -EINVAL
+ * with a message. */
+static int server_address_parse(const char *server_address, uint32_t *gw, long *prefix, char *err,
+                                size_t errlen)
 {
 	char host[32];
 	const char *slash = server_address ? strchr(server_address, '/') : NULL;
-	uint32_t gw;
 	char *end;
 
 	if (!slash || (size_t)(slash - server_address) >= sizeof(host)) {
 		snprintf(err, errlen, "server address \"%.40s\" is not ADDRESS/PREFIX",
 		         server_address ? server_address : "");
-		return NULL;
+		return -EINVAL;
 	}
 	memcpy(host, server_address, (size_t)(slash - server_address));
 	host[slash - server_address] = '\0';
-	long prefix = strtol(slash + 1, &end, 10);
-	if (pa_ip_parse(host, 0, &gw) || *end || end == slash + 1 || prefix < PREFIX_MIN ||
-	    prefix > PREFIX_MAX) {
+	*prefix = strtol(slash + 1, &end, 10);
+	if (pa_ip_parse(host, 0, gw) || *end || end == slash + 1 || *prefix < PREFIX_MIN ||
+	    *prefix > PREFIX_MAX) {
 		snprintf(err, errlen,
 		         "server address \"%.40s\" must be an IPv4 ADDRESS/PREFIX with a prefix of "
 		         "/%d to /%d",
 		         server_address, PREFIX_MIN, PREFIX_MAX);
-		return NULL;
+		return -EINVAL;
 	}
+	return 0;
+}
+
+static void subnet_format(uint32_t gw, long prefix, char out[PA_SUBNET_TEXT_MAX])
+{
+	char net[16];
+	pa_ip_format(gw & ~((1U << (32 - prefix)) - 1), net);
+	snprintf(out, PA_SUBNET_TEXT_MAX, "%s/%ld", net, prefix);
+}
+
+int pa_vpn_subnet(const char *server_address, char out[PA_SUBNET_TEXT_MAX])
+{
+	uint32_t gw;
+	long prefix;
+	char err[128];
+	if (server_address_parse(server_address, &gw, &prefix, err, sizeof(err)))
+		return -EINVAL;
+	subnet_format(gw, prefix, out);
+	return 0;
+}
+
+struct pa_ipam *pa_ipam_new(const char *server_address, char *err, size_t errlen)
+{
+	uint32_t gw;
+	long prefix;
+
+	if (server_address_parse(server_address, &gw, &prefix, err, errlen))
+		return NULL;
 	struct pa_ipam *p = calloc(1, sizeof(*p));
 	if (!p) {
 		snprintf(err, errlen, "out of memory");
@@ -114,9 +144,7 @@ struct pa_ipam *pa_ipam_new(const char *server_address, char *err, size_t errlen
 		p->reserved++;
 	}
 	snprintf(p->server_address, sizeof(p->server_address), "%s", server_address);
-	char net[16];
-	pa_ip_format(p->network, net);
-	snprintf(p->subnet, sizeof(p->subnet), "%s/%ld", net, prefix);
+	subnet_format(gw, prefix, p->subnet);
 	return p;
 }
 

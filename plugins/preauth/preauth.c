@@ -63,6 +63,7 @@ static const struct {
     {"preauth.device.disable", pa_device_disable},
     {"preauth.device.enable", pa_device_enable},
     {"preauth.device.del", pa_device_del},
+    {"preauth.device.config", pa_device_config},
 };
 
 static int duration_setting(json_t *cfg, const char *name, uint64_t *ms, char *err, size_t errlen)

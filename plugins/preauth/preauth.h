@@ -33,6 +33,8 @@
 #define PA_DEVICE_NAME_MAX 63    /* one DNS label */
 #define PA_WG_KEY_B64_LEN  44    /* base64 of 32 bytes */
 #define PA_RATE_WINDOW_MS  60000 /* failed redeems are counted per minute */
+#define PA_SUBNET_TEXT_MAX 32    /* "255.255.255.255/32" and room */
+#define PA_ADDRESS_MAX     18    /* "255.255.255.255/32": a device's address */
 
 struct pa_ipam;
 struct pa_limiter;
@@ -114,6 +116,10 @@ void pa_ipam_free(struct pa_ipam *ipam);
 const char *pa_ipam_server_address(const struct pa_ipam *ipam);
 /* "10.0.0.0/24" */
 const char *pa_ipam_subnet(const struct pa_ipam *ipam);
+/* The subnet of a server address: "10.0.0.1/24" -> "10.0.0.0/24"; the
+ * same text as pa_ipam_subnet of a pool made from it. -EINVAL when it is
+ * not one pa_ipam_new accepts. */
+int pa_vpn_subnet(const char *server_address, char out[PA_SUBNET_TEXT_MAX]);
 /* 0; -ERANGE outside the pool or reserved; -EEXIST already taken. */
 int pa_ipam_take(struct pa_ipam *ipam, uint32_t addr);
 void pa_ipam_release(struct pa_ipam *ipam, uint32_t addr);
@@ -185,6 +191,16 @@ int pa_ipam_sync(struct pa *pa, mg_txn *txn, json_t **server, char *err, size_t 
 /* The caches from state: keys, pending devices, the pool. */
 int pa_cache_load(struct pa *pa);
 
+/* ---- a device's networks (pa_config.c) ---- */
+
+/* The networks a device of `role` routes through the tunnel: the VPN
+ * subnet of `server` (wg/server), then what the firewall's policy grants
+ * the role, or the `networks` setting while the policy has no record of
+ * it. The one computation behind the redeem reply and
+ * preauth.device.config. A new array, or NULL when the server has no
+ * usable address. */
+json_t *pa_device_networks(struct pa *pa, mg_txn *txn, json_t *server, const char *role);
+
 /* ---- services ---- */
 
 json_t *pa_user_add(mg_ctx *ctx, const char *service, json_t *request, void *arg);
@@ -199,6 +215,7 @@ json_t *pa_device_list(mg_ctx *ctx, const char *service, json_t *request, void *
 json_t *pa_device_disable(mg_ctx *ctx, const char *service, json_t *request, void *arg);
 json_t *pa_device_enable(mg_ctx *ctx, const char *service, json_t *request, void *arg);
 json_t *pa_device_del(mg_ctx *ctx, const char *service, json_t *request, void *arg);
+json_t *pa_device_config(mg_ctx *ctx, const char *service, json_t *request, void *arg);
 
 /* The timer: pending devices past their expiry, and old codes. */
 void pa_reap(mg_ctx *ctx, void *arg);

@@ -6,9 +6,11 @@
  *                    echoes the request it got ("echo").
  *   preauth.register register_token "tok-1": {device_id, state: "active"};
  *                    "ERR-<code>": the error <code>.
+ *   preauth.device.config  a device's config for the address it gets,
+ *                    echoing the request.
  *   apitest.calls    how many preauth requests arrived.
- *   apitest.wg       writes wg/server {"endpoint": ...} like the wireguard
- *                    plugin does.
+ *   apitest.wg       writes wg/server {"endpoint": ..., "address"?: ...} like
+ *                    the wireguard plugin does.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -65,6 +67,17 @@ static json_t *do_register(mg_ctx *ctx, const char *service, json_t *request, vo
 	                 "state", "active", "echo", request);
 }
 
+static json_t *device_config(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	struct fake *self = ctx->self;
+	(void)service;
+	(void)arg;
+	self->calls++;
+	return json_pack("{s:s, s:s, s:s, s:O, s:[s, s], s:O}", "device_id", "dev-1", "state",
+	                 "active", "role", "admin", "address", json_object_get(request, "address"),
+	                 "allowed_ips", "10.100.0.0/16", "10.20.0.0/24", "echo", request);
+}
+
 static json_t *calls(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
 	struct fake *self = ctx->self;
@@ -74,12 +87,12 @@ static json_t *calls(mg_ctx *ctx, const char *service, json_t *request, void *ar
 	return json_pack("{s:i}", "calls", self->calls);
 }
 
-static int write_wg_server(mg_ctx *ctx, const char *endpoint)
+static int write_wg_server(mg_ctx *ctx, const char *endpoint, const char *address)
 {
 	mg_txn *txn;
-	json_t *value =
-	    json_pack("{s:s, s:s, s:i}", "endpoint", endpoint, "public_key",
-	              "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=", "listen_port", 51820);
+	json_t *value = json_pack("{s:s, s:s, s:i, s:s?}", "endpoint", endpoint, "public_key",
+	                          "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=", "listen_port",
+	                          51820, "address", address);
 	int rc = mg_txn_begin(ctx, 0, &txn);
 	if (!rc && (rc = mg_state_put(ctx, txn, "wg", "server", value)))
 		mg_txn_abort(ctx, txn);
@@ -96,7 +109,8 @@ static json_t *set_wg(mg_ctx *ctx, const char *service, json_t *request, void *a
 	(void)arg;
 	if (!endpoint)
 		return mg_error("bad_request", "need endpoint");
-	int rc = write_wg_server(ctx, endpoint);
+	int rc =
+	    write_wg_server(ctx, endpoint, json_string_value(json_object_get(request, "address")));
 	return rc ? mg_error("internal", "%s", strerror(-rc)) : json_pack("{s:b}", "ok", 1);
 }
 
@@ -111,11 +125,13 @@ static int fake_init(mg_ctx *ctx)
 	/* written in init: every init runs before any start, so the api
 	 * plugin finds it whatever the order */
 	if (endpoint && endpoint[0])
-		rc = write_wg_server(ctx, endpoint);
+		rc = write_wg_server(ctx, endpoint, NULL);
 	if (!rc)
 		rc = mg_service_add(ctx, "preauth.redeem", redeem, NULL);
 	if (!rc)
 		rc = mg_service_add(ctx, "preauth.register", do_register, NULL);
+	if (!rc)
+		rc = mg_service_add(ctx, "preauth.device.config", device_config, NULL);
 	if (!rc)
 		rc = mg_service_add(ctx, "apitest.calls", calls, NULL);
 	if (!rc)

@@ -225,7 +225,14 @@ check "path with a trailing slash" 404 "$(req -X POST "https://$HOST:$port/api/v
 check "wrong Content-Type" 415 "$(CT=text/plain post /api/v1/redeem '{"code":"GOOD"}')"
 check "  body {error: unsupported_media_type}" unsupported_media_type "$(field 'd["error"]')"
 check "no Content-Type" 415 "$(req -X POST --data-binary '{"code":"GOOD"}' -H 'Content-Type:' "https://$HOST:$port/api/v1/redeem")"
+check "device config with a body-less POST" 405 "$(req -X POST "https://$HOST:$port/api/v1/device/config")"
+check "  Allow: GET" GET "$(curl -sS --max-time 10 --cacert "$CA" --resolve "$HOST:$port:127.0.0.1" -o /dev/null -D - \
+	-X POST "https://$HOST:$port/api/v1/device/config" | tr -d '\r' | sed -n 's/^Allow: //Ip')"
+check "device config while no VPN subnet is known -> 403" 403 "$(req "https://$HOST:$port/api/v1/device/config")"
+check "  body {error: forbidden}" forbidden "$(field 'd["error"]')"
 check "malformed requests never reached the bus" "$before" "$(calls)"
+check "redeem while the VPN is unknown" 200 "$(post /api/v1/redeem '{"code":"GOOD"}')"
+check "  the reply has no vpn_api" False "$(field '"vpn_api" in d')"
 
 # the certificate follows the wireguard endpoint
 "$CTL" --socket "$tmp/bus-mg.conf.sock" call apitest.wg '{"endpoint":"127.0.0.1:51820"}' >/dev/null
@@ -243,6 +250,58 @@ kill -0 "$pid" 2>/dev/null && ok "meshgated still running" || bad "meshgated die
 code=$(curl -sS --max-time 5 --cacert "$CA" -o /dev/null -w '%{http_code}' \
 	"https://127.0.0.1:$port/api/v1/health" 2>/dev/null)
 check "health on the new name" 200 "$code"
+
+# the VPN side: wg/server gets an address; the API listens on the gateway's
+# address too (listen is a specific address), the certificate names it, and
+# devices (sources inside the VPN subnet) get their config
+vget() { # vget URL [curl args...]: the device config, as a device asks for it
+	local url=$1
+	shift
+	curl -sS --max-time 10 --cacert "$CA" -o "$tmp/body" -w '%{http_code}' "$@" "$url" 2>"$tmp/curl.err"
+}
+"$CTL" --socket "$tmp/bus-mg.conf.sock" call apitest.wg \
+	'{"endpoint":"127.0.0.1:51820","address":"127.0.0.2/8"}' >/dev/null
+code=000
+for _ in $(seq 1 50); do
+	code=$(vget "https://127.0.0.2:$port/api/v1/health")
+	[ "$code" = 200 ] && break
+	sleep 0.1
+done
+check "the API listens on the VPN gateway address, and its certificate names it" 200 "$code"
+openssl x509 -in "$STATE/api-server.pem" -noout -ext subjectAltName 2>/dev/null | grep -q "IP Address:127.0.0.2" &&
+	ok "  subjectAltName IP:127.0.0.2" || bad "  the certificate lacks IP:127.0.0.2"
+check "  the CA stays" "$fp" "$(openssl x509 -in "$CA" -outform DER | sha256sum | cut -d' ' -f1)"
+before=$(calls)
+check "device config from inside the VPN subnet" 200 "$(vget "https://127.0.0.2:$port/api/v1/device/config")"
+check "  asks preauth for the source address" 127.0.0.1 "$(field 'd["echo"]["address"]')"
+check "  passes preauth's reply" "['10.100.0.0/16', '10.20.0.0/24']" "$(field 'd["allowed_ips"]')"
+check "  says where the API is inside the tunnel" "https://127.0.0.2:$port" "$(field 'd["vpn_api"]')"
+check "a query string" 200 "$(vget "https://127.0.0.2:$port/api/v1/device/config?address=127.0.0.9")"
+check "  cannot choose the address" 127.0.0.1 "$(field 'd["echo"]["address"]')"
+check "  the same on the main listener" 200 "$(vget "https://127.0.0.1:$port/api/v1/device/config")"
+check "api.info shows vpn_api" "https://127.0.0.2:$port" "$("$CTL" --socket "$tmp/bus-mg.conf.sock" --json call api.info |
+	python3 -c 'import json,sys; print(json.load(sys.stdin).get("vpn_api"))')"
+check "redeem" 200 "$(vget "https://127.0.0.1:$port/api/v1/redeem" -H 'Content-Type: application/json' -d '{"code":"GOOD"}')"
+check "  the reply says where the API is inside the tunnel" "https://127.0.0.2:$port" "$(field 'd.get("vpn_api")')"
+check "  and keeps preauth's fields" dev-1 "$(field 'd["device_id"]')"
+check "register" 200 "$(vget "https://127.0.0.1:$port/api/v1/register" -H 'Content-Type: application/json' \
+	-d '{"device_id":"dev-1","register_token":"tok-1","public_key":"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=","address":"10.100.0.2/32"}')"
+check "  the register reply has no vpn_api" False "$(field '"vpn_api" in d')"
+# a narrower VPN subnet: 127.0.0.1 is outside, 127.0.0.2 inside
+"$CTL" --socket "$tmp/bus-mg.conf.sock" call apitest.wg \
+	'{"endpoint":"127.0.0.1:51820","address":"127.0.0.2/32"}' >/dev/null
+code=000
+for _ in $(seq 1 50); do
+	code=$(vget "https://127.0.0.2:$port/api/v1/device/config")
+	[ "$code" = 403 ] && break
+	sleep 0.1
+done
+check "device config from outside the VPN subnet -> 403" 403 "$code"
+check "  body {error: forbidden}" forbidden "$(field 'd["error"]')"
+check "device config from the one address inside" 200 \
+	"$(vget "https://127.0.0.2:$port/api/v1/device/config" --interface 127.0.0.2)"
+check "  for that address" 127.0.0.2 "$(field 'd["echo"]["address"]')"
+check "the 403s never reached the bus" "$((before + 6))" "$(calls)"
 stop
 
 ###########################################################################

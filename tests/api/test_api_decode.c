@@ -211,13 +211,11 @@ static void test_http_status(void **state)
 		const char *code;
 		unsigned status;
 	} cases[] = {
-	    {"bad_request", 400},  {"unknown_code", 404},
-	    {"not_found", 404},    {"code_used", 409},
-	    {"exists", 409},       {"conflict", 409},
-	    {"code_expired", 410}, {"code_revoked", 410},
-	    {"rate_limited", 429}, {"unknown_service", 503},
-	    {"timeout", 504},      {"internal", 500},
-	    {"bad_reply", 500},    {"", 500},
+	    {"bad_request", 400},     {"unknown_code", 404}, {"not_found", 404},
+	    {"code_used", 409},       {"exists", 409},       {"conflict", 409},
+	    {"code_expired", 410},    {"code_revoked", 410}, {"rate_limited", 429},
+	    {"unknown_service", 503}, {"timeout", 504},      {"internal", 500},
+	    {"forbidden", 403},       {"bad_reply", 500},    {"", 500},
 	    {"BAD_REQUEST", 500},
 	};
 	(void)state;
@@ -263,6 +261,15 @@ static void test_routes(void **state)
 	assert_true(api_method_allowed(API_ROUTE_HEALTH, "HEAD", &allow));
 	assert_false(api_method_allowed(API_ROUTE_HEALTH, "POST", &allow));
 	assert_string_equal(allow, "GET, HEAD");
+
+	assert_int_equal(api_route_find("/api/v1/device/config"), API_ROUTE_DEVICE_CONFIG);
+	assert_int_equal(api_route_find("/api/v1/device/config/"), API_ROUTE_NONE);
+	assert_int_equal(api_route_find("/api/v1/device"), API_ROUTE_NONE);
+	assert_true(api_method_allowed(API_ROUTE_DEVICE_CONFIG, "GET", &allow));
+	assert_string_equal(allow, "GET");
+	assert_false(api_method_allowed(API_ROUTE_DEVICE_CONFIG, "POST", &allow));
+	assert_false(api_method_allowed(API_ROUTE_DEVICE_CONFIG, "HEAD", &allow));
+	assert_string_equal(api_route_service(API_ROUTE_DEVICE_CONFIG), "preauth.device.config");
 
 	assert_string_equal(api_route_service(API_ROUTE_REDEEM), "preauth.redeem");
 	assert_string_equal(api_route_service(API_ROUTE_REGISTER), "preauth.register");

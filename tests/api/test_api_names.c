@@ -207,12 +207,115 @@ static void test_default_names(void **state)
 	names_are(api_default_names(NULL, NULL), "[\"localhost\",\"127.0.0.1\",\"::1\"]");
 }
 
+static void gateway_is(const char *address, int rc, const char *want)
+{
+	char host[64] = "";
+	json_t *wg = address ? json_pack("{s:s}", "address", address) : json_object();
+	assert_int_equal(api_vpn_gateway(wg, host, sizeof(host)), rc);
+	if (!rc)
+		assert_string_equal(host, want);
+	json_decref(wg);
+}
+
+static void test_vpn_gateway(void **state)
+{
+	(void)state;
+	gateway_is("10.0.0.1/24", 0, "10.0.0.1");
+	gateway_is("10.0.0.1", 0, "10.0.0.1");
+	gateway_is("FD00:0::1/64", 0, "fd00::1");
+	gateway_is(NULL, -ENOENT, "");
+	gateway_is("10.0.0.1/", -EINVAL, "");
+	gateway_is("10.0.0.1/2x", -EINVAL, "");
+	gateway_is("vpn.example.com/24", -EINVAL, "");
+	gateway_is("/24", -EINVAL, "");
+	assert_int_equal(api_vpn_gateway(NULL, (char[8]){0}, 8), -ENOENT);
+}
+
+static void test_cert_names(void **state)
+{
+	(void)state;
+	json_t *wg =
+	    json_pack("{s:s, s:s}", "endpoint", "vpn.example.com:51820", "address", "10.0.0.1/24");
+	/* derived names get the VPN gateway address */
+	names_are(api_cert_names(NULL, wg, "0.0.0.0:8443"), "[\"vpn.example.com\",\"10.0.0.1\"]");
+	/* configured names too, and only once however it is written */
+	json_t *configured = json_pack("[s, s]", "198.18.0.1", "gw.example.com");
+	names_are(api_cert_names(configured, wg, "0.0.0.0:8443"),
+	          "[\"198.18.0.1\",\"gw.example.com\",\"10.0.0.1\"]");
+	json_array_append_new(configured, json_string("10.0.0.1"));
+	names_are(api_cert_names(configured, wg, "0.0.0.0:8443"),
+	          "[\"198.18.0.1\",\"gw.example.com\",\"10.0.0.1\"]");
+	/* the configured array itself is left alone */
+	assert_int_equal(json_array_size(configured), 3);
+	json_decref(configured);
+	/* without an address, the names are as before */
+	json_object_del(wg, "address");
+	names_are(api_cert_names(NULL, wg, "0.0.0.0:8443"), "[\"vpn.example.com\"]");
+	json_decref(wg);
+	names_are(api_cert_names(NULL, NULL, "0.0.0.0:8443"),
+	          "[\"localhost\",\"127.0.0.1\",\"::1\"]");
+}
+
+static void test_ip_in_prefix(void **state)
+{
+	(void)state;
+	assert_int_equal(api_ip_in_prefix("10.0.0.2", "10.0.0.1/24"), 1);
+	assert_int_equal(api_ip_in_prefix("10.0.0.255", "10.0.0.1/24"), 1);
+	assert_int_equal(api_ip_in_prefix("10.0.1.2", "10.0.0.1/24"), 0);
+	assert_int_equal(api_ip_in_prefix("198.18.0.2", "10.0.0.1/24"), 0);
+	assert_int_equal(api_ip_in_prefix("10.0.0.7", "10.0.0.7/32"), 1);
+	assert_int_equal(api_ip_in_prefix("10.0.0.8", "10.0.0.7/32"), 0);
+	assert_int_equal(api_ip_in_prefix("1.2.3.4", "0.0.0.0/0"), 1);
+	assert_int_equal(api_ip_in_prefix("::ffff:10.0.0.2", "10.0.0.1/24"), 1);
+	assert_int_equal(api_ip_in_prefix("fd00::5", "fd00::1/64"), 1);
+	assert_int_equal(api_ip_in_prefix("fd01::5", "fd00::1/64"), 0);
+	assert_int_equal(api_ip_in_prefix("fd00::5", "10.0.0.1/24"), 0);
+	assert_int_equal(api_ip_in_prefix("10.0.0.2", "fd00::1/64"), 0);
+	assert_int_equal(api_ip_in_prefix("10.0.0.2", "10.0.0.1"), -EINVAL);
+	assert_int_equal(api_ip_in_prefix("10.0.0.2", "10.0.0.1/33"), -EINVAL);
+	assert_int_equal(api_ip_in_prefix("10.0.0.2", "10.0.0.1/-1"), -EINVAL);
+	assert_int_equal(api_ip_in_prefix("unknown", "10.0.0.1/24"), -EINVAL);
+	assert_int_equal(api_ip_in_prefix(NULL, "10.0.0.1/24"), -EINVAL);
+	assert_int_equal(api_ip_in_prefix("10.0.0.2", NULL), -EINVAL);
+}
+
+static void access_is(const char *listen, const char *gw, int vpn_listen, int rc, const char *extra,
+                      const char *url)
+{
+	char e[80] = "x", u[96] = "x";
+	assert_int_equal(api_vpn_access(listen, gw, vpn_listen, e, sizeof(e), u, sizeof(u)), rc);
+	assert_string_equal(e, extra);
+	assert_string_equal(u, url);
+}
+
+static void test_vpn_access(void **state)
+{
+	(void)state;
+	/* a wildcard covers the VPN side; [::] takes IPv4 too */
+	access_is("0.0.0.0:8443", "10.0.0.1", 1, 1, "", "https://10.0.0.1:8443");
+	access_is("0.0.0.0:8443", "10.0.0.1", 0, 1, "", "https://10.0.0.1:8443");
+	access_is("[::]:9443", "10.0.0.1", 0, 1, "", "https://10.0.0.1:9443");
+	access_is("[::]:9443", "fd00::1", 0, 1, "", "https://[fd00::1]:9443");
+	/* listening on the gateway address itself */
+	access_is("10.0.0.1:8443", "10.0.0.1", 0, 1, "", "https://10.0.0.1:8443");
+	/* a specific public address: a second listener, unless turned off */
+	access_is("198.18.0.1:8443", "10.0.0.1", 1, 1, "10.0.0.1:8443", "https://10.0.0.1:8443");
+	access_is("198.18.0.1:8443", "10.0.0.1", 0, 0, "", "");
+	access_is("0.0.0.0:8443", "fd00::1", 1, 1, "[fd00::1]:8443", "https://[fd00::1]:8443");
+	/* nothing known */
+	access_is("0.0.0.0:8443", NULL, 1, 0, "", "");
+	access_is("0.0.0.0:8443", "vpn.example.com", 1, 0, "", "");
+	access_is("bad", "10.0.0.1", 1, 0, "", "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_listen),      cmocka_unit_test(test_endpoint_host),
-	    cmocka_unit_test(test_name_kind),   cmocka_unit_test(test_canonical),
-	    cmocka_unit_test(test_names_check), cmocka_unit_test(test_default_names),
+	    cmocka_unit_test(test_listen),       cmocka_unit_test(test_endpoint_host),
+	    cmocka_unit_test(test_name_kind),    cmocka_unit_test(test_canonical),
+	    cmocka_unit_test(test_names_check),  cmocka_unit_test(test_default_names),
+	    cmocka_unit_test(test_vpn_gateway),  cmocka_unit_test(test_cert_names),
+	    cmocka_unit_test(test_ip_in_prefix), cmocka_unit_test(test_vpn_access),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
-/* libFuzzer target: the redeem reply and the error reply are what a server
- * (or whoever answers in its place) sends the device. Run:
+/* libFuzzer target: the redeem reply, the device config reply (meshgate
+ * sync) and the error reply are what a server (or whoever answers in its
+ * place) sends the device. Run:
  *   fuzz_redeem_reply -dict=... corpus/redeem_reply */
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +27,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r.n_allowed_ips == 0 || r.n_allowed_ips > CL_MAX_ALLOWED_IPS ||
 		    strlen(r.register_token) == 0 || strlen(r.device_id) == 0)
 			__builtin_trap();
+	}
+	struct cl_config_reply c;
+	memset(&err, 0, sizeof(err));
+	if (cl_config_reply_decode((const char *)data, size, &c, &err) == 0) {
+		for (size_t i = 0; i < c.n_allowed_ips; i++)
+			if (cl_prefix_format(&c.allowed_ips[i], text, sizeof(text)))
+				__builtin_trap();
+		if (c.n_allowed_ips == 0 || c.n_allowed_ips > CL_MAX_ALLOWED_IPS ||
+		    strlen(c.device_id) == 0 || strlen(c.state) == 0)
+			__builtin_trap();
+	} else if (err.exit_code != CL_EXIT_SERVER) {
+		__builtin_trap();
 	}
 	memset(&err, 0, sizeof(err));
 	cl_error_reply_decode("redeem", size ? 400 + data[0] % 200 : 500, (const char *)data, size,

@@ -354,12 +354,24 @@ static void usage_errors(void **state)
 	expect(&r, 2, "interface name");
 	run(&r, "up", "--server", url, "--qr", "X", NULL);
 	expect(&r, 2, "--export");
+	run(&r, "watch", "--interval", "0", NULL);
+	expect(&r, 2, "--interval");
+	run(&r, "sync", "--interval", "5", NULL);
+	expect(&r, 2, "does not apply");
+	run(&r, "sync", "--server", url, NULL);
+	expect(&r, 2, "does not apply");
+	run(&r, "sync", "extra", NULL);
+	expect(&r, 2, "unexpected argument");
+	/* nothing enrolled under this name: exit 10 (as root; else not root: 1) */
+	run(&r, "sync", "--interface", "mgnone0", NULL);
+	expect(&r, geteuid() == 0 ? 10 : 1, geteuid() == 0 ? "not enrolled" : "root");
 	run(&r, "--version", NULL);
 	expect(&r, 0, NULL);
 	assert_true(strncmp(r.out, "meshgate ", 9) == 0);
 	run(&r, "--help", NULL);
 	expect(&r, 0, NULL);
 	assert_non_null(strstr(r.out, "--pin"));
+	assert_non_null(strstr(r.out, "meshgate watch"));
 }
 
 /* ---- the tunnel (root, own network namespace) ---- */

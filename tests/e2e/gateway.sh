@@ -1,6 +1,9 @@
 # A gateway in namespaces for end-to-end tests (source after netns.sh):
 # sets GW CL SVC, STATE, WG_IF, MESHGATE, CLIENT_DIRS, and ctl / client_up /
-# json_field helpers. `build` must be set. GATEWAY_EXTRA_CONF adds config.
+# json_field helpers. `build` must be set. GATEWAY_EXTRA_PLUGINS and
+# GATEWAY_EXTRA_CONF add plugins and config; GATEWAY_PREAUTH_CONF replaces
+# the preauth section's contents (default: networks = ["10.20.0.0/24"];),
+# GATEWAY_API_LISTEN the api's listen address (default 198.18.0.1:8443).
 
 gateway_up() {
 	ns_add GW gw
@@ -19,6 +22,8 @@ gateway_up() {
 	MESHGATE=$build/client/meshgate
 	CLIENT_DIRS=(--config-dir "$WORK/cl/etc" --state-dir "$WORK/cl/run")
 	mkdir -p "$WORK/gw"
+	local preauth_conf=${GATEWAY_PREAUTH_CONF-'networks = ["10.20.0.0/24"];'}
+	local api_listen=${GATEWAY_API_LISTEN:-198.18.0.1:8443}
 	cat >"$WORK/gw/meshgated.conf" <<CONF
 state_dir = "$STATE";
 socket = "$WORK/gw/bus.sock";
@@ -26,8 +31,8 @@ plugin_dir = "$build/plugins";
 plugins = ["wireguard", "preauth", "api"${GATEWAY_EXTRA_PLUGINS:-}];
 wireguard = { interface = "$WG_IF"; backend = "userspace"; address = "10.0.0.1/24";
               endpoint = "198.18.0.1:51820"; };
-preauth = { networks = ["10.20.0.0/24"]; };
-api = { listen = "198.18.0.1:8443"; names = ["198.18.0.1"]; per_ip_limit = 128; };
+preauth = { $preauth_conf };
+api = { listen = "$api_listen"; names = ["198.18.0.1"]; per_ip_limit = 128; };
 ${GATEWAY_EXTRA_CONF:-}
 CONF
 	gateway_start

@@ -6,7 +6,8 @@
 #
 # An admin adds a user; the client runs `meshgate up` with the code; ping and
 # TCP through the tunnel reach the internal service; the gateway's `wg show`
-# lists the peer with a handshake. Then the config exported for the official
+# lists the peer with a handshake; the API answers through the tunnel too
+# (the VPN side of a public-only listen). Then the config exported for the official
 # apps is brought up with the real wg-quick in a fresh namespace. Then bad
 # codes (unknown, used, expired, revoked) each stop with their message and
 # change nothing.
@@ -34,6 +35,16 @@ ns_exec "$CL" ping -c 2 -W 2 10.20.0.10 >/dev/null || fail "ping through the tun
 reply=$(echo hello | ns_exec "$CL" ncat --no-shutdown -w 3 10.20.0.10 7000) || fail "TCP through the tunnel"
 [ "$reply" = "svc:hello" ] || fail "TCP reply was '$reply'"
 echo "ping and TCP to 10.20.0.10 through the tunnel: ok"
+
+echo "-- the API through the tunnel: listen is the public address, the VPN side listens too"
+body=$(ns_exec "$CL" curl -sS --max-time 5 --cacert "$STATE/ca.pem" \
+	https://10.0.0.1:8443/api/v1/device/config) || fail "device config through the tunnel"
+[ "$(json_field role <<<"$body")" = developer ] || fail "device config: $body"
+sync_out=$(ns_exec "$CL" "$MESHGATE" sync --interface "${TAG}c" "${CLIENT_DIRS[@]}") ||
+	fail "meshgate sync: $sync_out"
+grep -q 'networks up to date (role developer): 10.0.0.0/24, 10.20.0.0/24' <<<"$sync_out" ||
+	fail "meshgate sync: $sync_out"
+echo "$sync_out"
 
 echo "-- the gateway lists the peer with a handshake"
 show=$(wg show "$WG_IF" latest-handshakes)

@@ -16,6 +16,7 @@ static const char *const services[] = {
     "preauth.user.del",       "preauth.user.set_role", "preauth.code.revoke",
     "preauth.redeem",         "preauth.register",      "preauth.device.list",
     "preauth.device.disable", "preauth.device.enable", "preauth.device.del",
+    "preauth.device.config",
 };
 #define NSERVICES (sizeof(services) / sizeof(services[0]))
 

@@ -740,6 +740,132 @@ static void test_so_twice(void **unused)
 	mg_mock_free(m[1]);
 }
 
+static json_t *allowed_of(json_t *reply)
+{
+	return json_object_get(reply, "allowed_ips");
+}
+
+static void assert_networks(json_t *reply, const char *expected_json)
+{
+	json_t *want = json_loads(expected_json, 0, NULL);
+	assert_non_null(want);
+	if (!json_equal(allowed_of(reply), want)) {
+		char *got = json_dumps(allowed_of(reply), JSON_COMPACT);
+		fail_msg("allowed_ips %s, expected %s", got ? got : "(none)", expected_json);
+	}
+	json_decref(want);
+}
+
+static void put_policy(struct mg_mock *m, const char *role, const char *subnets_json)
+{
+	json_t *value =
+	    json_pack("{s:s, s:o}", "role", role, "subnets", json_loads(subnets_json, 0, NULL));
+	assert_int_equal(mg_mock_state_put(m, "firewall", "policy", role, value), 0);
+	json_decref(value);
+}
+
+static json_t *device_config(struct mg_mock *m, const char *address)
+{
+	return t_call(m, "preauth.device.config", NULL, "{s:s}", "address", address);
+}
+
+/* The networks a device routes: the firewall's policy of its role, else the
+ * `networks` setting; redeem and device.config compute them alike, and
+ * device.config follows role changes and policy changes. */
+static void test_device_config(void **unused)
+{
+	(void)unused;
+	char err[512];
+	static const char *const wg_owns[] = {"wg", NULL}, *const fw_owns[] = {"policy", NULL};
+	struct mg_mock *m = mg_mock_new(NULL, err, sizeof(err));
+	assert_non_null(m);
+	mg_mock_log_level(m, MG_LOG_ERROR);
+	json_t *config = json_pack("{s:[s]}", "networks", "10.99.0.0/24");
+	assert_int_equal(mg_mock_add_stub(m, "wireguard", wg_owns), 0);
+	assert_int_equal(mg_mock_add_stub(m, "firewall", fw_owns), 0);
+	assert_int_equal(mg_mock_add(m, &mg_plugin_descriptor, config, err, sizeof(err)), 0);
+	json_decref(config);
+	assert_int_equal(mg_mock_start(m, err, sizeof(err)), 0);
+	t_server(m, "10.0.0.1/24");
+	/* admin has a policy record; developer has none yet: the setting */
+	put_policy(m, "admin", "[\"10.0.0.0/24\", \"10.20.0.0/24\"]");
+
+	char *code = t_add_user(m, "alice", "developer");
+	json_t *r = t_redeem(m, code, NULL);
+	assert_string_equal(t_err(r), "");
+	assert_networks(r, "[\"10.0.0.0/24\", \"10.99.0.0/24\"]");
+	/* pending: it has no tunnel yet, so nothing to configure */
+	json_t *c = device_config(m, "10.0.0.2");
+	assert_string_equal(t_err(c), "not_found");
+	json_decref(c);
+	json_t *reg = t_register(m, r, CLIENT_KEY_A);
+	assert_string_equal(t_err(reg), "");
+	json_decref(reg);
+
+	c = device_config(m, "10.0.0.2/32");
+	assert_string_equal(t_err(c), "");
+	assert_string_equal(t_get(c, "device_id"), t_get(r, "device_id"));
+	assert_string_equal(t_get(c, "state"), "active");
+	assert_string_equal(t_get(c, "role"), "developer");
+	assert_string_equal(t_get(c, "address"), "10.0.0.2/32");
+	assert_true(json_equal(allowed_of(c), allowed_of(r)));
+	assert_null(json_object_get(c, "token_hash"));
+	assert_null(json_object_get(c, "public_key"));
+	json_decref(c);
+
+	/* the role changes: the device's networks follow, no new code */
+	json_decref(t_call(m, "preauth.user.set_role", NULL, "{s:s, s:s}", "name", "alice", "role",
+	                   "admin"));
+	c = device_config(m, "10.0.0.2");
+	assert_string_equal(t_get(c, "role"), "admin");
+	assert_networks(c, "[\"10.0.0.0/24\", \"10.20.0.0/24\"]");
+	json_decref(c);
+	/* the policy changes (a route added at runtime) */
+	put_policy(m, "admin", "[\"10.0.0.0/24\", \"10.20.0.0/24\", \"10.21.0.0/24\"]");
+	c = device_config(m, "10.0.0.2");
+	assert_networks(c, "[\"10.0.0.0/24\", \"10.20.0.0/24\", \"10.21.0.0/24\"]");
+	json_decref(c);
+	/* a new device of the same role gets at redeem what device.config says */
+	char *code2 = t_new_code(m, "alice", NULL);
+	json_t *r2 = t_redeem(m, code2, NULL);
+	assert_networks(r2, "[\"10.0.0.0/24\", \"10.20.0.0/24\", \"10.21.0.0/24\"]");
+	json_decref(r2);
+	/* a policy that leaves out the VPN subnet: it comes first anyway, once */
+	put_policy(m, "admin", "[\"10.21.0.0/24\", \"10.0.0.0/24\"]");
+	c = device_config(m, "10.0.0.2");
+	assert_networks(c, "[\"10.0.0.0/24\", \"10.21.0.0/24\"]");
+	json_decref(c);
+
+	/* nobody there, the gateway itself, another subnet, a disabled device */
+	const char *nobody[] = {"10.0.0.77", "10.0.0.1", "192.0.2.1"};
+	for (size_t i = 0; i < sizeof(nobody) / sizeof(nobody[0]); i++) {
+		c = device_config(m, nobody[i]);
+		assert_string_equal(t_err(c), "not_found");
+		json_decref(c);
+	}
+	json_decref(
+	    t_call(m, "preauth.device.disable", NULL, "{s:s}", "id", t_get(r, "device_id")));
+	c = device_config(m, "10.0.0.2");
+	assert_string_equal(t_err(c), "not_found");
+	json_decref(c);
+
+	/* bad requests */
+	const char *bad[] = {"{}", "{\"address\": 7}", "{\"address\": \"10.0.0.2/24\"}",
+	                     "{\"address\": \"vpn.example.com\"}",
+	                     "{\"address\": \"10.0.0.2\", \"x\": \"y\"}"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *req = json_loads(bad[i], 0, NULL);
+		assert_int_not_equal(mg_mock_request(m, "preauth.device.config", req, &c), 0);
+		assert_string_equal(t_err(c), "bad_request");
+		json_decref(c);
+		json_decref(req);
+	}
+	json_decref(r);
+	free(code);
+	free(code2);
+	mg_mock_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -757,6 +883,7 @@ int main(void)
 	    cmocka_unit_test(test_no_server_yet),
 	    cmocka_unit_test(test_config),
 	    cmocka_unit_test(test_so_twice),
+	    cmocka_unit_test(test_device_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,119 @@
+/* A device's network config: the networks it routes through the tunnel.
+ * The redeem reply hands them out first; preauth.device.config hands out
+ * the same computation again later, so that a device follows its role's
+ * networks (a role change, a route added or withdrawn) without a new code
+ * or a reconnect. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "preauth.h"
+
+static int has_string(json_t *array, json_t *value)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(array, i, v) if (json_equal(v, value)) return 1;
+	return 0;
+}
+
+json_t *pa_device_networks(struct pa *pa, mg_txn *txn, json_t *server, const char *role)
+{
+	char subnet[PA_SUBNET_TEXT_MAX];
+	json_t *policy = NULL, *list = pa->cfg.networks, *n;
+	size_t i;
+
+	if (pa_vpn_subnet(json_string_value(json_object_get(server, "address")), subnet))
+		return NULL;
+	json_t *allowed = json_pack("[s]", subnet);
+	/* the firewall's record is the effective policy, runtime routes
+	 * included; the setting is for gateways without a firewall */
+	if (role && !mg_state_get(pa->ctx, txn, PA_DB_POLICY, role, &policy))
+		list = json_object_get(policy, "subnets");
+	json_array_foreach(list, i, n)
+	{
+		if (json_is_string(n) && !has_string(allowed, n))
+			json_array_append(allowed, n);
+	}
+	json_decref(policy);
+	return allowed;
+}
+
+static json_t *no_device(const char *ip)
+{
+	return mg_error("not_found", "no active device has the address %s", ip);
+}
+
+/* The active device that owns `addr`, through its address record (the
+ * truth about addresses): NULL and *reply set when there is none. */
+static json_t *device_at(struct pa *pa, mg_txn *txn, uint32_t addr, json_t **reply)
+{
+	char ip[16];
+	json_t *lease = NULL, *device = NULL;
+	uint32_t recorded;
+
+	pa_ip_format(addr, ip);
+	*reply = NULL;
+	if (mg_state_get(pa->ctx, txn, PA_DB_IPAM, ip, &lease)) {
+		*reply = no_device(ip);
+		return NULL;
+	}
+	const char *id = json_string_value(json_object_get(lease, "device"));
+	if (!id || mg_state_get(pa->ctx, txn, PA_DB_DEVICES, id, &device)) {
+		json_decref(lease);
+		*reply = no_device(ip);
+		return NULL;
+	}
+	json_decref(lease);
+	const char *state = json_string_value(json_object_get(device, "state"));
+	const char *address = json_string_value(json_object_get(device, "address"));
+	if (!state || strcmp(state, "active") || !address || pa_ip_parse(address, 1, &recorded) ||
+	    recorded != addr) {
+		/* pending devices have no tunnel yet; disabled ones are no peers */
+		json_decref(device);
+		*reply = no_device(ip);
+		return NULL;
+	}
+	return device;
+}
+
+json_t *pa_device_config(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	static const struct pa_field fields[] = {{"address", 1, PA_ADDRESS_MAX}, {0}};
+	struct pa *pa = arg;
+	json_t *server = NULL, *reply;
+	mg_txn *txn;
+	uint32_t addr;
+	(void)service;
+
+	if ((reply = pa_check_fields(request, fields)))
+		return reply;
+	if (pa_ip_parse(pa_str(request, "address"), 1, &addr))
+		return mg_error("bad_request", "address must be an IPv4 address (optionally /32)");
+	/* a read: it never waits for, nor flushes, an open group commit */
+	int rc = mg_txn_begin(ctx, MG_TXN_READ, &txn);
+	if (rc) {
+		mg_error_log(ctx, "device.config: cannot begin a transaction: %s", strerror(-rc));
+		return mg_error("internal", "cannot begin a transaction: %s", strerror(-rc));
+	}
+	if ((rc = mg_state_get(ctx, txn, PA_DB_WG, PA_WG_SERVER_KEY, &server))) {
+		mg_txn_abort(ctx, txn);
+		return mg_error("internal", "the VPN server is not configured yet (no wg/server)");
+	}
+	json_t *device = device_at(pa, txn, addr, &reply);
+	if (device) {
+		const char *role = json_string_value(json_object_get(device, "role"));
+		json_t *networks = pa_device_networks(pa, txn, server, role);
+		if (!networks)
+			reply = mg_error("internal", "wg/server has no usable address");
+		else
+			reply = json_pack("{s:O, s:s, s:s?, s:O, s:o}", "device_id",
+			                  json_object_get(device, "id"), "state", "active", "role",
+			                  role, "address", json_object_get(device, "address"),
+			                  "allowed_ips", networks);
+		json_decref(device);
+	}
+	mg_txn_abort(ctx, txn);
+	json_decref(server);
+	return reply;
+}

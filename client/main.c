@@ -20,6 +20,7 @@
 #include "api_client.h"
 #include "config_file.h"
 #include "err.h"
+#include "resolver.h"
 #include "export.h"
 #include "follow.h"
 #include "reply.h"
@@ -483,6 +484,7 @@ static int up_connect(struct up_ctx *c, bool enrolling)
 	cl_endpoint_format(&c->profile.endpoint, endpoint, sizeof(endpoint));
 	printf("meshgate: %s is up: %s, server %s, handshake after %.1f s\n", c->a->ifname, addr,
 	       endpoint, (double)waited_ms / 1000.0);
+	cl_resolver_apply(c->a->ifname, &c->profile);
 	return 0;
 }
 
@@ -647,6 +649,7 @@ static int cmd_down(const struct args *a)
 	bool enrolled = access(path, F_OK) == 0;
 	if (cl_tunnel_down(&tun, a->forget && enrolled, &err))
 		return report(&err);
+	cl_resolver_remove(a->ifname);
 	if (a->forget && enrolled && unlink(path))
 		return cl_fail(&err, CL_EXIT_FAILURE, "cannot remove %s: %s", path,
 		               strerror(errno)),

@@ -39,6 +39,29 @@ json_t *pa_device_networks(struct pa *pa, mg_txn *txn, json_t *server, const cha
 	return allowed;
 }
 
+json_t *pa_device_dns(struct pa *pa, mg_txn *txn)
+{
+	json_t *server = NULL, *out, *a;
+	size_t i;
+	if (mg_state_get(pa->ctx, txn, PA_DB_DNS, "server", &server))
+		return NULL; /* no dns plugin: devices keep their own resolver */
+	out = json_array();
+	json_array_foreach(json_object_get(server, "addresses"), i, a)
+	{
+		if (json_is_string(a))
+			json_array_append(out, a);
+	}
+	const char *zone = json_string_value(json_object_get(server, "zone"));
+	if (zone && json_array_size(out))
+		json_array_append_new(out, json_string(zone));
+	json_decref(server);
+	if (!json_array_size(out)) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
 static json_t *no_device(const char *ip)
 {
 	return mg_error("not_found", "no active device has the address %s", ip);
@@ -111,6 +134,9 @@ json_t *pa_device_config(mg_ctx *ctx, const char *service, json_t *request, void
 			                  json_object_get(device, "id"), "state", "active", "role",
 			                  role, "address", json_object_get(device, "address"),
 			                  "allowed_ips", networks);
+		json_t *dns = reply && !mg_reply_error(reply) ? pa_device_dns(pa, txn) : NULL;
+		if (dns)
+			json_object_set_new(reply, "dns", dns);
 		json_decref(device);
 	}
 	mg_txn_abort(ctx, txn);

@@ -192,6 +192,10 @@ static json_t *redeem_txn(struct pa *pa, const struct redeem_in *in)
 			reply = internal(pa, "cannot redeem", "wg/server has no usable address");
 		else
 			json_object_set_new(config, "allowed_ips", networks);
+		/* the gateway's name server and zone, as wg-quick's DNS line */
+		json_t *dns = pa_device_dns(pa, op.txn);
+		if (dns)
+			json_object_set_new(config, "dns", dns);
 		if (!reply)
 			reply = write_device(&op, in, code, user, config);
 	}

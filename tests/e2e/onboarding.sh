@@ -19,6 +19,10 @@ source "$here/../lib/netns.sh"
 source "$here/gateway.sh"
 netns_init
 
+# with the dns plugin: the device's config carries the gateway's name server
+GATEWAY_EXTRA_PLUGINS=', "dns"'
+GATEWAY_EXTRA_CONF='dns = { listen = ["10.0.0.1:53"]; zone = "corp.internal";
+        records = ( { name = "gitlab"; address = "10.20.0.10"; } ); };'
 gateway_up   # GW, CL, SVC namespaces, meshgated running: see gateway.sh
 
 echo "-- admin adds a user"
@@ -29,6 +33,13 @@ ctl user list | grep -q '^alice .*developer' || fail "alice not listed"
 echo "-- the employee runs meshgate up"
 up_out=$(client_up "$CL" "${TAG}c" "$code") || fail "meshgate up failed: $up_out"
 echo "$up_out"
+
+echo "-- the device's config names the gateway's DNS; names resolve through the tunnel"
+grep -q '^DNS = 10.0.0.1, corp.internal$' "$WORK/cl/etc/${TAG}c.conf" || fail "no DNS line"
+grep -q "not configured: inside a network namespace" <<<"$up_out" ||
+	fail "the client should leave the host's resolver alone in a namespace"
+[ "$(ns_exec "$CL" dig @10.0.0.1 gitlab.corp.internal +short +time=2 +tries=1)" = 10.20.0.10 ] ||
+	fail "gitlab.corp.internal through the tunnel"
 
 echo "-- traffic through the tunnel to the internal service"
 ns_exec "$CL" ping -c 2 -W 2 10.20.0.10 >/dev/null || fail "ping through the tunnel"

@@ -4,30 +4,11 @@
 
 #include "ctl.h"
 
-static const char *str(json_t *obj, const char *name)
-{
-	const char *s = json_string_value(json_object_get(obj, name));
-	return s ? s : "-";
-}
-
-/* Takes "--NAME VALUE" out of argv; returns VALUE or NULL. */
-static const char *take_option(int *argc, char **argv, const char *name)
-{
-	for (int i = 0; i + 1 < *argc; i++)
-		if (!strcmp(argv[i], name)) {
-			const char *value = argv[i + 1];
-			memmove(&argv[i], &argv[i + 2], (size_t)(*argc - i - 2) * sizeof(*argv));
-			*argc -= 2;
-			return value;
-		}
-	return NULL;
-}
-
 static void print_record(json_t *reply)
 {
 	json_t *a;
 	size_t i;
-	printf("%s", str(reply, "fqdn"));
+	printf("%s", ctl_str(reply, "fqdn"));
 	json_array_foreach(json_object_get(reply, "addresses"), i, a)
 	{
 		printf(" %s", json_string_value(a));
@@ -66,14 +47,14 @@ static int dns_del(struct ctl *ctl, int argc, char **argv)
 	if (!ctl->json)
 		printf("deleted %lld address(es) of %s\n",
 		       (long long)json_integer_value(json_object_get(reply, "deleted")),
-		       str(reply, "fqdn"));
+		       ctl_str(reply, "fqdn"));
 	json_decref(reply);
 	return 0;
 }
 
 static int dns_list(struct ctl *ctl, int argc, char **argv)
 {
-	const char *source = take_option(&argc, argv, "--source");
+	const char *source = ctl_take_option(&argc, argv, "--source");
 	json_t *reply, *r, *request = json_object();
 	size_t i;
 	if (argc)
@@ -88,9 +69,9 @@ static int dns_list(struct ctl *ctl, int argc, char **argv)
 		printf("%-40s %-5s %-40s %-8s %s\n", "NAME", "TYPE", "ADDRESS", "SOURCE", "DEVICE");
 		json_array_foreach(json_object_get(reply, "records"), i, r)
 		{
-			printf("%-40s %-5s %-40s %-8s %s\n", str(r, "name"), str(r, "type"),
-			       str(r, "address"), str(r, "source"),
-			       json_object_get(r, "device") ? str(r, "device") : "");
+			printf("%-40s %-5s %-40s %-8s %s\n", ctl_str(r, "name"), ctl_str(r, "type"),
+			       ctl_str(r, "address"), ctl_str(r, "source"),
+			       json_object_get(r, "device") ? ctl_str(r, "device") : "");
 		}
 	}
 	json_decref(reply);

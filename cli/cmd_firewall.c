@@ -6,25 +6,6 @@
 
 #include "ctl.h"
 
-/* Takes "--NAME VALUE" out of argv; returns VALUE or NULL. */
-static const char *take_option(int *argc, char **argv, const char *name)
-{
-	for (int i = 0; i + 1 < *argc; i++)
-		if (!strcmp(argv[i], name)) {
-			const char *value = argv[i + 1];
-			memmove(&argv[i], &argv[i + 2], (size_t)(*argc - i - 2) * sizeof(*argv));
-			*argc -= 2;
-			return value;
-		}
-	return NULL;
-}
-
-static const char *str(json_t *obj, const char *name)
-{
-	const char *s = json_string_value(json_object_get(obj, name));
-	return s && s[0] ? s : "-";
-}
-
 /* "a, b" of a JSON array of strings */
 static void join(json_t *array, char *out, size_t len)
 {
@@ -56,7 +37,7 @@ static int change(struct ctl *ctl, const char *service, json_t *request, const c
 			       json_real_value(json_object_get(reply, "apply_ms")));
 		else
 			printf("%s, but not applied yet: %s (retried every second)\n", done,
-			       str(reply, "apply_error"));
+			       ctl_str(reply, "apply_error"));
 	}
 	json_decref(reply);
 	return applied ? 0 : 1;
@@ -64,8 +45,8 @@ static int change(struct ctl *ctl, const char *service, json_t *request, const c
 
 static int route_add(struct ctl *ctl, int argc, char **argv)
 {
-	const char *via = take_option(&argc, argv, "--via");
-	const char *roles = take_option(&argc, argv, "--roles");
+	const char *via = ctl_take_option(&argc, argv, "--via");
+	const char *roles = ctl_take_option(&argc, argv, "--roles");
 	char done[256];
 	if (argc != 1 || !roles)
 		return ctl_fail("usage: meshgatectl route add SUBNET [--via IFACE] --roles R1,R2");
@@ -105,8 +86,8 @@ static int route_list(struct ctl *ctl, int argc, char **argv)
 		{
 			char roles[512];
 			join(json_object_get(r, "roles"), roles, sizeof(roles));
-			printf("%-20s %-16s %-8s %s\n", str(r, "subnet"), str(r, "interface"),
-			       str(r, "source"), roles);
+			printf("%-20s %-16s %-8s %s\n", ctl_str(r, "subnet"),
+			       ctl_str(r, "interface"), ctl_str(r, "source"), roles);
 		}
 	}
 	json_decref(reply);
@@ -143,9 +124,9 @@ static int port_list(struct ctl *ctl, int argc, char **argv)
 	if (!ctl->json) {
 		char host[512];
 		join(json_object_get(reply, "vpn_host"), host, sizeof(host));
-		printf("VPN-only ports (dropped on %s):\n", str(reply, "public_interface"));
+		printf("VPN-only ports (dropped on %s):\n", ctl_str(reply, "public_interface"));
 		json_array_foreach(json_object_get(reply, "vpn_only"), i, p)
-		    printf("  %-12s %s\n", str(p, "port"), str(p, "source"));
+		    printf("  %-12s %s\n", ctl_str(p, "port"), ctl_str(p, "source"));
 		printf("gateway ports open to VPN clients: %s\n", host);
 	}
 	json_decref(reply);
@@ -164,18 +145,18 @@ static int status(struct ctl *ctl, int argc, char **argv)
 	if (!ctl->json) {
 		printf("VPN %s (%s), public side %s, %lld devices in role sets, last apply "
 		       "%.1f ms\n",
-		       str(reply, "vpn_interface"), str(reply, "vpn_subnet"),
-		       str(reply, "public_interface"),
+		       ctl_str(reply, "vpn_interface"), ctl_str(reply, "vpn_subnet"),
+		       ctl_str(reply, "public_interface"),
 		       (long long)json_integer_value(json_object_get(reply, "devices")),
 		       json_real_value(json_object_get(reply, "last_apply_ms")));
 		if (json_object_get(reply, "last_error"))
-			printf("last error: %s\n", str(reply, "last_error"));
+			printf("last error: %s\n", ctl_str(reply, "last_error"));
 		printf("%-16s %-24s %-8s %s\n", "ROLE", "SET", "DEVICES", "SUBNETS");
 		json_object_foreach(json_object_get(reply, "roles"), name, r)
 		{
 			char subnets[1024];
 			join(json_object_get(r, "subnets"), subnets, sizeof(subnets));
-			printf("%-16s %-24s %-8lld %s\n", name, str(r, "set"),
+			printf("%-16s %-24s %-8lld %s\n", name, ctl_str(r, "set"),
 			       (long long)json_integer_value(json_object_get(r, "devices")),
 			       subnets);
 		}

@@ -7,19 +7,6 @@
 
 #include "ctl.h"
 
-/* Takes "--NAME VALUE" out of argv; returns VALUE or NULL. */
-static const char *take_option(int *argc, char **argv, const char *name)
-{
-	for (int i = 0; i + 1 < *argc; i++)
-		if (!strcmp(argv[i], name)) {
-			const char *value = argv[i + 1];
-			memmove(&argv[i], &argv[i + 2], (size_t)(*argc - i - 2) * sizeof(*argv));
-			*argc -= 2;
-			return value;
-		}
-	return NULL;
-}
-
 static void format_time(json_t *seconds, char *out, size_t len)
 {
 	time_t t = (time_t)json_integer_value(seconds);
@@ -28,12 +15,6 @@ static void format_time(json_t *seconds, char *out, size_t len)
 		snprintf(out, len, "-");
 	else
 		strftime(out, len, "%Y-%m-%d %H:%M:%SZ", &tm);
-}
-
-static const char *str(json_t *obj, const char *name)
-{
-	const char *s = json_string_value(json_object_get(obj, name));
-	return s ? s : "-";
 }
 
 /* Sends and, unless --json, prints `text` filled from the reply. */
@@ -56,14 +37,14 @@ static void print_code(json_t *reply)
 	format_time(json_object_get(reply, "expires_at"), expires, sizeof(expires));
 	printf("user %s (%s)\ncode %s\nexpires %s\n\nOn the device: meshgate up --server "
 	       "https://GATEWAY:PORT --ca ca.pem %s\n",
-	       str(reply, "user"), str(reply, "role"), str(reply, "code"), expires,
-	       str(reply, "code"));
+	       ctl_str(reply, "user"), ctl_str(reply, "role"), ctl_str(reply, "code"), expires,
+	       ctl_str(reply, "code"));
 }
 
 static int user_add(struct ctl *ctl, int argc, char **argv)
 {
-	const char *role = take_option(&argc, argv, "--role");
-	const char *expires = take_option(&argc, argv, "--expires");
+	const char *role = ctl_take_option(&argc, argv, "--role");
+	const char *expires = ctl_take_option(&argc, argv, "--expires");
 	json_t *reply;
 	if (argc != 1 || !role)
 		return ctl_fail("usage: meshgatectl user add NAME --role ROLE [--expires 24h]");
@@ -82,7 +63,7 @@ static int user_add(struct ctl *ctl, int argc, char **argv)
 
 static int code_add(struct ctl *ctl, int argc, char **argv)
 {
-	const char *expires = take_option(&argc, argv, "--expires");
+	const char *expires = ctl_take_option(&argc, argv, "--expires");
 	json_t *reply;
 	if (argc != 1)
 		return ctl_fail("usage: meshgatectl code add USER [--expires 24h]");
@@ -114,7 +95,7 @@ static int user_list(struct ctl *ctl, int argc, char **argv)
 		{
 			char created[64];
 			format_time(json_object_get(u, "created_at"), created, sizeof(created));
-			printf("%-24s %-12s %-8lld %s\n", str(u, "name"), str(u, "role"),
+			printf("%-24s %-12s %-8lld %s\n", ctl_str(u, "name"), ctl_str(u, "role"),
 			       (long long)json_integer_value(json_object_get(u, "devices")),
 			       created);
 		}
@@ -147,7 +128,7 @@ static int code_revoke(struct ctl *ctl, int argc, char **argv)
 
 static int device_list(struct ctl *ctl, int argc, char **argv)
 {
-	const char *user = take_option(&argc, argv, "--user");
+	const char *user = ctl_take_option(&argc, argv, "--user");
 	json_t *reply, *d, *request = json_object();
 	size_t i;
 	if (argc)
@@ -163,9 +144,9 @@ static int device_list(struct ctl *ctl, int argc, char **argv)
 		       "STATE", "PUBLIC KEY");
 		json_array_foreach(json_object_get(reply, "devices"), i, d)
 		{
-			printf("%-20s %-16s %-24s %-18s %-9s %s\n", str(d, "id"), str(d, "user"),
-			       str(d, "name"), str(d, "address"), str(d, "state"),
-			       str(d, "public_key"));
+			printf("%-20s %-16s %-24s %-18s %-9s %s\n", ctl_str(d, "id"),
+			       ctl_str(d, "user"), ctl_str(d, "name"), ctl_str(d, "address"),
+			       ctl_str(d, "state"), ctl_str(d, "public_key"));
 		}
 	}
 	json_decref(reply);

@@ -26,6 +26,10 @@ int ctl_call(struct ctl *ctl, const char *service, json_t *request, json_t **rep
 /* Prints a one-line error on stderr and returns 1 (bad usage: 2). */
 int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int ctl_usage(const struct ctl_command *cmd);
+/* Takes "NAME VALUE" out of argv (anywhere after the command); VALUE or NULL. */
+const char *ctl_take_option(int *argc, char **argv, const char *name);
+/* A string member of a reply for a table cell: "-" when absent or empty. */
+const char *ctl_str(json_t *obj, const char *name);
 
 extern const struct ctl_command ctl_core_commands[];
 extern const struct ctl_command ctl_preauth_commands[];

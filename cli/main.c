@@ -31,6 +31,24 @@ int ctl_fail(const char *fmt, ...)
 	return 1;
 }
 
+const char *ctl_take_option(int *argc, char **argv, const char *name)
+{
+	for (int i = 0; i + 1 < *argc; i++)
+		if (!strcmp(argv[i], name)) {
+			const char *value = argv[i + 1];
+			memmove(&argv[i], &argv[i + 2], (size_t)(*argc - i - 2) * sizeof(*argv));
+			*argc -= 2;
+			return value;
+		}
+	return NULL;
+}
+
+const char *ctl_str(json_t *obj, const char *name)
+{
+	const char *s = json_string_value(json_object_get(obj, name));
+	return s && s[0] ? s : "-";
+}
+
 int ctl_usage(const struct ctl_command *cmd)
 {
 	fprintf(stderr, "usage: meshgatectl [--socket PATH] [--json] %s\n", cmd->usage);

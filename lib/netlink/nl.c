@@ -56,7 +56,7 @@ int nl_prefix_parse(struct nl_prefix *out, const char *text)
  * types it covers, so the ACK/error is handled here too. And its default
  * ends a dump at NLMSG_DONE without looking at the error code the kernel
  * may put in it (an interrupted or refused dump): that one is read here. */
-static int ack_cb(const struct nlmsghdr *nlh, void *data)
+int nl_ack_cb(const struct nlmsghdr *nlh, void *data)
 {
 	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
 
@@ -71,7 +71,7 @@ static int ack_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_ERROR;
 }
 
-static int done_cb(const struct nlmsghdr *nlh, void *data)
+int nl_done_cb(const struct nlmsghdr *nlh, void *data)
 {
 	int error;
 
@@ -89,7 +89,7 @@ static int done_cb(const struct nlmsghdr *nlh, void *data)
 /* Sends one request and runs cb on every answer until the ACK or DONE. */
 static int nl_talk(struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
-	mnl_cb_t ctl_cbs[NLMSG_MIN_TYPE] = {[NLMSG_ERROR] = ack_cb, [NLMSG_DONE] = done_cb};
+	mnl_cb_t ctl_cbs[NLMSG_MIN_TYPE] = {[NLMSG_ERROR] = nl_ack_cb, [NLMSG_DONE] = nl_done_cb};
 	struct mnl_socket *nl = mnl_socket_open(NETLINK_ROUTE);
 	unsigned portid;
 	char *buf;

@@ -58,4 +58,11 @@ struct nl_route_match {
  * A default route counts; check out->prefix_len to exclude it. */
 int nl_route_lookup(const char *subnet, struct nl_route_match *out);
 
+/* libmnl control callbacks shared by every netlink user here (rtnetlink in
+ * nl.c, WireGuard's generic netlink in lib/wg): an ACK ends the answer, an
+ * error or an error inside NLMSG_DONE sets errno and fails it. */
+struct nlmsghdr;
+int nl_ack_cb(const struct nlmsghdr *nlh, void *data);
+int nl_done_cb(const struct nlmsghdr *nlh, void *data);
+
 #endif

@@ -51,44 +51,10 @@ static struct nlmsghdr *genl_msg(struct genl *g, char *buf, uint16_t type, uint8
 	return nlh;
 }
 
-/* Control messages. Given a control array, libmnl runs no default for the
- * types it covers, so the ACK/error is handled here too. And its default
- * ends a dump at NLMSG_DONE without looking at the error code the kernel
- * may put in it (an interrupted or refused dump): that one is read here. */
-static int ack_cb(const struct nlmsghdr *nlh, void *data)
-{
-	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-
-	(void)data;
-	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e))) {
-		errno = EBADMSG;
-		return MNL_CB_ERROR;
-	}
-	if (e->error == 0)
-		return MNL_CB_STOP;
-	errno = e->error < 0 ? -e->error : e->error;
-	return MNL_CB_ERROR;
-}
-
-static int done_cb(const struct nlmsghdr *nlh, void *data)
-{
-	int error;
-
-	(void)data;
-	if (nlh->nlmsg_len >= mnl_nlmsg_size(sizeof(error))) {
-		memcpy(&error, mnl_nlmsg_get_payload(nlh), sizeof(error));
-		if (error < 0) {
-			errno = -error;
-			return MNL_CB_ERROR;
-		}
-	}
-	return MNL_CB_STOP;
-}
-
 /* Sends nlh, runs cb on the answers until the ACK (or DONE for a dump). */
 static int genl_run(struct genl *g, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
-	mnl_cb_t ctl_cbs[NLMSG_MIN_TYPE] = {[NLMSG_ERROR] = ack_cb, [NLMSG_DONE] = done_cb};
+	mnl_cb_t ctl_cbs[NLMSG_MIN_TYPE] = {[NLMSG_ERROR] = nl_ack_cb, [NLMSG_DONE] = nl_done_cb};
 	int ret;
 
 	if (mnl_socket_sendto(g->nl, nlh, nlh->nlmsg_len) < 0)

@@ -41,17 +41,13 @@ static void print_code(json_t *reply)
 	       ctl_str(reply, "code"));
 }
 
-static int user_add(struct ctl *ctl, int argc, char **argv)
+/* user add and code add: both ask for a code and print it (request taken). */
+static int request_code(struct ctl *ctl, const char *service, json_t *request, const char *expires)
 {
-	const char *role = ctl_take_option(&argc, argv, "--role");
-	const char *expires = ctl_take_option(&argc, argv, "--expires");
 	json_t *reply;
-	if (argc != 1 || !role)
-		return ctl_fail("usage: meshgatectl user add NAME --role ROLE [--expires 24h]");
-	json_t *request = json_pack("{s:s, s:s}", "name", argv[0], "role", role);
 	if (expires)
 		json_object_set_new(request, "expires", json_string(expires));
-	int rc = ctl_call(ctl, "preauth.user.add", request, &reply);
+	int rc = ctl_call(ctl, service, request, &reply);
 	json_decref(request);
 	if (rc)
 		return 1;
@@ -61,23 +57,22 @@ static int user_add(struct ctl *ctl, int argc, char **argv)
 	return 0;
 }
 
+static int user_add(struct ctl *ctl, int argc, char **argv)
+{
+	const char *role = ctl_take_option(&argc, argv, "--role");
+	const char *expires = ctl_take_option(&argc, argv, "--expires");
+	if (argc != 1 || !role)
+		return ctl_fail("usage: meshgatectl user add NAME --role ROLE [--expires 24h]");
+	return request_code(ctl, "preauth.user.add",
+	                    json_pack("{s:s, s:s}", "name", argv[0], "role", role), expires);
+}
+
 static int code_add(struct ctl *ctl, int argc, char **argv)
 {
 	const char *expires = ctl_take_option(&argc, argv, "--expires");
-	json_t *reply;
 	if (argc != 1)
 		return ctl_fail("usage: meshgatectl code add USER [--expires 24h]");
-	json_t *request = json_pack("{s:s}", "user", argv[0]);
-	if (expires)
-		json_object_set_new(request, "expires", json_string(expires));
-	int rc = ctl_call(ctl, "preauth.code.add", request, &reply);
-	json_decref(request);
-	if (rc)
-		return 1;
-	if (!ctl->json)
-		print_code(reply);
-	json_decref(reply);
-	return 0;
+	return request_code(ctl, "preauth.code.add", json_pack("{s:s}", "user", argv[0]), expires);
 }
 
 static int user_list(struct ctl *ctl, int argc, char **argv)

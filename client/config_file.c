@@ -330,6 +330,12 @@ int cl_profile_path(const char *dir, const char *ifname, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+int cl_profile_ca_path(const char *dir, const char *ifname, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "%s/%s.ca.pem", dir, ifname);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
 int cl_profile_save(const char *path, const struct cl_profile *p, struct cl_err *err)
 {
 	char *text = cl_profile_render(p, true);

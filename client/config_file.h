@@ -58,6 +58,9 @@ int cl_make_dir(const char *dir, struct cl_err *err);
 /* The config of interface ifname in dir: DIR/IFNAME.conf. */
 int cl_profile_path(const char *dir, const char *ifname, char *buf, size_t size);
 
+/* The copy of --ca that `meshgate sync` trusts: DIR/IFNAME.ca.pem. */
+int cl_profile_ca_path(const char *dir, const char *ifname, char *buf, size_t size);
+
 int cl_profile_save(const char *path, const struct cl_profile *p, struct cl_err *err);
 int cl_profile_load(const char *path, struct cl_profile *p, struct cl_err *err);
 

@@ -15,6 +15,8 @@
 #include "err.h"
 #include "tunnel.h"
 
+#define CL_FOLLOW_TIMEOUT_S 10 /* a sync's request: through the tunnel, to the gateway */
+
 struct cl_follow_opts {
 	struct cl_tunnel_opts tun;
 	const char *config_path; /* CONFIG_DIR/IFNAME.conf */

@@ -1,0 +1,39 @@
+/* meshgate down: the tunnel removed; with --forget also the saved config. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "resolver.h"
+#include "tunnel.h"
+
+static int run(const struct cl_args *a)
+{
+	struct cl_tunnel_opts tun = {a->ifname, a->state_dir, a->backend};
+	struct cl_err err = {0};
+	char path[4096];
+
+	cl_profile_path(a->config_dir, a->ifname, path, sizeof(path));
+	bool enrolled = access(path, F_OK) == 0;
+	if (cl_tunnel_down(&tun, a->forget && enrolled, &err))
+		return cl_report(&err);
+	cl_resolver_remove(a->ifname);
+	if (a->forget && enrolled && unlink(path))
+		return cl_fail(&err, CL_EXIT_FAILURE, "cannot remove %s: %s", path,
+		               strerror(errno)),
+		       cl_report(&err);
+	if (a->forget) {
+		cl_profile_ca_path(a->config_dir, a->ifname, path, sizeof(path));
+		unlink(path); /* the CA copy of the enrolment, if any */
+	}
+	printf("meshgate: %s is down%s\n", a->ifname,
+	       a->forget && enrolled ? " and its config removed" : "");
+	return 0;
+}
+
+const struct cl_command cl_cmd_down = {
+    .name = "down",
+    .options = CL_OPT_FORGET,
+    .run = run,
+};

@@ -1,0 +1,124 @@
+/* meshgate status: the tunnel and the saved config, as text or JSON. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "cmd.h"
+#include "tunnel.h"
+#include "wg.h"
+
+static void print_size(const char *label, uint64_t bytes)
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	double v = (double)bytes;
+	int u = 0;
+	while (v >= 1024 && u < 4)
+		v /= 1024, u++;
+	printf(u ? "%.2f %s %s" : "%.0f %s %s", v, units[u], label);
+}
+
+static void status_text(const struct cl_args *a, const struct cl_profile *p, bool enrolled,
+                        const struct cl_tunnel_status *st)
+{
+	char addr[CL_PREFIX_STRLEN], endpoint[CL_ENDPOINT_STRLEN], key[WG_KEY_B64_LEN];
+	printf("interface: %s\n  state: %s\n", a->ifname, st->up ? "up" : "down");
+	if (st->up) {
+		printf("  backend: %s", st->backend);
+		if (st->pid)
+			printf(" (wireguard-go pid %ld)", (long)st->pid);
+		wg_key_to_base64(key, st->public_key);
+		printf("\n  public key: %s\n", key);
+	}
+	if (enrolled) {
+		cl_prefix_format(&p->address, addr, sizeof(addr));
+		printf("  address: %s\n", addr);
+		if (*p->server_url)
+			printf("  server: %s (device %s)\n", p->server_url, p->device_id);
+	}
+	if (st->have_peer && *st->endpoint)
+		printf("  endpoint: %s\n", st->endpoint);
+	else if (enrolled && cl_endpoint_format(&p->endpoint, endpoint, sizeof(endpoint)) == 0)
+		printf("  endpoint: %s\n", endpoint);
+	if (!st->up)
+		return;
+	if (st->last_handshake) {
+		long ago = (long)(time(NULL) - st->last_handshake);
+		printf("  last handshake: %ld seconds ago\n", ago < 0 ? 0 : ago);
+	} else {
+		printf("  last handshake: never\n");
+	}
+	printf("  transfer: ");
+	print_size("received", st->rx_bytes);
+	printf(", ");
+	print_size("sent\n", st->tx_bytes);
+}
+
+static void status_json(const struct cl_args *a, const struct cl_profile *p, bool enrolled,
+                        const struct cl_tunnel_status *st)
+{
+	char addr[CL_PREFIX_STRLEN], endpoint[CL_ENDPOINT_STRLEN], key[WG_KEY_B64_LEN];
+	json_t *o = json_pack("{s:s, s:b}", "interface", a->ifname, "up", st->up);
+	if (st->up) {
+		wg_key_to_base64(key, st->public_key);
+		json_object_set_new(o, "backend", json_string(st->backend));
+		json_object_set_new(o, "pid", st->pid ? json_integer(st->pid) : json_null());
+		json_object_set_new(o, "public_key", json_string(key));
+		json_object_set_new(o, "last_handshake",
+		                    st->last_handshake ? json_integer(st->last_handshake)
+		                                       : json_null());
+		json_object_set_new(o, "rx_bytes", json_integer((json_int_t)st->rx_bytes));
+		json_object_set_new(o, "tx_bytes", json_integer((json_int_t)st->tx_bytes));
+	}
+	if (enrolled) {
+		cl_prefix_format(&p->address, addr, sizeof(addr));
+		json_object_set_new(o, "address", json_string(addr));
+		json_object_set_new(o, "server",
+		                    *p->server_url ? json_string(p->server_url) : json_null());
+		json_object_set_new(o, "device_id", json_string(p->device_id));
+		cl_endpoint_format(&p->endpoint, endpoint, sizeof(endpoint));
+	}
+	if (st->have_peer && *st->endpoint)
+		json_object_set_new(o, "endpoint", json_string(st->endpoint));
+	else if (enrolled)
+		json_object_set_new(o, "endpoint", json_string(endpoint));
+	char *text = json_dumps(o, JSON_INDENT(2));
+	printf("%s\n", text);
+	free(text);
+	json_decref(o);
+}
+
+static int run(const struct cl_args *a)
+{
+	struct cl_tunnel_opts tun = {a->ifname, a->state_dir, a->backend};
+	struct cl_tunnel_status st;
+	struct cl_profile p;
+	struct cl_err err = {0};
+	char path[4096];
+
+	cl_profile_path(a->config_dir, a->ifname, path, sizeof(path));
+	bool enrolled = access(path, F_OK) == 0;
+	if (enrolled && cl_profile_load(path, &p, &err))
+		return cl_report(&err);
+	if (cl_tunnel_status(&tun, enrolled ? &p : NULL, &st, &err))
+		return cl_report(&err);
+	if (!enrolled && !st.up)
+		return cl_fail(&err, CL_EXIT_NOT_FOUND, "%s is neither up nor enrolled here",
+		               a->ifname),
+		       cl_report(&err);
+	if (a->json)
+		status_json(a, &p, enrolled, &st);
+	else
+		status_text(a, &p, enrolled, &st);
+	sodium_memzero(&p, sizeof(p));
+	return st.up ? 0 : CL_EXIT_NOT_FOUND;
+}
+
+const struct cl_command cl_cmd_status = {
+    .name = "status",
+    .options = CL_OPT_JSON,
+    .run = run,
+};

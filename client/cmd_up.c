@@ -1,0 +1,156 @@
+/* meshgate up: the first connection of a device (enroll.h), or again from
+ * its saved config. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "cmd.h"
+#include "enroll.h"
+#include "follow.h"
+#include "resolver.h"
+#include "tunnel.h"
+
+#define API_TIMEOUT_S     30
+#define UP_SYNC_TIMEOUT_S 5 /* the sync right after a reconnect: best effort */
+#define CODE_MAX          128
+
+/* This machine's network, as the enrolment and the reconnect reach it. */
+static const struct cl_net net = {
+    .check = cl_tunnel_check,
+    .up = cl_tunnel_up,
+    .wait_handshake = cl_tunnel_wait_handshake,
+    .down = cl_tunnel_down,
+    .resolver_apply = cl_resolver_apply,
+};
+
+static bool code_valid(const char *code)
+{
+	size_t n = strlen(code);
+	if (n == 0 || n > CODE_MAX)
+		return false;
+	for (const char *s = code; *s; s++)
+		if (*s <= 0x20 || *s >= 0x7f)
+			return false;
+	return true;
+}
+
+/* The API takes up to 253 bytes of UTF-8 without control characters. */
+static bool name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 253)
+		return false;
+	for (const unsigned char *s = (const unsigned char *)name; *s; s++)
+		if (*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static int check(const struct cl_args *a)
+{
+	if (a->ca && a->pin)
+		return cl_usage_error("%s", "give --ca or --pin, not both");
+	if (a->qr && !a->export_path)
+		return cl_usage_error("%s", "--qr needs --export FILE");
+	if (a->name && !name_valid(a->name))
+		return cl_usage_error("%s",
+		                      "--name must be 1-253 characters without control characters");
+	if (a->code && !code_valid(a->code))
+		return cl_usage_error("%s", "the code must be 1-128 printable characters");
+	if (a->code && !a->server)
+		return cl_usage_error("%s", "up CODE needs --server https://HOST:PORT");
+	if (!a->code && (a->server || a->ca || a->pin || a->export_path || a->name))
+		return cl_usage_error("%s", "missing CODE");
+	return 0;
+}
+
+/* After `up`: a reconnect from a saved config follows the networks at
+ * once (they may have changed while it was down); then the hint. */
+static void after_up(const struct cl_args *a, const struct cl_tunnel_opts *tun,
+                     const char *config_path, const struct cl_profile *p, bool reconnected)
+{
+	if (!*p->vpn_api)
+		return; /* a gateway without the device config: nothing to follow */
+	if (reconnected) {
+		struct cl_follow_opts o = {*tun, config_path, UP_SYNC_TIMEOUT_S, &cl_interrupted};
+		struct cl_follow_result res;
+		struct cl_err err = {0};
+		if (cl_follow_sync(&o, &res, &err))
+			fprintf(stderr, "meshgate: warning: the networks were not refreshed: %s\n",
+			        err.msg);
+		else
+			cl_follow_print(stdout, a->ifname, &res, false);
+	}
+	printf("meshgate: to follow the networks the gateway gives this device as they change, "
+	       "run: meshgate watch --interface %s\n",
+	       a->ifname);
+}
+
+static int enroll(const struct cl_args *a, const struct cl_tunnel_opts *tun,
+                  const char *config_path, struct cl_profile *p, struct cl_err *err)
+{
+	const struct cl_enroll_opts o = {
+	    .server_url = a->server,
+	    .ca_file = a->ca,
+	    .pin = a->pin,
+	    .code = a->code,
+	    .name = a->name,
+	    .export_path = a->export_path,
+	    .qr = a->qr,
+	    .config_dir = a->config_dir,
+	    .tun = *tun,
+	    .api_timeout_s = API_TIMEOUT_S,
+	    .handshake_timeout_s = a->timeout_s,
+	    .stop = &cl_interrupted,
+	};
+	if (!a->export_path && cl_need_root("bringing a tunnel up", err))
+		return -1;
+	if (cl_enroll_run(&o, &net, p, err))
+		return -1;
+	if (!a->export_path)
+		after_up(a, tun, config_path, p, false);
+	return 0;
+}
+
+/* A device enrolled before: bring the saved config up again. */
+static int reconnect(const struct cl_args *a, const struct cl_tunnel_opts *tun, char *config_path,
+                     size_t size, struct cl_profile *p, struct cl_err *err)
+{
+	if (cl_need_root("bringing a tunnel up", err) ||
+	    cl_need_enrolled(a, config_path, size, err))
+		return -1;
+	if (cl_profile_load(config_path, p, err) || cl_make_dir(a->state_dir, err) ||
+	    cl_tunnel_check(tun, err))
+		return -1;
+	if (cl_connect(&net, tun, p, a->timeout_s, &cl_interrupted, NULL, err))
+		return -1;
+	after_up(a, tun, config_path, p, true);
+	return 0;
+}
+
+static int run(const struct cl_args *a)
+{
+	struct cl_tunnel_opts tun = {a->ifname, a->state_dir, a->backend};
+	struct cl_err err = {0};
+	char config_path[4096];
+	struct cl_profile *p = calloc(1, sizeof(*p));
+	if (!p)
+		return CL_EXIT_FAILURE;
+	cl_profile_path(a->config_dir, a->ifname, config_path, sizeof(config_path));
+	int rc = a->code ? enroll(a, &tun, config_path, p, &err)
+	                 : reconnect(a, &tun, config_path, sizeof(config_path), p, &err);
+	sodium_memzero(p, sizeof(*p));
+	free(p);
+	return rc ? cl_report(&err) : 0;
+}
+
+const struct cl_command cl_cmd_up = {
+    .name = "up",
+    .options = CL_OPT_SERVER | CL_OPT_CA | CL_OPT_PIN | CL_OPT_TIMEOUT | CL_OPT_NAME |
+               CL_OPT_EXPORT | CL_OPT_QR,
+    .takes_code = true,
+    .check = check,
+    .run = run,
+};

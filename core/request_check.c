@@ -126,8 +126,9 @@ json_t *request_check(json_t *request, const struct mg_field *fields)
 				return mg_field_error(name, "'v' must be an integer");
 			continue;
 		}
-		if (!f)
-			return mg_field_error(name, "unknown field '%.64s'", name);
+		if (!f) /* the name is anybody's: cut, and whole characters only */
+			return mg_field_error(name, "unknown field '%.*s'",
+			                      (int)mg_utf8_prefix(name, 64), name);
 		if (!has_type(v, f->type))
 			return type_error(name, v, f->type);
 		if ((error = bounds_error(f, v)))

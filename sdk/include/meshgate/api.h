@@ -287,28 +287,34 @@ static inline json_t *mg_error(const char *code, const char *fmt, ...)
 	return json_pack("{s:s, s:s}", "error", code, "message", message);
 }
 
+/* The length of the longest prefix of `s` of at most `max` bytes that does
+ * not split a UTF-8 character: where to cut a text that goes into JSON. */
+static inline size_t mg_utf8_prefix(const char *s, size_t max)
+{
+	size_t n = 0;
+	while (s[n] && n < max)
+		n++;
+	while (n && (s[n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
 /* {"error": "bad_request", "message": printf(fmt, ...), "field": field}:
- * the one shape of a refused request. `field` names the member at fault;
- * NULL when the request as a whole is (not an object). */
+ * the one shape of a refused request. `field` names the member at fault
+ * (cut at 64 bytes); NULL when the request as a whole is (not an object). */
 static inline json_t *mg_field_error(const char *field, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static inline json_t *mg_field_error(const char *field, const char *fmt, ...)
 {
-	char message[512];
+	char text[1024]; /* cut at 511 bytes below, where a character ends */
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(message, sizeof(message), fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	json_t *error = json_pack("{s:s, s:s}", "error", "bad_request", "message", message);
-	if (field) {
-		/* a long (unknown) name is cut at 64 bytes, on a UTF-8 boundary */
-		size_t n = 0;
-		while (field[n] && n < 64)
-			n++;
-		while (n && (field[n] & 0xC0) == 0x80)
-			n--;
-		json_object_set_new(error, "field", json_stringn(field, n));
-	}
+	json_t *error = json_pack("{s:s, s:s#}", "error", "bad_request", "message", text,
+	                          (int)mg_utf8_prefix(text, 511));
+	if (field)
+		json_object_set_new(error, "field", json_stringn(field, mg_utf8_prefix(field, 64)));
 	return error;
 }
 

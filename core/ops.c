@@ -9,6 +9,7 @@
 #include "bus_client.h"
 #include "bus_proto.h"
 #include "core.h"
+#include "request_check.h"
 
 /* ---- a bus client per thread, for requests and publishing ---- */
 
@@ -201,4 +202,5 @@ const struct mg_api core_api = {
     .defer = op_defer,
     .reply = op_reply,
     .txn_begin_nested = state_begin_nested,
+    .request_check = request_check,
 };

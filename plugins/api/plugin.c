@@ -359,11 +359,14 @@ static void on_renew_timer(mg_ctx *ctx, void *arg)
 /* For operators: `meshgatectl call api.info` shows what clients pin. */
 static json_t *info(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
+	static const struct mg_field fields[] = {{0}};
 	struct api *self = ctx->self;
 	char ca[4096];
+	json_t *bad;
 	(void)service;
-	(void)request;
 	(void)arg;
+	if ((bad = mg_request_check(ctx, request, fields)))
+		return bad;
 	if (!self->server)
 		return mg_error("unavailable", "the API is not serving");
 	snprintf(ca, sizeof(ca), "%s/%s", mg_state_dir(ctx), API_CA_CERT_FILE);

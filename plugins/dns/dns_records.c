@@ -421,32 +421,16 @@ void dns_publish_server(struct dns *d)
 
 /* ---- services ---- */
 
-/* NULL when `request` has only the named string members (plus an integer
- * "v"), the required ones present; else the bad_request reply. */
-static json_t *check_fields(json_t *request, const char *const *required,
-                            const char *const *optional)
-{
-	const char *key;
-	json_t *v;
-	if (!json_is_object(request))
-		return mg_error("bad_request", "the request must be a JSON object");
-	json_object_foreach(request, key, v)
-	{
-		int known = !strcmp(key, "v") && json_is_integer(v);
-		for (const char *const *f = required; !known && f && *f; f++)
-			known = !strcmp(key, *f);
-		for (const char *const *f = optional; !known && f && *f; f++)
-			known = !strcmp(key, *f);
-		if (!known)
-			return mg_error("bad_request", "unknown field '%.64s'", key);
-		if (strcmp(key, "v") && !json_is_string(v))
-			return mg_error("bad_request", "'%s' must be a string", key);
+/* The members of the requests: a name as typed (escapes included) and an
+ * address in text. What they mean, record_name and address_text check. */
+#define NAME_FIELD(required)                                           \
+	{                                                              \
+		"name", MG_FIELD_STRING, required, 1, DNS_TEXT_MAX - 1 \
 	}
-	for (const char *const *f = required; f && *f; f++)
-		if (!json_object_get(request, *f))
-			return mg_error("bad_request", "'%s' is missing", *f);
-	return NULL;
-}
+#define ADDRESS_FIELD(required)                                               \
+	{                                                                     \
+		"address", MG_FIELD_STRING, required, 1, INET6_ADDRSTRLEN - 1 \
+	}
 
 /* A record name as given, relative to the zone; and fits in it. */
 static int record_name(struct dns *d, const char *given, char *out, size_t outlen)
@@ -501,23 +485,24 @@ static json_t *record_reply(struct dns *d, const char *name)
 
 json_t *dns_svc_add(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
-	static const char *const required[] = {"name", "address", NULL};
+	static const struct mg_field fields[] = {NAME_FIELD(1), ADDRESS_FIELD(1), {0}};
 	struct dns *d = ctx->self;
 	char name[DNS_TEXT_MAX], address[INET6_ADDRSTRLEN];
 	(void)service;
 	(void)arg;
-	json_t *bad = check_fields(request, required, NULL);
+	json_t *bad = mg_request_check(ctx, request, fields);
 	if (bad)
 		return bad;
 	const char *given = json_string_value(json_object_get(request, "name"));
 	if (record_name(d, given, name, sizeof(name)))
-		return mg_error("bad_request",
-		                "'%.100s' is not a host name inside %s (labels of letters, digits, "
-		                "'-' and '_', at most 63 characters each)",
-		                given, d->cfg.zone_text);
+		return mg_field_error(
+		    "name",
+		    "'%.100s' is not a host name inside %s (labels of letters, digits, "
+		    "'-' and '_', at most 63 characters each)",
+		    given, d->cfg.zone_text);
 	if (address_text(json_string_value(json_object_get(request, "address")), address,
 	                 sizeof(address)))
-		return mg_error("bad_request", "'address' must be an IPv4 or IPv6 address");
+		return mg_field_error("address", "'address' must be an IPv4 or IPv6 address");
 	json_t *old = json_object_get(d->runtime, name);
 	json_t *addrs = old ? json_deep_copy(old) : json_array(), *a;
 	size_t i;
@@ -532,8 +517,7 @@ json_t *dns_svc_add(mg_ctx *ctx, const char *service, json_t *request, void *arg
 	}
 	if (json_array_size(addrs) >= DNS_RR_PER_NAME) {
 		json_decref(addrs);
-		return mg_error("bad_request", "%s has %d addresses already", name,
-		                DNS_RR_PER_NAME);
+		return mg_field_error("name", "%s has %d addresses already", name, DNS_RR_PER_NAME);
 	}
 	json_array_append_new(addrs, json_string(address));
 	int rc = write_record(d, name, addrs);
@@ -549,24 +533,23 @@ json_t *dns_svc_add(mg_ctx *ctx, const char *service, json_t *request, void *arg
 
 json_t *dns_svc_del(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
-	static const char *const required[] = {"name", NULL};
-	static const char *const optional[] = {"address", NULL};
+	static const struct mg_field fields[] = {NAME_FIELD(1), ADDRESS_FIELD(0), {0}};
 	struct dns *d = ctx->self;
 	char name[DNS_TEXT_MAX], address[INET6_ADDRSTRLEN] = "";
 	json_t *r;
 	size_t i;
 	(void)service;
 	(void)arg;
-	json_t *bad = check_fields(request, required, optional);
+	json_t *bad = mg_request_check(ctx, request, fields);
 	if (bad)
 		return bad;
 	const char *given = json_string_value(json_object_get(request, "name"));
 	if (record_name(d, given, name, sizeof(name)))
-		return mg_error("bad_request", "'%.100s' is not a host name inside %s", given,
-		                d->cfg.zone_text);
+		return mg_field_error("name", "'%.100s' is not a host name inside %s", given,
+		                      d->cfg.zone_text);
 	const char *a = json_string_value(json_object_get(request, "address"));
 	if (a && address_text(a, address, sizeof(address)))
-		return mg_error("bad_request", "'address' must be an IPv4 or IPv6 address");
+		return mg_field_error("address", "'address' must be an IPv4 or IPv6 address");
 	json_t *old = json_object_get(d->runtime, name);
 	if (!old) {
 		json_array_foreach(d->cfg.records, i, r)
@@ -635,19 +618,19 @@ static int by_name(const void *a, const void *b)
 
 json_t *dns_svc_list(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
-	static const char *const optional[] = {"source", NULL};
+	static const struct mg_field fields[] = {{"source", MG_FIELD_STRING, 0, 1, 16}, {0}};
 	struct dns *d = ctx->self;
 	json_t *r, *addrs, *a;
 	size_t i, k, n = 0;
 	const char *name;
 	(void)service;
 	(void)arg;
-	json_t *bad = request ? check_fields(request, NULL, optional) : NULL;
+	json_t *bad = mg_request_check(ctx, request, fields);
 	if (bad)
 		return bad;
 	const char *only = json_string_value(json_object_get(request, "source"));
 	if (only && strcmp(only, "config") && strcmp(only, "runtime") && strcmp(only, "device"))
-		return mg_error("bad_request", "'source' is config, runtime or device");
+		return mg_field_error("source", "'source' is config, runtime or device");
 	json_t *list = json_array();
 	if (!only || !strcmp(only, "config")) {
 		json_array_foreach(d->cfg.records, i, r)
@@ -694,17 +677,15 @@ json_t *dns_svc_list(mg_ctx *ctx, const char *service, json_t *request, void *ar
 
 json_t *dns_svc_stats(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
+	static const struct mg_field fields[] = {{0}};
 	struct dns *d = ctx->self;
 	struct dns_counters *c = &d->srv.count;
-	json_t *listen = json_array(), *upstream = json_array();
 	(void)service;
 	(void)arg;
-	json_t *bad = request ? check_fields(request, NULL, NULL) : NULL;
-	if (bad) {
-		json_decref(listen);
-		json_decref(upstream);
+	json_t *bad = mg_request_check(ctx, request, fields);
+	if (bad)
 		return bad;
-	}
+	json_t *listen = json_array(), *upstream = json_array();
 	for (size_t i = 0; i < d->nlisteners; i++) {
 		char text[96];
 		dns_sockaddr_text((struct sockaddr *)&d->listeners[i]->addr, text, sizeof(text));

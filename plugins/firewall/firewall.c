@@ -704,24 +704,8 @@ static void on_wg_changed(mg_ctx *ctx, const char *topic, json_t *event, void *a
 
 /* ---- services ---- */
 
-/* Refuses members other than the allowed ones (and an integer "v"): a
- * misspelt optional field would otherwise be ignored in silence. */
-static json_t *check_fields(json_t *request, const char *const *allowed)
-{
-	const char *name;
-	json_t *v;
-	if (!json_is_object(request))
-		return mg_error("bad_request", "the request must be a JSON object");
-	json_object_foreach(request, name, v)
-	{
-		int ok = !strcmp(name, "v") && json_is_integer(v);
-		for (size_t i = 0; !ok && allowed[i]; i++)
-			ok = !strcmp(name, allowed[i]);
-		if (!ok)
-			return mg_error("bad_request", "unknown field '%s'", name);
-	}
-	return NULL;
-}
+/* More roles on one route is a typo, not a policy. */
+#define ROUTE_ROLES_MAX 64
 
 static json_t *bad_subnet(const char *text)
 {
@@ -729,10 +713,10 @@ static json_t *bad_subnet(const char *text)
 	char fixed[FW_PREFIX_TEXT];
 	if (text && !fw_prefix_parse(&loose, text, 1)) {
 		fw_prefix_format(fixed, &loose);
-		return mg_error("bad_request", "'%s' has host bits set: did you mean %s?", text,
-		                fixed);
+		return mg_field_error("subnet", "'%s' has host bits set: did you mean %s?", text,
+		                      fixed);
 	}
-	return mg_error("bad_request", "'subnet' must be an IPv4 subnet like \"172.20.0.0/24\"");
+	return mg_field_error("subnet", "'subnet' must be an IPv4 subnet like \"172.20.0.0/24\"");
 }
 
 /* Commits one put or del of our own databases. */
@@ -777,7 +761,12 @@ static json_t *applied(mg_ctx *ctx, json_t *reply, double t0)
 
 static json_t *route_add(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
-	static const char *const fields[] = {"subnet", "via", "roles", NULL};
+	static const struct mg_field fields[] = {
+	    {"subnet", MG_FIELD_STRING, 1, 1, 64},
+	    {"via", MG_FIELD_STRING, 0, 1, IF_NAMESIZE - 1},
+	    {"roles", MG_FIELD_STRINGS, 1, 1, ROUTE_ROLES_MAX},
+	    {0},
+	};
 	const char *subnet = json_string_value(json_object_get(request, "subnet"));
 	const char *via = json_string_value(json_object_get(request, "via"));
 	json_t *roles = json_object_get(request, "roles"), *role, *error;
@@ -787,24 +776,22 @@ static json_t *route_add(mg_ctx *ctx, const char *service, json_t *request, void
 	size_t i;
 	(void)service;
 	(void)arg;
-	if ((error = check_fields(request, fields)))
+	if ((error = mg_request_check(ctx, request, fields)))
 		return error;
 	if (!subnet || fw_prefix_parse(&prefix, subnet, 0))
 		return bad_subnet(subnet);
-	if (json_object_get(request, "via") && (!via || !fw_ifname_valid(via)))
-		return mg_error("bad_request", "'via' must be an interface name");
+	if (via && !fw_ifname_valid(via))
+		return mg_field_error("via", "'via' must be an interface name");
 	if (via && nl_link_index(via) < 0)
-		return mg_error("bad_request", "no interface '%s' on the gateway", via);
-	if (!json_is_array(roles) || !json_array_size(roles))
-		return mg_error("bad_request", "'roles' must be a non-empty list of role names");
+		return mg_field_error("via", "no interface '%s' on the gateway", via);
 	json_t *unique = json_array();
 	json_array_foreach(roles, i, role)
 	{
 		if (!fw_role_valid(json_string_value(role))) {
 			json_decref(unique);
-			return mg_error("bad_request",
-			                "'%s' is not a role name (1-32 of a-z 0-9 -)",
-			                json_is_string(role) ? json_string_value(role) : "?");
+			return mg_field_error("roles",
+			                      "'%s' is not a role name (1-32 of a-z 0-9 -)",
+			                      json_string_value(role));
 		}
 		size_t j;
 		json_t *u;
@@ -821,10 +808,10 @@ static json_t *route_add(mg_ctx *ctx, const char *service, json_t *request, void
 		lookup_iface(&prefix, iface);
 	if (!iface[0]) {
 		json_decref(unique);
-		return mg_error("bad_request",
-		                "no route to %s on the gateway: name its interface "
-		                "('via')",
-		                key);
+		return mg_field_error("via",
+		                      "no route to %s on the gateway: name its interface "
+		                      "('via')",
+		                      key);
 	}
 	json_t *record = json_pack("{s:s, s:o, s:I}", "subnet", key, "roles", unique, "created_at",
 	                           (json_int_t)(mg_now_ms(ctx) / 1000));
@@ -842,7 +829,7 @@ static json_t *route_add(mg_ctx *ctx, const char *service, json_t *request, void
 
 static json_t *route_del(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
-	static const char *const fields[] = {"subnet", NULL};
+	static const struct mg_field fields[] = {{"subnet", MG_FIELD_STRING, 1, 1, 64}, {0}};
 	const char *subnet = json_string_value(json_object_get(request, "subnet"));
 	struct fw_prefix prefix;
 	char key[FW_PREFIX_TEXT];
@@ -850,7 +837,7 @@ static json_t *route_del(mg_ctx *ctx, const char *service, json_t *request, void
 	double t0 = now_ms();
 	(void)service;
 	(void)arg;
-	if ((error = check_fields(request, fields)))
+	if ((error = mg_request_check(ctx, request, fields)))
 		return error;
 	if (!subnet || fw_prefix_parse(&prefix, subnet, 0))
 		return bad_subnet(subnet);
@@ -870,13 +857,13 @@ static json_t *route_del(mg_ctx *ctx, const char *service, json_t *request, void
 /* Every network of the policy with the roles that reach it. */
 static json_t *route_list(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
-	static const char *const fields[] = {NULL};
+	static const struct mg_field fields[] = {{0}};
 	struct built b;
 	mg_txn *txn;
-	json_t *error, *routes = json_object();
+	json_t *error, *routes;
 	(void)service;
 	(void)arg;
-	if ((error = check_fields(request, fields)))
+	if ((error = mg_request_check(ctx, request, fields)))
 		return error;
 	if (mg_txn_begin(ctx, MG_TXN_READ, &txn))
 		return mg_error("internal", "cannot read state");
@@ -884,6 +871,7 @@ static json_t *route_list(mg_ctx *ctx, const char *service, json_t *request, voi
 	mg_txn_abort(ctx, txn);
 	if (rc)
 		return mg_error("internal", "cannot build the policy: %s", strerror(-rc));
+	routes = json_object();
 	for (size_t r = 0; r < b.n_roles; r++)
 		for (size_t i = 0; i < b.roles[r].n_nets; i++) {
 			const struct fw_net *n = &b.roles[r].nets[i];
@@ -911,16 +899,16 @@ static json_t *route_list(mg_ctx *ctx, const char *service, json_t *request, voi
 
 static json_t *port_change(mg_ctx *ctx, json_t *request, int add)
 {
-	static const char *const fields[] = {"port", NULL};
+	static const struct mg_field fields[] = {{"port", MG_FIELD_STRING, 1, 1, 16}, {0}};
 	struct fw_port port;
 	const char *text = json_string_value(json_object_get(request, "port"));
 	char key[16];
 	json_t *error;
 	double t0 = now_ms();
-	if ((error = check_fields(request, fields)))
+	if ((error = mg_request_check(ctx, request, fields)))
 		return error;
 	if (!text || fw_port_parse(&port, text))
-		return mg_error("bad_request", "'port' must be like \"8080/tcp\" or \"53/udp\"");
+		return mg_field_error("port", "'port' must be like \"8080/tcp\" or \"53/udp\"");
 	fw_port_format(key, &port);
 	if (!add && !exists(ctx, DB_PORTS, key))
 		return mg_error("not_found",
@@ -968,14 +956,14 @@ static json_t *ports_json(const struct fw_port *ports, size_t n)
 
 static json_t *port_list(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
-	static const char *const fields[] = {NULL};
+	static const struct mg_field fields[] = {{0}};
 	struct fw *self = ctx->self;
 	struct built b;
 	mg_txn *txn;
 	json_t *error;
 	(void)service;
 	(void)arg;
-	if ((error = check_fields(request, fields)))
+	if ((error = mg_request_check(ctx, request, fields)))
 		return error;
 	if (mg_txn_begin(ctx, MG_TXN_READ, &txn))
 		return mg_error("internal", "cannot read state");
@@ -1003,13 +991,16 @@ static json_t *port_list(mg_ctx *ctx, const char *service, json_t *request, void
 
 static json_t *status(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
+	static const struct mg_field fields[] = {{0}};
 	struct fw *self = ctx->self;
 	struct built b;
 	mg_txn *txn;
 	char vpn_net[FW_PREFIX_TEXT];
+	json_t *error;
 	(void)service;
-	(void)request;
 	(void)arg;
+	if ((error = mg_request_check(ctx, request, fields)))
+		return error;
 	if (mg_txn_begin(ctx, MG_TXN_READ, &txn))
 		return mg_error("internal", "cannot read state");
 	int rc = build(ctx, txn, 1, &b);

@@ -36,7 +36,7 @@ int pa_op_begin_batched(struct pa *pa, struct pa_op *op)
 		struct pa_batch *b = calloc(1, sizeof(*b));
 		if (!b)
 			return -ENOMEM;
-		int rc = pa_op_begin(pa, &b->op);
+		int rc = pa_op_begin(pa, NULL, &b->op);
 		if (rc) {
 			free(b);
 			return rc;
@@ -50,7 +50,15 @@ int pa_op_begin_batched(struct pa *pa, struct pa_op *op)
 		}
 		pa->batch = b;
 	}
-	return pa_op_begin_nested(pa, &pa->batch->op, op);
+	return pa_op_begin(pa, &pa->batch->op, op);
+}
+
+int pa_op_begin_alone(struct pa *pa, struct pa_op *op)
+{
+	/* A failed flush has already answered its requests and closed the
+	 * batch: the new op may begin either way. */
+	pa_batch_flush(pa);
+	return pa_op_begin(pa, NULL, op);
 }
 
 json_t *pa_batch_reply(struct pa *pa, json_t *reply)

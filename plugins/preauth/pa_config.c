@@ -102,17 +102,19 @@ static json_t *device_at(struct pa *pa, mg_txn *txn, uint32_t addr, json_t **rep
 
 json_t *pa_device_config(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
-	static const struct pa_field fields[] = {{"address", 1, PA_ADDRESS_MAX}, {0}};
+	static const struct mg_field fields[] = {{"address", MG_FIELD_STRING, 1, 1, PA_ADDRESS_MAX},
+	                                         {0}};
 	struct pa *pa = arg;
 	json_t *server = NULL, *reply;
 	mg_txn *txn;
 	uint32_t addr;
 	(void)service;
 
-	if ((reply = pa_check_fields(request, fields)))
+	if ((reply = mg_request_check(pa->ctx, request, fields)))
 		return reply;
 	if (pa_ip_parse(pa_str(request, "address"), 1, &addr))
-		return mg_error("bad_request", "address must be an IPv4 address (optionally /32)");
+		return mg_field_error("address",
+		                      "address must be an IPv4 address (optionally /32)");
 	/* a read: it never waits for, nor flushes, an open group commit */
 	int rc = mg_txn_begin(ctx, MG_TXN_READ, &txn);
 	if (rc) {

@@ -220,9 +220,9 @@ static json_t *redeem_txn(struct pa *pa, const struct redeem_in *in)
 
 json_t *pa_redeem(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
-	static const struct pa_field fields[] = {{"code", 1, PA_CODE_TEXT_MAX},
-	                                         {"source", 0, PA_SOURCE_MAX},
-	                                         {"name", 0, PA_HOSTNAME_MAX},
+	static const struct mg_field fields[] = {{"code", MG_FIELD_STRING, 1, 1, PA_CODE_TEXT_MAX},
+	                                         {"source", MG_FIELD_STRING, 0, 1, PA_SOURCE_MAX},
+	                                         {"name", MG_FIELD_STRING, 0, 1, PA_HOSTNAME_MAX},
 	                                         {0}};
 	struct pa *pa = arg;
 	char canonical[PA_CODE_SYMBOLS + 1], hash[PA_HASH_HEX + 1];
@@ -239,13 +239,13 @@ json_t *pa_redeem(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 		return mg_error("rate_limited",
 		                "too many failed attempts from this address; wait a minute");
 	}
-	json_t *reply = pa_check_fields(request, fields);
+	json_t *reply = mg_request_check(pa->ctx, request, fields);
 	if (!reply && pa_code_normalize(pa_str(request, "code"), canonical))
-		reply =
-		    mg_error("bad_request",
-		             "malformed code: expected %d characters of 0-9 and A-Z (without I, "
-		             "L, O, U), dashes optional",
-		             PA_CODE_SYMBOLS);
+		reply = mg_field_error(
+		    "code",
+		    "malformed code: expected %d characters of 0-9 and A-Z (without I, "
+		    "L, O, U), dashes optional",
+		    PA_CODE_SYMBOLS);
 	if (!reply) {
 		pa_code_hash(canonical, hash);
 		struct redeem_in in = {hash, source, pa_str(request, "name")};
@@ -282,9 +282,9 @@ static json_t *check_registration(struct pa *pa, json_t *device, const char *id,
 	uint32_t assigned;
 	*done = 0;
 	if (!address || pa_ip_parse(address, 1, &assigned) || assigned != addr)
-		return mg_error("bad_request",
-		                "address is not the one assigned to this device (%s)",
-		                address ? address : "none");
+		return mg_field_error("address",
+		                      "address is not the one assigned to this device (%s)",
+		                      address ? address : "none");
 	if (state && !strcmp(state, "disabled"))
 		return mg_error("conflict", "device %s is disabled", id);
 	if (state && !strcmp(state, "active")) {
@@ -307,11 +307,12 @@ static json_t *check_registration(struct pa *pa, json_t *device, const char *id,
 
 json_t *pa_register(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
-	static const struct pa_field fields[] = {{"device_id", 1, PA_DEVICE_ID_LEN},
-	                                         {"register_token", 1, PA_TOKEN_MAX},
-	                                         {"public_key", 1, 64},
-	                                         {"address", 1, PA_ADDRESS_MAX},
-	                                         {0}};
+	static const struct mg_field fields[] = {
+	    {"device_id", MG_FIELD_STRING, 1, 1, PA_DEVICE_ID_LEN},
+	    {"register_token", MG_FIELD_STRING, 1, 1, PA_TOKEN_MAX},
+	    {"public_key", MG_FIELD_STRING, 1, 1, 64},
+	    {"address", MG_FIELD_STRING, 1, 1, PA_ADDRESS_MAX},
+	    {0}};
 	struct pa *pa = arg;
 	struct pa_op op;
 	char key[PA_WG_KEY_B64_LEN + 1];
@@ -320,18 +321,19 @@ json_t *pa_register(mg_ctx *ctx, const char *service, json_t *request, void *arg
 	int done;
 	(void)service;
 
-	json_t *reply = pa_check_fields(request, fields);
+	json_t *reply = mg_request_check(pa->ctx, request, fields);
 	if (reply)
 		return reply;
 	const char *id = pa_str(request, "device_id");
 	if (!pa_device_id_valid(id))
-		return mg_error("bad_request", "device_id must be %d lowercase hex characters",
-		                PA_DEVICE_ID_LEN);
+		return mg_field_error("device_id", "device_id must be %d lowercase hex characters",
+		                      PA_DEVICE_ID_LEN);
 	if (!pa_wg_key_valid(pa_str(request, "public_key"), key))
-		return mg_error("bad_request",
-		                "public_key must be a WireGuard public key: base64 of 32 bytes");
+		return mg_field_error(
+		    "public_key", "public_key must be a WireGuard public key: base64 of 32 bytes");
 	if (pa_ip_parse(pa_str(request, "address"), 1, &addr))
-		return mg_error("bad_request", "address must be an IPv4 address (optionally /32)");
+		return mg_field_error("address",
+		                      "address must be an IPv4 address (optionally /32)");
 	int rc = pa_op_begin_batched(pa, &op);
 	if (rc)
 		return internal_rc(pa, "cannot begin a transaction", rc);
@@ -407,13 +409,13 @@ static int list_device(const char *key, json_t *device, void *arg)
 
 json_t *pa_device_list(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
-	static const struct pa_field fields[] = {{"user", 0, PA_NAME_MAX}, {0}};
+	static const struct mg_field fields[] = {{"user", MG_FIELD_STRING, 0, 1, PA_NAME_MAX}, {0}};
 	struct pa *pa = arg;
 	mg_txn *txn;
 	json_t *user;
 	(void)service;
 
-	json_t *error = pa_check_fields(request, fields);
+	json_t *error = mg_request_check(pa->ctx, request, fields);
 	if (error)
 		return error;
 	struct device_listing l = {pa_str(request, "user"), NULL};
@@ -440,19 +442,20 @@ enum device_action { DISABLE, ENABLE, DELETE };
 
 static json_t *device_change(struct pa *pa, json_t *request, enum device_action action)
 {
-	static const struct pa_field fields[] = {{"id", 1, PA_DEVICE_ID_LEN}, {0}};
+	static const struct mg_field fields[] = {{"id", MG_FIELD_STRING, 1, 1, PA_DEVICE_ID_LEN},
+	                                         {0}};
 	static const char *const verbs[] = {"disabled", "enabled", "deleted"};
 	mg_ctx *ctx = pa->ctx;
 	struct pa_op op;
 	json_t *device, *reply = NULL;
 
-	if ((reply = pa_check_fields(request, fields)))
+	if ((reply = mg_request_check(pa->ctx, request, fields)))
 		return reply;
 	const char *id = pa_str(request, "id");
 	if (!pa_device_id_valid(id))
-		return mg_error("bad_request", "id must be %d lowercase hex characters",
-		                PA_DEVICE_ID_LEN);
-	int rc = pa_op_begin(pa, &op);
+		return mg_field_error("id", "id must be %d lowercase hex characters",
+		                      PA_DEVICE_ID_LEN);
+	int rc = pa_op_begin_alone(pa, &op);
 	if (rc)
 		return internal_rc(pa, "cannot begin a transaction", rc);
 	if (mg_state_get(ctx, op.txn, PA_DB_DEVICES, id, &device)) {
@@ -522,7 +525,7 @@ static void reap_pending(struct pa *pa)
 
 	json_object_foreach(pa->pending, id, v) if (json_integer_value(v) <= now)
 	    json_array_append_new(due, json_string(id));
-	if (!json_array_size(due) || pa_op_begin(pa, &op)) {
+	if (!json_array_size(due) || pa_op_begin_alone(pa, &op)) {
 		json_decref(due);
 		return;
 	}
@@ -574,7 +577,7 @@ static void purge_codes(struct pa *pa)
 	    (json_int_t)pa_now_s(pa) - (json_int_t)(pa->cfg.code_retention_ms / 1000);
 	json_t *found[2] = {json_array(), json_integer(cutoff)}, *v;
 	size_t i;
-	int rc = pa_op_begin(pa, &op);
+	int rc = pa_op_begin_alone(pa, &op);
 	if (!rc)
 		rc = mg_state_foreach(pa->ctx, op.txn, PA_DB_CODES, NULL, collect_old_code, found);
 	json_array_foreach(found[0], i, v) if (!rc) rc =

@@ -8,7 +8,7 @@
 
 #include "preauth.h"
 
-static int op_init(struct pa *pa, struct pa_op *op, struct pa_op *parent)
+int pa_op_begin(struct pa *pa, struct pa_op *parent, struct pa_op *op)
 {
 	memset(op, 0, sizeof(*op));
 	op->pa = pa;
@@ -25,17 +25,6 @@ static int op_init(struct pa *pa, struct pa_op *op, struct pa_op *parent)
 	op->pending_add = json_object();
 	op->pending_del = json_array();
 	return 0;
-}
-
-int pa_op_begin(struct pa *pa, struct pa_op *op)
-{
-	pa_batch_flush(pa);
-	return op_init(pa, op, NULL);
-}
-
-int pa_op_begin_nested(struct pa *pa, struct pa_op *parent, struct pa_op *op)
-{
-	return op_init(pa, op, parent);
 }
 
 static void op_free(struct pa_op *op)

@@ -16,17 +16,17 @@ static json_t *internal(struct pa *pa, const char *what, int rc)
 
 static json_t *bad_name(const char *what, const char *name)
 {
-	return mg_error("bad_request",
-	                "invalid %s '%.40s': 1 to %d lowercase letters, digits or '-', not "
-	                "starting or ending with '-'",
-	                what, name, PA_NAME_MAX);
+	return mg_field_error(what,
+	                      "invalid %s '%.40s': 1 to %d lowercase letters, digits or '-', not "
+	                      "starting or ending with '-'",
+	                      what, name, PA_NAME_MAX);
 }
 
 static json_t *unknown_role(struct pa *pa, const char *role)
 {
 	char roles[512];
 	pa_roles_text(pa, roles, sizeof(roles));
-	return mg_error("bad_request", "unknown role '%.40s' (configured roles: %s)", role, roles);
+	return mg_field_error("role", "unknown role '%.40s' (configured roles: %s)", role, roles);
 }
 
 /* The validity of a new code: "expires" of the request or code_ttl. */
@@ -36,7 +36,7 @@ static json_t *code_ttl(struct pa *pa, json_t *request, uint64_t *ttl_ms)
 	const char *expires = pa_str(request, "expires");
 	*ttl_ms = pa->cfg.code_ttl_ms;
 	if (expires && pa_duration_parse(expires, ttl_ms, err, sizeof(err)))
-		return mg_error("bad_request", "expires: %s", err);
+		return mg_field_error("expires", "expires: %s", err);
 	return NULL;
 }
 
@@ -68,8 +68,10 @@ static int issue_code(struct pa_op *op, const char *user, uint64_t ttl_ms, char 
 
 json_t *pa_user_add(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
-	static const struct pa_field fields[] = {
-	    {"name", 1, PA_NAME_MAX}, {"role", 1, PA_NAME_MAX}, {"expires", 0, 16}, {0}};
+	static const struct mg_field fields[] = {{"name", MG_FIELD_STRING, 1, 1, PA_NAME_MAX},
+	                                         {"role", MG_FIELD_STRING, 1, 1, PA_NAME_MAX},
+	                                         {"expires", MG_FIELD_STRING, 0, 1, 16},
+	                                         {0}};
 	struct pa *pa = arg;
 	struct pa_op op;
 	uint64_t ttl_ms;
@@ -77,7 +79,7 @@ json_t *pa_user_add(mg_ctx *ctx, const char *service, json_t *request, void *arg
 	(void)ctx;
 	(void)service;
 
-	if ((error = pa_check_fields(request, fields)))
+	if ((error = mg_request_check(pa->ctx, request, fields)))
 		return error;
 	const char *name = pa_str(request, "name"), *role = pa_str(request, "role");
 	if (!pa_name_valid(name))
@@ -87,7 +89,7 @@ json_t *pa_user_add(mg_ctx *ctx, const char *service, json_t *request, void *arg
 	if ((error = code_ttl(pa, request, &ttl_ms)))
 		return error;
 
-	int rc = pa_op_begin(pa, &op);
+	int rc = pa_op_begin_alone(pa, &op);
 	if (rc)
 		return internal(pa, "cannot begin a transaction", rc);
 	if (!mg_state_get(ctx, op.txn, PA_DB_USERS, name, &old)) {
@@ -118,21 +120,23 @@ json_t *pa_user_add(mg_ctx *ctx, const char *service, json_t *request, void *arg
 
 json_t *pa_code_add(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
-	static const struct pa_field fields[] = {{"user", 1, PA_NAME_MAX}, {"expires", 0, 16}, {0}};
+	static const struct mg_field fields[] = {{"user", MG_FIELD_STRING, 1, 1, PA_NAME_MAX},
+	                                         {"expires", MG_FIELD_STRING, 0, 1, 16},
+	                                         {0}};
 	struct pa *pa = arg;
 	struct pa_op op;
 	uint64_t ttl_ms;
 	json_t *error, *user;
 	(void)service;
 
-	if ((error = pa_check_fields(request, fields)))
+	if ((error = mg_request_check(pa->ctx, request, fields)))
 		return error;
 	const char *name = pa_str(request, "user");
 	if (!pa_name_valid(name))
 		return bad_name("user", name);
 	if ((error = code_ttl(pa, request, &ttl_ms)))
 		return error;
-	int rc = pa_op_begin(pa, &op);
+	int rc = pa_op_begin_alone(pa, &op);
 	if (rc)
 		return internal(pa, "cannot begin a transaction", rc);
 	if (mg_state_get(ctx, op.txn, PA_DB_USERS, name, &user)) {
@@ -189,14 +193,14 @@ static int list_user(const char *key, json_t *user, void *arg)
 
 json_t *pa_user_list(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
-	static const struct pa_field fields[] = {{0}};
+	static const struct mg_field fields[] = {{0}};
 	struct pa *pa = arg;
 	struct listing l;
 	mg_txn *txn;
 	json_t *error;
 	(void)service;
 
-	if ((error = pa_check_fields(request, fields)))
+	if ((error = mg_request_check(pa->ctx, request, fields)))
 		return error;
 	int rc = mg_txn_begin(ctx, MG_TXN_READ, &txn);
 	if (rc)
@@ -277,19 +281,19 @@ static int remove_belongings(struct pa_op *op, const char *name, int *codes, int
 
 json_t *pa_user_del(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
-	static const struct pa_field fields[] = {{"name", 1, PA_NAME_MAX}, {0}};
+	static const struct mg_field fields[] = {{"name", MG_FIELD_STRING, 1, 1, PA_NAME_MAX}, {0}};
 	struct pa *pa = arg;
 	struct pa_op op;
 	json_t *error, *user;
 	int codes, devices;
 	(void)service;
 
-	if ((error = pa_check_fields(request, fields)))
+	if ((error = mg_request_check(pa->ctx, request, fields)))
 		return error;
 	const char *name = pa_str(request, "name");
 	if (!pa_name_valid(name))
 		return bad_name("name", name);
-	int rc = pa_op_begin(pa, &op);
+	int rc = pa_op_begin_alone(pa, &op);
 	if (rc)
 		return internal(pa, "cannot begin a transaction", rc);
 	if (mg_state_get(ctx, op.txn, PA_DB_USERS, name, &user)) {
@@ -316,22 +320,23 @@ json_t *pa_user_del(mg_ctx *ctx, const char *service, json_t *request, void *arg
 
 json_t *pa_user_set_role(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
-	static const struct pa_field fields[] = {
-	    {"name", 1, PA_NAME_MAX}, {"role", 1, PA_NAME_MAX}, {0}};
+	static const struct mg_field fields[] = {{"name", MG_FIELD_STRING, 1, 1, PA_NAME_MAX},
+	                                         {"role", MG_FIELD_STRING, 1, 1, PA_NAME_MAX},
+	                                         {0}};
 	struct pa *pa = arg;
 	struct pa_op op;
 	json_t *error, *user, *devices, *v;
 	const char *key;
 	(void)service;
 
-	if ((error = pa_check_fields(request, fields)))
+	if ((error = mg_request_check(pa->ctx, request, fields)))
 		return error;
 	const char *name = pa_str(request, "name"), *role = pa_str(request, "role");
 	if (!pa_name_valid(name))
 		return bad_name("name", name);
 	if (!pa_role_known(pa, role))
 		return unknown_role(pa, role);
-	int rc = pa_op_begin(pa, &op);
+	int rc = pa_op_begin_alone(pa, &op);
 	if (rc)
 		return internal(pa, "cannot begin a transaction", rc);
 	if (mg_state_get(ctx, op.txn, PA_DB_USERS, name, &user)) {
@@ -371,22 +376,23 @@ json_t *pa_user_set_role(mg_ctx *ctx, const char *service, json_t *request, void
 
 json_t *pa_code_revoke(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
-	static const struct pa_field fields[] = {{"code", 1, PA_CODE_TEXT_MAX}, {0}};
+	static const struct mg_field fields[] = {{"code", MG_FIELD_STRING, 1, 1, PA_CODE_TEXT_MAX},
+	                                         {0}};
 	struct pa *pa = arg;
 	struct pa_op op;
 	char canonical[PA_CODE_SYMBOLS + 1], hash[PA_HASH_HEX + 1];
 	json_t *error, *code;
 	(void)service;
 
-	if ((error = pa_check_fields(request, fields)))
+	if ((error = mg_request_check(pa->ctx, request, fields)))
 		return error;
 	if (pa_code_normalize(pa_str(request, "code"), canonical))
-		return mg_error("bad_request",
-		                "malformed code: expected %d characters of "
-		                "0-9 and A-Z (without I, L, O, U), dashes optional",
-		                PA_CODE_SYMBOLS);
+		return mg_field_error("code",
+		                      "malformed code: expected %d characters of "
+		                      "0-9 and A-Z (without I, L, O, U), dashes optional",
+		                      PA_CODE_SYMBOLS);
 	pa_code_hash(canonical, hash);
-	int rc = pa_op_begin(pa, &op);
+	int rc = pa_op_begin_alone(pa, &op);
 	if (rc)
 		return internal(pa, "cannot begin a transaction", rc);
 	if (mg_state_get(ctx, op.txn, PA_DB_CODES, hash, &code)) {

@@ -1,4 +1,4 @@
-/* Small parsers shared by the services: durations, names, request fields. */
+/* Small parsers shared by the services: durations, names, request members. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -85,46 +85,6 @@ void pa_roles_text(struct pa *pa, char *buf, size_t len)
 			break;
 		used += (size_t)n;
 	}
-}
-
-static const struct pa_field *find_field(const struct pa_field *fields, const char *name)
-{
-	for (; fields->name; fields++)
-		if (!strcmp(fields->name, name))
-			return fields;
-	return NULL;
-}
-
-json_t *pa_check_fields(json_t *request, const struct pa_field *fields)
-{
-	const char *name;
-	json_t *v;
-
-	/* Unknown members are refused: a misspelt optional field ("expire")
-	 * silently ignored would do what the caller did not ask. */
-	json_object_foreach(request, name, v)
-	{
-		if (!strcmp(name, "v")) {
-			if (!json_is_integer(v))
-				return mg_error("bad_request", "'v' must be an integer");
-			continue;
-		}
-		const struct pa_field *f = find_field(fields, name);
-		if (!f)
-			return mg_error("bad_request", "unknown field '%.64s'", name);
-		if (!json_is_string(v))
-			return mg_error("bad_request", "'%s' must be a string", name);
-		size_t len = json_string_length(v);
-		if (len == 0 || len > f->max_len)
-			return mg_error("bad_request", "'%s' must be 1 to %zu characters", name,
-			                f->max_len);
-		if (strlen(json_string_value(v)) != len)
-			return mg_error("bad_request", "'%s' contains a NUL character", name);
-	}
-	for (; fields->name; fields++)
-		if (fields->required && !json_object_get(request, fields->name))
-			return mg_error("bad_request", "missing field '%s'", fields->name);
-	return NULL;
 }
 
 const char *pa_str(json_t *request, const char *name)

@@ -63,7 +63,7 @@ struct pa {
 	uint64_t last_purge_ms;
 };
 
-/* ---- durations, names, fields (pa_util.c) ---- */
+/* ---- durations, names, request members (pa_util.c) ---- */
 
 /* "30s", "10m", "24h", "7d" -> milliseconds. -EINVAL with a message. */
 int pa_duration_parse(const char *text, uint64_t *ms, char *err, size_t errlen);
@@ -73,15 +73,7 @@ int pa_role_known(struct pa *pa, const char *role);
 /* The roles as "admin, developer", for messages. */
 void pa_roles_text(struct pa *pa, char *buf, size_t len);
 
-/* One string member of a request. */
-struct pa_field {
-	const char *name;
-	int required;
-	size_t max_len;
-};
-/* NULL when `request` has exactly the declared string members (plus an
- * optional integer "v"), else the "bad_request" reply naming the field. */
-json_t *pa_check_fields(json_t *request, const struct pa_field *fields);
+/* A string member of a request that mg_request_check has checked. */
 const char *pa_str(json_t *request, const char *name);
 uint64_t pa_now_s(struct pa *pa);
 
@@ -155,26 +147,12 @@ struct pa_op {
 	json_t *pending_del; /* [device id, ...] */
 };
 
-/* A standalone op; an open batch is committed first (one write transaction
- * per thread at a time). */
-int pa_op_begin(struct pa *pa, struct pa_op *op);
-/* An op nested in `parent`: its commit joins the parent's transaction,
- * changes the caches at once and hands its events to the parent. */
-int pa_op_begin_nested(struct pa *pa, struct pa_op *parent, struct pa_op *op);
-
-/* ---- group commit (pa_batch.c) ---- */
-
-/* An op in the open batch (one is opened when none is). */
-int pa_op_begin_batched(struct pa *pa, struct pa_op *op);
-/* In a handler, after the op's commit: defers `reply` until the batch is
- * durable (returns NULL for the handler to return), or flushes at once. */
-json_t *pa_batch_reply(struct pa *pa, json_t *reply);
-/* After a request of the batch failed: drops a batch with nothing in it. */
-void pa_batch_settle(struct pa *pa);
-/* Commits the open batch and sends its replies. */
-int pa_batch_flush(struct pa *pa);
-/* After a failed batch: the caches again from the databases. */
-void pa_cache_rebuild(struct pa *pa);
+/* Begins an op: a write transaction of its own (parent NULL), or one nested
+ * in `parent`, whose commit joins the parent's transaction, changes the
+ * caches at once and hands its events to the parent. Knows nothing of
+ * batches: a thread has one write transaction at a time, so handlers begin
+ * their ops through pa_batch.c (pa_op_begin_alone, pa_op_begin_batched). */
+int pa_op_begin(struct pa *pa, struct pa_op *parent, struct pa_op *op);
 /* Commits; only then are the caches changed and the events published. */
 int pa_op_commit(struct pa_op *op);
 void pa_op_abort(struct pa_op *op);
@@ -191,6 +169,23 @@ int pa_op_device_delete(struct pa_op *op, json_t *device);
 int pa_ipam_sync(struct pa *pa, mg_txn *txn, json_t **server, char *err, size_t errlen);
 /* The caches from state: keys, pending devices, the pool. */
 int pa_cache_load(struct pa *pa);
+/* After a failed commit: the caches again from the databases. */
+void pa_cache_rebuild(struct pa *pa);
+
+/* ---- group commit (pa_batch.c, over pa_op.c) ---- */
+
+/* A standalone op (its own durable commit). The open batch, if any, is
+ * committed and answered first. */
+int pa_op_begin_alone(struct pa *pa, struct pa_op *op);
+/* An op in the open batch (one is opened when none is). */
+int pa_op_begin_batched(struct pa *pa, struct pa_op *op);
+/* In a handler, after the op's commit: defers `reply` until the batch is
+ * durable (returns NULL for the handler to return), or flushes at once. */
+json_t *pa_batch_reply(struct pa *pa, json_t *reply);
+/* After a request of the batch failed: drops a batch with nothing in it. */
+void pa_batch_settle(struct pa *pa);
+/* Commits the open batch and sends its replies. */
+int pa_batch_flush(struct pa *pa);
 
 /* ---- a device's networks (pa_config.c) ---- */
 

@@ -238,12 +238,15 @@ static json_t *peer_json(const struct wg_peer *p)
 /* wg.status: the interface as the kernel or wireguard-go sees it. */
 static json_t *status(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
+	static const struct mg_field fields[] = {{0}};
 	struct wgp *self = ctx->self;
 	struct wg_device *dev;
 	char err[256], key[WG_KEY_B64_LEN];
+	json_t *bad;
 	(void)service;
-	(void)request;
 	(void)arg;
+	if ((bad = mg_request_check(ctx, request, fields)))
+		return bad;
 	if (wg_device_get(self->backend, self->ifname, &dev, err, sizeof(err)))
 		return mg_error("internal", "cannot read %s: %s", self->ifname, err);
 	wg_key_to_base64(key, self->public_key);

@@ -18,6 +18,7 @@
 
 #include "bus_proto.h"
 #include "config.h"
+#include "request_check.h"
 #include "state.h"
 
 /* Address space only: LMDB maps it lazily. */
@@ -754,6 +755,7 @@ static const struct mg_api mock_api = {
     .defer = op_defer,
     .reply = op_reply,
     .txn_begin_nested = op_txn_begin_nested,
+    .request_check = request_check, /* the daemon's own */
 };
 
 /* ---- config: the test's object over the declared defaults ---- */

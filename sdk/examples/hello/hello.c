@@ -11,15 +11,18 @@ struct hello {
 
 static json_t *say_hello(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
+	/* the request: {"name": "1 to 64 bytes"}; anything else is refused */
+	static const struct mg_field fields[] = {{"name", MG_FIELD_STRING, 1, 1, 64}, {0}};
 	struct hello *self = ctx->self;
 	const char *name = json_string_value(json_object_get(request, "name"));
 	const char *greeting = json_string_value(json_object_get(mg_config(ctx), "greeting"));
 	char text[256];
+	json_t *bad;
 	(void)service;
 	(void)arg;
 
-	if (!name)
-		return mg_error("bad_request", "'name' must be a string");
+	if ((bad = mg_request_check(ctx, request, fields)))
+		return bad;
 	snprintf(text, sizeof(text), "%s, %s!", greeting, name);
 	self->greetings++;
 	json_t *event = json_pack("{s:s}", "name", name);

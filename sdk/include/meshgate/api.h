@@ -48,6 +48,27 @@ typedef void (*mg_fd_fn)(mg_ctx *ctx, int fd, int events, void *arg);
 /* Returns 0 to go on, anything else stops the walk and is returned. */
 typedef int (*mg_state_fn)(const char *key, json_t *value, void *arg);
 
+/* JSON types of a request's fields (mg_request_check). */
+enum mg_field_type {
+	MG_FIELD_STRING = 1, /* never with a NUL character inside */
+	MG_FIELD_INT,
+	MG_FIELD_BOOL,
+	MG_FIELD_STRINGS, /* array of strings: ["a", "b"] */
+	MG_FIELD_ARRAY,   /* array of anything */
+	MG_FIELD_OBJECT,
+};
+
+/* One declared member of a request, the way struct mg_setting declares a
+ * setting. The bounds are inclusive: a string's length in bytes, an
+ * integer's value, an array's number of items; min and max both 0 mean
+ * no bound. A table ends with {0}. */
+struct mg_field {
+	const char *name;
+	enum mg_field_type type;
+	int required;
+	long long min, max;
+};
+
 struct mg_api {
 	uint32_t size;
 	uint32_t version;
@@ -93,7 +114,10 @@ struct mg_api {
 	void (*reply)(mg_ctx *ctx, mg_reply_token *token, json_t *reply);
 	int (*txn_begin_nested)(mg_txn *parent, mg_txn **child);
 
-	void *reserved[16];
+	/* the one check of a request's fields (API version 3) */
+	json_t *(*request_check)(json_t *request, const struct mg_field *fields);
+
+	void *reserved[15];
 };
 
 /* What the core hands to every callback. The core owns it; `self` is the
@@ -261,6 +285,53 @@ static inline json_t *mg_error(const char *code, const char *fmt, ...)
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
 	return json_pack("{s:s, s:s}", "error", code, "message", message);
+}
+
+/* The length of the longest prefix of `s` of at most `max` bytes that does
+ * not split a UTF-8 character: where to cut a text that goes into JSON. */
+static inline size_t mg_utf8_prefix(const char *s, size_t max)
+{
+	size_t n = 0;
+	while (s[n] && n < max)
+		n++;
+	while (n && (s[n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
+/* {"error": "bad_request", "message": printf(fmt, ...), "field": field}:
+ * the one shape of a refused request. `field` names the member at fault
+ * (cut at 64 bytes); NULL when the request as a whole is (not an object). */
+static inline json_t *mg_field_error(const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static inline json_t *mg_field_error(const char *field, const char *fmt, ...)
+{
+	char text[1024]; /* cut at 511 bytes below, where a character ends */
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	json_t *error = json_pack("{s:s, s:s#}", "error", "bad_request", "message", text,
+	                          (int)mg_utf8_prefix(text, 511));
+	if (field)
+		json_object_set_new(error, "field", json_stringn(field, mg_utf8_prefix(field, 64)));
+	return error;
+}
+
+/* Checks `request` against the table `fields` (ends with {0}): NULL when it
+ * is a JSON object (NULL counts as {}) whose members are all declared, of
+ * their type and within their bounds, and has every required one; else the
+ * mg_field_error reply of the first fault. An unknown member is refused (a
+ * misspelt optional field would otherwise be ignored in silence), except
+ * an integer "v", the payload's version. Checks the shape only: what a
+ * value means (a name, an address, a key) the service checks itself and
+ * refuses with mg_field_error. */
+static inline json_t *mg_request_check(mg_ctx *ctx, json_t *request, const struct mg_field *fields)
+{
+	if (!ctx->api->request_check) /* a core older than API version 3 */
+		return mg_error("internal", "this core cannot check requests (API version %u)",
+		                ctx->api->version);
+	return ctx->api->request_check(request, fields);
 }
 
 /* The error code of a reply, or NULL when it is not an error. */

@@ -3,7 +3,7 @@
  * A plugin never links against the core. It reaches the core through the
  * ops table in its context (ctx->api); the inline mg_* wrappers below are
  * the way to call it. struct mg_api only grows by appending, and `size`
- * tells a plugin which members exist. */
+ * tells a plugin which members exist: see MG_API_HAS. */
 #ifndef MESHGATE_API_H
 #define MESHGATE_API_H
 
@@ -21,7 +21,8 @@
 extern "C" {
 #endif
 
-#define MG_API_VERSION 2
+/* 3: the members after txn_begin_nested (ABI minor 1). */
+#define MG_API_VERSION 3
 
 enum mg_log_level { MG_LOG_ERROR = 0, MG_LOG_WARN, MG_LOG_INFO, MG_LOG_DEBUG };
 
@@ -49,6 +50,8 @@ typedef void (*mg_fd_fn)(mg_ctx *ctx, int fd, int events, void *arg);
 typedef int (*mg_state_fn)(const char *key, json_t *value, void *arg);
 
 struct mg_api {
+	/* The end of the members the core fills in:
+	 * offsetof(struct mg_api, reserved) of the SDK it was built with. */
 	uint32_t size;
 	uint32_t version;
 
@@ -93,6 +96,8 @@ struct mg_api {
 	void (*reply)(mg_ctx *ctx, mg_reply_token *token, json_t *reply);
 	int (*txn_begin_nested)(mg_txn *parent, mg_txn **child);
 
+	/* New members go here, each taking one slot of `reserved` so that the
+	 * size of the struct stays the same. */
 	void *reserved[16];
 };
 
@@ -103,6 +108,18 @@ struct mg_ctx {
 	const struct mg_api *api;
 	void *self;
 };
+
+/* Whether the core a plugin runs in has the member `member` of struct
+ * mg_api: it lies within the core's api->size and is filled in (a core
+ * built before the member existed zero-filled the slot, and a mock core
+ * may leave a member out). meshgated refuses a plugin of a newer ABI
+ * minor than its own; within that, a plugin that can do without a member
+ * asks before it calls it:
+ *
+ *     if (MG_API_HAS(ctx, txn_begin_nested)) ... else fall back */
+#define MG_API_HAS(ctx, member)                                                              \
+	(offsetof(struct mg_api, member) + sizeof((ctx)->api->member) <= (ctx)->api->size && \
+	 (ctx)->api->member != NULL)
 
 /* ---- wrappers: the names plugin code uses ---- */
 

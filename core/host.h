@@ -6,6 +6,7 @@
 #define MG_CORE_HOST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <meshgate/meshgate.h>
 
@@ -63,6 +64,17 @@ struct host_table {
 struct host_registrations {
 	struct host_table services;
 	struct host_table subscriptions;
+};
+
+/* A timer of a plugin's loop: due at `due` (milliseconds of the loop's
+ * clock), then every `interval` while it repeats. */
+struct host_timer {
+	int id;
+	uint64_t due;
+	unsigned interval;
+	int repeat;
+	mg_timer_fn fn;
+	void *arg;
 };
 
 /* 0 or -ENOMEM. Adding a name twice makes two entries. */

@@ -26,15 +26,6 @@
 
 enum mock_status { MOCK_LOADED, MOCK_INIT, MOCK_RUNNING, MOCK_STOPPED };
 
-struct mtimer {
-	int id;
-	uint64_t due;
-	unsigned interval;
-	int repeat;
-	mg_timer_fn fn;
-	void *arg;
-};
-
 struct mwatch {
 	int fd;
 	int events;
@@ -61,7 +52,7 @@ struct mplugin {
 	 * be blocked, so a request to it could only time out. */
 	int busy;
 	struct host_registrations regs; /* services and subscriptions */
-	struct mtimer *timers;
+	struct host_timer *timers;
 	size_t ntimers;
 	struct mwatch *watches;
 	size_t nwatches;
@@ -311,16 +302,10 @@ int mg_mock_publish(struct mg_mock *m, const char *topic, json_t *payload)
 
 /* ---- requests ---- */
 
-static int fail_reply(json_t **reply, int rc, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail_reply(json_t **reply, int rc, const char *code, const char *fmt, ...)
+/* An error reply and the return code mg_request() gives with it. */
+static int fail_reply(json_t **reply, int rc, json_t *error)
 {
-	char message[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(message, sizeof(message), fmt, ap);
-	va_end(ap);
-	*reply = json_pack("{s:s, s:s}", "error", code, "message", message);
+	*reply = error;
 	return rc;
 }
 
@@ -341,17 +326,20 @@ static struct mplugin *service_owner(struct mg_mock *m, const char *service, str
 static int finish_reply(struct mplugin *p, const char *service, json_t *r, json_t **reply)
 {
 	if (!r)
-		return fail_reply(reply, -EREMOTEIO, "internal", "%s failed to answer '%s'",
-		                  p->name, service);
+		return fail_reply(
+		    reply, -EREMOTEIO,
+		    mg_error("internal", "%s failed to answer '%s'", p->name, service));
 	if (!json_is_object(r)) {
 		json_decref(r);
-		return fail_reply(reply, -EPROTO, "bad_reply", "malformed reply: not an object");
+		return fail_reply(reply, -EPROTO,
+		                  mg_error("bad_reply", "malformed reply: not an object"));
 	}
 	char *text = json_dumps(r, JSON_COMPACT);
 	json_decref(r);
 	if (!text) /* the core could not send it: the requester would wait in vain */
-		return fail_reply(reply, -ETIMEDOUT, "timeout",
-		                  "the reply of '%s' cannot be encoded", service);
+		return fail_reply(
+		    reply, -ETIMEDOUT,
+		    mg_error("timeout", "the reply of '%s' cannot be encoded", service));
 	*reply = json_loads(text, 0, NULL);
 	free(text);
 	return mg_bus_reply_rc(mg_reply_error(*reply));
@@ -367,12 +355,12 @@ static int dispatch(struct mg_mock *m, const char *service, json_t *request, con
 	*reply = NULL;
 	if (!service || !mg_bus_name_valid(service, strlen(service))) {
 		json_decref(request);
-		return fail_reply(reply, -EINVAL, "bad_request", "invalid service name");
+		return fail_reply(reply, -EINVAL, mg_error("bad_request", "invalid service name"));
 	}
 	if (!(p = service_owner(m, service, &s))) {
 		json_decref(request);
-		return fail_reply(reply, -ENOENT, "unknown_service", "no plugin serves '%s'",
-		                  service);
+		return fail_reply(reply, -ENOENT,
+		                  mg_error("unknown_service", "no plugin serves '%s'", service));
 	}
 	if (p->busy) {
 		json_decref(request);
@@ -380,13 +368,14 @@ static int dispatch(struct mg_mock *m, const char *service, json_t *request, con
 		         "request '%s' to %s while it is in a callback: it would time out in the "
 		         "core (a request to itself, or a cycle)",
 		         service, p->name);
-		return fail_reply(reply, -ETIMEDOUT, "timeout", "%s is busy: '%s' timed out",
-		                  p->name, service);
+		return fail_reply(
+		    reply, -ETIMEDOUT,
+		    mg_error("timeout", "%s is busy: '%s' timed out", p->name, service));
 	}
 	if (!json_is_object(request)) {
 		json_decref(request);
-		return fail_reply(reply, -EREMOTEIO, "bad_request",
-		                  "request is not a JSON object: %s", why);
+		return fail_reply(reply, -EREMOTEIO,
+		                  mg_error("bad_request", "request is not a JSON object: %s", why));
 	}
 	enter(m);
 	p->busy++;
@@ -426,7 +415,8 @@ int mg_mock_request(struct mg_mock *m, const char *service, json_t *request, jso
 {
 	char *text = request ? json_dumps(request, JSON_COMPACT) : strdup("{}");
 	if (!text)
-		return fail_reply(reply, -EINVAL, "bad_request", "request is not a JSON object");
+		return fail_reply(reply, -EINVAL,
+		                  mg_error("bad_request", "request is not a JSON object"));
 	int rc = mg_mock_request_text(m, service, text, strlen(text), reply);
 	free(text);
 	return rc;
@@ -501,13 +491,13 @@ static int op_timer_add(mg_ctx *ctx, unsigned interval_ms, int repeat, mg_timer_
 		return -EPERM;
 	if (!fn)
 		return -EINVAL;
-	struct mtimer *list = realloc(p->timers, (p->ntimers + 1) * sizeof(*list));
+	struct host_timer *list = realloc(p->timers, (p->ntimers + 1) * sizeof(*list));
 	if (!list)
 		return -ENOMEM;
 	p->timers = list;
 	int id = ++p->mock->next_timer_id;
 	list[p->ntimers++] =
-	    (struct mtimer){id, p->mock->now + interval_ms, interval_ms, repeat, fn, arg};
+	    (struct host_timer){id, p->mock->now + interval_ms, interval_ms, repeat, fn, arg};
 	return id;
 }
 
@@ -1081,7 +1071,7 @@ static struct mplugin *next_due(struct mg_mock *m, uint64_t until, size_t *idx)
 	for (size_t i = 0; i < m->nplugins; i++) {
 		struct mplugin *p = m->plugins[i];
 		for (size_t j = 0; active(p) && j < p->ntimers; j++) {
-			struct mtimer *t = &p->timers[j];
+			struct host_timer *t = &p->timers[j];
 			if (t->due > until)
 				continue;
 			if (best &&
@@ -1103,7 +1093,7 @@ void mg_mock_advance(struct mg_mock *m, uint64_t ms)
 
 	enter(m);
 	while ((p = next_due(m, until, &idx))) {
-		struct mtimer t = p->timers[idx];
+		struct host_timer t = p->timers[idx];
 		if (t.due > m->now)
 			m->now = t.due;
 		if (t.repeat) /* a zero interval would fire forever at one instant */

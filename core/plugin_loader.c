@@ -193,7 +193,8 @@ int loader_sort(struct core *core, char *err, size_t errlen)
 			refuse(core, p, "%s", nodes[i].why);
 		sorted[i] = core->plugins[order[i]];
 	}
-	memcpy(core->plugins, sorted, n * sizeof(*sorted));
+	if (n) /* no plugins: core->plugins is NULL */
+		memcpy(core->plugins, sorted, n * sizeof(*sorted));
 out:
 	free(nodes);
 	free(order);

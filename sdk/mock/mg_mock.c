@@ -901,7 +901,8 @@ static int sort_plugins(struct mg_mock *m, int *refused, char *err, size_t errle
 	}
 	if (rc == -ELOOP)
 		snprintf(err, errlen, "%s", cycle);
-	memcpy(m->plugins, sorted, n * sizeof(*sorted));
+	if (n) /* no plugins: m->plugins is NULL */
+		memcpy(m->plugins, sorted, n * sizeof(*sorted));
 out:
 	free(nodes);
 	free(order);

@@ -279,6 +279,99 @@ json_t *mg_config_known(const config_setting_t *group, const struct mg_setting *
 	return convert_group(group, schema, "", 1, err, errlen);
 }
 
+/* Writes `value` into the libconfig tree as member `name` of `parent`
+ * (NULL name: an element of a list). Arrays become lists, which every
+ * declared list type accepts. */
+static int json_to_setting(config_setting_t *parent, const char *name, json_t *value,
+                           const char *path, char *err, size_t errlen)
+{
+	config_setting_t *s = NULL;
+	switch (json_typeof(value)) {
+	case JSON_OBJECT: {
+		const char *key;
+		json_t *member;
+		if (!(s = config_setting_add(parent, name, CONFIG_TYPE_GROUP)))
+			break;
+		json_object_foreach(value, key, member)
+		{
+			char sub[512];
+			join_path(sub, sizeof(sub), path, key);
+			if (json_to_setting(s, key, member, sub, err, errlen))
+				return -1;
+		}
+		return 0;
+	}
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *element;
+		if (!(s = config_setting_add(parent, name, CONFIG_TYPE_LIST)))
+			break;
+		json_array_foreach(value, i, element)
+		{
+			char sub[512];
+			snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+			if (json_to_setting(s, NULL, element, sub, err, errlen))
+				return -1;
+		}
+		return 0;
+	}
+	case JSON_STRING:
+		if ((s = config_setting_add(parent, name, CONFIG_TYPE_STRING)))
+			config_setting_set_string(s, json_string_value(value));
+		break;
+	case JSON_INTEGER:
+		if ((s = config_setting_add(parent, name, CONFIG_TYPE_INT64)))
+			config_setting_set_int64(s, json_integer_value(value));
+		break;
+	case JSON_REAL:
+		if ((s = config_setting_add(parent, name, CONFIG_TYPE_FLOAT)))
+			config_setting_set_float(s, json_real_value(value));
+		break;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		if ((s = config_setting_add(parent, name, CONFIG_TYPE_BOOL)))
+			config_setting_set_bool(s, json_is_true(value));
+		break;
+	case JSON_NULL:
+		snprintf(err, errlen, "setting '%s' is null, which a config file cannot say", path);
+		return -1;
+	}
+	if (!s) {
+		snprintf(err, errlen, "setting '%s' has a name a config file cannot say", path);
+		return -1;
+	}
+	return 0;
+}
+
+json_t *mg_config_section_json(json_t *section, const struct mg_setting *schema, const char *name,
+                               char *err, size_t errlen)
+{
+	config_t tmp;
+	json_t *out = NULL;
+	if (section && !json_is_object(section)) {
+		snprintf(err, errlen, "setting '%s' must be a group", name);
+		return NULL;
+	}
+	config_init(&tmp);
+	config_setting_t *root = config_root_setting(&tmp);
+	const char *key;
+	json_t *member;
+	int ok = 1;
+	json_object_foreach(section, key, member)
+	{
+		char path[512];
+		join_path(path, sizeof(path), name, key);
+		if (json_to_setting(root, key, member, path, err, errlen)) {
+			ok = 0;
+			break;
+		}
+	}
+	if (ok)
+		out = mg_config_section(section ? root : NULL, schema, name, err, errlen);
+	config_destroy(&tmp);
+	return out;
+}
+
 json_t *mg_config_defaults(const struct mg_setting *schema, char *err, size_t errlen)
 {
 	return convert_group(NULL, schema, "", 0, err, errlen);

@@ -35,6 +35,13 @@ json_t *mg_config_section(const config_setting_t *group, const struct mg_setting
 json_t *mg_config_known(const config_setting_t *group, const struct mg_setting *schema, char *err,
                         size_t errlen);
 
+/* Validates a section given as a JSON object (NULL: absent) exactly as if
+ * it were written in the config file: the same checks, defaults and
+ * messages, without "FILE:LINE: ". The mock core configures plugins with
+ * it, so a config meshgated refuses fails a unit test too. */
+json_t *mg_config_section_json(json_t *section, const struct mg_setting *schema, const char *name,
+                               char *err, size_t errlen);
+
 /* The defaults of `schema` alone, for a plugin run without a config (the
  * mock core uses it too). */
 json_t *mg_config_defaults(const struct mg_setting *schema, char *err, size_t errlen);

@@ -9,6 +9,7 @@
 
 #include <meshgate/meshgate.h>
 
+#include "host.h"
 #include "state.h"
 
 struct broker;
@@ -29,7 +30,7 @@ struct plugin {
 	char *path;
 	void *dl;
 	const struct mg_plugin *desc;
-	char name[64];
+	char name[HOST_NAME_MAX];
 	char routing_id[96]; /* its actor's identity on the bus */
 	json_t *config;      /* its section, defaults filled in */
 	json_t *next_config; /* handed over on reload, on its own thread */

@@ -176,7 +176,7 @@ static void op_reply(mg_ctx *ctx, mg_reply_token *token, json_t *reply)
 }
 
 const struct mg_api core_api = {
-    .size = sizeof(struct mg_api),
+    .size = offsetof(struct mg_api, reserved),
     .version = MG_API_VERSION,
     .vlog = op_vlog,
     .config = op_config,

@@ -12,6 +12,7 @@
 #include "actor.h"
 #include "config.h"
 #include "core.h"
+#include "host.h"
 
 const char *plugin_status_name(enum plugin_status status)
 {
@@ -37,33 +38,14 @@ static void refuse(struct core *core, struct plugin *p, const char *fmt, ...)
 	core_log(MG_LOG_ERROR, "loader", "refused %s: %s", p->path, p->error);
 }
 
-/* The descriptor's checks, before anything of the plugin runs. */
+/* The descriptor's checks (host.c), before anything of the plugin runs. */
 static int check_descriptor(struct core *core, struct plugin *p)
 {
-	const struct mg_plugin *d = p->desc;
-	if (d->abi_major != MG_ABI_MAJOR) {
-		refuse(core, p, "built for plugin ABI %u.%u, this meshgated speaks %d.%d",
-		       d->abi_major, d->abi_minor, MG_ABI_MAJOR, MG_ABI_MINOR);
-		return -1;
-	}
-	if (d->size < offsetof(struct mg_plugin, reserved)) {
-		refuse(core, p, "descriptor of %u bytes is too small for ABI %d", d->size,
-		       MG_ABI_MAJOR);
-		return -1;
-	}
-	if (d->ptr_size != sizeof(void *) || d->time_size != sizeof(time_t) ||
-	    d->long_size != sizeof(long) || !d->build_signature ||
-	    strcmp(d->build_signature, MG_BUILD_SIGNATURE)) {
-		refuse(core, p, "built with signature \"%s\" (ptr %u, time_t %u), expected \"%s\"",
-		       d->build_signature ? d->build_signature : "(none)", d->ptr_size,
-		       d->time_size, MG_BUILD_SIGNATURE);
-		return -1;
-	}
-	if (!d->name || !d->name[0] || strlen(d->name) >= sizeof(p->name)) {
-		refuse(core, p, "descriptor has no valid name");
-		return -1;
-	}
-	return 0;
+	char why[512];
+	if (!host_check_descriptor(p->desc, why, sizeof(why)))
+		return 0;
+	refuse(core, p, "%s", why);
+	return -1;
 }
 
 static struct plugin *find_plugin(struct core *core, const char *name, struct plugin *except)
@@ -107,9 +89,9 @@ static int load_one(struct core *core, const char *path)
 		refuse(core, p, "cannot load: %s", dlerror());
 		return 0;
 	}
-	p->desc = dlsym(p->dl, "mg_plugin_descriptor");
+	p->desc = dlsym(p->dl, MG_PLUGIN_SYMBOL);
 	if (!p->desc) {
-		refuse(core, p, "missing symbol mg_plugin_descriptor (not a meshgate plugin?)");
+		refuse(core, p, "missing symbol %s (not a meshgate plugin?)", MG_PLUGIN_SYMBOL);
 		return 0;
 	}
 	if (check_descriptor(core, p))
@@ -178,111 +160,45 @@ int loader_load_all(struct core *core, const char *plugin_dir, json_t *names, ch
 	return 0;
 }
 
-/* Does plugin `p` provide `what` (its name or a declared feature)? */
-static int provides(const struct plugin *p, const char *what)
-{
-	if (!strcmp(p->name, what))
-		return 1;
-	for (const char *const *f = p->desc->provides; f && *f; f++)
-		if (!strcmp(*f, what))
-			return 1;
-	return 0;
-}
-
 static struct plugin *provider(struct core *core, const char *what)
 {
 	for (size_t i = 0; i < core->nplugins; i++) {
 		struct plugin *p = core->plugins[i];
-		if (p->status != PLUGIN_REFUSED && provides(p, what))
+		if (p->status != PLUGIN_REFUSED && host_provides(p->name, p->desc, what))
 			return p;
 	}
 	return NULL;
 }
 
-/* Refuses plugins whose dependencies are missing, until nothing changes
- * (a refusal can orphan another plugin). */
-static void refuse_missing_dependencies(struct core *core)
-{
-	int changed = 1;
-	while (changed) {
-		changed = 0;
-		for (size_t i = 0; i < core->nplugins; i++) {
-			struct plugin *p = core->plugins[i];
-			if (p->status == PLUGIN_REFUSED)
-				continue;
-			for (const char *const *dep = p->desc->depends; dep && *dep; dep++)
-				if (!provider(core, *dep)) {
-					refuse(core, p,
-					       "depends on '%s', which no loaded plugin provides",
-					       *dep);
-					changed = 1;
-					break;
-				}
-		}
-	}
-}
-
-enum mark { UNSEEN, VISITING, DONE };
-
-/* Depth-first topological sort; a back edge is a cycle, reported with its
- * path. */
-static int visit(struct core *core, struct plugin *p, enum mark *marks, struct plugin **order,
-                 size_t *n, char *path, size_t pathlen)
-{
-	size_t idx = 0;
-	while (core->plugins[idx] != p)
-		idx++;
-	if (marks[idx] == DONE)
-		return 0;
-	size_t used = strlen(path);
-	snprintf(path + used, pathlen - used, "%s%s", used ? " -> " : "", p->name);
-	if (marks[idx] == VISITING)
-		return -ELOOP;
-	marks[idx] = VISITING;
-	for (const char *const *dep = p->desc->depends; dep && *dep; dep++) {
-		int rc = visit(core, provider(core, *dep), marks, order, n, path, pathlen);
-		if (rc)
-			return rc;
-	}
-	marks[idx] = DONE;
-	path[used] = '\0';
-	order[(*n)++] = p;
-	return 0;
-}
-
+/* Refuses what the dependency graph refuses (host.c) and puts the rest in
+ * start order, the refused last: they are listed by status, never
+ * started. */
 int loader_sort(struct core *core, char *err, size_t errlen)
 {
-	refuse_missing_dependencies(core);
-	enum mark *marks = calloc(core->nplugins + 1, sizeof(*marks));
-	struct plugin **order = calloc(core->nplugins + 1, sizeof(*order));
-	size_t n = 0;
-	int rc = 0;
-	if (!marks || !order) {
-		free(marks);
-		free(order);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < core->nplugins && !rc; i++) {
+	size_t n = core->nplugins;
+	struct host_node *nodes = calloc(n + 1, sizeof(*nodes));
+	size_t *order = calloc(n + 1, sizeof(*order));
+	struct plugin **sorted = calloc(n + 1, sizeof(*sorted));
+	int rc = -ENOMEM;
+	if (!nodes || !order || !sorted)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
 		struct plugin *p = core->plugins[i];
-		char path[1024] = "";
-		if (p->status == PLUGIN_REFUSED)
-			continue;
-		rc = visit(core, p, marks, order, &n, path, sizeof(path));
-		if (rc == -ELOOP) {
-			snprintf(err, errlen, "dependency cycle: %s", path);
-			for (size_t j = 0; j < core->nplugins; j++)
-				if (marks[j] == VISITING)
-					refuse(core, core->plugins[j], "%s", err);
-		}
+		nodes[i] = (struct host_node){p->name, p->desc, p->status == PLUGIN_REFUSED, ""};
 	}
-	/* refused plugins go last: they are listed by status, never started */
-	for (size_t i = 0; i < core->nplugins; i++)
-		if (core->plugins[i]->status == PLUGIN_REFUSED)
-			order[n++] = core->plugins[i];
-	if (n && n == core->nplugins)
-		memcpy(core->plugins, order, n * sizeof(*order));
-	free(marks);
+	rc = host_order(nodes, n, order, err, errlen);
+	for (size_t i = 0; i < n; i++) {
+		struct plugin *p = core->plugins[i];
+		if (nodes[i].refused && p->status != PLUGIN_REFUSED)
+			refuse(core, p, "%s", nodes[i].why);
+		sorted[i] = core->plugins[order[i]];
+	}
+	if (n) /* no plugins: core->plugins is NULL */
+		memcpy(core->plugins, sorted, n * sizeof(*sorted));
+out:
+	free(nodes);
 	free(order);
+	free(sorted);
 	return rc;
 }
 

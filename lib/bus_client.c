@@ -110,14 +110,7 @@ static int reply_from(const struct mg_bus_msg *msg, json_t **reply)
 		return mg_bus_error(reply, -EPROTO, "bad_reply", "malformed reply: %s", jerr.text);
 	}
 	*reply = v;
-	const char *code = json_string_value(json_object_get(v, "error"));
-	if (!code)
-		return 0;
-	if (!strcmp(code, "unknown_service"))
-		return -ENOENT;
-	if (!strcmp(code, "timeout"))
-		return -ETIMEDOUT;
-	return -EREMOTEIO;
+	return mg_bus_reply_rc(json_string_value(json_object_get(v, "error")));
 }
 
 int mg_bus_client_request(struct mg_bus_client *c, const char *service, json_t *request,

@@ -18,6 +18,17 @@ static int slice_is(struct mg_bus_slice s, const char *text)
 	return s.len == n && memcmp(s.data, text, n) == 0;
 }
 
+int mg_bus_reply_rc(const char *code)
+{
+	if (!code)
+		return 0;
+	if (!strcmp(code, "unknown_service"))
+		return -ENOENT;
+	if (!strcmp(code, "timeout"))
+		return -ETIMEDOUT;
+	return -EREMOTEIO;
+}
+
 int mg_bus_name_valid(const char *name, size_t len)
 {
 	if (len == 0 || len > MG_BUS_MAX_NAME)

@@ -52,6 +52,10 @@ int mg_bus_decode(enum mg_bus_dir dir, const struct mg_bus_slice *frames, size_t
 size_t mg_bus_encode(enum mg_bus_dir dir, const struct mg_bus_msg *msg,
                      struct mg_bus_slice frames[MG_BUS_MAX_FRAMES], char deadline_buf[24]);
 
+/* What mg_request() returns for a reply whose "error" member is `code`
+ * (NULL: no error): 0, -ENOENT, -ETIMEDOUT or -EREMOTEIO. */
+int mg_bus_reply_rc(const char *code);
+
 /* A service or topic name: 1..MG_BUS_MAX_NAME of [A-Za-z0-9._-]. */
 int mg_bus_name_valid(const char *name, size_t len);
 

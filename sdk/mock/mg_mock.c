@@ -18,6 +18,7 @@
 
 #include "bus_proto.h"
 #include "config.h"
+#include "host.h"
 #include "request_check.h"
 #include "state.h"
 
@@ -25,27 +26,6 @@
 #define MOCK_MAP_SIZE ((size_t)1 << 30)
 
 enum mock_status { MOCK_LOADED, MOCK_INIT, MOCK_RUNNING, MOCK_STOPPED };
-
-struct mservice {
-	char *name;
-	mg_service_fn fn;
-	void *arg;
-};
-
-struct msub {
-	char *prefix;
-	mg_event_fn fn;
-	void *arg;
-};
-
-struct mtimer {
-	int id;
-	uint64_t due;
-	unsigned interval;
-	int repeat;
-	mg_timer_fn fn;
-	void *arg;
-};
 
 struct mwatch {
 	int fd;
@@ -60,7 +40,8 @@ struct mplugin {
 	struct mg_ctx ctx; /* first: the ops get &ctx and cast it back */
 	struct mg_mock *mock;
 	const struct mg_plugin *desc;
-	char name[64];
+	char name[HOST_NAME_MAX];
+	char *who; /* its file, or its name when linked in: what messages name */
 	void *dl;
 	struct mg_plugin stub; /* the descriptor of a stub */
 	char **stub_owns;
@@ -71,11 +52,8 @@ struct mplugin {
 	/* Callbacks of this plugin on the stack: in the core its thread would
 	 * be blocked, so a request to it could only time out. */
 	int busy;
-	struct mservice *services;
-	size_t nservices;
-	struct msub *subs;
-	size_t nsubs;
-	struct mtimer *timers;
+	struct host_registrations regs; /* services and subscriptions */
+	struct host_timer *timers;
 	size_t ntimers;
 	struct mwatch *watches;
 	size_t nwatches;
@@ -230,22 +208,32 @@ static int active(const struct mplugin *p)
 	return p->active;
 }
 
+/* One event on its way to one plugin's subscriptions. */
+struct delivery {
+	struct mplugin *p;
+	const char *topic;
+	json_t *payload;
+	json_t *copy; /* one per plugin, as each actor parses its own */
+};
+
+static void deliver_one(struct host_entry *sub, void *arg)
+{
+	struct delivery *d = arg;
+	if (!active(d->p))
+		return;
+	if (!d->copy)
+		d->copy = json_deep_copy(d->payload);
+	d->p->busy++;
+	sub->fn.event(&d->p->ctx, d->topic, d->copy, sub->arg);
+	d->p->busy--;
+}
+
 static void deliver(struct mg_mock *m, const char *topic, json_t *payload)
 {
 	for (size_t i = 0; i < m->nplugins; i++) {
-		struct mplugin *p = m->plugins[i];
-		json_t *copy = NULL; /* one per plugin, as each actor parses its own */
-		for (size_t j = 0; active(p) && j < p->nsubs; j++) {
-			if (strncmp(topic, p->subs[j].prefix, strlen(p->subs[j].prefix)))
-				continue;
-			if (!copy)
-				copy = json_deep_copy(payload);
-			struct msub s = p->subs[j]; /* the callback may unsubscribe */
-			p->busy++;
-			s.fn(&p->ctx, topic, copy, s.arg);
-			p->busy--;
-		}
-		json_decref(copy);
+		struct delivery d = {m->plugins[i], topic, payload, NULL};
+		host_table_walk_prefix(&d.p->regs.subscriptions, topic, deliver_one, &d);
+		json_decref(d.copy);
 	}
 }
 
@@ -315,41 +303,22 @@ int mg_mock_publish(struct mg_mock *m, const char *topic, json_t *payload)
 
 /* ---- requests ---- */
 
-static int fail_reply(json_t **reply, int rc, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail_reply(json_t **reply, int rc, const char *code, const char *fmt, ...)
+/* An error reply and the return code mg_request() gives with it. */
+static int fail_reply(json_t **reply, int rc, json_t *error)
 {
-	char message[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(message, sizeof(message), fmt, ap);
-	va_end(ap);
-	*reply = json_pack("{s:s, s:s}", "error", code, "message", message);
+	*reply = error;
 	return rc;
 }
 
-/* The return code a client of the bus sees for `reply` (lib/bus_client.c). */
-static int reply_code(json_t *reply)
-{
-	const char *code = json_string_value(json_object_get(reply, "error"));
-	if (!code)
-		return 0;
-	if (!strcmp(code, "unknown_service"))
-		return -ENOENT;
-	if (!strcmp(code, "timeout"))
-		return -ETIMEDOUT;
-	return -EREMOTEIO;
-}
-
-static struct mplugin *service_owner(struct mg_mock *m, const char *service, struct mservice *out)
+static struct mplugin *service_owner(struct mg_mock *m, const char *service, struct host_entry *out)
 {
 	for (size_t i = 0; i < m->nplugins; i++) {
 		struct mplugin *p = m->plugins[i];
-		for (size_t j = 0; active(p) && j < p->nservices; j++)
-			if (!strcmp(p->services[j].name, service)) {
-				*out = p->services[j];
-				return p;
-			}
+		struct host_entry *e = host_table_find(&p->regs.services, service);
+		if (active(p) && e) {
+			*out = *e;
+			return p;
+		}
 	}
 	return NULL;
 }
@@ -358,38 +327,41 @@ static struct mplugin *service_owner(struct mg_mock *m, const char *service, str
 static int finish_reply(struct mplugin *p, const char *service, json_t *r, json_t **reply)
 {
 	if (!r)
-		return fail_reply(reply, -EREMOTEIO, "internal", "%s failed to answer '%s'",
-		                  p->name, service);
+		return fail_reply(
+		    reply, -EREMOTEIO,
+		    mg_error("internal", "%s failed to answer '%s'", p->name, service));
 	if (!json_is_object(r)) {
 		json_decref(r);
-		return fail_reply(reply, -EPROTO, "bad_reply", "malformed reply: not an object");
+		return fail_reply(reply, -EPROTO,
+		                  mg_error("bad_reply", "malformed reply: not an object"));
 	}
 	char *text = json_dumps(r, JSON_COMPACT);
 	json_decref(r);
 	if (!text) /* the core could not send it: the requester would wait in vain */
-		return fail_reply(reply, -ETIMEDOUT, "timeout",
-		                  "the reply of '%s' cannot be encoded", service);
+		return fail_reply(
+		    reply, -ETIMEDOUT,
+		    mg_error("timeout", "the reply of '%s' cannot be encoded", service));
 	*reply = json_loads(text, 0, NULL);
 	free(text);
-	return reply_code(*reply);
+	return mg_bus_reply_rc(mg_reply_error(*reply));
 }
 
 /* `request` is consumed; NULL when the text did not parse (`why`). */
 static int dispatch(struct mg_mock *m, const char *service, json_t *request, const char *why,
                     json_t **reply)
 {
-	struct mservice s;
+	struct host_entry s;
 	struct mplugin *p;
 
 	*reply = NULL;
 	if (!service || !mg_bus_name_valid(service, strlen(service))) {
 		json_decref(request);
-		return fail_reply(reply, -EINVAL, "bad_request", "invalid service name");
+		return fail_reply(reply, -EINVAL, mg_error("bad_request", "invalid service name"));
 	}
 	if (!(p = service_owner(m, service, &s))) {
 		json_decref(request);
-		return fail_reply(reply, -ENOENT, "unknown_service", "no plugin serves '%s'",
-		                  service);
+		return fail_reply(reply, -ENOENT,
+		                  mg_error("unknown_service", "no plugin serves '%s'", service));
 	}
 	if (p->busy) {
 		json_decref(request);
@@ -397,19 +369,20 @@ static int dispatch(struct mg_mock *m, const char *service, json_t *request, con
 		         "request '%s' to %s while it is in a callback: it would time out in the "
 		         "core (a request to itself, or a cycle)",
 		         service, p->name);
-		return fail_reply(reply, -ETIMEDOUT, "timeout", "%s is busy: '%s' timed out",
-		                  p->name, service);
+		return fail_reply(
+		    reply, -ETIMEDOUT,
+		    mg_error("timeout", "%s is busy: '%s' timed out", p->name, service));
 	}
 	if (!json_is_object(request)) {
 		json_decref(request);
-		return fail_reply(reply, -EREMOTEIO, "bad_request",
-		                  "request is not a JSON object: %s", why);
+		return fail_reply(reply, -EREMOTEIO,
+		                  mg_error("bad_request", "request is not a JSON object: %s", why));
 	}
 	enter(m);
 	p->busy++;
 	m->can_defer = 1;
 	m->deferred = NULL;
-	json_t *r = s.fn(&p->ctx, service, request, s.arg);
+	json_t *r = s.fn.service(&p->ctx, service, request, s.arg);
 	m->can_defer = 0;
 	p->busy--;
 	json_decref(request);
@@ -443,7 +416,8 @@ int mg_mock_request(struct mg_mock *m, const char *service, json_t *request, jso
 {
 	char *text = request ? json_dumps(request, JSON_COMPACT) : strdup("{}");
 	if (!text)
-		return fail_reply(reply, -EINVAL, "bad_request", "request is not a JSON object");
+		return fail_reply(reply, -EINVAL,
+		                  mg_error("bad_request", "request is not a JSON object"));
 	int rc = mg_mock_request_text(m, service, text, strlen(text), reply);
 	free(text);
 	return rc;
@@ -469,34 +443,19 @@ static const char *op_state_dir(mg_ctx *ctx)
 static int op_service_add(mg_ctx *ctx, const char *service, mg_service_fn fn, void *arg)
 {
 	struct mplugin *p = plugin_of(ctx);
-	struct mservice s;
+	struct host_entry s;
 	if (!p->active)
 		return -EPERM;
 	if (!service || !fn || !mg_bus_name_valid(service, strlen(service)))
 		return -EINVAL;
 	if (service_owner(p->mock, service, &s))
 		return -EEXIST;
-	struct mservice *list = realloc(p->services, (p->nservices + 1) * sizeof(*list));
-	if (!list)
-		return -ENOMEM;
-	p->services = list;
-	if (!(list[p->nservices].name = strdup(service)))
-		return -ENOMEM;
-	list[p->nservices].fn = fn;
-	list[p->nservices++].arg = arg;
-	return 0;
+	return host_table_add(&p->regs.services, service, (union host_fn){.service = fn}, arg);
 }
 
 static int op_service_del(mg_ctx *ctx, const char *service)
 {
-	struct mplugin *p = plugin_of(ctx);
-	for (size_t i = 0; service && i < p->nservices; i++)
-		if (!strcmp(p->services[i].name, service)) {
-			free(p->services[i].name);
-			p->services[i] = p->services[--p->nservices];
-			return 0;
-		}
-	return -ENOENT;
+	return service ? host_table_del(&plugin_of(ctx)->regs.services, service) : -ENOENT;
 }
 
 static int op_request(mg_ctx *ctx, const char *service, json_t *request, int timeout_ms,
@@ -513,28 +472,12 @@ static int op_subscribe(mg_ctx *ctx, const char *prefix, mg_event_fn fn, void *a
 		return -EPERM;
 	if (!prefix || !fn || !mg_bus_name_valid(prefix, strlen(prefix)))
 		return -EINVAL;
-	struct msub *list = realloc(p->subs, (p->nsubs + 1) * sizeof(*list));
-	if (!list)
-		return -ENOMEM;
-	p->subs = list;
-	if (!(list[p->nsubs].prefix = strdup(prefix)))
-		return -ENOMEM;
-	list[p->nsubs].fn = fn;
-	list[p->nsubs++].arg = arg;
-	return 0;
+	return host_table_add(&p->regs.subscriptions, prefix, (union host_fn){.event = fn}, arg);
 }
 
 static int op_unsubscribe(mg_ctx *ctx, const char *prefix)
 {
-	struct mplugin *p = plugin_of(ctx);
-	int rc = -ENOENT;
-	for (size_t i = p->nsubs; prefix && i-- > 0;)
-		if (!strcmp(p->subs[i].prefix, prefix)) {
-			free(p->subs[i].prefix);
-			p->subs[i] = p->subs[--p->nsubs];
-			rc = 0;
-		}
-	return rc;
+	return prefix ? host_table_del(&plugin_of(ctx)->regs.subscriptions, prefix) : -ENOENT;
 }
 
 static int op_publish(mg_ctx *ctx, const char *topic, json_t *payload)
@@ -549,13 +492,13 @@ static int op_timer_add(mg_ctx *ctx, unsigned interval_ms, int repeat, mg_timer_
 		return -EPERM;
 	if (!fn)
 		return -EINVAL;
-	struct mtimer *list = realloc(p->timers, (p->ntimers + 1) * sizeof(*list));
+	struct host_timer *list = realloc(p->timers, (p->ntimers + 1) * sizeof(*list));
 	if (!list)
 		return -ENOMEM;
 	p->timers = list;
 	int id = ++p->mock->next_timer_id;
 	list[p->ntimers++] =
-	    (struct mtimer){id, p->mock->now + interval_ms, interval_ms, repeat, fn, arg};
+	    (struct host_timer){id, p->mock->now + interval_ms, interval_ms, repeat, fn, arg};
 	return id;
 }
 
@@ -729,7 +672,7 @@ static int op_txn_begin_nested(mg_txn *parent, mg_txn **child)
 }
 
 static const struct mg_api mock_api = {
-    .size = sizeof(struct mg_api),
+    .size = offsetof(struct mg_api, reserved),
     .version = MG_API_VERSION,
     .vlog = op_vlog,
     .config = op_config,
@@ -758,85 +701,21 @@ static const struct mg_api mock_api = {
     .request_check = request_check, /* the daemon's own */
 };
 
-/* ---- config: the test's object over the declared defaults ---- */
+/* ---- config: the test's object, validated as the core validates a file ---- */
 
-static int value_fits(const struct mg_setting *d, json_t *v)
+/* Messages name settings within the plugin's section, the part the test
+ * gave: "WHO: unknown setting 'nope'" where meshgated, reading the whole
+ * file, says "FILE:LINE: unknown setting 'echo.nope'". */
+static json_t *make_config(const struct mplugin *p, json_t *given, char *err, size_t errlen)
 {
-	switch (d->type) {
-	case MG_SETTING_STRING:
-		return json_is_string(v);
-	case MG_SETTING_INT:
-		return json_is_integer(v);
-	case MG_SETTING_BOOL:
-		return json_is_boolean(v);
-	case MG_SETTING_STRINGS: {
-		size_t i;
-		json_t *e;
-		if (!json_is_array(v))
-			return 0;
-		json_array_foreach(v, i, e) if (!json_is_string(e)) return 0;
-		return 1;
-	}
-	case MG_SETTING_LIST:
-		return json_is_array(v);
-	case MG_SETTING_MAP:
-	case MG_SETTING_GROUP:
-		return json_is_object(v);
-	}
-	return 0;
-}
-
-static const struct mg_setting *find_setting(const struct mg_setting *s, const char *name)
-{
-	for (; s && s->name; s++)
-		if (!strcmp(s->name, name))
-			return s;
-	return NULL;
-}
-
-static json_t *make_config(const struct mg_plugin *d, json_t *given, char *err, size_t errlen)
-{
-	const char *name;
-	json_t *v;
-	size_t n = 0, k = 0;
-
-	if (given && !json_is_object(given)) {
-		snprintf(err, errlen, "%s: the config must be a JSON object", d->name);
-		return NULL;
-	}
-	json_object_foreach(given, name, v)
-	{
-		const struct mg_setting *s = find_setting(d->settings, name);
-		if (!s) {
-			snprintf(err, errlen, "%s: unknown setting '%s'", d->name, name);
-			return NULL;
-		}
-		if (!value_fits(s, v)) {
-			snprintf(err, errlen, "%s: setting '%s' has the wrong type", d->name, name);
-			return NULL;
-		}
-	}
-	/* The defaults of what the test did not give: a required setting the
-	 * test gave must not make mg_config_defaults fail. */
-	while (d->settings && d->settings[n].name)
-		n++;
-	struct mg_setting *rest = calloc(n + 1, sizeof(*rest));
-	if (!rest) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (!json_object_get(given, d->settings[i].name))
-			rest[k++] = d->settings[i];
 	char why[512] = "";
-	json_t *config = mg_config_defaults(rest, why, sizeof(why));
-	free(rest);
-	if (!config) {
-		snprintf(err, errlen, "%s: %s", d->name, why);
+	if (given && !json_is_object(given)) {
+		snprintf(err, errlen, "%s: the config must be a JSON object", p->who);
 		return NULL;
 	}
-	if (given)
-		json_object_update(config, given);
+	json_t *config = mg_config_section_json(given, p->desc->settings, "", why, sizeof(why));
+	if (!config)
+		snprintf(err, errlen, "%s: %s", p->who, why);
 	return config;
 }
 
@@ -861,80 +740,77 @@ const char *mg_mock_state_dir(struct mg_mock *m)
 	return m->state_dir;
 }
 
-/* The core's checks (core/plugin_loader.c), with the same reasons. */
-static int check_descriptor(const struct mg_plugin *d, const char *what, char *err, size_t errlen)
+static void free_plugin(struct mplugin *p)
 {
-	if (d->abi_major != MG_ABI_MAJOR) {
-		snprintf(err, errlen, "%s: built for plugin ABI %u.%u, this mock speaks %d.%d",
-		         what, d->abi_major, d->abi_minor, MG_ABI_MAJOR, MG_ABI_MINOR);
-		return -EPROTO;
-	}
-	if (d->size < offsetof(struct mg_plugin, reserved)) {
-		snprintf(err, errlen, "%s: descriptor of %u bytes is too small", what, d->size);
-		return -EPROTO;
-	}
-	if (d->ptr_size != sizeof(void *) || d->time_size != sizeof(time_t) ||
-	    d->long_size != sizeof(long) || !d->build_signature ||
-	    strcmp(d->build_signature, MG_BUILD_SIGNATURE)) {
-		snprintf(err, errlen, "%s: built with signature \"%s\", expected \"%s\"", what,
-		         d->build_signature ? d->build_signature : "(none)", MG_BUILD_SIGNATURE);
-		return -EPROTO;
-	}
-	if (!d->name || !d->name[0] || strlen(d->name) >= sizeof(((struct mplugin *)0)->name)) {
-		snprintf(err, errlen, "%s: descriptor has no valid name", what);
-		return -EINVAL;
-	}
-	return 0;
+	json_decref(p->config);
+	for (char **o = p->stub_owns; o && *o; o++)
+		free(*o);
+	free(p->stub_owns);
+	free(p->who);
+	if (p->dl)
+		dlclose(p->dl);
+	free(p);
 }
 
-static struct mplugin *new_plugin(struct mg_mock *m, const struct mg_plugin *d, json_t *config,
-                                  char *err, size_t errlen, int *rc)
+/* Checks `d` as the core does (host.c), with the core's messages naming
+ * `who`, and adds it; the new plugin takes `dl` over. */
+static int new_plugin(struct mg_mock *m, const char *who, void *dl, const struct mg_plugin *d,
+                      json_t *config, char *err, size_t errlen)
 {
-	if (find_plugin(m, d->name)) {
-		snprintf(err, errlen, "duplicate plugin name '%s'", d->name);
-		*rc = -EEXIST;
-		return NULL;
+	char why[512];
+	int rc = host_check_descriptor(d, why, sizeof(why));
+	if (rc) {
+		snprintf(err, errlen, "%s: %s", who, why);
+		if (dl)
+			dlclose(dl);
+		return rc;
+	}
+	struct mplugin *twin = find_plugin(m, d->name);
+	if (twin) {
+		snprintf(err, errlen, "%s: duplicate plugin name '%s' (also in %s)", who, d->name,
+		         twin->who);
+		if (dl)
+			dlclose(dl);
+		return -EEXIST;
 	}
 	struct mplugin **list = realloc(m->plugins, (m->nplugins + 1) * sizeof(*list));
 	struct mplugin *p = calloc(1, sizeof(*p));
 	if (list)
 		m->plugins = list;
-	if (!list || !p) {
+	if (!list || !p || !(p->who = strdup(who))) {
 		free(p);
+		if (dl)
+			dlclose(dl);
 		snprintf(err, errlen, "out of memory");
-		*rc = -ENOMEM;
-		return NULL;
-	}
-	p->config = make_config(d, config, err, errlen);
-	if (!p->config) {
-		free(p);
-		*rc = -EINVAL;
-		return NULL;
+		return -ENOMEM;
 	}
 	p->ctx.size = sizeof(p->ctx);
 	p->ctx.api = &mock_api;
 	p->mock = m;
 	p->desc = d;
+	p->dl = dl;
 	snprintf(p->name, sizeof(p->name), "%s", d->name);
+	if (!(p->config = make_config(p, config, err, errlen))) {
+		free_plugin(p);
+		return -EINVAL;
+	}
 	m->plugins[m->nplugins++] = p;
-	*rc = 0;
-	return p;
+	return 0;
 }
 
 int mg_mock_add(struct mg_mock *m, const struct mg_plugin *desc, json_t *config, char *err,
                 size_t errlen)
 {
-	int rc = desc ? check_descriptor(desc, "descriptor", err, errlen) : -EINVAL;
-	if (!desc)
+	if (!desc) {
 		snprintf(err, errlen, "no descriptor");
-	if (!rc)
-		new_plugin(m, desc, config, err, errlen, &rc);
-	return rc;
+		return -EINVAL;
+	}
+	return new_plugin(m, desc->name ? desc->name : "descriptor", NULL, desc, config, err,
+	                  errlen);
 }
 
 int mg_mock_load(struct mg_mock *m, const char *path, json_t *config, char *err, size_t errlen)
 {
-	int rc;
 	void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!dl) {
 		snprintf(err, errlen, "%s: cannot load: %s", path, dlerror());
@@ -947,26 +823,15 @@ int mg_mock_load(struct mg_mock *m, const char *path, json_t *config, char *err,
 		dlclose(dl);
 		return -ENOENT;
 	}
-	if ((rc = check_descriptor(d, path, err, errlen))) {
-		dlclose(dl);
-		return rc;
-	}
-	struct mplugin *p = new_plugin(m, d, config, err, errlen, &rc);
-	if (!p) {
-		dlclose(dl);
-		return rc;
-	}
-	p->dl = dl;
-	return 0;
+	return new_plugin(m, path, dl, d, config, err, errlen);
 }
 
 int mg_mock_add_stub(struct mg_mock *m, const char *name, const char *const *owns)
 {
 	char err[256];
 	size_t n = 0;
-	int rc;
 
-	if (!name || !name[0] || strlen(name) >= sizeof(((struct mplugin *)0)->name))
+	if (!name || !name[0] || strlen(name) >= HOST_NAME_MAX)
 		return -EINVAL;
 	while (owns && owns[n])
 		n++;
@@ -987,13 +852,14 @@ int mg_mock_add_stub(struct mg_mock *m, const char *name, const char *const *own
 	    .version = "stub",
 	    .description = "a stub of the mock core",
 	};
-	struct mplugin *p = new_plugin(m, &d, NULL, err, sizeof(err), &rc);
-	if (!p) {
+	int rc = new_plugin(m, name, NULL, &d, NULL, err, sizeof(err));
+	if (rc) {
 		for (size_t i = 0; i < n; i++)
 			free(copy[i]);
 		free(copy);
 		return rc;
 	}
+	struct mplugin *p = m->plugins[m->nplugins - 1];
 	p->stub = d;
 	p->stub.name = p->name;
 	p->stub_owns = copy;
@@ -1002,85 +868,47 @@ int mg_mock_add_stub(struct mg_mock *m, const char *name, const char *const *own
 	return 0;
 }
 
-/* ---- dependency order (as core/plugin_loader.c) ---- */
+/* ---- dependency order (host.c, as in the core) ---- */
 
-static int provides(const struct mplugin *p, const char *what)
+/* Orders every plugin (running ones included, as providers) and marks the
+ * ones the graph refuses: they are not started by this mg_mock_start,
+ * the others are, as in the core. 0, or the first refusal in err. */
+static int sort_plugins(struct mg_mock *m, int *refused, char *err, size_t errlen)
 {
-	if (!strcmp(p->name, what))
-		return 1;
-	for (const char *const *f = p->desc->provides; f && *f; f++)
-		if (!strcmp(*f, what))
-			return 1;
-	return 0;
-}
-
-static struct mplugin *provider(struct mg_mock *m, const char *what)
-{
-	for (size_t i = 0; i < m->nplugins; i++)
-		if (provides(m->plugins[i], what))
-			return m->plugins[i];
-	return NULL;
-}
-
-enum mark { UNSEEN, VISITING, DONE };
-
-static size_t index_of(struct mg_mock *m, struct mplugin *p)
-{
-	size_t i = 0;
-	while (m->plugins[i] != p)
-		i++;
-	return i;
-}
-
-static int visit(struct mg_mock *m, struct mplugin *p, enum mark *marks, struct mplugin **order,
-                 size_t *n, char *path, size_t pathlen)
-{
-	size_t idx = index_of(m, p);
-	if (marks[idx] == DONE)
-		return 0;
-	size_t used = strlen(path);
-	snprintf(path + used, pathlen - used, "%s%s", used ? " -> " : "", p->name);
-	if (marks[idx] == VISITING)
-		return -ELOOP;
-	marks[idx] = VISITING;
-	for (const char *const *dep = p->desc->depends; dep && *dep; dep++) {
-		int rc = visit(m, provider(m, *dep), marks, order, n, path, pathlen);
-		if (rc)
-			return rc;
-	}
-	marks[idx] = DONE;
-	path[used] = '\0';
-	order[(*n)++] = p;
-	return 0;
-}
-
-static int sort_plugins(struct mg_mock *m, char *err, size_t errlen)
-{
-	for (size_t i = 0; i < m->nplugins; i++)
-		for (const char *const *dep = m->plugins[i]->desc->depends; dep && *dep; dep++)
-			if (!provider(m, *dep)) {
-				snprintf(err, errlen,
-				         "%s depends on '%s', which no loaded plugin provides",
-				         m->plugins[i]->name, *dep);
-				return -ENOENT;
-			}
-	enum mark *marks = calloc(m->nplugins + 1, sizeof(*marks));
-	struct mplugin **order = calloc(m->nplugins + 1, sizeof(*order));
-	size_t n = 0;
-	int rc = 0;
-	if (!marks || !order) {
+	size_t n = m->nplugins;
+	struct host_node *nodes = calloc(n + 1, sizeof(*nodes));
+	size_t *order = calloc(n + 1, sizeof(*order));
+	struct mplugin **sorted = calloc(n + 1, sizeof(*sorted));
+	int rc = -ENOMEM;
+	if (!nodes || !order || !sorted) {
 		snprintf(err, errlen, "out of memory");
-		rc = -ENOMEM;
+		goto out;
 	}
-	for (size_t i = 0; !rc && i < m->nplugins; i++) {
-		char path[1024] = "";
-		if ((rc = visit(m, m->plugins[i], marks, order, &n, path, sizeof(path))))
-			snprintf(err, errlen, "dependency cycle: %s", path);
+	for (size_t i = 0; i < n; i++)
+		nodes[i] = (struct host_node){m->plugins[i]->name, m->plugins[i]->desc, 0, ""};
+	char cycle[512];
+	rc = host_order(nodes, n, order, cycle, sizeof(cycle));
+	for (size_t i = 0; i < n; i++) {
+		sorted[i] = m->plugins[order[i]];
+		refused[i] = nodes[order[i]].refused;
+		if (refused[i]) {
+			mock_log(m, MG_LOG_ERROR, "mock", "refused %s: %s", sorted[i]->who,
+			         nodes[order[i]].why);
+			if (!rc) {
+				snprintf(err, errlen, "%s: %s", sorted[i]->who,
+				         nodes[order[i]].why);
+				rc = -ENOENT;
+			}
+		}
 	}
-	if (!rc)
-		memcpy(m->plugins, order, n * sizeof(*order));
-	free(marks);
+	if (rc == -ELOOP)
+		snprintf(err, errlen, "%s", cycle);
+	if (n) /* no plugins: m->plugins is NULL */
+		memcpy(m->plugins, sorted, n * sizeof(*sorted));
+out:
+	free(nodes);
 	free(order);
+	free(sorted);
 	return rc;
 }
 
@@ -1100,19 +928,12 @@ static int call(struct mplugin *p, int (*fn)(mg_ctx *))
 
 static void drop_registrations(struct mplugin *p)
 {
-	for (size_t i = 0; i < p->nservices; i++)
-		free(p->services[i].name);
-	for (size_t i = 0; i < p->nsubs; i++)
-		free(p->subs[i].prefix);
-	free(p->services);
-	free(p->subs);
+	host_registrations_clear(&p->regs);
 	free(p->timers);
 	free(p->watches);
-	p->services = NULL;
-	p->subs = NULL;
 	p->timers = NULL;
 	p->watches = NULL;
-	p->nservices = p->nsubs = p->ntimers = p->nwatches = 0;
+	p->ntimers = p->nwatches = 0;
 	while (p->txns) {
 		struct mtxn *t = p->txns;
 		mock_log(p->mock, MG_LOG_ERROR, p->name, "left a %s transaction open: aborted",
@@ -1172,12 +993,20 @@ static int init_one(struct mg_mock *m, struct mplugin *p, char *err, size_t errl
 
 int mg_mock_start(struct mg_mock *m, char *err, size_t errlen)
 {
-	int rc = sort_plugins(m, err, errlen);
-	if (rc)
-		return rc;
+	int *refused = calloc(m->nplugins + 1, sizeof(*refused));
+	if (!refused) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int refusal = sort_plugins(m, refused, err, errlen), rc = 0;
+	if (refusal == -ENOMEM) {
+		free(refused);
+		return refusal;
+	}
 	for (size_t i = 0; i < m->nplugins; i++)
-		m->plugins[i]->starting =
-		    m->plugins[i]->status == MOCK_LOADED || m->plugins[i]->status == MOCK_STOPPED;
+		m->plugins[i]->starting = !refused[i] && (m->plugins[i]->status == MOCK_LOADED ||
+		                                          m->plugins[i]->status == MOCK_STOPPED);
+	free(refused);
 	for (size_t i = 0; !rc && i < m->nplugins; i++)
 		if (m->plugins[i]->starting)
 			rc = init_one(m, m->plugins[i], err, errlen);
@@ -1198,7 +1027,7 @@ int mg_mock_start(struct mg_mock *m, char *err, size_t errlen)
 	}
 	if (rc)
 		mock_log(m, MG_LOG_ERROR, "mock", "%s", err);
-	return rc;
+	return rc ? rc : refusal;
 }
 
 int mg_mock_reload(struct mg_mock *m, const char *name, json_t *config, char *err, size_t errlen)
@@ -1208,7 +1037,7 @@ int mg_mock_reload(struct mg_mock *m, const char *name, json_t *config, char *er
 		snprintf(err, errlen, "no running plugin '%s'", name ? name : "(null)");
 		return -ENOENT;
 	}
-	json_t *next = make_config(p->desc, config, err, errlen);
+	json_t *next = make_config(p, config, err, errlen);
 	if (!next)
 		return -EINVAL;
 	json_t *old = p->config;
@@ -1245,7 +1074,7 @@ static struct mplugin *next_due(struct mg_mock *m, uint64_t until, size_t *idx)
 	for (size_t i = 0; i < m->nplugins; i++) {
 		struct mplugin *p = m->plugins[i];
 		for (size_t j = 0; active(p) && j < p->ntimers; j++) {
-			struct mtimer *t = &p->timers[j];
+			struct host_timer *t = &p->timers[j];
 			if (t->due > until)
 				continue;
 			if (best &&
@@ -1267,7 +1096,7 @@ void mg_mock_advance(struct mg_mock *m, uint64_t ms)
 
 	enter(m);
 	while ((p = next_due(m, until, &idx))) {
-		struct mtimer t = p->timers[idx];
+		struct host_timer t = p->timers[idx];
 		if (t.due > m->now)
 			m->now = t.due;
 		if (t.repeat) /* a zero interval would fire forever at one instant */
@@ -1380,10 +1209,10 @@ json_t *mg_mock_registrations(struct mg_mock *m, const char *name)
 		return NULL;
 	json_t *services = json_array(), *subs = json_array(), *fds = json_array(),
 	       *owns = json_array();
-	for (size_t i = 0; i < p->nservices; i++)
-		json_array_append_new(services, json_string(p->services[i].name));
-	for (size_t i = 0; i < p->nsubs; i++)
-		json_array_append_new(subs, json_string(p->subs[i].prefix));
+	for (size_t i = 0; i < p->regs.services.n; i++)
+		json_array_append_new(services, json_string(p->regs.services.entries[i].name));
+	for (size_t i = 0; i < p->regs.subscriptions.n; i++)
+		json_array_append_new(subs, json_string(p->regs.subscriptions.entries[i].name));
 	for (size_t i = 0; i < p->nwatches; i++)
 		json_array_append_new(fds, json_integer(p->watches[i].fd));
 	for (const char *const *db = p->desc->owns; active(p) && db && *db; db++)
@@ -1457,14 +1286,7 @@ void mg_mock_free(struct mg_mock *m)
 		return;
 	mg_mock_stop(m);
 	for (size_t i = 0; i < m->nplugins; i++) {
-		struct mplugin *p = m->plugins[i];
-		json_decref(p->config);
-		for (char **o = p->stub_owns; o && *o; o++)
-			free(*o);
-		free(p->stub_owns);
-		if (p->dl)
-			dlclose(p->dl);
-		free(p);
+		free_plugin(m->plugins[i]);
 	}
 	free(m->plugins);
 	state_close(m->state);

@@ -42,10 +42,12 @@ void mg_mock_free(struct mg_mock *mock);
 
 /* Adds a plugin from its descriptor (sources linked into the test) or from
  * a meshgate-NAME.so (dlopen RTLD_NOW|RTLD_LOCAL). `config` (borrowed, may
- * be NULL) is merged over the defaults of desc->settings; an undeclared
- * setting or a value of the wrong type is refused. The descriptor is
- * checked as the core checks it (ABI, size, build signature, name,
- * duplicates). 0 or a negative errno with a message in err. */
+ * be NULL) is the plugin's section, validated as meshgated validates the
+ * file (core/config.c: every level, defaults filled in). The descriptor
+ * is checked as the core checks it (core/host.c: ABI major and minor,
+ * size, build signature, name, duplicates), with the core's messages:
+ * "FILE: reason" (the plugin's name for a linked-in descriptor). 0 or a
+ * negative errno with a message in err. */
 int mg_mock_add(struct mg_mock *mock, const struct mg_plugin *desc, json_t *config, char *err,
                 size_t errlen);
 int mg_mock_load(struct mg_mock *mock, const char *path, json_t *config, char *err, size_t errlen);
@@ -54,9 +56,13 @@ int mg_mock_load(struct mg_mock *mock, const char *path, json_t *config, char *e
  * test fakes (mg_mock_state_put or mg_mock_ctx). */
 int mg_mock_add_stub(struct mg_mock *mock, const char *name, const char *const *owns);
 
-/* Sorts the plugins not yet running by dependency, claims their databases,
- * calls every init, then every start. On a failure, what this call started
- * is stopped again and err says which plugin failed and why. */
+/* Sorts the plugins by dependency (core/host.c), claims the databases of
+ * those not yet running, calls every init, then every start. A plugin
+ * whose dependency is missing (or in a cycle) is refused as in the core:
+ * it and its dependents stay unstarted, the others start, and the call
+ * returns -ENOENT (-ELOOP) with the first refusal in err. On a failed
+ * init or start, what this call started is stopped again and err says
+ * which plugin failed and why. */
 int mg_mock_start(struct mg_mock *mock, char *err, size_t errlen);
 /* New config for one plugin (merged over its defaults) and its reload
  * callback; a plugin that refuses it keeps the old one, as in the core. */

@@ -1,6 +1,8 @@
 #!/bin/bash
-# Installs the SDK into a prefix, builds sdk/examples/hello out of tree with
-# pkg-config only, loads it into the real meshgated and calls its service.
+# Installs the SDK into a prefix, builds sdk/examples/hello out of tree and
+# runs its unit test against the installed mock core, once with make and
+# pkg-config only and once with CMake and find_package(meshgate-sdk) only,
+# loads the plugin into the real meshgated and calls its service.
 set -euo pipefail
 build=$1 src=$2 meshgated=$3 ctl=$4
 work=$(mktemp -d /tmp/mgsdk.XXXXXX)
@@ -12,11 +14,26 @@ cleanup() {
 trap cleanup EXIT
 
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
+export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig:$work/prefix/lib/$(gcc -print-multiarch)/pkgconfig"
+pkg-config --exists meshgate-sdk meshgate-mock
+
+# make and pkg-config only: the plugin, then its unit test against the
+# installed mock core
 cp -r "$src/sdk/examples/hello" "$work/hello"
 rm -f "$work/hello/CMakeLists.txt"
-export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig:$work/prefix/lib/$(gcc -print-multiarch)/pkgconfig"
-pkg-config --exists meshgate-sdk
 make -s -C "$work/hello"
+make -s -C "$work/hello" check | tee "$work/make-check.log"
+grep -q '^hello: ok$' "$work/make-check.log"
+
+# CMake and find_package(meshgate-sdk) only, from an untouched copy
+cp -r "$src/sdk/examples/hello" "$work/hello-cmake"
+rm -f "$work/hello-cmake/Makefile"
+cmake -S "$work/hello-cmake" -B "$work/hello-cmake/build" \
+	-DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+cmake --build "$work/hello-cmake/build" >/dev/null
+test -f "$work/hello-cmake/build/meshgate-hello.so"
+ctest --test-dir "$work/hello-cmake/build" --output-on-failure | tee "$work/ctest.log"
+grep -q '100% tests passed, 0 tests failed out of 1' "$work/ctest.log"
 
 mkdir -p "$work/plugins"
 cp "$work/hello/meshgate-hello.so" "$work/plugins/"

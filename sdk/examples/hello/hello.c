@@ -1,5 +1,6 @@
 /* The smallest useful meshgate plugin: one service, one event, one setting.
- * Built in tree and out of tree (see README.md beside it). */
+ * Built in tree and out of tree, with its unit test test_hello.c (see
+ * README.md beside it). */
 #include <errno.h>
 #include <stdlib.h>
 

@@ -3,7 +3,7 @@
  * A plugin never links against the core. It reaches the core through the
  * ops table in its context (ctx->api); the inline mg_* wrappers below are
  * the way to call it. struct mg_api only grows by appending, and `size`
- * tells a plugin which members exist. */
+ * tells a plugin which members exist: see MG_API_HAS. */
 #ifndef MESHGATE_API_H
 #define MESHGATE_API_H
 
@@ -21,7 +21,8 @@
 extern "C" {
 #endif
 
-#define MG_API_VERSION 2
+/* 3: the members after txn_begin_nested (ABI minor 1). */
+#define MG_API_VERSION 3
 
 enum mg_log_level { MG_LOG_ERROR = 0, MG_LOG_WARN, MG_LOG_INFO, MG_LOG_DEBUG };
 
@@ -70,6 +71,8 @@ struct mg_field {
 };
 
 struct mg_api {
+	/* The end of the members the core fills in:
+	 * offsetof(struct mg_api, reserved) of the SDK it was built with. */
 	uint32_t size;
 	uint32_t version;
 
@@ -117,6 +120,8 @@ struct mg_api {
 	/* the one check of a request's fields (API version 3) */
 	json_t *(*request_check)(json_t *request, const struct mg_field *fields);
 
+	/* New members go here, each taking one slot of `reserved` so that the
+	 * size of the struct stays the same. */
 	void *reserved[15];
 };
 
@@ -127,6 +132,18 @@ struct mg_ctx {
 	const struct mg_api *api;
 	void *self;
 };
+
+/* Whether the core a plugin runs in has the member `member` of struct
+ * mg_api: it lies within the core's api->size and is filled in (a core
+ * built before the member existed zero-filled the slot, and a mock core
+ * may leave a member out). meshgated refuses a plugin of a newer ABI
+ * minor than its own; within that, a plugin that can do without a member
+ * asks before it calls it:
+ *
+ *     if (MG_API_HAS(ctx, txn_begin_nested)) ... else fall back */
+#define MG_API_HAS(ctx, member)                                                              \
+	(offsetof(struct mg_api, member) + sizeof((ctx)->api->member) <= (ctx)->api->size && \
+	 (ctx)->api->member != NULL)
 
 /* ---- wrappers: the names plugin code uses ---- */
 
@@ -328,7 +345,7 @@ static inline json_t *mg_field_error(const char *field, const char *fmt, ...)
  * refuses with mg_field_error. */
 static inline json_t *mg_request_check(mg_ctx *ctx, json_t *request, const struct mg_field *fields)
 {
-	if (!ctx->api->request_check) /* a core older than API version 3 */
+	if (!MG_API_HAS(ctx, request_check)) /* a core older than API version 3 */
 		return mg_error("internal", "this core cannot check requests (API version %u)",
 		                ctx->api->version);
 	return ctx->api->request_check(request, fields);

@@ -1,9 +1,9 @@
 /* meshgate plugin ABI: the one descriptor a plugin exports.
  *
  * A plugin is meshgate-<name>.so exporting the symbol `mg_plugin_descriptor`,
- * declared with MG_PLUGIN(...). The core checks the ABI major, the descriptor
- * size and the build signature before it calls anything, and refuses the file
- * with a message naming it and the reason otherwise. */
+ * declared with MG_PLUGIN(...). The core checks the ABI major and minor, the
+ * descriptor size and the build signature before it calls anything, and
+ * refuses the file with a message naming it and the reason otherwise. */
 #ifndef MESHGATE_PLUGIN_H
 #define MESHGATE_PLUGIN_H
 
@@ -16,9 +16,12 @@
 extern "C" {
 #endif
 
-/* Major changes break plugins; minor changes only append. */
+/* Major changes break plugins; minor changes only append (to this
+ * descriptor or to struct mg_api). meshgated refuses a plugin of another
+ * major, or of a newer minor than its own: such a plugin may call members
+ * this core does not have. Minor 1: API version 3 (see MG_API_HAS). */
 #define MG_ABI_MAJOR 1
-#define MG_ABI_MINOR 0
+#define MG_ABI_MINOR 1
 
 #define MG_PLUGIN_SYMBOL "mg_plugin_descriptor"
 

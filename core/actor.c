@@ -18,7 +18,7 @@
  * removal only marks the entry `removed`: the walk skips it, and
  * sweep_removed() drops it once no walk is under way. An entry added during
  * a walk lands past the count the walk started with: it takes part from
- * the next turn of the loop on. Services are looked up, never walked, so
+ * the next walk on. Services are looked up, never walked, so
  * they are removed at once. */
 
 struct service {
@@ -477,9 +477,10 @@ static long next_timeout(struct actor *a)
 	return next <= now ? 0 : (long)(next - now);
 }
 
-/* The plugin's stop (or a failed init) closes its posts: what was posted
- * before runs first if the plugin will be stopped, since its poster was
- * told it would run; after a failed init nothing of the plugin runs. */
+/* STOP closes the plugin's posts first (later ones are refused), then
+ * runs what they hold, since each poster was told its post would run, and
+ * then the plugin's stop, which may join the posting threads. After a
+ * failed init nothing of the plugin runs any more: its posts are dropped. */
 static void stop_plugin(struct actor *a)
 {
 	struct plugin *p = a->p;

@@ -4,14 +4,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "broker.h"
 #include "bus_proto.h"
 #include "core.h"
 
-#define MAX_WATCHES 64
+/* Subscriptions, timers and fd watches are walked while their callbacks
+ * run, and a callback may remove any of them (its own or another's). So a
+ * removal only marks the entry `removed`: the walk skips it, and
+ * sweep_removed() drops it once no walk is under way. An entry added during
+ * a walk lands past the count the walk started with: it takes part from
+ * the next walk on. Services are looked up, never walked, so
+ * they are removed at once. */
 
 struct service {
 	char *name;
@@ -23,6 +31,7 @@ struct subscription {
 	char *prefix;
 	mg_event_fn fn;
 	void *arg;
+	int removed;
 };
 
 struct timer {
@@ -32,6 +41,7 @@ struct timer {
 	int repeat;
 	mg_timer_fn fn;
 	void *arg;
+	int removed;
 };
 
 struct watch {
@@ -39,6 +49,14 @@ struct watch {
 	int events;
 	mg_fd_fn fn;
 	void *arg;
+	int removed;
+};
+
+/* A function to run on the plugin's thread (mg_post). */
+struct post {
+	mg_post_fn fn;
+	void *arg;
+	struct post *next;
 };
 
 /* Who asked, so that a deferred reply finds its way back. */
@@ -65,9 +83,33 @@ struct actor {
 	struct timer *timers;
 	size_t ntimers;
 	int next_timer_id;
-	struct watch watches[MAX_WATCHES];
+	struct watch *watches;
 	size_t nwatches;
+	zmq_pollitem_t *items; /* what the loop polls: pipe, dealer, posts, watches */
+	size_t items_cap;
+	/* Posts, guarded by posts_lock: a FIFO, one eventfd that wakes the
+	 * loop, and whether the plugin still takes them. */
+	struct post *posts;
+	struct post **posts_tail;
+	int post_fd;
+	int posts_open;
 };
+
+/* Guards every actor's posts, and the plugin's actor pointer as posters
+ * see it: a worker thread may post while the core spawns or ends the
+ * actor. Its sections are a few instructions long, so one lock for all
+ * the plugins costs nothing. */
+static pthread_mutex_t posts_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Drops the entries marked removed, keeping the others in order. */
+#define SWEEP(list, n)                                        \
+	do {                                                  \
+		size_t kept_ = 0;                             \
+		for (size_t i_ = 0; i_ < (n); i_++)           \
+			if (!(list)[i_].removed)              \
+				(list)[kept_++] = (list)[i_]; \
+		(n) = kept_;                                  \
+	} while (0)
 
 static uint64_t monotonic_ms(void)
 {
@@ -117,17 +159,18 @@ int actor_subscribe(struct actor *a, const char *prefix, mg_event_fn fn, void *a
 	int rc = broker_subscribe(a->p->core->broker, prefix, a->p->routing_id);
 	if (rc)
 		return rc;
-	s[a->nsubs++] = (struct subscription){strdup(prefix), fn, arg};
+	s[a->nsubs++] = (struct subscription){strdup(prefix), fn, arg, 0};
 	return 0;
 }
 
 int actor_unsubscribe(struct actor *a, const char *prefix)
 {
 	int found = -ENOENT;
-	for (size_t i = a->nsubs; i-- > 0;)
-		if (!strcmp(a->subs[i].prefix, prefix)) {
+	for (size_t i = 0; i < a->nsubs; i++)
+		if (!a->subs[i].removed && !strcmp(a->subs[i].prefix, prefix)) {
 			free(a->subs[i].prefix);
-			a->subs[i] = a->subs[--a->nsubs];
+			a->subs[i].prefix = NULL;
+			a->subs[i].removed = 1;
 			found = 0;
 		}
 	if (!found)
@@ -143,15 +186,15 @@ int actor_timer_add(struct actor *a, unsigned interval_ms, int repeat, mg_timer_
 	a->timers = t;
 	int id = ++a->next_timer_id;
 	t[a->ntimers++] =
-	    (struct timer){id, monotonic_ms() + interval_ms, interval_ms, repeat, fn, arg};
+	    (struct timer){id, monotonic_ms() + interval_ms, interval_ms, repeat, fn, arg, 0};
 	return id;
 }
 
 int actor_timer_del(struct actor *a, int id)
 {
 	for (size_t i = 0; i < a->ntimers; i++)
-		if (a->timers[i].id == id) {
-			a->timers[i] = a->timers[--a->ntimers];
+		if (!a->timers[i].removed && a->timers[i].id == id) {
+			a->timers[i].removed = 1;
 			return 0;
 		}
 	return -ENOENT;
@@ -159,21 +202,33 @@ int actor_timer_del(struct actor *a, int id)
 
 int actor_fd_watch(struct actor *a, int fd, int events, mg_fd_fn fn, void *arg)
 {
+	struct watch *w = realloc(a->watches, (a->nwatches + 1) * sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	a->watches = w;
 	actor_fd_unwatch(a, fd);
-	if (a->nwatches == MAX_WATCHES)
-		return -ENOSPC;
-	a->watches[a->nwatches++] = (struct watch){fd, events, fn, arg};
+	w[a->nwatches++] = (struct watch){fd, events, fn, arg, 0};
 	return 0;
 }
 
 int actor_fd_unwatch(struct actor *a, int fd)
 {
 	for (size_t i = 0; i < a->nwatches; i++)
-		if (a->watches[i].fd == fd) {
-			a->watches[i] = a->watches[--a->nwatches];
+		if (!a->watches[i].removed && a->watches[i].fd == fd) {
+			a->watches[i].removed = 1;
 			return 0;
 		}
 	return -ENOENT;
+}
+
+static void sweep_removed(struct actor *a)
+{
+	for (size_t i = 0; i < a->nsubs; i++)
+		if (a->subs[i].removed)
+			free(a->subs[i].prefix);
+	SWEEP(a->subs, a->nsubs);
+	SWEEP(a->timers, a->ntimers);
+	SWEEP(a->watches, a->nwatches);
 }
 
 /* Everything the plugin registered vanishes: on stop and on a failed init. */
@@ -187,10 +242,72 @@ static void drop_registrations(struct actor *a)
 	free(a->services);
 	free(a->subs);
 	free(a->timers);
+	free(a->watches);
 	a->services = NULL;
 	a->subs = NULL;
 	a->timers = NULL;
+	a->watches = NULL;
 	a->nservices = a->nsubs = a->ntimers = a->nwatches = 0;
+}
+
+/* ---- posts: work handed to the plugin's thread from any thread ---- */
+
+int actor_post(struct plugin *p, mg_post_fn fn, void *arg)
+{
+	struct post *post = fn ? malloc(sizeof(*post)) : NULL;
+	if (!post)
+		return fn ? -ENOMEM : -EINVAL;
+	*post = (struct post){fn, arg, NULL};
+	int rc = 0;
+	uint64_t one = 1;
+	pthread_mutex_lock(&posts_lock);
+	struct actor *a = p->actor;
+	if (!a || !a->posts_open)
+		rc = -ESHUTDOWN;
+	else if (write(a->post_fd, &one, sizeof(one)) < 0)
+		rc = -errno;
+	else {
+		*a->posts_tail = post;
+		a->posts_tail = &post->next;
+	}
+	pthread_mutex_unlock(&posts_lock);
+	if (rc)
+		free(post);
+	return rc;
+}
+
+/* Takes every post queued so far; `open` 0 refuses the ones to come. */
+static struct post *take_posts(struct actor *a, int open)
+{
+	pthread_mutex_lock(&posts_lock);
+	struct post *list = a->posts;
+	a->posts = NULL;
+	a->posts_tail = &a->posts;
+	a->posts_open = open;
+	pthread_mutex_unlock(&posts_lock);
+	return list;
+}
+
+/* Runs (or only frees) a list of posts, oldest first. */
+static void run_posts(struct actor *a, struct post *list, int run)
+{
+	while (list) {
+		struct post *next = list->next;
+		if (run)
+			list->fn(&a->p->ctx, list->arg);
+		free(list);
+		list = next;
+	}
+}
+
+static void receive_posts(struct actor *a)
+{
+	uint64_t count;
+	/* reset the eventfd before taking the queue: a post made after the
+	 * take wakes the loop again */
+	if (read(a->post_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		core_log(MG_LOG_ERROR, a->p->name, "posts: %s", strerror(errno));
+	run_posts(a, take_posts(a, 1), 1);
 }
 
 /* ---- the loop ---- */
@@ -289,10 +406,13 @@ static void handle_event(struct actor *a, const struct mg_bus_msg *msg)
 	json_t *payload = json_loadb(msg->payload.data, msg->payload.len, 0, NULL);
 	if (!payload)
 		return;
-	/* a callback may unsubscribe: walk a snapshot of the count */
-	for (size_t i = 0; i < a->nsubs; i++)
-		if (!strncmp(topic, a->subs[i].prefix, strlen(a->subs[i].prefix)))
-			a->subs[i].fn(&a->p->ctx, topic, payload, a->subs[i].arg);
+	/* the subscriptions a callback adds get the next event, not this one */
+	size_t n = a->nsubs;
+	for (size_t i = 0; i < n && i < a->nsubs; i++) {
+		struct subscription *s = &a->subs[i];
+		if (!s->removed && !strncmp(topic, s->prefix, strlen(s->prefix)))
+			s->fn(&a->p->ctx, topic, payload, s->arg);
+	}
 	json_decref(payload);
 }
 
@@ -332,27 +452,43 @@ static void receive_bus(struct actor *a)
 static void run_due_timers(struct actor *a)
 {
 	uint64_t now = monotonic_ms();
-	for (size_t i = 0; i < a->ntimers; i++) {
-		if (a->timers[i].due > now)
+	size_t n = a->ntimers;
+	/* a->timers may move while a callback adds one: index it afresh */
+	for (size_t i = 0; i < n && i < a->ntimers; i++) {
+		if (a->timers[i].removed || a->timers[i].due > now)
 			continue;
 		struct timer t = a->timers[i];
 		if (t.repeat)
 			a->timers[i].due = now + (t.interval ? t.interval : 1);
 		else
-			a->timers[i--] = a->timers[--a->ntimers];
-		t.fn(&a->p->ctx, t.arg); /* may add or delete timers */
+			a->timers[i].removed = 1;
+		t.fn(&a->p->ctx, t.arg);
 	}
 }
 
 static long next_timeout(struct actor *a)
 {
-	if (!a->ntimers)
-		return -1;
 	uint64_t now = monotonic_ms(), next = UINT64_MAX;
 	for (size_t i = 0; i < a->ntimers; i++)
-		if (a->timers[i].due < next)
+		if (!a->timers[i].removed && a->timers[i].due < next)
 			next = a->timers[i].due;
+	if (next == UINT64_MAX)
+		return -1;
 	return next <= now ? 0 : (long)(next - now);
+}
+
+/* STOP closes the plugin's posts first (later ones are refused), then
+ * runs what they hold, since each poster was told its post would run, and
+ * then the plugin's stop, which may join the posting threads. After a
+ * failed init nothing of the plugin runs any more: its posts are dropped. */
+static void stop_plugin(struct actor *a)
+{
+	struct plugin *p = a->p;
+	int initialised = p->status == PLUGIN_RUNNING || p->status == PLUGIN_INIT;
+	run_posts(a, take_posts(a, 0), initialised);
+	if (p->desc->stop && initialised)
+		p->desc->stop(&p->ctx);
+	drop_registrations(a);
 }
 
 /* Runs one lifecycle command; returns 1 when the actor must end. */
@@ -380,15 +516,74 @@ static int run_command(struct actor *a, const char *cmd)
 			json_decref(old);
 		}
 	} else if (!strcmp(cmd, "STOP")) {
-		if (d->stop && (p->status == PLUGIN_RUNNING || p->status == PLUGIN_INIT))
-			d->stop(&p->ctx);
-		drop_registrations(a);
+		stop_plugin(a);
 		done = 1;
 	}
 	char reply[16];
 	snprintf(reply, sizeof(reply), "%d", rc);
 	zmq_send(a->pipe, reply, strlen(reply), 0);
 	return done;
+}
+
+static short poll_events(int events)
+{
+	return (short)((events & MG_FD_READ ? ZMQ_POLLIN : 0) |
+	               (events & MG_FD_WRITE ? ZMQ_POLLOUT : 0));
+}
+
+/* The items of the next poll: the pipe, the bus, the posts' eventfd, then
+ * one per watch, in the order of a->watches. Returns how many; short of
+ * memory, the watches that do not fit wait for a later turn. */
+#define FIRST_WATCH 3
+static size_t poll_items(struct actor *a)
+{
+	size_t n = FIRST_WATCH + a->nwatches;
+	if (n > a->items_cap) {
+		zmq_pollitem_t *items = realloc(a->items, n * 2 * sizeof(*items));
+		if (items) {
+			a->items = items;
+			a->items_cap = n * 2;
+		} else {
+			core_log(MG_LOG_ERROR, a->p->name, "out of memory: %zu fds not polled",
+			         n - a->items_cap);
+			n = a->items_cap;
+		}
+	}
+	a->items[0] = (zmq_pollitem_t){a->pipe, 0, ZMQ_POLLIN, 0};
+	a->items[1] = (zmq_pollitem_t){a->dealer, 0, ZMQ_POLLIN, 0};
+	a->items[2] = (zmq_pollitem_t){NULL, a->post_fd, ZMQ_POLLIN, 0};
+	for (size_t i = 0; FIRST_WATCH + i < n; i++)
+		a->items[FIRST_WATCH + i] =
+		    (zmq_pollitem_t){NULL, a->watches[i].fd, poll_events(a->watches[i].events), 0};
+	return n;
+}
+
+static void receive_bus_burst(struct actor *a)
+{
+	/* a bounded burst, so that timers and fds get their turn */
+	for (int i = 0; i < 64; i++) {
+		int events = 0;
+		size_t elen = sizeof(events);
+		zmq_getsockopt(a->dealer, ZMQ_EVENTS, &events, &elen);
+		if (!(events & ZMQ_POLLIN))
+			break;
+		receive_bus(a);
+	}
+}
+
+/* Calls the watches that were ready; items[FIRST_WATCH + i] was polled for
+ * a->watches[i] (nothing is swept between the poll and here). */
+static void run_ready_watches(struct actor *a, const zmq_pollitem_t *items, size_t nwatches)
+{
+	for (size_t i = 0; i < nwatches && i < a->nwatches; i++) {
+		short revents = items[FIRST_WATCH + i].revents;
+		if (!revents || a->watches[i].removed)
+			continue;
+		struct watch w = a->watches[i];
+		int ev = (revents & ZMQ_POLLIN ? MG_FD_READ : 0) |
+		         (revents & ZMQ_POLLOUT ? MG_FD_WRITE : 0);
+		w.fn(&a->p->ctx, w.fd, ev, w.arg);
+	}
 }
 
 static void *actor_main(void *arg)
@@ -408,17 +603,10 @@ static void *actor_main(void *arg)
 	zmq_send(a->pipe, "READY", 5, 0);
 
 	for (;;) {
-		zmq_pollitem_t items[2 + MAX_WATCHES];
-		size_t nwatches = a->nwatches;
-		items[0] = (zmq_pollitem_t){a->pipe, 0, ZMQ_POLLIN, 0};
-		items[1] = (zmq_pollitem_t){a->dealer, 0, ZMQ_POLLIN, 0};
-		for (size_t i = 0; i < nwatches; i++)
-			items[2 + i] = (zmq_pollitem_t){
-			    NULL, a->watches[i].fd,
-			    (short)((a->watches[i].events & MG_FD_READ ? ZMQ_POLLIN : 0) |
-			            (a->watches[i].events & MG_FD_WRITE ? ZMQ_POLLOUT : 0)),
-			    0};
-		int n = zmq_poll(items, (int)(2 + nwatches), next_timeout(a));
+		sweep_removed(a); /* no walk is under way here */
+		size_t nitems = poll_items(a);
+		zmq_pollitem_t *items = a->items;
+		int n = zmq_poll(items, (int)nitems, next_timeout(a));
 		if (n < 0 && errno != EINTR)
 			break;
 		if (n > 0 && (items[0].revents & ZMQ_POLLIN)) {
@@ -428,28 +616,11 @@ static void *actor_main(void *arg)
 				break;
 		}
 		if (n > 0 && (items[1].revents & ZMQ_POLLIN))
-			for (int i = 0; i < 64; i++) {
-				int events = 0;
-				size_t elen = sizeof(events);
-				zmq_getsockopt(a->dealer, ZMQ_EVENTS, &events, &elen);
-				if (!(events & ZMQ_POLLIN))
-					break;
-				receive_bus(a);
-			}
-		for (size_t i = 0; n > 0 && i < nwatches; i++) {
-			if (!items[2 + i].revents)
-				continue;
-			/* a callback may unwatch: look the fd up again */
-			for (size_t w = 0; w < a->nwatches; w++)
-				if (a->watches[w].fd == items[2 + i].fd) {
-					int ev =
-					    (items[2 + i].revents & ZMQ_POLLIN ? MG_FD_READ : 0) |
-					    (items[2 + i].revents & ZMQ_POLLOUT ? MG_FD_WRITE : 0);
-					a->watches[w].fn(&a->p->ctx, a->watches[w].fd, ev,
-					                 a->watches[w].arg);
-					break;
-				}
-		}
+			receive_bus_burst(a);
+		if (n > 0 && (items[2].revents & ZMQ_POLLIN))
+			receive_posts(a);
+		if (n > 0)
+			run_ready_watches(a, items, nitems - FIRST_WATCH);
 		run_due_timers(a);
 	}
 	core_thread_client_close();
@@ -458,31 +629,58 @@ static void *actor_main(void *arg)
 	return NULL;
 }
 
+static void actor_free(struct actor *a)
+{
+	if (a->pipe_core)
+		zmq_close(a->pipe_core);
+	if (a->post_fd >= 0)
+		close(a->post_fd);
+	free(a->items);
+	free(a);
+}
+
+/* Publishes (or withdraws) the actor to posters on other threads. */
+static void set_actor(struct plugin *p, struct actor *a)
+{
+	pthread_mutex_lock(&posts_lock);
+	p->actor = a;
+	pthread_mutex_unlock(&posts_lock);
+}
+
 int actor_spawn(struct plugin *p)
 {
 	struct actor *a = calloc(1, sizeof(*a));
-	int zero = 0;
+	int zero = 0, rc;
 	char buf[8];
 
 	if (!a)
 		return -ENOMEM;
 	a->p = p;
+	a->posts_tail = &a->posts;
+	a->posts_open = 1;
+	a->items_cap = FIRST_WATCH + 16;
+	a->items = malloc(a->items_cap * sizeof(*a->items));
+	a->post_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (!a->items || a->post_fd < 0) {
+		rc = a->items ? -errno : -ENOMEM;
+		actor_free(a);
+		return rc;
+	}
 	snprintf(a->pipe_ep, sizeof(a->pipe_ep), "inproc://actor-%s", p->routing_id);
 	a->pipe_core = zmq_socket(p->core->zctx, ZMQ_PAIR);
 	zmq_setsockopt(a->pipe_core, ZMQ_LINGER, &zero, sizeof(zero));
 	if (zmq_bind(a->pipe_core, a->pipe_ep)) {
-		int rc = -errno;
-		zmq_close(a->pipe_core);
-		free(a);
+		rc = -errno;
+		actor_free(a);
 		return rc;
 	}
-	int rc = pthread_create(&a->thread, NULL, actor_main, a);
+	set_actor(p, a);
+	rc = pthread_create(&a->thread, NULL, actor_main, a);
 	if (rc) {
-		zmq_close(a->pipe_core);
-		free(a);
+		set_actor(p, NULL);
+		actor_free(a);
 		return -rc;
 	}
-	p->actor = a;
 	zmq_recv(a->pipe_core, buf, sizeof(buf), 0); /* READY */
 	return 0;
 }
@@ -504,7 +702,7 @@ void actor_terminate(struct plugin *p)
 		return;
 	actor_call(p, "STOP");
 	pthread_join(a->thread, NULL);
-	zmq_close(a->pipe_core);
-	free(a);
-	p->actor = NULL;
+	set_actor(p, NULL);
+	run_posts(a, take_posts(a, 0), 0); /* left only if the loop broke off */
+	actor_free(a);
 }

@@ -1,7 +1,8 @@
 /* A plugin's actor: its own thread and event loop (bus socket, timers,
- * file descriptors), driven by the core through a pipe: a ready handshake
- * at spawn, then INIT / START / RELOAD, and $TERM, after which the core
- * joins the thread (model: czmq's zactor). */
+ * file descriptors, posts from other threads), driven by the core through
+ * a pipe: a ready handshake at spawn, then INIT / START / RELOAD, and STOP
+ * (czmq's $TERM), after which the core joins the thread (model: czmq's
+ * zactor). */
 #ifndef MG_ACTOR_H
 #define MG_ACTOR_H
 
@@ -14,9 +15,14 @@ int actor_spawn(struct plugin *p);
 /* Runs a lifecycle command on the plugin's thread: "INIT", "START",
  * "RELOAD". Returns the callback's result. */
 int actor_call(struct plugin *p, const char *command);
-/* Sends $TERM (the plugin's stop runs if it started), joins the thread and
- * drops every registration of the plugin. */
+/* Sends STOP (the posts already accepted run, then the plugin's stop if
+ * its init succeeded), joins the thread and drops every registration of
+ * the plugin. */
 void actor_terminate(struct plugin *p);
+/* mg_post: any thread, at any time while the plugin is loaded. Queues fn
+ * to run on the plugin's thread; -ESHUTDOWN once STOP has begun (or before
+ * spawn), -EINVAL without fn, -ENOMEM. */
+int actor_post(struct plugin *p, mg_post_fn fn, void *arg);
 
 /* The plugin's loop, for the ops table: callers must be on its thread. */
 int actor_on_own_thread(struct actor *a);

@@ -68,8 +68,9 @@ int core_log_level_parse(const char *name, enum mg_log_level *level);
 
 /* ops.c: the table handed to every plugin */
 extern const struct mg_api core_api;
-/* The calling thread's own bus client (made on first use, closed when the
- * thread exits); NULL if the bus is not up. */
+
+/* thread_client.c: the calling thread's own bus client (made on first use,
+ * closed when the thread exits); NULL if the bus is not up. */
 struct mg_bus_client *core_thread_client(struct core *core);
 void core_thread_client_close(void);
 void core_publish_state_change(const char *db, const char *key, const char *op, void *arg);

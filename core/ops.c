@@ -1,64 +1,11 @@
 /* The ops table every plugin gets: the only way a plugin reaches the core. */
 #include <errno.h>
-#include <pthread.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
 #include "actor.h"
 #include "bus_client.h"
 #include "bus_proto.h"
 #include "core.h"
 #include "request_check.h"
-
-/* ---- a bus client per thread, for requests and publishing ---- */
-
-static pthread_key_t client_key;
-static pthread_once_t client_key_once = PTHREAD_ONCE_INIT;
-
-static void close_client(void *client)
-{
-	mg_bus_client_free(client);
-}
-static void make_key(void)
-{
-	pthread_key_create(&client_key, close_client);
-}
-
-struct mg_bus_client *core_thread_client(struct core *core)
-{
-	pthread_once(&client_key_once, make_key);
-	struct mg_bus_client *c = pthread_getspecific(client_key);
-	if (!c && core->broker) {
-		char err[256];
-		c = mg_bus_client_new(core->zctx, core->inproc_endpoint, err, sizeof(err));
-		if (!c)
-			core_log(MG_LOG_ERROR, "bus", "%s", err);
-		pthread_setspecific(client_key, c);
-	}
-	return c;
-}
-
-void core_thread_client_close(void)
-{
-	pthread_once(&client_key_once, make_key);
-	mg_bus_client_free(pthread_getspecific(client_key));
-	pthread_setspecific(client_key, NULL);
-}
-
-void core_publish_state_change(const char *db, const char *key, const char *op, void *arg)
-{
-	struct mg_bus_client *c = core_thread_client(arg);
-	char topic[MG_BUS_MAX_NAME + 1];
-	if (!c)
-		return;
-	snprintf(topic, sizeof(topic), "state.%s", db);
-	json_t *payload = json_pack("{s:s, s:s, s:s}", "db", db, "key", key, "op", op);
-	mg_bus_client_publish(c, topic, payload);
-	json_decref(payload);
-}
-
-/* ---- the table ---- */
 
 static void op_vlog(mg_ctx *ctx, enum mg_log_level level, const char *fmt, va_list ap)
 {
@@ -175,6 +122,12 @@ static void op_reply(mg_ctx *ctx, mg_reply_token *token, json_t *reply)
 	json_decref(reply);
 }
 
+/* Any thread: the way back to the plugin's own. */
+static int op_post(mg_ctx *ctx, mg_post_fn fn, void *arg)
+{
+	return actor_post(plugin_of(ctx), fn, arg);
+}
+
 const struct mg_api core_api = {
     .size = offsetof(struct mg_api, reserved),
     .version = MG_API_VERSION,
@@ -203,4 +156,5 @@ const struct mg_api core_api = {
     .reply = op_reply,
     .txn_begin_nested = state_begin_nested,
     .request_check = request_check,
+    .post = op_post,
 };

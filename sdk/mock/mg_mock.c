@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,15 @@ struct mplugin {
 	struct mwatch *watches;
 	size_t nwatches;
 	struct mtxn *txns; /* open transactions, aborted (and reported) at stop */
+	int posts_open;    /* mg_post accepted: from init to stop; posts_lock */
+};
+
+/* A post (mg_post) waiting for mg_mock_run_posts. */
+struct mpost {
+	struct mplugin *p;
+	mg_post_fn fn;
+	void *arg;
+	struct mpost *next;
 };
 
 /* What a plugin holds as an mg_txn: the state's transaction plus who
@@ -103,6 +113,9 @@ struct mg_mock {
 	struct mg_reply_token *deferred;
 	enum mg_log_level level;
 	unsigned log_counts[MG_LOG_DEBUG + 1];
+	/* Posts come from any thread: the one lock of the mock. */
+	pthread_mutex_t posts_lock;
+	struct mpost *posts, **posts_tail;
 };
 
 static const struct mg_api mock_api;
@@ -671,6 +684,59 @@ static int op_txn_begin_nested(mg_txn *parent, mg_txn **child)
 	return 0;
 }
 
+/* ---- posts: queued from any thread, run on the test's ---- */
+
+static int op_post(mg_ctx *ctx, mg_post_fn fn, void *arg)
+{
+	struct mplugin *p = plugin_of(ctx);
+	struct mpost *post = fn ? malloc(sizeof(*post)) : NULL;
+	if (!post)
+		return fn ? -ENOMEM : -EINVAL;
+	*post = (struct mpost){p, fn, arg, NULL};
+	pthread_mutex_lock(&p->mock->posts_lock);
+	int open = p->posts_open;
+	if (open) {
+		*p->mock->posts_tail = post;
+		p->mock->posts_tail = &post->next;
+	}
+	pthread_mutex_unlock(&p->mock->posts_lock);
+	if (!open)
+		free(post);
+	return open ? 0 : -ESHUTDOWN;
+}
+
+static void set_posts_open(struct mplugin *p, int open)
+{
+	pthread_mutex_lock(&p->mock->posts_lock);
+	p->posts_open = open;
+	pthread_mutex_unlock(&p->mock->posts_lock);
+}
+
+int mg_mock_run_posts(struct mg_mock *m)
+{
+	pthread_mutex_lock(&m->posts_lock);
+	struct mpost *list = m->posts;
+	m->posts = NULL;
+	m->posts_tail = &m->posts;
+	pthread_mutex_unlock(&m->posts_lock);
+	int ran = 0;
+	while (list) {
+		struct mpost *next = list->next;
+		struct mplugin *p = list->p;
+		if (active(p)) { /* else its init failed: dropped, as in the core */
+			enter(m);
+			p->busy++;
+			list->fn(&p->ctx, list->arg);
+			p->busy--;
+			leave(m);
+			ran++;
+		}
+		free(list);
+		list = next;
+	}
+	return ran;
+}
+
 static const struct mg_api mock_api = {
     .size = offsetof(struct mg_api, reserved),
     .version = MG_API_VERSION,
@@ -699,6 +765,7 @@ static const struct mg_api mock_api = {
     .reply = op_reply,
     .txn_begin_nested = op_txn_begin_nested,
     .request_check = request_check, /* the daemon's own */
+    .post = op_post,
 };
 
 /* ---- config: the test's object, validated as the core validates a file ---- */
@@ -947,6 +1014,8 @@ static void stop_plugin(struct mplugin *p)
 {
 	if (p->status != MOCK_INIT && p->status != MOCK_RUNNING)
 		return;
+	set_posts_open(p, 0); /* what was posted before runs before stop */
+	mg_mock_run_posts(p->mock);
 	if (p->desc->stop) {
 		enter(p->mock);
 		p->busy++;
@@ -979,7 +1048,9 @@ static int init_one(struct mg_mock *m, struct mplugin *p, char *err, size_t errl
 	if (rc)
 		return rc;
 	p->active = 1;
+	set_posts_open(p, 1);
 	if ((rc = call(p, p->desc->init))) {
+		set_posts_open(p, 0);
 		snprintf(err, errlen, "init of %s failed: %s", p->name,
 		         strerror(rc < 0 ? -rc : rc));
 		drop_registrations(p);
@@ -1240,6 +1311,8 @@ struct mg_mock *mg_mock_new(const char *state_dir, char *err, size_t errlen)
 	}
 	m->level = env_level();
 	m->now = real_now_ms();
+	pthread_mutex_init(&m->posts_lock, NULL);
+	m->posts_tail = &m->posts;
 	m->events = json_array();
 	if (state_dir) {
 		m->state_dir = strdup(state_dir);
@@ -1263,6 +1336,7 @@ struct mg_mock *mg_mock_new(const char *state_dir, char *err, size_t errlen)
 	state_on_commit(m->state, on_commit, m);
 	return m;
 fail:
+	pthread_mutex_destroy(&m->posts_lock);
 	if (m->temp_dir && m->state_dir)
 		rmdir(m->state_dir);
 	free(m->state_dir);
@@ -1297,6 +1371,11 @@ void mg_mock_free(struct mg_mock *m)
 		json_decref(m->queue[i].payload);
 	}
 	free(m->queue);
+	for (struct mpost *next; m->posts; m->posts = next) { /* of failed inits */
+		next = m->posts->next;
+		free(m->posts);
+	}
+	pthread_mutex_destroy(&m->posts_lock);
 	json_decref(m->events);
 	free(m->state_dir);
 	free(m);

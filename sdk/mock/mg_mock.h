@@ -15,9 +15,14 @@
  *  - events are recorded for the test and delivered to subscribers once the
  *    call that published them has returned (never re-entrantly);
  *  - time is virtual: mg_mock_advance() moves it and fires due timers;
- *  - fd watches are recorded and fired by the test.
+ *  - fd watches are recorded and fired by the test;
+ *  - mg_post may be called from any thread (the queue is locked): the
+ *    posts wait until the test calls mg_mock_run_posts(), which runs them
+ *    on the test's thread, oldest first; a plugin's stop runs its pending
+ *    posts before its stop callback and refuses later ones (-ESHUTDOWN),
+ *    as in the core.
  *
- * Not thread-safe: one mock per thread. Several mocks may live in one
+ * Not thread-safe, but for mg_post: one mock per thread. Several mocks may live in one
  * process, each with its own plugins (the same plugin may be in two). */
 #ifndef MG_MOCK_H
 #define MG_MOCK_H
@@ -109,6 +114,11 @@ void mg_mock_advance(struct mg_mock *mock, uint64_t ms);
  * callback with `events` (-ENOENT when nobody watches fd). */
 int mg_mock_fd_events(struct mg_mock *mock, int fd);
 int mg_mock_fire_fd(struct mg_mock *mock, int fd, int events);
+
+/* Runs, on the calling thread, every post (mg_post) queued so far, oldest
+ * first; what those post in turn waits for the next call. A post of a
+ * plugin whose init failed is dropped. Returns how many ran. */
+int mg_mock_run_posts(struct mg_mock *mock);
 
 /* State shortcuts for tests. put writes as `owner` (who must hold `db`) in
  * a transaction of its own, announced like any commit. get: -ENOENT for a

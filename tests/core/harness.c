@@ -157,3 +157,18 @@ void daemon_teardown(struct daemon *d)
 	if (system(cmd) != 0)
 		fprintf(stderr, "cannot remove %s\n", d->dir);
 }
+
+int daemon_fixture_setup(void **state)
+{
+	*state = calloc(1, sizeof(struct daemon));
+	return *state ? 0 : -1;
+}
+
+int daemon_fixture_teardown(void **state)
+{
+	struct daemon *d = *state;
+	if (d->dir[0])
+		daemon_teardown(d);
+	free(d);
+	return 0;
+}

@@ -33,4 +33,11 @@ int daemon_call(struct daemon *d, const char *service, const char *json, int tim
                 json_t **reply);
 char *slurp(const char *path);
 
+/* cmocka fixtures: *state is a zeroed struct daemon, whose daemon is
+ * killed and temp dir removed also when an assertion fails half way. */
+int daemon_fixture_setup(void **state);
+int daemon_fixture_teardown(void **state);
+#define DAEMON_TEST(fn) \
+	cmocka_unit_test_setup_teardown(fn, daemon_fixture_setup, daemon_fixture_teardown)
+
 #endif

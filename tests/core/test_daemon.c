@@ -431,26 +431,6 @@ static void test_reload_keeps_running_on_bad_config(void **state)
 	free(log);
 }
 
-/* Every test's daemon is killed and its temp dir removed, also when an
- * assertion fails half way. */
-static int daemon_fixture_setup(void **state)
-{
-	*state = calloc(1, sizeof(struct daemon));
-	return *state ? 0 : -1;
-}
-
-static int daemon_fixture_teardown(void **state)
-{
-	struct daemon *d = *state;
-	if (d->dir[0])
-		daemon_teardown(d);
-	free(d);
-	return 0;
-}
-
-#define DAEMON_TEST(fn) \
-	cmocka_unit_test_setup_teardown(fn, daemon_fixture_setup, daemon_fixture_teardown)
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {

@@ -48,6 +48,8 @@ typedef void (*mg_timer_fn)(mg_ctx *ctx, void *arg);
 typedef void (*mg_fd_fn)(mg_ctx *ctx, int fd, int events, void *arg);
 /* Returns 0 to go on, anything else stops the walk and is returned. */
 typedef int (*mg_state_fn)(const char *key, json_t *value, void *arg);
+/* Work posted to the plugin's thread with mg_post(). */
+typedef void (*mg_post_fn)(mg_ctx *ctx, void *arg);
 
 /* JSON types of a request's fields (mg_request_check). */
 enum mg_field_type {
@@ -120,9 +122,12 @@ struct mg_api {
 	/* the one check of a request's fields (API version 3) */
 	json_t *(*request_check)(json_t *request, const struct mg_field *fields);
 
+	/* work from other threads (API version 3): any thread */
+	int (*post)(mg_ctx *ctx, mg_post_fn fn, void *arg);
+
 	/* New members go here, each taking one slot of `reserved` so that the
 	 * size of the struct stays the same. */
-	void *reserved[15];
+	void *reserved[14];
 };
 
 /* What the core hands to every callback. The core owns it; `self` is the
@@ -283,6 +288,25 @@ static inline void mg_reply(mg_ctx *ctx, mg_reply_token *token, json_t *reply)
 static inline int mg_txn_begin_nested(mg_ctx *ctx, mg_txn *parent, mg_txn **child)
 {
 	return parent ? ctx->api->txn_begin_nested(parent, child) : -EINVAL;
+}
+
+/* The way back from a thread of the plugin's own (blocking I/O: HTTPS to
+ * Vault or etcd, a long probe): queues fn(ctx, arg) to run on the plugin's
+ * thread, between its other callbacks, where everything of the SDK may be
+ * called (mg_reply to a deferred request, timers, ...). Any thread may post,
+ * the plugin's own included. Posts run in the order they were made (so
+ * each posting thread's in its own order), each exactly once.
+ * `arg` is not copied, freed or looked at: it stays the poster's business
+ * until fn has it (fn usually frees it).
+ * Returns 0, or a negative errno and fn will not be called (the poster
+ * still holds arg): -ESHUTDOWN once the plugin's stop has begun (what was
+ * posted before runs before its stop callback, so stop may join the
+ * posting threads), -EINVAL without fn, -ENOMEM, -ENOSYS from a core
+ * older than API version 3. When init fails, what it posted and did not
+ * see run is dropped: a failing init joins its threads and frees it. */
+static inline int mg_post(mg_ctx *ctx, mg_post_fn fn, void *arg)
+{
+	return MG_API_HAS(ctx, post) ? ctx->api->post(ctx, fn, arg) : -ENOSYS;
 }
 
 /* Wall-clock milliseconds; use it (not time()) so tests can move time. */

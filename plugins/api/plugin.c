@@ -57,8 +57,9 @@ static const struct mg_setting api_settings[] = {
      NULL, 0},
     {"vpn_listen", MG_SETTING_BOOL, "true",
      "When `listen` is a specific address, also listen on the VPN gateway address "
-     "(wireguard.address) at the same port, so that devices reach the API through the "
-     "tunnel (meshgate sync). A wildcard `listen` covers it already.",
+     "(the host of wireguard.address, followed when it changes) at the same port, so that "
+     "devices reach the API through the tunnel (meshgate sync). A wildcard `listen` covers "
+     "it already.",
      NULL, 0},
     {"cert", MG_SETTING_STRING, NULL,
      "PEM file of a server certificate chain (leaf first) to use instead of the generated "

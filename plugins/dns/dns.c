@@ -21,10 +21,11 @@ static const struct mg_setting record_fields[] = {
 };
 
 static const struct mg_setting settings[] = {
-    {"listen", MG_SETTING_STRINGS, "[\"10.0.0.1:53\"]",
-     "Addresses to answer on, UDP and TCP: \"IP\" or \"IP:PORT\" (\"[IPv6]:PORT\"). They "
-     "may not exist yet when meshgated starts (the wireguard plugin adds the VPN address): "
-     "the sockets are bound with IP_FREEBIND.",
+    {"listen", MG_SETTING_STRINGS, NULL,
+     "Addresses to answer on, UDP and TCP: \"IP\" or \"IP:PORT\" (\"[IPv6]:PORT\"). "
+     "Default: the gateway's VPN address (wireguard.address) on port 53, followed when it "
+     "changes. They may not exist yet when meshgated starts (the wireguard plugin adds the "
+     "VPN address): the sockets are bound with IP_FREEBIND.",
      NULL, 0},
     {"zone", MG_SETTING_STRING, "\"corp.internal\"",
      "The zone the server is authoritative for: devices are NAME.ZONE, records NAME.ZONE.", NULL,
@@ -71,6 +72,8 @@ static int listen_setting(json_t *cfg, struct dns_settings *s, char *err, size_t
 {
 	json_t *listen = json_object_get(cfg, "listen"), *l;
 	size_t i;
+	if (!listen) /* the VPN address, from wg/server */
+		return 0;
 	if (!json_array_size(listen) || json_array_size(listen) > DNS_MAX_LISTEN)
 		return fail_setting(err, errlen, "dns.listen: 1 to %d addresses", DNS_MAX_LISTEN);
 	json_array_foreach(listen, i, l)
@@ -347,16 +350,16 @@ static struct dns_listener *listener_new(struct dns *d, const char *text)
 	return l;
 }
 
-/* The listeners of the settings, keeping the running ones that stay; on
- * failure nothing changes. */
-static int open_listeners(struct dns *d, const struct dns_settings *s)
+/* The listeners of `list`, keeping the running ones that stay; on failure
+ * nothing changes. */
+static int open_listeners(struct dns *d, json_t *list)
 {
 	struct dns_listener *next[DNS_MAX_LISTEN] = {0};
 	int kept[DNS_MAX_LISTEN] = {0}, fresh[DNS_MAX_LISTEN] = {0}, dropped = 0;
-	size_t n = json_array_size(s->listen);
+	size_t n = json_array_size(list);
 
 	for (size_t i = 0; i < n; i++) {
-		const char *text = json_string_value(json_array_get(s->listen, i));
+		const char *text = json_string_value(json_array_get(list, i));
 		for (size_t k = 0; k < d->nlisteners && !next[i]; k++)
 			if (!kept[k] && !strcmp(d->listeners[k]->text, text)) {
 				kept[k] = 1;
@@ -387,6 +390,66 @@ static int open_listeners(struct dns *d, const struct dns_settings *s)
 	return 0;
 }
 
+json_t *dns_listen_wanted(const struct dns *d, const struct dns_settings *s)
+{
+	char text[INET6_ADDRSTRLEN + 8];
+	if (s->listen)
+		return json_incref(s->listen);
+	if (!d->vpn_host[0])
+		return json_array();
+	snprintf(text, sizeof(text), strchr(d->vpn_host, ':') ? "[%s]:53" : "%s:53", d->vpn_host);
+	return json_pack("[s]", text);
+}
+
+/* ns.ZONE's addresses: where clients find the server, loopback left out
+ * unless there is nothing else (a server on loopback only). */
+static json_t *ns_addresses(const struct dns *d)
+{
+	json_t *all = dns_server_addresses(d), *outside = json_array(), *a;
+	size_t i;
+	json_array_foreach(all, i, a)
+	{
+		uint8_t addr[16];
+		int family;
+		if (dns_ip_parse(json_string_value(a), &family, addr))
+			continue;
+		if (family == AF_INET ? addr[0] != 127
+		                      : !IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)addr))
+			json_array_append(outside, a);
+	}
+	if (!json_array_size(outside)) {
+		json_decref(outside);
+		return all;
+	}
+	json_decref(all);
+	return outside;
+}
+
+int dns_listen_update(struct dns *d, const struct dns_settings *s)
+{
+	json_t *wanted = dns_listen_wanted(d, s);
+	int rc = 0;
+	if (!wanted)
+		return -ENOMEM;
+	if (!d->listening || !json_equal(wanted, d->listening)) {
+		if ((rc = open_listeners(d, wanted))) {
+			json_decref(wanted);
+			return rc;
+		}
+		json_decref(d->listening);
+		d->listening = json_incref(wanted);
+		if (!s->listen)
+			mg_info(d->ctx, "listening on the VPN address: %s",
+			        json_array_size(wanted)
+			            ? json_string_value(json_array_get(wanted, 0))
+			            : "none yet (waiting for wg/server)");
+	}
+	json_decref(wanted);
+	json_decref(d->ns_addresses);
+	d->ns_addresses = ns_addresses(d);
+	return d->ns_addresses ? 0 : -ENOMEM;
+}
+
 /* ---- lifecycle ---- */
 
 static const struct {
@@ -415,6 +478,8 @@ static void dns_free(struct dns *d)
 	dns_settings_free(&d->cfg);
 	json_decref(d->devices);
 	json_decref(d->runtime);
+	json_decref(d->listening);
+	json_decref(d->ns_addresses);
 	free(d);
 }
 
@@ -477,9 +542,9 @@ static int dns_start(mg_ctx *ctx)
 		mg_error_log(ctx, "cannot read the devices and records: %s", strerror(-rc));
 		return rc;
 	}
-	if ((rc = dns_rebuild(d)))
+	if ((rc = dns_listen_update(d, &d->cfg)))
 		return rc;
-	if ((rc = open_listeners(d, &d->cfg)))
+	if ((rc = dns_rebuild(d)))
 		return rc;
 	dns_publish_server(d);
 	mg_info(ctx, "serving %s (%zu names, %zu devices) on %zu address(es), %zu upstream(s)",
@@ -498,7 +563,7 @@ static int dns_reload(mg_ctx *ctx)
 		mg_error_log(ctx, "%s (the running config stays)", err);
 		return rc;
 	}
-	if (!json_equal(next.listen, d->cfg.listen) && (rc = open_listeners(d, &next))) {
+	if ((rc = dns_listen_update(d, &next))) {
 		dns_settings_free(&next);
 		return rc;
 	}

@@ -22,6 +22,7 @@
 #define DNS_DB            "dns"
 #define DNS_RECORD_PREFIX "record/"
 #define DNS_SERVER_KEY    "server"
+#define DNS_NS_LABEL      "ns" /* ns.ZONE: the zone's name server (NS, SOA MNAME) */
 #define DNS_NAME_MAX      255  /* wire length of a name */
 #define DNS_TEXT_MAX      1024 /* a name as text, \DDD escapes included */
 #define DNS_LABEL_MAX     63
@@ -315,7 +316,7 @@ struct dns_handoff *dns_handoff_take(struct dns_server *srv);
 /* ---- the plugin ---- */
 
 struct dns_settings {
-	json_t *listen;  /* array of strings */
+	json_t *listen;  /* array of strings; NULL: the VPN address (wg/server), followed */
 	json_t *records; /* array of {name, address} */
 	uint8_t zone[DNS_NAME_MAX];
 	size_t zone_len;
@@ -347,6 +348,9 @@ struct dns {
 	json_t *runtime; /* record name -> [address, ...] (db `dns`) */
 	int have_vpn;
 	struct dns_prefix vpn;
+	char vpn_host[INET6_ADDRSTRLEN]; /* the gateway's own VPN address; "" unknown */
+	json_t *listening;               /* the listen addresses open now (strings) */
+	json_t *ns_addresses;            /* ns.ZONE's addresses: where clients ask */
 	uint32_t serial;
 	int rebuild_timer;
 	int sweep_timer;
@@ -367,6 +371,16 @@ int dns_sources_load(struct dns *d);
 void dns_device_changed(mg_ctx *ctx, const char *topic, json_t *payload, void *arg);
 void dns_wg_changed(mg_ctx *ctx, const char *topic, json_t *payload, void *arg);
 int dns_vpn_load(struct dns *d);
+/* The listen addresses of settings s: the configured ones, else the VPN
+ * address (wg/server) on port 53, else none yet. A new reference. */
+json_t *dns_listen_wanted(const struct dns *d, const struct dns_settings *s);
+/* Opens the listen addresses of settings s when they changed (the running
+ * ones stay on failure) and sets the name server's addresses from them;
+ * the caller rebuilds the index and publishes dns/server. */
+int dns_listen_update(struct dns *d, const struct dns_settings *s);
+/* Where clients find the server: each specific listen address, and the
+ * VPN address when a wildcard on port 53 covers it. A new reference. */
+json_t *dns_server_addresses(const struct dns *d);
 void dns_publish_server(struct dns *d);
 json_t *dns_svc_add(mg_ctx *ctx, const char *service, json_t *request, void *arg);
 json_t *dns_svc_del(mg_ctx *ctx, const char *service, json_t *request, void *arg);

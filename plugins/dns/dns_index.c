@@ -233,9 +233,12 @@ int dns_index_zone(struct dns_index *idx, const uint8_t *apex, size_t len, const
 	memcpy(soa + mlen, rname, rlen);
 	uint8_t *p = soa + mlen + rlen;
 	put32(p, idx->serial);
-	put32(p + 4, 3600);      /* refresh */
-	put32(p + 8, 600);       /* retry */
-	put32(p + 12, 86400);    /* expire */
+	/* refresh, retry and expire matter only to secondaries, which this
+	 * zone has none of (no transfers): RFC 1912's values, which checkers
+	 * such as Zonemaster expect */
+	put32(p + 4, 14400);     /* refresh */
+	put32(p + 8, 3600);      /* retry */
+	put32(p + 12, 604800);   /* expire */
 	put32(p + 16, idx->ttl); /* minimum: how long a negative answer is cached */
 	rc = block_add(&n->blocks[DNS_B_SOA], DNS_T_SOA, idx->ttl, soa, mlen + rlen + 20);
 	if (!rc)

@@ -40,6 +40,7 @@ static json_t *service_names(struct dns *d)
 	json_t *names = json_object(), *r, *addrs;
 	size_t i;
 	const char *name;
+	json_object_set_new(names, DNS_NS_LABEL, json_true()); /* the zone's name server */
 	json_array_foreach(d->cfg.records, i, r)
 	{
 		json_object_set_new(names, json_string_value(json_object_get(r, "name")),
@@ -174,6 +175,28 @@ static int add_service(struct dns *d, struct dns_index *idx, const char *name, c
 	return add_address(idx, wire, len, family, addr);
 }
 
+/* ns.ZONE, the NS and MNAME of every zone served, has the server's own
+ * addresses (with their PTR), unless a service record gives it others. */
+static int add_name_server(struct dns *d, struct dns_index *idx)
+{
+	json_t *a;
+	size_t i;
+	int rc = 0;
+	if (json_object_get(d->runtime, DNS_NS_LABEL))
+		return 0;
+	json_array_foreach(d->cfg.records, i, a)
+	{
+		if (!strcmp(json_string_value(json_object_get(a, "name")), DNS_NS_LABEL))
+			return 0;
+	}
+	json_array_foreach(d->ns_addresses, i, a)
+	{
+		if (!rc)
+			rc = add_service(d, idx, DNS_NS_LABEL, json_string_value(a));
+	}
+	return rc;
+}
+
 static int build(struct dns *d, struct dns_index *idx)
 {
 	json_t *r, *addrs, *a;
@@ -208,6 +231,8 @@ static int build(struct dns *d, struct dns_index *idx)
 				rc = add_service(d, idx, name, json_string_value(a));
 		}
 	}
+	if (!rc)
+		rc = add_name_server(d, idx);
 	return rc ? rc : dns_index_freeze(idx);
 }
 
@@ -300,23 +325,34 @@ static int load_record(const char *key, json_t *value, void *arg)
 	return 0;
 }
 
+/* The VPN subnet (ACL, reverse zones) and the gateway's own address in
+ * it (the default listen address, ns.ZONE) from wg/server. 1 when either
+ * changed. */
 int dns_vpn_load(struct dns *d)
 {
 	mg_txn *txn;
 	json_t *server = NULL;
 	struct dns_prefix vpn;
-	int have = 0;
+	char host[INET6_ADDRSTRLEN] = "";
+	uint8_t addr[16];
+	int have = 0, family;
 	if (mg_txn_begin(d->ctx, MG_TXN_READ, &txn))
 		return 0;
-	if (!mg_state_get(d->ctx, txn, "wg", "server", &server) &&
-	    !dns_prefix_parse(json_string_value(json_object_get(server, "address")), &vpn))
-		have = 1;
+	if (!mg_state_get(d->ctx, txn, "wg", "server", &server)) {
+		const char *address = json_string_value(json_object_get(server, "address"));
+		if (!dns_prefix_parse(address, &vpn) && !dns_ip_parse(address, &family, addr)) {
+			have = 1;
+			inet_ntop(family, addr, host, sizeof(host));
+		}
+	}
 	mg_txn_abort(d->ctx, txn);
 	json_decref(server);
-	int changed = have != d->have_vpn || (have && memcmp(&vpn, &d->vpn, sizeof(vpn)));
+	int changed = have != d->have_vpn || (have && memcmp(&vpn, &d->vpn, sizeof(vpn))) ||
+	              strcmp(host, d->vpn_host);
 	d->have_vpn = have;
 	if (have)
 		d->vpn = vpn;
+	snprintf(d->vpn_host, sizeof(d->vpn_host), "%s", host);
 	return changed;
 }
 
@@ -376,34 +412,63 @@ void dns_wg_changed(mg_ctx *ctx, const char *topic, json_t *payload, void *arg)
 	const char *key = json_string_value(json_object_get(payload, "key"));
 	if (!key || strcmp(key, "server"))
 		return;
-	if (dns_vpn_load(d))
-		dns_rebuild_soon(d);
+	if (!dns_vpn_load(d))
+		return;
+	/* the default listen address and ns.ZONE follow the VPN address */
+	if (dns_listen_update(d, &d->cfg))
+		mg_error_log(d->ctx, "cannot listen on the new VPN address; the old stays");
+	dns_publish_server(d);
+	dns_rebuild_soon(d);
 }
 
-/* Writes dns/server (where clients find the server) when it changed: the
- * specific listen addresses, e.g. for preauth to hand to clients. */
-void dns_publish_server(struct dns *d)
+json_t *dns_server_addresses(const struct dns *d)
 {
-	json_t *addresses = json_array(), *l, *old = NULL;
+	json_t *addresses = json_array(), *l;
 	size_t i;
-	json_array_foreach(d->cfg.listen, i, l)
+	json_array_foreach(d->listening, i, l)
 	{
 		struct sockaddr_storage ss;
 		socklen_t len;
 		char host[INET6_ADDRSTRLEN];
 		if (dns_sockaddr_parse(json_string_value(l), 53, &ss, &len))
 			continue;
-		const void *a = ss.ss_family == AF_INET
-		                    ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
-		                    : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+		int v4 = ss.ss_family == AF_INET;
+		const void *a = v4 ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+		                   : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+		uint16_t port = ntohs(v4 ? ((struct sockaddr_in *)&ss)->sin_port
+		                         : ((struct sockaddr_in6 *)&ss)->sin6_port);
 		inet_ntop(ss.ss_family, a, host, sizeof(host));
-		if (strcmp(host, "0.0.0.0") && strcmp(host, "::"))
+		if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::")) {
+			/* a wildcard covers the VPN address; devices ask on port 53 */
+			int same_family = (strchr(d->vpn_host, ':') != NULL) == !v4;
+			if (port != 53 || !d->vpn_host[0] || !same_family)
+				continue;
+			snprintf(host, sizeof(host), "%s", d->vpn_host);
+		}
+		int seen = 0;
+		json_t *x;
+		size_t k;
+		json_array_foreach(addresses, k, x)
+		{
+			seen |= !strcmp(json_string_value(x), host);
+		}
+		if (!seen)
 			json_array_append_new(addresses, json_string(host));
 	}
-	json_t *rec = json_pack("{s:o, s:O, s:s}", "addresses", addresses, "listen", d->cfg.listen,
-	                        "zone", d->cfg.zone_text);
+	return addresses;
+}
+
+/* Writes dns/server (where clients find the server) when it changed: the
+ * addresses clients are told (e.g. by preauth), the listen addresses, the
+ * zone. Before the VPN address is known (listen following it) the
+ * addresses are empty: devices keep their own resolver. */
+void dns_publish_server(struct dns *d)
+{
+	json_t *old = NULL;
+	json_t *rec = json_pack("{s:o, s:O, s:s}", "addresses", dns_server_addresses(d), "listen",
+	                        d->listening, "zone", d->cfg.zone_text);
 	mg_txn *txn;
-	if (mg_txn_begin(d->ctx, 0, &txn)) {
+	if (!rec || mg_txn_begin(d->ctx, 0, &txn)) {
 		json_decref(rec);
 		return;
 	}

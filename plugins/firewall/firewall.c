@@ -1163,7 +1163,8 @@ static void fw_stop(mg_ctx *ctx)
 
 static const struct mg_setting fw_role_item[] = {
     {"", MG_SETTING_STRINGS, NULL,
-     "Subnets the role may reach: \"vpn\" (the VPN subnet), \"172.19.0.0/16\" (its interface "
+     "Subnets the role may reach: \"vpn\" (the VPN subnet of wireguard.address, followed "
+     "when it changes), \"172.19.0.0/16\" (its interface "
      "from the routing table) or \"172.19.0.0/16 via eth2\".",
      NULL, 0},
     {0},

@@ -173,9 +173,10 @@ static inline json_int_t t_stat(struct mg_mock *m, const char *name)
 }
 
 /* A started mock: stubs for wireguard (wg) and preauth (devices), and dns
- * with `config` (taken; merged over the defaults) listening on a free
- * loopback port unless the config says where. */
-static inline struct mg_mock *t_mock(const char *dir, json_t *config)
+ * with `config` (taken; merged over the defaults). Without a listen
+ * setting: where wg/server says (port 53) when `follow_vpn`, else a free
+ * loopback port. */
+static inline struct mg_mock *t_mock_listen(const char *dir, json_t *config, int follow_vpn)
 {
 	char err[512];
 	static const char *const wg_owns[] = {"wg", NULL};
@@ -187,7 +188,7 @@ static inline struct mg_mock *t_mock(const char *dir, json_t *config)
 		mg_mock_log_level(m, MG_LOG_WARN);
 	json_t *cfg = config ? json_deep_copy(config) : json_object();
 	json_decref(config);
-	if (!json_object_get(cfg, "listen"))
+	if (!json_object_get(cfg, "listen") && !follow_vpn)
 		json_object_set_new(cfg, "listen", json_pack("[s]", "127.0.0.1:0"));
 	assert_int_equal(mg_mock_add_stub(m, "wireguard", wg_owns), 0);
 	assert_int_equal(mg_mock_add_stub(m, "preauth", pa_owns), 0);
@@ -197,6 +198,11 @@ static inline struct mg_mock *t_mock(const char *dir, json_t *config)
 	if (mg_mock_start(m, err, sizeof(err)))
 		fail_msg("%s", err);
 	return m;
+}
+
+static inline struct mg_mock *t_mock(const char *dir, json_t *config)
+{
+	return t_mock_listen(dir, config, 0);
 }
 
 /* Writes a device as preauth would and announces it; the index follows

@@ -614,7 +614,8 @@ static void test_server_record(void **unused)
 /* A query to host:port from a socket connect()ed there: only a reply from
  * that very address is accepted (a wildcard listener must answer from the
  * address it was asked on). */
-static ldns_pkt *connected_query(const char *host, uint16_t port, const char *name)
+static ldns_pkt *connected_query(const char *host, uint16_t port, const char *name,
+                                 ldns_rr_type type)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -623,7 +624,7 @@ static ldns_pkt *connected_query(const char *host, uint16_t port, const char *na
 	int fd = socket(ss.ss_family, SOCK_DGRAM, 0);
 	assert_true(fd >= 0);
 	assert_int_equal(connect(fd, (struct sockaddr *)&ss, len), 0);
-	size_t qlen = t_wire(name, A, -1, 7, q, sizeof(q));
+	size_t qlen = t_wire(name, type, -1, 7, q, sizeof(q));
 	assert_int_equal(send(fd, q, qlen, 0), (ssize_t)qlen);
 	struct pollfd pf = {fd, POLLIN, 0};
 	ssize_t n = poll(&pf, 1, 2000) == 1 ? recv(fd, r, sizeof(r), 0) : 0;
@@ -645,11 +646,11 @@ static void test_wildcard_and_ipv6(void **unused)
 	         p6 = (uint16_t)atoi(strrchr(v6, ':') + 1);
 	json_decref(stats);
 	/* asked on 127.0.0.2, the wildcard socket answers from 127.0.0.2 */
-	ldns_pkt *p = connected_query("127.0.0.2", p4, "gitlab.corp.internal");
+	ldns_pkt *p = connected_query("127.0.0.2", p4, "gitlab.corp.internal", A);
 	assert_non_null(p);
 	assert_string_equal(t_answers(p, buf, sizeof(buf)), "A 172.19.0.10");
 	ldns_pkt_free(p);
-	p = connected_query("::1", p6, "gitlab.corp.internal");
+	p = connected_query("::1", p6, "gitlab.corp.internal", A);
 	assert_non_null(p);
 	assert_string_equal(t_answers(p, buf, sizeof(buf)), "A 172.19.0.10");
 	ldns_pkt_free(p);
@@ -661,6 +662,99 @@ static void test_wildcard_and_ipv6(void **unused)
 	mg_mock_free(m);
 }
 
+/* A UDP query to host:53 (the default port); the reply's answers as text,
+ * "" when there is no reply. */
+static const char *answers_at(const char *host, const char *name, ldns_rr_type type, char *buf,
+                              size_t len)
+{
+	ldns_pkt *p = connected_query(host, 53, name, type);
+	snprintf(buf, len, "%s", "");
+	if (p)
+		t_answers(p, buf, len);
+	ldns_pkt_free(p);
+	return buf;
+}
+
+static void expect_server_record(struct mg_mock *m, const char *address)
+{
+	json_t *rec = NULL;
+	assert_int_equal(mg_mock_state_get(m, "dns", "server", &rec), 0);
+	json_t *addrs = json_object_get(rec, "addresses");
+	if (!address) {
+		assert_int_equal(json_array_size(addrs), 0);
+	} else {
+		assert_int_equal(json_array_size(addrs), 1);
+		assert_string_equal(json_string_value(json_array_get(addrs, 0)), address);
+	}
+	json_decref(rec);
+}
+
+/* No listen setting: the server listens on the gateway's VPN address from
+ * wg/server, port 53, tells clients that address (dns/server), names it
+ * ns.ZONE (the zone's NS and MNAME, with its PTR), and follows it when it
+ * changes. A loopback address per process stands for the VPN address, so
+ * that real queries reach it and parallel runs do not collide. */
+static void test_listen_follows_vpn(void **unused)
+{
+	(void)unused;
+	char vpn1[32], vpn2[32], prefix[40], buf[512], ptr[64];
+	unsigned pid = (unsigned)getpid();
+	snprintf(vpn1, sizeof(vpn1), "127.77.%u.%u", (pid >> 8) & 0xff, (pid & 0x7f) + 1);
+	snprintf(vpn2, sizeof(vpn2), "127.78.%u.%u", (pid >> 8) & 0xff, (pid & 0x7f) + 1);
+	struct mg_mock *m = t_mock_listen(NULL, NULL, 1);
+	/* before wireguard has said where: nowhere, and no address for clients */
+	json_t *stats = t_call(m, "dns.stats", NULL, "{}");
+	assert_int_equal(json_array_size(json_object_get(stats, "listen")), 0);
+	json_decref(stats);
+	expect_server_record(m, NULL);
+
+	snprintf(prefix, sizeof(prefix), "%s/16", vpn1);
+	t_vpn(m, prefix);
+	stats = t_call(m, "dns.stats", NULL, "{}");
+	snprintf(buf, sizeof(buf), "%s:53", vpn1);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(stats, "listen"), 0)),
+	                    buf);
+	json_decref(stats);
+	expect_server_record(m, vpn1);
+	snprintf(buf, sizeof(buf), "A %s", vpn1);
+	char got[512];
+	assert_string_equal(answers_at(vpn1, "ns.corp.internal", A, got, sizeof(got)), buf);
+	/* the gateway's own address has a name */
+	unsigned a, b, c, dd;
+	assert_int_equal(sscanf(vpn1, "%u.%u.%u.%u", &a, &b, &c, &dd), 4);
+	snprintf(ptr, sizeof(ptr), "%u.%u.%u.%u.in-addr.arpa", dd, c, b, a);
+	assert_string_equal(answers_at(vpn1, ptr, LDNS_RR_TYPE_PTR, got, sizeof(got)),
+	                    "PTR ns.corp.internal.");
+
+	/* the VPN address changes: the server moves with it */
+	snprintf(prefix, sizeof(prefix), "%s/16", vpn2);
+	t_vpn(m, prefix);
+	snprintf(buf, sizeof(buf), "A %s", vpn2);
+	assert_string_equal(answers_at(vpn2, "ns.corp.internal", A, got, sizeof(got)), buf);
+	assert_string_equal(answers_at(vpn1, "ns.corp.internal", A, got, sizeof(got)), "");
+	expect_server_record(m, vpn2);
+	mg_mock_free(m);
+}
+
+/* ns.ZONE is the name server's: a device of that name is ns-ID; a service
+ * record of that name gives the name server its addresses. */
+static void test_name_server_name(void **unused)
+{
+	(void)unused;
+	struct mg_mock *m = t_mock(NULL, NULL);
+	t_vpn(m, "10.0.0.1/24");
+	t_device(m, "4444444444444444", "nina", "ns", "10.0.0.9/32", "active", TS);
+	expect_answer(m, "ns.corp.internal", A, "A 127.0.0.1");
+	expect_answer(m, "ns-4444444444444444.corp.internal", A, "A 10.0.0.9");
+	expect_answer(m, "corp.internal", LDNS_RR_TYPE_NS, "NS ns.corp.internal.");
+	mg_mock_free(m);
+
+	m = t_mock(
+	    NULL, json_pack("{s:[{s:s, s:s}]}", "records", "name", "ns", "address", "172.19.0.53"));
+	expect_answer(m, "ns.corp.internal", A, "A 172.19.0.53");
+	mg_mock_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -669,7 +763,8 @@ int main(void)
 	    cmocka_unit_test(test_truncation_and_tcp), cmocka_unit_test(test_forwarding),
 	    cmocka_unit_test(test_tcp_forwarding),     cmocka_unit_test(test_reload),
 	    cmocka_unit_test(test_bad_settings),       cmocka_unit_test(test_server_record),
-	    cmocka_unit_test(test_wildcard_and_ipv6),
+	    cmocka_unit_test(test_wildcard_and_ipv6),  cmocka_unit_test(test_listen_follows_vpn),
+	    cmocka_unit_test(test_name_server_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,11 +50,29 @@ static int write_secret_file(const char *path, const unsigned char *buf, size_t 
 	return rc;
 }
 
+/* The real path of the nearest directory of `path` that exists. */
+static void nearest_existing_dir(const char *path, char real[PATH_MAX])
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (;;) {
+		char *slash = strrchr(dir, '/');
+		if (!slash) {
+			if (!realpath(".", real))
+				snprintf(real, PATH_MAX, "/");
+			return;
+		}
+		*slash = '\0';
+		if (realpath(dir[0] ? dir : "/", real))
+			return;
+	}
+}
+
 int wgp_seal_key_path(const char *configured, const char *state_dir, char *path, size_t len,
                       char *err, size_t errlen)
 {
 	const char *credentials = getenv("CREDENTIALS_DIRECTORY");
-	char state_real[PATH_MAX], parent[PATH_MAX], parent_real[PATH_MAX];
+	char state_real[PATH_MAX], parent_real[PATH_MAX];
 	size_t n = strlen(state_dir);
 
 	while (n > 1 && state_dir[n - 1] == '/')
@@ -66,18 +84,12 @@ int wgp_seal_key_path(const char *configured, const char *state_dir, char *path,
 		if (!credentials || access(path, F_OK))
 			snprintf(path, len, "%.*s-seal.key", (int)n, state_dir);
 	}
-	if (path[0] != '/') {
+	if (configured && configured[0] && path[0] != '/') {
 		snprintf(err, errlen, "the sealing key's path must be absolute, not '%s'", path);
 		return -EINVAL;
 	}
 	/* inside the state dir (however it is spelt) defeats the purpose */
-	snprintf(parent, sizeof(parent), "%s", path);
-	*strrchr(parent, '/') = '\0';
-	/* the nearest directory of it that exists yet */
-	while (parent[0] && !realpath(parent, parent_real))
-		*strrchr(parent, '/') = '\0';
-	if (!parent[0])
-		snprintf(parent_real, sizeof(parent_real), "/");
+	nearest_existing_dir(path, parent_real);
 	if (realpath(state_dir, state_real)) {
 		size_t sn = strlen(state_real);
 		if (!strncmp(parent_real, state_real, sn) &&
@@ -113,7 +125,8 @@ static int store_seal_key(const char *path, const unsigned char *key, char *err,
 {
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s", path);
-	*strrchr(dir, '/') = '\0';
+	char *slash = strrchr(dir, '/');
+	*(slash ? slash : dir) = '\0';
 	if (dir[0] && mkdir(dir, 0700) && errno != EEXIST) {
 		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
 		return -errno;

@@ -127,6 +127,15 @@ static void test_key_path_choices(void **state)
 	assert_int_equal(
 	    wgp_seal_key_path("seal.key", f->state, path, sizeof(path), err, sizeof(err)), -EINVAL);
 
+	/* a relative state dir gives a relative key beside it */
+	char cwd[256];
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(f->top), 0);
+	assert_int_equal(wgp_seal_key_path("", "meshgate", path, sizeof(path), err, sizeof(err)),
+	                 0);
+	assert_string_equal(path, "meshgate-seal.key");
+	assert_int_equal(chdir(cwd), 0);
+
 	/* a configured file outside: taken as is */
 	snprintf(cred, sizeof(cred), "%s/etc/seal.key", f->top);
 	assert_int_equal(wgp_seal_key_path(cred, f->state, path, sizeof(path), err, sizeof(err)),

@@ -1,7 +1,9 @@
-/* Commands about meshgated itself: status, call. */
+/* Commands about meshgated itself: status, state backup, call. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl.h"
 
@@ -34,6 +36,33 @@ static int status(struct ctl *ctl, int argc, char **argv)
 	return 0;
 }
 
+/* meshgated writes the copy itself (it holds the database), so a
+ * relative path is made absolute here, where it means something. */
+static int state_backup(struct ctl *ctl, int argc, char **argv)
+{
+	char path[PATH_MAX], cwd[PATH_MAX];
+	json_t *reply;
+	if (argc != 1)
+		return ctl_fail("usage: meshgatectl state backup FILE");
+	if (argv[0][0] == '/')
+		snprintf(path, sizeof(path), "%s", argv[0]);
+	else if (getcwd(cwd, sizeof(cwd)))
+		snprintf(path, sizeof(path), "%s/%s", cwd, argv[0]);
+	else
+		return ctl_fail("cannot tell the current directory: give an absolute path");
+	json_t *request = json_pack("{s:s}", "path", path);
+	int rc = ctl_call(ctl, "core.state.backup", request, &reply);
+	json_decref(request);
+	if (rc)
+		return 1;
+	if (!ctl->json)
+		printf("backup written to %s (%lld bytes); restore it with "
+		       "`meshgated --restore %s` while meshgated is stopped\n",
+		       path, (long long)json_integer_value(json_object_get(reply, "bytes")), path);
+	json_decref(reply);
+	return 0;
+}
+
 /* Any service, any JSON: for operators' scripts and debugging. */
 static int call(struct ctl *ctl, int argc, char **argv)
 {
@@ -58,6 +87,7 @@ static int call(struct ctl *ctl, int argc, char **argv)
 
 const struct ctl_command ctl_core_commands[] = {
     {"status", "status", status},
+    {"state backup", "state backup FILE", state_backup},
     {"call", "call SERVICE [JSON]", call},
     {NULL, NULL, NULL},
 };

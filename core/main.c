@@ -4,11 +4,13 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -20,12 +22,15 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: meshgated [--config FILE] [--check-config] [--version]\n"
-	             "                 [--config-doc]\n"
-	             "  --config FILE   read FILE (libconfig syntax); without it: defaults\n"
-	             "  --check-config  validate the config and the plugins, then exit\n"
-	             "  --config-doc    print the settings reference (Markdown) and exit\n"
-	             "  --version       print the version and exit\n");
+	fprintf(out,
+	        "usage: meshgated [--config FILE] [--check-config] [--version]\n"
+	        "                 [--config-doc] [--restore BACKUP]\n"
+	        "  --config FILE     read FILE (libconfig syntax); without it: defaults\n"
+	        "  --check-config    validate the config and the plugins, then exit\n"
+	        "  --config-doc      print the settings reference (Markdown) and exit\n"
+	        "  --restore BACKUP  install BACKUP (from `meshgatectl state backup`) as\n"
+	        "                    the state database, then exit; meshgated must be stopped\n"
+	        "  --version         print the version and exit\n");
 }
 
 static const char *setting(struct core *core, const char *name)
@@ -33,10 +38,32 @@ static const char *setting(struct core *core, const char *name)
 	return json_string_value(json_object_get(core->settings, name));
 }
 
+/* core.state.backup {path}: a consistent copy of the live database,
+ * written by meshgated to an absolute path that does not exist yet. */
+static json_t *state_backup_service(struct core *core, json_t *request)
+{
+	const char *path = json_string_value(json_object_get(request, "path"));
+	char err[512];
+	size_t bytes;
+	if (!path || !path[0])
+		return json_pack("{s:s, s:s}", "error", "bad_request", "message",
+		                 "need path: where to write the backup");
+	int rc = state_backup(core->state, path, &bytes, err, sizeof(err));
+	if (rc) {
+		core_log(MG_LOG_WARN, "core", "state backup refused: %s", err);
+		return json_pack("{s:s, s:s}", "error",
+		                 rc == -EINVAL || rc == -EEXIST ? "bad_request" : "internal",
+		                 "message", err);
+	}
+	core_log(MG_LOG_INFO, "core", "state backup written to %s (%zu bytes)", path, bytes);
+	return json_pack("{s:s, s:I}", "path", path, "bytes", (json_int_t)bytes);
+}
+
 static json_t *core_service(const char *service, json_t *request, void *arg)
 {
 	struct core *core = arg;
-	(void)request;
+	if (!strcmp(service, "core.state.backup"))
+		return state_backup_service(core, request);
 	if (!strcmp(service, "core.ping"))
 		return json_pack("{s:b}", "pong", 1);
 	if (!strcmp(service, "core.status"))
@@ -65,6 +92,36 @@ static int make_parent_dirs(const char *path)
 	return mkdir(dir, 0750) && errno != EEXIST ? -errno : 0;
 }
 
+/* Like sshd's StrictModes: a state dir that someone else may write (or
+ * owns) lets them replace the database or the keys in it. */
+static int check_state_dir_owner(const char *dir, char *err, size_t errlen)
+{
+	struct stat st;
+	if (stat(dir, &st)) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "state dir %s is not a directory", dir);
+		return -1;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(err, errlen,
+		         "state dir %s is owned by uid %u, not by meshgated's uid %u: refusing it "
+		         "(chown it)",
+		         dir, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -1;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(err, errlen,
+		         "state dir %s has mode %04o: others may write it; refusing it "
+		         "(chmod 700 %s)",
+		         dir, (unsigned)(st.st_mode & 07777), dir);
+		return -1;
+	}
+	return 0;
+}
+
 /* One meshgated per state dir: a second one would fight over the
  * interfaces and rules the first one reconciles. */
 static int lock_state_dir(const char *dir, char *err, size_t errlen)
@@ -74,6 +131,8 @@ static int lock_state_dir(const char *dir, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
 		return -1;
 	}
+	if (check_state_dir_owner(dir, err, errlen))
+		return -1;
 	snprintf(path, sizeof(path), "%s/meshgated.lock", dir);
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB)) {
@@ -149,6 +208,75 @@ static void print_config_doc(struct core *core)
 	}
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Before anything opens the database for writing: a missing data.mdb is a
+ * new gateway; one that is empty, truncated or damaged is refused, since
+ * LMDB would start over on an empty file (every user and device gone)
+ * or fail later, after writing to it. */
+static int check_state_db(const char *dir)
+{
+	char file[4200], why[400];
+	struct state_file_report report;
+	struct stat st;
+
+	snprintf(file, sizeof(file), "%s/data.mdb", dir);
+	if (stat(file, &st) && errno == ENOENT) {
+		char lock[4200];
+		snprintf(lock, sizeof(lock), "%s/lock.mdb", dir);
+		if (!access(lock, F_OK))
+			core_log(MG_LOG_WARN, "core",
+			         "%s is missing although %s is there: starting with empty state",
+			         file, lock);
+		else
+			core_log(MG_LOG_INFO, "core",
+			         "no %s: a new gateway, starting with empty state", file);
+		return 0;
+	}
+	uint64_t start = now_ms();
+	if (state_file_check(file, &report, why, sizeof(why))) {
+		core_log(
+		    MG_LOG_ERROR, "core",
+		    "%s: database is empty or damaged (%s); nothing was written to it. Restore "
+		    "it with `meshgated --restore BACKUP` from a `meshgatectl state backup`",
+		    file, why);
+		return -1;
+	}
+	core_log(MG_LOG_INFO, "core", "%s checked: %zu databases, %zu records in %llu ms", file,
+	         report.dbs, report.records, (unsigned long long)(now_ms() - start));
+	return 0;
+}
+
+/* meshgated --restore BACKUP: with no meshgated on the state dir (its
+ * lock), installs the backup as the database. */
+static int restore(struct core *core, const char *backup)
+{
+	char err[1024], kept[4200];
+	const char *dir = setting(core, "state_dir");
+	int lock = lock_state_dir(dir, err, sizeof(err));
+	if (lock < 0) {
+		fprintf(stderr, "meshgated: cannot restore: %s\n", err);
+		return 1;
+	}
+	int rc = state_restore(dir, backup, kept, sizeof(kept), err, sizeof(err));
+	close(lock);
+	if (rc) {
+		fprintf(stderr, "meshgated: cannot restore: %s; %s/data.mdb is unchanged\n", err,
+		        dir);
+		return 1;
+	}
+	printf("restored %s/data.mdb from %s", dir, backup);
+	if (kept[0])
+		printf("; the database it replaced is kept as %s", kept);
+	printf("\n");
+	return 0;
+}
+
 static int run(struct core *core, const config_setting_t *root, config_t **cfg)
 {
 	char err[1024];
@@ -162,6 +290,10 @@ static int run(struct core *core, const config_setting_t *root, config_t **cfg)
 	int lock = lock_state_dir(setting(core, "state_dir"), err, sizeof(err));
 	if (lock < 0) {
 		core_log(MG_LOG_ERROR, "core", "%s", err);
+		return 1;
+	}
+	if (check_state_db(setting(core, "state_dir"))) {
+		close(lock);
 		return 1;
 	}
 	size_t map_mb = (size_t)json_integer_value(json_object_get(core->settings, "state_map_mb"));
@@ -240,12 +372,17 @@ static int run(struct core *core, const config_setting_t *root, config_t **cfg)
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
-	    {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
-	    {"config-doc", no_argument, NULL, 'd'},   {"version", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},         {0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"check-config", no_argument, NULL, 'k'},
+	    {"config-doc", no_argument, NULL, 'd'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"restore", required_argument, NULL, 'r'},
+	    {0},
 	};
 	struct core core = {0};
 	int check = 0, doc = 0, opt;
+	const char *restore_from = NULL;
 	char err[1024];
 
 	pthread_mutex_init(&core.plugins_lock, NULL);
@@ -259,6 +396,9 @@ int main(int argc, char **argv)
 			break;
 		case 'd':
 			doc = 1;
+			break;
+		case 'r':
+			restore_from = optarg;
 			break;
 		case 'V':
 			printf("meshgated %s (plugin ABI %d.%d, %s)\n", MG_VERSION, MG_ABI_MAJOR,
@@ -282,6 +422,8 @@ int main(int argc, char **argv)
 	if (configure(&core, &cfg, err, sizeof(err))) {
 		fprintf(stderr, "meshgated: %s\n", err);
 		status = 1;
+	} else if (restore_from) {
+		status = restore(&core, restore_from);
 	} else if (doc) {
 		print_config_doc(&core);
 		status = 0;

@@ -1,15 +1,24 @@
 #include "state.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #define MAX_DBS 64
 #define MAX_KEY 480 /* LMDB's key limit is 511 bytes */
+/* A check that takes longer is stuck in a loop of damaged pages. */
+#define CHECK_TIMEOUT_S 300
 
 struct db_entry {
 	char name[64];
@@ -425,4 +434,310 @@ int state_foreach(struct mg_txn *t, const char *db, const char *prefix,
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND || rc == 0 ? 0 : lmdb_errno(rc);
+}
+
+/* ---- checks of the database file ---- */
+
+/* LMDB keeps its free list in database 0 (FREE_DBI): each record is an
+ * array of page numbers, its first element their count. */
+#define FREE_DBI 0
+
+static int damaged(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int damaged(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+	return -EBADMSG;
+}
+
+/* Free-list records must name pages inside the file: a write would
+ * otherwise reuse a page that is not there or not free. */
+static int check_free_record(const MDB_val *v, size_t last_pgno, char *why, size_t whylen)
+{
+	const size_t *ids = v->mv_data;
+	if (v->mv_size < sizeof(size_t) || v->mv_size != (ids[0] + 1) * sizeof(size_t))
+		return damaged(why, whylen, "its free list holds a malformed record");
+	for (size_t i = 1; i <= ids[0]; i++)
+		if (ids[i] < 2 || ids[i] > last_pgno)
+			return damaged(why, whylen,
+			               "its free list names page %zu, outside the file", ids[i]);
+	return 0;
+}
+
+/* Reads every record of one database in key order, touching every page of
+ * every value, and compares what it found with what LMDB recorded. */
+static int walk_db(MDB_txn *txn, MDB_dbi dbi, const char *name, size_t last_pgno, size_t *records,
+                   char *why, size_t whylen)
+{
+	MDB_stat st;
+	MDB_cursor *cur;
+	MDB_val k, v, prev = {0, NULL};
+	volatile unsigned char touched = 0;
+	size_t n = 0;
+	int rc = mdb_stat(txn, dbi, &st);
+
+	if (rc || (rc = mdb_cursor_open(txn, dbi, &cur)))
+		return damaged(why, whylen, "database %s: %s", name, mdb_strerror(rc));
+	for (int op = MDB_FIRST; !(rc = mdb_cursor_get(cur, &k, &v, op)); op = MDB_NEXT) {
+		if (n && mdb_cmp(txn, dbi, &prev, &k) >= 0) {
+			mdb_cursor_close(cur);
+			return damaged(why, whylen, "database %s: keys out of order", name);
+		}
+		for (size_t i = 0; i < v.mv_size; i += 1024)
+			touched ^= ((const unsigned char *)v.mv_data)[i];
+		if (dbi == FREE_DBI && check_free_record(&v, last_pgno, why, whylen)) {
+			mdb_cursor_close(cur);
+			return -EBADMSG;
+		}
+		prev = k;
+		n++;
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		return damaged(why, whylen, "database %s: %s", name, mdb_strerror(rc));
+	if (n != st.ms_entries)
+		return damaged(why, whylen, "database %s: %zu records found, %zu recorded", name, n,
+		               (size_t)st.ms_entries);
+	*records += n;
+	return 0;
+}
+
+/* The walk proper, in the child: the meta pages (mdb_env_open), the
+ * file's length against the last page in use, the free list, the main
+ * database and every named database in it. */
+static int walk_file(const char *file, off_t size, struct state_file_report *report, char *why,
+                     size_t whylen)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_envinfo info;
+	MDB_stat st;
+	MDB_dbi main_db;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t internal_records = 0;
+	int rc;
+
+	if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_maxdbs(env, MAX_DBS)) ||
+	    (rc = mdb_env_open(env, file, MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK, 0600)))
+		return damaged(why, whylen, "LMDB cannot open it: %s", mdb_strerror(rc));
+	mdb_env_info(env, &info);
+	mdb_env_stat(env, &st);
+	uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	if (used > (uint64_t)size)
+		return damaged(why, whylen, "it is truncated: %lld bytes, its pages need %llu",
+		               (long long)size, (unsigned long long)used);
+	if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) ||
+	    (rc = mdb_dbi_open(txn, NULL, 0, &main_db)))
+		return damaged(why, whylen, "LMDB cannot read it: %s", mdb_strerror(rc));
+	if ((rc = walk_db(txn, FREE_DBI, "(free pages)", info.me_last_pgno, &internal_records, why,
+	                  whylen)) ||
+	    (rc = walk_db(txn, main_db, "(main)", info.me_last_pgno, &internal_records, why,
+	                  whylen)))
+		return rc;
+	if ((rc = mdb_cursor_open(txn, main_db, &cur)))
+		return damaged(why, whylen, "LMDB cannot read it: %s", mdb_strerror(rc));
+	for (int op = MDB_FIRST; !mdb_cursor_get(cur, &k, &v, op); op = MDB_NEXT) {
+		char name[64];
+		MDB_dbi dbi;
+		if (k.mv_size >= sizeof(name))
+			continue;
+		memcpy(name, k.mv_data, k.mv_size);
+		name[k.mv_size] = '\0';
+		if (mdb_dbi_open(txn, name, 0, &dbi))
+			continue; /* a plain key, not a database */
+		if ((rc =
+		         walk_db(txn, dbi, name, info.me_last_pgno, &report->records, why, whylen)))
+			return rc;
+		report->dbs++;
+	}
+	return 0; /* the child exits: LMDB's handles go with it */
+}
+
+/* What the child hands back through its pipe. */
+struct check_result {
+	int rc;
+	struct state_file_report report;
+	char why[400];
+};
+
+int state_file_check(const char *file, struct state_file_report *report, char *why, size_t whylen)
+{
+	struct check_result out = {0};
+	struct stat st;
+	int fds[2], status;
+
+	memset(report, 0, sizeof(*report));
+	if (stat(file, &st))
+		return damaged(why, whylen, "cannot read it: %s", strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return damaged(why, whylen, "it is not a regular file");
+	if (st.st_size == 0)
+		return damaged(why, whylen, "it is empty (0 bytes)");
+	if (pipe2(fds, O_CLOEXEC))
+		return damaged(why, whylen, "cannot check it: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return damaged(why, whylen, "cannot check it: %s", strerror(errno));
+	}
+	if (pid == 0) {
+		sigset_t all;
+		sigfillset(&all);
+		sigprocmask(SIG_UNBLOCK, &all, NULL);
+		signal(SIGALRM, SIG_DFL);
+		alarm(CHECK_TIMEOUT_S);
+		/* LMDB's assertions on damaged pages would only repeat `why` */
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0)
+			dup2(null, STDERR_FILENO);
+		out.rc = walk_file(file, st.st_size, &out.report, out.why, sizeof(out.why));
+		_exit(write(fds[1], &out, sizeof(out)) == sizeof(out) ? 0 : 1);
+	}
+	close(fds[1]);
+	ssize_t n;
+	while ((n = read(fds[0], &out, sizeof(out))) < 0 && errno == EINTR)
+		;
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (n != sizeof(out)) {
+		if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+			return damaged(why, whylen, "reading it took over %d s", CHECK_TIMEOUT_S);
+		if (WIFSIGNALED(status))
+			return damaged(why, whylen, "reading it failed with signal %d (%s)",
+			               WTERMSIG(status), strsignal(WTERMSIG(status)));
+		return damaged(why, whylen, "its check did not finish");
+	}
+	snprintf(why, whylen, "%s", out.why);
+	*report = out.report;
+	return out.rc;
+}
+
+/* ---- backup and restore ---- */
+
+int state_backup(struct mg_state *state, const char *path, size_t *bytes, char *err, size_t errlen)
+{
+	char tmp[4200];
+	struct stat st;
+	int rc;
+
+	if (path[0] != '/') {
+		snprintf(err, errlen, "the backup path must be absolute, not '%s'", path);
+		return -EINVAL;
+	}
+	if (!lstat(path, &st)) {
+		snprintf(err, errlen, "%s exists: a backup never overwrites a file", path);
+		return -EEXIST;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.partial", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+		return rc;
+	}
+	rc = mdb_env_copyfd2(state->env, fd, MDB_CP_COMPACT);
+	if (rc)
+		snprintf(err, errlen, "cannot copy the database: %s", mdb_strerror(rc));
+	else if (fsync(fd) || fstat(fd, &st))
+		snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(rc = errno));
+	close(fd);
+	/* no replace: a file that appeared meanwhile is not clobbered */
+	if (!rc && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE))
+		snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path,
+		         strerror(rc = errno));
+	if (rc) {
+		unlink(tmp);
+		return lmdb_errno(rc);
+	}
+	*bytes = (size_t)st.st_size;
+	return 0;
+}
+
+static int copy_file(const char *from, const char *to, char *err, size_t errlen)
+{
+	char buf[1 << 16];
+	ssize_t n = 0;
+	int in = open(from, O_RDONLY | O_CLOEXEC);
+	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int rc = 0;
+
+	if (in < 0 || out < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open %s: %s", in < 0 ? from : to, strerror(errno));
+	}
+	while (!rc && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			n = -1;
+	if (!rc && (n < 0 || fsync(out))) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot copy %s to %s: %s", from, to, strerror(errno));
+	}
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return rc;
+}
+
+static void sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+int state_restore(const char *dir, const char *backup, char *kept, size_t keptlen, char *err,
+                  size_t errlen)
+{
+	char data[4200], tmp[4200], lock[4200], why[400];
+	struct state_file_report report;
+	int rc;
+
+	kept[0] = '\0';
+	snprintf(data, sizeof(data), "%s/data.mdb", dir);
+	snprintf(tmp, sizeof(tmp), "%s/data.mdb.restoring", dir);
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", dir);
+	/* the copy is what gets checked: it is what will be used */
+	if ((rc = copy_file(backup, tmp, err, errlen)))
+		goto fail;
+	if ((rc = state_file_check(tmp, &report, why, sizeof(why)))) {
+		snprintf(err, errlen, "%s is not a usable state database: %s", backup, why);
+		goto fail;
+	}
+	if (!report.dbs) {
+		snprintf(err, errlen, "%s holds no databases: not a backup of a gateway", backup);
+		rc = -EINVAL;
+		goto fail;
+	}
+	if (!access(data, F_OK)) {
+		snprintf(kept, keptlen, "%s.before-restore.%lld", data, (long long)time(NULL));
+		if (link(data, kept)) {
+			rc = -errno;
+			snprintf(err, errlen, "cannot keep the old database as %s: %s", kept,
+			         strerror(errno));
+			kept[0] = '\0';
+			goto fail;
+		}
+	}
+	if (rename(tmp, data)) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, data, strerror(errno));
+		goto fail;
+	}
+	/* the readers' table of the old file means nothing for the new one */
+	unlink(lock);
+	sync_dir(dir);
+	return 0;
+fail:
+	unlink(tmp);
+	return rc;
 }

@@ -38,4 +38,31 @@ int state_del(struct mg_txn *txn, const char *db, const char *key);
 int state_foreach(struct mg_txn *txn, const char *db, const char *prefix,
                   int (*fn)(const char *key, json_t *value, void *arg), void *arg);
 
+/* ---- the database file as a whole: checks, backup, restore ---- */
+
+/* What a check of a database file found. */
+struct state_file_report {
+	size_t dbs;     /* named databases */
+	size_t records; /* records in them */
+};
+
+/* Reads every page a database file (an LMDB data.mdb, or a backup of
+ * one) uses, without writing to it: meta pages, the free list, every
+ * named database, record by record. The walk runs in a child process, so
+ * a damaged page that makes LMDB read outside the file is a refusal, not
+ * a crash. Returns 0, or -EBADMSG with why in `why` ("it is empty (0
+ * bytes)", "it is truncated: ..."). */
+int state_file_check(const char *file, struct state_file_report *report, char *why, size_t whylen);
+
+/* Writes a consistent copy of the live database (LMDB's compacting copy,
+ * from one read transaction: writers go on meanwhile) to `path`, an
+ * absolute path that must not exist yet; mode 0600. */
+int state_backup(struct mg_state *state, const char *path, size_t *bytes, char *err, size_t errlen);
+
+/* Installs `backup` as DIR/data.mdb: copied into the state dir, synced,
+ * checked, then renamed over the old file (kept as `kept`, when there was
+ * one). The caller holds the state dir's lock: no meshgated runs on it. */
+int state_restore(const char *dir, const char *backup, char *kept, size_t keptlen, char *err,
+                  size_t errlen);
+
 #endif

@@ -9,15 +9,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
 
 #include "http.h"
 
-/* How much of a too large body is read (and dropped, never kept) so that
- * the client gets its 413; past this the connection is closed. */
+/* A body announced larger than this is answered 413 at once, unread. */
 #define API_DROP_MAX (1u << 20)
+/* Any other too large body (a chunked one has no announced size) is read
+ * and dropped, never kept, until it ends, so that the client gets its 413
+ * rather than a reset (nginx's lingering close does the same); a body
+ * still arriving after this long gets the connection closed. */
+#define API_DROP_SECONDS 10
 
 struct api_server {
 	struct api_server_config cfg;
@@ -33,9 +38,9 @@ struct request {
 	enum api_route route;
 	char *body;
 	size_t len;
-	int too_large;  /* the body passed max_body: the rest is dropped */
-	size_t dropped; /* bytes of a too large body seen so far */
-	int answered;   /* a response is queued already */
+	int too_large;        /* the body passed max_body: the rest is dropped */
+	time_t drop_deadline; /* monotonic seconds: a too large body ends by then */
+	int answered;         /* a response is queued already */
 };
 
 /* ---- responses ---- */
@@ -201,6 +206,19 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *con
 
 /* ---- MHD's callbacks ---- */
 
+static time_t monotonic_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static void start_dropping(struct request *r)
+{
+	r->too_large = 1;
+	r->drop_deadline = monotonic_seconds() + API_DROP_SECONDS;
+}
+
 static enum MHD_Result too_large(struct api_server *s, struct MHD_Connection *conn,
                                  struct request *r)
 {
@@ -243,7 +261,7 @@ static enum MHD_Result begin(struct api_server *s, struct MHD_Connection *conn, 
 		if (announced > API_DROP_MAX ||
 		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT))
 			return too_large(s, conn, r);
-		r->too_large = 1;
+		start_dropping(r);
 	}
 	return MHD_YES;
 }
@@ -268,17 +286,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		if (r->answered)
 			return MHD_YES;
-		if (r->too_large) {
+		if (r->too_large)
 			/* MHD (0.9.75) cannot answer in the middle of a body: it is
-			 * dropped as it comes, up to a point, then the connection is cut */
-			r->dropped += n;
-			return r->dropped > API_DROP_MAX ? MHD_NO : MHD_YES;
-		}
+			 * dropped as it comes, for a while, then the connection is cut */
+			return monotonic_seconds() > r->drop_deadline ? MHD_NO : MHD_YES;
 		if (n > s->cfg.max_body - r->len) {
 			free(r->body);
 			r->body = NULL;
-			r->too_large = 1;
-			r->dropped = r->len + n;
+			start_dropping(r);
 			return MHD_YES;
 		}
 		char *grown = realloc(r->body, r->len + n);

@@ -2,8 +2,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -48,31 +50,141 @@ static int write_secret_file(const char *path, const unsigned char *buf, size_t 
 	return rc;
 }
 
-static int seal_key(const char *dir, unsigned char key[crypto_secretbox_KEYBYTES], char *err,
-                    size_t errlen)
+/* The real path of the nearest directory of `path` that exists. */
+static void nearest_existing_dir(const char *path, char real[PATH_MAX])
 {
-	char path[4200];
-	snprintf(path, sizeof(path), "%s/seal.key", dir);
-	int rc = read_secret_file(path, key, crypto_secretbox_KEYBYTES, err, errlen);
-	if (rc != -ENOENT)
-		return rc;
-	crypto_secretbox_keygen(key);
-	rc = write_secret_file(path, key, crypto_secretbox_KEYBYTES);
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (;;) {
+		char *slash = strrchr(dir, '/');
+		if (!slash) {
+			if (!realpath(".", real))
+				snprintf(real, PATH_MAX, "/");
+			return;
+		}
+		*slash = '\0';
+		if (realpath(dir[0] ? dir : "/", real))
+			return;
+	}
+}
+
+int wgp_seal_key_path(const char *configured, const char *state_dir, char *path, size_t len,
+                      char *err, size_t errlen)
+{
+	const char *credentials = getenv("CREDENTIALS_DIRECTORY");
+	char state_real[PATH_MAX], parent_real[PATH_MAX];
+	size_t n = strlen(state_dir);
+
+	while (n > 1 && state_dir[n - 1] == '/')
+		n--;
+	if (configured && configured[0]) {
+		snprintf(path, len, "%s", configured);
+	} else {
+		snprintf(path, len, "%s/%s", credentials ? credentials : "", WGP_SEAL_CREDENTIAL);
+		if (!credentials || access(path, F_OK))
+			snprintf(path, len, "%.*s-seal.key", (int)n, state_dir);
+	}
+	if (configured && configured[0] && path[0] != '/') {
+		snprintf(err, errlen, "the sealing key's path must be absolute, not '%s'", path);
+		return -EINVAL;
+	}
+	/* inside the state dir (however it is spelt) defeats the purpose */
+	nearest_existing_dir(path, parent_real);
+	if (realpath(state_dir, state_real)) {
+		size_t sn = strlen(state_real);
+		if (!strncmp(parent_real, state_real, sn) &&
+		    (parent_real[sn] == '\0' || parent_real[sn] == '/')) {
+			snprintf(err, errlen,
+			         "the sealing key %s is inside the state dir %s: keep it apart "
+			         "(wireguard.seal_key_file)",
+			         path, state_dir);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static void sync_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+/* Stores a sealing key at `path`, making its directory (0700) when needed. */
+static int store_seal_key(const char *path, const unsigned char *key, char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	*(slash ? slash : dir) = '\0';
+	if (dir[0] && mkdir(dir, 0700) && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	int rc = write_secret_file(path, key, crypto_secretbox_KEYBYTES);
 	if (rc)
 		snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
+	else
+		sync_parent(path);
 	return rc;
 }
 
-int wgp_sealed_key_load_or_create(const char *dir, const char *name, wg_key private_key,
-                                  int *created, char *err, size_t errlen)
+/* The sealing key: at key_path; or, from an older version, at old_path
+ * (moved by the caller once it has opened the sealed file); or a new one
+ * when nothing is sealed yet. */
+static int seal_key(const char *key_path, const char *old_path, int sealed_exists,
+                    unsigned char key[crypto_secretbox_KEYBYTES], int *from_old, char *err,
+                    size_t errlen)
+{
+	*from_old = 0;
+	int rc = read_secret_file(key_path, key, crypto_secretbox_KEYBYTES, err, errlen);
+	if (rc != -ENOENT)
+		goto done;
+	rc = read_secret_file(old_path, key, crypto_secretbox_KEYBYTES, err, errlen);
+	if (rc == 0) {
+		*from_old = 1;
+		return store_seal_key(key_path, key, err, errlen);
+	}
+	if (rc != -ENOENT)
+		goto done;
+	if (sealed_exists) {
+		snprintf(err, errlen,
+		         "the server key is sealed, but its sealing key %s is missing: put it back "
+		         "(a new one would not open it)",
+		         key_path);
+		return -ENOENT;
+	}
+	crypto_secretbox_keygen(key);
+	return store_seal_key(key_path, key, err, errlen);
+done:
+	if (rc && !err[0])
+		snprintf(err, errlen, "cannot read %s: %s", key_path, strerror(-rc));
+	return rc;
+}
+
+int wgp_sealed_key_load_or_create(const char *dir, const char *name, const char *key_path,
+                                  wg_key private_key, int *created, char *moved_from,
+                                  size_t moved_len, char *err, size_t errlen)
 {
 	unsigned char box_key[crypto_secretbox_KEYBYTES];
 	unsigned char sealed[crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + WG_KEY_LEN];
 	unsigned char *nonce = sealed, *box = sealed + crypto_secretbox_NONCEBYTES;
-	char path[4200];
-	int rc;
+	char path[4200], old_path[4200];
+	int rc, from_old;
 
 	*created = 0;
+	moved_from[0] = '\0';
+	err[0] = '\0';
 	if (sodium_init() < 0) {
 		snprintf(err, errlen, "libsodium cannot start");
 		return -EIO;
@@ -81,16 +193,18 @@ int wgp_sealed_key_load_or_create(const char *dir, const char *name, wg_key priv
 		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
 		return -errno;
 	}
-	if ((rc = seal_key(dir, box_key, err, errlen)))
-		return rc;
 	snprintf(path, sizeof(path), "%s/%s.sealed", dir, name);
+	snprintf(old_path, sizeof(old_path), "%s/seal.key", dir);
+	if ((rc = seal_key(key_path, old_path, !access(path, F_OK), box_key, &from_old, err,
+	                   errlen)))
+		return rc;
 	rc = read_secret_file(path, sealed, sizeof(sealed), err, errlen);
 	if (rc == 0) {
 		if (crypto_secretbox_open_easy(private_key, box,
 		                               sizeof(sealed) - crypto_secretbox_NONCEBYTES, nonce,
 		                               box_key)) {
-			snprintf(err, errlen,
-			         "%s does not open with seal.key (tampered or another key)", path);
+			snprintf(err, errlen, "%s does not open with %s (tampered or another key)",
+			         path, key_path);
 			rc = -EBADMSG;
 		}
 	} else if (rc == -ENOENT) {
@@ -101,6 +215,19 @@ int wgp_sealed_key_load_or_create(const char *dir, const char *name, wg_key priv
 		if (rc)
 			snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
 		*created = !rc;
+	}
+	/* the key at its new place opens the server key: the old copy goes */
+	if (!rc && strcmp(old_path, key_path) && !access(old_path, F_OK)) {
+		unsigned char old_key[crypto_secretbox_KEYBYTES];
+		char ignored[256];
+		if (from_old || (!read_secret_file(old_path, old_key, sizeof(old_key), ignored,
+		                                   sizeof(ignored)) &&
+		                 !sodium_memcmp(old_key, box_key, sizeof(old_key)))) {
+			unlink(old_path);
+			sync_parent(old_path);
+			snprintf(moved_from, moved_len, "%s", old_path);
+		}
+		sodium_memzero(old_key, sizeof(old_key));
 	}
 	sodium_memzero(box_key, sizeof(box_key));
 	return rc;

@@ -1,6 +1,8 @@
 /* The gateway's WireGuard private key at rest: sealed with libsodium's
  * secretbox under a key file readable by root only, both mode 0600. The
- * private key is made on this host and never leaves it. */
+ * private key is made on this host and never leaves it. The sealing key
+ * lives apart from the sealed file, outside the state dir, so that a copy
+ * of the state dir alone does not open it. */
 #ifndef WG_SEALED_KEY_H
 #define WG_SEALED_KEY_H
 
@@ -8,9 +10,24 @@
 
 #include "wg.h"
 
-/* Loads DIR/NAME.sealed with DIR/seal.key, or makes and stores a new
- * private key when there is none. Returns 0 or -errno with a message. */
-int wgp_sealed_key_load_or_create(const char *dir, const char *name, wg_key private_key,
-                                  int *created, char *err, size_t errlen);
+/* The name of the sealing key as a systemd credential (LoadCredential=,
+ * LoadCredentialEncrypted=), found in $CREDENTIALS_DIRECTORY. */
+#define WGP_SEAL_CREDENTIAL "meshgate-seal.key"
+
+/* Where the sealing key is: `configured` (wireguard.seal_key_file) when
+ * set; else the systemd credential when the service has one; else
+ * STATE_DIR-seal.key, beside the state dir. A path inside the state dir
+ * is refused (-EINVAL, with a message). */
+int wgp_seal_key_path(const char *configured, const char *state_dir, char *path, size_t len,
+                      char *err, size_t errlen);
+
+/* Loads DIR/NAME.sealed with the key at `key_path`, or makes and stores a
+ * new private key when there is none. A sealing key still at its old
+ * place, DIR/seal.key, is moved to `key_path` (the server key is kept).
+ * Returns 0 or -errno with a message; *moved_from names the old key file
+ * when it was moved. */
+int wgp_sealed_key_load_or_create(const char *dir, const char *name, const char *key_path,
+                                  wg_key private_key, int *created, char *moved_from,
+                                  size_t moved_len, char *err, size_t errlen);
 
 #endif

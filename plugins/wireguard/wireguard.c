@@ -304,20 +304,28 @@ static int wgp_init(mg_ctx *ctx)
 		mg_error_log(ctx, "wireguard.address: %s", err);
 		return rc;
 	}
-	char dir[4096];
+	char dir[4096], key_path[4096], moved_from[4200];
 	int created;
 	snprintf(dir, sizeof(dir), "%s/wireguard", mg_state_dir(ctx));
-	rc = wgp_sealed_key_load_or_create(dir, self->ifname, self->private_key, &created, err,
-	                                   sizeof(err));
+	if ((rc = wgp_seal_key_path(setting(ctx, "seal_key_file"), mg_state_dir(ctx), key_path,
+	                            sizeof(key_path), err, sizeof(err)))) {
+		mg_error_log(ctx, "wireguard.seal_key_file: %s", err);
+		return rc;
+	}
+	rc = wgp_sealed_key_load_or_create(dir, self->ifname, key_path, self->private_key, &created,
+	                                   moved_from, sizeof(moved_from), err, sizeof(err));
 	if (rc) {
 		mg_error_log(ctx, "server key: %s", err);
 		return rc;
 	}
+	if (moved_from[0])
+		mg_info(ctx, "moved the sealing key from %s to %s (out of the state dir)",
+		        moved_from, key_path);
 	wg_key_public_from_private(self->public_key, self->private_key);
 	char pub[WG_KEY_B64_LEN];
 	wg_key_to_base64(pub, self->public_key);
-	mg_info(ctx, "%s server key %s, public key %s", created ? "made a new" : "loaded the",
-	        created ? "(sealed in the state dir)" : "", pub);
+	mg_info(ctx, "%s server key (sealed under %s), public key %s",
+	        created ? "made a new" : "loaded the", key_path, pub);
 	if (!setting(ctx, "endpoint")[0])
 		mg_warn(ctx, "wireguard.endpoint is empty: clients are told no address to dial");
 	if ((rc = mg_service_add(ctx, "wg.status", status, NULL)) ||
@@ -387,6 +395,12 @@ static const struct mg_setting wgp_settings[] = {
      "socket, started by the plugin) or \"auto\" (kernel when present).",
      NULL, 0},
     {"mtu", MG_SETTING_INT, "1420", "MTU of the interface.", NULL, 0},
+    {"seal_key_file", MG_SETTING_STRING, "\"\"",
+     "File of the key that seals the server key, kept out of the state dir (made on first "
+     "start). Empty: the systemd credential \"" WGP_SEAL_CREDENTIAL "\" when the service has "
+     "one ($CREDENTIALS_DIRECTORY), else STATE_DIR-seal.key beside the state dir "
+     "(/var/lib/meshgate-seal.key).",
+     NULL, 0},
     {"resync_interval", MG_SETTING_INT, "60",
      "Seconds between diffs of the interface's peers against state (0: never).", NULL, 0},
     {0},

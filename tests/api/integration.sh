@@ -213,6 +213,10 @@ check "huge body (Content-Length)" 413 "$(post /api/v1/redeem "{\"code\":\"$big\
 check "  body {error: too_large}" too_large "$(field 'd["error"]')"
 check "huge body (Expect: 100-continue)" 413 "$(post /api/v1/redeem "{\"code\":\"$big\"}" -H 'Expect: 100-continue')"
 check "huge body (chunked)" 413 "$(post /api/v1/redeem "{\"code\":\"$big\"}" -H 'Transfer-Encoding: chunked')"
+# chunked has no size to judge up front: over 1 MiB still gets its 413
+head -c 3000000 /dev/zero | tr '\0' a >"$tmp/huge.json"
+check "huge body (chunked, 3 MB)" 413 "$(post /api/v1/redeem @"$tmp/huge.json" -H 'Transfer-Encoding: chunked')"
+check "  body {error: too_large}" too_large "$(field 'd["error"]')"
 check "wrong method on redeem" 405 "$(req -X GET "https://$HOST:$port/api/v1/redeem")"
 check "  body {error: method_not_allowed}" method_not_allowed "$(field 'd["error"]')"
 allow=$(curl -sS --max-time 10 --cacert "$CA" --resolve "$HOST:$port:127.0.0.1" -o /dev/null -D - \

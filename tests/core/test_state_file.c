@@ -354,21 +354,6 @@ static void test_backup_during_writes_then_restore(void **state)
 	assert_int_equal(call(d, "probe.put", "{\"key\": \"new\", \"value\": {}}"), 0);
 }
 
-static int setup(void **state)
-{
-	*state = calloc(1, sizeof(struct daemon));
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	daemon_teardown(*state);
-	free(*state);
-	return 0;
-}
-
-#define DAEMON_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {

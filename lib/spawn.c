@@ -132,7 +132,9 @@ static _Noreturn void exec_child(const char *program, char *const argv[], char *
 	execve(program, argv, envp);
 failed:
 	e = errno;
-	if (write(report, &e, sizeof(e)) < 0)
+	/* nothing more to do if even this fails: the parent then sees EOF and
+	 * the status 127, as from a shell */
+	if (write(report, &e, sizeof(e)) != sizeof(e))
 		_exit(127);
 	_exit(127);
 }

@@ -4,8 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
+
+#include "spawn.h"
 
 /* True when this process runs in the host's own network namespace. */
 static int in_host_netns(void)
@@ -27,28 +28,30 @@ static const char *find_program(const char *name, char *buf, size_t len)
 	return NULL;
 }
 
-/* Runs argv (no shell), `input` on its stdin; returns its exit status. */
+/* A stuck resolvectl must not hold up `meshgate up`. */
+#define RESOLVER_TIMEOUT_MS 10000
+
+/* Runs argv (no shell, lib/spawn.h), `input` on its stdin; 0 if it
+ * succeeded, else -1 with why on stderr. */
 static int run(char *const argv[], const char *input)
 {
-	int fds[2];
-	if (pipe(fds))
+	struct mg_spawn s = {.argv = argv,
+	                     .input = input,
+	                     .input_len = input ? strlen(input) : 0,
+	                     .timeout_ms = RESOLVER_TIMEOUT_MS};
+	struct mg_spawn_result r;
+	char msg[512];
+	if (mg_spawn_run(&s, &r, msg, sizeof(msg))) {
+		fprintf(stderr, "meshgate: %s\n", msg);
 		return -1;
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(fds[0], STDIN_FILENO);
-		close(fds[0]);
-		close(fds[1]);
-		execv(argv[0], argv);
-		_exit(127);
 	}
-	close(fds[0]);
-	if (input && write(fds[1], input, strlen(input)) < 0)
-		input = NULL;
-	close(fds[1]);
-	int status = -1;
-	if (pid < 0 || waitpid(pid, &status, 0) < 0)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	int rc = mg_spawn_succeeded(&r) ? 0 : -1;
+	if (rc) {
+		mg_spawn_describe(argv[0], &r, msg, sizeof(msg));
+		fprintf(stderr, "meshgate: %s\n", msg);
+	}
+	mg_spawn_result_free(&r);
+	return rc;
 }
 
 static int is_address(const char *s)

@@ -12,11 +12,13 @@ struct wg_backend {
 	int (*get)(const char *ifname, struct wg_device **out, char *err, size_t errlen);
 };
 
-extern const struct wg_backend wg_backend_uapi;
-extern const struct wg_backend wg_backend_kernel;
+extern const struct wg_backend wg_backend_uapi;   /* wg_userspace.c */
+extern const struct wg_backend wg_backend_kernel; /* wg_netlink.c */
 
 /* 0 if the generic netlink family "wireguard" resolves, else -errno. */
 int wg_kernel_probe(void);
+
+/* --- the device model (wg_model.c), shared by the front end and back ends --- */
 
 /* Writes the message (printf style) into err when there is one; returns code. */
 int wg_err(char *err, size_t errlen, int code, const char *fmt, ...)
@@ -29,9 +31,5 @@ int wg_parse_u64(const char *s, uint64_t max, uint64_t *out);
  * capacity field is needed in the public structs. NULL / -ENOMEM on failure. */
 struct wg_peer *wg_device_append_peer(struct wg_device *dev);
 int wg_peer_append_allowed_ip(struct wg_peer *peer, const struct wg_allowed_ip *ip);
-
-/* The userspace daemon's process. */
-int wg_userspace_spawn(const char *ifname, unsigned flags, pid_t *pid, char *err, size_t errlen);
-int wg_userspace_stop(const char *ifname, pid_t pid, char *err, size_t errlen);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * The userspace back end: the text protocol of wireguard.com/xplatform over
- * the AF_UNIX stream socket /var/run/wireguard/IFNAME.sock.
+ * The UAPI socket: the text protocol of wireguard.com/xplatform over
+ * the AF_UNIX stream socket /var/run/wireguard/IFNAME.sock (wg_userspace.c
+ * makes the userspace back end of it and the daemon behind it).
  *
  * A write is one "set=1" exchange, however many peers it carries (10,000
  * peers is ~1.3 MB), so a reconcile is a single transaction for the daemon.
@@ -443,7 +444,7 @@ static int read_answer(int fd, char **out, size_t *outlen)
 	}
 }
 
-static int uapi_set(const struct wg_device *dev, char *err, size_t errlen)
+int wg_uapi_set(const struct wg_device *dev, char *err, size_t errlen)
 {
 	char *req = NULL, *answer = NULL;
 	size_t reqlen = 0, answerlen = 0;
@@ -477,7 +478,7 @@ out:
 	return ret;
 }
 
-static int uapi_get(const char *ifname, struct wg_device **out, char *err, size_t errlen)
+int wg_uapi_get(const char *ifname, struct wg_device **out, char *err, size_t errlen)
 {
 	static const char request[] = "get=1\n\n";
 	char *answer = NULL;
@@ -501,11 +502,3 @@ static int uapi_get(const char *ifname, struct wg_device **out, char *err, size_
 		snprintf((*out)->name, sizeof((*out)->name), "%s", ifname);
 	return ret;
 }
-
-const struct wg_backend wg_backend_uapi = {
-    .name = "userspace",
-    .create = wg_userspace_spawn,
-    .remove = wg_userspace_stop,
-    .set = uapi_set,
-    .get = uapi_get,
-};

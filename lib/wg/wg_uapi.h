@@ -25,4 +25,9 @@ int wg_uapi_parse_get(const char *buf, size_t len, struct wg_device **out, char 
 /* Parses the answer to "set=1": "errno=N\n\n". Returns -N, or -EPROTO. */
 int wg_uapi_parse_errno(const char *buf, size_t len);
 
+/* One request over the socket of IFNAME's daemon: the back end's set and get
+ * (wg_userspace.c puts them together with the daemon's process). */
+int wg_uapi_set(const struct wg_device *dev, char *err, size_t errlen);
+int wg_uapi_get(const char *ifname, struct wg_device **out, char *err, size_t errlen);
+
 #endif

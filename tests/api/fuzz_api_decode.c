@@ -56,6 +56,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #ifdef API_FUZZ_REPLAY
 int main(int argc, char **argv)
 {
+	/* an empty corpus would replay nothing and pass */
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s SEED... (no seeds: nothing to replay)\n", argv[0]);
+		return 1;
+	}
 	for (int i = 1; i < argc; i++) {
 		FILE *f = fopen(argv[i], "rb");
 		static uint8_t buf[1 << 20];

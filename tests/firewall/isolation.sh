@@ -168,11 +168,23 @@ until reach "$ADM" 172.20.0.10 7000 newnet; do
 	[ $(($(date +%s%N) - t0)) -lt 2000000000 ] || fail "the new subnet is not reachable after 2 s"
 done
 t1=$(date +%s%N)
-apply_ms=$(sed -n 's/.*"apply_ms": *\([0-9.]*\).*/\1/p' <<<"$reply")
-echo "  advertised: reachable $(((t1 - t0) / 1000000)) ms after 'route add' was run (the plugin applied it in $apply_ms ms)"
-[ $(((t1 - t0) / 1000000)) -lt 100 ] || echo "  NOTE: over the 100 ms goal (meshgatectl and ncat start-up included)"
-awk "BEGIN { exit !($apply_ms < 100) }" || fail "applying a route took $apply_ms ms (goal < 100 ms)"
+apply_ms() { sed -n 's/.*"apply_ms": *\([0-9.]*\).*/\1/p' <<<"$1"; }
+applied=("$(apply_ms "$reply")")
+echo "  advertised: reachable $(((t1 - t0) / 1000000)) ms after 'route add' was run, meshgatectl and ncat start-up included (the plugin applied it in ${applied[0]} ms)"
 ok "$DEV" 172.20.0.10 7000 newnet
+# The goal: a route in effect within 100 ms. The reply is sent once the
+# rules are applied, so the subnet answers the first probe after it; the
+# figure is the plugin's, a median of five so that one stall of a busy
+# machine does not decide.
+for _ in 1 2 3 4; do
+	ctl route del 172.20.0.0/24 >/dev/null
+	reply=$(ctl route add 172.20.0.0/24 --via "$(ns_exec "$GW" ip -o route get 172.20.0.10 | sed -n 's/.* dev \([^ ]*\).*/\1/p')" --roles admin,developer --json)
+	applied+=("$(apply_ms "$reply")")
+	ok "$ADM" 172.20.0.10 7000 newnet
+done
+median=$(printf '%s\n' "${applied[@]}" | sort -g | sed -n 3p)
+echo "  applying a route: ${applied[*]} ms; median $median ms (goal < 100 ms)"
+awk "BEGIN { exit !($median < 100) }" || fail "applying a route took a median $median ms (goal < 100 ms)"
 ctl route list
 ctl call firewall.route.list | grep -q '"172.20.0.0/24"' || fail "route not listed"
 ctl route del 172.20.0.0/24 >/dev/null

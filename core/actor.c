@@ -12,37 +12,15 @@
 #include "broker.h"
 #include "bus_proto.h"
 #include "core.h"
+#include "host.h"
 
-/* Subscriptions, timers and fd watches are walked while their callbacks
- * run, and a callback may remove any of them (its own or another's). So a
- * removal only marks the entry `removed`: the walk skips it, and
- * sweep_removed() drops it once no walk is under way. An entry added during
- * a walk lands past the count the walk started with: it takes part from
- * the next walk on. Services are looked up, never walked, so
- * they are removed at once. */
-
-struct service {
-	char *name;
-	mg_service_fn fn;
-	void *arg;
-};
-
-struct subscription {
-	char *prefix;
-	mg_event_fn fn;
-	void *arg;
-	int removed;
-};
-
-struct timer {
-	int id;
-	uint64_t due;
-	unsigned interval;
-	int repeat;
-	mg_timer_fn fn;
-	void *arg;
-	int removed;
-};
+/* Services and subscriptions live in the host's registration tables
+ * (core/host.c, shared with the mock core). Timers and fd watches are
+ * walked while their callbacks run, and a callback may remove any of them
+ * (its own or another's). So a removal only marks the entry `removed`: the
+ * walk skips it, and sweep_removed() drops it once no walk is under way.
+ * An entry added during a walk lands past the count the walk started
+ * with: it takes part from the next walk on. */
 
 struct watch {
 	int fd;
@@ -76,11 +54,8 @@ struct actor {
 	void *pipe;      /* the thread's end */
 	void *dealer;    /* requests and events routed to this plugin */
 	char pipe_ep[160];
-	struct service *services;
-	size_t nservices;
-	struct subscription *subs;
-	size_t nsubs;
-	struct timer *timers;
+	struct host_registrations reg;
+	struct host_timer *timers;
 	size_t ntimers;
 	int next_timer_id;
 	struct watch *watches;
@@ -127,66 +102,51 @@ int actor_on_own_thread(struct actor *a)
 
 int actor_service_add(struct actor *a, const char *service, mg_service_fn fn, void *arg)
 {
-	struct service *s = realloc(a->services, (a->nservices + 1) * sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	a->services = s;
 	int rc = broker_service_add(a->p->core->broker, service, a->p->routing_id);
 	if (rc)
 		return rc;
-	s[a->nservices++] = (struct service){strdup(service), fn, arg};
-	return 0;
+	rc = host_table_add(&a->reg.services, service, (union host_fn){.service = fn}, arg);
+	if (rc)
+		broker_service_del(a->p->core->broker, service, a->p->routing_id);
+	return rc;
 }
 
 int actor_service_del(struct actor *a, const char *service)
 {
-	for (size_t i = 0; i < a->nservices; i++)
-		if (!strcmp(a->services[i].name, service)) {
-			broker_service_del(a->p->core->broker, service, a->p->routing_id);
-			free(a->services[i].name);
-			a->services[i] = a->services[--a->nservices];
-			return 0;
-		}
-	return -ENOENT;
+	int rc = host_table_del(&a->reg.services, service);
+	if (!rc)
+		broker_service_del(a->p->core->broker, service, a->p->routing_id);
+	return rc;
 }
 
 int actor_subscribe(struct actor *a, const char *prefix, mg_event_fn fn, void *arg)
 {
-	struct subscription *s = realloc(a->subs, (a->nsubs + 1) * sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	a->subs = s;
 	int rc = broker_subscribe(a->p->core->broker, prefix, a->p->routing_id);
 	if (rc)
 		return rc;
-	s[a->nsubs++] = (struct subscription){strdup(prefix), fn, arg, 0};
-	return 0;
+	rc = host_table_add(&a->reg.subscriptions, prefix, (union host_fn){.event = fn}, arg);
+	if (rc)
+		broker_unsubscribe(a->p->core->broker, prefix, a->p->routing_id);
+	return rc;
 }
 
 int actor_unsubscribe(struct actor *a, const char *prefix)
 {
-	int found = -ENOENT;
-	for (size_t i = 0; i < a->nsubs; i++)
-		if (!a->subs[i].removed && !strcmp(a->subs[i].prefix, prefix)) {
-			free(a->subs[i].prefix);
-			a->subs[i].prefix = NULL;
-			a->subs[i].removed = 1;
-			found = 0;
-		}
-	if (!found)
+	int rc = host_table_del(&a->reg.subscriptions, prefix);
+	if (!rc)
 		broker_unsubscribe(a->p->core->broker, prefix, a->p->routing_id);
-	return found;
+	return rc;
 }
 
 int actor_timer_add(struct actor *a, unsigned interval_ms, int repeat, mg_timer_fn fn, void *arg)
 {
-	struct timer *t = realloc(a->timers, (a->ntimers + 1) * sizeof(*t));
+	struct host_timer *t = realloc(a->timers, (a->ntimers + 1) * sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	a->timers = t;
 	int id = ++a->next_timer_id;
 	t[a->ntimers++] =
-	    (struct timer){id, monotonic_ms() + interval_ms, interval_ms, repeat, fn, arg, 0};
+	    (struct host_timer){id, monotonic_ms() + interval_ms, interval_ms, repeat, fn, arg, 0};
 	return id;
 }
 
@@ -223,10 +183,6 @@ int actor_fd_unwatch(struct actor *a, int fd)
 
 static void sweep_removed(struct actor *a)
 {
-	for (size_t i = 0; i < a->nsubs; i++)
-		if (a->subs[i].removed)
-			free(a->subs[i].prefix);
-	SWEEP(a->subs, a->nsubs);
 	SWEEP(a->timers, a->ntimers);
 	SWEEP(a->watches, a->nwatches);
 }
@@ -235,19 +191,12 @@ static void sweep_removed(struct actor *a)
 static void drop_registrations(struct actor *a)
 {
 	broker_forget(a->p->core->broker, a->p->routing_id);
-	for (size_t i = 0; i < a->nservices; i++)
-		free(a->services[i].name);
-	for (size_t i = 0; i < a->nsubs; i++)
-		free(a->subs[i].prefix);
-	free(a->services);
-	free(a->subs);
+	host_registrations_clear(&a->reg);
 	free(a->timers);
 	free(a->watches);
-	a->services = NULL;
-	a->subs = NULL;
 	a->timers = NULL;
 	a->watches = NULL;
-	a->nservices = a->nsubs = a->ntimers = a->nwatches = 0;
+	a->ntimers = a->nwatches = 0;
 }
 
 /* ---- posts: work handed to the plugin's thread from any thread ---- */
@@ -368,10 +317,7 @@ static void handle_request(struct actor *a, const struct mg_bus_msg *msg)
 		return;
 	memcpy(service, msg->name.data, msg->name.len);
 	service[msg->name.len] = '\0';
-	struct service *s = NULL;
-	for (size_t i = 0; i < a->nservices; i++)
-		if (!strcmp(a->services[i].name, service))
-			s = &a->services[i];
+	struct host_entry *s = host_table_find(&a->reg.services, service);
 	json_error_t jerr;
 	json_t *request = json_loadb(msg->payload.data, msg->payload.len, 0, &jerr);
 	if (!s)
@@ -382,7 +328,7 @@ static void handle_request(struct actor *a, const struct mg_bus_msg *msg)
 	else {
 		a->current = msg;
 		a->deferred = 0;
-		reply = s->fn(&a->p->ctx, service, request, s->arg);
+		reply = s->fn.service(&a->p->ctx, service, request, s->arg);
 		a->current = NULL;
 		if (a->deferred) { /* answered later through mg_reply */
 			json_decref(reply);
@@ -398,6 +344,18 @@ static void handle_request(struct actor *a, const struct mg_bus_msg *msg)
 	json_decref(reply);
 }
 
+struct event_delivery {
+	struct actor *a;
+	const char *topic;
+	json_t *payload;
+};
+
+static void deliver_event(struct host_entry *e, void *arg)
+{
+	struct event_delivery *d = arg;
+	e->fn.event(&d->a->p->ctx, d->topic, d->payload, e->arg);
+}
+
 static void handle_event(struct actor *a, const struct mg_bus_msg *msg)
 {
 	char topic[MG_BUS_MAX_NAME + 1];
@@ -407,12 +365,8 @@ static void handle_event(struct actor *a, const struct mg_bus_msg *msg)
 	if (!payload)
 		return;
 	/* the subscriptions a callback adds get the next event, not this one */
-	size_t n = a->nsubs;
-	for (size_t i = 0; i < n && i < a->nsubs; i++) {
-		struct subscription *s = &a->subs[i];
-		if (!s->removed && !strncmp(topic, s->prefix, strlen(s->prefix)))
-			s->fn(&a->p->ctx, topic, payload, s->arg);
-	}
+	struct event_delivery d = {a, topic, payload};
+	host_table_walk_prefix(&a->reg.subscriptions, topic, deliver_event, &d);
 	json_decref(payload);
 }
 
@@ -457,7 +411,7 @@ static void run_due_timers(struct actor *a)
 	for (size_t i = 0; i < n && i < a->ntimers; i++) {
 		if (a->timers[i].removed || a->timers[i].due > now)
 			continue;
-		struct timer t = a->timers[i];
+		struct host_timer t = a->timers[i];
 		if (t.repeat)
 			a->timers[i].due = now + (t.interval ? t.interval : 1);
 		else

@@ -67,7 +67,8 @@ struct host_registrations {
 };
 
 /* A timer of a plugin's loop: due at `due` (milliseconds of the loop's
- * clock), then every `interval` while it repeats. */
+ * clock), then every `interval` while it repeats. `removed` marks one
+ * deleted while the loop walks the timers (swept after the walk). */
 struct host_timer {
 	int id;
 	uint64_t due;
@@ -75,6 +76,7 @@ struct host_timer {
 	int repeat;
 	mg_timer_fn fn;
 	void *arg;
+	int removed;
 };
 
 /* 0 or -ENOMEM. Adding a name twice makes two entries. */

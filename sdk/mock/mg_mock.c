@@ -511,7 +511,7 @@ static int op_timer_add(mg_ctx *ctx, unsigned interval_ms, int repeat, mg_timer_
 	p->timers = list;
 	int id = ++p->mock->next_timer_id;
 	list[p->ntimers++] =
-	    (struct host_timer){id, p->mock->now + interval_ms, interval_ms, repeat, fn, arg};
+	    (struct host_timer){id, p->mock->now + interval_ms, interval_ms, repeat, fn, arg, 0};
 	return id;
 }
 

@@ -139,9 +139,11 @@ static enum MHD_Result forward(struct api_server *s, struct MHD_Connection *conn
 	} else if (code) {
 		unsigned status = api_http_status(code);
 		const char *message = json_string_value(json_object_get(reply, "message"));
-		mg_log(s->cfg.ctx, status >= 500 ? MG_LOG_WARN : MG_LOG_INFO,
-		       "%s from %s: %u %s%s%s", service, ip, status, code, message ? ": " : "",
-		       message ? message : "");
+		char key[160]; /* a client can make these lines as often as it likes */
+		snprintf(key, sizeof(key), "%s %s %s", service, ip, code);
+		mg_log_limited(s->cfg.ctx, status >= 500 ? MG_LOG_WARN : MG_LOG_INFO, key,
+		               "%s from %s: %u %s%s%s", service, ip, status, code,
+		               message ? ": " : "", message ? message : "");
 		ret = respond_error(conn, r, status, code, message, NULL);
 	} else {
 		/* devices ask for their config every few seconds: not worth a line */
@@ -169,8 +171,10 @@ static enum MHD_Result device_config(struct api_server *s, struct MHD_Connection
 	char ip[INET6_ADDRSTRLEN];
 	client_ip(conn, ip, sizeof(ip));
 	if (!*s->vpn_prefix || api_ip_in_prefix(ip, s->vpn_prefix) != 1) {
-		mg_info(s->cfg.ctx, "%s from %s: 403 not from the VPN", api_route_service(r->route),
-		        ip);
+		char key[160];
+		snprintf(key, sizeof(key), "%s %s forbidden", api_route_service(r->route), ip);
+		mg_log_limited(s->cfg.ctx, MG_LOG_INFO, key, "%s from %s: 403 not from the VPN",
+		               api_route_service(r->route), ip);
 		return respond_error(conn, r, 403, "forbidden",
 		                     "only a device, through its tunnel, may ask for its config",
 		                     NULL);

@@ -64,6 +64,12 @@ void core_log(enum mg_log_level level, const char *who, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void core_vlog(enum mg_log_level level, const char *who, const char *fmt, va_list ap);
 void core_log_set_level(enum mg_log_level level);
+/* core_vlog through the limiter of repeated lines (log_limit.h): `key`
+ * names the source and the reason. */
+void core_vlog_limited(enum mg_log_level level, const char *who, const char *key, uint64_t now_ms,
+                       const char *fmt, va_list ap);
+/* Writes the counts of suppressed lines still untold (at exit). */
+void core_log_flush(void);
 int core_log_level_parse(const char *name, enum mg_log_level *level);
 
 /* ops.c: the table handed to every plugin */

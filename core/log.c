@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "core.h"
+#include "log_limit.h"
 
 static enum mg_log_level max_level = MG_LOG_INFO;
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
@@ -43,4 +44,33 @@ void core_log(enum mg_log_level level, const char *who, const char *fmt, ...)
 	va_start(ap, fmt);
 	core_vlog(level, who, fmt, ap);
 	va_end(ap);
+}
+
+/* Repeated lines of all plugins: one limiter, so that its budget bounds
+ * what the whole daemon writes under a flood. */
+static struct log_limit limiter = LOG_LIMIT_INIT;
+
+static void limiter_write(void *arg, enum mg_log_level level, const char *who, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void limiter_write(void *arg, enum mg_log_level level, const char *who, const char *fmt, ...)
+{
+	va_list ap;
+	(void)arg;
+	va_start(ap, fmt);
+	core_vlog(level, who, fmt, ap);
+	va_end(ap);
+}
+
+void core_vlog_limited(enum mg_log_level level, const char *who, const char *key, uint64_t now_ms,
+                       const char *fmt, va_list ap)
+{
+	if (level > max_level) /* what is not written is not counted either */
+		return;
+	if (log_limit_pass(&limiter, level, who, key, now_ms, limiter_write, NULL))
+		core_vlog(level, who, fmt, ap);
+}
+
+void core_log_flush(void)
+{
+	log_limit_flush(&limiter, limiter_write, NULL);
 }

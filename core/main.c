@@ -360,6 +360,7 @@ static int run(struct core *core, const config_setting_t *root, config_t **cfg)
 	}
 	(void)root;
 	loader_stop_all(core);
+	core_log_flush(); /* the counts of suppressed lines are not lost with the daemon */
 	core_thread_client_close();
 	broker_free(core->broker);
 	core->broker = NULL;

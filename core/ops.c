@@ -12,6 +12,12 @@ static void op_vlog(mg_ctx *ctx, enum mg_log_level level, const char *fmt, va_li
 	core_vlog(level, plugin_of(ctx)->name, fmt, ap);
 }
 
+static void op_vlog_limited(mg_ctx *ctx, enum mg_log_level level, const char *key, const char *fmt,
+                            va_list ap)
+{
+	core_vlog_limited(level, plugin_of(ctx)->name, key, mg_bus_now_ms(), fmt, ap);
+}
+
 static json_t *op_config(mg_ctx *ctx)
 {
 	return plugin_of(ctx)->config;
@@ -157,4 +163,5 @@ const struct mg_api core_api = {
     .txn_begin_nested = state_begin_nested,
     .request_check = request_check,
     .post = op_post,
+    .vlog_limited = op_vlog_limited,
 };

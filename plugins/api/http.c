@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,37 @@
  * still arriving after this long gets the connection closed. */
 #define API_DROP_SECONDS 10
 
+/* Connections as the server keeps them apart (conns below). A connection
+ * is "reading" from its accept (the TLS handshake included) until its
+ * request has arrived whole, and again from the end of its answer until
+ * the next request of a keep-alive connection: reading longer than
+ * head_timeout_ms is slow, and slow connections are closed. */
+struct prefix {
+	unsigned char bytes[16]; /* the address, cut to /24 or /64 (v4 in 4 bytes) */
+	unsigned count;          /* open connections from it */
+	struct prefix *next;
+};
+
+struct conn {
+	int fd;
+	uint64_t reading_since; /* monotonic ms; 0: its request is served */
+	int closing;            /* shut down by us: MHD closes it next */
+	struct prefix *prefix;
+};
+
+#define PREFIX_BUCKETS 1024
+
+struct conns {
+	pthread_mutex_t lock;
+	struct conn **all; /* open connections, in no order */
+	size_t n, cap;
+	size_t closing; /* of them, shut down and not yet closed by MHD */
+	struct prefix *prefixes[PREFIX_BUCKETS];
+};
+
 struct api_server {
 	struct api_server_config cfg;
+	struct conns conns;
 	char *chain_pem, *key_pem, *priorities; /* MHD keeps pointers to these */
 	char *vpn_prefix, *vpn_api;
 	struct MHD_Daemon *mhd;
@@ -89,11 +119,8 @@ static enum MHD_Result respond_error(struct MHD_Connection *conn, struct request
 
 /* The peer's address as preauth should see it: IPv4-mapped IPv6 addresses
  * (from a dual-stack socket) are written as IPv4. */
-static void client_ip(struct MHD_Connection *conn, char *out, size_t len)
+static void address_text(const struct sockaddr *sa, char *out, size_t len)
 {
-	const union MHD_ConnectionInfo *info =
-	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = info ? info->client_addr : NULL;
 	snprintf(out, len, "unknown");
 	if (sa && sa->sa_family == AF_INET) {
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out,
@@ -105,6 +132,222 @@ static void client_ip(struct MHD_Connection *conn, char *out, size_t len)
 		else
 			inet_ntop(AF_INET6, a, out, (socklen_t)len);
 	}
+}
+
+static void client_ip(struct MHD_Connection *conn, char *out, size_t len)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	address_text(info ? info->client_addr : NULL, out, len);
+}
+
+/* ---- connections: limits per prefix, a deadline for reading, reclaiming ---- */
+
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The network a client address belongs to for the per-prefix limit: its
+ * /24, or its /64 (IPv4-mapped addresses count as IPv4). 0, or -1 for
+ * an address of another family. */
+static int prefix_of(const struct sockaddr *sa, unsigned char bytes[16])
+{
+	memset(bytes, 0, 16);
+	if (sa && sa->sa_family == AF_INET) {
+		memcpy(bytes, &((const struct sockaddr_in *)sa)->sin_addr, 3);
+		return 0;
+	}
+	if (sa && sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			memcpy(bytes, &a->s6_addr[12], 3);
+		else
+			memcpy(bytes + 4, a->s6_addr, 8); /* apart from every IPv4 prefix */
+		bytes[15] = 6;
+		return 0;
+	}
+	return -1;
+}
+
+static struct prefix **prefix_slot(struct conns *c, const unsigned char bytes[16])
+{
+	unsigned h = 2166136261u;
+	for (int i = 0; i < 16; i++)
+		h = (h ^ bytes[i]) * 16777619u;
+	struct prefix **p = &c->prefixes[h % PREFIX_BUCKETS];
+	while (*p && memcmp((*p)->bytes, bytes, 16))
+		p = &(*p)->next;
+	return p;
+}
+
+/* Shuts a connection down: MHD sees its end on the next turn of its loop
+ * and closes it (then on_connection forgets it). The fd stays MHD's until
+ * then, so it cannot be another connection's yet. Under c->lock. */
+static void reclaim(struct conns *c, struct conn *victim)
+{
+	victim->closing = 1;
+	c->closing++;
+	shutdown(victim->fd, SHUT_RDWR);
+}
+
+static void close_slow(struct api_server *s, uint64_t now)
+{
+	struct conns *c = &s->conns;
+	for (size_t i = 0; i < c->n; i++) {
+		struct conn *k = c->all[i];
+		if (!k->closing && k->reading_since &&
+		    now - k->reading_since >= s->cfg.head_timeout_ms)
+			reclaim(c, k);
+	}
+}
+
+/* Who gives up its slot for a new connection when all are taken: a
+ * reading connection of the network holding the most, the one reading
+ * for the longest among those. A client that sends its request at once
+ * is never reading for long, and one device is not the largest network:
+ * the slots go back to real clients. NULL when every connection is being
+ * served (reading nothing). */
+static struct conn *slowest(struct conns *c)
+{
+	struct conn *victim = NULL;
+	for (size_t i = 0; i < c->n; i++) {
+		struct conn *k = c->all[i];
+		if (k->closing || !k->reading_since)
+			continue;
+		if (!victim || k->prefix->count > victim->prefix->count ||
+		    (k->prefix->count == victim->prefix->count &&
+		     k->reading_since < victim->reading_since))
+			victim = k;
+	}
+	return victim;
+}
+
+/* MHD's accept policy: the per-prefix limit, and a free slot, reclaimed
+ * from the slowest when there is none. Also where slow connections are
+ * closed between the rounds of the timer (api_server_tick). */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct api_server *s = cls;
+	struct conns *c = &s->conns;
+	unsigned char bytes[16];
+	enum MHD_Result ok = MHD_YES;
+	(void)addrlen;
+	if (prefix_of(addr, bytes))
+		return MHD_NO;
+	/* devices through their tunnel share the VPN's prefix, and WireGuard
+	 * vouches for each: only the limit per address holds for them */
+	char ip[INET6_ADDRSTRLEN];
+	address_text(addr, ip, sizeof(ip));
+	int limited = s->cfg.per_prefix_limit && api_ip_in_prefix(ip, s->vpn_prefix) != 1;
+	pthread_mutex_lock(&c->lock);
+	close_slow(s, monotonic_ms());
+	struct prefix *p = *prefix_slot(c, bytes);
+	if (limited && p && p->count >= s->cfg.per_prefix_limit) {
+		ok = MHD_NO;
+	} else if (c->n - c->closing >= s->cfg.connection_limit) {
+		struct conn *victim = slowest(c);
+		if (victim)
+			reclaim(c, victim);
+		else
+			ok = MHD_NO;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return ok;
+}
+
+static void conn_forget(struct conns *c, struct conn *k)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (c->all[i] == k) {
+			c->all[i] = c->all[--c->n];
+			break;
+		}
+	if (k->closing)
+		c->closing--;
+	struct prefix **slot = prefix_slot(c, k->prefix->bytes);
+	if (--k->prefix->count == 0) {
+		*slot = k->prefix->next;
+		free(k->prefix);
+	}
+	free(k);
+}
+
+/* A new connection (before its TLS handshake) and its end. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	struct api_server *s = cls;
+	struct conns *c = &s->conns;
+	const union MHD_ConnectionInfo *fd_info, *addr_info;
+	unsigned char bytes[16];
+
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (*socket_context) {
+			pthread_mutex_lock(&c->lock);
+			conn_forget(c, *socket_context);
+			pthread_mutex_unlock(&c->lock);
+			*socket_context = NULL;
+		}
+		return;
+	}
+	fd_info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	addr_info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (!fd_info || !addr_info || prefix_of(addr_info->client_addr, bytes))
+		return;
+	struct conn *k = calloc(1, sizeof(*k));
+	pthread_mutex_lock(&c->lock);
+	struct prefix **slot = prefix_slot(c, bytes);
+	if (k && !*slot && (*slot = calloc(1, sizeof(**slot))))
+		memcpy((*slot)->bytes, bytes, 16);
+	if (k && *slot && c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 64;
+		struct conn **grown = realloc(c->all, cap * sizeof(*grown));
+		if (grown) {
+			c->all = grown;
+			c->cap = cap;
+		}
+	}
+	if (k && *slot && c->n < c->cap) {
+		k->fd = fd_info->connect_fd;
+		k->reading_since = monotonic_ms();
+		k->prefix = *slot;
+		k->prefix->count++;
+		c->all[c->n++] = k;
+		*socket_context = k;
+		k = NULL;
+	} else if (*slot && !(*slot)->count) {
+		/* out of memory: the connection goes unwatched (MHD's idle
+		 * timeout still ends it) */
+		free(*slot);
+		*slot = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	free(k);
+}
+
+/* Marks the connection of `conn` reading (since now) or served. */
+static void conn_reading(struct api_server *s, struct MHD_Connection *conn, int reading)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn *k = info ? info->socket_context : NULL;
+	if (!k)
+		return;
+	pthread_mutex_lock(&s->conns.lock);
+	k->reading_since = reading ? monotonic_ms() : 0;
+	pthread_mutex_unlock(&s->conns.lock);
+}
+
+void api_server_tick(struct api_server *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->conns.lock);
+	close_slow(s, monotonic_ms());
+	pthread_mutex_unlock(&s->conns.lock);
 }
 
 /* ---- the routes ---- */
@@ -144,9 +387,11 @@ static enum MHD_Result forward(struct api_server *s, struct MHD_Connection *conn
 	} else if (code) {
 		unsigned status = api_http_status(code);
 		const char *message = json_string_value(json_object_get(reply, "message"));
-		mg_log(s->cfg.ctx, status >= 500 ? MG_LOG_WARN : MG_LOG_INFO,
-		       "%s from %s: %u %s%s%s", service, ip, status, code, message ? ": " : "",
-		       message ? message : "");
+		char key[160]; /* a client can make these lines as often as it likes */
+		snprintf(key, sizeof(key), "%s %s %s", service, ip, code);
+		mg_log_limited(s->cfg.ctx, status >= 500 ? MG_LOG_WARN : MG_LOG_INFO, key,
+		               "%s from %s: %u %s%s%s", service, ip, status, code,
+		               message ? ": " : "", message ? message : "");
 		ret = respond_error(conn, r, status, code, message, NULL);
 	} else {
 		/* devices ask for their config every few seconds: not worth a line */
@@ -174,8 +419,10 @@ static enum MHD_Result device_config(struct api_server *s, struct MHD_Connection
 	char ip[INET6_ADDRSTRLEN];
 	client_ip(conn, ip, sizeof(ip));
 	if (!*s->vpn_prefix || api_ip_in_prefix(ip, s->vpn_prefix) != 1) {
-		mg_info(s->cfg.ctx, "%s from %s: 403 not from the VPN", api_route_service(r->route),
-		        ip);
+		char key[160];
+		snprintf(key, sizeof(key), "%s %s forbidden", api_route_service(r->route), ip);
+		mg_log_limited(s->cfg.ctx, MG_LOG_INFO, key, "%s from %s: 403 not from the VPN",
+		               api_route_service(r->route), ip);
 		return respond_error(conn, r, 403, "forbidden",
 		                     "only a device, through its tunnel, may ask for its config",
 		                     NULL);
@@ -279,7 +526,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (!r)
 			return MHD_NO;
 		*con_cls = r;
-		return begin(s, conn, r, url, method);
+		enum MHD_Result ret = begin(s, conn, r, url, method);
+		if (r->answered)
+			conn_reading(s, conn, 0);
+		return ret;
 	}
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
@@ -304,6 +554,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->len += n;
 		return MHD_YES;
 	}
+	conn_reading(s, conn, 0); /* the request is whole: it is served, not slow */
 	if (r->answered)
 		return MHD_YES;
 	if (r->too_large)
@@ -319,9 +570,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
 	struct request *r = *con_cls;
-	(void)cls;
-	(void)conn;
 	(void)toe;
+	/* a keep-alive connection waits for its next request: reading again */
+	conn_reading(cls, conn, 1);
 	if (r) {
 		free(r->body);
 		free(r);
@@ -390,14 +641,19 @@ static struct MHD_Daemon *serve_on(struct api_server *s, const char *listen, int
 	    {MHD_OPTION_END, 0, NULL},
 	};
 	/* MHD closes fd if it fails to start */
+	/* connection_limit is kept by on_accept, which frees a slot when all are
+	 * taken; MHD's own limit is only the hard ceiling behind it. Each thread
+	 * of the pool gets its share of MHD's limit: twice ours leaves room for
+	 * an uneven share and for the slots being reclaimed. */
+	unsigned ceiling = s->cfg.connection_limit * 2;
 	struct MHD_Daemon *mhd = MHD_start_daemon(
-	    flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+	    flags, 0, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
 	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_HTTPS_MEM_CERT, s->chain_pem,
 	    MHD_OPTION_HTTPS_MEM_KEY, s->key_pem, MHD_OPTION_HTTPS_PRIORITIES, s->priorities,
-	    MHD_OPTION_CONNECTION_LIMIT, s->cfg.connection_limit,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->cfg.per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-	    s->cfg.timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_ARRAY, pool,
-	    MHD_OPTION_END);
+	    MHD_OPTION_CONNECTION_LIMIT, ceiling, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    s->cfg.per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.timeout_s,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+	    on_connection, s, MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
 	if (!mhd)
 		snprintf(why, whylen,
 		         "cannot start the HTTPS server on %s (certificate, key or tls_priorities "
@@ -423,6 +679,7 @@ struct api_server *api_server_start(const struct api_server_config *cfg, char *w
 		return NULL;
 	}
 	s->cfg = *cfg;
+	pthread_mutex_init(&s->conns.lock, NULL);
 	s->chain_pem = strdup(cfg->chain_pem);
 	s->key_pem = strdup(cfg->key_pem);
 	s->priorities = strdup(cfg->priorities);
@@ -464,7 +721,9 @@ void api_server_stop(struct api_server *s)
 	if (s->mhd_vpn)
 		MHD_stop_daemon(s->mhd_vpn);
 	if (s->mhd)
-		MHD_stop_daemon(s->mhd); /* joins its threads */
+		MHD_stop_daemon(s->mhd); /* joins its threads, forgets every connection */
+	free(s->conns.all);
+	pthread_mutex_destroy(&s->conns.lock);
 	free(s->vpn_prefix);
 	free(s->vpn_api);
 	free(s->chain_pem);

@@ -16,8 +16,10 @@ struct api_server_config {
 	const char *priorities; /* GnuTLS priority string */
 	unsigned threads;       /* MHD thread pool size */
 	unsigned connection_limit;
-	unsigned per_ip_limit; /* 0: no limit */
-	unsigned timeout_s;    /* idle connection timeout */
+	unsigned per_ip_limit;     /* 0: no limit */
+	unsigned per_prefix_limit; /* from one /24 or /64; 0: no limit */
+	unsigned head_timeout_ms;  /* to send a whole request, TLS handshake included */
+	unsigned timeout_s;        /* idle connection timeout */
 	unsigned backlog;
 	size_t max_body;
 	int request_timeout_ms; /* deadline of each bus request */
@@ -37,6 +39,9 @@ struct api_server;
 /* Binds, then starts MHD; NULL with the reason in `why` on failure. The
  * config's strings are copied. */
 struct api_server *api_server_start(const struct api_server_config *cfg, char *why, size_t whylen);
+/* Closes the connections that took longer than head_timeout_ms to send
+ * their request (or the next one): call it a few times a second. */
+void api_server_tick(struct api_server *server);
 /* Stops accepting, closes every connection and joins MHD's threads. */
 void api_server_stop(struct api_server *server);
 /* Why the extra (VPN) listening address could not be served, or "": the

@@ -17,6 +17,8 @@
 #include "http.h"
 
 #define RENEW_CHECK_MS (6u * 3600u * 1000u)
+/* How often connections too slow to send their request are closed. */
+#define SLOW_CHECK_MS 250u
 
 /* The VPN side as wg/server makes it: who may ask for a device config,
  * and where devices reach the API from inside the tunnel. */
@@ -31,7 +33,7 @@ struct api {
 	struct api_tls tls; /* what it serves */
 	struct vpn_side vpn;
 	struct api_server *server;
-	int renew_timer;
+	int renew_timer, slow_timer;
 };
 
 /* The settings, read from a config object (validated by the core for
@@ -39,7 +41,8 @@ struct api {
 struct settings {
 	const char *listen, *cert, *key, *priorities;
 	json_t *names; /* configured, or NULL: derived */
-	json_int_t max_body, threads, connection_limit, per_ip_limit, timeout, request_timeout_ms;
+	json_int_t max_body, threads, connection_limit, per_ip_limit, per_prefix_limit, timeout,
+	    head_timeout_ms, request_timeout_ms;
 	json_int_t ca_days, server_days, renew_days;
 	int vpn_listen;
 };
@@ -74,12 +77,25 @@ static const struct mg_setting api_settings[] = {
      "Threads serving HTTPS (libmicrohttpd thread pool, 1..64); each waits for one bus "
      "request at a time.",
      NULL, 0},
-    {"connection_limit", MG_SETTING_INT, "256", "Most connections open at once.", NULL, 0},
+    {"connection_limit", MG_SETTING_INT, "256",
+     "Most connections open at once. When all are taken, a new connection takes the slot of "
+     "the slowest: one still sending its request, of the network (/24, /64) holding the most "
+     "connections, the longest at it.",
+     NULL, 0},
     {"per_ip_limit", MG_SETTING_INT, "16",
      "Most connections open at once from one client address; 0: no limit.", NULL, 0},
+    {"per_prefix_limit", MG_SETTING_INT, "64",
+     "Most connections open at once from one IPv4 /24 or IPv6 /64; 0: no limit. Devices "
+     "through the tunnel (the VPN subnet) have only per_ip_limit.",
+     NULL, 0},
+    {"head_timeout_ms", MG_SETTING_INT, "5000",
+     "Milliseconds a client has to send a whole request, TLS handshake, head and body "
+     "included, from connecting or from the end of its previous answer (100..60000); a "
+     "slower connection is closed, so slow clients cannot hold the slots.",
+     NULL, 0},
     {"timeout", MG_SETTING_INT, "30",
-     "Seconds a connection may stay idle (TLS handshake included) before it is closed "
-     "(1..3600).",
+     "Seconds a connection may stay idle before it is closed (1..3600); head_timeout_ms "
+     "is the shorter deadline of a client sending its request.",
      NULL, 0},
     {"request_timeout_ms", MG_SETTING_INT, "5000",
      "Deadline of each bus request (preauth) in ms (100..600000); past it the client gets "
@@ -119,6 +135,8 @@ static int read_settings(json_t *config, struct settings *st, char *why, size_t 
 	    {"threads", 1, 64},
 	    {"connection_limit", 1, 100000},
 	    {"per_ip_limit", 0, 100000},
+	    {"per_prefix_limit", 0, 100000},
+	    {"head_timeout_ms", 100, 60000},
 	    {"timeout", 1, 3600},
 	    {"request_timeout_ms", 100, 600000},
 	    {"ca_days", 1, 36500},
@@ -140,6 +158,8 @@ static int read_settings(json_t *config, struct settings *st, char *why, size_t 
 	st->threads = int_of(config, "threads");
 	st->connection_limit = int_of(config, "connection_limit");
 	st->per_ip_limit = int_of(config, "per_ip_limit");
+	st->per_prefix_limit = int_of(config, "per_prefix_limit");
+	st->head_timeout_ms = int_of(config, "head_timeout_ms");
 	st->timeout = int_of(config, "timeout");
 	st->request_timeout_ms = int_of(config, "request_timeout_ms");
 	st->ca_days = int_of(config, "ca_days");
@@ -238,6 +258,8 @@ static struct api_server *serve(mg_ctx *ctx, const struct settings *st, const st
 	    .threads = (unsigned)st->threads,
 	    .connection_limit = (unsigned)st->connection_limit,
 	    .per_ip_limit = (unsigned)st->per_ip_limit,
+	    .per_prefix_limit = (unsigned)st->per_prefix_limit,
+	    .head_timeout_ms = (unsigned)st->head_timeout_ms,
 	    .timeout_s = (unsigned)st->timeout,
 	    .backlog = 128,
 	    .max_body = (size_t)st->max_body,
@@ -351,6 +373,13 @@ static void on_wg_change(mg_ctx *ctx, const char *topic, json_t *payload, void *
 		refresh(ctx);
 }
 
+static void on_slow_timer(mg_ctx *ctx, void *arg)
+{
+	struct api *self = ctx->self;
+	(void)arg;
+	api_server_tick(self->server);
+}
+
 static void on_renew_timer(mg_ctx *ctx, void *arg)
 {
 	(void)arg;
@@ -411,6 +440,13 @@ static int api_start(mg_ctx *ctx)
 		return rc;
 	rc = mg_timer_add(ctx, RENEW_CHECK_MS, 1, on_renew_timer, NULL);
 	self->renew_timer = rc > 0 ? rc : 0;
+	/* without it slow clients are closed only when others connect */
+	rc = mg_timer_add(ctx, SLOW_CHECK_MS, 1, on_slow_timer, NULL);
+	if (rc < 0) {
+		mg_error_log(ctx, "cannot add the timer that closes slow connections");
+		return rc;
+	}
+	self->slow_timer = rc;
 	return 0;
 }
 
@@ -426,6 +462,8 @@ static void api_stop(mg_ctx *ctx)
 		return;
 	if (self->renew_timer > 0)
 		mg_timer_del(ctx, self->renew_timer);
+	if (self->slow_timer > 0)
+		mg_timer_del(ctx, self->slow_timer);
 	api_server_stop(self->server);
 	api_tls_clear(&self->tls);
 	json_decref(self->running);

@@ -253,8 +253,11 @@ json_t *pa_redeem(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 	}
 	if (counts_as_failure(reply)) {
 		pa_limiter_failed(pa->limiter, source, now);
-		mg_info(ctx, "failed redeem from %s: %s", source ? source : "-",
-		        mg_reply_error(reply));
+		char key[160]; /* as often as a client likes: limited */
+		snprintf(key, sizeof(key), "redeem %s %s", source ? source : "-",
+		         mg_reply_error(reply));
+		mg_log_limited(ctx, MG_LOG_INFO, key, "failed redeem from %s: %s",
+		               source ? source : "-", mg_reply_error(reply));
 		/* once per window: the moment a source gets blocked */
 		if (pa_limiter_blocked(pa->limiter, source, now, pa->cfg.redeem_failures))
 			mg_warn(

@@ -20,6 +20,7 @@
 #include "bus_proto.h"
 #include "config.h"
 #include "host.h"
+#include "log_limit.h"
 #include "request_check.h"
 #include "state.h"
 
@@ -113,6 +114,7 @@ struct mg_mock {
 	struct mg_reply_token *deferred;
 	enum mg_log_level level;
 	unsigned log_counts[MG_LOG_DEBUG + 1];
+	struct log_limit limiter; /* mg_log_limited, on the mock's clock */
 	/* Posts come from any thread: the one lock of the mock. */
 	pthread_mutex_t posts_lock;
 	struct mpost *posts, **posts_tail;
@@ -155,6 +157,16 @@ static void mock_log(struct mg_mock *m, enum mg_log_level level, const char *who
 	va_list ap;
 	va_start(ap, fmt);
 	mock_vlog(m, level, who, fmt, ap);
+	va_end(ap);
+}
+
+static void limiter_write(void *arg, enum mg_log_level level, const char *who, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void limiter_write(void *arg, enum mg_log_level level, const char *who, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	mock_vlog(arg, level, who, fmt, ap);
 	va_end(ap);
 }
 
@@ -442,6 +454,17 @@ static void op_vlog(mg_ctx *ctx, enum mg_log_level level, const char *fmt, va_li
 {
 	struct mplugin *p = plugin_of(ctx);
 	mock_vlog(p->mock, level, p->name, fmt, ap);
+}
+
+/* Suppressed lines are not counted by mg_mock_log_count: a test sees what
+ * the log would hold. */
+static void op_vlog_limited(mg_ctx *ctx, enum mg_log_level level, const char *key, const char *fmt,
+                            va_list ap)
+{
+	struct mplugin *p = plugin_of(ctx);
+	if (log_limit_pass(&p->mock->limiter, level, p->name, key, p->mock->now, limiter_write,
+	                   p->mock))
+		mock_vlog(p->mock, level, p->name, fmt, ap);
 }
 
 static json_t *op_config(mg_ctx *ctx)
@@ -766,6 +789,7 @@ static const struct mg_api mock_api = {
     .txn_begin_nested = op_txn_begin_nested,
     .request_check = request_check, /* the daemon's own */
     .post = op_post,
+    .vlog_limited = op_vlog_limited,
 };
 
 /* ---- config: the test's object, validated as the core validates a file ---- */
@@ -1312,6 +1336,7 @@ struct mg_mock *mg_mock_new(const char *state_dir, char *err, size_t errlen)
 	m->level = env_level();
 	m->now = real_now_ms();
 	pthread_mutex_init(&m->posts_lock, NULL);
+	pthread_mutex_init(&m->limiter.lock, NULL);
 	m->posts_tail = &m->posts;
 	m->events = json_array();
 	if (state_dir) {
@@ -1337,6 +1362,7 @@ struct mg_mock *mg_mock_new(const char *state_dir, char *err, size_t errlen)
 	return m;
 fail:
 	pthread_mutex_destroy(&m->posts_lock);
+	pthread_mutex_destroy(&m->limiter.lock);
 	if (m->temp_dir && m->state_dir)
 		rmdir(m->state_dir);
 	free(m->state_dir);
@@ -1359,6 +1385,8 @@ void mg_mock_free(struct mg_mock *m)
 	if (!m)
 		return;
 	mg_mock_stop(m);
+	log_limit_flush(&m->limiter, limiter_write, m);
+	pthread_mutex_destroy(&m->limiter.lock);
 	for (size_t i = 0; i < m->nplugins; i++) {
 		free_plugin(m->plugins[i]);
 	}

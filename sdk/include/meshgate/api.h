@@ -21,8 +21,9 @@
 extern "C" {
 #endif
 
-/* 3: the members after txn_begin_nested (ABI minor 1). */
-#define MG_API_VERSION 3
+/* 3: the members after txn_begin_nested (ABI minor 1); 4: vlog_limited
+ * (ABI minor 2). */
+#define MG_API_VERSION 4
 
 enum mg_log_level { MG_LOG_ERROR = 0, MG_LOG_WARN, MG_LOG_INFO, MG_LOG_DEBUG };
 
@@ -125,9 +126,13 @@ struct mg_api {
 	/* work from other threads (API version 3): any thread */
 	int (*post)(mg_ctx *ctx, mg_post_fn fn, void *arg);
 
+	/* log, repeated lines counted instead of written (API version 4): any thread */
+	void (*vlog_limited)(mg_ctx *ctx, enum mg_log_level level, const char *key, const char *fmt,
+	                     va_list ap);
+
 	/* New members go here, each taking one slot of `reserved` so that the
 	 * size of the struct stays the same. */
-	void *reserved[14];
+	void *reserved[13];
 };
 
 /* What the core hands to every callback. The core owns it; `self` is the
@@ -165,6 +170,26 @@ static inline void mg_log(mg_ctx *ctx, enum mg_log_level level, const char *fmt,
 #define mg_warn(ctx, ...)      mg_log(ctx, MG_LOG_WARN, __VA_ARGS__)
 #define mg_info(ctx, ...)      mg_log(ctx, MG_LOG_INFO, __VA_ARGS__)
 #define mg_debug(ctx, ...)     mg_log(ctx, MG_LOG_DEBUG, __VA_ARGS__)
+
+/* mg_log for lines that a client can make the gateway write again and
+ * again (a refused request): the first line of each `key` is written, then
+ * at most a few a minute, and once a minute a line tells how many similar
+ * ones were suppressed. `key` names the source and the reason, e.g.
+ * "redeem 203.0.113.7 invalid_code"; the plugin's name is added. A core
+ * older than API version 4 writes every line. */
+static inline void mg_log_limited(mg_ctx *ctx, enum mg_log_level level, const char *key,
+                                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static inline void mg_log_limited(mg_ctx *ctx, enum mg_log_level level, const char *key,
+                                  const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (MG_API_HAS(ctx, vlog_limited))
+		ctx->api->vlog_limited(ctx, level, key, fmt, ap);
+	else
+		ctx->api->vlog(ctx, level, fmt, ap);
+	va_end(ap);
+}
 
 /* Borrowed reference, valid until the next reload. */
 static inline json_t *mg_config(mg_ctx *ctx)

@@ -72,7 +72,7 @@ post() { # post PATH JSON [curl args...]
 	req -X POST -H "Content-Type: ${CT:-application/json}" --data-binary "$body" "$@" \
 		"https://$HOST:$port$path"
 }
-field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$tmp/body" "$1"; }
+field() { /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$tmp/body" "$1"; }
 
 wait_healthy() { # wait_healthy LOG: 0 once health answers 200
 	for _ in $(seq 1 100); do
@@ -115,7 +115,7 @@ stop() {
 }
 
 calls() { "$CTL" --socket "$tmp/bus-mg.conf.sock" --json call apitest.calls 2>/dev/null |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["calls"])'; }
+	/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["calls"])'; }
 
 ###########################################################################
 echo "# phase 1: api + stand-in preauth"
@@ -134,7 +134,7 @@ grep -q "CA fingerprint (SHA-256 of ca.pem, hex): $fp" "$tmp/log1" &&
 	bad "fingerprint $fp not in the log"
 pin=$(sed -n 's/.*server public key pin: sha256\/\/\([A-Za-z0-9+/=]*\).*/\1/p' "$tmp/log1" | head -1)
 info_fp=$("$CTL" --socket "$tmp/bus-mg.conf.sock" --json call api.info |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["ca_fingerprint"])')
+	/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["ca_fingerprint"])')
 check "api.info shows the fingerprint" "$fp" "$info_fp"
 openssl x509 -in "$STATE/api-server.pem" -noout -ext subjectAltName 2>/dev/null | grep -q "DNS:$HOST" &&
 	ok "server certificate names the wireguard endpoint's host" ||
@@ -284,7 +284,7 @@ check "a query string" 200 "$(vget "https://127.0.0.2:$port/api/v1/device/config
 check "  cannot choose the address" 127.0.0.1 "$(field 'd["echo"]["address"]')"
 check "  the same on the main listener" 200 "$(vget "https://127.0.0.1:$port/api/v1/device/config")"
 check "api.info shows vpn_api" "https://127.0.0.2:$port" "$("$CTL" --socket "$tmp/bus-mg.conf.sock" --json call api.info |
-	python3 -c 'import json,sys; print(json.load(sys.stdin).get("vpn_api"))')"
+	/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin).get("vpn_api"))')"
 check "redeem" 200 "$(vget "https://127.0.0.1:$port/api/v1/redeem" -H 'Content-Type: application/json' -d '{"code":"GOOD"}')"
 check "  the reply says where the API is inside the tunnel" "https://127.0.0.2:$port" "$(field 'd.get("vpn_api")')"
 check "  and keeps preauth's fields" dev-1 "$(field 'd["device_id"]')"

@@ -55,7 +55,7 @@ for i in $(seq 1 15); do
 	ctl user add "u$i" --role developer --json | json_field code
 done >"$WORK/codes"
 [ "$(wc -l <"$WORK/codes")" = 15 ] || fail "codes: $(cat "$WORK/codes")"
-ns_exec "$ATK" timeout 60 python3 "$TOOL" attack 198.18.0.1 8443 \
+ns_exec "$ATK" timeout 60 /usr/bin/python3 "$TOOL" attack 198.18.0.1 8443 \
 	"$(
 		IFS=,
 		echo "${sources[*]}"
@@ -66,7 +66,7 @@ sleep 8 # every slot taken, and more waiting
 open=$(ns_exec "$GW" ss -Htn state established '( sport = :8443 )' | wc -l)
 echo "connections open at the gateway's port: $open"
 [ "$open" -ge 200 ] || fail "the attack did not take the slots ($open open)"
-out=$(ns_exec "$CL" python3 "$TOOL" real 198.18.0.1 8443 "$STATE/ca.pem" "$WORK/codes") ||
+out=$(ns_exec "$CL" /usr/bin/python3 "$TOOL" real 198.18.0.1 8443 "$STATE/ca.pem" "$WORK/codes") ||
 	{
 		echo "$out"
 		fail "the real client was not served under the attack"
@@ -81,7 +81,7 @@ echo "real-client p99 under the slow attack: $p99 ms: ok"
 echo "-- 2. 10,000 refused redeems: the log is bounded"
 before=$(wc -c <"$LOG")
 start=$(date +%s.%N)
-statuses=$(ns_exec "$CL" python3 "$TOOL" flood 198.18.0.1 8443 "$STATE/ca.pem" 10000)
+statuses=$(ns_exec "$CL" /usr/bin/python3 "$TOOL" flood 198.18.0.1 8443 "$STATE/ca.pem" 10000)
 elapsed=$(echo "$(date +%s.%N) - $start" | bc)
 echo "statuses: $statuses in ${elapsed}s"
 kill -TERM "$GW_PID" # the counts still untold are written at exit

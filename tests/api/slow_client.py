@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Tools of the slow-attack test (slow_attack.sh).
 
   slow_client.py attack HOST PORT SOURCES CONNS SECONDS

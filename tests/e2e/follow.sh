@@ -49,7 +49,7 @@ sync_out() { client sync 2>&1 || fail "meshgate sync failed: $(client sync 2>&1)
 reaches() { ns_exec "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1; }
 routed() { ip -n "$1" route show "$2" | grep -q "dev $3"; }
 status_field() { # status_field NAME: from meshgate status --json
-	client status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+	client status --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
 }
 config_allowed() { sed -n 's/^AllowedIPs = //p' "$WORK/cl/etc/$IF.conf"; }
 wg_allowed() { ns_exec "$CL" wg show "$IF" allowed-ips | cut -f2; }

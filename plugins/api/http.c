@@ -446,8 +446,8 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *con
 		mg_debug(s->cfg.ctx, "%s from %s: 400 %s", api_route_service(r->route), ip, why);
 		return respond_error(conn, r, MHD_HTTP_BAD_REQUEST, "bad_request", why, NULL);
 	}
-	if (r->route == API_ROUTE_REDEEM)
-		json_object_set_new(request, "source", json_string(ip));
+	/* preauth limits failed redeems and registers by the client's address */
+	json_object_set_new(request, "source", json_string(ip));
 	return forward(s, conn, r, request, ip);
 }
 

@@ -26,20 +26,96 @@ static json_t *internal_rc(struct pa *pa, const char *what, int rc)
 	return internal(pa, what, strerror(rc < 0 ? -rc : rc));
 }
 
-/* ---- redeem ---- */
+/* ---- failed attempts (the budgets are in pa_limit.c) ---- */
 
-/* What a failed redeem tells the client; each counts against the source. */
-static const char *const code_errors[] = {"bad_request",  "unknown_code", "code_used",
-                                          "code_expired", "code_revoked", NULL};
+/* What a failed attempt tells the client: each counts against the
+ * source. A register fails as a guess only with a wrong device id or
+ * token (not_found): its other errors need the right token, and the api
+ * refuses malformed bodies before they reach us. */
+static const char *const redeem_failures[] = {"bad_request",  "unknown_code", "code_used",
+                                              "code_expired", "code_revoked", NULL};
+static const char *const register_failures[] = {"not_found", NULL};
 
-static int counts_as_failure(json_t *reply)
+static int is_failure(json_t *reply, const char *const *failures)
 {
 	const char *code = mg_reply_error(reply);
-	for (const char *const *e = code_errors; code && *e; e++)
+	for (const char *const *e = failures; code && *e; e++)
 		if (!strcmp(code, *e))
 			return 1;
 	return 0;
 }
+
+/* The client's address, given by the api; one that is not a string or
+ * too long is no source: the shared bucket. */
+static const char *source_of(json_t *request)
+{
+	const char *source = pa_str(request, "source");
+	if (source && json_string_length(json_object_get(request, "source")) > PA_SOURCE_MAX)
+		return NULL;
+	return source;
+}
+
+/* NULL when `source` may be heard now, else the rate_limited reply. It
+ * is given before the request is looked at: even a good code or token
+ * is then refused, and not spent. */
+static json_t *refused(struct pa *pa, const char *what, const char *source, uint64_t now)
+{
+	char network[PA_SOURCE_MAX + 1];
+	enum pa_blocked blocked = pa_guard_check(pa->guard, source, now);
+	if (blocked == PA_BLOCKED_NONE)
+		return NULL;
+	/* debug only: under a brute force this line would flood the log */
+	mg_debug(pa->ctx, "%s from %s refused: rate limited (%d)", what, source ? source : "-",
+	         (int)blocked);
+	if (blocked == PA_BLOCKED_ADDRESS)
+		return mg_error("rate_limited",
+		                "too many failed attempts from this address; wait a minute");
+	if (blocked == PA_BLOCKED_NETWORK) {
+		pa_source_network(source, network);
+		return mg_error("rate_limited",
+		                "too many failed attempts from this network (%s); wait a minute",
+		                network);
+	}
+	return mg_error("rate_limited", "too many failed attempts at this gateway; wait a minute");
+}
+
+/* Counts a failed attempt, with a warning when it blocks its address or
+ * network, or spends the global budget. */
+static void count_failure(struct pa *pa, const char *what, const char *source, json_t *reply,
+                          uint64_t now)
+{
+	const struct pa_limits *max = &pa->cfg.failures;
+	const char *from = source ? source : "-";
+	char network[PA_SOURCE_MAX + 1];
+	unsigned blocked = pa_guard_failed(pa->guard, source, now);
+	char key[160]; /* as often as a client likes: limited per source and reason */
+	snprintf(key, sizeof(key), "%s %s %s", what, from, mg_reply_error(reply));
+	mg_log_limited(pa->ctx, MG_LOG_INFO, key, "failed %s from %s: %s", what, from,
+	               mg_reply_error(reply));
+	if (blocked & PA_BLOCKED_ADDRESS) {
+		snprintf(key, sizeof(key), "blocked %s", from);
+		mg_log_limited(pa->ctx, MG_LOG_WARN, key,
+		               "%s made %d failed redeems or registers within a minute: blocked "
+		               "for the rest of it",
+		               from, max->address);
+	}
+	if (blocked & PA_BLOCKED_NETWORK) {
+		pa_source_network(source, network);
+		snprintf(key, sizeof(key), "blocked network %s", network);
+		mg_log_limited(pa->ctx, MG_LOG_WARN, key,
+		               "network %s made %d failed redeems or registers within a minute: "
+		               "blocked for the rest of it",
+		               network, max->prefix);
+	}
+	if (blocked & PA_BLOCKED_GLOBAL)
+		mg_warn(
+		    pa->ctx,
+		    "%d failed redeems or registers within a minute from all sources: until the "
+		    "budget refills, a network is blocked at its first failure",
+		    max->global);
+}
+
+/* ---- redeem ---- */
 
 /* The code's record, or the error reply that explains why it is not
  * usable. */
@@ -229,17 +305,11 @@ json_t *pa_redeem(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 	uint64_t now = mg_now_ms(ctx);
 	(void)service;
 
-	/* a source that is not a string is not a source: the shared bucket */
-	const char *source = pa_str(request, "source");
-	if (source && json_string_length(json_object_get(request, "source")) > PA_SOURCE_MAX)
-		source = NULL;
-	if (pa_limiter_blocked(pa->limiter, source, now, pa->cfg.redeem_failures)) {
-		/* debug only: under a brute force this line would flood the log */
-		mg_debug(ctx, "redeem from %s refused: rate limited", source ? source : "-");
-		return mg_error("rate_limited",
-		                "too many failed attempts from this address; wait a minute");
-	}
-	json_t *reply = mg_request_check(pa->ctx, request, fields);
+	const char *source = source_of(request);
+	json_t *reply = refused(pa, "redeem", source, now);
+	if (reply)
+		return reply;
+	reply = mg_request_check(pa->ctx, request, fields);
 	if (!reply && pa_code_normalize(pa_str(request, "code"), canonical))
 		reply = mg_field_error(
 		    "code",
@@ -251,20 +321,8 @@ json_t *pa_redeem(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 		struct redeem_in in = {hash, source, pa_str(request, "name")};
 		reply = redeem_txn(pa, &in);
 	}
-	if (counts_as_failure(reply)) {
-		pa_limiter_failed(pa->limiter, source, now);
-		char key[160]; /* as often as a client likes: limited */
-		snprintf(key, sizeof(key), "redeem %s %s", source ? source : "-",
-		         mg_reply_error(reply));
-		mg_log_limited(ctx, MG_LOG_INFO, key, "failed redeem from %s: %s",
-		               source ? source : "-", mg_reply_error(reply));
-		/* once per window: the moment a source gets blocked */
-		if (pa_limiter_blocked(pa->limiter, source, now, pa->cfg.redeem_failures))
-			mg_warn(
-			    ctx,
-			    "%s made %d failed redeems within a minute: blocked for the rest of it",
-			    source ? source : "-", pa->cfg.redeem_failures);
-	}
+	if (is_failure(reply, redeem_failures))
+		count_failure(pa, "redeem", source, reply, now);
 	return reply;
 }
 
@@ -308,21 +366,21 @@ static json_t *check_registration(struct pa *pa, json_t *device, const char *id,
 	return NULL;
 }
 
-json_t *pa_register(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+static json_t *register_device(struct pa *pa, json_t *request)
 {
 	static const struct mg_field fields[] = {
 	    {"device_id", MG_FIELD_STRING, 1, 1, PA_DEVICE_ID_LEN},
 	    {"register_token", MG_FIELD_STRING, 1, 1, PA_TOKEN_MAX},
 	    {"public_key", MG_FIELD_STRING, 1, 1, 64},
 	    {"address", MG_FIELD_STRING, 1, 1, PA_ADDRESS_MAX},
+	    {"source", MG_FIELD_STRING, 0, 1, PA_SOURCE_MAX},
 	    {0}};
-	struct pa *pa = arg;
+	mg_ctx *ctx = pa->ctx;
 	struct pa_op op;
 	char key[PA_WG_KEY_B64_LEN + 1];
 	uint32_t addr;
 	json_t *device;
 	int done;
-	(void)service;
 
 	json_t *reply = mg_request_check(pa->ctx, request, fields);
 	if (reply)
@@ -377,6 +435,22 @@ json_t *pa_register(mg_ctx *ctx, const char *service, json_t *request, void *arg
 		return reply;
 	}
 	return pa_batch_reply(pa, json_pack("{s:s, s:s}", "device_id", id, "state", "active"));
+}
+
+json_t *pa_register(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	struct pa *pa = arg;
+	uint64_t now = mg_now_ms(ctx);
+	(void)service;
+
+	const char *source = source_of(request);
+	json_t *reply = refused(pa, "register", source, now);
+	if (reply)
+		return reply;
+	reply = register_device(pa, request);
+	if (is_failure(reply, register_failures))
+		count_failure(pa, "register", source, reply, now);
+	return reply;
 }
 
 /* ---- list, disable, enable, delete ---- */
@@ -600,7 +674,7 @@ void pa_reap(mg_ctx *ctx, void *arg)
 	struct pa *pa = arg;
 	uint64_t now = mg_now_ms(ctx);
 	reap_pending(pa);
-	pa_limiter_expire(pa->limiter, now);
+	pa_guard_expire(pa->guard, now);
 	if (now - pa->last_purge_ms >= PURGE_EVERY_MS) {
 		pa->last_purge_ms = now;
 		purge_codes(pa);

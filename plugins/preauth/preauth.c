@@ -32,8 +32,18 @@ static const struct mg_setting settings[] = {
      "mappings of clients behind routers open.",
      NULL, 0},
     {"redeem_failures", MG_SETTING_INT, "10",
-     "Failed redeems allowed per client address and minute; further attempts are refused "
+     "Failed redeems and registers allowed per client address and minute; further attempts "
+     "from the address are refused with rate_limited until the minute is over.",
+     NULL, 0},
+    {"prefix_failures", MG_SETTING_INT, "100",
+     "Failed redeems and registers allowed per client network (the /24 of an IPv4 address, "
+     "the /64 of an IPv6 one) and minute; further attempts from the network are refused "
      "with rate_limited until the minute is over.",
+     NULL, 0},
+    {"global_failures", MG_SETTING_INT, "120",
+     "Failed redeems and registers allowed per minute from all clients together. Once they "
+     "are spent, a network is blocked for a minute at its first failure, while valid codes "
+     "from networks that have not failed still get in.",
      NULL, 0},
     {"networks", MG_SETTING_STRINGS, "[]",
      "Networks behind the gateway (\"10.20.0.0/24\") that devices route through the tunnel "
@@ -155,7 +165,13 @@ static int load_settings(mg_ctx *ctx, struct pa_settings *s)
 	if (!rc)
 		rc = int_setting(cfg, "keepalive", 0, 65535, &s->keepalive, err, sizeof(err));
 	if (!rc)
-		rc = int_setting(cfg, "redeem_failures", 1, 1000000, &s->redeem_failures, err,
+		rc = int_setting(cfg, "redeem_failures", 1, 1000000, &s->failures.address, err,
+		                 sizeof(err));
+	if (!rc)
+		rc = int_setting(cfg, "prefix_failures", 1, 1000000, &s->failures.prefix, err,
+		                 sizeof(err));
+	if (!rc)
+		rc = int_setting(cfg, "global_failures", 1, 1000000, &s->failures.global, err,
 		                 sizeof(err));
 	if (!rc)
 		rc = roles_setting(cfg, s, err, sizeof(err));
@@ -175,7 +191,7 @@ static void pa_free(struct pa *pa)
 	json_decref(pa->keys);
 	json_decref(pa->pending);
 	pa_ipam_free(pa->ipam);
-	pa_limiter_free(pa->limiter);
+	pa_guard_free(pa->guard);
 	free(pa);
 }
 
@@ -196,8 +212,8 @@ static int preauth_init(mg_ctx *ctx)
 	}
 	pa->keys = json_object();
 	pa->pending = json_object();
-	pa->limiter = pa_limiter_new();
-	if (!pa->keys || !pa->pending || !pa->limiter)
+	pa->guard = pa_guard_new(&pa->cfg.failures, mg_now_ms(ctx));
+	if (!pa->keys || !pa->pending || !pa->guard)
 		rc = -ENOMEM;
 	if (!rc && (rc = pa_cache_load(pa)))
 		mg_error_log(ctx, "cannot read devices from state: %s", strerror(-rc));
@@ -256,6 +272,7 @@ static int preauth_reload(mg_ctx *ctx)
 	json_decref(pa->cfg.roles);
 	json_decref(pa->cfg.networks);
 	pa->cfg = next;
+	pa_guard_set_limits(pa->guard, &pa->cfg.failures);
 	/* users keep a removed role (deleting them is the operator's call) */
 	if (!mg_txn_begin(ctx, MG_TXN_READ, &txn)) {
 		mg_state_foreach(ctx, txn, PA_DB_USERS, NULL, warn_stale_role, pa);

@@ -33,13 +33,21 @@
 #define PA_HOSTNAME_MAX    253   /* the name hint of redeem */
 #define PA_DEVICE_NAME_MAX 63    /* one DNS label */
 #define PA_WG_KEY_B64_LEN  44    /* base64 of 32 bytes */
-#define PA_RATE_WINDOW_MS  60000 /* failed redeems are counted per minute */
+#define PA_RATE_WINDOW_MS  60000 /* failed attempts are counted per minute */
 #define PA_SUBNET_TEXT_MAX 32    /* "255.255.255.255/32" and room */
 #define PA_ADDRESS_MAX     18    /* "255.255.255.255/32": a device's address */
 
 struct pa_ipam;
 struct pa_limiter;
+struct pa_guard;
 struct pa_batch;
+
+/* Failed redeems and registers allowed a minute (pa_limit.c). */
+struct pa_limits {
+	int address; /* per source address */
+	int prefix;  /* per network: the /24 of IPv4, the /64 of IPv6 */
+	int global;  /* all sources together */
+};
 
 struct pa_settings {
 	uint64_t code_ttl_ms;
@@ -48,17 +56,17 @@ struct pa_settings {
 	json_t *roles;    /* array of strings */
 	json_t *networks; /* array of "a.b.c.d/len" */
 	int keepalive;
-	int redeem_failures;
+	struct pa_limits failures; /* redeem_failures, prefix_failures, global_failures */
 };
 
 struct pa {
 	mg_ctx *ctx;
 	struct pa_settings cfg;
 	/* Caches of state, rebuilt at init; the databases stay the truth. */
-	struct pa_ipam *ipam; /* NULL until wg/server is known */
-	json_t *keys;         /* public key -> device id: the conflict check */
-	json_t *pending;      /* device id -> expires_at (ms): what the reaper watches */
-	struct pa_limiter *limiter;
+	struct pa_ipam *ipam;   /* NULL until wg/server is known */
+	json_t *keys;           /* public key -> device id: the conflict check */
+	json_t *pending;        /* device id -> expires_at (ms): what the reaper watches */
+	struct pa_guard *guard; /* failed redeems and registers */
 	struct pa_batch *batch; /* open group commit, or NULL */
 	uint64_t last_purge_ms;
 };
@@ -124,13 +132,44 @@ uint32_t pa_ipam_capacity(const struct pa_ipam *ipam);
 int pa_ip_parse(const char *text, int allow_host_prefix, uint32_t *addr);
 void pa_ip_format(uint32_t addr, char buf[16]);
 
-/* ---- failed redeems per source (pa_limit.c) ---- */
+/* ---- failed attempts: per address, per network, for all (pa_limit.c) ---- */
 
+/* One table of windows: failures of a key within PA_RATE_WINDOW_MS. A
+ * NULL or empty source is the one shared key "-". `max` is the limit of
+ * the table's keys (a window that reached it is never evicted). */
 struct pa_limiter *pa_limiter_new(void);
 void pa_limiter_free(struct pa_limiter *l);
 int pa_limiter_blocked(struct pa_limiter *l, const char *source, uint64_t now_ms, int max);
-void pa_limiter_failed(struct pa_limiter *l, const char *source, uint64_t now_ms);
+/* 1 when `source` has a window or one can be made for it. */
+int pa_limiter_room(struct pa_limiter *l, const char *source, uint64_t now_ms, int max);
+/* One more failure; pa_limiter_block: blocked at once for the rest of
+ * the window. -ENOSPC when the table has no room for the source. */
+int pa_limiter_failed(struct pa_limiter *l, const char *source, uint64_t now_ms, int max);
+int pa_limiter_block(struct pa_limiter *l, const char *source, uint64_t now_ms, int max);
 void pa_limiter_expire(struct pa_limiter *l, uint64_t now_ms);
+
+/* The network of a source address: "203.0.113.0/24", "2001:db8:1:2::/64";
+ * anything else is its own network. */
+void pa_source_network(const char *source, char out[PA_SOURCE_MAX + 1]);
+
+enum pa_blocked {
+	PA_BLOCKED_NONE = 0,
+	PA_BLOCKED_ADDRESS = 1,
+	PA_BLOCKED_NETWORK = 2,
+	PA_BLOCKED_GLOBAL = 4, /* the global budget is spent, and the source's
+	                        * network has no window to be blocked in */
+};
+
+/* The three budgets. pa_guard_check: may `source` be heard now (before
+ * its request is looked at)? pa_guard_failed: counts a failed attempt;
+ * returns the PA_BLOCKED_* bits that this failure set off (the global bit:
+ * the budget has just run dry), for one warning each. */
+struct pa_guard *pa_guard_new(const struct pa_limits *max, uint64_t now_ms);
+void pa_guard_free(struct pa_guard *g);
+void pa_guard_set_limits(struct pa_guard *g, const struct pa_limits *max);
+enum pa_blocked pa_guard_check(struct pa_guard *g, const char *source, uint64_t now_ms);
+unsigned pa_guard_failed(struct pa_guard *g, const char *source, uint64_t now_ms);
+void pa_guard_expire(struct pa_guard *g, uint64_t now_ms);
 
 /* ---- one change: a write transaction and what follows its commit (pa_op.c) ---- */
 

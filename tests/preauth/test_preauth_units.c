@@ -186,7 +186,7 @@ static void test_limiter(void **unused)
 	uint64_t t = 1000000;
 	for (int i = 0; i < 3; i++) {
 		assert_false(pa_limiter_blocked(l, "a", t, 3));
-		pa_limiter_failed(l, "a", t);
+		pa_limiter_failed(l, "a", t, 3);
 	}
 	assert_true(pa_limiter_blocked(l, "a", t + 1000, 3));
 	assert_false(pa_limiter_blocked(l, "b", t, 3));
@@ -195,14 +195,128 @@ static void test_limiter(void **unused)
 	for (int i = 0; i < 20000; i++) {
 		char s[32];
 		snprintf(s, sizeof(s), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
-		pa_limiter_failed(l, s, t + 2000);
+		pa_limiter_failed(l, s, t + 2000, 3);
 	}
 	for (int i = 0; i < 3; i++)
-		pa_limiter_failed(l, NULL, t + 3000);
+		pa_limiter_failed(l, NULL, t + 3000, 3);
 	assert_true(pa_limiter_blocked(l, "", t + 3000, 3));
 	pa_limiter_expire(l, t + 3000 + PA_RATE_WINDOW_MS);
 	assert_false(pa_limiter_blocked(l, NULL, t + 3000 + PA_RATE_WINDOW_MS, 3));
 	pa_limiter_free(l);
+}
+
+/* A full table never makes room by evicting a blocked window: neither a
+ * flood of fresh sources nor one of blocked ones frees a blocked source. */
+static void test_limiter_eviction(void **unused)
+{
+	(void)unused;
+	struct pa_limiter *l = pa_limiter_new();
+	uint64_t t = 1000000;
+	char s[32];
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pa_limiter_failed(l, "198.51.100.7", t, 3), 0);
+	/* a source near its limit is the last unblocked one to go */
+	pa_limiter_failed(l, "198.51.100.8", t, 3);
+	pa_limiter_failed(l, "198.51.100.8", t, 3);
+	for (int i = 0; i < 10000; i++) {
+		snprintf(s, sizeof(s), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+		pa_limiter_failed(l, s, t + 1000, 3);
+	}
+	assert_true(pa_limiter_blocked(l, "198.51.100.7", t + 2000, 3));
+	/* now a flood of sources that each get blocked */
+	int unrecorded = 0;
+	for (int i = 0; i < 10000; i++) {
+		snprintf(s, sizeof(s), "10.1%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+		if (pa_limiter_block(l, s, t + 2000, 3) == -ENOSPC) {
+			unrecorded++;
+			assert_false(pa_limiter_room(l, s, t + 2000, 3));
+		}
+	}
+	assert_true(pa_limiter_blocked(l, "198.51.100.7", t + 3000, 3));
+	/* the table holds 4096: the rest found every slot blocked */
+	assert_true(unrecorded >= 10000 - 4096);
+	printf("10,000 blocked sources into 4096 slots: %d not recorded, none evicted\n",
+	       unrecorded);
+	/* a minute later the windows are over */
+	assert_false(pa_limiter_blocked(l, "198.51.100.7", t + PA_RATE_WINDOW_MS, 3));
+	assert_true(pa_limiter_room(l, "203.0.113.1", t + 2000 + PA_RATE_WINDOW_MS, 3));
+	pa_limiter_free(l);
+}
+
+static void test_source_network(void **unused)
+{
+	(void)unused;
+	char n[PA_SOURCE_MAX + 1];
+	pa_source_network("203.0.113.77", n);
+	assert_string_equal(n, "203.0.113.0/24");
+	pa_source_network("2001:db8:1:2:aaaa:bbbb:cccc:dddd", n);
+	assert_string_equal(n, "2001:db8:1:2::/64");
+	pa_source_network("not-an-address", n);
+	assert_string_equal(n, "not-an-address");
+	pa_source_network(NULL, n);
+	assert_string_equal(n, "-");
+}
+
+/* The three budgets together: a network's, then the global one, after
+ * which each network is heard until its first failure. */
+static void test_guard(void **unused)
+{
+	(void)unused;
+	struct pa_limits max = {.address = 10, .prefix = 5, .global = 60};
+	uint64_t t = 5000000;
+	char s[48];
+	struct pa_guard *g = pa_guard_new(&max, t);
+	assert_non_null(g);
+
+	/* five addresses of one /24, one failure each: the sixth is refused */
+	for (int i = 1; i <= 5; i++) {
+		snprintf(s, sizeof(s), "198.51.100.%d", i);
+		assert_int_equal(pa_guard_check(g, s, t), PA_BLOCKED_NONE);
+		unsigned b = pa_guard_failed(g, s, t);
+		assert_int_equal(b, i == 5 ? PA_BLOCKED_NETWORK : 0);
+	}
+	assert_int_equal(pa_guard_check(g, "198.51.100.99", t), PA_BLOCKED_NETWORK);
+	assert_int_equal(pa_guard_check(g, "198.51.101.1", t), PA_BLOCKED_NONE);
+
+	/* the rest of the global budget (60 a minute): 55 more networks */
+	for (int i = 0; i < 55; i++) {
+		snprintf(s, sizeof(s), "10.%d.%d.1", i / 200, i % 200);
+		assert_int_equal(pa_guard_check(g, s, t), PA_BLOCKED_NONE);
+		unsigned b = pa_guard_failed(g, s, t);
+		assert_int_equal(b, i == 54 ? PA_BLOCKED_GLOBAL : 0);
+	}
+	/* spent: a network that failed once is heard once more, then blocked */
+	assert_int_equal(pa_guard_check(g, "10.0.0.2", t), PA_BLOCKED_NONE);
+	assert_int_equal(pa_guard_failed(g, "10.0.0.2", t), 0);
+	assert_int_equal(pa_guard_check(g, "10.0.0.3", t), PA_BLOCKED_NETWORK);
+	/* a network that has not failed is heard (a valid code gets in) */
+	assert_int_equal(pa_guard_check(g, "192.0.2.10", t), PA_BLOCKED_NONE);
+
+	/* how many guesses a minute pass once the budget is spent: one per
+	 * fresh network, until the table has no window left to block them in */
+	int heard = 0, refused = 0;
+	for (int i = 0; i < 20000; i++) {
+		snprintf(s, sizeof(s), "2001:db8:%x:%x::1", i >> 8, i & 255);
+		if (pa_guard_check(g, s, t + 1) == PA_BLOCKED_NONE) {
+			heard++;
+			pa_guard_failed(g, s, t + 1);
+		} else {
+			refused++;
+		}
+	}
+	printf("20,000 fresh /64s with the budget spent: %d heard, %d refused\n", heard, refused);
+	assert_true(heard <= 4096);
+	assert_true(refused >= 20000 - 4096);
+
+	/* a second later the budget holds one failure again */
+	assert_int_equal(pa_guard_check(g, "2001:db8:ffff::1", t + 1001), PA_BLOCKED_NONE);
+	/* a minute later everything is forgiven */
+	pa_guard_expire(g, t + 1 + PA_RATE_WINDOW_MS);
+	assert_int_equal(pa_guard_check(g, "198.51.100.99", t + 1 + PA_RATE_WINDOW_MS),
+	                 PA_BLOCKED_NONE);
+	assert_int_equal(pa_guard_check(g, "2001:db8:0:1::1", t + 1 + PA_RATE_WINDOW_MS),
+	                 PA_BLOCKED_NONE);
+	pa_guard_free(g);
 }
 
 int main(void)
@@ -212,7 +326,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_durations),      cmocka_unit_test(test_codes),
 	    cmocka_unit_test(test_keys_and_names), cmocka_unit_test(test_pool),
-	    cmocka_unit_test(test_limiter),
+	    cmocka_unit_test(test_limiter),        cmocka_unit_test(test_limiter_eviction),
+	    cmocka_unit_test(test_source_network), cmocka_unit_test(test_guard),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -152,6 +152,9 @@ static int status(struct ctl *ctl, int argc, char **argv)
 		       ctl_str(reply, "public_interface"),
 		       (long long)json_integer_value(json_object_get(reply, "devices")),
 		       json_real_value(json_object_get(reply, "last_apply_ms")));
+		printf("on stop: %s\n", !strcmp(ctl_str(reply, "on_stop"), "flush")
+		                            ? "flush (every rule and set removed)"
+		                            : "keep (the policy stays in force)");
 		if (json_is_true(json_object_get(reply, "flushed")))
 			printf(
 			    "FLUSHED: no rule applied (meshgatectl firewall flush) until a reload "

@@ -1056,6 +1056,8 @@ static json_t *status(mg_ctx *ctx, const char *service, json_t *request, void *a
 	              "devices", (json_int_t)fw_members_count(self->members), "last_apply_ms",
 	              self->last_apply_ms, "applied_at", (json_int_t)(self->applied_at_ms / 1000));
 	json_object_set_new(reply, "flushed", json_boolean(self->flushed));
+	json_object_set_new(reply, "on_stop",
+	                    json_string(self->cfg.flush_on_stop ? "flush" : "keep"));
 	/* not "error": that would make the reply an error reply */
 	if (self->last_error[0])
 		json_object_set_new(reply, "last_error", json_string(self->last_error));

@@ -1249,16 +1249,16 @@ static const struct mg_setting fw_settings[] = {
      "Seconds between full re-applies of the policy from state, which repair any drift (0: "
      "never).",
      NULL, 0},
-    {"iptables_restore", MG_SETTING_STRING, "\"iptables-restore\"",
-     "The iptables-restore program (e.g. iptables-legacy-restore).", NULL, 0},
-    {"iptables_save", MG_SETTING_STRING, "\"iptables-save\"",
-     "The iptables-save program, matching iptables_restore.", NULL, 0},
-    {"ipset", MG_SETTING_STRING, "\"ipset\"", "The ipset program.", NULL, 0},
     {"on_stop", MG_SETTING_STRING, "\"keep\"",
      "What a stop does to the rules: \"keep\" (the policy as last applied stays in force, as "
      "after a crash, and the next start adopts it) or \"flush\" (every chain, hook and set "
      "removed: nothing filtered, VPN-only ports open, until the next start).",
      NULL, 0},
+    {"iptables_restore", MG_SETTING_STRING, "\"iptables-restore\"",
+     "The iptables-restore program (e.g. iptables-legacy-restore).", NULL, 0},
+    {"iptables_save", MG_SETTING_STRING, "\"iptables-save\"",
+     "The iptables-save program, matching iptables_restore.", NULL, 0},
+    {"ipset", MG_SETTING_STRING, "\"ipset\"", "The ipset program.", NULL, 0},
     {0},
 };
 

@@ -1,5 +1,6 @@
-/* Routes, VPN-only ports and the firewall's status: each command is one
- * request to the firewall plugin (docs/firewall.md has the shapes). */
+/* Routes, VPN-only ports, the firewall's status and its flush: each
+ * command is one request to the firewall plugin (docs/firewall.md has the
+ * shapes). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,8 @@ static int change(struct ctl *ctl, const char *service, json_t *request, const c
 		if (applied)
 			printf("%s (applied in %.1f ms)\n", done,
 			       json_real_value(json_object_get(reply, "apply_ms")));
+		else if (json_is_true(json_object_get(reply, "flushed")))
+			printf("%s, but not applied: %s\n", done, ctl_str(reply, "apply_error"));
 		else
 			printf("%s, but not applied yet: %s (retried every second)\n", done,
 			       ctl_str(reply, "apply_error"));
@@ -149,6 +152,13 @@ static int status(struct ctl *ctl, int argc, char **argv)
 		       ctl_str(reply, "public_interface"),
 		       (long long)json_integer_value(json_object_get(reply, "devices")),
 		       json_real_value(json_object_get(reply, "last_apply_ms")));
+		printf("on stop: %s\n", !strcmp(ctl_str(reply, "on_stop"), "flush")
+		                            ? "flush (every rule and set removed)"
+		                            : "keep (the policy stays in force)");
+		if (json_is_true(json_object_get(reply, "flushed")))
+			printf(
+			    "FLUSHED: no rule applied (meshgatectl firewall flush) until a reload "
+			    "or a restart of meshgated\n");
 		if (json_object_get(reply, "last_error"))
 			printf("last error: %s\n", ctl_str(reply, "last_error"));
 		printf("%-16s %-24s %-8s %s\n", "ROLE", "SET", "DEVICES", "SUBNETS");
@@ -165,6 +175,25 @@ static int status(struct ctl *ctl, int argc, char **argv)
 	return 0;
 }
 
+/* The one way to remove every rule and set of ours while meshgated runs
+ * (a stop keeps them, unless firewall.on_stop = "flush"). */
+static int flush(struct ctl *ctl, int argc, char **argv)
+{
+	json_t *reply;
+	(void)argv;
+	if (argc)
+		return ctl_fail("usage: meshgatectl firewall flush");
+	if (ctl_call(ctl, "firewall.flush", NULL, &reply))
+		return 1;
+	if (!ctl->json)
+		printf(
+		    "flushed: every MESHGATE chain, hook and set removed; nothing from the VPN is "
+		    "filtered and VPN-only ports are open on the public side until meshgated is "
+		    "reloaded or restarted\n");
+	json_decref(reply);
+	return 0;
+}
+
 const struct ctl_command ctl_firewall_commands[] = {
     {"route add", "route add SUBNET [--via IFACE] --roles R1,R2", route_add},
     {"route del", "route del SUBNET", route_del},
@@ -173,5 +202,6 @@ const struct ctl_command ctl_firewall_commands[] = {
     {"port del", "port del PORT/PROTO", port_del},
     {"port list", "port list", port_list},
     {"firewall status", "firewall status", status},
+    {"firewall flush", "firewall flush", flush},
     {NULL, NULL, NULL},
 };

@@ -96,12 +96,14 @@ static void fill_state(struct mg_mock *m, const char *vpn_if)
 		die("state", "commit");
 }
 
+/* on_stop = "flush": each run starts from nothing, and `hold` leaves
+ * nothing when it ends */
 static const char config[] =
     "{\"roles\": {\"r0\": [\"10.200.0.0/24\", \"10.201.0.0/24\"], "
     "\"r1\": [\"10.200.1.0/24\", \"10.201.1.0/24\"], "
     "\"r2\": [\"10.200.2.0/24\", \"10.201.2.0/24\"], "
     "\"r3\": [\"10.200.3.0/24\", \"10.201.3.0/24\"]}, \"resync_interval\": 0, "
-    "\"public_interface\": \"eth0\"}";
+    "\"public_interface\": \"eth0\", \"on_stop\": \"flush\"}";
 
 /* A mock over `dir` with the stubs, and the firewall when with_fw (not
  * started). */

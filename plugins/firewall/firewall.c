@@ -6,7 +6,12 @@
  * own chains in one iptables-restore, the role sets in one `ipset
  * restore`, and then each device's change as one set membership change
  * through netlink. The effective policy per role is published in the
- * `policy` database for the client side. */
+ * `policy` database for the client side.
+ *
+ * A stop keeps what is applied (firewall.on_stop = "keep"): a clean stop
+ * leaves the gateway as closed as a crash does, and the next start adopts
+ * the rules. Removing them is an explicit act: on_stop = "flush", or the
+ * firewall.flush service. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +43,12 @@ struct fw {
 	double last_apply_ms;
 	uint64_t applied_at_ms;
 	char last_error[ERROR_SIZE];
+	int flushed; /* by firewall.flush: nothing applied until a reload or a restart */
 };
+
+#define FLUSHED_TEXT                                                                         \
+	"the firewall was flushed (meshgatectl firewall flush): the change is saved, and a " \
+	"reload or a restart of meshgated applies the policy again"
 
 /* The policy with the arrays it points to. */
 struct built {
@@ -408,6 +418,27 @@ static char **set_names(const struct fw_policy *p)
 	return v;
 }
 
+/* Removes every hook, chain and set of ours, whoever left them. */
+static int teardown(mg_ctx *ctx, char *err, size_t errlen)
+{
+	struct fw *self = ctx->self;
+	struct fw_existing existing;
+	struct fw_buf text = {0};
+	struct fw_policy none = {0};
+	int rc = read_existing(self, &existing, err, errlen);
+	if (rc)
+		return rc;
+	if (existing.n_hooks || existing.n_chains) {
+		rc = fw_render_teardown(&text, &existing);
+		if (!rc)
+			rc = run_restore(self, text.data, text.len, err, errlen);
+	}
+	fw_existing_free(&existing);
+	fw_buf_free(&text);
+	destroy_stale_sets(ctx, &none, NULL);
+	return rc;
+}
+
 /* Old members whose address or role changed, or that are gone. */
 struct forget {
 	const struct fw_members *fresh;
@@ -448,6 +479,8 @@ static int reconcile(mg_ctx *ctx, int full)
 	unsigned char *only = NULL;
 	mg_txn *txn;
 	double t0 = now_ms();
+	if (self->flushed)
+		return -ECANCELED; /* not an error to retry: the operator's choice */
 	int rc = mg_txn_begin(ctx, MG_TXN_READ, &txn);
 	if (rc) {
 		snprintf(err, sizeof(err), "cannot read state: %s", strerror(-rc));
@@ -754,8 +787,11 @@ static json_t *applied(mg_ctx *ctx, json_t *reply, double t0)
 	int rc = reconcile(ctx, 0);
 	json_object_set_new(reply, "applied", json_boolean(!rc));
 	json_object_set_new(reply, "apply_ms", json_real(now_ms() - t0));
+	if (self->flushed)
+		json_object_set_new(reply, "flushed", json_true());
 	if (rc)
-		json_object_set_new(reply, "apply_error", json_string(self->last_error));
+		json_object_set_new(reply, "apply_error",
+		                    json_string(self->flushed ? FLUSHED_TEXT : self->last_error));
 	return reply;
 }
 
@@ -1019,11 +1055,42 @@ static json_t *status(mg_ctx *ctx, const char *service, json_t *request, void *a
 	              "vpn_subnet", vpn_net, "public_interface", b.p.public_if, "roles", roles,
 	              "devices", (json_int_t)fw_members_count(self->members), "last_apply_ms",
 	              self->last_apply_ms, "applied_at", (json_int_t)(self->applied_at_ms / 1000));
+	json_object_set_new(reply, "flushed", json_boolean(self->flushed));
+	json_object_set_new(reply, "on_stop",
+	                    json_string(self->cfg.flush_on_stop ? "flush" : "keep"));
 	/* not "error": that would make the reply an error reply */
 	if (self->last_error[0])
 		json_object_set_new(reply, "last_error", json_string(self->last_error));
 	built_free(&b);
 	return reply;
+}
+
+/* Every rule and set of ours removed now, and nothing applied again until
+ * a reload or a restart (changes are still saved): the explicit way to
+ * open what a stop keeps closed. */
+static json_t *flush(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	static const struct mg_field fields[] = {{0}};
+	struct fw *self = ctx->self;
+	char err[ERROR_SIZE];
+	json_t *error;
+	(void)service;
+	(void)arg;
+	if ((error = mg_request_check(ctx, request, fields)))
+		return error;
+	if (teardown(ctx, err, sizeof(err)))
+		return mg_error("internal", "cannot remove the firewall's rules: %s", err);
+	self->flushed = 1;
+	free(self->rules);
+	self->rules = NULL;
+	fw_strv_free(self->sets);
+	self->sets = NULL;
+	if (self->retry_timer > 0)
+		mg_timer_del(ctx, self->retry_timer);
+	self->retry_timer = 0;
+	mg_warn(ctx, "flushed: chains, hooks and sets removed; nothing from the VPN is filtered "
+	             "and VPN-only ports are open on the public side until a reload or a restart");
+	return json_pack("{s:b}", "flushed", 1);
 }
 
 /* ---- lifecycle ---- */
@@ -1070,7 +1137,7 @@ static int fw_init(mg_ctx *ctx)
 	    {"firewall.route.add", route_add},   {"firewall.route.del", route_del},
 	    {"firewall.route.list", route_list}, {"firewall.port.add", port_add},
 	    {"firewall.port.del", port_del},     {"firewall.port.list", port_list},
-	    {"firewall.status", status},
+	    {"firewall.status", status},         {"firewall.flush", flush},
 	};
 	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
 		if ((rc = mg_service_add(ctx, services[i].name, services[i].fn, NULL)))
@@ -1085,34 +1152,14 @@ fail:
 	return rc;
 }
 
-/* Removes every hook, chain and set of ours, whoever left them. */
-static int teardown(mg_ctx *ctx, char *err, size_t errlen)
-{
-	struct fw *self = ctx->self;
-	struct fw_existing existing;
-	struct fw_buf text = {0};
-	struct fw_policy none = {0};
-	int rc = read_existing(self, &existing, err, errlen);
-	if (rc)
-		return rc;
-	if (existing.n_hooks || existing.n_chains) {
-		rc = fw_render_teardown(&text, &existing);
-		if (!rc)
-			rc = run_restore(self, text.data, text.len, err, errlen);
-	}
-	fw_existing_free(&existing);
-	fw_buf_free(&text);
-	destroy_stale_sets(ctx, &none, NULL);
-	return rc;
-}
-
 static int fw_start(mg_ctx *ctx)
 {
 	struct fw *self = ctx->self;
 	int rc = reconcile(ctx, 1);
 	if (rc) {
+		/* as a stop: what an earlier run kept stays unless told otherwise */
 		char err[ERROR_SIZE];
-		if (teardown(ctx, err, sizeof(err)))
+		if (self->cfg.flush_on_stop && teardown(ctx, err, sizeof(err)))
 			mg_warn(ctx, "cannot remove what was applied: %s", err);
 		return rc;
 	}
@@ -1145,19 +1192,30 @@ static int fw_reload(mg_ctx *ctx)
 		        ? mg_timer_add(ctx, (unsigned)cfg.resync_interval * 1000, 1, resync, NULL)
 		        : 0;
 	}
-	reconcile(ctx, 0);
+	/* after a flush: everything again, the sets with their devices */
+	int full = self->flushed;
+	self->flushed = 0;
+	reconcile(ctx, full);
 	return 0;
 }
 
 static void fw_stop(mg_ctx *ctx)
 {
+	struct fw *self = ctx->self;
 	char err[ERROR_SIZE];
-	if (!ctx->self)
+	if (!self)
 		return;
-	if (teardown(ctx, err, sizeof(err)))
+	if (self->flushed)
+		mg_info(ctx, "nothing to keep or remove: flushed before the stop");
+	else if (!self->cfg.flush_on_stop)
+		mg_info(ctx,
+		        "chains, hooks and sets kept: the policy stays in force while stopped "
+		        "(firewall.on_stop = \"flush\" or `meshgatectl firewall flush` removes "
+		        "them)");
+	else if (teardown(ctx, err, sizeof(err)))
 		mg_warn(ctx, "cannot remove the firewall's rules: %s", err);
 	else
-		mg_info(ctx, "chains, hooks and sets removed");
+		mg_info(ctx, "chains, hooks and sets removed (firewall.on_stop = \"flush\")");
 	fw_free(ctx);
 }
 
@@ -1191,6 +1249,11 @@ static const struct mg_setting fw_settings[] = {
     {"resync_interval", MG_SETTING_INT, "60",
      "Seconds between full re-applies of the policy from state, which repair any drift (0: "
      "never).",
+     NULL, 0},
+    {"on_stop", MG_SETTING_STRING, "\"keep\"",
+     "What a stop does to the rules: \"keep\" (the policy as last applied stays in force, as "
+     "after a crash, and the next start adopts it) or \"flush\" (every chain, hook and set "
+     "removed: nothing filtered, VPN-only ports open, until the next start).",
      NULL, 0},
     {"iptables_restore", MG_SETTING_STRING, "\"iptables-restore\"",
      "The iptables-restore program (e.g. iptables-legacy-restore).", NULL, 0},

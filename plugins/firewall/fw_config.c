@@ -150,6 +150,16 @@ int fw_cfg_parse(struct fw_cfg *out, json_t *config, char *err, size_t errlen)
 		goto fail;
 	}
 	c.resync_interval = (int)resync;
+	/* absent (a caller without the declared defaults): the default, keep */
+	json_t *on_stop = json_object_get(config, "on_stop");
+	if (on_stop &&
+	    (!json_is_string(on_stop) || (strcmp(json_string_value(on_stop), "keep") &&
+	                                  strcmp(json_string_value(on_stop), "flush")))) {
+		snprintf(err, errlen, "firewall.on_stop must be \"keep\" or \"flush\"");
+		rc = -EINVAL;
+		goto fail;
+	}
+	c.flush_on_stop = on_stop && !strcmp(json_string_value(on_stop), "flush");
 	if ((rc = parse_ports(config, "vpn_host_ports", &c.host_ports, &c.n_host_ports, err,
 	                      errlen)) ||
 	    (rc = parse_ports(config, "vpn_only_ports", &c.vpn_only, &c.n_vpn_only, err, errlen)) ||

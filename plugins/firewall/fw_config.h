@@ -32,6 +32,7 @@ struct fw_cfg {
 	struct fw_cfg_role *roles; /* sorted by name */
 	size_t n_roles;
 	int resync_interval; /* seconds, 0: never */
+	int flush_on_stop;   /* on_stop = "flush": a stop removes everything of ours */
 	char iptables_restore[256], iptables_save[256], ipset[256];
 };
 

@@ -10,8 +10,12 @@
 # namespace and routes every test network through the tunnel, so the
 # gateway's firewall is what decides. Then: the isolation matrix; a subnet
 # advertised at runtime (timed) and withdrawn; a role change; a VPN-only
-# port added at runtime; a device disabled; a gateway restart (same
-# matrix); and the stop, which must leave no MESHGATE rule or set.
+# port added at runtime; a device disabled; a stop of meshgated, which keeps
+# the policy in force (checked with packets from the VPN and the public
+# side); a restart over the kept rules (adopted: the same rules, same
+# matrix); `meshgatectl firewall flush`, which removes everything while
+# meshgated runs, until a reload applies it again; and a stop with
+# firewall.on_stop = "flush", which leaves no MESHGATE rule or set.
 # usage: isolation.sh BUILD_DIR
 set -euo pipefail
 build=$(realpath "$1")
@@ -92,6 +96,11 @@ gateway_stop() {
 	kill -TERM "$GW_PID"
 	wait "$GW_PID" 2>/dev/null || rc=$?
 	[ "$rc" = 0 ] || { tail -30 "$WORK/gw/meshgated.log"; fail "meshgated exited with $rc"; }
+}
+# our rules (no counters) and our sets with their members, to compare
+ours() {
+	ns_exec "$GW" iptables-save -t filter | grep MESHGATE | sed 's/\[[0-9]*:[0-9]*\]//'
+	ns_exec "$GW" ipset save | grep '^add MESHGATE' | sort
 }
 # nothing of ours in the gateway's namespace
 assert_clean() {
@@ -232,10 +241,35 @@ ctl device enable "$dev1_ID" >/dev/null
 wait_for 5 reach "$DEV" 10.20.0.10 7000 svc || fail "enabled device does not pass again"
 echo "  enabled again: passes"
 
-echo "-- restart of the gateway: the same matrix"
+echo "-- stop of the gateway: the policy stays in force"
+before=$(ours)
 gateway_stop
-assert_clean
-echo "  stopped: no MESHGATE rule or set left"
+[ "$(ours)" = "$before" ] || fail "the stop changed the rules or sets: $(diff <(echo "$before") <(ours))"
+no "$PUB" 198.18.0.1 8080 vpnonly      # VPN-only: still closed on the public side
+ok "$PUB" 198.18.0.1 22 ssh
+# Packets from the VPN with meshgated down. wireguard-go goes with
+# meshgated today: then a stand-in, a link named like the VPN interface
+# into a namespace with the developer's address and one that no device
+# has. Should the VPN interface outlive meshgated, the devices' tunnels.
+if ns_exec "$GW" ip link show "$WG_IF" >/dev/null 2>&1; then
+	FROM=$DEV
+else
+	ns_add VPNS vpnside
+	ns_link "$GW" 10.0.0.1/24 "$VPNS" "$dev1_IP/24" "$WG_IF" "${TAG}s"
+	ns_exec "$VPNS" ip addr add 10.0.0.99/24 dev "${TAG}s"
+	ns_exec "$VPNS" ip route add default via 10.0.0.1
+	FROM=$VPNS
+	[ "$(ns_exec "$VPNS" ncat -s 10.0.0.99 -w 700ms --recv-only 10.20.0.10 7000 </dev/null 2>/dev/null)" != svc ] ||
+		fail "an address of no device passes with meshgated down"
+	echo "  deny 10.0.0.99 (no device) -> 10.20.0.10:7000"
+fi
+ok "$FROM" 10.20.0.10 7000 svc         # the developer's role, as when it stopped...
+no "$FROM" 172.19.0.10 7000 admnet     # ...and not more
+no "$FROM" 10.0.0.1 22 ssh
+[ "$FROM" = "$DEV" ] || ns_exec "$GW" ip link del "$WG_IF"
+echo "  stopped: the rules and sets kept, the policy in force"
+
+echo "-- restart over the kept rules: adopted, the same matrix"
 gateway_start
 # the restarted wireguard-go knows no session: the clients start new ones
 for c in "$DEV:${TAG}d:$dev1_SERVER" "$ADM:${TAG}a:$adm1_SERVER"; do
@@ -245,9 +279,32 @@ for c in "$DEV:${TAG}d:$dev1_SERVER" "$ADM:${TAG}a:$adm1_SERVER"; do
 		allowed-ips 10.0.0.0/24,10.20.0.0/24,172.19.0.0/16,172.20.0.0/24
 done
 wait_for 5 reach "$DEV" 10.20.0.10 7000 svc || fail "no tunnel after the restart"
+[ "$(ours)" = "$before" ] || fail "the restart did not converge to the same rules and sets: $(diff <(echo "$before") <(ours))"
 matrix
 
-echo "-- stop"
+echo "-- meshgatectl firewall flush: everything removed while running"
+ctl firewall flush
+assert_clean
+ok "$PUB" 198.18.0.1 8080 vpnonly      # what the explicit act opens
+ctl firewall status | grep -q FLUSHED || fail "the status does not say flushed"
+# nothing comes back by itself: a change is saved, not applied
+! ctl port add 8081/tcp || fail "a change while flushed says it was applied"
+assert_clean
+ok "$PUB" 198.18.0.1 8081 later
+echo "  flushed: no MESHGATE rule or set, the change saved"
+
+echo "-- a reload applies the policy again; a stop with on_stop = \"flush\" leaves nothing"
+sed -i 's/vpn_only_ports = \["8080\/tcp"\];/& on_stop = "flush";/' "$WORK/gw/meshgated.conf"
+grep -q 'on_stop = "flush"' "$WORK/gw/meshgated.conf" || fail "on_stop not set in the test's config"
+kill -HUP "$GW_PID"
+wait_for 5 sh -c "'$build/cli/meshgatectl' --socket '$WORK/gw/bus.sock' --json firewall status | grep -q '\"on_stop\": \"flush\"'" ||
+	fail "the reload was not taken"
+no "$PUB" 198.18.0.1 8080 vpnonly
+no "$PUB" 198.18.0.1 8081 later        # the change saved while flushed
+ok "$DEV" 10.0.0.1 8081 later
+ok "$DEV" 10.20.0.10 7000 svc
+no "$DEV" 172.19.0.10 7000 admnet
+ctl port del 8081/tcp >/dev/null
 gateway_stop
 assert_clean
 echo "isolation: all checks passed"

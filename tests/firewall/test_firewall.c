@@ -1,8 +1,9 @@
 /* The firewall plugin through the mock core, against the real iptables,
  * ipset and netlink of a network namespace this process makes for itself:
- * start and stop leave exactly what they should, device changes move set
- * membership, routes and ports at runtime, reload, and convergence from
- * whatever an earlier run left. */
+ * start and stop leave exactly what they should (a stop keeps the policy
+ * by default, on_stop = "flush" and firewall.flush remove it), device
+ * changes move set membership, routes and ports at runtime, reload, and
+ * convergence from whatever an earlier run left. */
 #include <errno.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -135,9 +136,12 @@ static struct mg_mock *fw_mock(const char *dir, const char *config, int start)
 	return m;
 }
 
-#define CONFIG                                                                              \
-	"{\"roles\": {\"developer\": [\"vpn\"], \"admin\": [\"vpn\", \"" ADMIN_NET "\"]}, " \
-	"\"vpn_only_ports\": [\"8080/tcp\"], \"resync_interval\": 0}"
+#define POLICY                                                                             \
+	"\"roles\": {\"developer\": [\"vpn\"], \"admin\": [\"vpn\", \"" ADMIN_NET "\"]}, " \
+	"\"vpn_only_ports\": [\"8080/tcp\"], \"resync_interval\": 0"
+/* Most tests check that a stop leaves nothing: they stop with "flush". */
+#define CONFIG      "{" POLICY ", \"on_stop\": \"flush\"}"
+#define CONFIG_KEEP "{" POLICY "}" /* on_stop: the default, "keep" */
 
 static void device(struct mg_mock *m, const char *id, const char *user, const char *role,
                    const char *address, const char *state)
@@ -470,7 +474,7 @@ static void test_reload(void **unused)
 	json_decref(bad);
 	assert_int_equal(n_sets(), 2);
 	json_t *good = J("{\"roles\": {\"ops\": [\"vpn\", \"172.19.0.0/16 via fwadm\"]}, "
-	                 "\"resync_interval\": 0}");
+	                 "\"resync_interval\": 0, \"on_stop\": \"flush\"}");
 	assert_int_equal(mg_mock_reload(m, "firewall", good, err, sizeof(err)), 0);
 	json_decref(good);
 	char **v = sets();
@@ -488,11 +492,10 @@ static void test_reload(void **unused)
 	mg_mock_free(m);
 }
 
-/* Without wg/server the firewall cannot know what to protect: it refuses
- * to start, says why, and leaves nothing. */
-static void test_no_server(void **unused)
+/* A start without wg/server (the default config): refused, with an error
+ * logged. */
+static void start_refused(void)
 {
-	(void)unused;
 	char err[512];
 	static const char *const wg_owns[] = {"wg", NULL};
 	struct mg_mock *m = mg_mock_new(NULL, err, sizeof(err));
@@ -501,8 +504,108 @@ static void test_no_server(void **unused)
 	assert_int_equal(mg_mock_add(m, &mg_plugin_descriptor, NULL, err, sizeof(err)), 0);
 	assert_int_not_equal(mg_mock_start(m, err, sizeof(err)), 0);
 	assert_true(mg_mock_log_count(m, MG_LOG_ERROR) > 0);
+	mg_mock_free(m);
+}
+
+/* Without wg/server the firewall cannot know what to protect: it refuses
+ * to start, says why, and leaves nothing. */
+static void test_no_server(void **unused)
+{
+	(void)unused;
+	start_refused();
+	assert_clean();
+}
+
+/* A stop keeps the policy as applied (on_stop = "keep", the default): the
+ * same rules, the sets with their devices, as a crash leaves them; a
+ * refused start leaves them too; the next start adopts them. The
+ * firewall.flush service removes everything while the plugin runs, and
+ * nothing comes back by itself (a change, a device) until a reload. */
+static void test_stop_keeps(void **unused)
+{
+	(void)unused;
+	char dir[] = "/tmp/fwtest.XXXXXX", err[512];
+	int rc;
+	assert_non_null(mkdtemp(dir));
+	struct mg_mock *m = fw_mock(dir, CONFIG_KEEP, 1);
+	device(m, "d1", "alice", "developer", "10.0.0.2/32", "active");
+	char *applied = save();
+	mg_mock_stop(m);
+	mg_mock_free(m);
+	char *s = save();
+	assert_string_equal(s, applied);
+	free(s);
+	assert_int_equal(n_sets(), 2);
+	assert_int_equal(in_set("MESHGATE-developer", "10.0.0.2"), 1);
+
+	start_refused();
+	s = save();
+	assert_string_equal(s, applied);
+	free(s);
+	assert_int_equal(in_set("MESHGATE-developer", "10.0.0.2"), 1);
+
+	/* adopted: the same rules, byte for byte, one hook each */
+	m = fw_mock(dir, CONFIG_KEEP, 1);
+	s = save();
+	assert_string_equal(s, applied);
+	assert_int_equal(count(s, "-A INPUT -j MESHGATE-INPUT\n"), 1);
+	assert_int_equal(count(s, "-A FORWARD -j MESHGATE-FORWARD\n"), 1);
+	free(s);
+	assert_int_equal(n_sets(), 2);
+	assert_int_equal(in_set("MESHGATE-developer", "10.0.0.2"), 1);
+
+	/* a bad flush changes nothing */
+	json_t *r = call(m, "firewall.flush", "{\"now\": true}", &rc);
+	assert_int_equal(rc, -EREMOTEIO);
+	assert_string_equal(err_of(r), "bad_request");
+	json_decref(r);
+	s = save();
+	assert_string_equal(s, applied);
+	free(s);
+
+	r = call(m, "firewall.flush", "{}", &rc);
+	assert_int_equal(rc, 0);
+	assert_true(json_is_true(json_object_get(r, "flushed")));
+	json_decref(r);
+	assert_clean();
+	r = call(m, "firewall.status", "{}", NULL);
+	assert_true(json_is_true(json_object_get(r, "flushed")));
+	json_decref(r);
+
+	/* flushed: a change is saved and says why it is not applied; a device
+	 * changes no set */
+	r = call(m, "firewall.port.add", "{\"port\": \"9090/udp\"}", &rc);
+	assert_int_equal(rc, 0);
+	assert_false(json_is_true(json_object_get(r, "applied")));
+	assert_non_null(strstr(json_string_value(json_object_get(r, "apply_error")), "flush"));
+	json_decref(r);
+	device(m, "d2", "bob", "admin", "10.0.0.3/32", "active");
+	assert_clean();
+
+	/* a reload applies everything again, the change and the devices too */
+	json_t *c = J(CONFIG_KEEP);
+	assert_int_equal(mg_mock_reload(m, "firewall", c, err, sizeof(err)), 0);
+	json_decref(c);
+	s = save();
+	assert_int_equal(count(s, "-A INPUT -j MESHGATE-INPUT\n"), 1);
+	assert_non_null(strstr(s, "--dports 9090 -j DROP"));
+	free(s);
+	assert_int_equal(in_set("MESHGATE-developer", "10.0.0.2"), 1);
+	assert_int_equal(in_set("MESHGATE-admin", "10.0.0.3"), 1);
+	r = call(m, "firewall.status", "{}", NULL);
+	assert_false(json_is_true(json_object_get(r, "flushed")));
+	json_decref(r);
+
+	/* flushed, then stopped: nothing to keep */
+	json_decref(call(m, "firewall.flush", "{}", &rc));
+	assert_int_equal(rc, 0);
+	mg_mock_stop(m);
 	assert_clean();
 	mg_mock_free(m);
+	free(applied);
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	free(run(cmd));
 }
 
 int main(void)
@@ -526,6 +629,7 @@ int main(void)
 	    cmocka_unit_test(test_start_stop),   cmocka_unit_test(test_devices),
 	    cmocka_unit_test(test_routes_ports), cmocka_unit_test(test_converge),
 	    cmocka_unit_test(test_reload),       cmocka_unit_test(test_no_server),
+	    cmocka_unit_test(test_stop_keeps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

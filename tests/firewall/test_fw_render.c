@@ -365,6 +365,15 @@ static void test_config(void **unused)
 	assert_string_equal(c.roles[0].nets[2].via, "eth3");
 	assert_int_equal(c.n_vpn_only, 1); /* duplicates once */
 	assert_int_equal(c.n_host_ports, 2);
+	assert_false(c.flush_on_stop); /* absent: keep */
+	fw_cfg_free(&c);
+	json_object_set_new(j, "on_stop", json_string("flush"));
+	assert_int_equal(fw_cfg_parse(&c, j, err, sizeof(err)), 0);
+	assert_true(c.flush_on_stop);
+	fw_cfg_free(&c);
+	json_object_set_new(j, "on_stop", json_string("keep"));
+	assert_int_equal(fw_cfg_parse(&c, j, err, sizeof(err)), 0);
+	assert_false(c.flush_on_stop);
 	fw_cfg_free(&c);
 	json_decref(j);
 
@@ -380,6 +389,10 @@ static void test_config(void **unused)
 	     "via IFACE"},
 	    {"{" DEFAULTS ", \"vpn_only_ports\": [], \"roles\": {\"dev\": \"vpn\"}}",
 	     "list of subnets"},
+	    {"{" DEFAULTS ", \"vpn_only_ports\": [], \"roles\": {}, \"on_stop\": \"drop\"}",
+	     "firewall.on_stop"},
+	    {"{" DEFAULTS ", \"vpn_only_ports\": [], \"roles\": {}, \"on_stop\": 1}",
+	     "firewall.on_stop"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		j = config(bad[i].json);

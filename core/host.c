@@ -168,6 +168,34 @@ int host_order(struct host_node *nodes, size_t n, size_t *order, char *err, size
 	return rc;
 }
 
+int host_sort(struct host_node *nodes, size_t n, void **items, char *err, size_t errlen)
+{
+	size_t *order = calloc(n + 1, sizeof(*order));
+	struct host_node *nodes_sorted = calloc(n + 1, sizeof(*nodes_sorted));
+	void **items_sorted = calloc(n + 1, sizeof(*items_sorted));
+	int rc = -ENOMEM;
+	if (!order || !nodes_sorted || !items_sorted) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	rc = host_order(nodes, n, order, err, errlen);
+	if (rc == -ENOMEM)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		nodes_sorted[i] = nodes[order[i]];
+		items_sorted[i] = items[order[i]];
+	}
+	if (n) { /* no plugins: the caller's arrays may be NULL */
+		memcpy(nodes, nodes_sorted, n * sizeof(*nodes));
+		memcpy(items, items_sorted, n * sizeof(*items));
+	}
+out:
+	free(order);
+	free(nodes_sorted);
+	free(items_sorted);
+	return rc;
+}
+
 /* ---- registration tables ---- */
 
 int host_table_add(struct host_table *t, const char *name, union host_fn fn, void *arg)

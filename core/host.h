@@ -34,6 +34,10 @@ struct host_node {
  * is in err) or -ENOMEM. */
 int host_order(struct host_node *nodes, size_t n, size_t *order, char *err, size_t errlen);
 
+/* host_order, then puts `nodes` and the caller's `items` (one per node,
+ * e.g. its plugins) in that order, in place. Same returns. */
+int host_sort(struct host_node *nodes, size_t n, void **items, char *err, size_t errlen);
+
 /* Does the plugin `d` named `name` provide `what` (its name or a feature)? */
 int host_provides(const char *name, const struct mg_plugin *d, const char *what);
 

@@ -177,28 +177,19 @@ int loader_sort(struct core *core, char *err, size_t errlen)
 {
 	size_t n = core->nplugins;
 	struct host_node *nodes = calloc(n + 1, sizeof(*nodes));
-	size_t *order = calloc(n + 1, sizeof(*order));
-	struct plugin **sorted = calloc(n + 1, sizeof(*sorted));
-	int rc = -ENOMEM;
-	if (!nodes || !order || !sorted)
-		goto out;
+	if (!nodes)
+		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		struct plugin *p = core->plugins[i];
 		nodes[i] = (struct host_node){p->name, p->desc, p->status == PLUGIN_REFUSED, ""};
 	}
-	rc = host_order(nodes, n, order, err, errlen);
-	for (size_t i = 0; i < n; i++) {
+	int rc = host_sort(nodes, n, (void **)core->plugins, err, errlen);
+	for (size_t i = 0; rc != -ENOMEM && i < n; i++) {
 		struct plugin *p = core->plugins[i];
 		if (nodes[i].refused && p->status != PLUGIN_REFUSED)
 			refuse(core, p, "%s", nodes[i].why);
-		sorted[i] = core->plugins[order[i]];
 	}
-	if (n) /* no plugins: core->plugins is NULL */
-		memcpy(core->plugins, sorted, n * sizeof(*sorted));
-out:
 	free(nodes);
-	free(order);
-	free(sorted);
 	return rc;
 }
 

@@ -968,38 +968,28 @@ static int sort_plugins(struct mg_mock *m, int *refused, char *err, size_t errle
 {
 	size_t n = m->nplugins;
 	struct host_node *nodes = calloc(n + 1, sizeof(*nodes));
-	size_t *order = calloc(n + 1, sizeof(*order));
-	struct mplugin **sorted = calloc(n + 1, sizeof(*sorted));
-	int rc = -ENOMEM;
-	if (!nodes || !order || !sorted) {
+	if (!nodes) {
 		snprintf(err, errlen, "out of memory");
-		goto out;
+		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++)
 		nodes[i] = (struct host_node){m->plugins[i]->name, m->plugins[i]->desc, 0, ""};
 	char cycle[512];
-	rc = host_order(nodes, n, order, cycle, sizeof(cycle));
-	for (size_t i = 0; i < n; i++) {
-		sorted[i] = m->plugins[order[i]];
-		refused[i] = nodes[order[i]].refused;
+	int rc = host_sort(nodes, n, (void **)m->plugins, cycle, sizeof(cycle));
+	for (size_t i = 0; rc != -ENOMEM && i < n; i++) {
+		refused[i] = nodes[i].refused;
 		if (refused[i]) {
-			mock_log(m, MG_LOG_ERROR, "mock", "refused %s: %s", sorted[i]->who,
-			         nodes[order[i]].why);
+			mock_log(m, MG_LOG_ERROR, "mock", "refused %s: %s", m->plugins[i]->who,
+			         nodes[i].why);
 			if (!rc) {
-				snprintf(err, errlen, "%s: %s", sorted[i]->who,
-				         nodes[order[i]].why);
+				snprintf(err, errlen, "%s: %s", m->plugins[i]->who, nodes[i].why);
 				rc = -ENOENT;
 			}
 		}
 	}
-	if (rc == -ELOOP)
+	if (rc == -ELOOP || rc == -ENOMEM)
 		snprintf(err, errlen, "%s", cycle);
-	if (n) /* no plugins: m->plugins is NULL */
-		memcpy(m->plugins, sorted, n * sizeof(*sorted));
-out:
 	free(nodes);
-	free(order);
-	free(sorted);
 	return rc;
 }
 

@@ -16,10 +16,24 @@
 
 #include "dns.h"
 
+/* Devices in order; most names have one, kept inline (cap 0). */
 struct dev_list {
-	struct dns_dev **v;
 	uint32_t n, cap;
+	union {
+		struct dns_dev *one;
+		struct dns_dev **many;
+	};
 };
+
+static struct dns_dev **items(struct dev_list *l)
+{
+	return l->cap ? l->many : &l->one;
+}
+
+static struct dns_dev *first(const struct dev_list *l)
+{
+	return l->cap ? l->many[0] : l->one;
+}
 
 struct dns_claim {
 	struct dns_claim *next;
@@ -112,31 +126,42 @@ static int before_fallback(const struct dns_dev *x, const struct dns_dev *y)
 static int list_insert(struct dev_list *l, struct dns_dev *dev,
                        int (*before)(const struct dns_dev *, const struct dns_dev *))
 {
-	if (l->n == l->cap) {
-		uint32_t cap = l->cap ? l->cap * 2 : 1;
-		struct dns_dev **v = realloc(l->v, cap * sizeof(*v));
+	if (l->n == (l->cap ? l->cap : 1)) {
+		uint32_t cap = l->cap ? l->cap * 2 : 4;
+		struct dns_dev **v = malloc(cap * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
-		l->v = v;
+		memcpy(v, items(l), l->n * sizeof(*v));
+		if (l->cap)
+			free(l->many);
+		l->many = v;
 		l->cap = cap;
 	}
+	struct dns_dev **v = items(l);
 	uint32_t at = l->n;
-	while (at && before(dev, l->v[at - 1]))
+	while (at && before(dev, v[at - 1]))
 		at--;
-	memmove(l->v + at + 1, l->v + at, (l->n - at) * sizeof(*l->v));
-	l->v[at] = dev;
+	memmove(v + at + 1, v + at, (l->n - at) * sizeof(*v));
+	v[at] = dev;
 	l->n++;
 	return 0;
 }
 
 static void list_remove(struct dev_list *l, const struct dns_dev *dev)
 {
+	struct dns_dev **v = items(l);
 	for (uint32_t i = 0; i < l->n; i++)
-		if (l->v[i] == dev) {
-			memmove(l->v + i, l->v + i + 1, (l->n - i - 1) * sizeof(*l->v));
+		if (v[i] == dev) {
+			memmove(v + i, v + i + 1, (l->n - i - 1) * sizeof(*v));
 			l->n--;
 			return;
 		}
+}
+
+static void list_free(struct dev_list *l)
+{
+	if (l->cap)
+		free(l->many);
 }
 
 /* ---- claims ---- */
@@ -175,28 +200,29 @@ static void claim_release(struct dns_names *t, struct dns_claim *c)
 	if (c->service || c->holders.n || c->fallers.n)
 		return;
 	table_del(&t->claims, (struct link *)c);
-	free(c->holders.v);
-	free(c->fallers.v);
+	list_free(&c->holders);
+	list_free(&c->fallers);
 	free(c);
 }
 
 static int owns_label(const struct dns_dev *dev)
 {
-	return !dev->label->service && dev->label->holders.v[0] == dev;
+	return !dev->label->service && first(&dev->label->holders) == dev;
 }
 
 /* Who has the name: nobody when a service has it, else the oldest device
  * of that label, else the first device whose fallback it is and that
  * does not have its own label. */
-static struct dns_dev *claim_owner(const struct dns_claim *c)
+static struct dns_dev *claim_owner(struct dns_claim *c)
 {
 	if (c->service)
 		return NULL;
 	if (c->holders.n)
-		return c->holders.v[0];
+		return first(&c->holders);
+	struct dns_dev **fallers = items(&c->fallers);
 	for (uint32_t i = 0; i < c->fallers.n; i++)
-		if (!owns_label(c->fallers.v[i]))
-			return c->fallers.v[i];
+		if (!owns_label(fallers[i]))
+			return fallers[i];
 	return NULL;
 }
 
@@ -235,8 +261,8 @@ static void table_free(struct table *t, void (*fn)(struct link *))
 static void claim_free(struct link *l)
 {
 	struct dns_claim *c = (struct dns_claim *)l;
-	free(c->holders.v);
-	free(c->fallers.v);
+	list_free(&c->holders);
+	list_free(&c->fallers);
 	free(c);
 }
 

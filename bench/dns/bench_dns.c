@@ -219,9 +219,14 @@ static void change_cost(int n)
 	struct dns *d = mg_mock_ctx(m, "dns")->self;
 	size_t names = dns_index_names(d->srv.index);
 	double heap = (double)(after.uordblks - before.uordblks);
+	struct mallinfo2 bare = mallinfo2();
+	struct dns_index *idx = dns_build(d, 1); /* a second index: what one costs */
+	double index = (double)(mallinfo2().uordblks - bare.uordblks);
+	dns_index_free(idx);
 	printf("%d devices, %zu names: the plugin's heap %.1f MB, %.0f bytes per device, %.0f "
-	       "per name\n",
-	       n, names, heap / 1e6, heap / n, heap / (double)names);
+	       "per name; of it the index %.0f bytes per device, the device table and the "
+	       "naming %.0f\n",
+	       n, names, heap / 1e6, heap / n, heap / (double)names, index / n, (heap - index) / n);
 
 	/* renames in and out of a collision: device i takes the name of
 	 * device i+1 (it becomes LABEL-ID), then its own again */

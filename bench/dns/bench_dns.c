@@ -11,16 +11,21 @@
  * (utime + stime of the server's process from /proc/PID/stat around the
  * run: dnsperf shares the machine's cores with the server, so qps alone
  * measures the pair). Then the same with fast_path = false (everything
- * through ldns), the in-process cost of one query on each path, and the
- * time to rebuild the names of 10,000 devices.
+ * through ldns), the in-process cost of one query on each path, the
+ * time to rebuild the names of 10,000 devices, and at 10,000 and 50,000
+ * devices the time of one device change against a rebuild, and the
+ * plugin's heap per name.
  *
  * Runs as root in a private network namespace (its own loopback); the
  * servers are its children and die with it. Prints figures, never fails
  * on time. Usage: bench_dns [-l SECONDS] (each dnsperf run, default 20)
  * [-r ROUNDS] (default 3)
- * [--hold] (set up, print the servers' pids and wait: for profiling).
+ * [--hold] (set up, print the servers' pids and wait: for profiling)
+ * [--changes] (only the cost of one device change and the memory per
+ * name, at 10,000 and 50,000 devices).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -107,13 +112,44 @@ static void device_address(int i, char *out, size_t len)
 
 /* ---- the state: 10,000 active devices, one transaction ---- */
 
+static json_t *device_record(int i, const char *name)
+{
+	char id[32], user[32], addr[32], cidr[40];
+	snprintf(id, sizeof(id), "%016x", 0x10000000u + (unsigned)i);
+	snprintf(user, sizeof(user), "user%d", i);
+	device_address(i, addr, sizeof(addr));
+	snprintf(cidr, sizeof(cidr), "%s/32", addr);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "id", id, "user", user, "name",
+	                 name, "role", "developer", "address", cidr, "state", "active",
+	                 "public_key", "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=", "created_at",
+	                 1732356000 + i);
+}
+
+/* n active devices, one transaction, as preauth writes them */
+static void put_devices(mg_ctx *pa, int n)
+{
+	mg_txn *txn;
+	if (mg_txn_begin(pa, 0, &txn))
+		die("txn");
+	for (int i = 0; i < n; i++) {
+		char name[64];
+		device_name(i, name, sizeof(name));
+		json_t *dev = device_record(i, name);
+		if (mg_state_put(pa, txn, "devices", json_string_value(json_object_get(dev, "id")),
+		                 dev))
+			die("put");
+		json_decref(dev);
+	}
+	if (mg_txn_commit(pa, txn))
+		die("commit");
+}
+
 static void write_state(const char *state)
 {
 	char err[512];
 	static const char *const pa_owns[] = {"users", "codes", "devices", "ipam", NULL};
 	static const char *const wg_owns[] = {"wg", NULL};
 	struct mg_mock *m = mg_mock_new(state, err, sizeof(err));
-	mg_txn *txn;
 	if (!m || mg_mock_add_stub(m, "preauth", pa_owns) ||
 	    mg_mock_add_stub(m, "wireguard", wg_owns) || mg_mock_start(m, err, sizeof(err)))
 		die(err);
@@ -121,26 +157,7 @@ static void write_state(const char *state)
 	json_t *server = json_pack("{s:s}", "address", "10.0.0.1/16");
 	mg_mock_state_put(m, "wireguard", "wg", "server", server);
 	json_decref(server);
-	mg_ctx *pa = mg_mock_ctx(m, "preauth");
-	if (mg_txn_begin(pa, 0, &txn))
-		die("txn");
-	for (int i = 0; i < DEVICES; i++) {
-		char id[32], user[32], name[64], addr[32], cidr[40];
-		snprintf(id, sizeof(id), "%016x", 0x10000000u + (unsigned)i);
-		snprintf(user, sizeof(user), "user%d", i);
-		device_name(i, name, sizeof(name));
-		device_address(i, addr, sizeof(addr));
-		snprintf(cidr, sizeof(cidr), "%s/32", addr);
-		json_t *dev = json_pack(
-		    "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "id", id, "user", user, "name",
-		    name, "role", "developer", "address", cidr, "state", "active", "public_key",
-		    "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=", "created_at", 1732356000 + i);
-		if (mg_state_put(pa, txn, "devices", id, dev))
-			die("put");
-		json_decref(dev);
-	}
-	if (mg_txn_commit(pa, txn))
-		die("commit");
+	put_devices(mg_mock_ctx(m, "preauth"), DEVICES);
 
 	/* the time to build the names of 10,000 devices, as at start and on a change */
 	json_t *cfg = json_pack("{s:[s]}", "listen", "127.0.0.9:0");
@@ -162,6 +179,97 @@ static void write_state(const char *state)
 	printf("names of %d devices: plugin start (read state + build) %.1f ms, "
 	       "rebuild %.1f ms (best of 20)\n",
 	       DEVICES, t_start * 1e3, best * 1e3);
+	mg_mock_free(m);
+}
+
+/* ---- one device change, and the memory per name ---- */
+
+static int cmp_double(const void *a, const void *b);
+
+/* n devices in a fresh state; the dns plugin started on them through the
+ * mock core. Printed: the heap the plugin holds per device and per name
+ * (mallinfo2 around its start: the device table, the index, the names),
+ * the time of one device change from the state write to the patched
+ * index (state write, event, the plugin's read of the record, the patch)
+ * against a rebuild of the whole index in the same run, and their ratio. */
+static void change_cost(int n)
+{
+	char err[512], state[320];
+	static const char *const pa_owns[] = {"users", "codes", "devices", "ipam", NULL};
+	static const char *const wg_owns[] = {"wg", NULL};
+	snprintf(state, sizeof(state), "%s/state%d", dir, n);
+	struct mg_mock *m = mg_mock_new(state, err, sizeof(err));
+	if (!m || mg_mock_add_stub(m, "preauth", pa_owns) ||
+	    mg_mock_add_stub(m, "wireguard", wg_owns) || mg_mock_start(m, err, sizeof(err)))
+		die(err);
+	mg_mock_log_level(m, MG_LOG_ERROR);
+	json_t *server = json_pack("{s:s}", "address", "10.0.0.1/16");
+	mg_mock_state_put(m, "wireguard", "wg", "server", server);
+	json_decref(server);
+	mg_ctx *pa = mg_mock_ctx(m, "preauth");
+	put_devices(pa, n);
+
+	json_t *cfg = json_pack("{s:[s]}", "listen", "127.0.0.9:0");
+	struct mallinfo2 before = mallinfo2();
+	if (mg_mock_add(m, &mg_plugin_descriptor, cfg, err, sizeof(err)) ||
+	    mg_mock_start(m, err, sizeof(err)))
+		die(err);
+	json_decref(cfg);
+	struct mallinfo2 after = mallinfo2();
+	struct dns *d = mg_mock_ctx(m, "dns")->self;
+	size_t names = dns_index_names(d->srv.index);
+	double heap = (double)(after.uordblks - before.uordblks);
+	struct mallinfo2 bare = mallinfo2();
+	struct dns_index *idx = dns_build(d, 1); /* a second index: what one costs */
+	double index = (double)(mallinfo2().uordblks - bare.uordblks);
+	dns_index_free(idx);
+	printf("%d devices, %zu names: the plugin's heap %.1f MB, %.0f bytes per device, %.0f "
+	       "per name; of it the index %.0f bytes per device, the device table and the "
+	       "naming %.0f\n",
+	       n, names, heap / 1e6, heap / n, heap / (double)names, index / n, (heap - index) / n);
+
+	/* renames in and out of a collision: device i takes the name of
+	 * device i+1 (it becomes LABEL-ID), then its own again */
+	enum { CHANGES = 400 };
+	static double t[CHANGES], tw[CHANGES], te[CHANGES];
+	unsigned seed = 3;
+	for (int k = 0; k < CHANGES; k++) {
+		int i = rand_r(&seed) % (n - 1);
+		char name[64];
+		device_name(k % 2 ? i : i + 1, name, sizeof(name));
+		json_t *dev = device_record(i, name);
+		mg_txn *txn;
+		double t0 = now();
+		if (mg_txn_begin(pa, 0, &txn) ||
+		    mg_state_put(pa, txn, "devices", json_string_value(json_object_get(dev, "id")),
+		                 dev) ||
+		    mg_txn_commit(pa, txn))
+			die("put");
+		tw[k] = now() - t0;
+		mg_mock_publish(m, "device.changed", dev);
+		mg_mock_advance(m, 0);
+		t[k] = now() - t0;
+		te[k] = t[k] - tw[k];
+		json_decref(dev);
+	}
+	qsort(t, CHANGES, sizeof(*t), cmp_double);
+	qsort(tw, CHANGES, sizeof(*tw), cmp_double);
+	qsort(te, CHANGES, sizeof(*te), cmp_double);
+	double rebuild[5];
+	for (int k = 0; k < 5; k++) {
+		double t0 = now();
+		dns_rebuild(d);
+		rebuild[k] = now() - t0;
+	}
+	qsort(rebuild, 5, sizeof(*rebuild), cmp_double);
+	printf("%d devices: one change (state write + event + patch) median %.1f us, p99 %.1f "
+	       "us (the state write %.1f us, the event and the patch %.1f us); rebuild of the "
+	       "whole index median %.2f ms (min "
+	       "%.2f, max %.2f); rebuild / "
+	       "change %.0fx (without the state write %.0fx)\n",
+	       n, t[CHANGES / 2] * 1e6, t[CHANGES * 99 / 100] * 1e6, tw[CHANGES / 2] * 1e6,
+	       te[CHANGES / 2] * 1e6, rebuild[2] * 1e3, rebuild[0] * 1e3, rebuild[4] * 1e3,
+	       rebuild[2] / t[CHANGES / 2], rebuild[2] / te[CHANGES / 2]);
 	mg_mock_free(m);
 }
 
@@ -403,7 +511,7 @@ static void stop_child(pid_t pid)
 
 int main(int argc, char **argv)
 {
-	int seconds = 20, hold = 0, rounds = 3;
+	int seconds = 20, hold = 0, rounds = 3, changes_only = 0;
 	char state[300], hosts[300], queries[300], log[300];
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "-l") && i + 1 < argc)
@@ -412,6 +520,8 @@ int main(int argc, char **argv)
 			rounds = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--hold"))
 			hold = 1;
+		else if (!strcmp(argv[i], "--changes"))
+			changes_only = 1;
 	if (seconds <= 0)
 		seconds = 20;
 	if (rounds < 1 || rounds > MAX_ROUNDS)
@@ -433,6 +543,10 @@ int main(int argc, char **argv)
 	       "in a private network namespace\n\n",
 	       DEVICES, rounds, seconds, sysconf(_SC_NPROCESSORS_ONLN));
 	write_state(state);
+	change_cost(10000);
+	change_cost(50000);
+	if (changes_only)
+		return 0;
 	per_query_cost();
 
 	/* the same names for dnsmasq, and the queries shuffled */

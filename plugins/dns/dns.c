@@ -476,7 +476,7 @@ static void dns_free(struct dns *d)
 	if (d->epfd >= 0)
 		close(d->epfd);
 	dns_settings_free(&d->cfg);
-	json_decref(d->devices);
+	dns_names_free(d->devices);
 	json_decref(d->runtime);
 	json_decref(d->listening);
 	json_decref(d->ns_addresses);
@@ -504,7 +504,7 @@ static int dns_init(mg_ctx *ctx)
 	}
 	d->srv_ready = 1;
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
-	d->devices = json_object();
+	d->devices = dns_names_new();
 	d->runtime = json_object();
 	d->fwd = dns_fwd_new();
 	d->tcp = dns_tcp_new();
@@ -548,7 +548,7 @@ static int dns_start(mg_ctx *ctx)
 		return rc;
 	dns_publish_server(d);
 	mg_info(ctx, "serving %s (%zu names, %zu devices) on %zu address(es), %zu upstream(s)",
-	        d->cfg.zone_text, dns_index_names(d->srv.index), json_object_size(d->devices),
+	        d->cfg.zone_text, dns_index_names(d->srv.index), dns_names_devices(d->devices),
 	        d->nlisteners, d->cfg.nupstream);
 	return 0;
 }

@@ -121,33 +121,47 @@ struct dns_block {
 
 #define DNS_NODE_APEX 0x1
 
-/* A name of the frozen index: its header, name and RRs lie together in one
- * arena, so a lookup touches a slot and about two cache lines. */
+/* A name of the index: its header, name and RRs lie together in one
+ * allocation, so a lookup touches a slot and about two cache lines. */
 struct dns_node {
 	uint32_t hash;
 	uint8_t len;
 	uint8_t flags;
+	uint32_t children;           /* names one label below it */
 	const struct dns_node *zone; /* the apex above it (itself for an apex), or NULL */
 	struct dns_block blocks[DNS_B_COUNT];
-	uint8_t name[]; /* lowercase wire */
+	uint8_t name[]; /* lowercase wire, then the RRs of the blocks */
 };
 
 struct dns_index;
 
-/* An index is built (zones first, then RRs), frozen, then only read. */
+/* An index is built (zones first, then RRs) and frozen; then only
+ * dns_index_set changes it (docs/dns.md). */
 struct dns_index *dns_index_new(uint32_t ttl, uint32_t serial);
 void dns_index_free(struct dns_index *idx);
 /* A zone we are authoritative for: SOA and NS at `apex`; the name server
- * is ns.`ns_zone` and the mailbox hostmaster.`ns_zone`. */
+ * is ns.`ns_zone` and the mailbox hostmaster.`ns_zone`. Before any name
+ * below it. */
 int dns_index_zone(struct dns_index *idx, const uint8_t *apex, size_t len, const uint8_t *ns_zone,
                    size_t ns_len);
 /* One RR (duplicates are ignored). Empty non-terminals between the name
  * and its zone's apex are created. -E2BIG past DNS_RR_PER_NAME. */
 int dns_index_add(struct dns_index *idx, const uint8_t *name, size_t len, uint16_t type,
                   const uint8_t *rdata, size_t rdlen);
-/* Lays the names out for lookups; add and zone refuse afterwards. */
+/* Ends the building: add and zone refuse afterwards. */
 int dns_index_freeze(struct dns_index *idx);
-/* Lookups, on a frozen index. */
+/* A change of a published index (the server's write lock held): the RR is
+ * added (present) or taken away, in O(1) expected time; a name left with
+ * no RRs and nothing below goes, with the empty non-terminals above it.
+ * The apexes' RRs do not change (-EBUSY). */
+int dns_index_set(struct dns_index *idx, const uint8_t *name, size_t len, uint16_t type,
+                  const uint8_t *rdata, size_t rdlen, int present);
+/* The serial of every SOA (a published index: the write lock held). */
+void dns_index_set_serial(struct dns_index *idx, uint32_t serial);
+/* Every name, in no order (tests compare indexes with it). */
+void dns_index_foreach(const struct dns_index *idx, void (*fn)(const struct dns_node *n, void *arg),
+                       void *arg);
+/* Lookups. */
 const struct dns_node *dns_index_find(const struct dns_index *idx, const uint8_t *name, size_t len,
                                       uint32_t hash);
 /* Prefetches the slot of `hash`, or (node) the node it points to: a batch
@@ -313,6 +327,57 @@ void dns_udp_send(int fd, const struct sockaddr *to, socklen_t tolen, int dst_fa
 /* Takes the queue of hand-offs (the caller frees each). */
 struct dns_handoff *dns_handoff_take(struct dns_server *srv);
 
+/* ---- the devices' names (dns_names.c) ---- */
+
+enum { DNS_NAMED_NONE, DNS_NAMED_LABEL, DNS_NAMED_FALLBACK };
+
+struct dns_claim;
+
+/* An active device with an address. */
+struct dns_dev {
+	struct dns_dev *next; /* in the table by id */
+	uint32_t hash;
+	int8_t named; /* DNS_NAMED_*: which of its names it has */
+	uint8_t family;
+	uint8_t addr[16];
+	int64_t created;
+	struct dns_claim *label, *fallback; /* LABEL and LABEL-ID */
+	const char *user;
+	char id[]; /* then the user */
+};
+
+/* A device as the state has it. */
+struct dns_dev_info {
+	const char *id, *label, *user;
+	int64_t created;
+	int family;
+	uint8_t addr[16];
+};
+
+/* A device's name (named: DNS_NAMED_LABEL or _FALLBACK) went (present 0)
+ * or came (1); within one change the names that went come first. */
+typedef void (*dns_renamed_fn)(const struct dns_dev *dev, int named, int present, void *arg);
+
+struct dns_names;
+struct dns_names *dns_names_new(void);
+void dns_names_free(struct dns_names *t);
+void dns_names_clear(struct dns_names *t);
+size_t dns_names_devices(const struct dns_names *t);
+/* A device added or changed, or taken away: fn hears of every name that
+ * changed. 0; 1 when the names had to be settled whole (the caller
+ * rebuilds); -ENOMEM (nothing changed). */
+int dns_names_put(struct dns_names *t, const struct dns_dev_info *info, dns_renamed_fn fn,
+                  void *arg);
+int dns_names_del(struct dns_names *t, const char *id, dns_renamed_fn fn, void *arg);
+/* The service names (an object's keys), which win over devices; every
+ * device's name is settled again (no fn: the caller rebuilds). */
+int dns_names_services(struct dns_names *t, json_t *names);
+void dns_names_settle_all(struct dns_names *t);
+/* The text of a device's name, NULL for none. */
+const char *dns_dev_name(const struct dns_dev *dev, int named);
+void dns_names_foreach(const struct dns_names *t, void (*fn)(const struct dns_dev *dev, void *arg),
+                       void *arg);
+
 /* ---- the plugin ---- */
 
 struct dns_settings {
@@ -344,8 +409,8 @@ struct dns {
 	int epfd;
 	struct dns_io handoff_io;
 	/* the sources of the index; the databases stay the truth */
-	json_t *devices; /* active device id -> {"name", "user", "address", "created_at"} */
-	json_t *runtime; /* record name -> [address, ...] (db `dns`) */
+	struct dns_names *devices; /* the active devices and their names */
+	json_t *runtime;           /* record name -> [address, ...] (db `dns`) */
 	int have_vpn;
 	struct dns_prefix vpn;
 	char vpn_host[INET6_ADDRSTRLEN]; /* the gateway's own VPN address; "" unknown */
@@ -365,6 +430,8 @@ void dns_settings_free(struct dns_settings *s);
 /* the index from the settings, the runtime records and the devices
  * (dns_records.c); swaps it in under the lock */
 int dns_rebuild(struct dns *d);
+/* The index of the sources now, built whole (NULL on failure, logged). */
+struct dns_index *dns_build(struct dns *d, uint32_t serial);
 /* soon: coalesces the events of one loop turn into one rebuild */
 void dns_rebuild_soon(struct dns *d);
 int dns_sources_load(struct dns *d);

@@ -1,50 +1,35 @@
 /* The index: every name the server answers, each with its RRs already in
- * wire format. It is built on the plugin thread (a chained hash table of
- * growing nodes), then frozen: each name's header, name and RRs are copied
- * together into one arena and found through an open-addressing table of
- * (hash, node) slots, so that a lookup costs a slot and about two cache
- * lines (a lookup was a quarter of the UDP worker's user time before).
- * Once published it never changes: the UDP workers read it under no more
- * than a read lock around a batch. */
+ * wire format. Each name is one allocation (its header, its name and its
+ * RRs together, so a lookup touches a slot and about two cache lines),
+ * found through an open-addressing table of (hash, node) slots.
+ *
+ * It is built (zones, then RRs), frozen, and published; after that only
+ * dns_index_set changes it, one RR at a time in O(1) expected time, with
+ * the server's write lock held: the UDP workers read it under a read lock
+ * around a batch. A change replaces the node of its name by a new one, so
+ * a node never grows in place; apexes (which other nodes point to) never
+ * change after dns_index_zone, but for their serial. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dns.h"
 
-/* ---- building ---- */
-
-struct bblock {
-	uint8_t *wire;
-	uint32_t len, cap;
-	uint16_t count;
-};
-
-struct bnode {
-	struct bnode *next;
-	struct bnode *zone;
-	uint32_t hash;
-	uint8_t len, flags;
-	size_t offset; /* in the arena, when frozen */
-	struct bblock blocks[DNS_B_COUNT];
-	uint8_t name[];
-};
-
 struct slot {
 	uint32_t hash;
-	uint32_t offset; /* of the node in the arena; 0: empty */
+	struct dns_node *node; /* NULL: empty */
 };
 
+#define MAX_ZONES 512 /* apexes: the zone and the reverse zones of the VPN */
+
 struct dns_index {
-	/* while building */
-	struct bnode **buckets;
-	size_t nbuckets; /* a power of two */
-	size_t count;
-	uint32_t ttl, serial;
-	/* frozen */
-	uint8_t *arena;
 	struct slot *slots;
 	size_t nslots; /* a power of two, at least twice count */
+	size_t count;
+	uint32_t ttl, serial;
+	int frozen;
+	struct dns_node *apex[MAX_ZONES];
+	size_t napex;
 };
 
 static const uint16_t block_type[DNS_B_COUNT] = {
@@ -57,9 +42,9 @@ struct dns_index *dns_index_new(uint32_t ttl, uint32_t serial)
 	struct dns_index *idx = calloc(1, sizeof(*idx));
 	if (!idx)
 		return NULL;
-	idx->nbuckets = 1024;
-	idx->buckets = calloc(idx->nbuckets, sizeof(*idx->buckets));
-	if (!idx->buckets) {
+	idx->nslots = 64;
+	idx->slots = calloc(idx->nslots, sizeof(*idx->slots));
+	if (!idx->slots) {
 		free(idx);
 		return NULL;
 	}
@@ -68,25 +53,12 @@ struct dns_index *dns_index_new(uint32_t ttl, uint32_t serial)
 	return idx;
 }
 
-static void free_build(struct dns_index *idx)
-{
-	for (size_t b = 0; idx->buckets && b < idx->nbuckets; b++)
-		for (struct bnode *n = idx->buckets[b], *next; n; n = next) {
-			next = n->next;
-			for (int i = 0; i < DNS_B_COUNT; i++)
-				free(n->blocks[i].wire);
-			free(n);
-		}
-	free(idx->buckets);
-	idx->buckets = NULL;
-}
-
 void dns_index_free(struct dns_index *idx)
 {
 	if (!idx)
 		return;
-	free_build(idx);
-	free(idx->arena);
+	for (size_t s = 0; s < idx->nslots; s++)
+		free(idx->slots[s].node);
 	free(idx->slots);
 	free(idx);
 }
@@ -101,49 +73,128 @@ uint32_t dns_index_serial(const struct dns_index *idx)
 	return idx ? idx->serial : 0;
 }
 
-static struct bnode *bfind(struct dns_index *idx, const uint8_t *name, size_t len)
+/* The slot holding `name`, or the empty slot where its probe ends. */
+static struct slot *slot_of(const struct dns_index *idx, const uint8_t *name, size_t len,
+                            uint32_t hash)
 {
-	uint32_t hash = dns_hash(name, len);
-	for (struct bnode *n = idx->buckets[hash & (idx->nbuckets - 1)]; n; n = n->next)
-		if (n->hash == hash && n->len == len && !memcmp(n->name, name, len))
-			return n;
-	return NULL;
+	for (size_t s = hash & (idx->nslots - 1);; s = (s + 1) & (idx->nslots - 1)) {
+		struct slot *sl = &idx->slots[s];
+		if (!sl->node || (sl->hash == hash && sl->node->len == len &&
+		                  !memcmp(sl->node->name, name, len)))
+			return sl;
+	}
+}
+
+static struct dns_node *lookup(const struct dns_index *idx, const uint8_t *name, size_t len)
+{
+	return slot_of(idx, name, len, dns_hash(name, len))->node;
 }
 
 static int grow(struct dns_index *idx)
 {
-	size_t nb = idx->nbuckets * 2;
-	struct bnode **b = calloc(nb, sizeof(*b));
-	if (!b)
+	size_t n = idx->nslots * 2;
+	struct slot *slots = calloc(n, sizeof(*slots));
+	if (!slots)
 		return -ENOMEM;
-	for (size_t i = 0; i < idx->nbuckets; i++)
-		for (struct bnode *n = idx->buckets[i], *next; n; n = next) {
-			next = n->next;
-			n->next = b[n->hash & (nb - 1)];
-			b[n->hash & (nb - 1)] = n;
-		}
-	free(idx->buckets);
-	idx->buckets = b;
-	idx->nbuckets = nb;
+	for (size_t i = 0; i < idx->nslots; i++) {
+		if (!idx->slots[i].node)
+			continue;
+		size_t s = idx->slots[i].hash & (n - 1);
+		while (slots[s].node)
+			s = (s + 1) & (n - 1);
+		slots[s] = idx->slots[i];
+	}
+	free(idx->slots);
+	idx->slots = slots;
+	idx->nslots = n;
 	return 0;
 }
 
-static struct bnode *node_new(struct dns_index *idx, const uint8_t *name, size_t len,
-                              struct bnode *zone)
+/* Takes the slot out, moving the entries after it back so that no probe
+ * stops early (backward-shift deletion of linear probing). */
+static void slot_clear(struct dns_index *idx, struct slot *sl)
 {
-	if (idx->count >= idx->nbuckets && grow(idx))
+	size_t mask = idx->nslots - 1, hole = (size_t)(sl - idx->slots);
+	for (size_t s = (hole + 1) & mask; idx->slots[s].node; s = (s + 1) & mask) {
+		size_t home = idx->slots[s].hash & mask;
+		/* the entry may move to the hole if its home is not in (hole, s] */
+		if (((s - home) & mask) >= ((s - hole) & mask)) {
+			idx->slots[hole] = idx->slots[s];
+			hole = s;
+		}
+	}
+	idx->slots[hole] = (struct slot){0, NULL};
+}
+
+/* The RR data of a node lies after its name, block after block. */
+static uint8_t *node_data(struct dns_node *n)
+{
+	return n->name + n->len;
+}
+
+static size_t node_data_len(const struct dns_node *n)
+{
+	size_t len = 0;
+	for (int i = 0; i < DNS_B_COUNT; i++)
+		len += n->blocks[i].len;
+	return len;
+}
+
+static void node_link_blocks(struct dns_node *n)
+{
+	uint8_t *p = node_data(n);
+	for (int i = 0; i < DNS_B_COUNT; i++) {
+		n->blocks[i].wire = p;
+		n->blocks[i].type = block_type[i];
+		p += n->blocks[i].len;
+	}
+}
+
+/* The parent of a name (the name less its first label), NULL at the root
+ * or when it is not in the index. */
+static struct dns_node *parent_of(const struct dns_index *idx, const uint8_t *name, size_t len)
+{
+	size_t off = 1u + name[0];
+	if (!name[0] || off >= len)
 		return NULL;
-	struct bnode *n = calloc(1, sizeof(*n) + len);
+	return lookup(idx, name + off, len - off);
+}
+
+static struct dns_node *node_new(struct dns_index *idx, const uint8_t *name, size_t len,
+                                 const struct dns_node *zone)
+{
+	if (2 * (idx->count + 1) > idx->nslots && grow(idx))
+		return NULL;
+	struct dns_node *n = calloc(1, sizeof(*n) + len);
 	if (!n)
 		return NULL;
 	memcpy(n->name, name, len);
 	n->len = (uint8_t)len;
 	n->hash = dns_hash(name, len);
 	n->zone = zone;
-	n->next = idx->buckets[n->hash & (idx->nbuckets - 1)];
-	idx->buckets[n->hash & (idx->nbuckets - 1)] = n;
+	node_link_blocks(n);
+	struct slot *sl = slot_of(idx, name, len, n->hash);
+	*sl = (struct slot){n->hash, n};
 	idx->count++;
+	struct dns_node *parent = parent_of(idx, name, len);
+	if (parent)
+		parent->children++;
 	return n;
+}
+
+/* Takes a node out that has no RRs and no children, then its parents
+ * that were there only for it (empty non-terminals, not apexes). */
+static void node_drop(struct dns_index *idx, struct dns_node *n)
+{
+	while (n && !n->children && !(n->flags & DNS_NODE_APEX) && !node_data_len(n)) {
+		struct dns_node *parent = parent_of(idx, n->name, n->len);
+		slot_clear(idx, slot_of(idx, n->name, n->len, n->hash));
+		idx->count--;
+		free(n);
+		if (parent)
+			parent->children--;
+		n = parent;
+	}
 }
 
 static int block_of(uint16_t type)
@@ -166,37 +217,44 @@ static void put32(uint8_t *p, uint32_t v)
 	put16(p + 2, (uint16_t)v);
 }
 
-/* Does the block hold an RR with this rdata already? */
-static int block_has(const struct bblock *b, const uint8_t *rdata, size_t rdlen)
+/* The offset of the RR with this rdata in the block, or -1. */
+static long block_find(const struct dns_block *b, const uint8_t *rdata, size_t rdlen)
 {
 	for (size_t off = 0; off < b->len;) {
 		size_t len = (size_t)b->wire[off + 10] << 8 | b->wire[off + 11];
 		if (len == rdlen && !memcmp(b->wire + off + 12, rdata, rdlen))
-			return 1;
+			return (long)off;
 		off += 12 + len;
 	}
-	return 0;
+	return -1;
 }
 
-static int block_add(struct bblock *b, uint16_t type, uint32_t ttl, const uint8_t *rdata,
-                     size_t rdlen)
+/* The node with its block `b` changed: `rr` (rrlen bytes) put at offset
+ * `at` of the block in place of `cut` bytes there. The new node takes the
+ * old one's slot. */
+static struct dns_node *node_edit(struct dns_index *idx, struct dns_node *n, int b, size_t at,
+                                  size_t cut, const uint8_t *rr, size_t rrlen)
 {
-	if (block_has(b, rdata, rdlen))
-		return 0;
-	if (b->count >= DNS_RR_PER_NAME)
-		return -E2BIG;
-	size_t need = b->len + 12 + rdlen;
-	if (need > b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 64;
-		while (cap < need)
-			cap *= 2;
-		uint8_t *w = realloc(b->wire, cap);
-		if (!w)
-			return -ENOMEM;
-		b->wire = w;
-		b->cap = (uint32_t)cap;
-	}
-	uint8_t *p = b->wire + b->len;
+	size_t head = sizeof(*n) + n->len, data = node_data_len(n);
+	size_t before = (size_t)(n->blocks[b].wire - node_data(n)) + at;
+	struct dns_node *m = malloc(head + data - cut + rrlen);
+	if (!m)
+		return NULL;
+	memcpy(m, n, head);
+	memcpy((uint8_t *)m + head, node_data(n), before);
+	if (rrlen)
+		memcpy((uint8_t *)m + head + before, rr, rrlen);
+	memcpy((uint8_t *)m + head + before + rrlen, node_data(n) + before + cut,
+	       data - before - cut);
+	m->blocks[b].len = (uint32_t)(m->blocks[b].len - cut + rrlen);
+	node_link_blocks(m);
+	slot_of(idx, n->name, n->len, n->hash)->node = m;
+	free(n);
+	return m;
+}
+
+static size_t rr_make(uint8_t *p, uint16_t type, uint32_t ttl, const uint8_t *rdata, size_t rdlen)
+{
 	p[0] = 0xc0; /* the owner is the question's name, at offset 12 */
 	p[1] = DNS_HEADER;
 	put16(p + 2, type);
@@ -204,8 +262,24 @@ static int block_add(struct bblock *b, uint16_t type, uint32_t ttl, const uint8_
 	put32(p + 6, ttl);
 	put16(p + 10, (uint16_t)rdlen);
 	memcpy(p + 12, rdata, rdlen);
-	b->count++;
-	b->len = (uint32_t)need;
+	return 12 + rdlen;
+}
+
+static int rr_add(struct dns_index *idx, struct dns_node *n, int b, const uint8_t *rdata,
+                  size_t rdlen)
+{
+	uint8_t rr[12 + 2 * DNS_NAME_MAX + 20];
+	if (rdlen > sizeof(rr) - 12)
+		return -EINVAL;
+	if (block_find(&n->blocks[b], rdata, rdlen) >= 0)
+		return 0;
+	if (n->blocks[b].count >= DNS_RR_PER_NAME)
+		return -E2BIG;
+	size_t len = rr_make(rr, block_type[b], idx->ttl, rdata, rdlen);
+	n = node_edit(idx, n, b, n->blocks[b].len, 0, rr, len);
+	if (!n)
+		return -ENOMEM;
+	n->blocks[b].count++;
 	return 0;
 }
 
@@ -219,16 +293,20 @@ int dns_index_zone(struct dns_index *idx, const uint8_t *apex, size_t len, const
 	size_t mlen, rlen;
 	int rc;
 
-	if (idx->arena)
+	if (idx->frozen)
 		return -EBUSY;
+	if (idx->napex >= MAX_ZONES)
+		return -E2BIG;
 	if (dns_name_concat(ns_label, sizeof(ns_label), ns_zone, ns_len, mname, &mlen) ||
 	    dns_name_concat(mbox_label, sizeof(mbox_label), ns_zone, ns_len, rname, &rlen))
 		return -ENAMETOOLONG;
-	struct bnode *n = bfind(idx, apex, len);
+	struct dns_node *n = lookup(idx, apex, len);
+	if (n && (n->flags & DNS_NODE_APEX))
+		return 0; /* declared already */
+	if (n && (n->children || node_data_len(n)))
+		return -EBUSY; /* zones come first: names below point to their apex */
 	if (!n && !(n = node_new(idx, apex, len, NULL)))
 		return -ENOMEM;
-	n->flags |= DNS_NODE_APEX;
-	n->zone = n;
 	memcpy(soa, mname, mlen);
 	memcpy(soa + mlen, rname, rlen);
 	uint8_t *p = soa + mlen + rlen;
@@ -240,23 +318,30 @@ int dns_index_zone(struct dns_index *idx, const uint8_t *apex, size_t len, const
 	put32(p + 8, 3600);      /* retry */
 	put32(p + 12, 604800);   /* expire */
 	put32(p + 16, idx->ttl); /* minimum: how long a negative answer is cached */
-	rc = block_add(&n->blocks[DNS_B_SOA], DNS_T_SOA, idx->ttl, soa, mlen + rlen + 20);
+	rc = rr_add(idx, n, DNS_B_SOA, soa, mlen + rlen + 20);
 	if (!rc)
-		rc = block_add(&n->blocks[DNS_B_NS], DNS_T_NS, idx->ttl, mname, mlen);
-	return rc;
+		rc = rr_add(idx, lookup(idx, apex, len), DNS_B_NS, mname, mlen);
+	if (rc)
+		return rc;
+	n = lookup(idx, apex, len);
+	n->flags |= DNS_NODE_APEX;
+	n->zone = n;
+	idx->apex[idx->napex++] = n;
+	return 0;
 }
 
 /* The node of `name`, made with the empty non-terminals above it up to
- * the zone's apex when it is new. */
-static struct bnode *node_get(struct dns_index *idx, const uint8_t *name, size_t len)
+ * the zone's apex when it is new (from the top down, so that each finds
+ * its parent). */
+static struct dns_node *node_get(struct dns_index *idx, const uint8_t *name, size_t len)
 {
-	struct bnode *n = bfind(idx, name, len);
+	struct dns_node *n = lookup(idx, name, len);
 	if (n)
 		return n;
-	struct bnode *zone = NULL;
+	const struct dns_node *zone = NULL;
 	size_t top = 0; /* where the first existing ancestor starts */
 	for (size_t off = 1u + name[0]; off < len; off += 1u + name[off]) {
-		struct bnode *up = bfind(idx, name + off, len - off);
+		struct dns_node *up = lookup(idx, name + off, len - off);
 		if (up) {
 			zone = up->zone;
 			top = off;
@@ -265,121 +350,105 @@ static struct bnode *node_get(struct dns_index *idx, const uint8_t *name, size_t
 		if (!name[off])
 			break;
 	}
-	if (zone) /* the names between the new one and the node found */
+	if (zone) { /* the names between the new one and the node found */
+		size_t offs[DNS_NAME_MAX / 2], k = 0;
 		for (size_t o = 1u + name[0]; o < top; o += 1u + name[o])
-			if (!node_new(idx, name + o, len - o, zone))
+			offs[k++] = o;
+		while (k--)
+			if (!node_new(idx, name + offs[k], len - offs[k], zone))
 				return NULL;
+	}
 	return node_new(idx, name, len, zone);
+}
+
+static int index_put(struct dns_index *idx, const uint8_t *name, size_t len, uint16_t type,
+                     const uint8_t *rdata, size_t rdlen)
+{
+	int b = block_of(type);
+	if (b < 0 || !len || len > DNS_NAME_MAX)
+		return -EINVAL;
+	struct dns_node *n = node_get(idx, name, len);
+	if (!n)
+		return -ENOMEM;
+	if ((n->flags & DNS_NODE_APEX) && idx->frozen)
+		return -EBUSY; /* other nodes point to it */
+	int rc = rr_add(idx, n, b, rdata, rdlen);
+	if (rc)
+		node_drop(idx, lookup(idx, name, len)); /* a node made for nothing */
+	return rc;
 }
 
 int dns_index_add(struct dns_index *idx, const uint8_t *name, size_t len, uint16_t type,
                   const uint8_t *rdata, size_t rdlen)
 {
-	int b = block_of(type);
-	if (idx->arena)
+	if (idx->frozen)
 		return -EBUSY;
-	if (b < 0 || !len || len > DNS_NAME_MAX)
-		return -EINVAL;
-	struct bnode *n = node_get(idx, name, len);
-	if (!n)
-		return -ENOMEM;
-	return block_add(&n->blocks[b], type, idx->ttl, rdata, rdlen);
-}
-
-/* ---- frozen ---- */
-
-#define ALIGN(x) (((x) + 63) & ~(size_t)63) /* each node on its own cache lines */
-
-static size_t node_size(const struct bnode *n)
-{
-	size_t size = sizeof(struct dns_node) + n->len;
-	for (int i = 0; i < DNS_B_COUNT; i++)
-		size += n->blocks[i].len;
-	return ALIGN(size);
+	return index_put(idx, name, len, type, rdata, rdlen);
 }
 
 int dns_index_freeze(struct dns_index *idx)
 {
-	size_t total = 64; /* offset 0 marks an empty slot */
-	if (idx->arena)
-		return 0;
-	for (size_t b = 0; b < idx->nbuckets; b++)
-		for (struct bnode *n = idx->buckets[b]; n; n = n->next) {
-			n->offset = total;
-			total += node_size(n);
-		}
-	if (total > UINT32_MAX)
-		return -E2BIG;
-	size_t nslots = 64;
-	while (nslots < 2 * idx->count)
-		nslots *= 2;
-	uint8_t *arena = aligned_alloc(64, total);
-	struct slot *slots = calloc(nslots, sizeof(*slots));
-	if (!arena || !slots) {
-		free(arena);
-		free(slots);
-		return -ENOMEM;
-	}
-	memset(arena, 0, total);
-	for (size_t b = 0; b < idx->nbuckets; b++)
-		for (struct bnode *n = idx->buckets[b]; n; n = n->next) {
-			struct dns_node *f = (struct dns_node *)(arena + n->offset);
-			f->hash = n->hash;
-			f->len = n->len;
-			f->flags = n->flags;
-			f->zone =
-			    n->zone ? (const struct dns_node *)(arena + n->zone->offset) : NULL;
-			memcpy(f->name, n->name, n->len);
-			uint8_t *data = f->name + n->len;
-			for (int i = 0; i < DNS_B_COUNT; i++) {
-				const struct bblock *bb = &n->blocks[i];
-				f->blocks[i] =
-				    (struct dns_block){data, bb->len, bb->count, block_type[i]};
-				if (bb->len)
-					memcpy(data, bb->wire, bb->len);
-				data += bb->len;
-			}
-			size_t s = n->hash & (nslots - 1);
-			while (slots[s].offset)
-				s = (s + 1) & (nslots - 1);
-			slots[s] = (struct slot){n->hash, (uint32_t)n->offset};
-		}
-	free_build(idx);
-	idx->arena = arena;
-	idx->slots = slots;
-	idx->nslots = nslots;
+	idx->frozen = 1;
 	return 0;
+}
+
+int dns_index_set(struct dns_index *idx, const uint8_t *name, size_t len, uint16_t type,
+                  const uint8_t *rdata, size_t rdlen, int present)
+{
+	if (present)
+		return index_put(idx, name, len, type, rdata, rdlen);
+	int b = block_of(type);
+	if (b < 0 || !len || len > DNS_NAME_MAX)
+		return -EINVAL;
+	struct dns_node *n = lookup(idx, name, len);
+	long at = n ? block_find(&n->blocks[b], rdata, rdlen) : -1;
+	if (at < 0)
+		return 0;
+	if (n->flags & DNS_NODE_APEX)
+		return -EBUSY;
+	n = node_edit(idx, n, b, (size_t)at, 12 + rdlen, NULL, 0);
+	if (!n)
+		return -ENOMEM;
+	n->blocks[b].count--;
+	node_drop(idx, n);
+	return 0;
+}
+
+/* Skips a wire name (uncompressed) at p. */
+static size_t name_skip(const uint8_t *p)
+{
+	size_t off = 0;
+	while (p[off])
+		off += 1u + p[off];
+	return off + 1;
+}
+
+void dns_index_set_serial(struct dns_index *idx, uint32_t serial)
+{
+	idx->serial = serial;
+	for (size_t i = 0; i < idx->napex; i++) {
+		uint8_t *rdata = (uint8_t *)idx->apex[i]->blocks[DNS_B_SOA].wire + 12;
+		size_t mlen = name_skip(rdata);
+		put32(rdata + mlen + name_skip(rdata + mlen), serial);
+	}
 }
 
 const struct dns_node *dns_index_find(const struct dns_index *idx, const uint8_t *name, size_t len,
                                       uint32_t hash)
 {
-	if (!idx->slots)
-		return NULL;
-	for (size_t s = hash & (idx->nslots - 1);; s = (s + 1) & (idx->nslots - 1)) {
-		const struct slot *sl = &idx->slots[s];
-		if (!sl->offset)
-			return NULL;
-		if (sl->hash != hash)
-			continue;
-		const struct dns_node *n = (const struct dns_node *)(idx->arena + sl->offset);
-		if (n->len == len && !memcmp(n->name, name, len))
-			return n;
-	}
+	return slot_of(idx, name, len, hash)->node;
 }
 
 void dns_index_prefetch(const struct dns_index *idx, uint32_t hash, int node)
 {
-	if (!idx->slots)
-		return;
 	size_t s = hash & (idx->nslots - 1);
 	if (!node) {
 		__builtin_prefetch(&idx->slots[s]);
 		return;
 	}
-	for (; idx->slots[s].offset; s = (s + 1) & (idx->nslots - 1))
+	for (; idx->slots[s].node; s = (s + 1) & (idx->nslots - 1))
 		if (idx->slots[s].hash == hash) {
-			const uint8_t *n = idx->arena + idx->slots[s].offset;
+			const uint8_t *n = (const uint8_t *)idx->slots[s].node;
 			__builtin_prefetch(n);
 			__builtin_prefetch(n + 64);
 			__builtin_prefetch(n + 128);
@@ -397,4 +466,12 @@ const struct dns_node *dns_index_zone_of(const struct dns_index *idx, const uint
 			return n->zone;
 	}
 	return NULL;
+}
+
+void dns_index_foreach(const struct dns_index *idx, void (*fn)(const struct dns_node *n, void *arg),
+                       void *arg)
+{
+	for (size_t s = 0; s < idx->nslots; s++)
+		if (idx->slots[s].node)
+			fn(idx->slots[s].node, arg);
 }

@@ -1,9 +1,8 @@
 /* The names: service records (config and runtime), the active devices, and
- * the index built from them. The index is rebuilt whole on a change and
- * swapped in (about 10 ms for 10,000 devices, docs/dns.md): the naming
- * rule for colliding devices depends on every device with the same name,
- * and a rebuild from the in-memory tables is simpler to trust than
- * incremental patches of it. Events of one loop turn share one rebuild. */
+ * the index built from them. A change of the records or the settings
+ * rebuilds the index whole and swaps it in; a device change only touches
+ * the names it changes (dns_names.c decides which), in place under the
+ * write lock (docs/dns.md). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -13,26 +12,6 @@
 #include "dns.h"
 
 /* ---- devices ---- */
-
-struct dev {
-	const char *id, *user;
-	char label[DNS_LABEL_MAX + 1];
-	char name[DNS_LABEL_MAX + 1]; /* "" when it has none */
-	json_int_t created;
-	int family;
-	uint8_t addr[16];
-};
-
-static int dev_order(const void *a, const void *b)
-{
-	const struct dev *x = a, *y = b;
-	int c = strcmp(x->label, y->label);
-	if (c)
-		return c;
-	if (x->created != y->created)
-		return x->created < y->created ? -1 : 1;
-	return strcmp(x->id, y->id);
-}
 
 /* The names of the service records: they win over devices. */
 static json_t *service_names(struct dns *d)
@@ -53,56 +32,6 @@ static json_t *service_names(struct dns *d)
 	return names;
 }
 
-/* Every active device with its name, by the rule of docs/dns.md: a device
- * is LABEL unless a service record has that name or an older device (then
- * the smaller id) has the same label; then it is LABEL-ID, unless that is
- * taken too (it then has no name). Sorted by label. */
-static struct dev *assign_names(struct dns *d, size_t *count)
-{
-	size_t n = 0, cap = json_object_size(d->devices);
-	struct dev *devs = calloc(cap ? cap : 1, sizeof(*devs));
-	json_t *taken = service_names(d), *v;
-	const char *id;
-	if (!devs || !taken) {
-		free(devs);
-		json_decref(taken);
-		return NULL;
-	}
-	json_object_foreach(d->devices, id, v)
-	{
-		struct dev *x = &devs[n];
-		if (dns_ip_parse(json_string_value(json_object_get(v, "address")), &x->family,
-		                 x->addr))
-			continue;
-		x->id = id;
-		x->user = json_string_value(json_object_get(v, "user"));
-		x->created = json_integer_value(json_object_get(v, "created_at"));
-		snprintf(x->label, sizeof(x->label), "%s",
-		         json_string_value(json_object_get(v, "label")));
-		n++;
-	}
-	qsort(devs, n, sizeof(*devs), dev_order);
-	for (size_t i = 0; i < n; i++) /* the first of each label, if free */
-		if ((!i || strcmp(devs[i].label, devs[i - 1].label)) &&
-		    !json_object_get(taken, devs[i].label)) {
-			snprintf(devs[i].name, sizeof(devs[i].name), "%s", devs[i].label);
-			json_object_set_new(taken, devs[i].name, json_true());
-		}
-	for (size_t i = 0; i < n; i++) {
-		char fallback[DNS_LABEL_MAX + 1];
-		if (devs[i].name[0])
-			continue;
-		dns_device_fallback(devs[i].label, devs[i].id, fallback);
-		if (json_object_get(taken, fallback))
-			continue;
-		snprintf(devs[i].name, sizeof(devs[i].name), "%s", fallback);
-		json_object_set_new(taken, fallback, json_true());
-	}
-	json_decref(taken);
-	*count = n;
-	return devs;
-}
-
 /* ---- the index ---- */
 
 /* name (relative text) + zone, as wire */
@@ -115,16 +44,28 @@ static int fqdn(struct dns *d, const char *name, uint8_t *wire, size_t *len)
 	return dns_name_concat(rel, rlen, d->cfg.zone, d->cfg.zone_len, wire, len);
 }
 
-static int add_address(struct dns_index *idx, const uint8_t *name, size_t len, int family,
-                       const uint8_t *addr)
+/* The address RR of a name and its PTR, added or (present 0) taken away. */
+static int set_address(struct dns_index *idx, const uint8_t *name, size_t len, int family,
+                       const uint8_t *addr, int present)
 {
 	uint8_t rev[DNS_NAME_MAX];
 	size_t rlen;
-	int rc = dns_index_add(idx, name, len, family == AF_INET ? DNS_T_A : DNS_T_AAAA, addr,
-	                       family == AF_INET ? 4 : 16);
+	int rc = dns_index_set(idx, name, len, family == AF_INET ? DNS_T_A : DNS_T_AAAA, addr,
+	                       family == AF_INET ? 4 : 16, present);
 	if (!rc && !dns_reverse_name(family, addr, rev, &rlen))
-		rc = dns_index_add(idx, rev, rlen, DNS_T_PTR, name, len);
+		rc = dns_index_set(idx, rev, rlen, DNS_T_PTR, name, len, present);
 	return rc;
+}
+
+/* A device's records under one of its names. */
+static int set_device(struct dns *d, struct dns_index *idx, const struct dns_dev *dev, int named,
+                      int present)
+{
+	uint8_t wire[DNS_NAME_MAX];
+	size_t len;
+	if (fqdn(d, dns_dev_name(dev, named), wire, &len))
+		return 0; /* not a host name: the device has no records */
+	return set_address(idx, wire, len, dev->family, dev->addr, present);
 }
 
 /* The reverse zones of the VPN subnet: /8, /16 or /24 zones covering it. */
@@ -172,7 +113,7 @@ static int add_service(struct dns *d, struct dns_index *idx, const char *name, c
 	int family;
 	if (fqdn(d, name, wire, &len) || dns_ip_parse(address, &family, addr))
 		return -EINVAL;
-	return add_address(idx, wire, len, family, addr);
+	return set_address(idx, wire, len, family, addr, 1);
 }
 
 /* ns.ZONE, the NS and MNAME of every zone served, has the server's own
@@ -197,25 +138,35 @@ static int add_name_server(struct dns *d, struct dns_index *idx)
 	return rc;
 }
 
+struct build {
+	struct dns *d;
+	struct dns_index *idx;
+	int rc;
+};
+
+static void build_device(const struct dns_dev *dev, void *arg)
+{
+	struct build *b = arg;
+	if (!b->rc && dev->named)
+		b->rc = set_device(b->d, b->idx, dev, dev->named, 1);
+}
+
 static int build(struct dns *d, struct dns_index *idx)
 {
-	json_t *r, *addrs, *a;
-	size_t i, k, n = 0;
+	json_t *r, *addrs, *a, *taken = service_names(d);
+	size_t i, k;
 	const char *name;
-	int rc = dns_index_zone(idx, d->cfg.zone, d->cfg.zone_len, d->cfg.zone, d->cfg.zone_len);
+	int rc = taken ? dns_names_services(d->devices, taken) : -ENOMEM;
+	json_decref(taken);
+	if (!rc)
+		rc =
+		    dns_index_zone(idx, d->cfg.zone, d->cfg.zone_len, d->cfg.zone, d->cfg.zone_len);
 	if (!rc)
 		rc = reverse_zones(d, idx);
-	struct dev *devs = rc ? NULL : assign_names(d, &n);
-	if (!rc && !devs)
-		rc = -ENOMEM;
 	/* devices first: their PTR comes before a service's of the same address */
-	for (i = 0; !rc && i < n; i++) {
-		uint8_t wire[DNS_NAME_MAX];
-		size_t len;
-		if (devs[i].name[0] && !fqdn(d, devs[i].name, wire, &len))
-			rc = add_address(idx, wire, len, devs[i].family, devs[i].addr);
-	}
-	free(devs);
+	struct build b = {d, idx, rc};
+	dns_names_foreach(d->devices, build_device, &b);
+	rc = b.rc;
 	json_array_foreach(d->cfg.records, i, r)
 	{
 		if (rc)
@@ -236,18 +187,31 @@ static int build(struct dns *d, struct dns_index *idx)
 	return rc ? rc : dns_index_freeze(idx);
 }
 
-int dns_rebuild(struct dns *d)
+static uint32_t next_serial(struct dns *d)
 {
 	uint32_t now = (uint32_t)(mg_now_ms(d->ctx) / 1000);
-	uint32_t serial = now > d->serial ? now : d->serial + 1;
+	return now > d->serial ? now : d->serial + 1;
+}
+
+struct dns_index *dns_build(struct dns *d, uint32_t serial)
+{
 	struct dns_index *idx = dns_index_new(d->cfg.ttl, serial);
-	struct dns_acl acl;
 	int rc = idx ? build(d, idx) : -ENOMEM;
 	if (rc) {
 		mg_error_log(d->ctx, "cannot build the names: %s", strerror(-rc));
 		dns_index_free(idx);
-		return rc;
+		return NULL;
 	}
+	return idx;
+}
+
+int dns_rebuild(struct dns *d)
+{
+	uint32_t serial = next_serial(d);
+	struct dns_index *idx = dns_build(d, serial);
+	struct dns_acl acl;
+	if (!idx)
+		return -ENOMEM;
 	acl_of(d, &acl);
 	pthread_rwlock_wrlock(&d->srv.lock);
 	struct dns_index *old = d->srv.index;
@@ -283,32 +247,34 @@ void dns_rebuild_soon(struct dns *d)
 
 /* ---- the sources, from state ---- */
 
-/* The entry of the device table for a device record, NULL if it has no name. */
-static json_t *device_entry(json_t *device)
+/* A device record as the device table has it: 0, or -ENOENT when it has
+ * no name (not active, no address). The strings point into the record
+ * and label. */
+static int device_info(const char *id, json_t *device, struct dns_dev_info *info,
+                       char label[DNS_LABEL_MAX + 1])
 {
 	const char *state = json_string_value(json_object_get(device, "state"));
-	const char *address = json_string_value(json_object_get(device, "address"));
-	uint8_t addr[16];
-	int family;
-	char label[DNS_LABEL_MAX + 1];
-	if (!state || strcmp(state, "active") || dns_ip_parse(address, &family, addr))
-		return NULL;
-	const char *name = json_string_value(json_object_get(device, "name"));
 	const char *user = json_string_value(json_object_get(device, "user"));
-	dns_device_label(name, user, label);
-	json_t *created = json_object_get(device, "created_at");
-	return json_pack("{s:s, s:s, s:s, s:s, s:I}", "label", label, "name", name ? name : "",
-	                 "user", user ? user : "", "address", address, "created_at",
-	                 (json_int_t)json_integer_value(created));
+	if (!state || strcmp(state, "active") ||
+	    dns_ip_parse(json_string_value(json_object_get(device, "address")), &info->family,
+	                 info->addr))
+		return -ENOENT;
+	dns_device_label(json_string_value(json_object_get(device, "name")), user, label);
+	info->id = id;
+	info->label = label;
+	info->user = user ? user : "";
+	info->created = json_integer_value(json_object_get(device, "created_at"));
+	return 0;
 }
 
 static int load_device(const char *key, json_t *value, void *arg)
 {
 	struct dns *d = arg;
-	json_t *e = device_entry(value);
-	if (e)
-		json_object_set_new(d->devices, key, e);
-	return 0;
+	struct dns_dev_info info = {0};
+	char label[DNS_LABEL_MAX + 1];
+	if (device_info(key, value, &info, label))
+		return 0;
+	return dns_names_put(d->devices, &info, NULL, NULL) < 0 ? -ENOMEM : 0;
 }
 
 static int load_record(const char *key, json_t *value, void *arg)
@@ -359,7 +325,7 @@ int dns_vpn_load(struct dns *d)
 int dns_sources_load(struct dns *d)
 {
 	mg_txn *txn;
-	json_object_clear(d->devices);
+	dns_names_clear(d->devices);
 	json_object_clear(d->runtime);
 	int rc = mg_txn_begin(d->ctx, MG_TXN_READ, &txn);
 	if (rc)
@@ -374,11 +340,29 @@ int dns_sources_load(struct dns *d)
 	return rc;
 }
 
+struct patch {
+	struct dns *d;
+	int rc;
+};
+
+static void patch_device(const struct dns_dev *dev, int named, int present, void *arg)
+{
+	struct patch *p = arg;
+	if (!p->rc)
+		p->rc = set_device(p->d, p->d->srv.index, dev, named, present);
+}
+
+/* A device changed: its names, and the few others the change moves, are
+ * patched into the published index in place. A rebuild that is due
+ * anyway, or a patch that fails, takes the whole index instead. */
 void dns_device_changed(mg_ctx *ctx, const char *topic, json_t *payload, void *arg)
 {
 	struct dns *d = ctx->self;
 	const char *id = json_string_value(json_object_get(payload, "id"));
-	json_t *device = NULL, *entry = NULL;
+	json_t *device = NULL;
+	struct dns_dev_info info = {0};
+	char label[DNS_LABEL_MAX + 1];
+	int have = 0;
 	mg_txn *txn;
 	(void)topic;
 	(void)arg;
@@ -387,21 +371,28 @@ void dns_device_changed(mg_ctx *ctx, const char *topic, json_t *payload, void *a
 	/* the record is the truth; the payload only says which one changed */
 	if (!mg_txn_begin(ctx, MG_TXN_READ, &txn)) {
 		if (!mg_state_get(ctx, txn, "devices", id, &device))
-			entry = device_entry(device);
+			have = !device_info(id, device, &info, label);
 		mg_txn_abort(ctx, txn);
 	}
-	json_t *old = json_object_get(d->devices, id);
-	if ((!old && !entry) || (old && entry && json_equal(old, entry))) {
-		json_decref(entry);
-		json_decref(device);
-		return;
+	int live = d->srv.index && !d->rebuild_timer;
+	struct patch p = {d, 0};
+	if (live)
+		pthread_rwlock_wrlock(&d->srv.lock);
+	int rc = have ? dns_names_put(d->devices, &info, live ? patch_device : NULL, &p)
+	              : dns_names_del(d->devices, id, live ? patch_device : NULL, &p);
+	if (live && !rc && !p.rc) {
+		d->serial = next_serial(d);
+		dns_index_set_serial(d->srv.index, d->serial);
 	}
-	if (entry)
-		json_object_set_new(d->devices, id, entry);
-	else
-		json_object_del(d->devices, id);
+	if (live)
+		pthread_rwlock_unlock(&d->srv.lock);
 	json_decref(device);
-	dns_rebuild_soon(d);
+	if (rc < 0) { /* the table is as it was: read it again */
+		mg_error_log(ctx, "cannot take device %s: %s", id, strerror(-rc));
+		dns_sources_load(d);
+	}
+	if (rc || p.rc)
+		dns_rebuild_soon(d);
 }
 
 void dns_wg_changed(mg_ctx *ctx, const char *topic, json_t *payload, void *arg)
@@ -671,6 +662,24 @@ static void list_add(json_t *list, struct dns *d, const char *name, const char *
 	                                      "source", source));
 }
 
+struct listing {
+	struct dns *d;
+	json_t *list;
+};
+
+static void list_device(const struct dns_dev *dev, void *arg)
+{
+	struct listing *l = arg;
+	char text[INET6_ADDRSTRLEN];
+	if (!dev->named)
+		return;
+	inet_ntop(dev->family, dev->addr, text, sizeof(text));
+	list_add(l->list, l->d, dns_dev_name(dev, dev->named), text, "device");
+	json_t *e = json_array_get(l->list, json_array_size(l->list) - 1);
+	json_object_set_new(e, "device", json_string(dev->id));
+	json_object_set_new(e, "user", json_string(dev->user));
+}
+
 static int by_name(const void *a, const void *b)
 {
 	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
@@ -686,7 +695,7 @@ json_t *dns_svc_list(mg_ctx *ctx, const char *service, json_t *request, void *ar
 	static const struct mg_field fields[] = {{"source", MG_FIELD_STRING, 0, 1, 16}, {0}};
 	struct dns *d = ctx->self;
 	json_t *r, *addrs, *a;
-	size_t i, k, n = 0;
+	size_t i, k;
 	const char *name;
 	(void)service;
 	(void)arg;
@@ -713,18 +722,8 @@ json_t *dns_svc_list(mg_ctx *ctx, const char *service, json_t *request, void *ar
 			}
 		}
 	}
-	struct dev *devs = (!only || !strcmp(only, "device")) ? assign_names(d, &n) : NULL;
-	for (i = 0; devs && i < n; i++) {
-		char text[INET6_ADDRSTRLEN];
-		if (!devs[i].name[0])
-			continue;
-		inet_ntop(devs[i].family, devs[i].addr, text, sizeof(text));
-		list_add(list, d, devs[i].name, text, "device");
-		json_t *e = json_array_get(list, json_array_size(list) - 1);
-		json_object_set_new(e, "device", json_string(devs[i].id));
-		json_object_set_new(e, "user", json_string(devs[i].user ? devs[i].user : ""));
-	}
-	free(devs);
+	if (!only || !strcmp(only, "device"))
+		dns_names_foreach(d->devices, list_device, &(struct listing){d, list});
 	/* sorted by name for people and for diffs */
 	size_t count = json_array_size(list);
 	json_t **items = malloc((count ? count : 1) * sizeof(*items));
@@ -764,7 +763,7 @@ json_t *dns_svc_stats(mg_ctx *ctx, const char *service, json_t *request, void *a
 	json_t *reply = json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:I}", "zone", d->cfg.zone_text,
 	                          "listen", listen, "upstream", upstream, "names",
 	                          (json_int_t)dns_index_names(d->srv.index), "devices",
-	                          (json_int_t)json_object_size(d->devices), "serial",
+	                          (json_int_t)dns_names_devices(d->devices), "serial",
 	                          (json_int_t)d->serial, "pending", (json_int_t)dns_fwd_pending(d));
 	const struct {
 		const char *name;

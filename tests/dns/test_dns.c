@@ -6,6 +6,11 @@
 #define A  LDNS_RR_TYPE_A
 #define TS 1732356000
 
+static int strcmp_p(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static void expect_answer(struct mg_mock *m, const char *name, ldns_rr_type type,
                           const char *answers)
 {
@@ -755,6 +760,220 @@ static void test_name_server_name(void **unused)
 	mg_mock_free(m);
 }
 
+/* ---- the index kept incrementally equals the index built whole ---- */
+
+/* One name of an index as text: flags, zone, children, and each block's
+ * RRs sorted (the order within an RRset means nothing); the SOA by count
+ * (its serial differs). */
+static void snapshot_node(const struct dns_node *n, void *arg)
+{
+	char name[DNS_TEXT_MAX], zone[DNS_TEXT_MAX] = "-", buf[8192];
+	dns_name_to_text(n->name, n->len, name, sizeof(name));
+	if (n->zone)
+		dns_name_to_text(n->zone->name, n->zone->len, zone, sizeof(zone));
+	json_t *rrs = json_array();
+	for (int b = 0; b < DNS_B_COUNT; b++) {
+		const struct dns_block *bl = &n->blocks[b];
+		for (size_t off = 0; b != DNS_B_SOA && off < bl->len;) {
+			size_t len = 12 + ((size_t)bl->wire[off + 10] << 8 | bl->wire[off + 11]),
+			       k = 0;
+			k += (size_t)snprintf(buf, sizeof(buf), "%d:", b);
+			for (size_t i = 0; i < len && k + 3 < sizeof(buf); i++)
+				k += (size_t)snprintf(buf + k, sizeof(buf) - k, "%02x",
+				                      bl->wire[off + i]);
+			json_array_append_new(rrs, json_string(buf));
+			off += len;
+		}
+	}
+	size_t count = json_array_size(rrs);
+	const char **v = calloc(count + 1, sizeof(*v));
+	for (size_t i = 0; i < count; i++)
+		v[i] = json_string_value(json_array_get(rrs, i));
+	qsort(v, count, sizeof(*v), strcmp_p);
+	int k = snprintf(buf, sizeof(buf), "flags %d zone %s children %u soa %u:", n->flags, zone,
+	                 n->children, n->blocks[DNS_B_SOA].count);
+	for (size_t i = 0; i < count && k > 0 && (size_t)k < sizeof(buf); i++)
+		k += snprintf(buf + k, sizeof(buf) - (size_t)k, " %s", v[i]);
+	json_object_set_new(arg, name, json_string(buf));
+	free(v);
+	json_decref(rrs);
+}
+
+static json_t *snapshot(const struct dns_index *idx)
+{
+	json_t *all = json_object();
+	dns_index_foreach(idx, snapshot_node, all);
+	assert_int_equal(json_object_size(all), dns_index_names(idx));
+	return all;
+}
+
+/* The index built from scratch: the devices read again from state into a
+ * table of their own, named by the rule from nothing. */
+static json_t *rebuilt(struct dns *d)
+{
+	struct dns_names *live = d->devices;
+	d->devices = dns_names_new();
+	assert_int_equal(dns_sources_load(d), 0);
+	struct dns_index *idx = dns_build(d, 1);
+	assert_non_null(idx);
+	json_t *snap = snapshot(idx);
+	dns_index_free(idx);
+	dns_names_free(d->devices);
+	d->devices = live;
+	return snap;
+}
+
+struct model_dev {
+	int present, active;
+	char name[64], address[48];
+	json_int_t created;
+};
+
+/* The device names by the rule of docs/dns.md, worked out the plain way
+ * (sorted by label, age, id; labels first, then fallbacks): name -> id. */
+static json_t *expected_names(struct model_dev *devs, int n)
+{
+	char *keys[64];
+	int count = 0;
+	json_t *taken = json_pack("{s:b, s:b}", "gitlab", 1, "ns", 1), *names = json_object();
+	for (int i = 0; i < n; i++) {
+		char label[DNS_LABEL_MAX + 1];
+		if (!devs[i].present || !devs[i].active)
+			continue;
+		dns_device_label(devs[i].name, "u", label);
+		/* label, age (fixed width), id: one string sorts them */
+		keys[count] = malloc(160);
+		snprintf(keys[count++], 160, "%s %020lld %016x", label, (long long)devs[i].created,
+		         i + 1);
+	}
+	qsort(keys, (size_t)count, sizeof(*keys), strcmp_p);
+	char *given[64] = {0};
+	for (int i = 0; i < count; i++) {
+		char label[DNS_LABEL_MAX + 1];
+		sscanf(keys[i], "%63s", label);
+		char prev[DNS_LABEL_MAX + 1] = "";
+		if (i)
+			sscanf(keys[i - 1], "%63s", prev);
+		if ((!i || strcmp(label, prev)) && !json_object_get(taken, label)) {
+			json_object_set_new(taken, label, json_true());
+			json_object_set_new(names, label, json_string(strrchr(keys[i], ' ') + 1));
+			given[i] = keys[i];
+		}
+	}
+	for (int i = 0; i < count; i++) {
+		char label[DNS_LABEL_MAX + 1], fallback[DNS_LABEL_MAX + 1];
+		if (given[i])
+			continue;
+		sscanf(keys[i], "%63s", label);
+		dns_device_fallback(label, strrchr(keys[i], ' ') + 1, fallback);
+		if (json_object_get(taken, fallback))
+			continue;
+		json_object_set_new(taken, fallback, json_true());
+		json_object_set_new(names, fallback, json_string(strrchr(keys[i], ' ') + 1));
+	}
+	for (int i = 0; i < count; i++)
+		free(keys[i]);
+	json_decref(taken);
+	return names;
+}
+
+static json_t *listed_names(struct mg_mock *m)
+{
+	json_t *list = t_call(m, "dns.list", NULL, "{s:s}", "source", "device"), *r, *names;
+	size_t i;
+	names = json_object();
+	json_array_foreach(json_object_get(list, "records"), i, r)
+	{
+		char name[256];
+		snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(r, "name")));
+		*strstr(name, ".corp.internal") = 0;
+		json_object_set(names, name, json_object_get(r, "device"));
+	}
+	json_decref(list);
+	return names;
+}
+
+static void expect_same(json_t *got, json_t *want, int step)
+{
+	if (json_equal(got, want))
+		return;
+	char *g = json_dumps(got, JSON_SORT_KEYS | JSON_INDENT(1));
+	char *w = json_dumps(want, JSON_SORT_KEYS | JSON_INDENT(1));
+	fail_msg("step %d: incremental\n%s\nexpected\n%s", step, g, w);
+}
+
+static void test_incremental_index(void **unused)
+{
+	(void)unused;
+	/* few labels, so that names collide: a service name, one equal to
+	 * another device's fallback, spellings of one label */
+	static const char *const names[] = {
+	    "alpha", "Alpha", "beta", "gitlab", "alpha-0000000000000003", "gamma", "",
+	};
+	enum { NDEV = 24, STEPS = 2000 };
+	struct model_dev devs[NDEV] = {{0}};
+	json_t *cfg =
+	    json_pack("{s:[{s:s, s:s}]}", "records", "name", "gitlab", "address", "10.0.0.9");
+	struct mg_mock *m = t_mock(NULL, cfg);
+	t_vpn(m, "10.0.0.1/16"); /* reverse zones of /24: empty non-terminals come and go */
+	struct dns *d = mg_mock_ctx(m, "dns")->self;
+	unsigned seed = 11;
+	int patched = 0;
+	for (int step = 0; step < STEPS; step++) {
+		int i = rand_r(&seed) % NDEV, op = rand_r(&seed) % 10;
+		char id[17];
+		snprintf(id, sizeof(id), "%016x", i + 1);
+		struct model_dev *x = &devs[i];
+		uint32_t serial = dns_index_serial(d->srv.index);
+		if (op == 0 && x->present) { /* deleted */
+			mg_ctx *pa = mg_mock_ctx(m, "preauth");
+			mg_txn *txn;
+			assert_int_equal(mg_txn_begin(pa, 0, &txn), 0);
+			assert_int_equal(mg_state_del(pa, txn, "devices", id), 0);
+			assert_int_equal(mg_txn_commit(pa, txn), 0);
+			json_t *gone = json_pack("{s:s, s:s}", "id", id, "state", "deleted");
+			mg_mock_publish(m, "device.changed", gone);
+			json_decref(gone);
+			mg_mock_advance(m, 0);
+			x->present = 0;
+		} else {
+			if (!x->present || op < 5) /* onboarded or renamed */
+				snprintf(x->name, sizeof(x->name), "%s",
+				         names[rand_r(&seed) % (sizeof(names) / sizeof(*names))]);
+			if (!x->present || op == 5) { /* a new address, maybe another's */
+				int a = rand_r(&seed) % 40;
+				if (a < 4)
+					snprintf(x->address, sizeof(x->address), "fd00::%x/128",
+					         a + 2);
+				else
+					snprintf(x->address, sizeof(x->address), "10.0.%d.%d/32",
+					         a % 3, a);
+			}
+			if (!x->present)
+				x->created = TS + rand_r(&seed) % 3; /* ties: the id decides */
+			x->active = op != 6;                         /* else disabled */
+			x->present = 1;
+			t_device(m, id, "u", x->name, x->address, x->active ? "active" : "disabled",
+			         x->created);
+		}
+		patched += dns_index_serial(d->srv.index) != serial;
+		/* the rule, worked out apart, and the index built whole */
+		json_t *got = listed_names(m), *want = expected_names(devs, NDEV);
+		expect_same(got, want, step);
+		json_decref(got);
+		json_decref(want);
+		if (step % 25 == 0 || step == STEPS - 1) {
+			got = snapshot(d->srv.index);
+			want = rebuilt(d);
+			expect_same(got, want, step);
+			json_decref(got);
+			json_decref(want);
+		}
+	}
+	assert_true(patched > STEPS / 3); /* the changes were patches, not nothing */
+	mg_mock_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -764,7 +983,7 @@ int main(void)
 	    cmocka_unit_test(test_tcp_forwarding),     cmocka_unit_test(test_reload),
 	    cmocka_unit_test(test_bad_settings),       cmocka_unit_test(test_server_record),
 	    cmocka_unit_test(test_wildcard_and_ipv6),  cmocka_unit_test(test_listen_follows_vpn),
-	    cmocka_unit_test(test_name_server_name),
+	    cmocka_unit_test(test_name_server_name),   cmocka_unit_test(test_incremental_index),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

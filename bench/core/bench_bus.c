@@ -2,7 +2,10 @@
  * through the real broker, actor and plugin (the example `hello`), in
  * process (inproc) and over the ipc socket; against a bare ZeroMQ
  * REQ/REP echo on the same transport, measured in the same run (the
- * naive floor: one hop, no routing, no JSON). Prints figures only. */
+ * naive floor: one hop, no routing, no JSON), round after round, ours
+ * and bare interleaved. Prints figures only. Wall clock on a shared
+ * machine is noisy: bench/core/callgrind.sh gives instructions per round
+ * trip. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +18,7 @@
 #include "bus_client.h"
 #include "config.h"
 #include "core.h"
+#include "rounds.h"
 
 static double now(void)
 {
@@ -55,7 +59,10 @@ static void *client_loop(void *arg)
 	return NULL;
 }
 
-static double measure(const char *label, void *zctx, const char *endpoint, int threads, int n)
+/* Round trips/s of `threads` clients making n requests each; the median
+ * and 99th percentile latency in microseconds. */
+static double measure(void *zctx, const char *endpoint, int threads, int n, double *p50,
+                      double *p99)
 {
 	pthread_t th[16];
 	struct run runs[16];
@@ -69,8 +76,8 @@ static double measure(const char *label, void *zctx, const char *endpoint, int t
 		pthread_join(th[t], NULL);
 	double took = now() - t0;
 	qsort(all, (size_t)(threads * n), sizeof(double), cmp);
-	printf("bus %-8s %d client(s): %.0f round trips/s, p50 %.1f us, p99 %.1f us\n", label,
-	       threads, threads * n / took, all[threads * n / 2], all[threads * n * 99 / 100]);
+	*p50 = all[threads * n / 2];
+	*p99 = all[threads * n * 99 / 100];
 	free(all);
 	return threads * n / took;
 }
@@ -118,20 +125,65 @@ static double bare_zmq(void *zctx, const char *endpoint, int n)
 	return rate;
 }
 
+/* One transport's figures over the rounds. */
+struct transport {
+	const char *name;
+	char bus_ep[160], bare_ep[160];
+	struct figure bus1, p50, p99, bus4, bare;
+};
+
+static void transport_init(struct transport *t, const char *name, const char *bus_ep)
+{
+	t->name = name;
+	snprintf(t->bus_ep, sizeof(t->bus_ep), "%s", bus_ep);
+	t->bus1 = (struct figure){.name = "bus, 1 client", .unit = "trips/s"};
+	t->p50 = (struct figure){.name = "bus, 1 client, p50", .unit = "us"};
+	t->p99 = (struct figure){.name = "bus, 1 client, p99", .unit = "us"};
+	t->bus4 = (struct figure){.name = "bus, 4 clients", .unit = "trips/s"};
+	t->bare = (struct figure){.name = "bare ZeroMQ REQ/REP echo", .unit = "trips/s"};
+}
+
+/* One round on one transport; who goes first alternates. */
+static void transport_round(struct transport *t, void *zctx, int r, int n)
+{
+	double p50, p99;
+	if (r % 2 == 0)
+		t->bare.v[r] = bare_zmq(zctx, t->bare_ep, n);
+	t->bus1.v[r] = measure(zctx, t->bus_ep, 1, n, &t->p50.v[r], &t->p99.v[r]);
+	t->bus4.v[r] = measure(zctx, t->bus_ep, 4, n / 4, &p50, &p99);
+	if (r % 2 == 1)
+		t->bare.v[r] = bare_zmq(zctx, t->bare_ep, n);
+	t->bus1.n = t->p50.n = t->p99.n = t->bus4.n = t->bare.n = r + 1;
+}
+
+static void transport_print(const struct transport *t)
+{
+	printf(" %s:\n", t->name);
+	figure_print(&t->bare);
+	figure_print(&t->bus1);
+	figure_print(&t->p50);
+	figure_print(&t->p99);
+	figure_print(&t->bus4);
+	ratio_print("bus / bare, 1 client", &t->bus1, &t->bare);
+}
+
 int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 20000;
 	const char *plugin_dir = argc > 2 ? argv[2] : PLUGIN_DIR;
-	char dir[64], err[512], ipc[128], ipc_ep[160], bare_ipc[160];
+	int rounds = argc > 3 ? atoi(argv[3]) : 5;
+	char dir[64], err[512], ipc[128], ipc_ep[160];
 	struct core core = {0};
+	static struct transport in, over_ipc;
 
+	if (rounds < 1 || rounds > MAX_ROUNDS)
+		rounds = 5;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	snprintf(dir, sizeof(dir), "/tmp/mgbus.XXXXXX");
 	if (!mkdtemp(dir))
 		return 1;
 	snprintf(ipc, sizeof(ipc), "%s/bus.sock", dir);
 	snprintf(ipc_ep, sizeof(ipc_ep), "ipc://%s", ipc);
-	snprintf(bare_ipc, sizeof(bare_ipc), "ipc://%s/bare.sock", dir);
 	pthread_mutex_init(&core.plugins_lock, NULL);
 	core_log_set_level(MG_LOG_WARN);
 	core.settings = json_pack("{s:s}", "state_dir", dir);
@@ -150,18 +202,22 @@ int main(int argc, char **argv)
 	}
 	json_decref(names);
 
-	double in1 = measure("inproc", core.zctx, core.inproc_endpoint, 1, n);
-	measure("inproc", core.zctx, core.inproc_endpoint, 4, n / 4);
-	double ipc1 = measure("ipc", core.zctx, ipc_ep, 1, n);
-	measure("ipc", core.zctx, ipc_ep, 4, n / 4);
-	double bare_in = bare_zmq(core.zctx, "inproc://bare", n);
-	double bare_ipc_rate = bare_zmq(core.zctx, bare_ipc, n);
-	printf("bare ZeroMQ REQ/REP echo (no broker, no JSON): inproc %.0f/s, ipc %.0f/s\n",
-	       bare_in, bare_ipc_rate);
+	transport_init(&in, "inproc", core.inproc_endpoint);
+	transport_init(&over_ipc, "ipc", ipc_ep);
+	for (int r = 0; r < rounds; r++) {
+		/* a fresh endpoint per round: a closed one may still be bound */
+		snprintf(in.bare_ep, sizeof(in.bare_ep), "inproc://bare-%d", r);
+		snprintf(over_ipc.bare_ep, sizeof(over_ipc.bare_ep), "ipc://%s/bare-%d.sock", dir,
+		         r);
+		transport_round(&in, core.zctx, r, n);
+		transport_round(&over_ipc, core.zctx, r, n);
+	}
 	/* the bus makes four hops (client, broker, plugin, broker, client) and
 	 * parses JSON twice where the echo makes two and parses nothing */
-	printf("ratio bus/bare, 1 client: inproc %.2f, ipc %.2f\n", in1 / bare_in,
-	       ipc1 / bare_ipc_rate);
+	printf("bench_bus: %d rounds of %d requests to hello.say (4 clients: %d each)\n", rounds, n,
+	       n / 4);
+	transport_print(&in);
+	transport_print(&over_ipc);
 
 	loader_stop_all(&core);
 	loader_unload_all(&core);

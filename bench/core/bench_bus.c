@@ -224,6 +224,7 @@ int main(int argc, char **argv)
 	broker_free(core.broker);
 	zmq_ctx_shutdown(core.zctx);
 	state_close(core.state);
+	json_decref(core.settings);
 	snprintf(err, sizeof(err), "rm -rf %s", dir);
 	return system(err) ? 1 : 0;
 }

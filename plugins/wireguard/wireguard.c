@@ -149,8 +149,11 @@ static int sync_peers(mg_ctx *ctx, const char *when)
 		free_peers(&want);
 		return rc;
 	}
-	qsort(want.peers, want.n, sizeof(*want.peers), compare_peers);
-	qsort(have->peers, have->n_peers, sizeof(*have->peers), compare_peers);
+	/* an empty list may be NULL, which qsort must not be given */
+	if (want.n)
+		qsort(want.peers, want.n, sizeof(*want.peers), compare_peers);
+	if (have->n_peers)
+		qsort(have->peers, have->n_peers, sizeof(*have->peers), compare_peers);
 	struct wg_peer *add = calloc(want.n + 1, sizeof(*add));
 	wg_key *drop = calloc(have->n_peers + 1, sizeof(*drop));
 	size_t nadd = 0, ndrop = 0, i = 0, j = 0;

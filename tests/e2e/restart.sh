@@ -106,4 +106,9 @@ grep -q "removed $WG_IF (wireguard.on_stop = \"remove\")" "$WORK/gw/meshgated.lo
 ns_exec "$GW" ip link show "$WG_IF" >/dev/null 2>&1 && fail "$WG_IF is still up"
 wait_for 5 bash -c "! kill -0 $wg_pid 2>/dev/null" || fail "wireguard-go still runs"
 [ ! -e "/var/run/wireguard/$WG_IF.sock" ] || fail "its socket is left behind"
+# a sanitizer build reports here what it found in the daemon
+if grep -qE 'Sanitizer|runtime error' "$WORK/gw/meshgated.log"; then
+	cat "$WORK/gw/meshgated.log"
+	fail "sanitizer reports in meshgated's log"
+fi
 echo "restart: all checks passed"

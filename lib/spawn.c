@@ -103,8 +103,8 @@ static void close_from(int from, int keep, int open_max)
 /* wire[i] becomes descriptor i (wire[i] == i: kept as it is). Failing to
  * exec, it writes errno on `report` (close-on-exec: EOF means it ran). */
 static _Noreturn void exec_child(const char *program, char *const argv[], char *const envp[],
-                                 const int wire[3], int report, bool die_with_parent, pid_t parent,
-                                 int open_max)
+                                 const int wire[3], int report, const struct mg_spawn *s,
+                                 pid_t parent, int open_max)
 {
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	sigset_t none;
@@ -116,7 +116,9 @@ static _Noreturn void exec_child(const char *program, char *const argv[], char *
 		sigaction(sig, &dfl, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (die_with_parent) {
+	if (s->new_session && setsid() < 0)
+		goto failed;
+	if (s->die_with_parent) {
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != parent) /* the parent died before prctl */
 			_exit(127);
@@ -155,8 +157,8 @@ static int start(const struct mg_spawn *s, const int wire[3], pid_t *pid, char *
 		return fail(err, errlen, -errno, "cannot run %s: pipe: %s", name, strerror(errno));
 	child = fork();
 	if (child == 0)
-		exec_child(program, s->argv, s->envp ? s->envp : environ, wire, report[1],
-		           s->die_with_parent, parent, open_max < 0 ? 1024 : open_max);
+		exec_child(program, s->argv, s->envp ? s->envp : environ, wire, report[1], s,
+		           parent, open_max < 0 ? 1024 : open_max);
 	e = errno;
 	close(report[1]);
 	if (child < 0) {

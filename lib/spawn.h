@@ -49,6 +49,10 @@ struct mg_spawn {
 	/* mg_spawn_start: SIGTERM to the child when the thread that started it
 	 * exits (prctl PR_SET_PDEATHSIG: the thread, not the process). */
 	bool die_with_parent;
+	/* mg_spawn_start: the child leads a session of its own (setsid), so that
+	 * signals to our process group or terminal do not reach it: for a daemon
+	 * meant to outlive us. */
+	bool new_session;
 };
 
 struct mg_spawn_result {

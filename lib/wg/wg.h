@@ -119,7 +119,19 @@ const char *wg_backend_name(const struct wg_backend *be);
 enum wg_create_flags {
 	/* userspace: the daemon gets SIGTERM when the thread that created it exits */
 	WG_CREATE_DIE_WITH_PARENT = 1u << 0,
+	/* userspace: the daemon leads a session of its own and is tied to nothing
+	 * of ours, so that it outlives us: a restart of the control plane keeps
+	 * the data plane (found again by wg_interface_adopt) */
+	WG_CREATE_DETACH = 1u << 1,
 };
+
+/* Looks for IFNAME already up and served in the calling network namespace,
+ * as a restart finds the interface that outlived the previous process.
+ * 1: it is there and answers (use it as it is); 0: it is not (a socket left
+ * behind by a daemon that died is removed); a negative errno when the name
+ * is taken by something that cannot be used, e.g. a daemon serving IFNAME in
+ * another network namespace (wireguard-go's sockets are shared by all). */
+int wg_interface_adopt(const struct wg_backend *be, const char *ifname, char *err, size_t errlen);
 
 /* Creates the interface: an rtnetlink link of kind wireguard, or a
  * `wireguard-go -f IFNAME` child of this process, in the calling network

@@ -55,6 +55,13 @@ int wg_interface_create(const struct wg_backend *be, const char *ifname, unsigne
 	return be->create(ifname, flags, pid ? pid : &dummy, err, errlen);
 }
 
+int wg_interface_adopt(const struct wg_backend *be, const char *ifname, char *err, size_t errlen)
+{
+	if (check_ifname(ifname, err, errlen))
+		return -EINVAL;
+	return be->adopt(ifname, err, errlen);
+}
+
 int wg_interface_delete(const struct wg_backend *be, const char *ifname, pid_t pid, char *err,
                         size_t errlen)
 {

@@ -8,6 +8,7 @@ struct wg_backend {
 	const char *name;
 	int (*create)(const char *ifname, unsigned flags, pid_t *pid, char *err, size_t errlen);
 	int (*remove)(const char *ifname, pid_t pid, char *err, size_t errlen);
+	int (*adopt)(const char *ifname, char *err, size_t errlen);
 	int (*set)(const struct wg_device *dev, char *err, size_t errlen);
 	int (*get)(const char *ifname, struct wg_device **out, char *err, size_t errlen);
 };

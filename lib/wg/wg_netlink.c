@@ -514,10 +514,27 @@ static int kernel_remove(const char *ifname, pid_t pid, char *err, size_t errlen
 	           : 0;
 }
 
+/* The link outlives any process; one of another kind under the name is refused. */
+static int kernel_adopt(const char *ifname, char *err, size_t errlen)
+{
+	struct wg_device *dev = NULL;
+	int ret;
+
+	if (nl_link_index(ifname) < 0)
+		return 0;
+	ret = kernel_get(ifname, &dev, NULL, 0);
+	wg_device_free(dev);
+	return ret ? wg_err(err, errlen, -EEXIST,
+	                    "%s exists and is not a WireGuard interface (reading it: %s)", ifname,
+	                    strerror(-ret))
+	           : 1;
+}
+
 const struct wg_backend wg_backend_kernel = {
     .name = "kernel",
     .create = kernel_create,
     .remove = kernel_remove,
+    .adopt = kernel_adopt,
     .set = kernel_set,
     .get = kernel_get,
 };

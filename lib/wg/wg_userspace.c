@@ -7,7 +7,10 @@
  * and can be stopped and reaped; without -f wireguard-go re-executes itself
  * and the parent exits, leaving no handle on it. The child inherits the
  * calling thread's network namespace, which is how tests put it in a
- * namespace.
+ * namespace. Detached (WG_CREATE_DETACH) it leads its own session and
+ * outlives us; the next process finds it by its socket and its link
+ * (userspace_adopt) and, not being its parent, stops it by deleting the
+ * link, which makes wireguard-go exit.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -72,7 +75,9 @@ static int userspace_create(const char *ifname, unsigned flags, pid_t *pid, char
 	const char *name = getenv(PROGRAM_ENV) ? getenv(PROGRAM_ENV) : DEFAULT_PROGRAM;
 	char program[4096], ifcopy[IF_NAMESIZE], fg[] = "-f";
 	char *argv[] = {program, fg, ifcopy, NULL};
-	struct mg_spawn s = {.argv = argv, .die_with_parent = flags & WG_CREATE_DIE_WITH_PARENT};
+	struct mg_spawn s = {.argv = argv,
+	                     .die_with_parent = flags & WG_CREATE_DIE_WITH_PARENT,
+	                     .new_session = flags & WG_CREATE_DETACH};
 	char **envp;
 	pid_t child;
 	int ret, status;
@@ -108,6 +113,24 @@ static int userspace_create(const char *ifname, unsigned flags, pid_t *pid, char
 	              program, ifname, START_TIMEOUT_MS);
 }
 
+static int userspace_adopt(const char *ifname, char *err, size_t errlen)
+{
+	char path[108];
+
+	if (socket_answers(ifname)) {
+		if (nl_link_index(ifname) > 0)
+			return 1;
+		return wg_err(err, errlen, -EEXIST,
+		              "a WireGuard daemon answers on the socket of %s, but this network "
+		              "namespace has no interface of that name: another namespace uses it",
+		              ifname);
+	}
+	/* SIGKILL leaves the socket file behind, with nothing listening on it */
+	if (!wg_uapi_socket_path(path, sizeof(path), ifname))
+		unlink(path);
+	return 0;
+}
+
 static int userspace_remove(const char *ifname, pid_t pid, char *err, size_t errlen)
 {
 	char path[108];
@@ -132,6 +155,7 @@ const struct wg_backend wg_backend_uapi = {
     .name = "userspace",
     .create = userspace_create,
     .remove = userspace_remove,
+    .adopt = userspace_adopt,
     .set = wg_uapi_set,
     .get = wg_uapi_get,
 };

@@ -4,6 +4,7 @@
  * start in one transaction, then one device at a time as `device.changed`
  * events arrive, plus a periodic diff that repairs any drift. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +18,8 @@
 struct wgp {
 	const struct wg_backend *backend;
 	char ifname[IF_NAMESIZE];
-	pid_t daemon_pid; /* wireguard-go, when the backend is userspace */
+	pid_t daemon_pid;    /* wireguard-go when we started it; 0 when adopted */
+	bool remove_on_stop; /* wireguard.on_stop = "remove" */
 	wg_key private_key, public_key;
 	int resync_timer;
 };
@@ -55,7 +57,8 @@ static int device_peer(json_t *device, struct wg_peer *peer, struct wg_allowed_i
 	ip->cidr = ip->family == AF_INET ? 32 : 128;
 	peer->allowed_ips = ip;
 	peer->n_allowed_ips = 1;
-	peer->flags = WG_PEER_REPLACE_ALLOWED;
+	/* keepalive written too (0: off), so that a hand-set one is undone */
+	peer->flags = WG_PEER_REPLACE_ALLOWED | WG_PEER_HAS_KEEPALIVE;
 	return 0;
 }
 
@@ -102,24 +105,6 @@ static void free_peers(struct peer_list *l)
 
 /* ---- reconciling ---- */
 
-static int reconcile_all(mg_ctx *ctx)
-{
-	struct wgp *self = ctx->self;
-	struct peer_list l;
-	char err[256];
-	int rc = desired_peers(ctx, &l);
-	if (!rc)
-		rc =
-		    wg_peers_reconcile(self->backend, self->ifname, l.peers, l.n, err, sizeof(err));
-	if (rc)
-		mg_error_log(ctx, "cannot reconcile the peers of %s: %s", self->ifname,
-		             rc == -ENOMEM ? "out of memory" : err);
-	else
-		mg_info(ctx, "%s has the %zu active devices as peers", self->ifname, l.n);
-	free_peers(&l);
-	return rc;
-}
-
 static int compare_keys(const void *a, const void *b)
 {
 	return memcmp(a, b, WG_KEY_LEN);
@@ -131,31 +116,49 @@ static int compare_peers(const void *a, const void *b)
 	              ((const struct wg_peer *)b)->public_key, WG_KEY_LEN);
 }
 
-/* Repairs drift without touching what is right: sorted merge of the
- * interface's peers against the desired ones, then one upsert and one
- * remove for the differences. Sessions of correct peers are kept. */
-static void resync(mg_ctx *ctx, void *arg)
+/* A peer on the interface already as the device wants it: its one address,
+ * no keepalive (the gateway never sends them; devices do). */
+static bool peer_is_right(const struct wg_peer *have, const struct wg_peer *want)
+{
+	const struct wg_allowed_ip *h = have->allowed_ips, *w = want->allowed_ips;
+	return have->n_allowed_ips == 1 && h->family == w->family && h->cidr == w->cidr &&
+	       !memcmp(&h->ip6, &w->ip6, w->family == AF_INET ? sizeof(w->ip4) : sizeof(w->ip6)) &&
+	       have->persistent_keepalive == want->persistent_keepalive;
+}
+
+/* Makes the interface's peers the active devices without touching what is
+ * right: sorted merge of the interface's peers against the desired ones,
+ * then one upsert and one remove for the differences. Never replace_peers,
+ * never a write to a correct peer: its session (and every client's tunnel
+ * over an adopted interface) is kept. Used at start, fresh interface or
+ * adopted one, and every resync_interval. */
+static int sync_peers(mg_ctx *ctx, const char *when)
 {
 	struct wgp *self = ctx->self;
 	struct peer_list want;
 	struct wg_device *have = NULL;
-	char err[256];
-	(void)arg;
-	if (desired_peers(ctx, &want))
-		return;
-	if (wg_device_get(self->backend, self->ifname, &have, err, sizeof(err))) {
-		mg_warn(ctx, "resync: cannot read %s: %s", self->ifname, err);
+	char err[256] = "out of memory";
+	int rc = desired_peers(ctx, &want);
+	if (rc) {
+		mg_error_log(ctx, "%s: cannot read the devices from state", when);
 		free_peers(&want);
-		return;
+		return rc;
 	}
-	if (want.n) /* an empty list may be NULL, which qsort must not get */
+	if ((rc = wg_device_get(self->backend, self->ifname, &have, err, sizeof(err)))) {
+		mg_warn(ctx, "%s: cannot read %s: %s", when, self->ifname, err);
+		free_peers(&want);
+		return rc;
+	}
+	/* an empty list may be NULL, which qsort must not be given */
+	if (want.n)
 		qsort(want.peers, want.n, sizeof(*want.peers), compare_peers);
 	if (have->n_peers)
 		qsort(have->peers, have->n_peers, sizeof(*have->peers), compare_peers);
 	struct wg_peer *add = calloc(want.n + 1, sizeof(*add));
 	wg_key *drop = calloc(have->n_peers + 1, sizeof(*drop));
 	size_t nadd = 0, ndrop = 0, i = 0, j = 0;
-	while (add && drop && (i < want.n || j < have->n_peers)) {
+	rc = add && drop ? 0 : -ENOMEM;
+	while (!rc && (i < want.n || j < have->n_peers)) {
 		int c = i == want.n ? 1
 		        : j == have->n_peers
 		            ? -1
@@ -165,26 +168,33 @@ static void resync(mg_ctx *ctx, void *arg)
 		} else if (c > 0) {
 			memcpy(drop[ndrop++], have->peers[j++].public_key, WG_KEY_LEN);
 		} else {
-			const struct wg_peer *h = &have->peers[j++];
-			const struct wg_allowed_ip *w = want.peers[i].allowed_ips;
-			if (h->n_allowed_ips != 1 || h->allowed_ips[0].cidr != w->cidr ||
-			    memcmp(&h->allowed_ips[0].ip6, &w->ip6,
-			           w->family == AF_INET ? sizeof(w->ip4) : sizeof(w->ip6)))
+			if (!peer_is_right(&have->peers[j], &want.peers[i]))
 				add[nadd++] = want.peers[i];
 			i++;
+			j++;
 		}
 	}
-	if (nadd && wg_peers_upsert(self->backend, self->ifname, add, nadd, err, sizeof(err)))
-		mg_warn(ctx, "resync: %s", err);
-	if (ndrop && wg_peers_remove(self->backend, self->ifname, (const wg_key *)drop, ndrop, err,
-	                             sizeof(err)))
-		mg_warn(ctx, "resync: %s", err);
-	if (nadd || ndrop)
-		mg_info(ctx, "resync of %s: %zu peers set, %zu removed", self->ifname, nadd, ndrop);
+	if (!rc && nadd)
+		rc = wg_peers_upsert(self->backend, self->ifname, add, nadd, err, sizeof(err));
+	if (!rc && ndrop)
+		rc = wg_peers_remove(self->backend, self->ifname, (const wg_key *)drop, ndrop, err,
+		                     sizeof(err));
+	if (rc)
+		mg_warn(ctx, "%s: cannot set the peers of %s: %s", when, self->ifname, err);
+	else if (nadd || ndrop || !strcmp(when, "start"))
+		mg_info(ctx, "%s: %s has the %zu active devices as peers (%zu set, %zu removed)",
+		        when, self->ifname, want.n, nadd, ndrop);
 	free(add);
 	free(drop);
 	wg_device_free(have);
 	free_peers(&want);
+	return rc;
+}
+
+static void resync(mg_ctx *ctx, void *arg)
+{
+	(void)arg;
+	sync_peers(ctx, "resync");
 }
 
 /* One device changed: read it from state (the truth, not the event) and
@@ -302,6 +312,13 @@ static int wgp_init(mg_ctx *ctx)
 		mg_error_log(ctx, "wireguard.backend: %s", err);
 		return rc;
 	}
+	const char *on_stop = setting(ctx, "on_stop");
+	if (strcmp(on_stop, "keep") && strcmp(on_stop, "remove")) {
+		mg_error_log(ctx, "wireguard.on_stop: \"%s\" is neither \"keep\" nor \"remove\"",
+		             on_stop);
+		return -EINVAL;
+	}
+	self->remove_on_stop = !strcmp(on_stop, "remove");
 	if ((rc = wgp_iface_check_address(setting(ctx, "address"), err, sizeof(err)))) {
 		mg_error_log(ctx, "wireguard.address: %s", err);
 		return rc;
@@ -336,28 +353,69 @@ static int wgp_init(mg_ctx *ctx)
 	return 0;
 }
 
+/* The server key and listen port, each written only when the interface
+ * has another: rewriting them would restart every session of an adopted
+ * interface. A different private key is a real key change. */
+static int configure_device(mg_ctx *ctx, bool adopted, char *err, size_t errlen)
+{
+	struct wgp *self = ctx->self;
+	struct wg_device *dev;
+	int port = setting_int(ctx, "listen_port");
+	int rc = wg_device_get(self->backend, self->ifname, &dev, err, errlen);
+	if (rc)
+		return rc;
+	bool key_differs = !(dev->flags & WG_DEVICE_HAS_PRIVATE_KEY) ||
+	                   !wg_key_equal(dev->private_key, self->private_key);
+	bool port_differs = dev->listen_port != port;
+	wg_device_free(dev);
+	if (adopted && key_differs)
+		mg_warn(ctx,
+		        "%s had another private key: set to the server key (its clients must "
+		        "handshake again)",
+		        self->ifname);
+	if (!key_differs && !port_differs)
+		return 0;
+	return wg_device_configure(self->backend, self->ifname,
+	                           key_differs ? self->private_key : NULL, port_differs ? port : -1,
+	                           -1, err, errlen);
+}
+
+/* The data plane outlives the control plane: an interface left up by the
+ * last stop (or crash) is adopted as it is, with its sessions, and only
+ * its differences from state are written; otherwise wireguard-go is
+ * started detached from us, to outlive this process in turn. */
 static int wgp_start(mg_ctx *ctx)
 {
 	struct wgp *self = ctx->self;
 	char err[256];
-	int rc = wg_interface_create(self->backend, self->ifname, WG_CREATE_DIE_WITH_PARENT,
-	                             &self->daemon_pid, err, sizeof(err));
-	if (rc) {
+	int rc = wg_interface_adopt(self->backend, self->ifname, err, sizeof(err));
+	bool adopted = rc == 1;
+	if (rc < 0) {
+		mg_error_log(ctx, "cannot use %s: %s", self->ifname, err);
+		return rc;
+	}
+	if (adopted)
+		mg_info(ctx, "%s is already up: adopting it with its peers and sessions",
+		        self->ifname);
+	else if ((rc = wg_interface_create(self->backend, self->ifname, WG_CREATE_DETACH,
+	                                   &self->daemon_pid, err, sizeof(err)))) {
 		mg_error_log(ctx, "cannot create %s: %s", self->ifname, err);
 		return rc;
 	}
-	if ((rc = wg_device_configure(self->backend, self->ifname, self->private_key,
-	                              setting_int(ctx, "listen_port"), -1, err, sizeof(err))) ||
+	if ((rc = configure_device(ctx, adopted, err, sizeof(err))) ||
 	    (rc = wgp_iface_up(self->ifname, setting(ctx, "address"), setting_int(ctx, "mtu"), err,
-	                       sizeof(err)))) {
+	                       sizeof(err))))
 		mg_error_log(ctx, "cannot set up %s: %s", self->ifname, err);
-		wg_interface_delete(self->backend, self->ifname, self->daemon_pid, err,
-		                    sizeof(err));
-		return rc;
-	}
-	if ((rc = publish_server(ctx)) || (rc = reconcile_all(ctx))) {
-		wg_interface_delete(self->backend, self->ifname, self->daemon_pid, err,
-		                    sizeof(err));
+	if (!rc)
+		rc = publish_server(ctx);
+	if (!rc)
+		rc = sync_peers(ctx, "start");
+	if (rc) {
+		/* one we just made goes; an adopted one still carries tunnels */
+		if (!adopted)
+			wg_interface_delete(self->backend, self->ifname, self->daemon_pid, err,
+			                    sizeof(err));
+		self->daemon_pid = 0;
 		return rc;
 	}
 	int interval = setting_int(ctx, "resync_interval");
@@ -368,15 +426,25 @@ static int wgp_start(mg_ctx *ctx)
 	return 0;
 }
 
+/* By default the interface and its daemon stay: devices keep their tunnels
+ * while meshgated is stopped, restarted or upgraded, and the next start
+ * adopts them. wireguard.on_stop = "remove" takes them down. */
 static void wgp_stop(mg_ctx *ctx)
 {
 	struct wgp *self = ctx->self;
 	char err[256];
 	if (!self)
 		return;
-	if (self->backend &&
-	    wg_interface_delete(self->backend, self->ifname, self->daemon_pid, err, sizeof(err)))
-		mg_warn(ctx, "cannot remove %s: %s", self->ifname, err);
+	if (self->backend && self->remove_on_stop) {
+		if (wg_interface_delete(self->backend, self->ifname, self->daemon_pid, err,
+		                        sizeof(err)))
+			mg_warn(ctx, "cannot remove %s: %s", self->ifname, err);
+		else
+			mg_info(ctx, "removed %s (wireguard.on_stop = \"remove\")", self->ifname);
+	} else if (self->backend) {
+		mg_info(ctx, "%s stays up with its peers (wireguard.on_stop = \"keep\")",
+		        self->ifname);
+	}
 	sodium_memzero(self->private_key, sizeof(self->private_key));
 	free(self);
 	ctx->self = NULL;
@@ -402,6 +470,11 @@ static const struct mg_setting wgp_settings[] = {
      "start). Empty: the systemd credential \"" WGP_SEAL_CREDENTIAL "\" when the service has "
      "one ($CREDENTIALS_DIRECTORY), else STATE_DIR-seal.key beside the state dir "
      "(/var/lib/meshgate-seal.key).",
+     NULL, 0},
+    {"on_stop", MG_SETTING_STRING, "\"keep\"",
+     "What a stop of meshgated does to the interface: \"keep\" leaves it up with its peers "
+     "and wireguard-go running (devices keep their tunnels; the next start adopts it), "
+     "\"remove\" deletes it.",
      NULL, 0},
     {"resync_interval", MG_SETTING_INT, "60",
      "Seconds between diffs of the interface's peers against state (0: never).", NULL, 0},

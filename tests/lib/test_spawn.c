@@ -302,6 +302,28 @@ static void test_stop_escalates_to_sigkill(void **state)
 	assert_int_equal(mg_spawn_stop(pid, 300, NULL), -ESRCH);
 }
 
+/* new_session: the child leads a session of its own (what keeps wireguard-go
+ * out of reach of signals to meshgated's process group); by default it
+ * stays in ours. */
+static void test_new_session(void **state)
+{
+	char *argv[] = {"sleep", "30", NULL};
+	struct mg_spawn s = {.argv = argv};
+	char err[256];
+	pid_t plain, detached;
+
+	(void)state;
+	assert_int_equal(mg_spawn_start(&s, &plain, err, sizeof(err)), 0);
+	s.new_session = true;
+	assert_int_equal(mg_spawn_start(&s, &detached, err, sizeof(err)), 0);
+	/* setsid runs in the child before execve, which start() waits for */
+	assert_int_equal(getsid(plain), getsid(0));
+	assert_int_equal(getsid(detached), detached);
+	assert_int_equal(getpgid(detached), detached);
+	assert_int_equal(mg_spawn_stop(plain, 1000, NULL), 0);
+	assert_int_equal(mg_spawn_stop(detached, 1000, NULL), 0);
+}
+
 static void test_cannot_run(void **state)
 {
 	char *missing[] = {"meshgate-no-such-program", NULL};
@@ -347,6 +369,7 @@ int main(void)
 	    cmocka_unit_test(test_deadline_stops_a_sleeper),
 	    cmocka_unit_test(test_deadline_kills_one_ignoring_sigterm),
 	    cmocka_unit_test(test_stop_escalates_to_sigkill),
+	    cmocka_unit_test(test_new_session),
 	    cmocka_unit_test(test_cannot_run),
 	};
 

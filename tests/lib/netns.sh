@@ -13,6 +13,7 @@
 set -euo pipefail
 
 netns_init() {
+	netns_reap_dead
 	# short: interface names have 15 characters at most
 	TAG=mg$(printf '%x' $$)
 	WORK=$(mktemp -d "/tmp/meshgate-test.$TAG.XXXXXX")
@@ -21,6 +22,22 @@ netns_init() {
 	trap netns_cleanup EXIT
 	trap 'exit 143' TERM
 	trap 'exit 130' INT
+}
+
+# A test killed with SIGKILL (ctest's timeout) never ran its EXIT trap: its
+# namespaces, and the detached wireguard-go inside them, outlive it. Their
+# names carry the test's pid (TAG = mg<pid in hex>): remove those whose
+# test is gone, killing what runs inside by pid.
+netns_reap_dead() {
+	local ns tag pid
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^mg[0-9a-f]+-' || true); do
+		tag=${ns%%-*}
+		pid=$((16#${tag#mg}))
+		[ -d "/proc/$pid" ] && continue
+		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+		ip netns del "$ns" 2>/dev/null || true
+		rm -f /var/run/wireguard/"$tag"*.sock 2>/dev/null
+	done
 }
 
 netns_cleanup() {

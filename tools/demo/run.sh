@@ -79,6 +79,17 @@ show "meshgatectl dns add vault 10.20.0.11; dig @10.0.0.1 vault.corp.internal +s
 ctl dns add vault 10.20.0.11 >/dev/null
 ns_exec "$CL" dig @10.0.0.1 vault.corp.internal +short +time=2 +tries=1
 
+say "an upgrade: meshgated restarts, the tunnel does not drop"
+show "ping -i 0.01 -c 300 10.20.0.10 (laptop)   while   systemctl restart meshgated (gateway)"
+ip netns exec "$CL" ping -i 0.01 -c 300 -W 1 -q 10.20.0.10 >"$WORK/ping.out" 2>&1 &
+pinger=$!
+bg_track $pinger
+sleep 0.5
+gateway_stop
+gateway_start
+wait $pinger || true
+grep -E 'packets transmitted' "$WORK/ping.out"
+
 say "the gateway's view"
 show "meshgatectl device list"
 ctl device list

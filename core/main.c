@@ -17,6 +17,7 @@
 #include "broker.h"
 #include "config.h"
 #include "core.h"
+#include "request_check.h"
 
 #define INPROC_BUS "inproc://meshgate-bus"
 
@@ -42,12 +43,13 @@ static const char *setting(struct core *core, const char *name)
  * written by meshgated to an absolute path that does not exist yet. */
 static json_t *state_backup_service(struct core *core, json_t *request)
 {
+	static const struct mg_field fields[] = {{"path", MG_FIELD_STRING, 1, 1, 4095}, {0}};
+	json_t *bad = request_check(request, fields);
+	if (bad)
+		return bad;
 	const char *path = json_string_value(json_object_get(request, "path"));
 	char err[512];
 	size_t bytes;
-	if (!path || !path[0])
-		return json_pack("{s:s, s:s}", "error", "bad_request", "message",
-		                 "need path: where to write the backup");
 	int rc = state_backup(core->state, path, &bytes, err, sizeof(err));
 	if (rc) {
 		core_log(MG_LOG_WARN, "core", "state backup refused: %s", err);
@@ -61,9 +63,16 @@ static json_t *state_backup_service(struct core *core, json_t *request)
 
 static json_t *core_service(const char *service, json_t *request, void *arg)
 {
+	static const struct mg_field no_fields[] = {{0}};
 	struct core *core = arg;
 	if (!strcmp(service, "core.state.backup"))
 		return state_backup_service(core, request);
+	/* ping and status take nothing: checked as every plugin's services are */
+	json_t *bad = strcmp(service, "core.ping") && strcmp(service, "core.status")
+	                  ? NULL
+	                  : request_check(request, no_fields);
+	if (bad)
+		return bad;
 	if (!strcmp(service, "core.ping"))
 		return json_pack("{s:b}", "pong", 1);
 	if (!strcmp(service, "core.status"))

@@ -163,6 +163,16 @@ static void test_unknown_service_and_timeout(void **state)
 	assert_int_equal(daemon_call(d, "nobody.home", "{}", 2000, &reply), -ENOENT);
 	assert_contains(json_string_value(json_object_get(reply, "message")), "nobody.home");
 	json_decref(reply);
+	/* the core's own services check their requests as plugins do */
+	assert_int_equal(daemon_call(d, "core.status", "{\"verbose\": true}", 2000, &reply),
+	                 -EREMOTEIO);
+	assert_string_equal(mg_reply_error_code(reply), "bad_request");
+	assert_string_equal(json_string_value(json_object_get(reply, "field")), "verbose");
+	json_decref(reply);
+	assert_int_equal(daemon_call(d, "core.state.backup", "{\"path\": 7}", 2000, &reply),
+	                 -EREMOTEIO);
+	assert_string_equal(json_string_value(json_object_get(reply, "field")), "path");
+	json_decref(reply);
 
 	uint64_t t0 = now_ms();
 	assert_int_equal(daemon_call(d, "probe.sleep", "{\"ms\": 1500}", 300, &reply), -ETIMEDOUT);

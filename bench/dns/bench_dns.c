@@ -144,7 +144,9 @@ static void put_devices(mg_ctx *pa, int n)
 		die("commit");
 }
 
-static void write_state(const char *state)
+/* A mock core on `state` with the owners of the dns plugin's inputs
+ * (preauth's devices, wireguard's server address) as stubs. */
+static struct mg_mock *mock_with_owners(const char *state)
 {
 	char err[512];
 	static const char *const pa_owns[] = {"users", "codes", "devices", "ipam", NULL};
@@ -157,6 +159,13 @@ static void write_state(const char *state)
 	json_t *server = json_pack("{s:s}", "address", "10.0.0.1/16");
 	mg_mock_state_put(m, "wireguard", "wg", "server", server);
 	json_decref(server);
+	return m;
+}
+
+static void write_state(const char *state)
+{
+	char err[512];
+	struct mg_mock *m = mock_with_owners(state);
 	put_devices(mg_mock_ctx(m, "preauth"), DEVICES);
 
 	/* the time to build the names of 10,000 devices, as at start and on a change */
@@ -167,7 +176,6 @@ static void write_state(const char *state)
 		die(err);
 	double t_start = now() - t0;
 	json_decref(cfg);
-	json_t *ev = json_pack("{s:s}", "id", "0000000010000000");
 	double best = 1e9;
 	for (int i = 0; i < 20; i++) {
 		t0 = now();
@@ -175,7 +183,6 @@ static void write_state(const char *state)
 		double t = now() - t0;
 		best = t < best ? t : best;
 	}
-	json_decref(ev);
 	printf("names of %d devices: plugin start (read state + build) %.1f ms, "
 	       "rebuild %.1f ms (best of 20)\n",
 	       DEVICES, t_start * 1e3, best * 1e3);
@@ -195,17 +202,8 @@ static int cmp_double(const void *a, const void *b);
 static void change_cost(int n)
 {
 	char err[512], state[320];
-	static const char *const pa_owns[] = {"users", "codes", "devices", "ipam", NULL};
-	static const char *const wg_owns[] = {"wg", NULL};
 	snprintf(state, sizeof(state), "%s/state%d", dir, n);
-	struct mg_mock *m = mg_mock_new(state, err, sizeof(err));
-	if (!m || mg_mock_add_stub(m, "preauth", pa_owns) ||
-	    mg_mock_add_stub(m, "wireguard", wg_owns) || mg_mock_start(m, err, sizeof(err)))
-		die(err);
-	mg_mock_log_level(m, MG_LOG_ERROR);
-	json_t *server = json_pack("{s:s}", "address", "10.0.0.1/16");
-	mg_mock_state_put(m, "wireguard", "wg", "server", server);
-	json_decref(server);
+	struct mg_mock *m = mock_with_owners(state);
 	mg_ctx *pa = mg_mock_ctx(m, "preauth");
 	put_devices(pa, n);
 

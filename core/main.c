@@ -53,9 +53,8 @@ static json_t *state_backup_service(struct core *core, json_t *request)
 	int rc = state_backup(core->state, path, &bytes, err, sizeof(err));
 	if (rc) {
 		core_log(MG_LOG_WARN, "core", "state backup refused: %s", err);
-		return json_pack("{s:s, s:s}", "error",
-		                 rc == -EINVAL || rc == -EEXIST ? "bad_request" : "internal",
-		                 "message", err);
+		return rc == -EINVAL || rc == -EEXIST ? mg_field_error("path", "%s", err)
+		                                      : mg_error("internal", "%s", err);
 	}
 	core_log(MG_LOG_INFO, "core", "state backup written to %s (%zu bytes)", path, bytes);
 	return json_pack("{s:s, s:I}", "path", path, "bytes", (json_int_t)bytes);

@@ -165,6 +165,9 @@ static void transport_print(const struct transport *t)
 	figure_print(&t->p99);
 	figure_print(&t->bus4);
 	ratio_print("bus / bare, 1 client", &t->bus1, &t->bare);
+	char what[96];
+	snprintf(what, sizeof(what), "bus round trips, 1 client, %s", t->name);
+	table_row(what, &t->bus1, "bare ZeroMQ REQ/REP echo", &t->bare);
 }
 
 int main(int argc, char **argv)

@@ -50,4 +50,25 @@ static void ratio_print(const char *name, const struct figure *ours, const struc
 	figure_print(&r);
 }
 
+/* One row of bench/run-all.sh's table: ours against the baseline measured
+ * in the same rounds, each the median, the ratio taken per round (then its
+ * median), and the noise: the larger spread of the two, as a share of its
+ * median. The line starts with "TABLE|" so run-all.sh can collect it; a
+ * figure where higher is better and one where lower is better read alike
+ * ("ratio" is always ours/baseline; the unit says which way is good). */
+static void table_row(const char *what, const struct figure *ours, const char *baseline,
+                      const struct figure *bare)
+{
+	double s[MAX_ROUNDS], b[MAX_ROUNDS], r[MAX_ROUNDS];
+	struct figure ratio = {.n = ours->n};
+	double med = figure_median(ours, s), bmed = figure_median(bare, b);
+	for (int i = 0; i < ours->n; i++)
+		ratio.v[i] = ours->v[i] / bare->v[i];
+	double rmed = figure_median(&ratio, r);
+	double spread = med ? (s[ours->n - 1] - s[0]) / med : 0;
+	double bspread = bmed ? (b[bare->n - 1] - b[0]) / bmed : 0;
+	printf("TABLE|%s|%.4g %s|%s: %.4g %s|%.3g|%.0f%%|%d\n", what, med, ours->unit, baseline,
+	       bmed, bare->unit, rmed, 100 * (spread > bspread ? spread : bspread), ours->n);
+}
+
 #endif

@@ -89,12 +89,15 @@ json_t *pa_user_add(mg_ctx *ctx, const char *service, json_t *request, void *arg
 	if ((error = code_ttl(pa, request, &ttl_ms)))
 		return error;
 
-	int rc = pa_op_begin_alone(pa, &op);
+	/* batched like redeems: a script adding many users at once shares
+	 * the durable commits */
+	int rc = pa_op_begin_batched(pa, &op);
 	if (rc)
 		return internal(pa, "cannot begin a transaction", rc);
 	if (!mg_state_get(ctx, op.txn, PA_DB_USERS, name, &old)) {
 		json_decref(old);
 		pa_op_abort(&op);
+		pa_batch_settle(pa);
 		return mg_error("exists", "user '%s' exists", name);
 	}
 	char code[CODE_TEXT_LEN];
@@ -107,6 +110,7 @@ json_t *pa_user_add(mg_ctx *ctx, const char *service, json_t *request, void *arg
 		rc = issue_code(&op, name, ttl_ms, code, &expires_at);
 	if (rc) {
 		pa_op_abort(&op);
+		pa_batch_settle(pa);
 		return internal(pa, "cannot write the user", rc);
 	}
 	pa_op_user_changed(&op, name, role, "active");
@@ -114,8 +118,8 @@ json_t *pa_user_add(mg_ctx *ctx, const char *service, json_t *request, void *arg
 		return internal(pa, "cannot commit the user", rc);
 	mg_info(ctx, "user %s added (role %s), code valid until %lld", name, role,
 	        (long long)expires_at);
-	return json_pack("{s:s, s:s, s:s, s:I}", "user", name, "role", role, "code", code,
-	                 "expires_at", expires_at);
+	return pa_batch_reply(pa, json_pack("{s:s, s:s, s:s, s:I}", "user", name, "role", role,
+	                                    "code", code, "expires_at", expires_at));
 }
 
 json_t *pa_code_add(mg_ctx *ctx, const char *service, json_t *request, void *arg)

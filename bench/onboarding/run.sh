@@ -4,6 +4,9 @@
 # bench_onboarding inside it, then checks that the onboarded devices are
 # peers, members of their role's set and names in DNS: the work was done.
 # usage: run.sh BUILD_DIR [PRELOAD] [MEASURED per round] [CLIENTS] [ROUNDS]
+# For profiling only, not the figure: ONB_TMPFS=1 keeps the state and the
+# baselines' LMDB in /dev/shm (no disk: the CPU side alone); ONB_LOG sets
+# meshgated's log_level (default warn).
 set -euo pipefail
 build=$(realpath "$1")
 shift
@@ -15,6 +18,11 @@ here=$(dirname "$(realpath "$0")")
 source "$here/../../tests/lib/netns.sh"
 netns_init
 ns_add GW bench
+db_dir=$WORK
+if [ "${ONB_TMPFS:-0}" = 1 ]; then
+	db_dir=$(mktemp -d /dev/shm/meshgate-bench.$TAG.XXXXXX)
+	trap 'rc=$?; rm -rf "$db_dir"; (exit $rc); netns_cleanup' EXIT
+fi
 # the networks behind the gateway that the roles reach (a veth with its
 # other end unused: this kernel has no dummy interfaces)
 ns_exec "$GW" ip link add "${TAG}i" type veth peer name "${TAG}j"
@@ -25,11 +33,11 @@ ns_exec "$GW" ip link set "${TAG}i" up
 ns_exec "$GW" ip link set "${TAG}j" up
 WG_IF=${TAG}b
 cat >"$WORK/m.conf" <<CONF
-state_dir = "$WORK/state";
+state_dir = "$db_dir/state";
 socket = "$WORK/bus.sock";
 plugin_dir = "$build/plugins";
 plugins = ["wireguard", "preauth", "api", "firewall", "dns"];
-log_level = "warn";
+log_level = "${ONB_LOG:-warn}";
 wireguard = { interface = "$WG_IF"; backend = "userspace"; address = "10.64.0.1/16";
               endpoint = "127.0.0.1:51820"; resync_interval = 0; };
 preauth = { redeem_failures = 1000000; roles = ["admin", "developer", "ops", "support"]; };
@@ -55,7 +63,7 @@ wait_for 20 running || {
 	cat "$WORK/log"
 	fail "meshgated did not start every plugin"
 }
-wait_for 10 test -f "$WORK/state/ca.pem" || fail "no CA"
+wait_for 10 test -f "$db_dir/state/ca.pem" || fail "no CA"
 # the gateway's CPU: meshgated and the wireguard-go behind the interface
 pids=$gw_pid
 for p in $(ip netns pids "$GW"); do
@@ -63,7 +71,7 @@ for p in $(ip netns pids "$GW"); do
 done
 echo "gateway: meshgated and wireguard-go, pids $pids"
 ns_exec "$GW" "$build/bench/onboarding/bench_onboarding" "$WORK/bus.sock" \
-	https://127.0.0.1:8443 "$WORK/state" "$WORK" "$pids" \
+	https://127.0.0.1:8443 "$db_dir/state" "$db_dir" "$pids" \
 	"$preload" "$measured" "$clients" "$rounds"
 
 # the effects, after the last event has been followed

@@ -111,7 +111,7 @@ enum { DNS_B_A, DNS_B_AAAA, DNS_B_PTR, DNS_B_NS, DNS_B_SOA, DNS_B_COUNT };
 
 /* The RRs of one type at one name, ready to copy into an answer: each is
  * owner (a pointer C0 0C to the question's name), type, class, TTL,
- * rdlength, rdata (names uncompressed). */
+ * rdlength, rdata (names uncompressed). A view into a node. */
 struct dns_block {
 	const uint8_t *wire;
 	uint32_t len;
@@ -121,17 +121,23 @@ struct dns_block {
 
 #define DNS_NODE_APEX 0x1
 
-/* A name of the index: its header, name and RRs lie together in one
- * allocation, so a lookup touches a slot and about two cache lines. */
+/* A name of the index: its header, its name, the length and count of each
+ * of its non-empty blocks and their RRs lie together in one allocation
+ * (a device's name is about 80 bytes), so a lookup touches a slot and
+ * one or two cache lines. */
 struct dns_node {
 	uint32_t hash;
 	uint8_t len;
 	uint8_t flags;
+	uint8_t sets;                /* bit b: block b has RRs */
 	uint32_t children;           /* names one label below it */
 	const struct dns_node *zone; /* the apex above it (itself for an apex), or NULL */
-	struct dns_block blocks[DNS_B_COUNT];
-	uint8_t name[]; /* lowercase wire, then the RRs of the blocks */
+	uint8_t name[];              /* lowercase wire; then for each set bit, in block order, the
+	                              * block's length and count (16 bits each); then their RRs */
 };
+
+/* Block b (DNS_B_*) of a node; count 0 when it has none. */
+struct dns_block dns_node_block(const struct dns_node *n, int b);
 
 struct dns_index;
 
@@ -194,7 +200,7 @@ struct dns_answer {
 	uint8_t aa;
 	uint8_t forward; /* not ours: the caller forwards it upstream */
 	uint8_t nblocks;
-	const struct dns_block *blocks[DNS_B_COUNT];
+	struct dns_block blocks[DNS_B_COUNT];
 	const struct dns_node *soa; /* apex whose SOA goes to the authority section */
 };
 

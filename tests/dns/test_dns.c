@@ -773,7 +773,8 @@ static void snapshot_node(const struct dns_node *n, void *arg)
 		dns_name_to_text(n->zone->name, n->zone->len, zone, sizeof(zone));
 	json_t *rrs = json_array();
 	for (int b = 0; b < DNS_B_COUNT; b++) {
-		const struct dns_block *bl = &n->blocks[b];
+		struct dns_block block = dns_node_block(n, b);
+		const struct dns_block *bl = &block;
 		for (size_t off = 0; b != DNS_B_SOA && off < bl->len;) {
 			size_t len = 12 + ((size_t)bl->wire[off + 10] << 8 | bl->wire[off + 11]),
 			       k = 0;
@@ -791,7 +792,7 @@ static void snapshot_node(const struct dns_node *n, void *arg)
 		v[i] = json_string_value(json_array_get(rrs, i));
 	qsort(v, count, sizeof(*v), strcmp_p);
 	int k = snprintf(buf, sizeof(buf), "flags %d zone %s children %u soa %u:", n->flags, zone,
-	                 n->children, n->blocks[DNS_B_SOA].count);
+	                 n->children, dns_node_block(n, DNS_B_SOA).count);
 	for (size_t i = 0; i < count && k > 0 && (size_t)k < sizeof(buf); i++)
 		k += snprintf(buf + k, sizeof(buf) - (size_t)k, " %s", v[i]);
 	json_object_set_new(arg, name, json_string(buf));

@@ -347,9 +347,9 @@ struct dns_dev {
 	uint8_t family;
 	uint8_t addr[16];
 	int64_t created;
-	struct dns_claim *label, *fallback; /* LABEL and LABEL-ID */
-	const char *user;
-	char id[]; /* then the user */
+	struct dns_claim *label;    /* LABEL */
+	struct dns_claim *fallback; /* LABEL-ID, only while it does not have LABEL */
+	char id[];                  /* then the user (dns_dev_user) */
 };
 
 /* A device as the state has it. */
@@ -381,6 +381,7 @@ int dns_names_services(struct dns_names *t, json_t *names);
 void dns_names_settle_all(struct dns_names *t);
 /* The text of a device's name, NULL for none. */
 const char *dns_dev_name(const struct dns_dev *dev, int named);
+const char *dns_dev_user(const struct dns_dev *dev);
 void dns_names_foreach(const struct dns_names *t, void (*fn)(const struct dns_dev *dev, void *arg),
                        void *arg);
 

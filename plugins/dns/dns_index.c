@@ -2,7 +2,7 @@
  * wire format. Each name is one allocation (its header, its name, the
  * length and count of its non-empty blocks and its RRs together, so a
  * lookup touches a slot and one or two cache lines), found through an
- * open-addressing table of (hash, node) slots filled up to 70%.
+ * open-addressing table of node slots filled up to 70%.
  *
  * It is built (zones, then RRs), frozen, and published; after that only
  * dns_index_set changes it, one RR at a time in O(1) expected time, with
@@ -17,8 +17,10 @@
 
 #include "dns.h"
 
+/* A slot is the node alone (its hash is in the node): 8 bytes a name
+ * rather than 16; a probe reads the node it compares, which a hit reads
+ * anyway. */
 struct slot {
-	uint32_t hash;
 	struct dns_node *node; /* NULL: empty */
 };
 
@@ -81,7 +83,7 @@ static struct slot *slot_of(const struct dns_index *idx, const uint8_t *name, si
 {
 	for (size_t s = hash & (idx->nslots - 1);; s = (s + 1) & (idx->nslots - 1)) {
 		struct slot *sl = &idx->slots[s];
-		if (!sl->node || (sl->hash == hash && sl->node->len == len &&
+		if (!sl->node || (sl->node->hash == hash && sl->node->len == len &&
 		                  !memcmp(sl->node->name, name, len)))
 			return sl;
 	}
@@ -101,7 +103,7 @@ static int grow(struct dns_index *idx)
 	for (size_t i = 0; i < idx->nslots; i++) {
 		if (!idx->slots[i].node)
 			continue;
-		size_t s = idx->slots[i].hash & (n - 1);
+		size_t s = idx->slots[i].node->hash & (n - 1);
 		while (slots[s].node)
 			s = (s + 1) & (n - 1);
 		slots[s] = idx->slots[i];
@@ -118,14 +120,14 @@ static void slot_clear(struct dns_index *idx, struct slot *sl)
 {
 	size_t mask = idx->nslots - 1, hole = (size_t)(sl - idx->slots);
 	for (size_t s = (hole + 1) & mask; idx->slots[s].node; s = (s + 1) & mask) {
-		size_t home = idx->slots[s].hash & mask;
+		size_t home = idx->slots[s].node->hash & mask;
 		/* the entry may move to the hole if its home is not in (hole, s] */
 		if (((s - home) & mask) >= ((s - hole) & mask)) {
 			idx->slots[hole] = idx->slots[s];
 			hole = s;
 		}
 	}
-	idx->slots[hole] = (struct slot){0, NULL};
+	idx->slots[hole] = (struct slot){NULL};
 }
 
 static uint16_t get16(const uint8_t *p)
@@ -190,7 +192,7 @@ static struct dns_node *node_new(struct dns_index *idx, const uint8_t *name, siz
 	n->hash = dns_hash(name, len);
 	n->zone = zone;
 	struct slot *sl = slot_of(idx, name, len, n->hash);
-	*sl = (struct slot){n->hash, n};
+	*sl = (struct slot){n};
 	idx->count++;
 	struct dns_node *parent = parent_of(idx, name, len);
 	if (parent)
@@ -472,18 +474,15 @@ const struct dns_node *dns_index_find(const struct dns_index *idx, const uint8_t
 
 void dns_index_prefetch(const struct dns_index *idx, uint32_t hash, int node)
 {
-	size_t s = hash & (idx->nslots - 1);
+	const struct slot *sl = &idx->slots[hash & (idx->nslots - 1)];
 	if (!node) {
-		__builtin_prefetch(&idx->slots[s]);
+		__builtin_prefetch(sl);
 		return;
 	}
-	for (; idx->slots[s].node; s = (s + 1) & (idx->nslots - 1))
-		if (idx->slots[s].hash == hash) {
-			const uint8_t *n = (const uint8_t *)idx->slots[s].node;
-			__builtin_prefetch(n);
-			__builtin_prefetch(n + 64);
-			return;
-		}
+	if (sl->node) { /* most names are in their home slot */
+		__builtin_prefetch(sl->node);
+		__builtin_prefetch((const uint8_t *)sl->node + 64);
+	}
 }
 
 const struct dns_node *dns_index_zone_of(const struct dns_index *idx, const uint8_t *name,

@@ -129,11 +129,12 @@ struct dns_node {
 	uint32_t hash;
 	uint8_t len;
 	uint8_t flags;
-	uint8_t sets;                /* bit b: block b has RRs */
-	uint32_t children;           /* names one label below it */
-	const struct dns_node *zone; /* the apex above it (itself for an apex), or NULL */
-	uint8_t name[];              /* lowercase wire; then for each set bit, in block order, the
-	                              * block's length and count (16 bits each); then their RRs */
+	uint8_t sets;      /* bit b: block b has RRs */
+	uint32_t children; /* names one label below it */
+	uint16_t zone;     /* the apex above it (itself for an apex): see dns_node_zone */
+	/* lowercase wire; then for each set bit, in block order, the block's
+	 * length and count (16 bits each); then their RRs */
+	uint8_t name[];
 };
 
 /* Block b (DNS_B_*) of a node; count 0 when it has none. */
@@ -168,6 +169,8 @@ void dns_index_set_serial(struct dns_index *idx, uint32_t serial);
 void dns_index_foreach(const struct dns_index *idx, void (*fn)(const struct dns_node *n, void *arg),
                        void *arg);
 /* Lookups. */
+/* The apex of the zone above a node (the node itself for an apex), or NULL. */
+const struct dns_node *dns_node_zone(const struct dns_index *idx, const struct dns_node *n);
 const struct dns_node *dns_index_find(const struct dns_index *idx, const uint8_t *name, size_t len,
                                       uint32_t hash);
 /* Prefetches the slot of `hash`, or (node) the node it points to: a batch

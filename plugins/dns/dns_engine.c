@@ -49,7 +49,7 @@ void dns_resolve(const struct dns_view *v, const struct dns_query *q, struct dns
 				add_block(a, n, slot);
 		}
 		if (!a->nblocks) /* the name exists, not this type: NODATA */
-			a->soa = n->zone;
+			a->soa = dns_node_zone(v->index, n);
 		return;
 	}
 	const struct dns_node *zone =

@@ -24,7 +24,8 @@ struct slot {
 	struct dns_node *node; /* NULL: empty */
 };
 
-#define MAX_ZONES 512 /* apexes: the zone and the reverse zones of the VPN */
+#define MAX_ZONES 512        /* apexes: the zone and the reverse zones of the VPN */
+#define NO_ZONE   UINT16_MAX /* a node's zone: an index into apex[], or this */
 
 struct dns_index {
 	struct slot *slots;
@@ -180,7 +181,7 @@ static struct dns_node *parent_of(const struct dns_index *idx, const uint8_t *na
 }
 
 static struct dns_node *node_new(struct dns_index *idx, const uint8_t *name, size_t len,
-                                 const struct dns_node *zone)
+                                 uint16_t zone)
 {
 	if (10 * (idx->count + 1) > 7 * idx->nslots && grow(idx))
 		return NULL;
@@ -338,7 +339,7 @@ int dns_index_zone(struct dns_index *idx, const uint8_t *apex, size_t len, const
 		return 0; /* declared already */
 	if (n && (n->children || node_data_len(n)))
 		return -EBUSY; /* zones come first: names below point to their apex */
-	if (!n && !(n = node_new(idx, apex, len, NULL)))
+	if (!n && !(n = node_new(idx, apex, len, NO_ZONE)))
 		return -ENOMEM;
 	memcpy(soa, mname, mlen);
 	memcpy(soa + mlen, rname, rlen);
@@ -358,7 +359,7 @@ int dns_index_zone(struct dns_index *idx, const uint8_t *apex, size_t len, const
 		return rc;
 	n = lookup(idx, apex, len);
 	n->flags |= DNS_NODE_APEX;
-	n->zone = n;
+	n->zone = (uint16_t)idx->napex;
 	idx->apex[idx->napex++] = n;
 	return 0;
 }
@@ -371,7 +372,7 @@ static struct dns_node *node_get(struct dns_index *idx, const uint8_t *name, siz
 	struct dns_node *n = lookup(idx, name, len);
 	if (n)
 		return n;
-	const struct dns_node *zone = NULL;
+	uint16_t zone = NO_ZONE;
 	size_t top = 0; /* where the first existing ancestor starts */
 	for (size_t off = 1u + name[0]; off < len; off += 1u + name[off]) {
 		struct dns_node *up = lookup(idx, name + off, len - off);
@@ -383,7 +384,7 @@ static struct dns_node *node_get(struct dns_index *idx, const uint8_t *name, siz
 		if (!name[off])
 			break;
 	}
-	if (zone) { /* the names between the new one and the node found */
+	if (zone != NO_ZONE) { /* the names between the new one and the node found */
 		size_t offs[DNS_NAME_MAX / 2], k = 0;
 		for (size_t o = 1u + name[0]; o < top; o += 1u + name[o])
 			offs[k++] = o;
@@ -485,14 +486,19 @@ void dns_index_prefetch(const struct dns_index *idx, uint32_t hash, int node)
 	}
 }
 
+const struct dns_node *dns_node_zone(const struct dns_index *idx, const struct dns_node *n)
+{
+	return n->zone == NO_ZONE ? NULL : idx->apex[n->zone];
+}
+
 const struct dns_node *dns_index_zone_of(const struct dns_index *idx, const uint8_t *name,
                                          size_t len)
 {
 	for (size_t off = 0; off < len && name[off]; off += 1u + name[off]) {
 		const struct dns_node *n =
 		    dns_index_find(idx, name + off, len - off, dns_hash(name + off, len - off));
-		if (n && n->zone)
-			return n->zone;
+		if (n && n->zone != NO_ZONE)
+			return idx->apex[n->zone];
 	}
 	return NULL;
 }

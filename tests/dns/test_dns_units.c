@@ -136,10 +136,10 @@ static void test_index(void **unused)
 	const struct dns_node *n = dns_index_find(idx, name, len, dns_hash(name, len));
 	assert_non_null(n);
 	assert_int_equal(dns_node_block(n, DNS_B_A).count, 1);
-	assert_string_equal((const char *)n->zone->name, "\x04"
-	                                                 "corp"
-	                                                 "\x08"
-	                                                 "internal");
+	assert_string_equal((const char *)dns_node_zone(idx, n)->name, "\x04"
+	                                                               "corp"
+	                                                               "\x08"
+	                                                               "internal");
 	/* the empty non-terminal exists, without records */
 	dns_name_from_text("prod.corp.internal", name, &len);
 	n = dns_index_find(idx, name, len, dns_hash(name, len));
@@ -175,7 +175,7 @@ static void test_index(void **unused)
 	n = dns_index_find(idx, name, len, dns_hash(name, len));
 	assert_non_null(n);
 	assert_int_equal(dns_node_block(n, DNS_B_A).count, DNS_RR_PER_NAME);
-	assert_null(n->zone); /* no zone was declared */
+	assert_null(dns_node_zone(idx, n)); /* no zone was declared */
 	dns_index_free(idx);
 }
 

@@ -5,21 +5,30 @@
  * transaction through the mock core, as preauth would write them), then
  * meshgated (the real core, plugins = ["dns"]) serves them on
  * 127.0.0.2:5300 and dnsmasq serves the same names from a hosts file on
- * 127.0.0.3:5300. dnsperf sends the 10,000 names, shuffled, to each in
- * turn. Printed per server: queries per second, average latency, the p50
- * and p99 latency of a run at a fixed rate, and queries per CPU-second
- * (utime + stime of the server's process from /proc/PID/stat around the
- * run: dnsperf shares the machine's cores with the server, so qps alone
- * measures the pair). Then the same with fast_path = false (everything
- * through ldns), the in-process cost of one query on each path, the
- * time to rebuild the names of 10,000 devices, and at 10,000 and 50,000
- * devices the time of one device change against a rebuild, and the
- * plugin's heap per name.
+ * 127.0.0.3:5300. Every figure is measured in rounds, ours and dnsmasq
+ * (or the full rebuild) interleaved, the order alternating, and printed
+ * as the median with its spread (bench/rounds.h), each headline figure as
+ * one TABLE| row for bench/run-all.sh:
+ *
+ *  - queries per CPU-second: dnsperf sends the 10,000 names, shuffled, to
+ *    each server in turn; the server's CPU is utime + stime of its
+ *    process from /proc/PID/stat around the run (dnsperf shares the
+ *    machine's cores with the server, so qps alone measures the pair);
+ *  - memory per device: RssAnon of each server with the 10,000 names less
+ *    that of the same server with none (both started fresh each round);
+ *  - one device change at 10,000 and 50,000 devices, everything it costs
+ *    (state write, event, the plugin's read of the record, the patch),
+ *    against the same state write followed by a rebuild of the whole
+ *    index (what a change cost before the index was patched in place).
+ *
+ * Also printed: the p50/p99 latency at a fixed rate, the same with
+ * fast_path = false (everything through ldns), the in-process cost of one
+ * query on each path, and the plugin's heap per device (mallinfo2).
  *
  * Runs as root in a private network namespace (its own loopback); the
  * servers are its children and die with it. Prints figures, never fails
- * on time. Usage: bench_dns [-l SECONDS] (each dnsperf run, default 20)
- * [-r ROUNDS] (default 3)
+ * on time. Usage: bench_dns [-l SECONDS] (each dnsperf run, default 10)
+ * [-r ROUNDS] (default 5)
  * [--hold] (set up, print the servers' pids and wait: for profiling)
  * [--changes] (only the cost of one device change and the memory per
  * name, at 10,000 and 50,000 devices).
@@ -40,17 +49,17 @@
 
 #include "dns.h"
 #include "mg_mock.h"
+#include "rounds.h"
 
-#define DEVICES    10000
-#define ZONE       "corp.internal"
-#define PORT       5300
-#define RATE       "20000" /* queries per second of the latency runs */
-#define MAX_ROUNDS 15
+#define DEVICES 10000
+#define ZONE    "corp.internal"
+#define PORT    5300
+#define RATE    "20000" /* queries per second of the latency runs */
 
 extern const struct mg_plugin mg_plugin_descriptor; /* dns's, linked in */
 
 static char dir[] = "/tmp/meshgate-bench-dns.XXXXXX";
-static pid_t children[4];
+static pid_t children[16];
 static int nchildren;
 
 static double now(void)
@@ -191,15 +200,36 @@ static void write_state(const char *state)
 
 /* ---- one device change, and the memory per name ---- */
 
-static int cmp_double(const void *a, const void *b);
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* Device i renamed (state write, one transaction, as preauth does):
+ * k odd, into a collision (it takes the name of device i+1 and becomes
+ * LABEL-ID), k even, back to its own name. Returns the record. */
+static json_t *rename_device(mg_ctx *pa, int i, int k)
+{
+	char name[64];
+	device_name(k % 2 ? i : i + 1, name, sizeof(name));
+	json_t *dev = device_record(i, name);
+	mg_txn *txn;
+	if (mg_txn_begin(pa, 0, &txn) ||
+	    mg_state_put(pa, txn, "devices", json_string_value(json_object_get(dev, "id")), dev) ||
+	    mg_txn_commit(pa, txn))
+		die("put");
+	return dev;
+}
 
 /* n devices in a fresh state; the dns plugin started on them through the
  * mock core. Printed: the heap the plugin holds per device and per name
  * (mallinfo2 around its start: the device table, the index, the names),
- * the time of one device change from the state write to the patched
- * index (state write, event, the plugin's read of the record, the patch)
- * against a rebuild of the whole index in the same run, and their ratio. */
-static void change_cost(int n)
+ * then, in rounds, one device change from the state write to the patched
+ * index (the median of CHANGES changes) against the same state write
+ * followed by a rebuild of the whole index, and the plugin's share alone
+ * (the event and the patch) against the rebuild alone. */
+static void change_cost(int n, int rounds)
 {
 	char err[512], state[320];
 	snprintf(state, sizeof(state), "%s/state%d", dir, n);
@@ -226,48 +256,67 @@ static void change_cost(int n)
 	       "naming %.0f\n",
 	       n, names, heap / 1e6, heap / n, heap / (double)names, index / n, (heap - index) / n);
 
-	/* renames in and out of a collision: device i takes the name of
-	 * device i+1 (it becomes LABEL-ID), then its own again */
-	enum { CHANGES = 400 };
-	static double t[CHANGES], tw[CHANGES], te[CHANGES];
+	enum { CHANGES = 80 };
+	char what[4][80];
+	snprintf(what[0], sizeof(what[0]), "one change at %dk, all costs", n / 1000);
+	snprintf(what[1], sizeof(what[1]), "state write + full rebuild at %dk", n / 1000);
+	snprintf(what[2], sizeof(what[2]), "one change at %dk, event + patch", n / 1000);
+	snprintf(what[3], sizeof(what[3]), "full rebuild at %dk", n / 1000);
+	struct figure change = {.name = what[0], .unit = "us"},
+	              rebuild_all = {.name = what[1], .unit = "us"},
+	              patch = {.name = what[2], .unit = "us"},
+	              rebuild = {.name = what[3], .unit = "us"};
 	unsigned seed = 3;
-	for (int k = 0; k < CHANGES; k++) {
-		int i = rand_r(&seed) % (n - 1);
-		char name[64];
-		device_name(k % 2 ? i : i + 1, name, sizeof(name));
-		json_t *dev = device_record(i, name);
-		mg_txn *txn;
-		double t0 = now();
-		if (mg_txn_begin(pa, 0, &txn) ||
-		    mg_state_put(pa, txn, "devices", json_string_value(json_object_get(dev, "id")),
-		                 dev) ||
-		    mg_txn_commit(pa, txn))
-			die("put");
-		tw[k] = now() - t0;
-		mg_mock_publish(m, "device.changed", dev);
-		mg_mock_advance(m, 0);
-		t[k] = now() - t0;
-		te[k] = t[k] - tw[k];
-		json_decref(dev);
+	int k = 0;
+	for (int r = 0; r < rounds; r++) {
+		for (int order = 0; order < 2; order++) {
+			if ((r + order) % 2 == 0) {
+				double t[CHANGES], te[CHANGES];
+				for (int c = 0; c < CHANGES; c++, k++) {
+					int i = rand_r(&seed) % (n - 1);
+					double t0 = now();
+					json_t *dev = rename_device(pa, i, k);
+					double t1 = now();
+					mg_mock_publish(m, "device.changed", dev);
+					mg_mock_advance(m, 0);
+					t[c] = now() - t0;
+					te[c] = now() - t1;
+					json_decref(dev);
+				}
+				qsort(t, CHANGES, sizeof(*t), cmp_double);
+				qsort(te, CHANGES, sizeof(*te), cmp_double);
+				change.v[change.n++] = t[CHANGES / 2] * 1e6;
+				patch.v[patch.n++] = te[CHANGES / 2] * 1e6;
+			} else {
+				/* the same write, then the whole index rebuilt; the
+				 * event is delivered afterwards, untimed, so that the
+				 * plugin follows the state */
+				int i = rand_r(&seed) % (n - 1);
+				double t0 = now();
+				json_t *dev = rename_device(pa, i, k++);
+				double t1 = now();
+				dns_rebuild(d);
+				double t2 = now();
+				rebuild_all.v[rebuild_all.n++] = (t2 - t0) * 1e6;
+				rebuild.v[rebuild.n++] = (t2 - t1) * 1e6;
+				mg_mock_publish(m, "device.changed", dev);
+				mg_mock_advance(m, 0);
+				json_decref(dev);
+			}
+		}
 	}
-	qsort(t, CHANGES, sizeof(*t), cmp_double);
-	qsort(tw, CHANGES, sizeof(*tw), cmp_double);
-	qsort(te, CHANGES, sizeof(*te), cmp_double);
-	double rebuild[5];
-	for (int k = 0; k < 5; k++) {
-		double t0 = now();
-		dns_rebuild(d);
-		rebuild[k] = now() - t0;
-	}
-	qsort(rebuild, 5, sizeof(*rebuild), cmp_double);
-	printf("%d devices: one change (state write + event + patch) median %.1f us, p99 %.1f "
-	       "us (the state write %.1f us, the event and the patch %.1f us); rebuild of the "
-	       "whole index median %.2f ms (min "
-	       "%.2f, max %.2f); rebuild / "
-	       "change %.0fx (without the state write %.0fx)\n",
-	       n, t[CHANGES / 2] * 1e6, t[CHANGES * 99 / 100] * 1e6, tw[CHANGES / 2] * 1e6,
-	       te[CHANGES / 2] * 1e6, rebuild[2] * 1e3, rebuild[0] * 1e3, rebuild[4] * 1e3,
-	       rebuild[2] / t[CHANGES / 2], rebuild[2] / te[CHANGES / 2]);
+	figure_print(&change);
+	figure_print(&rebuild_all);
+	ratio_print("  change / (write + rebuild)", &change, &rebuild_all);
+	figure_print(&patch);
+	figure_print(&rebuild);
+	ratio_print("  event + patch / rebuild", &patch, &rebuild);
+	snprintf(what[0], sizeof(what[0]), "DNS one device change at %dk (write+event+patch)",
+	         n / 1000);
+	table_row(what[0], &change, "state write + full rebuild", &rebuild_all);
+	snprintf(what[2], sizeof(what[2]), "DNS one device change at %dk, the plugin's share",
+	         n / 1000);
+	table_row(what[2], &patch, "full index rebuild", &rebuild);
 	mg_mock_free(m);
 }
 
@@ -377,12 +426,6 @@ static char *run_capture(char *const argv[])
 	return text;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 /* Throughput: dnsperf at its defaults (one client, 100 outstanding) for
  * `seconds`, and the server's CPU time over the run. */
 static void measure_load(pid_t server, const char *addr, const char *queries, int seconds,
@@ -453,20 +496,21 @@ static void print_result(const char *what, const struct result *r)
 	       what, r->qps, r->avg_ms, r->sd_ms, r->lost, r->cpu_s, r->per_cpu);
 }
 
-static int answers(const char *addr)
+/* Does the server at addr answer? expect: the address user1-laptop must
+ * have, or NULL (a server without names: any reply). */
+static int answers(const char *addr, const char *expect)
 {
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd),
-	         "dig +short +time=1 +tries=1 -p %d @%s user1-laptop.%s A 2>/dev/null | grep -q "
-	         "10.0.0.3",
-	         PORT, addr, ZONE);
+	         "dig +time=1 +tries=1 -p %d @%s user1-laptop.%s A 2>/dev/null | grep -q '%s'",
+	         PORT, addr, ZONE, expect ? expect : "status:");
 	return system(cmd) == 0;
 }
 
-static void wait_answering(const char *addr, const char *log)
+static void wait_answering(const char *addr, const char *expect, const char *log)
 {
 	for (int i = 0; i < 200; i++) {
-		if (answers(addr))
+		if (answers(addr, expect))
 			return;
 		usleep(50000);
 	}
@@ -477,24 +521,57 @@ static void wait_answering(const char *addr, const char *log)
 	die("a server does not answer");
 }
 
-static pid_t start_meshgated(const char *state, int fast_path)
+static void track(pid_t pid)
+{
+	for (int i = 0; i < nchildren; i++)
+		if (children[i] <= 0) {
+			children[i] = pid;
+			return;
+		}
+	if (nchildren == (int)(sizeof(children) / sizeof(*children)))
+		die("too many children");
+	children[nchildren++] = pid;
+}
+
+/* meshgated with the dns plugin on `state`, answering on addr:PORT;
+ * `tag` names its config and log. expect: as for answers(). */
+static pid_t start_meshgated(const char *state, int fast_path, const char *addr, const char *tag,
+                             const char *expect)
 {
 	char conf[300], log[300];
-	snprintf(conf, sizeof(conf), "%s/meshgated.conf", dir);
-	snprintf(log, sizeof(log), "%s/meshgated.log", dir);
+	snprintf(conf, sizeof(conf), "%s/meshgated-%s.conf", dir, tag);
+	snprintf(log, sizeof(log), "%s/meshgated-%s.log", dir, tag);
 	FILE *f = fopen(conf, "w");
 	if (!f)
 		die("config");
 	fprintf(f,
-	        "state_dir = \"%s\";\nsocket = \"%s/bus.sock\";\nplugin_dir = \"%s\";\n"
+	        "state_dir = \"%s\";\nsocket = \"%s/bus-%s.sock\";\nplugin_dir = \"%s\";\n"
 	        "plugins = [\"dns\"];\nlog_level = \"warn\";\n"
-	        "dns = { listen = [\"127.0.0.2:%d\"]; zone = \"%s\"; fast_path = %s; };\n",
-	        state, dir, PLUGIN_DIR, PORT, ZONE, fast_path ? "true" : "false");
+	        "dns = { listen = [\"%s:%d\"]; zone = \"%s\"; fast_path = %s; };\n",
+	        state, dir, tag, PLUGIN_DIR, addr, PORT, ZONE, fast_path ? "true" : "false");
 	fclose(f);
 	char *const argv[] = {MESHGATED, "--config", conf, NULL};
 	pid_t pid = spawn(argv, log);
-	children[nchildren++] = pid;
-	wait_answering("127.0.0.2", log);
+	track(pid);
+	wait_answering(addr, expect, log);
+	return pid;
+}
+
+/* dnsmasq with the names of `hosts` on addr:PORT. */
+static pid_t start_dnsmasq(const char *hosts, const char *addr, const char *tag, const char *expect)
+{
+	char port[16], addn[320], listen[64], log[300];
+	snprintf(port, sizeof(port), "--port=%d", PORT);
+	snprintf(addn, sizeof(addn), "--addn-hosts=%s", hosts);
+	snprintf(listen, sizeof(listen), "--listen-address=%s", addr);
+	snprintf(log, sizeof(log), "%s/dnsmasq-%s.log", dir, tag);
+	char *const argv[] = {
+	    "dnsmasq", "-k",   "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+	    addn,      listen, "--bind-interfaces",     port,          "--user=root",
+	    NULL};
+	pid_t pid = spawn(argv, log);
+	track(pid);
+	wait_answering(addr, expect, log);
 	return pid;
 }
 
@@ -507,10 +584,55 @@ static void stop_child(pid_t pid)
 			children[i] = -1;
 }
 
+/* RssAnon of a process, in bytes: its heap, stacks and other private
+ * memory (not the mapped files: LMDB's map, the libraries). */
+static double rss_anon(pid_t pid)
+{
+	char path[64], line[256];
+	double kb = -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "RssAnon: %lf", &kb) == 1)
+			break;
+	fclose(f);
+	return kb * 1024;
+}
+
+/* The memory each server takes per device: its RssAnon with the 10,000
+ * names less its RssAnon with none, each started fresh every round. */
+static void memory_per_device(const char *state, const char *empty_state, const char *hosts,
+                              const char *empty_hosts, int rounds)
+{
+	struct figure ours = {.name = "meshgate dns, RssAnon per device", .unit = "bytes"},
+	              masq = {.name = "dnsmasq, RssAnon per device (hosts line)", .unit = "bytes"};
+	for (int r = 0; r < rounds; r++)
+		for (int k = 0; k < 2; k++) {
+			pid_t empty, full;
+			if ((r + k) % 2 == 0) {
+				empty = start_meshgated(empty_state, 1, "127.0.0.4", "empty", NULL);
+				full = start_meshgated(state, 1, "127.0.0.5", "full", "10.0.0.3");
+				ours.v[ours.n++] = (rss_anon(full) - rss_anon(empty)) / DEVICES;
+			} else {
+				empty = start_dnsmasq(empty_hosts, "127.0.0.4", "empty", NULL);
+				full = start_dnsmasq(hosts, "127.0.0.5", "full", "10.0.0.3");
+				masq.v[masq.n++] = (rss_anon(full) - rss_anon(empty)) / DEVICES;
+			}
+			stop_child(empty);
+			stop_child(full);
+		}
+	figure_print(&ours);
+	figure_print(&masq);
+	ratio_print("  meshgate / dnsmasq (goal <= 3)", &ours, &masq);
+	table_row("DNS memory per device (RssAnon, 10k names)", &ours, "dnsmasq", &masq);
+}
+
 int main(int argc, char **argv)
 {
-	int seconds = 20, hold = 0, rounds = 3, changes_only = 0;
-	char state[300], hosts[300], queries[300], log[300];
+	int seconds = 10, hold = 0, rounds = 5, changes_only = 0;
+	char state[300], empty_state[300], hosts[300], empty_hosts[300], queries[300];
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "-l") && i + 1 < argc)
 			seconds = atoi(argv[++i]);
@@ -521,9 +643,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--changes"))
 			changes_only = 1;
 	if (seconds <= 0)
-		seconds = 20;
+		seconds = 10;
 	if (rounds < 1 || rounds > MAX_ROUNDS)
-		rounds = 3;
+		rounds = 5;
 	if (unshare(CLONE_NEWNET)) {
 		fprintf(stderr, "bench_dns: needs root (a private network namespace): %s\n",
 		        strerror(errno));
@@ -533,24 +655,26 @@ int main(int argc, char **argv)
 		return 1;
 	atexit(cleanup);
 	snprintf(state, sizeof(state), "%s/state", dir);
+	snprintf(empty_state, sizeof(empty_state), "%s/state0", dir);
 	snprintf(hosts, sizeof(hosts), "%s/hosts10k", dir);
+	snprintf(empty_hosts, sizeof(empty_hosts), "%s/hosts0", dir);
 	snprintf(queries, sizeof(queries), "%s/queries10k.txt", dir);
-	snprintf(log, sizeof(log), "%s/dnsmasq.log", dir);
 
-	printf("bench_dns: %d devices, %d rounds of dnsperf -l %d per server, %ld CPUs, loopback "
-	       "in a private network namespace\n\n",
+	printf("bench_dns: %d devices, %d rounds (dnsperf -l %d per server and round), %ld CPUs, "
+	       "loopback in a private network namespace\n\n",
 	       DEVICES, rounds, seconds, sysconf(_SC_NPROCESSORS_ONLN));
 	write_state(state);
-	change_cost(10000);
-	change_cost(50000);
+	mg_mock_free(mock_with_owners(empty_state)); /* the same state, no device */
+	change_cost(10000, rounds);
+	change_cost(50000, rounds);
 	if (changes_only)
 		return 0;
 	per_query_cost();
 
 	/* the same names for dnsmasq, and the queries shuffled */
-	FILE *h = fopen(hosts, "w"), *q = fopen(queries, "w");
+	FILE *h = fopen(hosts, "w"), *h0 = fopen(empty_hosts, "w"), *q = fopen(queries, "w");
 	int *order = malloc(DEVICES * sizeof(*order));
-	if (!h || !q || !order)
+	if (!h || !h0 || !q || !order)
 		die("files");
 	for (int i = 0; i < DEVICES; i++) {
 		char name[64], addr[32];
@@ -571,28 +695,16 @@ int main(int argc, char **argv)
 		fprintf(q, "%s.%s A\n", name, ZONE);
 	}
 	fclose(h);
+	fclose(h0);
 	fclose(q);
 	free(order);
 
-	char port[16];
-	snprintf(port, sizeof(port), "--port=%d", PORT);
-	char addn[320];
-	snprintf(addn, sizeof(addn), "--addn-hosts=%s", hosts);
-	char *const dnsmasq[] = {"dnsmasq",
-	                         "-k",
-	                         "--conf-file=/dev/null",
-	                         "--no-resolv",
-	                         "--no-hosts",
-	                         addn,
-	                         "--listen-address=127.0.0.3",
-	                         "--bind-interfaces",
-	                         port,
-	                         "--user=root",
-	                         NULL};
-	pid_t dm = spawn(dnsmasq, log);
-	children[nchildren++] = dm;
-	wait_answering("127.0.0.3", log);
-	pid_t mg = start_meshgated(state, 1);
+	printf("\nmemory, %d rounds:\n", rounds);
+	memory_per_device(state, empty_state, hosts, empty_hosts, rounds);
+	fflush(stdout);
+
+	pid_t dm = start_dnsmasq(hosts, "127.0.0.3", "load", "10.0.0.3");
+	pid_t mg = start_meshgated(state, 1, "127.0.0.2", "load", "10.0.0.3");
 	if (hold) { /* for profiling: the servers run until stdin closes */
 		printf("meshgated pid %d on 127.0.0.2:%d, dnsmasq pid %d on 127.0.0.3:%d, queries "
 		       "in %s; Enter stops\n",
@@ -604,8 +716,13 @@ int main(int argc, char **argv)
 	}
 
 	/* rounds alternate which server goes first: the machine's noise (other
-	 * processes, the VM) falls on both alike; the medians are compared */
+	 * processes, the VM) falls on both alike */
 	struct result plugin[MAX_ROUNDS] = {0}, masq[MAX_ROUNDS] = {0}, ldns_only = {0};
+	struct figure ours_cpu = {.name = "meshgate dns", .unit = "q/CPU-s"},
+	              masq_cpu = {.name = "dnsmasq", .unit = "q/CPU-s"},
+	              ours_qps = {.name = "meshgate dns", .unit = "q/s"},
+	              masq_qps = {.name = "dnsmasq", .unit = "q/s"};
+	printf("\nqueries per CPU-second, %d rounds:\n", rounds);
 	for (int r = 0; r < rounds; r++) {
 		printf("round %d\n", r + 1);
 		for (int k = 0; k < 2; k++)
@@ -616,36 +733,41 @@ int main(int argc, char **argv)
 				measure_load(dm, "127.0.0.3", queries, seconds, &masq[r]);
 				print_result("  dnsmasq", &masq[r]);
 			}
+		printf("  queries per CPU-second, meshgate / dnsmasq: %.2f\n",
+		       masq[r].per_cpu > 0 ? plugin[r].per_cpu / masq[r].per_cpu : 0);
+		ours_cpu.v[ours_cpu.n++] = plugin[r].per_cpu;
+		masq_cpu.v[masq_cpu.n++] = masq[r].per_cpu;
+		ours_qps.v[ours_qps.n++] = plugin[r].qps;
+		masq_qps.v[masq_qps.n++] = masq[r].qps;
 		fflush(stdout);
 	}
 	struct result mp = median(plugin, rounds), md = median(masq, rounds);
 	measure_latency("127.0.0.2", queries, &mp);
 	measure_latency("127.0.0.3", queries, &md);
 	stop_child(mg);
-	mg = start_meshgated(state, 0);
+	mg = start_meshgated(state, 0, "127.0.0.2", "ldns", "10.0.0.3");
 	measure_load(mg, "127.0.0.2", queries, seconds, &ldns_only);
 	measure_latency("127.0.0.2", queries, &ldns_only);
 
-	printf("\n%-26s %9s %9s %9s %9s %12s\n", "median of rounds", "qps", "avg ms", "p50 ms",
+	printf("\n%-26s %9s %9s %9s %9s %12s\n", "the median round", "qps", "avg ms", "p50 ms",
 	       "p99 ms", "queries/CPU-s");
 	printf("%-26s %9.0f %9.3f %9.3f %9.3f %12.0f\n", "meshgate dns", mp.qps, mp.avg_ms,
 	       mp.p50_ms, mp.p99_ms, mp.per_cpu);
 	printf("%-26s %9.0f %9.3f %9.3f %9.3f %12.0f\n", "dnsmasq", md.qps, md.avg_ms, md.p50_ms,
 	       md.p99_ms, md.per_cpu);
-	printf("%-26s %9.0f %9.3f %9.3f %9.3f %12.0f\n", "meshgate dns, ldns only", ldns_only.qps,
-	       ldns_only.avg_ms, ldns_only.p50_ms, ldns_only.p99_ms, ldns_only.per_cpu);
-	printf("(p50/p99: a separate 5 s run at %s queries/s)\n", RATE);
-	double ratios[MAX_ROUNDS];
-	for (int r = 0; r < rounds; r++)
-		ratios[r] = masq[r].per_cpu > 0 ? plugin[r].per_cpu / masq[r].per_cpu : 0;
-	qsort(ratios, (size_t)rounds, sizeof(double), cmp_double);
-	printf("\nqueries per CPU-second, meshgate / dnsmasq (goal >= 2): %.2f of the medians, "
-	       "%.2f the median round; per round:",
-	       md.per_cpu > 0 ? mp.per_cpu / md.per_cpu : 0, ratios[rounds / 2]);
-	for (int r = 0; r < rounds; r++)
-		printf(" %.2f", masq[r].per_cpu > 0 ? plugin[r].per_cpu / masq[r].per_cpu : 0);
-	printf("\nqps, meshgate / dnsmasq: %.2f; ldns only / dnsmasq per CPU-second: %.2f\n",
-	       md.qps > 0 ? mp.qps / md.qps : 0,
+	printf("%-26s %9.0f %9.3f %9.3f %9.3f %12.0f\n", "meshgate dns, ldns only (1 run)",
+	       ldns_only.qps, ldns_only.avg_ms, ldns_only.p50_ms, ldns_only.p99_ms,
+	       ldns_only.per_cpu);
+	printf("(p50/p99: a separate 5 s run at %s queries/s)\n\n", RATE);
+	figure_print(&ours_cpu);
+	figure_print(&masq_cpu);
+	ratio_print("  per CPU-second, meshgate / dnsmasq (goal >= 2 every round)", &ours_cpu,
+	            &masq_cpu);
+	figure_print(&ours_qps);
+	figure_print(&masq_qps);
+	ratio_print("  qps, meshgate / dnsmasq", &ours_qps, &masq_qps);
+	printf("ldns only / dnsmasq per CPU-second (1 run): %.2f\n",
 	       md.per_cpu > 0 ? ldns_only.per_cpu / md.per_cpu : 0);
+	table_row("DNS queries per CPU-second (10k names)", &ours_cpu, "dnsmasq", &masq_cpu);
 	return 0;
 }

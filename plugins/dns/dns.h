@@ -111,7 +111,7 @@ enum { DNS_B_A, DNS_B_AAAA, DNS_B_PTR, DNS_B_NS, DNS_B_SOA, DNS_B_COUNT };
 
 /* The RRs of one type at one name, ready to copy into an answer: each is
  * owner (a pointer C0 0C to the question's name), type, class, TTL,
- * rdlength, rdata (names uncompressed). */
+ * rdlength, rdata (names uncompressed). A view into a node. */
 struct dns_block {
 	const uint8_t *wire;
 	uint32_t len;
@@ -121,17 +121,24 @@ struct dns_block {
 
 #define DNS_NODE_APEX 0x1
 
-/* A name of the index: its header, name and RRs lie together in one
- * allocation, so a lookup touches a slot and about two cache lines. */
+/* A name of the index: its header, its name, the length and count of each
+ * of its non-empty blocks and their RRs lie together in one allocation
+ * (a device's name is about 80 bytes), so a lookup touches a slot and
+ * one or two cache lines. */
 struct dns_node {
 	uint32_t hash;
 	uint8_t len;
 	uint8_t flags;
-	uint32_t children;           /* names one label below it */
-	const struct dns_node *zone; /* the apex above it (itself for an apex), or NULL */
-	struct dns_block blocks[DNS_B_COUNT];
-	uint8_t name[]; /* lowercase wire, then the RRs of the blocks */
+	uint8_t sets;      /* bit b: block b has RRs */
+	uint32_t children; /* names one label below it */
+	uint16_t zone;     /* the apex above it (itself for an apex): see dns_node_zone */
+	/* lowercase wire; then for each set bit, in block order, the block's
+	 * length and count (16 bits each); then their RRs */
+	uint8_t name[];
 };
+
+/* Block b (DNS_B_*) of a node; count 0 when it has none. */
+struct dns_block dns_node_block(const struct dns_node *n, int b);
 
 struct dns_index;
 
@@ -162,6 +169,8 @@ void dns_index_set_serial(struct dns_index *idx, uint32_t serial);
 void dns_index_foreach(const struct dns_index *idx, void (*fn)(const struct dns_node *n, void *arg),
                        void *arg);
 /* Lookups. */
+/* The apex of the zone above a node (the node itself for an apex), or NULL. */
+const struct dns_node *dns_node_zone(const struct dns_index *idx, const struct dns_node *n);
 const struct dns_node *dns_index_find(const struct dns_index *idx, const uint8_t *name, size_t len,
                                       uint32_t hash);
 /* Prefetches the slot of `hash`, or (node) the node it points to: a batch
@@ -194,7 +203,7 @@ struct dns_answer {
 	uint8_t aa;
 	uint8_t forward; /* not ours: the caller forwards it upstream */
 	uint8_t nblocks;
-	const struct dns_block *blocks[DNS_B_COUNT];
+	struct dns_block blocks[DNS_B_COUNT];
 	const struct dns_node *soa; /* apex whose SOA goes to the authority section */
 };
 
@@ -341,9 +350,9 @@ struct dns_dev {
 	uint8_t family;
 	uint8_t addr[16];
 	int64_t created;
-	struct dns_claim *label, *fallback; /* LABEL and LABEL-ID */
-	const char *user;
-	char id[]; /* then the user */
+	struct dns_claim *label;    /* LABEL */
+	struct dns_claim *fallback; /* LABEL-ID, only while it does not have LABEL */
+	char id[];                  /* then the user (dns_dev_user) */
 };
 
 /* A device as the state has it. */
@@ -375,6 +384,7 @@ int dns_names_services(struct dns_names *t, json_t *names);
 void dns_names_settle_all(struct dns_names *t);
 /* The text of a device's name, NULL for none. */
 const char *dns_dev_name(const struct dns_dev *dev, int named);
+const char *dns_dev_user(const struct dns_dev *dev);
 void dns_names_foreach(const struct dns_names *t, void (*fn)(const struct dns_dev *dev, void *arg),
                        void *arg);
 

@@ -4,10 +4,11 @@
 
 #include "dns.h"
 
-static void add_block(struct dns_answer *a, const struct dns_block *b)
+static void add_block(struct dns_answer *a, const struct dns_node *n, int b)
 {
-	if (b->count)
-		a->blocks[a->nblocks++] = b;
+	struct dns_block block = dns_node_block(n, b);
+	if (block.count)
+		a->blocks[a->nblocks++] = block;
 }
 
 static int block_slot(uint16_t qtype)
@@ -41,14 +42,14 @@ void dns_resolve(const struct dns_view *v, const struct dns_query *q, struct dns
 		a->aa = 1;
 		if (q->qtype == DNS_T_ANY) {
 			for (int i = 0; i < DNS_B_COUNT; i++)
-				add_block(a, &n->blocks[i]);
+				add_block(a, n, i);
 		} else {
 			int slot = block_slot(q->qtype);
 			if (slot >= 0)
-				add_block(a, &n->blocks[slot]);
+				add_block(a, n, slot);
 		}
 		if (!a->nblocks) /* the name exists, not this type: NODATA */
-			a->soa = n->zone;
+			a->soa = dns_node_zone(v->index, n);
 		return;
 	}
 	const struct dns_node *zone =

@@ -1,7 +1,8 @@
 /* The index: every name the server answers, each with its RRs already in
- * wire format. Each name is one allocation (its header, its name and its
- * RRs together, so a lookup touches a slot and about two cache lines),
- * found through an open-addressing table of (hash, node) slots.
+ * wire format. Each name is one allocation (its header, its name, the
+ * length and count of its non-empty blocks and its RRs together, so a
+ * lookup touches a slot and one or two cache lines), found through an
+ * open-addressing table of node slots filled up to 70%.
  *
  * It is built (zones, then RRs), frozen, and published; after that only
  * dns_index_set changes it, one RR at a time in O(1) expected time, with
@@ -10,21 +11,25 @@
  * a node never grows in place; apexes (which other nodes point to) never
  * change after dns_index_zone, but for their serial. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dns.h"
 
+/* A slot is the node alone (its hash is in the node): 8 bytes a name
+ * rather than 16; a probe reads the node it compares, which a hit reads
+ * anyway. */
 struct slot {
-	uint32_t hash;
 	struct dns_node *node; /* NULL: empty */
 };
 
-#define MAX_ZONES 512 /* apexes: the zone and the reverse zones of the VPN */
+#define MAX_ZONES 512        /* apexes: the zone and the reverse zones of the VPN */
+#define NO_ZONE   UINT16_MAX /* a node's zone: an index into apex[], or this */
 
 struct dns_index {
 	struct slot *slots;
-	size_t nslots; /* a power of two, at least twice count */
+	size_t nslots; /* a power of two; count is at most 70% of it */
 	size_t count;
 	uint32_t ttl, serial;
 	int frozen;
@@ -79,7 +84,7 @@ static struct slot *slot_of(const struct dns_index *idx, const uint8_t *name, si
 {
 	for (size_t s = hash & (idx->nslots - 1);; s = (s + 1) & (idx->nslots - 1)) {
 		struct slot *sl = &idx->slots[s];
-		if (!sl->node || (sl->hash == hash && sl->node->len == len &&
+		if (!sl->node || (sl->node->hash == hash && sl->node->len == len &&
 		                  !memcmp(sl->node->name, name, len)))
 			return sl;
 	}
@@ -99,7 +104,7 @@ static int grow(struct dns_index *idx)
 	for (size_t i = 0; i < idx->nslots; i++) {
 		if (!idx->slots[i].node)
 			continue;
-		size_t s = idx->slots[i].hash & (n - 1);
+		size_t s = idx->slots[i].node->hash & (n - 1);
 		while (slots[s].node)
 			s = (s + 1) & (n - 1);
 		slots[s] = idx->slots[i];
@@ -116,38 +121,53 @@ static void slot_clear(struct dns_index *idx, struct slot *sl)
 {
 	size_t mask = idx->nslots - 1, hole = (size_t)(sl - idx->slots);
 	for (size_t s = (hole + 1) & mask; idx->slots[s].node; s = (s + 1) & mask) {
-		size_t home = idx->slots[s].hash & mask;
+		size_t home = idx->slots[s].node->hash & mask;
 		/* the entry may move to the hole if its home is not in (hole, s] */
 		if (((s - home) & mask) >= ((s - hole) & mask)) {
 			idx->slots[hole] = idx->slots[s];
 			hole = s;
 		}
 	}
-	idx->slots[hole] = (struct slot){0, NULL};
+	idx->slots[hole] = (struct slot){NULL};
 }
 
-/* The RR data of a node lies after its name, block after block. */
-static uint8_t *node_data(struct dns_node *n)
+static uint16_t get16(const uint8_t *p)
 {
-	return n->name + n->len;
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)(v >> 16));
+	put16(p + 2, (uint16_t)v);
+}
+
+struct dns_block dns_node_block(const struct dns_node *n, int b)
+{
+	const uint8_t *set = n->name + n->len;
+	const uint8_t *rr = set + 4 * __builtin_popcount(n->sets);
+	for (int i = 0; i < b; i++)
+		if (n->sets & (1u << i)) {
+			rr += get16(set);
+			set += 4;
+		}
+	if (!(n->sets & (1u << b)))
+		return (struct dns_block){rr, 0, 0, block_type[b]};
+	return (struct dns_block){rr, get16(set), get16(set + 2), block_type[b]};
 }
 
 static size_t node_data_len(const struct dns_node *n)
 {
 	size_t len = 0;
 	for (int i = 0; i < DNS_B_COUNT; i++)
-		len += n->blocks[i].len;
+		len += dns_node_block(n, i).len;
 	return len;
-}
-
-static void node_link_blocks(struct dns_node *n)
-{
-	uint8_t *p = node_data(n);
-	for (int i = 0; i < DNS_B_COUNT; i++) {
-		n->blocks[i].wire = p;
-		n->blocks[i].type = block_type[i];
-		p += n->blocks[i].len;
-	}
 }
 
 /* The parent of a name (the name less its first label), NULL at the root
@@ -161,20 +181,19 @@ static struct dns_node *parent_of(const struct dns_index *idx, const uint8_t *na
 }
 
 static struct dns_node *node_new(struct dns_index *idx, const uint8_t *name, size_t len,
-                                 const struct dns_node *zone)
+                                 uint16_t zone)
 {
-	if (2 * (idx->count + 1) > idx->nslots && grow(idx))
+	if (10 * (idx->count + 1) > 7 * idx->nslots && grow(idx))
 		return NULL;
-	struct dns_node *n = calloc(1, sizeof(*n) + len);
+	struct dns_node *n = calloc(1, offsetof(struct dns_node, name) + len);
 	if (!n)
 		return NULL;
 	memcpy(n->name, name, len);
 	n->len = (uint8_t)len;
 	n->hash = dns_hash(name, len);
 	n->zone = zone;
-	node_link_blocks(n);
 	struct slot *sl = slot_of(idx, name, len, n->hash);
-	*sl = (struct slot){n->hash, n};
+	*sl = (struct slot){n};
 	idx->count++;
 	struct dns_node *parent = parent_of(idx, name, len);
 	if (parent)
@@ -205,18 +224,6 @@ static int block_of(uint16_t type)
 	return -1;
 }
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
-
 /* The offset of the RR with this rdata in the block, or -1. */
 static long block_find(const struct dns_block *b, const uint8_t *rdata, size_t rdlen)
 {
@@ -230,27 +237,57 @@ static long block_find(const struct dns_block *b, const uint8_t *rdata, size_t r
 }
 
 /* The node with its block `b` changed: `rr` (rrlen bytes) put at offset
- * `at` of the block in place of `cut` bytes there. The new node takes the
- * old one's slot. */
-static struct dns_node *node_edit(struct dns_index *idx, struct dns_node *n, int b, size_t at,
-                                  size_t cut, const uint8_t *rr, size_t rrlen)
+ * `at` of the block in place of `cut` bytes there, its count moved by
+ * `dcount`. The new node takes the old one's slot. -E2BIG past what one
+ * DNS message can hold. */
+static int node_edit(struct dns_index *idx, struct dns_node **np, int b, size_t at, size_t cut,
+                     const uint8_t *rr, size_t rrlen, int dcount)
 {
-	size_t head = sizeof(*n) + n->len, data = node_data_len(n);
-	size_t before = (size_t)(n->blocks[b].wire - node_data(n)) + at;
-	struct dns_node *m = malloc(head + data - cut + rrlen);
+	struct dns_node *n = *np;
+	struct dns_block old[DNS_B_COUNT];
+	size_t lens[DNS_B_COUNT], counts[DNS_B_COUNT], data = 0;
+	uint8_t sets = 0;
+	for (int i = 0; i < DNS_B_COUNT; i++) {
+		old[i] = dns_node_block(n, i);
+		lens[i] = old[i].len;
+		counts[i] = old[i].count;
+	}
+	lens[b] = lens[b] - cut + rrlen;
+	counts[b] = (size_t)((int)counts[b] + dcount);
+	if (lens[b] > UINT16_MAX)
+		return -E2BIG;
+	for (int i = 0; i < DNS_B_COUNT; i++) {
+		data += lens[i];
+		if (lens[i])
+			sets |= (uint8_t)(1u << i);
+	}
+	size_t head = offsetof(struct dns_node, name) + n->len;
+	struct dns_node *m = malloc(head + 4 * (size_t)__builtin_popcount(sets) + data);
 	if (!m)
-		return NULL;
+		return -ENOMEM;
 	memcpy(m, n, head);
-	memcpy((uint8_t *)m + head, node_data(n), before);
-	if (rrlen)
-		memcpy((uint8_t *)m + head + before, rr, rrlen);
-	memcpy((uint8_t *)m + head + before + rrlen, node_data(n) + before + cut,
-	       data - before - cut);
-	m->blocks[b].len = (uint32_t)(m->blocks[b].len - cut + rrlen);
-	node_link_blocks(m);
+	m->sets = sets;
+	uint8_t *set = m->name + m->len, *p = set + 4 * __builtin_popcount(sets);
+	for (int i = 0; i < DNS_B_COUNT; i++) {
+		if (!lens[i])
+			continue;
+		put16(set, (uint16_t)lens[i]);
+		put16(set + 2, (uint16_t)counts[i]);
+		set += 4;
+		if (i != b) {
+			memcpy(p, old[i].wire, lens[i]);
+		} else {
+			memcpy(p, old[i].wire, at);
+			if (rrlen)
+				memcpy(p + at, rr, rrlen);
+			memcpy(p + at + rrlen, old[i].wire + at + cut, old[i].len - at - cut);
+		}
+		p += lens[i];
+	}
 	slot_of(idx, n->name, n->len, n->hash)->node = m;
 	free(n);
-	return m;
+	*np = m;
+	return 0;
 }
 
 static size_t rr_make(uint8_t *p, uint16_t type, uint32_t ttl, const uint8_t *rdata, size_t rdlen)
@@ -271,16 +308,13 @@ static int rr_add(struct dns_index *idx, struct dns_node *n, int b, const uint8_
 	uint8_t rr[12 + 2 * DNS_NAME_MAX + 20];
 	if (rdlen > sizeof(rr) - 12)
 		return -EINVAL;
-	if (block_find(&n->blocks[b], rdata, rdlen) >= 0)
+	struct dns_block block = dns_node_block(n, b);
+	if (block_find(&block, rdata, rdlen) >= 0)
 		return 0;
-	if (n->blocks[b].count >= DNS_RR_PER_NAME)
+	if (block.count >= DNS_RR_PER_NAME)
 		return -E2BIG;
 	size_t len = rr_make(rr, block_type[b], idx->ttl, rdata, rdlen);
-	n = node_edit(idx, n, b, n->blocks[b].len, 0, rr, len);
-	if (!n)
-		return -ENOMEM;
-	n->blocks[b].count++;
-	return 0;
+	return node_edit(idx, &n, b, block.len, 0, rr, len, 1);
 }
 
 int dns_index_zone(struct dns_index *idx, const uint8_t *apex, size_t len, const uint8_t *ns_zone,
@@ -305,7 +339,7 @@ int dns_index_zone(struct dns_index *idx, const uint8_t *apex, size_t len, const
 		return 0; /* declared already */
 	if (n && (n->children || node_data_len(n)))
 		return -EBUSY; /* zones come first: names below point to their apex */
-	if (!n && !(n = node_new(idx, apex, len, NULL)))
+	if (!n && !(n = node_new(idx, apex, len, NO_ZONE)))
 		return -ENOMEM;
 	memcpy(soa, mname, mlen);
 	memcpy(soa + mlen, rname, rlen);
@@ -325,7 +359,7 @@ int dns_index_zone(struct dns_index *idx, const uint8_t *apex, size_t len, const
 		return rc;
 	n = lookup(idx, apex, len);
 	n->flags |= DNS_NODE_APEX;
-	n->zone = n;
+	n->zone = (uint16_t)idx->napex;
 	idx->apex[idx->napex++] = n;
 	return 0;
 }
@@ -338,7 +372,7 @@ static struct dns_node *node_get(struct dns_index *idx, const uint8_t *name, siz
 	struct dns_node *n = lookup(idx, name, len);
 	if (n)
 		return n;
-	const struct dns_node *zone = NULL;
+	uint16_t zone = NO_ZONE;
 	size_t top = 0; /* where the first existing ancestor starts */
 	for (size_t off = 1u + name[0]; off < len; off += 1u + name[off]) {
 		struct dns_node *up = lookup(idx, name + off, len - off);
@@ -350,7 +384,7 @@ static struct dns_node *node_get(struct dns_index *idx, const uint8_t *name, siz
 		if (!name[off])
 			break;
 	}
-	if (zone) { /* the names between the new one and the node found */
+	if (zone != NO_ZONE) { /* the names between the new one and the node found */
 		size_t offs[DNS_NAME_MAX / 2], k = 0;
 		for (size_t o = 1u + name[0]; o < top; o += 1u + name[o])
 			offs[k++] = o;
@@ -401,15 +435,15 @@ int dns_index_set(struct dns_index *idx, const uint8_t *name, size_t len, uint16
 	if (b < 0 || !len || len > DNS_NAME_MAX)
 		return -EINVAL;
 	struct dns_node *n = lookup(idx, name, len);
-	long at = n ? block_find(&n->blocks[b], rdata, rdlen) : -1;
+	struct dns_block block = n ? dns_node_block(n, b) : (struct dns_block){0};
+	long at = n ? block_find(&block, rdata, rdlen) : -1;
 	if (at < 0)
 		return 0;
 	if (n->flags & DNS_NODE_APEX)
 		return -EBUSY;
-	n = node_edit(idx, n, b, (size_t)at, 12 + rdlen, NULL, 0);
-	if (!n)
-		return -ENOMEM;
-	n->blocks[b].count--;
+	int rc = node_edit(idx, &n, b, (size_t)at, 12 + rdlen, NULL, 0, -1);
+	if (rc)
+		return rc;
 	node_drop(idx, n);
 	return 0;
 }
@@ -427,7 +461,7 @@ void dns_index_set_serial(struct dns_index *idx, uint32_t serial)
 {
 	idx->serial = serial;
 	for (size_t i = 0; i < idx->napex; i++) {
-		uint8_t *rdata = (uint8_t *)idx->apex[i]->blocks[DNS_B_SOA].wire + 12;
+		uint8_t *rdata = (uint8_t *)dns_node_block(idx->apex[i], DNS_B_SOA).wire + 12;
 		size_t mlen = name_skip(rdata);
 		put32(rdata + mlen + name_skip(rdata + mlen), serial);
 	}
@@ -441,19 +475,20 @@ const struct dns_node *dns_index_find(const struct dns_index *idx, const uint8_t
 
 void dns_index_prefetch(const struct dns_index *idx, uint32_t hash, int node)
 {
-	size_t s = hash & (idx->nslots - 1);
+	const struct slot *sl = &idx->slots[hash & (idx->nslots - 1)];
 	if (!node) {
-		__builtin_prefetch(&idx->slots[s]);
+		__builtin_prefetch(sl);
 		return;
 	}
-	for (; idx->slots[s].node; s = (s + 1) & (idx->nslots - 1))
-		if (idx->slots[s].hash == hash) {
-			const uint8_t *n = (const uint8_t *)idx->slots[s].node;
-			__builtin_prefetch(n);
-			__builtin_prefetch(n + 64);
-			__builtin_prefetch(n + 128);
-			return;
-		}
+	if (sl->node) { /* most names are in their home slot */
+		__builtin_prefetch(sl->node);
+		__builtin_prefetch((const uint8_t *)sl->node + 64);
+	}
+}
+
+const struct dns_node *dns_node_zone(const struct dns_index *idx, const struct dns_node *n)
+{
+	return n->zone == NO_ZONE ? NULL : idx->apex[n->zone];
 }
 
 const struct dns_node *dns_index_zone_of(const struct dns_index *idx, const uint8_t *name,
@@ -462,8 +497,8 @@ const struct dns_node *dns_index_zone_of(const struct dns_index *idx, const uint
 	for (size_t off = 0; off < len && name[off]; off += 1u + name[off]) {
 		const struct dns_node *n =
 		    dns_index_find(idx, name + off, len - off, dns_hash(name + off, len - off));
-		if (n && n->zone)
-			return n->zone;
+		if (n && n->zone != NO_ZONE)
+			return idx->apex[n->zone];
 	}
 	return NULL;
 }

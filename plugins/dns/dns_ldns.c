@@ -82,7 +82,7 @@ static ldns_pkt *build(const struct dns_query *q, const struct dns_answer *a, in
 	ldns_pkt_push_rr(r, LDNS_SECTION_QUESTION, ldns_rr_clone(question));
 	const ldns_rdf *qname = ldns_rr_owner(question);
 	for (int i = 0; records && i < a->nblocks; i++)
-		if (push_block(r, LDNS_SECTION_ANSWER, a->blocks[i], qname))
+		if (push_block(r, LDNS_SECTION_ANSWER, &a->blocks[i], qname))
 			goto fail;
 	if (records && a->soa) {
 		/* the apex ends the question's name: keep the client's case */
@@ -91,7 +91,7 @@ static ldns_pkt *build(const struct dns_query *q, const struct dns_answer *a, in
 		ldns_rdf *apex = ldns_dname_clone_from(qname, (uint16_t)skip);
 		if (!apex)
 			goto fail;
-		struct dns_block soa = a->soa->blocks[DNS_B_SOA];
+		struct dns_block soa = dns_node_block(a->soa, DNS_B_SOA);
 		if (push_block(r, LDNS_SECTION_AUTHORITY, &soa, apex)) {
 			ldns_rdf_deep_free(apex);
 			goto fail;

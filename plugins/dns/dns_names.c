@@ -4,8 +4,10 @@
  * taken too (it then has no name).
  *
  * Kept incrementally: each name anyone claims has a claim holding the
- * devices whose label it is (oldest first), the devices whose fallback it
- * is (in the rule's order: label, age, id) and whether a service has it.
+ * devices whose label it is (oldest first), the devices that do not have
+ * their label and whose fallback it is (in the rule's order: label, age,
+ * id) and whether a service has it. A device that has its label claims no
+ * fallback: most devices have one claim, not two.
  * Its owner follows from the claim alone, so a device change recomputes
  * the owners of the few names it touches, and of the fallbacks of the
  * devices that gained or lost their label: O(1) expected time, no pass
@@ -158,6 +160,15 @@ static void list_remove(struct dev_list *l, const struct dns_dev *dev)
 		}
 }
 
+static int list_has(struct dev_list *l, const struct dns_dev *dev)
+{
+	struct dns_dev **v = items(l);
+	for (uint32_t i = 0; i < l->n; i++)
+		if (v[i] == dev)
+			return 1;
+	return 0;
+}
+
 static void list_free(struct dev_list *l)
 {
 	if (l->cap)
@@ -230,14 +241,52 @@ static int named_of(const struct dns_dev *dev)
 {
 	if (owns_label(dev))
 		return DNS_NAMED_LABEL;
-	return dev->fallback->owner == dev ? DNS_NAMED_FALLBACK : DNS_NAMED_NONE;
+	return dev->fallback && dev->fallback->owner == dev ? DNS_NAMED_FALLBACK : DNS_NAMED_NONE;
 }
 
 const char *dns_dev_name(const struct dns_dev *dev, int named)
 {
 	if (named == DNS_NAMED_LABEL)
 		return dev->label->name;
-	return named == DNS_NAMED_FALLBACK ? dev->fallback->name : NULL;
+	return named == DNS_NAMED_FALLBACK && dev->fallback ? dev->fallback->name : NULL;
+}
+
+const char *dns_dev_user(const struct dns_dev *dev)
+{
+	return dev->id + strlen(dev->id) + 1;
+}
+
+/* A device that does not have its label is among the fallers of its
+ * fallback (LABEL-ID), made then; one that has it is taken out. Its
+ * fallback pointer stays until the change is reported (the name it may
+ * have had): forget_fallback() drops it. 1 when it moved, 0 when not,
+ * -ENOMEM. */
+static int sync_fallback(struct dns_names *t, struct dns_dev *dev)
+{
+	int wants = !owns_label(dev);
+	if (dev->fallback && wants == list_has(&dev->fallback->fallers, dev))
+		return 0;
+	if (!dev->fallback && !wants)
+		return 0;
+	if (!wants) {
+		list_remove(&dev->fallback->fallers, dev);
+		return 1;
+	}
+	if (!dev->fallback) {
+		char name[DNS_LABEL_MAX + 1];
+		dns_device_fallback(dev->label->name, dev->id, name);
+		if (!(dev->fallback = claim_get(t, name)))
+			return -ENOMEM;
+	}
+	if (list_insert(&dev->fallback->fallers, dev, before_fallback))
+		return -ENOMEM;
+	return 1;
+}
+
+static void forget_fallback(struct dns_dev *dev)
+{
+	if (dev->fallback && !list_has(&dev->fallback->fallers, dev))
+		dev->fallback = NULL;
 }
 
 /* ---- the table ---- */
@@ -304,40 +353,22 @@ static struct dns_dev *dev_find(const struct dns_names *t, const char *id)
 	return NULL;
 }
 
-/* Takes a device out of its claims, which stay until release_claims. */
+/* Takes a device out of its claims, which stay (the caller releases them). */
 static void dev_unclaim(struct dns_dev *dev)
 {
 	list_remove(&dev->label->holders, dev);
-	list_remove(&dev->fallback->fallers, dev);
+	if (dev->fallback)
+		list_remove(&dev->fallback->fallers, dev);
 }
 
-static void release_claims(struct dns_names *t, struct dns_dev *dev)
-{
-	struct dns_claim *fallback = dev->fallback;
-	claim_release(t, dev->label);
-	if (fallback != dev->label)
-		claim_release(t, fallback);
-}
-
+/* Its label: its fallback comes with sync_fallback(), when it needs one. */
 static int dev_claim(struct dns_names *t, struct dns_dev *dev, const char *label)
 {
-	char fallback[DNS_LABEL_MAX + 1];
-	dns_device_fallback(label, dev->id, fallback);
 	dev->label = claim_get(t, label);
 	if (!dev->label)
 		return -ENOMEM;
-	dev->fallback = claim_get(t, fallback);
-	if (!dev->fallback) {
-		claim_release(t, dev->label);
-		return -ENOMEM;
-	}
 	if (list_insert(&dev->label->holders, dev, older)) {
-		release_claims(t, dev);
-		return -ENOMEM;
-	}
-	if (list_insert(&dev->fallback->fallers, dev, before_fallback)) {
-		list_remove(&dev->label->holders, dev);
-		release_claims(t, dev);
+		claim_release(t, dev->label);
 		return -ENOMEM;
 	}
 	return 0;
@@ -377,7 +408,23 @@ static int work_dev(struct work *w, struct dns_dev *dev)
 	if (w->ndev == MAX_WORK)
 		return -E2BIG;
 	w->dev[w->ndev++] = dev;
-	return work_claim(w, dev->fallback);
+	return dev->fallback ? work_claim(w, dev->fallback) : 0;
+}
+
+/* The holders of a label claim whose having it changed (the first ones,
+ * before and after the change) join or leave their fallback claims. A
+ * label held by k devices costs O(k). */
+static int sync_holders(struct dns_names *t, struct work *w, struct dns_claim *label)
+{
+	struct dns_dev **v = items(&label->holders);
+	for (uint32_t i = 0; i < label->holders.n; i++) {
+		int moved = sync_fallback(t, v[i]);
+		if (moved < 0)
+			return moved;
+		if (moved && (work_dev(w, v[i]) || work_claim(w, v[i]->fallback)))
+			return -E2BIG;
+	}
+	return 0;
 }
 
 static int settle(struct work *w)
@@ -425,7 +472,7 @@ static int change(struct dns_names *t, struct dns_dev *old, const struct dns_dev
 		if (!dev)
 			return -ENOMEM;
 		memcpy(dev->id, info->id, idlen + 1);
-		dev->user = memcpy(dev->id + idlen + 1, info->user, userlen + 1);
+		memcpy(dev->id + idlen + 1, info->user, userlen + 1);
 		dev->hash = text_hash(info->id);
 		dev->created = info->created;
 		dev->family = (uint8_t)info->family;
@@ -436,7 +483,7 @@ static int change(struct dns_names *t, struct dns_dev *old, const struct dns_dev
 		}
 		if (table_add(&t->devices, (struct link *)dev)) {
 			dev_unclaim(dev);
-			release_claims(t, dev);
+			claim_release(t, dev->label);
 			free(dev);
 			return -ENOMEM;
 		}
@@ -447,19 +494,23 @@ static int change(struct dns_names *t, struct dns_dev *old, const struct dns_dev
 		dev_unclaim(old);
 		table_del(&t->devices, (struct link *)old);
 		work_claim(&w, old->label);
-		work_claim(&w, old->fallback);
+		if (old->fallback)
+			work_claim(&w, old->fallback);
 	}
-	if (settle(&w)) {
-		/* cannot happen by the rule's shape; stay correct anyway */
+	if ((dev && sync_holders(t, &w, dev->label)) || (old && sync_holders(t, &w, old->label)) ||
+	    settle(&w)) {
+		/* cannot happen by the rule's shape but for want of memory;
+		 * stay correct anyway: settle every name, the caller rebuilds */
 		dns_names_settle_all(t);
 		rc = 1;
 	} else {
 		report(&w, fn, arg);
+		for (size_t i = 0; i < w.ndev; i++)
+			forget_fallback(w.dev[i]);
+		for (size_t i = 0; i < w.nclaim; i++)
+			claim_release(t, w.claim[i]);
 	}
-	if (old) {
-		release_claims(t, old);
-		free(old);
-	}
+	free(old);
 	return rc;
 }
 
@@ -469,7 +520,7 @@ int dns_names_put(struct dns_names *t, const struct dns_dev_info *info, dns_rena
 	struct dns_dev *old = dev_find(t, info->id);
 	if (old && old->created == info->created && old->family == info->family &&
 	    !memcmp(old->addr, info->addr, sizeof(old->addr)) &&
-	    !strcmp(old->label->name, info->label) && !strcmp(old->user, info->user))
+	    !strcmp(old->label->name, info->label) && !strcmp(dns_dev_user(old), info->user))
 		return 0;
 	return change(t, old, info, fn, arg);
 }
@@ -506,14 +557,22 @@ int dns_names_services(struct dns_names *t, json_t *names)
 
 void dns_names_settle_all(struct dns_names *t)
 {
-	for (size_t i = 0; i < t->claims.nbuckets; i++)
-		for (struct link *l = t->claims.buckets[i], *next; l; l = next) {
-			struct dns_claim *c = (struct dns_claim *)l;
-			next = l->next;
-			c->owner = claim_owner(c);
-			claim_release(t, c);
-		}
+	/* first who wants a fallback, then the owners, which depend on it */
 	for (size_t i = 0; i < t->devices.nbuckets; i++)
 		for (struct link *l = t->devices.buckets[i]; l; l = l->next)
-			((struct dns_dev *)l)->named = (int8_t)named_of((struct dns_dev *)l);
+			sync_fallback(t, (struct dns_dev *)l); /* no memory: no fallback */
+	for (size_t i = 0; i < t->claims.nbuckets; i++)
+		for (struct link *l = t->claims.buckets[i]; l; l = l->next)
+			((struct dns_claim *)l)->owner = claim_owner((struct dns_claim *)l);
+	for (size_t i = 0; i < t->devices.nbuckets; i++)
+		for (struct link *l = t->devices.buckets[i]; l; l = l->next) {
+			struct dns_dev *dev = (struct dns_dev *)l;
+			forget_fallback(dev);
+			dev->named = (int8_t)named_of(dev);
+		}
+	for (size_t i = 0; i < t->claims.nbuckets; i++)
+		for (struct link *l = t->claims.buckets[i], *next; l; l = next) {
+			next = l->next;
+			claim_release(t, (struct dns_claim *)l);
+		}
 }

@@ -677,7 +677,7 @@ static void list_device(const struct dns_dev *dev, void *arg)
 	list_add(l->list, l->d, dns_dev_name(dev, dev->named), text, "device");
 	json_t *e = json_array_get(l->list, json_array_size(l->list) - 1);
 	json_object_set_new(e, "device", json_string(dev->id));
-	json_object_set_new(e, "user", json_string(dev->user));
+	json_object_set_new(e, "user", json_string(dns_dev_user(dev)));
 }
 
 static int by_name(const void *a, const void *b)

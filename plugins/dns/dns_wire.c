@@ -83,12 +83,13 @@ size_t dns_encode(const struct dns_query *q, const struct dns_answer *a, int ra,
 	size_t body = 0, base = DNS_HEADER + q->question_len + (q->edns ? 11 : 0);
 	uint16_t ancount = 0;
 	for (int i = 0; i < a->nblocks; i++) {
-		body += a->blocks[i]->len;
-		ancount = (uint16_t)(ancount + a->blocks[i]->count);
+		body += a->blocks[i].len;
+		ancount = (uint16_t)(ancount + a->blocks[i].count);
 	}
-	const struct dns_block *soa = a->soa ? &a->soa->blocks[DNS_B_SOA] : NULL;
-	if (soa)
-		body += soa->len;
+	struct dns_block soa = {0};
+	if (a->soa)
+		soa = dns_node_block(a->soa, DNS_B_SOA);
+	body += soa.len;
 	int tc = base + body > limit;
 
 	put16(out, q->id);
@@ -96,21 +97,21 @@ size_t dns_encode(const struct dns_query *q, const struct dns_answer *a, int ra,
 	out[3] = (uint8_t)((ra ? 0x80 : 0) | (q->cd ? 0x10 : 0) | (a->rcode & 0x0f));
 	put16(out + 4, 1);
 	put16(out + 6, tc ? 0 : ancount);
-	put16(out + 8, tc || !soa ? 0 : 1);
+	put16(out + 8, tc || !a->soa ? 0 : 1);
 	put16(out + 10, q->edns ? 1 : 0);
 	memcpy(out + DNS_HEADER, q->question, q->question_len);
 	size_t n = DNS_HEADER + q->question_len;
 	if (!tc) {
 		for (int i = 0; i < a->nblocks; i++) {
-			memcpy(out + n, a->blocks[i]->wire, a->blocks[i]->len);
-			n += a->blocks[i]->len;
+			memcpy(out + n, a->blocks[i].wire, a->blocks[i].len);
+			n += a->blocks[i].len;
 		}
-		if (soa) {
+		if (a->soa) {
 			/* owner: the apex, which ends the question's name */
 			put16(out + n,
 			      (uint16_t)(0xc000 | (DNS_HEADER + q->qname_len - a->soa->len)));
-			memcpy(out + n + 2, soa->wire + 2, soa->len - 2);
-			n += soa->len;
+			memcpy(out + n + 2, soa.wire + 2, soa.len - 2);
+			n += soa.len;
 		}
 	}
 	if (q->edns) {

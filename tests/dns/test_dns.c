@@ -765,15 +765,23 @@ static void test_name_server_name(void **unused)
 /* One name of an index as text: flags, zone, children, and each block's
  * RRs sorted (the order within an RRset means nothing); the SOA by count
  * (its serial differs). */
+struct snapshot {
+	const struct dns_index *idx;
+	json_t *all;
+};
+
 static void snapshot_node(const struct dns_node *n, void *arg)
 {
+	struct snapshot *snap = arg;
 	char name[DNS_TEXT_MAX], zone[DNS_TEXT_MAX] = "-", buf[8192];
+	const struct dns_node *apex = dns_node_zone(snap->idx, n);
 	dns_name_to_text(n->name, n->len, name, sizeof(name));
-	if (n->zone)
-		dns_name_to_text(n->zone->name, n->zone->len, zone, sizeof(zone));
+	if (apex)
+		dns_name_to_text(apex->name, apex->len, zone, sizeof(zone));
 	json_t *rrs = json_array();
 	for (int b = 0; b < DNS_B_COUNT; b++) {
-		const struct dns_block *bl = &n->blocks[b];
+		struct dns_block block = dns_node_block(n, b);
+		const struct dns_block *bl = &block;
 		for (size_t off = 0; b != DNS_B_SOA && off < bl->len;) {
 			size_t len = 12 + ((size_t)bl->wire[off + 10] << 8 | bl->wire[off + 11]),
 			       k = 0;
@@ -791,20 +799,20 @@ static void snapshot_node(const struct dns_node *n, void *arg)
 		v[i] = json_string_value(json_array_get(rrs, i));
 	qsort(v, count, sizeof(*v), strcmp_p);
 	int k = snprintf(buf, sizeof(buf), "flags %d zone %s children %u soa %u:", n->flags, zone,
-	                 n->children, n->blocks[DNS_B_SOA].count);
+	                 n->children, dns_node_block(n, DNS_B_SOA).count);
 	for (size_t i = 0; i < count && k > 0 && (size_t)k < sizeof(buf); i++)
 		k += snprintf(buf + k, sizeof(buf) - (size_t)k, " %s", v[i]);
-	json_object_set_new(arg, name, json_string(buf));
+	json_object_set_new(snap->all, name, json_string(buf));
 	free(v);
 	json_decref(rrs);
 }
 
 static json_t *snapshot(const struct dns_index *idx)
 {
-	json_t *all = json_object();
-	dns_index_foreach(idx, snapshot_node, all);
-	assert_int_equal(json_object_size(all), dns_index_names(idx));
-	return all;
+	struct snapshot snap = {idx, json_object()};
+	dns_index_foreach(idx, snapshot_node, &snap);
+	assert_int_equal(json_object_size(snap.all), dns_index_names(idx));
+	return snap.all;
 }
 
 /* The index built from scratch: the devices read again from state into a

@@ -135,17 +135,17 @@ static void test_index(void **unused)
 	dns_name_from_text("db.prod.corp.internal", name, &len);
 	const struct dns_node *n = dns_index_find(idx, name, len, dns_hash(name, len));
 	assert_non_null(n);
-	assert_int_equal(n->blocks[DNS_B_A].count, 1);
-	assert_string_equal((const char *)n->zone->name, "\x04"
-	                                                 "corp"
-	                                                 "\x08"
-	                                                 "internal");
+	assert_int_equal(dns_node_block(n, DNS_B_A).count, 1);
+	assert_string_equal((const char *)dns_node_zone(idx, n)->name, "\x04"
+	                                                               "corp"
+	                                                               "\x08"
+	                                                               "internal");
 	/* the empty non-terminal exists, without records */
 	dns_name_from_text("prod.corp.internal", name, &len);
 	n = dns_index_find(idx, name, len, dns_hash(name, len));
 	assert_non_null(n);
 	for (int b = 0; b < DNS_B_COUNT; b++)
-		assert_int_equal(n->blocks[b].count, 0);
+		assert_int_equal(dns_node_block(n, b).count, 0);
 	/* unknown names inside a zone find the zone; outside, nothing */
 	dns_name_from_text("x.y.corp.internal", name, &len);
 	assert_null(dns_index_find(idx, name, len, dns_hash(name, len)));
@@ -174,8 +174,8 @@ static void test_index(void **unused)
 	assert_int_equal(dns_index_freeze(idx), 0);
 	n = dns_index_find(idx, name, len, dns_hash(name, len));
 	assert_non_null(n);
-	assert_int_equal(n->blocks[DNS_B_A].count, DNS_RR_PER_NAME);
-	assert_null(n->zone); /* no zone was declared */
+	assert_int_equal(dns_node_block(n, DNS_B_A).count, DNS_RR_PER_NAME);
+	assert_null(dns_node_zone(idx, n)); /* no zone was declared */
 	dns_index_free(idx);
 }
 

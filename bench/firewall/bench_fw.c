@@ -1,9 +1,17 @@
-/* The firewall's figures: the whole policy for 10,000 devices applied from
- * state (ours: one ipset restore + one iptables-restore) against one
- * iptables process per rule and against one linear iptables-restore of
- * 30,000 rules, in the same run and namespace; one device's change inside
- * the plugin; a route added at runtime. Prints figures, never fails on
- * time.
+/* The firewall's figures, each against the plain way measured in the same
+ * run and namespace, in interleaved rounds (who goes first alternates):
+ *
+ * - the whole policy for 10,000 devices applied from state (ours: the
+ *   devices read, one ipset restore, one iptables-restore) against one
+ *   iptables-restore of the equivalent linear policy (30,000 rules);
+ * - one device's change end to end: from preauth's state write, through
+ *   the event, the plugin (state read, netlink) and, for a removal, the
+ *   walk of the conntrack table, until the kernel's set has it; against
+ *   one `iptables-restore --noflush` of the device's 3 linear rules (the
+ *   30,000 loaded) and against one `ipset add` / `ipset del` process;
+ * - a route added at runtime (no plain equivalent: printed alone).
+ *
+ * Prints figures, never fails on time.
  *
  *   bench_fw                 the figures, in a network namespace of its own
  *   bench_fw hold VPN_IF     loads the 10,000-device policy in the current
@@ -23,29 +31,20 @@
 
 #include "fw.h"
 #include "mg_mock.h"
+#include "rounds.h"
 
 extern const struct mg_plugin mg_plugin_descriptor; /* the firewall's */
 
 #define DEVICES 10000
-#define RUNS    3
+#define ROUNDS  5
+#define CHANGES 40 /* device changes of each kind per round (their median) */
+#define LINEAR  3  /* linear restores of each kind per round (their median) */
 
 static double now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int compare_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), compare_double);
-	return v[n / 2];
 }
 
 static void die(const char *what, const char *err)
@@ -139,68 +138,11 @@ static double plugin_apply_ms(struct mg_mock *m)
 	return ms;
 }
 
-/* One device's change: the record written as preauth would (not timed),
- * then the event, handled synchronously by the plugin (timed). */
-static double change(struct mg_mock *m, int i, const char *state, const char *role)
+/* The median of n values (sorted in place). */
+static double median_of(double *v, int n)
 {
-	char id[32];
-	json_t *d = device_json(i, state);
-	if (role)
-		json_object_set_new(d, "role", json_string(role));
-	snprintf(id, sizeof(id), "dev%05d", i);
-	if (mg_mock_state_put(m, "preauth", "devices", id, d))
-		die("state", "put");
-	json_decref(d);
-	json_t *ev = json_pack("{s:s}", "id", id);
-	double t0 = now_ms();
-	mg_mock_publish(m, "device.changed", ev);
-	double t = now_ms() - t0;
-	json_decref(ev);
-	mg_mock_events_clear(m);
-	return t;
-}
-
-static void per_device(struct mg_mock *m)
-{
-	enum { N = 200 };
-	double onboard[N], role[N], disable[N], forget[N];
-	for (int k = 0; k < N; k++) {
-		int i = DEVICES + 1 + k;
-		change(m, i, "pending", NULL);
-		onboard[k] = change(m, i, "active", NULL);
-	}
-	/* the figures are worth something only if the sets really changed */
-	struct fw_nl *nl;
-	if (fw_nl_open(&nl) || fw_nl_set_test(nl, "MESHGATE-r1", 0x0a642711) != 1)
-		die("onboarding", "device 10001 is not in its set");
-	for (int k = 0; k < N; k++) {
-		role[k] = change(m, DEVICES + 1 + k, "active", "r1");
-		/* the conntrack walk that follows at once, on the plugin's loop */
-		double t0 = now_ms();
-		mg_mock_advance(m, 1);
-		forget[k] = now_ms() - t0;
-	}
-	for (int k = 0; k < N; k++) {
-		disable[k] = change(m, DEVICES + 1 + k, "disabled", "r1");
-		mg_mock_advance(m, 1);
-	}
-	if (fw_nl_set_test(nl, "MESHGATE-r1", 0x0a642711) != 0)
-		die("disabling", "device 10001 is still in its set");
-	fw_nl_close(nl);
-	printf("\none device's change inside the plugin (event -> state read -> netlink), median "
-	       "of %d, 10,000 devices loaded:\n",
-	       N);
-	double o = median(onboard, N), r = median(role, N), d = median(disable, N);
-	printf("  onboarded (added to its set)          %7.3f ms  (p99 %.3f)\n", o,
-	       onboard[N * 99 / 100]);
-	printf("  role changed (moved between sets)     %7.3f ms  (p99 %.3f)\n", r,
-	       role[N * 99 / 100]);
-	printf("  disabled (removed from its set)      %7.3f ms  (p99 %.3f)\n", d,
-	       disable[N * 99 / 100]);
-	printf("  then, right after, the device's connections forgotten: %.3f ms (one walk of "
-	       "the conntrack table, batched over a burst of changes)\n",
-	       median(forget, N));
-	printf("  goal < 1 ms; baseline `ipset add` process 0.90 ms, linear removal 264-737 ms\n");
+	qsort(v, (size_t)n, sizeof(*v), figure_cmp);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static double run_argv_ms(char *const argv[], const char *input, size_t len)
@@ -212,51 +154,133 @@ static double run_argv_ms(char *const argv[], const char *input, size_t len)
 	return now_ms() - t0;
 }
 
-/* One iptables process per rule, for the first `n` rules of the linear
- * policy (3 per device). */
-static double per_rule_processes(int n)
+/* ---- the whole policy ---- */
+
+/* Ours from nothing: the plugin started over state with 10,000 devices
+ * (it reads them, fills the sets, writes the rules), then stopped, which
+ * removes everything (on_stop = "flush", not timed). */
+static double ours_full(const char *dir, double *plugin_ms)
 {
-	double total = 0;
-	for (int k = 0; k < n; k++) {
-		int i = k / 3 + 1, r = i % 4, kind = k % 3;
-		char src[32], dst[32];
-		snprintf(src, sizeof(src), "10.100.%d.%d/32", i >> 8, i & 255);
-		snprintf(dst, sizeof(dst), "10.20%d.%d.0/24", kind ? 1 : 0, r);
-		char *any[] = {"iptables", "-w", "-A", "FORWARD", "-s", src,
-		               "-d",       dst,  "-j", "ACCEPT",  NULL};
-		char *tcp[] = {"iptables", "-w",  "-A",      "FORWARD", "-s", src,      "-d", dst,
-		               "-p",       "tcp", "--dport", "443",     "-j", "ACCEPT", NULL};
-		char *udp[] = {"iptables", "-w",  "-A",      "FORWARD", "-s", src,      "-d", dst,
-		               "-p",       "udp", "--dport", "53",      "-j", "ACCEPT", NULL};
-		total += run_argv_ms(kind == 0 ? any : kind == 1 ? tcp : udp, NULL, 0);
-	}
-	sh("iptables -F FORWARD");
-	return total;
+	struct mg_mock *m = mock(dir, 1);
+	double t0 = now_ms();
+	start(m);
+	double t = now_ms() - t0;
+	*plugin_ms = plugin_apply_ms(m);
+	mg_mock_stop(m);
+	mg_mock_free(m);
+	return t;
 }
 
-static double linear_restore(void)
+/* Devices from..to as linear rules, 3 each: "-A" appends, "-D" deletes. */
+static double linear_restore(char op, int from, int to)
 {
 	struct fw_buf b = {0};
 	fw_buf_printf(&b, "*filter\n");
-	for (int i = 1; i <= DEVICES; i++) {
+	for (int i = from; i <= to; i++) {
 		int r = i % 4;
-		fw_buf_printf(&b, "-A FORWARD -s 10.100.%d.%d/32 -d 10.200.%d.0/24 -j ACCEPT\n",
-		              i >> 8, i & 255, r);
+		fw_buf_printf(&b, "-%c FORWARD -s 10.100.%d.%d/32 -d 10.200.%d.0/24 -j ACCEPT\n",
+		              op, i >> 8, i & 255, r);
 		fw_buf_printf(&b,
-		              "-A FORWARD -s 10.100.%d.%d/32 -d 10.201.%d.0/24 -p tcp --dport 443 "
+		              "-%c FORWARD -s 10.100.%d.%d/32 -d 10.201.%d.0/24 -p tcp --dport 443 "
 		              "-j ACCEPT\n",
-		              i >> 8, i & 255, r);
-		fw_buf_printf(
-		    &b,
-		    "-A FORWARD -s 10.100.%d.%d/32 -d 10.201.%d.0/24 -p udp --dport 53 -j ACCEPT\n",
-		    i >> 8, i & 255, r);
+		              op, i >> 8, i & 255, r);
+		fw_buf_printf(&b,
+		              "-%c FORWARD -s 10.100.%d.%d/32 -d 10.201.%d.0/24 -p udp --dport 53 "
+		              "-j ACCEPT\n",
+		              op, i >> 8, i & 255, r);
 	}
 	fw_buf_printf(&b, "COMMIT\n");
+	if (b.oom)
+		die("linear rules", "out of memory");
 	char *argv[] = {"iptables-restore", "-w", "5", "--noflush", NULL};
 	double t = run_argv_ms(argv, b.data, b.len);
 	fw_buf_free(&b);
+	return t;
+}
+
+/* The plain way from nothing: one iptables-restore of the 30,000 rules,
+ * then FORWARD flushed (not timed). */
+static double linear_full(void)
+{
+	double t = linear_restore('A', 1, DEVICES);
 	sh("iptables -F FORWARD");
 	return t;
+}
+
+/* ---- one device ---- */
+
+/* Device i's change end to end: preauth's state write, the event, the
+ * plugin's handling, the conntrack walk that follows on its loop; then
+ * checked (not timed): the kernel's set has the device or not. */
+static double change(struct mg_mock *m, struct fw_nl *nl, int i, const char *state)
+{
+	char id[32], set[FW_SETNAME_MAX];
+	json_t *d = device_json(i, state), *ev;
+	snprintf(id, sizeof(id), "dev%05d", i);
+	ev = json_pack("{s:s}", "id", id);
+	double t0 = now_ms();
+	if (mg_mock_state_put(m, "preauth", "devices", id, d))
+		die("state", "put");
+	mg_mock_publish(m, "device.changed", ev);
+	mg_mock_advance(m, 1);
+	double t = now_ms() - t0;
+	json_decref(d);
+	json_decref(ev);
+	mg_mock_events_clear(m);
+	fw_set_name(set, i % 4 == 0 ? "r0" : i % 4 == 1 ? "r1" : i % 4 == 2 ? "r2" : "r3");
+	uint32_t addr = (10u << 24) | (100u << 16) | (uint32_t)i;
+	if (fw_nl_set_test(nl, set, addr) != !strcmp(state, "active"))
+		die(state, "the kernel's set does not show the change");
+	return t;
+}
+
+static double ipset_process(const char *op, int i)
+{
+	char addr[32];
+	snprintf(addr, sizeof(addr), "10.100.%d.%d", i >> 8, i & 255);
+	char *argv[] = {"ipset", (char *)op, "bench-plain", addr, NULL};
+	return run_argv_ms(argv, NULL, 0);
+}
+
+struct change_figures {
+	struct figure onboard, disable, linear_add, linear_del, ipset_add, ipset_del;
+};
+
+/* One round: CHANGES new devices onboarded (pending -> active) then
+ * disabled by ours, and the plain ways, who goes first alternating. The
+ * linear policy is loaded: a device's rules are removed from the middle
+ * of the list and put back at its end. */
+static void change_round(struct mg_mock *m, struct fw_nl *nl, int round, struct change_figures *f)
+{
+	double on[CHANGES], off[CHANGES], add[LINEAR], del[LINEAR], padd[CHANGES], pdel[CHANGES];
+	for (int turn = 0; turn < 2; turn++) {
+		if (turn == round % 2) {
+			for (int k = 0; k < CHANGES; k++) {
+				int i = DEVICES + 1 + round * CHANGES + k;
+				change(m, nl, i, "pending");
+				on[k] = change(m, nl, i, "active");
+			}
+			for (int k = 0; k < CHANGES; k++)
+				off[k] =
+				    change(m, nl, DEVICES + 1 + round * CHANGES + k, "disabled");
+		} else {
+			for (int k = 0; k < LINEAR; k++) {
+				int i = DEVICES / 2 + round * LINEAR + k;
+				del[k] = linear_restore('D', i, i);
+				add[k] = linear_restore('A', i, i);
+			}
+			for (int k = 0; k < CHANGES; k++) {
+				padd[k] = ipset_process("add", DEVICES + 1 + k);
+				pdel[k] = ipset_process("del", DEVICES + 1 + k);
+			}
+		}
+	}
+	f->onboard.v[round] = median_of(on, CHANGES);
+	f->disable.v[round] = median_of(off, CHANGES);
+	f->linear_add.v[round] = median_of(add, LINEAR);
+	f->linear_del.v[round] = median_of(del, LINEAR);
+	f->ipset_add.v[round] = median_of(padd, CHANGES);
+	f->ipset_del.v[round] = median_of(pdel, CHANGES);
 }
 
 static int hold(const char *vpn_if)
@@ -304,64 +328,87 @@ int main(int argc, char **argv)
 	fill_state(m, "bfw0");
 	mg_mock_free(m);
 
-	printf("firewall policy for %d devices (4 roles, 2 subnets each), in a network "
-	       "namespace; median of %d\n\n",
-	       DEVICES, RUNS);
-	double start_ms[RUNS], plugin_ms[RUNS];
-	for (int run = 0; run < RUNS; run++) {
-		m = mock(dir, 1);
-		double t0 = now_ms();
-		start(m);
-		start_ms[run] = now_ms() - t0;
-		plugin_ms[run] = plugin_apply_ms(m);
-		if (run < RUNS - 1) {
-			mg_mock_stop(m);
-			mg_mock_free(m);
+	printf("firewall policy for %d devices (4 roles, 2 subnets each), in a network namespace; "
+	       "%d rounds, ours and the plain way interleaved\n\n",
+	       DEVICES, ROUNDS);
+	struct figure full = {"ours: whole policy from state", "ms", {0}, ROUNDS},
+	              plugin = {"  of which the plugin's own apply", "ms", {0}, ROUNDS},
+	              linear = {"one iptables-restore of 30,000 linear rules", "ms", {0}, ROUNDS};
+	for (int round = 0; round < ROUNDS; round++) {
+		if (round % 2) {
+			linear.v[round] = linear_full();
+			full.v[round] = ours_full(dir, &plugin.v[round]);
+		} else {
+			full.v[round] = ours_full(dir, &plugin.v[round]);
+			linear.v[round] = linear_full();
 		}
 	}
-	double ours = median(start_ms, RUNS), ours_plugin = median(plugin_ms, RUNS);
-	printf("ours: whole policy from state (10,000 devices read, 1 ipset restore, 1 "
-	       "iptables-restore): %.1f ms (plugin's own apply %.1f ms; goal < 100 ms)\n",
-	       ours, ours_plugin);
+	figure_print(&full);
+	figure_print(&plugin);
+	figure_print(&linear);
+	ratio_print("ours / the linear restore", &full, &linear);
 
-	/* a route advertised at runtime: the rules alone, the sets stay */
-	double route[RUNS];
-	for (int run = 0; run < RUNS; run++) {
+	/* ours running and the linear policy loaded, for the changes */
+	m = mock(dir, 1);
+	start(m);
+	linear_restore('A', 1, DEVICES);
+	sh("ipset create bench-plain hash:ip");
+	struct fw_nl *nl;
+	if (fw_nl_open(&nl))
+		die("netlink", "cannot open");
+
+	struct figure route = {"ours: a route added at runtime", "ms", {0}, ROUNDS};
+	for (int round = 0; round < ROUNDS; round++) {
 		json_t *req = json_pack("{s:s, s:s, s:[s]}", "subnet", "10.100.0.0/16", "via",
-		                        "bfw0", "roles", run % 2 ? "r1" : "r2"),
+		                        "bfw0", "roles", round % 2 ? "r1" : "r2"),
 		       *reply;
 		double t0 = now_ms();
 		mg_mock_request(m, "firewall.route.add", req, &reply);
-		route[run] = now_ms() - t0;
+		route.v[round] = now_ms() - t0;
 		if (!json_is_true(json_object_get(reply, "applied")))
 			die("route.add", json_dumps(reply, 0));
 		json_decref(req);
 		json_decref(reply);
 	}
-	printf("ours: a route added at runtime with 10,000 devices loaded: %.1f ms (goal: "
-	       "reachable within 100 ms)\n",
-	       median(route, RUNS));
-	per_device(m);
+	figure_print(&route);
+
+	struct change_figures c = {
+	    .onboard = {"ours: one device onboarded, end to end", "ms", {0}, ROUNDS},
+	    .disable = {"ours: one device disabled, end to end", "ms", {0}, ROUNDS},
+	    .linear_add = {"iptables-restore of a device's 3 rules", "ms", {0}, ROUNDS},
+	    .linear_del = {"iptables-restore deleting its 3 rules", "ms", {0}, ROUNDS},
+	    .ipset_add = {"one `ipset add` process", "ms", {0}, ROUNDS},
+	    .ipset_del = {"one `ipset del` process", "ms", {0}, ROUNDS},
+	};
+	for (int round = 0; round < ROUNDS; round++)
+		change_round(m, nl, round, &c);
+	printf("\none device's change, end to end (state write, event, plugin, kernel, and for a "
+	       "removal the conntrack walk), median of %d per round; the linear rules with 30,000 "
+	       "loaded:\n",
+	       CHANGES);
+	figure_print(&c.onboard);
+	figure_print(&c.disable);
+	figure_print(&c.linear_add);
+	figure_print(&c.linear_del);
+	figure_print(&c.ipset_add);
+	figure_print(&c.ipset_del);
+	printf("(the event goes through the mock core's bus, which serializes it as the real bus "
+	       "does but has no ZeroMQ hop: bench_bus measures that)\n\n");
+
+	fw_nl_close(nl);
 	mg_mock_stop(m);
 	mg_mock_free(m);
 
-	enum { SAMPLE = 1000 };
-	double per_rule = per_rule_processes(SAMPLE) / SAMPLE;
-	double linear[RUNS];
-	for (int run = 0; run < RUNS; run++)
-		linear[run] = linear_restore();
-	double lin = median(linear, RUNS);
-	double extrapolated = per_rule * 3 * DEVICES;
-	printf("\nbaselines, same run and namespace (linear policy: 3 rules per device, 30,000 "
-	       "rules):\n");
-	printf("  one iptables process per rule: %d rules took %.1f ms = %.2f ms/rule; x 30,000 = "
-	       "%.1f s (linear extrapolation, a lower bound: the nft backend's cost per rule grows "
-	       "with the chain, measured 116.8 s in BASELINES.md)\n",
-	       SAMPLE, per_rule * SAMPLE, per_rule, extrapolated / 1000);
-	printf("  one iptables-restore of 30,000 rules: %.1f ms\n", lin);
-	printf("\nratios: ours is %.0fx faster than one process per rule (extrapolated; %.0fx "
-	       "against the measured 116.8 s), %.1fx faster than the linear restore\n",
-	       extrapolated / ours, 116800 / ours, lin / ours);
+	table_row("firewall: whole policy, 10k devices", &full, "one iptables-restore of 30k rules",
+	          &linear);
+	table_row("firewall: one device onboarded, end to end", &c.onboard,
+	          "iptables-restore of its 3 rules", &c.linear_add);
+	table_row("firewall: one device onboarded, end to end", &c.onboard, "ipset add process",
+	          &c.ipset_add);
+	table_row("firewall: one device disabled, end to end with conntrack walk", &c.disable,
+	          "iptables-restore deleting its 3 rules", &c.linear_del);
+	table_row("firewall: one device disabled, end to end with conntrack walk", &c.disable,
+	          "ipset del process", &c.ipset_del);
 	char cmd[64];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	sh(cmd);

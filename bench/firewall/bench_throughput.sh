@@ -1,18 +1,26 @@
 #!/bin/bash
 # Forwarding throughput through a gateway namespace with the firewall's
 # 10,000-device policy loaded, against the same path with conntrack and a
-# single rule, and with no rules at all. Prints figures; never fails on
-# them. Offloads are off on every veth (MTU-sized packets, as wireguard-go
-# sends), as in BASELINES.md §3.
+# single rule (the plain stateful ruleset an operator would write), and
+# with no rules at all. Prints figures; never fails on them. Offloads are
+# off on every veth (MTU-sized packets, as wireguard-go sends), as in
+# BASELINES.md §3.
 #
 #   client ns 10.100.39.16 ── gw ns (vpn0 | srv0) ── server ns 10.200.0.10
 #
 # The client is device #10,000 of the model (role r0, which reaches
 # 10.200.0.0/24); the gateway's "VPN interface" is the client's veth.
-# usage: bench_throughput.sh BUILD_DIR [SECONDS]
+#
+# Rounds are interleaved: each round measures ours and the baseline, who
+# goes first alternating, so that a slow moment of the machine weighs on
+# both. Two figures per run: Gbit/s, and Gbit per CPU-second of the two
+# iperf3 processes (the forwarding runs in their softirq context, so this
+# is the cost per byte, which a busy machine blurs less than the rate).
+# usage: bench_throughput.sh BUILD_DIR [SECONDS] [ROUNDS]
 set -euo pipefail
 build=$(realpath "$1")
-secs=${2:-10}
+secs=${2:-5}
+rounds=${3:-5}
 here=$(dirname "$(realpath "$0")")
 source "$here/../../tests/lib/netns.sh"
 netns_init
@@ -32,15 +40,18 @@ ip netns exec "$SV" iperf3 -s -B 10.200.0.10 >/dev/null 2>&1 &
 bg_track $!
 sleep 0.5
 
-# gbits: one iperf3 run, Gbit/s received
-gbits() {
-	ns_exec "$CL" iperf3 -c 10.200.0.10 -t "$secs" -J 2>/dev/null |
-		sed -n 's/.*"bits_per_second":[[:space:]]*\([0-9.e+]*\).*/\1/p' | tail -1 |
-		awk '{ printf "%.2f", $1 / 1e9 }'
+# measure: one iperf3 run; prints "Gbit/s Gbit-per-CPU-second"
+measure() {
+	sync # nothing of the previous set-up left to write back during the run
+	ns_exec "$CL" iperf3 -c 10.200.0.10 -t "$secs" -J 2>/dev/null | python3 -c '
+import json, sys
+end = json.load(sys.stdin)["end"]
+bits = end["sum_received"]["bits_per_second"]
+cpu = end["cpu_utilization_percent"]
+print("%.3f %.3f" % (bits / 1e9, bits / 1e9 / ((cpu["host_total"] + cpu["remote_total"]) / 100)))'
 }
-median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
 
-single_rule_on() {
+baseline_on() {
 	ns_exec "$GW" iptables-restore <<RULES
 *filter
 :FORWARD DROP [0:0]
@@ -49,7 +60,7 @@ single_rule_on() {
 COMMIT
 RULES
 }
-single_rule_off() {
+baseline_off() {
 	ns_exec "$GW" iptables -F FORWARD
 	ns_exec "$GW" iptables -P FORWARD ACCEPT
 }
@@ -66,26 +77,77 @@ ours_off() {
 	! ns_exec "$GW" iptables-save | grep -q MESHGATE || fail "MESHGATE rules left behind"
 }
 
-echo "forwarding throughput, iperf3 TCP ${secs} s, 3 runs of each, interleaved (median), offloads off"
-declare -a N S O
-for run in 1 2 3; do
-	N+=("$(gbits)")
-	single_rule_on
-	S+=("$(gbits)")
-	single_rule_off
-	ours_on
-	O+=("$(gbits)")
-	ours_off
+echo "forwarding throughput, iperf3 TCP ${secs} s, ${rounds} interleaved rounds, offloads off"
+declare -a N S O NE SE OE
+for ((run = 1; run <= rounds; run++)); do
+	read -r n ne < <(measure)
+	if ((run % 2)); then
+		baseline_on
+		read -r s se < <(measure)
+		baseline_off
+		ours_on
+		read -r o oe < <(measure)
+		ours_off
+	else
+		ours_on
+		read -r o oe < <(measure)
+		ours_off
+		baseline_on
+		read -r s se < <(measure)
+		baseline_off
+	fi
+	N+=("$n") S+=("$s") O+=("$o") NE+=("$ne") SE+=("$se") OE+=("$oe")
+	echo "  round $run: no rules $n, conntrack + 1 rule $s, ours $o Gbit/s;" \
+		"per CPU-second $ne, $se, $oe Gbit"
 done
-echo "  no rules:            ${N[*]} Gbit/s"
-echo "  conntrack + 1 rule:  ${S[*]} Gbit/s"
-echo "  ours ($ready; $RULES_N rules in MESHGATE chains): ${O[*]} Gbit/s"
-none=$(median3 "${N[@]}")
-single=$(median3 "${S[@]}")
-ours=$(median3 "${O[@]}")
+echo "  ours: $ready; $RULES_N rules in MESHGATE chains"
 
-awk -v n="$none" -v s="$single" -v o="$ours" 'BEGIN {
-	printf "no rules              %6.2f Gbit/s\n", n
-	printf "conntrack + 1 rule    %6.2f Gbit/s  (%.3f of no rules)\n", s, s / n
-	printf "ours, 10k devices     %6.2f Gbit/s  (%.3f of conntrack + 1 rule, goal >= 0.95; %.3f of no rules)\n", o, o / s, o / n
-}'
+# figure NAME UNIT VALUES...: median and spread (as figure_print in rounds.h)
+figure() {
+	local name=$1 unit=$2
+	shift 2
+	printf '%s\n' "$@" | sort -g | awk -v name="$name" -v unit="$unit" '
+		{ v[NR] = $1 }
+		END {
+			med = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			printf "  %-44s median %12.2f %-10s spread %.2f-%.2f (%.0f%%) over %d rounds\n",
+				name, med, unit, v[1], v[NR], med ? 100 * (v[NR] - v[1]) / med : 0, NR
+		}'
+}
+# table_row WHAT UNIT BASELINE "OURS..." "BARE...": one row of bench/run-all.sh's
+# table, as table_row in rounds.h (medians, the median of the per-round
+# ratios, the larger spread of the two)
+table_row() {
+	awk -v what="$1" -v unit="$2" -v base="$3" -v ours="$4" -v bare="$5" '
+		function median(a, n,   i, j, t) {
+			for (i = 2; i <= n; i++)
+				for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+			return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+		}
+		function spread(a, n, med,   i, lo, hi) {
+			lo = hi = a[1]
+			for (i = 2; i <= n; i++) { if (a[i] < lo) lo = a[i]; if (a[i] > hi) hi = a[i] }
+			return med ? (hi - lo) / med : 0
+		}
+		BEGIN {
+			n = split(ours, o, " "); split(bare, b, " ")
+			for (i = 1; i <= n; i++) r[i] = o[i] / b[i]
+			mo = median(o, n); mb = median(b, n); mr = median(r, n)
+			so = spread(o, n, mo); sb = spread(b, n, mb)
+			printf "TABLE|%s|%.4g %s|%s: %.4g %s|%.3g|%.0f%%|%d\n", what, mo, unit, base, mb,
+				unit, mr, 100 * (so > sb ? so : sb), n
+		}'
+}
+
+echo
+figure "no rules" "Gbit/s" "${N[@]}"
+figure "conntrack + 1 rule" "Gbit/s" "${S[@]}"
+figure "ours, 10k devices" "Gbit/s" "${O[@]}"
+figure "no rules, per CPU-second" "Gbit" "${NE[@]}"
+figure "conntrack + 1 rule, per CPU-second" "Gbit" "${SE[@]}"
+figure "ours, per CPU-second" "Gbit" "${OE[@]}"
+echo "goal: ours >= 0.95 of conntrack + 1 rule (median of the per-round ratios)"
+table_row "forwarding, 10k-device policy" "Gbit/s" "conntrack + 1 rule" "${O[*]}" "${S[*]}"
+table_row "forwarding per CPU-second, 10k-device policy" "Gbit" "conntrack + 1 rule" \
+	"${OE[*]}" "${SE[*]}"
+table_row "conntrack + 1 rule vs no rules (the machine)" "Gbit/s" "no rules" "${S[*]}" "${N[*]}"

@@ -71,6 +71,14 @@ int wg_interface_delete(const struct wg_backend *be, const char *ifname, pid_t p
 	return be->remove(ifname, pid, err, errlen);
 }
 
+static int refuse_peer(const struct wg_peer *peer, const char *why, char *err, size_t errlen)
+{
+	char b64[WG_KEY_B64_LEN];
+
+	wg_key_to_base64(b64, peer->public_key);
+	return wg_err(err, errlen, -EINVAL, "peer %s: %s", b64, why);
+}
+
 /* Refuses here what a daemon would refuse half-way: neither back end applies
  * a write atomically, so a bad peer at the end must not cost the ones before. */
 static int check_peers(const struct wg_peer *peers, size_t n, char *err, size_t errlen)
@@ -78,24 +86,24 @@ static int check_peers(const struct wg_peer *peers, size_t n, char *err, size_t 
 	for (size_t i = 0; i < n; i++) {
 		const struct wg_peer *peer = &peers[i];
 		sa_family_t ep = peer->endpoint.sa.sa_family;
-		char b64[WG_KEY_B64_LEN];
 
 		if (peer->flags & WG_PEER_REMOVE)
 			continue;
-		wg_key_to_base64(b64, peer->public_key);
 		if (ep != AF_UNSPEC && ep != AF_INET && ep != AF_INET6)
-			return wg_err(err, errlen, -EINVAL, "peer %s: bad endpoint family", b64);
+			return refuse_peer(peer, "bad endpoint family", err, errlen);
 		if (peer->n_allowed_ips && !peer->allowed_ips)
-			return wg_err(err, errlen, -EINVAL, "peer %s: no allowed IP array", b64);
+			return refuse_peer(peer, "no allowed IP array", err, errlen);
 		for (size_t j = 0; j < peer->n_allowed_ips; j++) {
 			const struct wg_allowed_ip *ip = &peer->allowed_ips[j];
+			char why[80];
 
-			if ((ip->family != AF_INET || ip->cidr > 32) &&
-			    (ip->family != AF_INET6 || ip->cidr > 128))
-				return wg_err(err, errlen, -EINVAL,
-				              "peer %s: allowed IP #%zu has a bad family or "
-				              "prefix length (/%u)",
-				              b64, j + 1, ip->cidr);
+			if ((ip->family == AF_INET && ip->cidr <= 32) ||
+			    (ip->family == AF_INET6 && ip->cidr <= 128))
+				continue;
+			snprintf(why, sizeof(why),
+			         "allowed IP #%zu has a bad family or prefix length (/%u)", j + 1,
+			         ip->cidr);
+			return refuse_peer(peer, why, err, errlen);
 		}
 	}
 	return 0;

@@ -138,14 +138,28 @@ static bool peer_is_right(const struct wg_peer *have, const struct wg_peer *want
 /* What the device has of each wanted peer. */
 enum { UNSEEN, RIGHT, WRONG, WRONG_WITH_PSK /* and a preshared key the list has not */ };
 
+/* The wanted peer i, as a write: all of it, with replace_allowed_ips. */
+static void write_wanted(struct wg_peer *p, const struct wg_peer *want, unsigned char seen)
+{
+	*p = *want;
+	p->flags = (want->flags & (WG_PEER_HAS_PRESHARED_KEY | WG_PEER_HAS_KEEPALIVE)) |
+	           WG_PEER_REPLACE_ALLOWED;
+	if (seen == WRONG_WITH_PSK && !(p->flags & WG_PEER_HAS_PRESHARED_KEY)) {
+		/* all zeros is how a preshared key is taken away */
+		memset(p->preshared_key, 0, WG_KEY_LEN);
+		p->flags |= WG_PEER_HAS_PRESHARED_KEY;
+	}
+}
+
 int wg_peers_diff(const struct wg_device *have, const struct wg_peer *want, size_t n,
                   struct wg_device *out, struct wg_reconcile_counts *counts, char *err,
                   size_t errlen)
 {
 	struct wg_reconcile_counts c = {0};
 	struct key_table table;
-	unsigned char *seen = NULL;
-	int ret;
+	unsigned char *seen, *gone;
+	size_t total;
+	int ret = 0;
 
 	memset(out, 0, sizeof(*out));
 	snprintf(out->name, sizeof(out->name), "%s", have->name);
@@ -159,19 +173,19 @@ int wg_peers_diff(const struct wg_device *have, const struct wg_peer *want, size
 			free(table.slots);
 			return wg_err(err, errlen, -EINVAL, "peer %s is listed twice", b64);
 		}
-	seen = calloc(n ? n : 1, 1);
-	/* at worst every peer of have goes and every one of want comes */
-	out->peers = calloc(have->n_peers + n ? have->n_peers + n : 1, sizeof(*out->peers));
-	ret = seen && out->peers ? 0 : -ENOMEM;
-	for (size_t j = 0; !ret && j < have->n_peers; j++) {
+	seen = calloc(n + 1, 1);
+	gone = calloc(have->n_peers + 1, 1);
+	if (!seen || !gone) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	/* first what differs, then (only if something does) the write of it */
+	for (size_t j = 0; j < have->n_peers; j++) {
 		const struct wg_peer *h = &have->peers[j];
 		long i = table_find(&table, want, h->public_key);
 
 		if (i < 0) {
-			struct wg_peer *gone = &out->peers[out->n_peers++];
-
-			memcpy(gone->public_key, h->public_key, WG_KEY_LEN);
-			gone->flags = WG_PEER_REMOVE;
+			gone[j] = 1;
 			c.removed++;
 		} else {
 			seen[i] = peer_is_right(h, &want[i])             ? RIGHT
@@ -179,29 +193,29 @@ int wg_peers_diff(const struct wg_device *have, const struct wg_peer *want, size
 			                                                 : WRONG;
 		}
 	}
-	for (size_t i = 0; !ret && i < n; i++) {
-		struct wg_peer *p;
-
-		if (seen[i] == RIGHT)
-			continue;
-		seen[i] == UNSEEN ? c.added++ : c.changed++;
-		p = &out->peers[out->n_peers++];
-		*p = want[i];
-		p->flags = (want[i].flags & (WG_PEER_HAS_PRESHARED_KEY | WG_PEER_HAS_KEEPALIVE)) |
-		           WG_PEER_REPLACE_ALLOWED;
-		if (seen[i] == WRONG_WITH_PSK && !(p->flags & WG_PEER_HAS_PRESHARED_KEY)) {
-			/* all zeros is how a preshared key is taken away */
-			memset(p->preshared_key, 0, WG_KEY_LEN);
-			p->flags |= WG_PEER_HAS_PRESHARED_KEY;
-		}
+	for (size_t i = 0; i < n; i++)
+		if (seen[i] != RIGHT)
+			seen[i] == UNSEEN ? c.added++ : c.changed++;
+	total = c.removed + c.added + c.changed;
+	if (total && !(out->peers = calloc(total, sizeof(*out->peers)))) {
+		ret = -ENOMEM;
+		goto out;
 	}
+	/* the removals, then the wanted peers in the order of the list */
+	for (size_t j = 0; total && j < have->n_peers; j++)
+		if (gone[j]) {
+			struct wg_peer *p = &out->peers[out->n_peers++];
+
+			memcpy(p->public_key, have->peers[j].public_key, WG_KEY_LEN);
+			p->flags = WG_PEER_REMOVE;
+		}
+	for (size_t i = 0; total && i < n; i++)
+		if (seen[i] != RIGHT)
+			write_wanted(&out->peers[out->n_peers++], &want[i], seen[i]);
+out:
 	free(table.slots);
 	free(seen);
-	if (ret || !out->n_peers) {
-		free(out->peers);
-		out->peers = NULL;
-		out->n_peers = 0;
-	}
+	free(gone);
 	if (ret)
 		return wg_err(err, errlen, ret, "out of memory for %zu peers", n);
 	if (counts)

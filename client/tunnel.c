@@ -251,7 +251,7 @@ static int configure_wg(const struct cl_tunnel_opts *o, const struct wg_backend 
 
 	int rc = wg_device_configure(be, o->ifname, p->private_key, -1, -1, msg, sizeof(msg));
 	if (!rc)
-		rc = wg_peers_reconcile(be, o->ifname, &peer, 1, msg, sizeof(msg));
+		rc = wg_peers_reconcile(be, o->ifname, &peer, 1, NULL, msg, sizeof(msg));
 	if (rc)
 		return cl_fail(err, CL_EXIT_TUNNEL, "cannot configure %s: %s", o->ifname,
 		               *msg ? msg : strerror(-rc));

@@ -155,10 +155,21 @@ int wg_device_get(const struct wg_backend *be, const char *ifname, struct wg_dev
 /* Private key, listen port (< 0: leave it) and fwmark (< 0: leave it). */
 int wg_device_configure(const struct wg_backend *be, const char *ifname, const wg_key private_key,
                         int listen_port, int64_t fwmark, char *err, size_t errlen);
-/* Full reconcile: after it the device has exactly these peers, in one
- * transaction (replace_peers). Live sessions of kept peers restart. */
+/* What a reconcile found different on the device, and so wrote. */
+struct wg_reconcile_counts {
+	size_t added, changed, removed;
+};
+
+/* Full reconcile: after it the device has exactly these peers. The device
+ * is read once, compared with the list (hashed by public key, O(n)) and
+ * only the differences are written, in one transaction: missing peers
+ * added, extra ones removed, a peer whose allowed IPs (exactly the list),
+ * preshared key (none when not given), keepalive (when given) or endpoint
+ * (when given) differ set again. A peer that is right is not written, so
+ * its session goes on; an unchanged device gets no write at all. Never
+ * replace_peers. counts may be NULL. A key listed twice is -EINVAL. */
 int wg_peers_reconcile(const struct wg_backend *be, const char *ifname, const struct wg_peer *peers,
-                       size_t n, char *err, size_t errlen);
+                       size_t n, struct wg_reconcile_counts *counts, char *err, size_t errlen);
 /* Adds or updates these peers (each one's allowed IPs become exactly the
  * given list); every other peer is left alone, sessions included. */
 int wg_peers_upsert(const struct wg_backend *be, const char *ifname, const struct wg_peer *peers,

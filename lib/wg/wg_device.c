@@ -1,5 +1,6 @@
 /* The front end: back-end choice, checks, and the three ways of changing
- * peers (full reconcile, upsert, remove) built on one raw write. The device
+ * peers (full reconcile, upsert, remove) built on one raw write; the
+ * reconcile reads the device and writes the diff of wg_diff.c. The device
  * model it shares with the back ends is in wg_model.c. */
 #include <errno.h>
 #include <stdio.h>
@@ -70,31 +71,39 @@ int wg_interface_delete(const struct wg_backend *be, const char *ifname, pid_t p
 	return be->remove(ifname, pid, err, errlen);
 }
 
+static int refuse_peer(const struct wg_peer *peer, const char *why, char *err, size_t errlen)
+{
+	char b64[WG_KEY_B64_LEN];
+
+	wg_key_to_base64(b64, peer->public_key);
+	return wg_err(err, errlen, -EINVAL, "peer %s: %s", b64, why);
+}
+
 /* Refuses here what a daemon would refuse half-way: neither back end applies
  * a write atomically, so a bad peer at the end must not cost the ones before. */
-static int check_peers(const struct wg_device *dev, char *err, size_t errlen)
+static int check_peers(const struct wg_peer *peers, size_t n, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < dev->n_peers; i++) {
-		const struct wg_peer *peer = &dev->peers[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct wg_peer *peer = &peers[i];
 		sa_family_t ep = peer->endpoint.sa.sa_family;
-		char b64[WG_KEY_B64_LEN];
 
 		if (peer->flags & WG_PEER_REMOVE)
 			continue;
-		wg_key_to_base64(b64, peer->public_key);
 		if (ep != AF_UNSPEC && ep != AF_INET && ep != AF_INET6)
-			return wg_err(err, errlen, -EINVAL, "peer %s: bad endpoint family", b64);
+			return refuse_peer(peer, "bad endpoint family", err, errlen);
 		if (peer->n_allowed_ips && !peer->allowed_ips)
-			return wg_err(err, errlen, -EINVAL, "peer %s: no allowed IP array", b64);
+			return refuse_peer(peer, "no allowed IP array", err, errlen);
 		for (size_t j = 0; j < peer->n_allowed_ips; j++) {
 			const struct wg_allowed_ip *ip = &peer->allowed_ips[j];
+			char why[80];
 
-			if ((ip->family != AF_INET || ip->cidr > 32) &&
-			    (ip->family != AF_INET6 || ip->cidr > 128))
-				return wg_err(err, errlen, -EINVAL,
-				              "peer %s: allowed IP #%zu has a bad family or "
-				              "prefix length (/%u)",
-				              b64, j + 1, ip->cidr);
+			if ((ip->family == AF_INET && ip->cidr <= 32) ||
+			    (ip->family == AF_INET6 && ip->cidr <= 128))
+				continue;
+			snprintf(why, sizeof(why),
+			         "allowed IP #%zu has a bad family or prefix length (/%u)", j + 1,
+			         ip->cidr);
+			return refuse_peer(peer, why, err, errlen);
 		}
 	}
 	return 0;
@@ -103,7 +112,8 @@ static int check_peers(const struct wg_device *dev, char *err, size_t errlen)
 int wg_device_set(const struct wg_backend *be, const struct wg_device *dev, char *err,
                   size_t errlen)
 {
-	if (check_ifname(dev->name, err, errlen) || check_peers(dev, err, errlen))
+	if (check_ifname(dev->name, err, errlen) ||
+	    check_peers(dev->peers, dev->n_peers, err, errlen))
 		return -EINVAL;
 	return be->set(dev, err, errlen);
 }
@@ -149,42 +159,52 @@ int wg_device_configure(const struct wg_backend *be, const char *ifname, const w
 	return ret;
 }
 
-/* Runs one write of n peers copied from src with extra flags; the copy is
- * shallow (allowed IPs are shared), so only the array is freed. */
-static int write_peers(const struct wg_backend *be, const char *ifname, unsigned dev_flags,
-                       const struct wg_peer *src, size_t n, unsigned peer_flags, char *err,
-                       size_t errlen)
+int wg_peers_reconcile(const struct wg_backend *be, const char *ifname, const struct wg_peer *peers,
+                       size_t n, struct wg_reconcile_counts *counts, char *err, size_t errlen)
 {
-	struct wg_device dev;
+	struct wg_device *have = NULL, diff;
 	int ret;
 
-	device_init(&dev, ifname);
-	dev.flags = dev_flags;
-	if (n) {
-		dev.peers = calloc(n, sizeof(*dev.peers));
-		if (!dev.peers)
-			return wg_err(err, errlen, -ENOMEM, "out of memory for %zu peers", n);
-		memcpy(dev.peers, src, n * sizeof(*src));
-		for (size_t i = 0; i < n; i++)
-			dev.peers[i].flags = (src[i].flags & ~WG_PEER_REMOVE) | peer_flags;
-		dev.n_peers = n;
-	}
-	ret = wg_device_set(be, &dev, err, errlen);
-	free(dev.peers);
+	if (counts)
+		memset(counts, 0, sizeof(*counts));
+	/* the whole list is checked before the device is even read, so that a
+	 * bad peer costs nothing, whether or not the diff would write it */
+	if (check_ifname(ifname, err, errlen) || check_peers(peers, n, err, errlen))
+		return -EINVAL;
+	ret = wg_device_get(be, ifname, &have, err, errlen);
+	if (!ret)
+		ret = wg_peers_diff(have, peers, n, &diff, counts, err, errlen);
+	wg_device_free(have);
+	if (ret)
+		return ret;
+	if (diff.n_peers)
+		ret = wg_device_set(be, &diff, err, errlen);
+	free(diff.peers);
+	if (ret && counts)
+		memset(counts, 0, sizeof(*counts));
 	return ret;
-}
-
-int wg_peers_reconcile(const struct wg_backend *be, const char *ifname, const struct wg_peer *peers,
-                       size_t n, char *err, size_t errlen)
-{
-	return write_peers(be, ifname, WG_DEVICE_REPLACE_PEERS, peers, n, 0, err, errlen);
 }
 
 int wg_peers_upsert(const struct wg_backend *be, const char *ifname, const struct wg_peer *peers,
                     size_t n, char *err, size_t errlen)
 {
-	/* replace_allowed_ips: an update must not leave a stale route behind */
-	return write_peers(be, ifname, 0, peers, n, WG_PEER_REPLACE_ALLOWED, err, errlen);
+	struct wg_device dev;
+	int ret;
+
+	device_init(&dev, ifname);
+	/* a shallow copy (allowed IPs shared), for the flags: no removal here,
+	 * and replace_allowed_ips, so that an update leaves no stale route */
+	dev.peers = calloc(n ? n : 1, sizeof(*dev.peers));
+	if (!dev.peers)
+		return wg_err(err, errlen, -ENOMEM, "out of memory for %zu peers", n);
+	for (size_t i = 0; i < n; i++) {
+		dev.peers[i] = peers[i];
+		dev.peers[i].flags = (peers[i].flags & ~WG_PEER_REMOVE) | WG_PEER_REPLACE_ALLOWED;
+	}
+	dev.n_peers = n;
+	ret = wg_device_set(be, &dev, err, errlen);
+	free(dev.peers);
+	return ret;
 }
 
 int wg_peers_remove(const struct wg_backend *be, const char *ifname, const wg_key *keys, size_t n,

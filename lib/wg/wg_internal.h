@@ -33,4 +33,18 @@ int wg_parse_u64(const char *s, uint64_t max, uint64_t *out);
 struct wg_peer *wg_device_append_peer(struct wg_device *dev);
 int wg_peer_append_allowed_ip(struct wg_peer *peer, const struct wg_allowed_ip *ip);
 
+/* --- the diff of a reconcile (wg_diff.c) ------------------------------------ */
+
+/* The one write that turns the device have into exactly the peers want:
+ * out gets a removal for each peer of have that want lacks, then each peer
+ * of want that have lacks or has otherwise (see wg_peers_reconcile), with
+ * replace_allowed_ips; nothing for a peer that is right. out->peers is one
+ * malloc'ed array (NULL when nothing differs), shallow: allowed IPs point
+ * into want; free it alone. Public keys are hashed (SipHash, keyed at
+ * random each call: keys come from devices, who must not be able to pick
+ * colliding ones) so that the diff is O(n). A key twice in want: -EINVAL. */
+int wg_peers_diff(const struct wg_device *have, const struct wg_peer *want, size_t n,
+                  struct wg_device *out, struct wg_reconcile_counts *counts, char *err,
+                  size_t errlen);
+
 #endif

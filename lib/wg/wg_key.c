@@ -65,40 +65,22 @@ int wg_key_from_base64(wg_key key, const char *b64)
 
 void wg_key_to_hex(char out[WG_KEY_HEX_LEN], const wg_key key)
 {
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < WG_KEY_LEN; i++) {
-		out[2 * i] = digits[key[i] >> 4];
-		out[2 * i + 1] = digits[key[i] & 15];
-	}
-	out[2 * WG_KEY_LEN] = '\0';
-}
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	sodium_bin2hex(out, WG_KEY_HEX_LEN, key, WG_KEY_LEN);
 }
 
 int wg_key_from_hex(wg_key key, const char *hex)
 {
 	uint8_t tmp[WG_KEY_LEN];
+	size_t binlen = 0;
 
-	if (!hex || strlen(hex) != 2 * WG_KEY_LEN)
+	/* 64 digits exactly: no separators (hex2bin would skip those it is
+	 * given, and we give it none), nothing before or after */
+	if (!hex || strlen(hex) != 2 * WG_KEY_LEN ||
+	    sodium_hex2bin(tmp, sizeof(tmp), hex, 2 * WG_KEY_LEN, NULL, &binlen, NULL) != 0 ||
+	    binlen != WG_KEY_LEN)
 		return -EINVAL;
-	for (size_t i = 0; i < WG_KEY_LEN; i++) {
-		int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -EINVAL;
-		tmp[i] = (uint8_t)(hi << 4 | lo);
-	}
 	memcpy(key, tmp, WG_KEY_LEN);
+	sodium_memzero(tmp, sizeof(tmp));
 	return 0;
 }
 

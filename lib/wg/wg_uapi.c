@@ -167,6 +167,8 @@ int wg_uapi_format_set(const struct wg_device *dev, char **buf, size_t *len)
 
 /* --- parsing a get=1 answer ------------------------------------------------ */
 
+#define NO_KEY_HEX "0000000000000000000000000000000000000000000000000000000000000000"
+
 struct parse_state {
 	struct wg_device *dev;
 	bool have_errno;
@@ -210,6 +212,10 @@ static int parse_peer_line(struct wg_peer *peer, const char *key, const char *va
 	uint64_t n;
 
 	if (!strcmp(key, "preshared_key")) {
+		/* wireguard-go writes one for every peer, zeros when there is
+		 * none: that common case costs a compare, not a decode */
+		if (!strcmp(value, NO_KEY_HEX))
+			return 0;
 		if (parse_key(peer->preshared_key, value))
 			return -EINVAL;
 		if (!wg_key_is_zero(peer->preshared_key))
@@ -444,28 +450,41 @@ static int read_answer(int fd, char **out, size_t *outlen)
 	}
 }
 
+int wg_uapi_exchange(const char *ifname, const char *request, size_t len, char **answer,
+                     size_t *answerlen, char *err, size_t errlen)
+{
+	int fd = -1, ret, sent;
+
+	*answer = NULL;
+	*answerlen = 0;
+	ret = uapi_connect(ifname, &fd, err, errlen);
+	if (ret)
+		return ret;
+	sent = send_all(fd, request, len);
+	/* even if the write broke, the daemon may have said why before closing */
+	ret = read_answer(fd, answer, answerlen);
+	close(fd);
+	if (ret) {
+		ret = sent ? sent : ret;
+		return wg_err(err, errlen, ret, "UAPI %.3s on %s failed: %s", request, ifname,
+		              strerror(-ret));
+	}
+	return 0;
+}
+
 int wg_uapi_set(const struct wg_device *dev, char *err, size_t errlen)
 {
 	char *req = NULL, *answer = NULL;
 	size_t reqlen = 0, answerlen = 0;
-	int fd, ret, sent;
+	int ret;
 
 	ret = wg_uapi_format_set(dev, &req, &reqlen);
 	if (ret)
 		return wg_err(err, errlen, ret, "cannot build the UAPI request: %s",
 		              strerror(-ret));
-	ret = uapi_connect(dev->name, &fd, err, errlen);
+	ret = wg_uapi_exchange(dev->name, req, reqlen, &answer, &answerlen, err, errlen);
 	if (ret)
 		goto out;
-	sent = send_all(fd, req, reqlen);
-	/* even if the write broke, the daemon may have said why before closing */
-	ret = read_answer(fd, &answer, &answerlen);
-	close(fd);
-	if (ret) {
-		ret = sent ? sent : ret;
-		wg_err(err, errlen, ret, "UAPI set on %s failed: %s", dev->name, strerror(-ret));
-		goto out;
-	}
 	ret = wg_uapi_parse_errno(answer, answerlen);
 	if (ret == -EPROTO)
 		wg_err(err, errlen, ret, "UAPI set on %s: unexpected answer", dev->name);
@@ -483,18 +502,13 @@ int wg_uapi_get(const char *ifname, struct wg_device **out, char *err, size_t er
 	static const char request[] = "get=1\n\n";
 	char *answer = NULL;
 	size_t answerlen = 0;
-	int fd, ret;
+	int ret;
 
-	ret = uapi_connect(ifname, &fd, err, errlen);
+	*out = NULL;
+	ret = wg_uapi_exchange(ifname, request, sizeof(request) - 1, &answer, &answerlen, err,
+	                       errlen);
 	if (ret)
 		return ret;
-	ret = send_all(fd, request, sizeof(request) - 1);
-	if (!ret)
-		ret = read_answer(fd, &answer, &answerlen);
-	close(fd);
-	if (ret)
-		return wg_err(err, errlen, ret, "UAPI get on %s failed: %s", ifname,
-		              strerror(-ret));
 	ret = wg_uapi_parse_get(answer, answerlen, out, err, errlen);
 	explicit_bzero(answer, answerlen);
 	free(answer);

@@ -25,6 +25,12 @@ int wg_uapi_parse_get(const char *buf, size_t len, struct wg_device **out, char 
 /* Parses the answer to "set=1": "errno=N\n\n". Returns -N, or -EPROTO. */
 int wg_uapi_parse_errno(const char *buf, size_t len);
 
+/* One request over the socket of IFNAME's daemon and its whole answer, up
+ * to the empty line that ends it (*answer malloc'ed, not NUL-terminated).
+ * The one exchange under set and get; bench_wg times wireguard-go by it. */
+int wg_uapi_exchange(const char *ifname, const char *request, size_t len, char **answer,
+                     size_t *answerlen, char *err, size_t errlen);
+
 /* One request over the socket of IFNAME's daemon: the back end's set and get
  * (wg_userspace.c puts them together with the daemon's process). */
 int wg_uapi_set(const struct wg_device *dev, char *err, size_t errlen);

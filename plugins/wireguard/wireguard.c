@@ -58,7 +58,7 @@ static int device_peer(json_t *device, struct wg_peer *peer, struct wg_allowed_i
 	peer->allowed_ips = ip;
 	peer->n_allowed_ips = 1;
 	/* keepalive written too (0: off), so that a hand-set one is undone */
-	peer->flags = WG_PEER_REPLACE_ALLOWED | WG_PEER_HAS_KEEPALIVE;
+	peer->flags = WG_PEER_HAS_KEEPALIVE;
 	return 0;
 }
 
@@ -105,38 +105,17 @@ static void free_peers(struct peer_list *l)
 
 /* ---- reconciling ---- */
 
-static int compare_keys(const void *a, const void *b)
-{
-	return memcmp(a, b, WG_KEY_LEN);
-}
-
-static int compare_peers(const void *a, const void *b)
-{
-	return memcmp(((const struct wg_peer *)a)->public_key,
-	              ((const struct wg_peer *)b)->public_key, WG_KEY_LEN);
-}
-
-/* A peer on the interface already as the device wants it: its one address,
- * no keepalive (the gateway never sends them; devices do). */
-static bool peer_is_right(const struct wg_peer *have, const struct wg_peer *want)
-{
-	const struct wg_allowed_ip *h = have->allowed_ips, *w = want->allowed_ips;
-	return have->n_allowed_ips == 1 && h->family == w->family && h->cidr == w->cidr &&
-	       !memcmp(&h->ip6, &w->ip6, w->family == AF_INET ? sizeof(w->ip4) : sizeof(w->ip6)) &&
-	       have->persistent_keepalive == want->persistent_keepalive;
-}
-
-/* Makes the interface's peers the active devices without touching what is
- * right: sorted merge of the interface's peers against the desired ones,
- * then one upsert and one remove for the differences. Never replace_peers,
- * never a write to a correct peer: its session (and every client's tunnel
- * over an adopted interface) is kept. Used at start, fresh interface or
- * adopted one, and every resync_interval. */
+/* Makes the interface's peers the active devices through the one reconcile
+ * of lib/wg: the interface is read once and only what differs is written,
+ * in one transaction. Never replace_peers, never a write to a peer that is
+ * right: its session (and every client's tunnel over an adopted interface)
+ * is kept. Used at start, fresh interface or adopted one, and every
+ * resync_interval. */
 static int sync_peers(mg_ctx *ctx, const char *when)
 {
 	struct wgp *self = ctx->self;
 	struct peer_list want;
-	struct wg_device *have = NULL;
+	struct wg_reconcile_counts counts;
 	char err[256] = "out of memory";
 	int rc = desired_peers(ctx, &want);
 	if (rc) {
@@ -144,49 +123,15 @@ static int sync_peers(mg_ctx *ctx, const char *when)
 		free_peers(&want);
 		return rc;
 	}
-	if ((rc = wg_device_get(self->backend, self->ifname, &have, err, sizeof(err)))) {
-		mg_warn(ctx, "%s: cannot read %s: %s", when, self->ifname, err);
-		free_peers(&want);
-		return rc;
-	}
-	/* an empty list may be NULL, which qsort must not be given */
-	if (want.n)
-		qsort(want.peers, want.n, sizeof(*want.peers), compare_peers);
-	if (have->n_peers)
-		qsort(have->peers, have->n_peers, sizeof(*have->peers), compare_peers);
-	struct wg_peer *add = calloc(want.n + 1, sizeof(*add));
-	wg_key *drop = calloc(have->n_peers + 1, sizeof(*drop));
-	size_t nadd = 0, ndrop = 0, i = 0, j = 0;
-	rc = add && drop ? 0 : -ENOMEM;
-	while (!rc && (i < want.n || j < have->n_peers)) {
-		int c = i == want.n ? 1
-		        : j == have->n_peers
-		            ? -1
-		            : compare_keys(want.peers[i].public_key, have->peers[j].public_key);
-		if (c < 0) {
-			add[nadd++] = want.peers[i++];
-		} else if (c > 0) {
-			memcpy(drop[ndrop++], have->peers[j++].public_key, WG_KEY_LEN);
-		} else {
-			if (!peer_is_right(&have->peers[j], &want.peers[i]))
-				add[nadd++] = want.peers[i];
-			i++;
-			j++;
-		}
-	}
-	if (!rc && nadd)
-		rc = wg_peers_upsert(self->backend, self->ifname, add, nadd, err, sizeof(err));
-	if (!rc && ndrop)
-		rc = wg_peers_remove(self->backend, self->ifname, (const wg_key *)drop, ndrop, err,
-		                     sizeof(err));
+	rc = wg_peers_reconcile(self->backend, self->ifname, want.peers, want.n, &counts, err,
+	                        sizeof(err));
 	if (rc)
 		mg_warn(ctx, "%s: cannot set the peers of %s: %s", when, self->ifname, err);
-	else if (nadd || ndrop || !strcmp(when, "start"))
-		mg_info(ctx, "%s: %s has the %zu active devices as peers (%zu set, %zu removed)",
-		        when, self->ifname, want.n, nadd, ndrop);
-	free(add);
-	free(drop);
-	wg_device_free(have);
+	else if (counts.added || counts.changed || counts.removed || !strcmp(when, "start"))
+		mg_info(ctx,
+		        "%s: %s has the %zu active devices as peers (%zu added, %zu changed, %zu "
+		        "removed)",
+		        when, self->ifname, want.n, counts.added, counts.changed, counts.removed);
 	free_peers(&want);
 	return rc;
 }

@@ -419,10 +419,12 @@ static void test_write_validation(void **state)
 	assert_non_null(strstr(err, "/33"));
 	ip.family = AF_INET6;
 	ip.cidr = 129;
-	assert_int_equal(wg_peers_reconcile(be, "mgwgnone0", &peer, 1, err, sizeof(err)), -EINVAL);
+	assert_int_equal(wg_peers_reconcile(be, "mgwgnone0", &peer, 1, NULL, err, sizeof(err)),
+	                 -EINVAL);
 	ip.family = AF_UNIX;
 	ip.cidr = 8;
-	assert_int_equal(wg_peers_reconcile(be, "mgwgnone0", &peer, 1, err, sizeof(err)), -EINVAL);
+	assert_int_equal(wg_peers_reconcile(be, "mgwgnone0", &peer, 1, NULL, err, sizeof(err)),
+	                 -EINVAL);
 	/* a removal carries no allowed IPs: nothing to refuse */
 	assert_int_equal(wg_peers_remove(be, "mgwgnone0", &peer.public_key, 1, err, sizeof(err)),
 	                 -ENOENT);

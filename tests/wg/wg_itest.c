@@ -150,7 +150,7 @@ static int setup_side(struct side *s, const struct side *other)
 	if ((ret = nl_addr_add(s->ifname, s->tunnel)) || (ret = nl_link_set_mtu(s->ifname, 1380)) ||
 	    (ret = nl_link_set_up(s->ifname, true)))
 		return ret;
-	ret = wg_peers_reconcile(be, s->ifname, &other->as_peer, 1, err, sizeof(err));
+	ret = wg_peers_reconcile(be, s->ifname, &other->as_peer, 1, NULL, err, sizeof(err));
 	check(ret == 0, "%s: reconcile with its one peer", s->ifname);
 	return ret;
 }
@@ -239,7 +239,7 @@ static void test_many_peers(struct side *a, struct side *b)
 		check(false, "memory for %d peers", MANY);
 		return;
 	}
-	ret = wg_peers_reconcile(be, a->ifname, peers, MANY + 1, err, sizeof(err));
+	ret = wg_peers_reconcile(be, a->ifname, peers, MANY + 1, NULL, err, sizeof(err));
 	check(ret == 0, "full reconcile of %d peers in one transaction", MANY + 1);
 	after = read_device(a);
 	check(after && after->n_peers == MANY + 1 &&
@@ -299,6 +299,29 @@ static void test_many_peers(struct side *a, struct side *b)
 	      "the live session survived the remove");
 	wg_device_free(after);
 	check(ping(a, "10.214.0.2", 2) == 0, "ping after the incremental changes");
+
+	/* back to the list by reconcile: only the differences are written, so
+	 * the live session with b goes on (replace_peers would restart it) */
+	struct wg_reconcile_counts counts;
+	ret = wg_peers_reconcile(be, a->ifname, peers, MANY + 1, &counts, err, sizeof(err));
+	check(ret == 0 && counts.added == 1 && counts.changed == 1 && counts.removed == 1,
+	      "reconcile writes the 3 differences alone (%zu added, %zu changed, %zu removed)",
+	      counts.added, counts.changed, counts.removed);
+	after = read_device(a);
+	pa = after ? wg_device_find_peer(after, b->pub) : NULL;
+	check(after && after->n_peers == MANY + 1 &&
+	          count_intact(after, peers, MANY + 1) == MANY + 1,
+	      "the device has exactly the %d listed peers again", MANY + 1);
+	check(pb && pa && pa->last_handshake.tv_sec == pb->last_handshake.tv_sec &&
+	          pa->last_handshake.tv_nsec == pb->last_handshake.tv_nsec &&
+	          pa->endpoint.sa.sa_family == AF_INET,
+	      "the live session with %s survived the reconcile (same handshake, its endpoint)",
+	      b->ns);
+	wg_device_free(after);
+	ret = wg_peers_reconcile(be, a->ifname, peers, MANY + 1, &counts, err, sizeof(err));
+	check(ret == 0 && !counts.added && !counts.changed && !counts.removed,
+	      "a reconcile of the unchanged device writes nothing");
+	check(ping(a, "10.214.0.2", 2) == 0, "ping after the reconciles");
 
 	/* a /33 is refused before anything is sent: the device stays as it was */
 	update = peers[9];

@@ -1,0 +1,224 @@
+/* The diff behind wg_peers_reconcile: what to write so that a device read
+ * back has exactly the wanted peers, and not one peer more is written. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+
+#include "wg_internal.h"
+
+/* An open-addressing table of the wanted peers by public key: slot i holds
+ * the index of a peer in want plus one, 0 when empty. At most half full. */
+struct key_table {
+	uint32_t *slots;
+	size_t mask;
+	unsigned char hash_key[crypto_shorthash_KEYBYTES];
+};
+
+static size_t key_slot(const struct key_table *t, const wg_key key)
+{
+	uint64_t h;
+
+	crypto_shorthash((unsigned char *)&h, key, WG_KEY_LEN, t->hash_key);
+	return (size_t)h & t->mask;
+}
+
+static int table_init(struct key_table *t, size_t n)
+{
+	size_t size = 16;
+
+	if (n > UINT32_MAX / 4 || sodium_init() < 0)
+		return -ENOMEM;
+	while (size < 2 * n)
+		size *= 2;
+	t->slots = calloc(size, sizeof(*t->slots));
+	t->mask = size - 1;
+	randombytes_buf(t->hash_key, sizeof(t->hash_key));
+	return t->slots ? 0 : -ENOMEM;
+}
+
+/* Index into want of the peer with that key, or -1. */
+static long table_find(const struct key_table *t, const struct wg_peer *want, const wg_key key)
+{
+	for (size_t i = key_slot(t, key);; i = (i + 1) & t->mask) {
+		uint32_t slot = t->slots[i];
+
+		if (!slot)
+			return -1;
+		if (wg_key_equal(want[slot - 1].public_key, key))
+			return (long)slot - 1;
+	}
+}
+
+/* Adds want[index]; -EEXIST if its key is there already. */
+static int table_add(struct key_table *t, const struct wg_peer *want, size_t index)
+{
+	const uint8_t *key = want[index].public_key;
+
+	for (size_t i = key_slot(t, key);; i = (i + 1) & t->mask) {
+		uint32_t slot = t->slots[i];
+
+		if (!slot) {
+			t->slots[i] = (uint32_t)index + 1;
+			return 0;
+		}
+		if (wg_key_equal(want[slot - 1].public_key, key))
+			return -EEXIST;
+	}
+}
+
+/* Same prefix once the host bits are cleared: the daemon and the kernel
+ * store 10.0.0.5/24 as 10.0.0.0/24 and read it back so. */
+static bool same_prefix(const struct wg_allowed_ip *a, const struct wg_allowed_ip *b)
+{
+	const uint8_t *x = a->family == AF_INET ? (const uint8_t *)&a->ip4 : a->ip6.s6_addr;
+	const uint8_t *y = b->family == AF_INET ? (const uint8_t *)&b->ip4 : b->ip6.s6_addr;
+	unsigned full = a->cidr / 8, rest = a->cidr % 8;
+
+	if (a->family != b->family || a->cidr != b->cidr || memcmp(x, y, full))
+		return false;
+	return !rest || ((x[full] ^ y[full]) & (0xff00u >> rest)) == 0;
+}
+
+static bool has_prefix(const struct wg_peer *p, const struct wg_allowed_ip *ip)
+{
+	for (size_t i = 0; i < p->n_allowed_ips; i++)
+		if (same_prefix(&p->allowed_ips[i], ip))
+			return true;
+	return false;
+}
+
+/* The same set of prefixes, whatever the order (the daemon reads them back
+ * in its own) and however often the list repeats one. A peer has a few. */
+static bool same_allowed_ips(const struct wg_peer *have, const struct wg_peer *want)
+{
+	for (size_t i = 0; i < want->n_allowed_ips; i++)
+		if (!has_prefix(have, &want->allowed_ips[i]))
+			return false;
+	for (size_t i = 0; i < have->n_allowed_ips; i++)
+		if (!has_prefix(want, &have->allowed_ips[i]))
+			return false;
+	return true;
+}
+
+static bool same_endpoint(const union wg_endpoint *a, const union wg_endpoint *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family)
+		return false;
+	if (a->sa.sa_family == AF_INET)
+		return a->in4.sin_port == b->in4.sin_port &&
+		       a->in4.sin_addr.s_addr == b->in4.sin_addr.s_addr;
+	return a->in6.sin6_port == b->in6.sin6_port &&
+	       a->in6.sin6_scope_id == b->in6.sin6_scope_id &&
+	       !memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(a->in6.sin6_addr));
+}
+
+/* The preshared key a peer has or wants: none is all zeros, as the daemon
+ * and the kernel say it. */
+static const uint8_t *psk_of(const struct wg_peer *p)
+{
+	static const wg_key none;
+
+	return p->flags & WG_PEER_HAS_PRESHARED_KEY ? p->preshared_key : none;
+}
+
+/* An endpoint or keepalive the list does not give is the device's business
+ * (a roaming device's endpoint is learnt from its packets); allowed IPs and
+ * the preshared key are always exactly the list's. */
+static bool peer_is_right(const struct wg_peer *have, const struct wg_peer *want)
+{
+	return same_allowed_ips(have, want) && wg_key_equal(psk_of(have), psk_of(want)) &&
+	       (!(want->flags & WG_PEER_HAS_KEEPALIVE) ||
+	        have->persistent_keepalive == want->persistent_keepalive) &&
+	       (want->endpoint.sa.sa_family == AF_UNSPEC ||
+	        same_endpoint(&have->endpoint, &want->endpoint));
+}
+
+/* What the device has of each wanted peer. */
+enum { UNSEEN, RIGHT, WRONG, WRONG_WITH_PSK /* and a preshared key the list has not */ };
+
+/* The wanted peer i, as a write: all of it, with replace_allowed_ips. */
+static void write_wanted(struct wg_peer *p, const struct wg_peer *want, unsigned char seen)
+{
+	*p = *want;
+	p->flags = (want->flags & (WG_PEER_HAS_PRESHARED_KEY | WG_PEER_HAS_KEEPALIVE)) |
+	           WG_PEER_REPLACE_ALLOWED;
+	if (seen == WRONG_WITH_PSK && !(p->flags & WG_PEER_HAS_PRESHARED_KEY)) {
+		/* all zeros is how a preshared key is taken away */
+		memset(p->preshared_key, 0, WG_KEY_LEN);
+		p->flags |= WG_PEER_HAS_PRESHARED_KEY;
+	}
+}
+
+int wg_peers_diff(const struct wg_device *have, const struct wg_peer *want, size_t n,
+                  struct wg_device *out, struct wg_reconcile_counts *counts, char *err,
+                  size_t errlen)
+{
+	struct wg_reconcile_counts c = {0};
+	struct key_table table;
+	unsigned char *seen, *gone;
+	size_t total;
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "%s", have->name);
+	if (table_init(&table, n))
+		return wg_err(err, errlen, -ENOMEM, "out of memory for %zu peers", n);
+	for (size_t i = 0; i < n; i++)
+		if (table_add(&table, want, i)) {
+			char b64[WG_KEY_B64_LEN];
+
+			wg_key_to_base64(b64, want[i].public_key);
+			free(table.slots);
+			return wg_err(err, errlen, -EINVAL, "peer %s is listed twice", b64);
+		}
+	seen = calloc(n + 1, 1);
+	gone = calloc(have->n_peers + 1, 1);
+	if (!seen || !gone) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	/* first what differs, then (only if something does) the write of it */
+	for (size_t j = 0; j < have->n_peers; j++) {
+		const struct wg_peer *h = &have->peers[j];
+		long i = table_find(&table, want, h->public_key);
+
+		if (i < 0) {
+			gone[j] = 1;
+			c.removed++;
+		} else {
+			seen[i] = peer_is_right(h, &want[i])             ? RIGHT
+			          : h->flags & WG_PEER_HAS_PRESHARED_KEY ? WRONG_WITH_PSK
+			                                                 : WRONG;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (seen[i] != RIGHT)
+			seen[i] == UNSEEN ? c.added++ : c.changed++;
+	total = c.removed + c.added + c.changed;
+	if (total && !(out->peers = calloc(total, sizeof(*out->peers)))) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	/* the removals, then the wanted peers in the order of the list */
+	for (size_t j = 0; total && j < have->n_peers; j++)
+		if (gone[j]) {
+			struct wg_peer *p = &out->peers[out->n_peers++];
+
+			memcpy(p->public_key, have->peers[j].public_key, WG_KEY_LEN);
+			p->flags = WG_PEER_REMOVE;
+		}
+	for (size_t i = 0; total && i < n; i++)
+		if (seen[i] != RIGHT)
+			write_wanted(&out->peers[out->n_peers++], &want[i], seen[i]);
+out:
+	free(table.slots);
+	free(seen);
+	free(gone);
+	if (ret)
+		return wg_err(err, errlen, ret, "out of memory for %zu peers", n);
+	if (counts)
+		*counts = c;
+	return 0;
+}

@@ -438,7 +438,8 @@ static long next_timeout(struct actor *a)
 static void stop_plugin(struct actor *a)
 {
 	struct plugin *p = a->p;
-	int initialised = p->status == PLUGIN_RUNNING || p->status == PLUGIN_INIT;
+	int initialised =
+	    p->status == PLUGIN_RUNNING || p->status == PLUGIN_STARTING || p->status == PLUGIN_INIT;
 	run_posts(a, take_posts(a, 0), initialised);
 	if (p->desc->stop && initialised)
 		p->desc->stop(&p->ctx);
@@ -458,6 +459,8 @@ static int run_command(struct actor *a, const char *cmd)
 			drop_registrations(a);
 	} else if (!strcmp(cmd, "START")) {
 		rc = d->start ? d->start(&p->ctx) : 0;
+		if (!rc) /* if it has not said so itself (mg_ready) */
+			loader_mark_ready(p);
 	} else if (!strcmp(cmd, "RELOAD")) {
 		json_t *old = p->config;
 		p->config = p->next_config;
@@ -639,14 +642,35 @@ int actor_spawn(struct plugin *p)
 	return 0;
 }
 
-int actor_call(struct plugin *p, const char *command)
+int actor_send(struct plugin *p, const char *command)
 {
-	char reply[16] = "";
 	if (!p->actor)
 		return -ESRCH;
-	zmq_send(p->actor->pipe_core, command, strlen(command), 0);
-	int len = zmq_recv(p->actor->pipe_core, reply, sizeof(reply) - 1, 0);
-	return len > 0 ? atoi(reply) : -EIO;
+	return zmq_send(p->actor->pipe_core, command, strlen(command), 0) < 0 ? -errno : 0;
+}
+
+size_t actor_wait_any(struct plugin *const *ps, size_t n, int *result)
+{
+	zmq_pollitem_t items[n ? n : 1];
+	for (size_t i = 0; i < n; i++)
+		items[i] = (zmq_pollitem_t){ps[i]->actor->pipe_core, 0, ZMQ_POLLIN, 0};
+	while (zmq_poll(items, (int)n, -1) < 0 && errno == EINTR)
+		;
+	size_t i = 0;
+	while (i + 1 < n && !(items[i].revents & ZMQ_POLLIN))
+		i++;
+	char reply[16] = "";
+	int len = zmq_recv(ps[i]->actor->pipe_core, reply, sizeof(reply) - 1, 0);
+	*result = len > 0 ? atoi(reply) : -EIO;
+	return i;
+}
+
+int actor_call(struct plugin *p, const char *command)
+{
+	int rc = actor_send(p, command);
+	if (!rc)
+		actor_wait_any(&p, 1, &rc);
+	return rc;
 }
 
 void actor_terminate(struct plugin *p)

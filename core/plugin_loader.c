@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "actor.h"
 #include "config.h"
@@ -18,8 +19,9 @@ const char *plugin_status_name(enum plugin_status status)
 {
 	static const char *const names[] = {
 	    [PLUGIN_LOADED] = "loaded",    [PLUGIN_REFUSED] = "refused",
-	    [PLUGIN_INIT] = "initialised", [PLUGIN_RUNNING] = "running",
-	    [PLUGIN_FAILED] = "failed",    [PLUGIN_STOPPED] = "stopped",
+	    [PLUGIN_INIT] = "initialised", [PLUGIN_STARTING] = "starting",
+	    [PLUGIN_RUNNING] = "running",  [PLUGIN_FAILED] = "failed",
+	    [PLUGIN_STOPPED] = "stopped",
 	};
 	return names[status];
 }
@@ -274,14 +276,21 @@ static int claim_databases(struct core *core, struct plugin *p, char *err, size_
 	return 0;
 }
 
+/* Ends the plugin's actor (its stop runs if its init succeeded) and
+ * marks it failed with `why`. */
+static void fail_because(struct core *core, struct plugin *p, const char *why)
+{
+	core_log(MG_LOG_ERROR, "loader", "%s: %s", p->name, why);
+	actor_terminate(p);
+	state_release(core->state, p->name);
+	set_status(core, p, PLUGIN_FAILED, why);
+}
+
 static void fail(struct core *core, struct plugin *p, const char *what, int rc)
 {
 	char msg[512];
 	snprintf(msg, sizeof(msg), "%s failed: %s", what, strerror(rc < 0 ? -rc : rc));
-	core_log(MG_LOG_ERROR, "loader", "%s: %s", p->name, msg);
-	actor_terminate(p);
-	state_release(core->state, p->name);
-	set_status(core, p, PLUGIN_FAILED, msg);
+	fail_because(core, p, msg);
 }
 
 /* A plugin whose dependency failed cannot start either. */
@@ -289,7 +298,8 @@ static int dependencies_running(struct core *core, struct plugin *p, char *why, 
 {
 	for (const char *const *dep = p->desc->depends; dep && *dep; dep++) {
 		struct plugin *q = provider(core, *dep);
-		if (!q || (q->status != PLUGIN_INIT && q->status != PLUGIN_RUNNING)) {
+		if (!q || (q->status != PLUGIN_INIT && q->status != PLUGIN_STARTING &&
+		           q->status != PLUGIN_RUNNING)) {
 			snprintf(why, len, "dependency '%s' is not running", *dep);
 			return 0;
 		}
@@ -297,53 +307,128 @@ static int dependencies_running(struct core *core, struct plugin *p, char *why, 
 	return 1;
 }
 
-int loader_start_all(struct core *core, int stop_on_error)
+/* Whether every dependency of p has started (its start returned 0). */
+static int dependencies_started(struct core *core, struct plugin *p)
 {
-	int failures = 0;
-	char err[512];
+	for (const char *const *dep = p->desc->depends; dep && *dep; dep++)
+		if (provider(core, *dep)->status != PLUGIN_RUNNING)
+			return 0;
+	return 1;
+}
 
+uint64_t core_uptime_ms(void)
+{
+	static uint64_t birth; /* main's first call, before any thread */
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	if (!birth)
+		birth = now - 1; /* so that no time of the daemon is 0, "not yet" */
+	return now - birth;
+}
+
+void loader_mark_ready(struct plugin *p)
+{
+	pthread_mutex_lock(&p->core->plugins_lock);
+	int first = !p->ready_ms;
+	if (first)
+		p->ready_ms = core_uptime_ms();
+	pthread_mutex_unlock(&p->core->plugins_lock);
+	if (first)
+		core_log(MG_LOG_INFO, "loader", "%s ready (%llu ms after its start)", p->name,
+		         (unsigned long long)(p->ready_ms - p->start_ms));
+}
+
+static void init_all(struct core *core, int stop_on_error, int *failures)
+{
+	char err[512];
 	for (size_t i = 0; i < core->nplugins; i++) {
 		struct plugin *p = core->plugins[i];
 		if (p->status == PLUGIN_REFUSED) {
-			failures++;
+			(*failures)++;
 			continue;
 		}
 		if (!dependencies_running(core, p, err, sizeof(err))) {
 			set_status(core, p, PLUGIN_FAILED, err);
-			failures++;
+			(*failures)++;
 			continue;
 		}
 		int rc = claim_databases(core, p, err, sizeof(err));
 		if (rc) {
 			set_status(core, p, PLUGIN_FAILED, err);
-			failures++;
+			(*failures)++;
 		} else if ((rc = actor_spawn(p))) {
 			fail(core, p, "spawn", rc);
-			failures++;
+			(*failures)++;
 		} else if ((rc = actor_call(p, "INIT"))) {
 			fail(core, p, "init", rc);
-			failures++;
+			(*failures)++;
 		} else {
 			set_status(core, p, PLUGIN_INIT, "");
 		}
-		if (failures && stop_on_error)
-			return -1;
+		if (*failures && stop_on_error)
+			return;
 	}
-	for (size_t i = 0; i < core->nplugins; i++) {
-		struct plugin *p = core->plugins[i];
-		if (p->status != PLUGIN_INIT)
-			continue;
-		int rc = actor_call(p, "START");
+}
+
+/* Starts each initialised plugin once its dependencies run, all that may
+ * start at a time together, and waits for every start sent. A plugin
+ * whose dependency failed fails too. After a failure with stop_on_error
+ * nothing more is sent; the starts under way are waited for. */
+static void start_all(struct core *core, int stop_on_error, int serial, int *failures)
+{
+	struct plugin **starting = calloc(core->nplugins + 1, sizeof(*starting));
+	size_t nstarting = 0;
+	char err[512];
+	if (!starting) {
+		core_log(MG_LOG_ERROR, "loader", "out of memory: no plugin started");
+		(*failures)++;
+		return;
+	}
+	for (;;) {
+		for (size_t i = 0; i < core->nplugins && !(*failures && stop_on_error); i++) {
+			struct plugin *p = core->plugins[i];
+			if (p->status != PLUGIN_INIT || (serial && nstarting))
+				continue;
+			if (!dependencies_running(core, p, err, sizeof(err))) {
+				fail_because(core, p, err);
+				(*failures)++;
+			} else if (dependencies_started(core, p)) {
+				pthread_mutex_lock(&core->plugins_lock);
+				p->status = PLUGIN_STARTING;
+				p->start_ms = core_uptime_ms();
+				pthread_mutex_unlock(&core->plugins_lock);
+				actor_send(p, "START");
+				starting[nstarting++] = p;
+			}
+		}
+		if (!nstarting)
+			break;
+		int rc;
+		size_t done = actor_wait_any(starting, nstarting, &rc);
+		struct plugin *p = starting[done];
+		starting[done] = starting[--nstarting];
 		if (rc) {
 			fail(core, p, "start", rc);
-			failures++;
-			if (stop_on_error)
-				return -1;
+			(*failures)++;
 			continue;
 		}
 		set_status(core, p, PLUGIN_RUNNING, "");
 		core_log(MG_LOG_INFO, "loader", "started %s %s", p->name, p->desc->version);
 	}
+	free(starting);
+}
+
+int loader_start_all(struct core *core, int stop_on_error, int serial)
+{
+	int failures = 0;
+	init_all(core, stop_on_error, &failures);
+	if (!failures || !stop_on_error)
+		start_all(core, stop_on_error, serial, &failures);
+	pthread_mutex_lock(&core->plugins_lock);
+	core->started = 1;
+	core->ready_ms = core_uptime_ms();
+	pthread_mutex_unlock(&core->plugins_lock);
 	return failures ? -1 : 0;
 }
 
@@ -371,6 +456,9 @@ void loader_reload_all(struct core *core, const config_setting_t *root)
 
 void loader_stop_all(struct core *core)
 {
+	pthread_mutex_lock(&core->plugins_lock);
+	core->started = 0; /* not ready any more */
+	pthread_mutex_unlock(&core->plugins_lock);
 	for (size_t i = core->nplugins; i-- > 0;) {
 		struct plugin *p = core->plugins[i];
 		if (!p->actor)
@@ -398,9 +486,19 @@ void loader_unload_all(struct core *core)
 	core->nplugins = 0;
 }
 
+/* A plugin counts for readiness while it is to run: a refused or failed
+ * one never will (core.status says why), and plugin_errors = "continue"
+ * chose to run without it. */
+static int counts_for_readiness(const struct plugin *p)
+{
+	return p->status == PLUGIN_LOADED || p->status == PLUGIN_INIT ||
+	       p->status == PLUGIN_STARTING || p->status == PLUGIN_RUNNING;
+}
+
 json_t *loader_status(struct core *core)
 {
 	json_t *list = json_array();
+	int ready = 1;
 	pthread_mutex_lock(&core->plugins_lock);
 	for (size_t i = 0; i < core->nplugins; i++) {
 		struct plugin *p = core->plugins[i];
@@ -410,8 +508,23 @@ json_t *loader_status(struct core *core)
 		              plugin_status_name(p->status), "path", p->path);
 		if (p->error[0])
 			json_object_set_new(entry, "error", json_string(p->error));
+		int plugin_ready = p->status == PLUGIN_RUNNING && p->ready_ms;
+		json_object_set_new(entry, "ready", json_boolean(plugin_ready));
+		if (p->start_ms)
+			json_object_set_new(entry, "start_ms",
+			                    json_integer((json_int_t)p->start_ms));
+		if (plugin_ready)
+			json_object_set_new(entry, "ready_ms",
+			                    json_integer((json_int_t)p->ready_ms));
+		else if (counts_for_readiness(p))
+			ready = 0;
 		json_array_append_new(list, entry);
 	}
+	ready = ready && core->started;
+	uint64_t ready_ms = core->ready_ms;
 	pthread_mutex_unlock(&core->plugins_lock);
-	return list;
+	json_t *status = json_pack("{s:b, s:o}", "ready", ready, "plugins", list);
+	if (ready)
+		json_object_set_new(status, "ready_ms", json_integer((json_int_t)ready_ms));
+	return status;
 }

@@ -97,9 +97,10 @@ int loader_load_all(struct core *core, const char *plugin_dir, json_t *names, ch
                     size_t errlen);
 int loader_sort(struct core *core, char *err, size_t errlen);
 int loader_configure(struct core *core, const config_setting_t *root, char *err, size_t errlen);
-/* Inits every plugin in dependency order, then starts each as soon as
- * what it depends on runs: those whose dependencies are met start
- * together, each on its own thread (one after another when `serial`). */
+/* Inits every plugin, then starts them, each phase in dependency order:
+ * a plugin goes as soon as what it depends on has passed the phase, those
+ * whose dependencies are met together, each on its own thread (one after
+ * another when `serial`). */
 int loader_start_all(struct core *core, int stop_on_error, int serial);
 /* The plugin's first reconcile is done (mg_ready, or its start returned):
  * the first call counts. Any thread. */

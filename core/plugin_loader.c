@@ -293,27 +293,24 @@ static void fail(struct core *core, struct plugin *p, const char *what, int rc)
 	fail_because(core, p, msg);
 }
 
-/* A plugin whose dependency failed cannot start either. */
-static int dependencies_running(struct core *core, struct plugin *p, char *why, size_t len)
+/* Whether what p depends on has passed the phase p waits for: every
+ * dependency initialised (`running` 0) or started (1). 1 yes, 0 not yet,
+ * -1 never: one failed (why says which). */
+static int dependencies_done(struct core *core, struct plugin *p, int running, char *why,
+                             size_t len)
 {
+	int done = 1;
 	for (const char *const *dep = p->desc->depends; dep && *dep; dep++) {
 		struct plugin *q = provider(core, *dep);
-		if (!q || (q->status != PLUGIN_INIT && q->status != PLUGIN_STARTING &&
-		           q->status != PLUGIN_RUNNING)) {
+		enum plugin_status s = q ? q->status : PLUGIN_FAILED;
+		if (s == PLUGIN_FAILED || s == PLUGIN_REFUSED || s == PLUGIN_STOPPED) {
 			snprintf(why, len, "dependency '%s' is not running", *dep);
-			return 0;
+			return -1;
 		}
+		if (running ? s != PLUGIN_RUNNING : s == PLUGIN_LOADED)
+			done = 0;
 	}
-	return 1;
-}
-
-/* Whether every dependency of p has started (its start returned 0). */
-static int dependencies_started(struct core *core, struct plugin *p)
-{
-	for (const char *const *dep = p->desc->depends; dep && *dep; dep++)
-		if (provider(core, *dep)->status != PLUGIN_RUNNING)
-			return 0;
-	return 1;
+	return done;
 }
 
 uint64_t core_uptime_ms(void)
@@ -339,92 +336,97 @@ void loader_mark_ready(struct plugin *p)
 		         (unsigned long long)(p->ready_ms - p->start_ms));
 }
 
-static void init_all(struct core *core, int stop_on_error, int *failures)
+/* Before its init: the plugin's databases and its thread. */
+static int prepare(struct core *core, struct plugin *p)
 {
 	char err[512];
-	for (size_t i = 0; i < core->nplugins; i++) {
-		struct plugin *p = core->plugins[i];
-		if (p->status == PLUGIN_REFUSED) {
-			(*failures)++;
-			continue;
-		}
-		if (!dependencies_running(core, p, err, sizeof(err))) {
-			set_status(core, p, PLUGIN_FAILED, err);
-			(*failures)++;
-			continue;
-		}
-		int rc = claim_databases(core, p, err, sizeof(err));
-		if (rc) {
-			set_status(core, p, PLUGIN_FAILED, err);
-			(*failures)++;
-		} else if ((rc = actor_spawn(p))) {
-			fail(core, p, "spawn", rc);
-			(*failures)++;
-		} else if ((rc = actor_call(p, "INIT"))) {
-			fail(core, p, "init", rc);
-			(*failures)++;
-		} else {
-			set_status(core, p, PLUGIN_INIT, "");
-		}
-		if (*failures && stop_on_error)
-			return;
+	int rc = claim_databases(core, p, err, sizeof(err));
+	if (rc) {
+		set_status(core, p, PLUGIN_FAILED, err);
+		return rc;
 	}
+	if ((rc = actor_spawn(p)))
+		fail(core, p, "spawn", rc);
+	return rc;
 }
 
-/* Starts each initialised plugin once its dependencies run, all that may
- * start at a time together, and waits for every start sent. A plugin
- * whose dependency failed fails too. After a failure with stop_on_error
- * nothing more is sent; the starts under way are waited for. */
-static void start_all(struct core *core, int stop_on_error, int serial, int *failures)
+/* Runs one phase, INIT (`start` 0) or START, on every plugin as soon as
+ * its dependencies have passed it: all that may go at a time go together,
+ * each on its own thread (one at a time when `serial`). A plugin whose
+ * dependency failed fails too. After a failure with stop_on_error nothing
+ * more is sent; what is under way is waited for. */
+static void run_phase(struct core *core, int start, int stop_on_error, int serial, int *failures)
 {
-	struct plugin **starting = calloc(core->nplugins + 1, sizeof(*starting));
-	size_t nstarting = 0;
-	char err[512];
-	if (!starting) {
-		core_log(MG_LOG_ERROR, "loader", "out of memory: no plugin started");
+	size_t n = core->nplugins, nbusy = 0;
+	struct plugin **busy = calloc(n + 1, sizeof(*busy));
+	char *sent = calloc(n + 1, 1), err[512];
+	if (!busy || !sent) {
+		core_log(MG_LOG_ERROR, "loader", "out of memory: no plugin %s",
+		         start ? "started" : "initialised");
 		(*failures)++;
+		free(busy);
+		free(sent);
 		return;
 	}
 	for (;;) {
-		for (size_t i = 0; i < core->nplugins && !(*failures && stop_on_error); i++) {
+		for (size_t i = 0; i < n && !(*failures && stop_on_error) && !(serial && nbusy);
+		     i++) {
 			struct plugin *p = core->plugins[i];
-			if (p->status != PLUGIN_INIT || (serial && nstarting))
+			if (sent[i] || p->status != (start ? PLUGIN_INIT : PLUGIN_LOADED))
 				continue;
-			if (!dependencies_running(core, p, err, sizeof(err))) {
-				fail_because(core, p, err);
+			int deps = dependencies_done(core, p, start, err, sizeof(err));
+			if (deps < 0) {
+				if (start)
+					fail_because(core, p, err);
+				else
+					set_status(core, p, PLUGIN_FAILED, err);
 				(*failures)++;
-			} else if (dependencies_started(core, p)) {
+			}
+			if (deps <= 0)
+				continue;
+			if (!start && prepare(core, p)) {
+				(*failures)++;
+				continue;
+			}
+			if (start) {
 				pthread_mutex_lock(&core->plugins_lock);
 				p->status = PLUGIN_STARTING;
 				p->start_ms = core_uptime_ms();
 				pthread_mutex_unlock(&core->plugins_lock);
-				actor_send(p, "START");
-				starting[nstarting++] = p;
 			}
+			sent[i] = 1;
+			actor_send(p, start ? "START" : "INIT");
+			busy[nbusy++] = p;
 		}
-		if (!nstarting)
+		if (!nbusy)
 			break;
 		int rc;
-		size_t done = actor_wait_any(starting, nstarting, &rc);
-		struct plugin *p = starting[done];
-		starting[done] = starting[--nstarting];
+		size_t done = actor_wait_any(busy, nbusy, &rc);
+		struct plugin *p = busy[done];
+		busy[done] = busy[--nbusy];
 		if (rc) {
-			fail(core, p, "start", rc);
+			fail(core, p, start ? "start" : "init", rc);
 			(*failures)++;
-			continue;
+		} else if (start) {
+			set_status(core, p, PLUGIN_RUNNING, "");
+			core_log(MG_LOG_INFO, "loader", "started %s %s", p->name, p->desc->version);
+		} else {
+			set_status(core, p, PLUGIN_INIT, "");
 		}
-		set_status(core, p, PLUGIN_RUNNING, "");
-		core_log(MG_LOG_INFO, "loader", "started %s %s", p->name, p->desc->version);
 	}
-	free(starting);
+	free(busy);
+	free(sent);
 }
 
 int loader_start_all(struct core *core, int stop_on_error, int serial)
 {
 	int failures = 0;
-	init_all(core, stop_on_error, &failures);
+	for (size_t i = 0; i < core->nplugins; i++)
+		failures += core->plugins[i]->status == PLUGIN_REFUSED;
 	if (!failures || !stop_on_error)
-		start_all(core, stop_on_error, serial, &failures);
+		run_phase(core, 0, stop_on_error, serial, &failures);
+	if (!failures || !stop_on_error)
+		run_phase(core, 1, stop_on_error, serial, &failures);
 	pthread_mutex_lock(&core->plugins_lock);
 	core->started = 1;
 	core->ready_ms = core_uptime_ms();

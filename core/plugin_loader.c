@@ -331,9 +331,11 @@ void loader_mark_ready(struct plugin *p)
 	if (first)
 		p->ready_ms = core_uptime_ms();
 	pthread_mutex_unlock(&p->core->plugins_lock);
-	if (first)
-		core_log(MG_LOG_INFO, "loader", "%s ready (%llu ms after its start)", p->name,
+	if (first && p->start_ms)
+		core_log(MG_LOG_INFO, "loader", "%s ready (%llu ms after its start began)", p->name,
 		         (unsigned long long)(p->ready_ms - p->start_ms));
+	else if (first)
+		core_log(MG_LOG_INFO, "loader", "%s ready before its start", p->name);
 }
 
 /* Before its init: the plugin's databases and its thread. */

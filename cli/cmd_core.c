@@ -18,18 +18,31 @@ static int status(struct ctl *ctl, int argc, char **argv)
 	if (!ctl->json) {
 		size_t i;
 		json_t *p;
+		json_t *ready = json_object_get(reply, "ready");
 		printf("meshgated %s  state %s  socket %s\n",
 		       json_string_value(json_object_get(reply, "version")),
 		       json_string_value(json_object_get(reply, "state_dir")),
 		       json_string_value(json_object_get(reply, "socket")));
-		printf("%-16s %-10s %-12s %s\n", "PLUGIN", "VERSION", "STATE", "NOTE");
+		if (json_is_true(ready))
+			printf("ready %lld ms after it began\n",
+			       (long long)json_integer_value(json_object_get(reply, "ready_ms")));
+		else if (ready)
+			printf("not ready: plugins are still starting\n");
+		printf("%-16s %-10s %-12s %-10s %s\n", "PLUGIN", "VERSION", "STATE", "READY",
+		       "NOTE");
 		json_array_foreach(json_object_get(reply, "plugins"), i, p)
 		{
 			const char *error = json_string_value(json_object_get(p, "error"));
-			printf("%-16s %-10s %-12s %s\n",
+			json_t *at = json_object_get(p, "ready_ms");
+			char when[32] = "-";
+			if (at)
+				snprintf(when, sizeof(when), "%lld ms",
+				         (long long)json_integer_value(at));
+			printf("%-16s %-10s %-12s %-10s %s\n",
 			       json_string_value(json_object_get(p, "name")),
 			       json_string_value(json_object_get(p, "version")),
-			       json_string_value(json_object_get(p, "state")), error ? error : "");
+			       json_string_value(json_object_get(p, "state")), when,
+			       error ? error : "");
 		}
 	}
 	json_decref(reply);

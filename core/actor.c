@@ -370,7 +370,8 @@ static void handle_event(struct actor *a, const struct mg_bus_msg *msg)
 	json_decref(payload);
 }
 
-static void receive_bus(struct actor *a)
+/* Reads and handles one message; 0 when none was waiting. */
+static int receive_bus(struct actor *a)
 {
 	zmq_msg_t parts[MG_BUS_MAX_FRAMES];
 	size_t n = 0;
@@ -388,6 +389,8 @@ static void receive_bus(struct actor *a)
 		else
 			zmq_msg_close(&part);
 	}
+	if (!n)
+		return 0;
 	struct mg_bus_slice frames[MG_BUS_MAX_FRAMES];
 	for (size_t i = 0; i < n; i++)
 		frames[i] = (struct mg_bus_slice){zmq_msg_data(&parts[i]), zmq_msg_size(&parts[i])};
@@ -401,6 +404,7 @@ static void receive_bus(struct actor *a)
 	}
 	for (size_t i = 0; i < n; i++)
 		zmq_msg_close(&parts[i]);
+	return 1;
 }
 
 static void run_due_timers(struct actor *a)
@@ -438,7 +442,8 @@ static long next_timeout(struct actor *a)
 static void stop_plugin(struct actor *a)
 {
 	struct plugin *p = a->p;
-	int initialised = p->status == PLUGIN_RUNNING || p->status == PLUGIN_INIT;
+	int initialised =
+	    p->status == PLUGIN_RUNNING || p->status == PLUGIN_STARTING || p->status == PLUGIN_INIT;
 	run_posts(a, take_posts(a, 0), initialised);
 	if (p->desc->stop && initialised)
 		p->desc->stop(&p->ctx);
@@ -458,6 +463,8 @@ static int run_command(struct actor *a, const char *cmd)
 			drop_registrations(a);
 	} else if (!strcmp(cmd, "START")) {
 		rc = d->start ? d->start(&p->ctx) : 0;
+		if (!rc) /* if it has not said so itself (mg_ready) */
+			loader_mark_ready(p);
 	} else if (!strcmp(cmd, "RELOAD")) {
 		json_t *old = p->config;
 		p->config = p->next_config;
@@ -514,15 +521,11 @@ static size_t poll_items(struct actor *a)
 
 static void receive_bus_burst(struct actor *a)
 {
-	/* a bounded burst, so that timers and fds get their turn */
-	for (int i = 0; i < 64; i++) {
-		int events = 0;
-		size_t elen = sizeof(events);
-		zmq_getsockopt(a->dealer, ZMQ_EVENTS, &events, &elen);
-		if (!(events & ZMQ_POLLIN))
-			break;
-		receive_bus(a);
-	}
+	/* a bounded burst, so that timers and fds get their turn; a receive
+	 * that finds nothing ends it (asking ZMQ_EVENTS first would cost a
+	 * second look at the socket per message) */
+	for (int i = 0; i < 64 && receive_bus(a); i++)
+		;
 }
 
 /* Calls the watches that were ready; items[FIRST_WATCH + i] was polled for
@@ -639,14 +642,35 @@ int actor_spawn(struct plugin *p)
 	return 0;
 }
 
-int actor_call(struct plugin *p, const char *command)
+int actor_send(struct plugin *p, const char *command)
 {
-	char reply[16] = "";
 	if (!p->actor)
 		return -ESRCH;
-	zmq_send(p->actor->pipe_core, command, strlen(command), 0);
-	int len = zmq_recv(p->actor->pipe_core, reply, sizeof(reply) - 1, 0);
-	return len > 0 ? atoi(reply) : -EIO;
+	return zmq_send(p->actor->pipe_core, command, strlen(command), 0) < 0 ? -errno : 0;
+}
+
+size_t actor_wait_any(struct plugin *const *ps, size_t n, int *result)
+{
+	zmq_pollitem_t items[n ? n : 1];
+	for (size_t i = 0; i < n; i++)
+		items[i] = (zmq_pollitem_t){ps[i]->actor->pipe_core, 0, ZMQ_POLLIN, 0};
+	while (zmq_poll(items, (int)n, -1) < 0 && errno == EINTR)
+		;
+	size_t i = 0;
+	while (i + 1 < n && !(items[i].revents & ZMQ_POLLIN))
+		i++;
+	char reply[16] = "";
+	int len = zmq_recv(ps[i]->actor->pipe_core, reply, sizeof(reply) - 1, 0);
+	*result = len > 0 ? atoi(reply) : -EIO;
+	return i;
+}
+
+int actor_call(struct plugin *p, const char *command)
+{
+	int rc = actor_send(p, command);
+	if (!rc)
+		actor_wait_any(&p, 1, &rc);
+	return rc;
 }
 
 void actor_terminate(struct plugin *p)

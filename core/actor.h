@@ -6,6 +6,8 @@
 #ifndef MG_ACTOR_H
 #define MG_ACTOR_H
 
+#include <stddef.h>
+
 #include <meshgate/meshgate.h>
 
 struct plugin;
@@ -15,6 +17,12 @@ int actor_spawn(struct plugin *p);
 /* Runs a lifecycle command on the plugin's thread: "INIT", "START",
  * "RELOAD". Returns the callback's result. */
 int actor_call(struct plugin *p, const char *command);
+/* actor_call in two halves, so that several plugins run a command at the
+ * same time: send it, then wait for the first answer among ps[0..n)
+ * (n > 0, each sent one command): returns its index and puts the
+ * callback's result in *result. */
+int actor_send(struct plugin *p, const char *command);
+size_t actor_wait_any(struct plugin *const *ps, size_t n, int *result);
 /* Sends STOP (the posts already accepted run, then the plugin's stop if
  * its init succeeded), joins the thread and drops every registration of
  * the plugin. */

@@ -330,8 +330,9 @@ static void handle(struct broker *b, struct mg_bus_slice from, const struct mg_b
 }
 
 /* Reads one message from the router; malformed ones are answered with an
- * error when they carry a request id, dropped otherwise. */
-static void receive_one(struct broker *b)
+ * error when they carry a request id, dropped otherwise. 0 when none was
+ * waiting. */
+static int receive_one(struct broker *b)
 {
 	zmq_msg_t parts[MG_BUS_MAX_FRAMES + 1];
 	size_t n = 0;
@@ -353,7 +354,7 @@ static void receive_one(struct broker *b)
 		}
 	}
 	if (n < 1)
-		return;
+		return 0;
 	struct mg_bus_slice frames[MG_BUS_MAX_FRAMES + 1];
 	for (size_t i = 0; i < n; i++)
 		frames[i] = (struct mg_bus_slice){zmq_msg_data(&parts[i]), zmq_msg_size(&parts[i])};
@@ -371,6 +372,7 @@ static void receive_one(struct broker *b)
 	}
 	for (size_t i = 0; i < n; i++)
 		zmq_msg_close(&parts[i]);
+	return 1;
 }
 
 static void *broker_thread(void *arg)
@@ -388,15 +390,11 @@ static void *broker_thread(void *arg)
 		}
 		if (items[1].revents & ZMQ_POLLIN)
 			break; /* $TERM */
+		/* until a receive finds nothing: asking ZMQ_EVENTS before each
+		 * would look at the socket twice per message */
 		if (items[0].revents & ZMQ_POLLIN)
-			for (int i = 0; i < 256; i++) {
-				int events = 0;
-				size_t len = sizeof(events);
-				zmq_getsockopt(b->router, ZMQ_EVENTS, &events, &len);
-				if (!(events & ZMQ_POLLIN))
-					break;
-				receive_one(b);
-			}
+			for (int i = 0; i < 256 && receive_one(b); i++)
+				;
 	}
 	zmq_close(pipe);
 	return NULL;

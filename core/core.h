@@ -3,6 +3,7 @@
 #define MG_CORE_H
 
 #include <pthread.h>
+#include <stdint.h>
 
 #include <jansson.h>
 #include <libconfig.h>
@@ -16,11 +17,12 @@ struct broker;
 struct actor;
 
 enum plugin_status {
-	PLUGIN_LOADED,  /* descriptor accepted */
-	PLUGIN_REFUSED, /* not started: see error */
-	PLUGIN_INIT,    /* init returned 0 */
-	PLUGIN_RUNNING, /* start returned 0 */
-	PLUGIN_FAILED,  /* init or start failed: see error */
+	PLUGIN_LOADED,   /* descriptor accepted */
+	PLUGIN_REFUSED,  /* not started: see error */
+	PLUGIN_INIT,     /* init returned 0 */
+	PLUGIN_STARTING, /* its start is running */
+	PLUGIN_RUNNING,  /* start returned 0 */
+	PLUGIN_FAILED,   /* init or start failed: see error */
 	PLUGIN_STOPPED,
 };
 
@@ -37,6 +39,10 @@ struct plugin {
 	enum plugin_status status;
 	char error[512];
 	struct actor *actor;
+	/* Milliseconds since meshgated began (core_uptime_ms), 0 until then:
+	 * when its start began, and when it was ready (mg_ready, or its start
+	 * returned). Under plugins_lock. */
+	uint64_t start_ms, ready_ms;
 };
 
 struct core {
@@ -47,9 +53,11 @@ struct core {
 	struct mg_state *state;
 	struct broker *broker;
 	const char *inproc_endpoint;
-	pthread_mutex_t plugins_lock; /* status and error, read by core.status */
+	pthread_mutex_t plugins_lock; /* status, error, times, started: read by core.status */
 	struct plugin **plugins;      /* in start order once sorted */
 	size_t nplugins;
+	int started;       /* every start has returned, and no stop has begun */
+	uint64_t ready_ms; /* when they had (core_uptime_ms) */
 };
 
 static inline struct plugin *plugin_of(mg_ctx *ctx)
@@ -58,6 +66,9 @@ static inline struct plugin *plugin_of(mg_ctx *ctx)
 }
 
 const char *plugin_status_name(enum plugin_status status);
+
+/* Milliseconds since meshgated began (its first call, from main). */
+uint64_t core_uptime_ms(void);
 
 /* log.c */
 void core_log(enum mg_log_level level, const char *who, const char *fmt, ...)
@@ -86,10 +97,20 @@ int loader_load_all(struct core *core, const char *plugin_dir, json_t *names, ch
                     size_t errlen);
 int loader_sort(struct core *core, char *err, size_t errlen);
 int loader_configure(struct core *core, const config_setting_t *root, char *err, size_t errlen);
-int loader_start_all(struct core *core, int stop_on_error);
+/* Inits every plugin, then starts them, each phase in dependency order:
+ * a plugin goes as soon as what it depends on has passed the phase, those
+ * whose dependencies are met together, each on its own thread (one after
+ * another when `serial`). */
+int loader_start_all(struct core *core, int stop_on_error, int serial);
+/* The plugin's first reconcile is done (mg_ready, or its start returned):
+ * the first call counts. Any thread. */
+void loader_mark_ready(struct plugin *p);
 void loader_reload_all(struct core *core, const config_setting_t *root);
 void loader_stop_all(struct core *core);
 void loader_unload_all(struct core *core);
+/* {"ready": every plugin to run has started and is ready, "ready_ms":
+ * when meshgated became so (once ready), "plugins": [{name, version, state,
+ * path, error?, ready, start_ms?, ready_ms?}]} (times: core_uptime_ms) */
 json_t *loader_status(struct core *core);
 
 #endif

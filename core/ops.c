@@ -134,6 +134,11 @@ static int op_post(mg_ctx *ctx, mg_post_fn fn, void *arg)
 	return actor_post(plugin_of(ctx), fn, arg);
 }
 
+static void op_ready(mg_ctx *ctx)
+{
+	loader_mark_ready(plugin_of(ctx));
+}
+
 const struct mg_api core_api = {
     .size = offsetof(struct mg_api, reserved),
     .version = MG_API_VERSION,
@@ -164,4 +169,5 @@ const struct mg_api core_api = {
     .request_check = request_check,
     .post = op_post,
     .vlog_limited = op_vlog_limited,
+    .ready = op_ready,
 };

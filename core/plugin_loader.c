@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "actor.h"
 #include "config.h"
@@ -18,8 +19,9 @@ const char *plugin_status_name(enum plugin_status status)
 {
 	static const char *const names[] = {
 	    [PLUGIN_LOADED] = "loaded",    [PLUGIN_REFUSED] = "refused",
-	    [PLUGIN_INIT] = "initialised", [PLUGIN_RUNNING] = "running",
-	    [PLUGIN_FAILED] = "failed",    [PLUGIN_STOPPED] = "stopped",
+	    [PLUGIN_INIT] = "initialised", [PLUGIN_STARTING] = "starting",
+	    [PLUGIN_RUNNING] = "running",  [PLUGIN_FAILED] = "failed",
+	    [PLUGIN_STOPPED] = "stopped",
 	};
 	return names[status];
 }
@@ -274,76 +276,163 @@ static int claim_databases(struct core *core, struct plugin *p, char *err, size_
 	return 0;
 }
 
+/* Ends the plugin's actor (its stop runs if its init succeeded) and
+ * marks it failed with `why`. */
+static void fail_because(struct core *core, struct plugin *p, const char *why)
+{
+	core_log(MG_LOG_ERROR, "loader", "%s: %s", p->name, why);
+	actor_terminate(p);
+	state_release(core->state, p->name);
+	set_status(core, p, PLUGIN_FAILED, why);
+}
+
 static void fail(struct core *core, struct plugin *p, const char *what, int rc)
 {
 	char msg[512];
 	snprintf(msg, sizeof(msg), "%s failed: %s", what, strerror(rc < 0 ? -rc : rc));
-	core_log(MG_LOG_ERROR, "loader", "%s: %s", p->name, msg);
-	actor_terminate(p);
-	state_release(core->state, p->name);
-	set_status(core, p, PLUGIN_FAILED, msg);
+	fail_because(core, p, msg);
 }
 
-/* A plugin whose dependency failed cannot start either. */
-static int dependencies_running(struct core *core, struct plugin *p, char *why, size_t len)
+/* Whether what p depends on has passed the phase p waits for: every
+ * dependency initialised (`running` 0) or started (1). 1 yes, 0 not yet,
+ * -1 never: one failed (why says which). */
+static int dependencies_done(struct core *core, struct plugin *p, int running, char *why,
+                             size_t len)
 {
+	int done = 1;
 	for (const char *const *dep = p->desc->depends; dep && *dep; dep++) {
 		struct plugin *q = provider(core, *dep);
-		if (!q || (q->status != PLUGIN_INIT && q->status != PLUGIN_RUNNING)) {
+		enum plugin_status s = q ? q->status : PLUGIN_FAILED;
+		if (s == PLUGIN_FAILED || s == PLUGIN_REFUSED || s == PLUGIN_STOPPED) {
 			snprintf(why, len, "dependency '%s' is not running", *dep);
-			return 0;
+			return -1;
 		}
+		if (running ? s != PLUGIN_RUNNING : s == PLUGIN_LOADED)
+			done = 0;
 	}
-	return 1;
+	return done;
 }
 
-int loader_start_all(struct core *core, int stop_on_error)
+uint64_t core_uptime_ms(void)
 {
-	int failures = 0;
-	char err[512];
+	static uint64_t birth; /* main's first call, before any thread */
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	if (!birth)
+		birth = now - 1; /* so that no time of the daemon is 0, "not yet" */
+	return now - birth;
+}
 
-	for (size_t i = 0; i < core->nplugins; i++) {
-		struct plugin *p = core->plugins[i];
-		if (p->status == PLUGIN_REFUSED) {
-			failures++;
-			continue;
+void loader_mark_ready(struct plugin *p)
+{
+	pthread_mutex_lock(&p->core->plugins_lock);
+	int first = !p->ready_ms;
+	if (first)
+		p->ready_ms = core_uptime_ms();
+	pthread_mutex_unlock(&p->core->plugins_lock);
+	if (first && p->start_ms)
+		core_log(MG_LOG_INFO, "loader", "%s ready (%llu ms after its start began)", p->name,
+		         (unsigned long long)(p->ready_ms - p->start_ms));
+	else if (first)
+		core_log(MG_LOG_INFO, "loader", "%s ready before its start", p->name);
+}
+
+/* Before its init: the plugin's databases and its thread. */
+static int prepare(struct core *core, struct plugin *p)
+{
+	char err[512];
+	int rc = claim_databases(core, p, err, sizeof(err));
+	if (rc) {
+		set_status(core, p, PLUGIN_FAILED, err);
+		return rc;
+	}
+	if ((rc = actor_spawn(p)))
+		fail(core, p, "spawn", rc);
+	return rc;
+}
+
+/* Runs one phase, INIT (`start` 0) or START, on every plugin as soon as
+ * its dependencies have passed it: all that may go at a time go together,
+ * each on its own thread (one at a time when `serial`). A plugin whose
+ * dependency failed fails too. After a failure with stop_on_error nothing
+ * more is sent; what is under way is waited for. */
+static void run_phase(struct core *core, int start, int stop_on_error, int serial, int *failures)
+{
+	size_t n = core->nplugins, nbusy = 0;
+	struct plugin **busy = calloc(n + 1, sizeof(*busy));
+	char *sent = calloc(n + 1, 1), err[512];
+	if (!busy || !sent) {
+		core_log(MG_LOG_ERROR, "loader", "out of memory: no plugin %s",
+		         start ? "started" : "initialised");
+		(*failures)++;
+		free(busy);
+		free(sent);
+		return;
+	}
+	for (;;) {
+		for (size_t i = 0; i < n && !(*failures && stop_on_error) && !(serial && nbusy);
+		     i++) {
+			struct plugin *p = core->plugins[i];
+			if (sent[i] || p->status != (start ? PLUGIN_INIT : PLUGIN_LOADED))
+				continue;
+			int deps = dependencies_done(core, p, start, err, sizeof(err));
+			if (deps < 0) {
+				if (start)
+					fail_because(core, p, err);
+				else
+					set_status(core, p, PLUGIN_FAILED, err);
+				(*failures)++;
+			}
+			if (deps <= 0)
+				continue;
+			if (!start && prepare(core, p)) {
+				(*failures)++;
+				continue;
+			}
+			if (start) {
+				pthread_mutex_lock(&core->plugins_lock);
+				p->status = PLUGIN_STARTING;
+				p->start_ms = core_uptime_ms();
+				pthread_mutex_unlock(&core->plugins_lock);
+			}
+			sent[i] = 1;
+			actor_send(p, start ? "START" : "INIT");
+			busy[nbusy++] = p;
 		}
-		if (!dependencies_running(core, p, err, sizeof(err))) {
-			set_status(core, p, PLUGIN_FAILED, err);
-			failures++;
-			continue;
-		}
-		int rc = claim_databases(core, p, err, sizeof(err));
+		if (!nbusy)
+			break;
+		int rc;
+		size_t done = actor_wait_any(busy, nbusy, &rc);
+		struct plugin *p = busy[done];
+		busy[done] = busy[--nbusy];
 		if (rc) {
-			set_status(core, p, PLUGIN_FAILED, err);
-			failures++;
-		} else if ((rc = actor_spawn(p))) {
-			fail(core, p, "spawn", rc);
-			failures++;
-		} else if ((rc = actor_call(p, "INIT"))) {
-			fail(core, p, "init", rc);
-			failures++;
+			fail(core, p, start ? "start" : "init", rc);
+			(*failures)++;
+		} else if (start) {
+			set_status(core, p, PLUGIN_RUNNING, "");
+			core_log(MG_LOG_INFO, "loader", "started %s %s", p->name, p->desc->version);
 		} else {
 			set_status(core, p, PLUGIN_INIT, "");
 		}
-		if (failures && stop_on_error)
-			return -1;
 	}
-	for (size_t i = 0; i < core->nplugins; i++) {
-		struct plugin *p = core->plugins[i];
-		if (p->status != PLUGIN_INIT)
-			continue;
-		int rc = actor_call(p, "START");
-		if (rc) {
-			fail(core, p, "start", rc);
-			failures++;
-			if (stop_on_error)
-				return -1;
-			continue;
-		}
-		set_status(core, p, PLUGIN_RUNNING, "");
-		core_log(MG_LOG_INFO, "loader", "started %s %s", p->name, p->desc->version);
-	}
+	free(busy);
+	free(sent);
+}
+
+int loader_start_all(struct core *core, int stop_on_error, int serial)
+{
+	int failures = 0;
+	for (size_t i = 0; i < core->nplugins; i++)
+		failures += core->plugins[i]->status == PLUGIN_REFUSED;
+	if (!failures || !stop_on_error)
+		run_phase(core, 0, stop_on_error, serial, &failures);
+	if (!failures || !stop_on_error)
+		run_phase(core, 1, stop_on_error, serial, &failures);
+	pthread_mutex_lock(&core->plugins_lock);
+	core->started = 1;
+	core->ready_ms = core_uptime_ms();
+	pthread_mutex_unlock(&core->plugins_lock);
 	return failures ? -1 : 0;
 }
 
@@ -371,6 +460,9 @@ void loader_reload_all(struct core *core, const config_setting_t *root)
 
 void loader_stop_all(struct core *core)
 {
+	pthread_mutex_lock(&core->plugins_lock);
+	core->started = 0; /* not ready any more */
+	pthread_mutex_unlock(&core->plugins_lock);
 	for (size_t i = core->nplugins; i-- > 0;) {
 		struct plugin *p = core->plugins[i];
 		if (!p->actor)
@@ -398,9 +490,19 @@ void loader_unload_all(struct core *core)
 	core->nplugins = 0;
 }
 
+/* A plugin counts for readiness while it is to run: a refused or failed
+ * one never will (core.status says why), and plugin_errors = "continue"
+ * chose to run without it. */
+static int counts_for_readiness(const struct plugin *p)
+{
+	return p->status == PLUGIN_LOADED || p->status == PLUGIN_INIT ||
+	       p->status == PLUGIN_STARTING || p->status == PLUGIN_RUNNING;
+}
+
 json_t *loader_status(struct core *core)
 {
 	json_t *list = json_array();
+	int ready = 1;
 	pthread_mutex_lock(&core->plugins_lock);
 	for (size_t i = 0; i < core->nplugins; i++) {
 		struct plugin *p = core->plugins[i];
@@ -410,8 +512,23 @@ json_t *loader_status(struct core *core)
 		              plugin_status_name(p->status), "path", p->path);
 		if (p->error[0])
 			json_object_set_new(entry, "error", json_string(p->error));
+		int plugin_ready = p->status == PLUGIN_RUNNING && p->ready_ms;
+		json_object_set_new(entry, "ready", json_boolean(plugin_ready));
+		if (p->start_ms)
+			json_object_set_new(entry, "start_ms",
+			                    json_integer((json_int_t)p->start_ms));
+		if (plugin_ready)
+			json_object_set_new(entry, "ready_ms",
+			                    json_integer((json_int_t)p->ready_ms));
+		else if (counts_for_readiness(p))
+			ready = 0;
 		json_array_append_new(list, entry);
 	}
+	ready = ready && core->started;
+	uint64_t ready_ms = core->ready_ms;
 	pthread_mutex_unlock(&core->plugins_lock);
-	return list;
+	json_t *status = json_pack("{s:b, s:o}", "ready", ready, "plugins", list);
+	if (ready)
+		json_object_set_new(status, "ready_ms", json_integer((json_int_t)ready_ms));
+	return status;
 }

@@ -377,12 +377,22 @@ int state_put(struct mg_txn *t, const char *db, const char *key, json_t *value)
 		return rc;
 	if (!json_object_get(value, "v"))
 		json_object_set_new(value, "v", json_integer(1));
-	char *text = json_dumps(value, JSON_COMPACT);
-	if (!text)
+	/* most records fit the stack: no allocation, no growing buffer */
+	char small[2048], *text = small;
+	size_t len = json_dumpb(value, small, sizeof(small), JSON_COMPACT);
+	if (len > sizeof(small)) {
+		text = json_dumps(value, JSON_COMPACT);
+		len = text ? strlen(text) : 0;
+	}
+	if (!len) {
+		if (text != small)
+			free(text);
 		return -ENOMEM;
-	MDB_val k = {strlen(key), (void *)key}, v = {strlen(text), text};
+	}
+	MDB_val k = {strlen(key), (void *)key}, v = {len, text};
 	rc = lmdb_errno(mdb_put(t->txn, dbi, &k, &v, 0));
-	free(text);
+	if (text != small)
+		free(text);
 	return rc ? rc : record_change(t, db, key, "put");
 }
 

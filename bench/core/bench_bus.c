@@ -199,7 +199,7 @@ int main(int argc, char **argv)
 	if (!core.state || !core.broker || broker_start(core.broker) ||
 	    loader_load_all(&core, plugin_dir, names, err, sizeof(err)) ||
 	    loader_sort(&core, err, sizeof(err)) ||
-	    loader_configure(&core, NULL, err, sizeof(err)) || loader_start_all(&core, 1)) {
+	    loader_configure(&core, NULL, err, sizeof(err)) || loader_start_all(&core, 1, 0)) {
 		fprintf(stderr, "bench_bus: cannot start: %s\n", err);
 		return 1;
 	}

@@ -26,7 +26,8 @@ enum api_route {
 	API_ROUTE_NONE = 0,
 	API_ROUTE_REDEEM,
 	API_ROUTE_REGISTER,
-	API_ROUTE_HEALTH,
+	API_ROUTE_HEALTH,        /* ready: every plugin has reconciled */
+	API_ROUTE_LIVE,          /* alive: the api serves */
 	API_ROUTE_DEVICE_CONFIG, /* GET, no body: the device is its source address */
 };
 

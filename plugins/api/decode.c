@@ -22,6 +22,7 @@ static const struct {
     {"/api/v1/redeem", API_ROUTE_REDEEM, "POST", "preauth.redeem"},
     {"/api/v1/register", API_ROUTE_REGISTER, "POST", "preauth.register"},
     {"/api/v1/health", API_ROUTE_HEALTH, "GET, HEAD", NULL},
+    {"/api/v1/health/live", API_ROUTE_LIVE, "GET, HEAD", NULL},
     {"/api/v1/device/config", API_ROUTE_DEVICE_CONFIG, "GET", "preauth.device.config"},
 };
 
@@ -44,7 +45,7 @@ int api_method_allowed(enum api_route route, const char *method, const char **al
 			*allow = routes[i].allow;
 		if (!method)
 			return 0;
-		if (route == API_ROUTE_HEALTH)
+		if (route == API_ROUTE_HEALTH || route == API_ROUTE_LIVE)
 			return !strcmp(method, "GET") || !strcmp(method, "HEAD");
 		if (route == API_ROUTE_DEVICE_CONFIG)
 			return !strcmp(method, "GET");

@@ -352,10 +352,36 @@ void api_server_tick(struct api_server *s)
 
 /* ---- the routes ---- */
 
+/* The plugins core.status lists as not ready, each as "dns (starting)",
+ * and the same joined by ", " into `text`. */
+static json_t *not_ready(json_t *status, char *text, size_t len)
+{
+	json_t *waiting = json_array(), *p;
+	size_t i, used = 0;
+	text[0] = '\0';
+	json_array_foreach(json_object_get(status, "plugins"), i, p)
+	{
+		const char *state = json_string_value(json_object_get(p, "state"));
+		if (json_is_true(json_object_get(p, "ready")) || !state ||
+		    !strcmp(state, "failed") || !strcmp(state, "refused"))
+			continue;
+		char one[128];
+		snprintf(one, sizeof(one), "%s (%s)", json_string_value(json_object_get(p, "name")),
+		         state);
+		json_array_append_new(waiting, json_string(one));
+		if (used < len)
+			used += (size_t)snprintf(text + used, len - used, "%s%s", used ? ", " : "",
+			                         one);
+	}
+	return waiting;
+}
+
+/* Ready (200) once every plugin has reconciled, as core.status says;
+ * 503 "not_ready" with the ones still waited for until then. */
 static enum MHD_Result health(struct api_server *s, struct MHD_Connection *conn, struct request *r)
 {
 	json_t *reply;
-	mg_request(s->cfg.ctx, "core.ping", NULL, s->cfg.request_timeout_ms, &reply);
+	mg_request(s->cfg.ctx, "core.status", NULL, s->cfg.request_timeout_ms, &reply);
 	const char *code = mg_reply_error(reply);
 	enum MHD_Result ret;
 	if (code) {
@@ -363,6 +389,15 @@ static enum MHD_Result health(struct api_server *s, struct MHD_Connection *conn,
 		        json_string_value(json_object_get(reply, "message")));
 		ret = respond_error(conn, r, strcmp(code, "timeout") ? 503 : 504, code,
 		                    json_string_value(json_object_get(reply, "message")), NULL);
+	} else if (json_is_false(json_object_get(reply, "ready"))) { /* a core of API 5 on */
+		char names[512];
+		json_t *waiting = not_ready(reply, names, sizeof(names));
+		ret = respond(conn, r, MHD_HTTP_SERVICE_UNAVAILABLE,
+		              json_pack("{s:s, s:s+, s:o}", "error", "not_ready", "message",
+		                        "not every plugin has reconciled yet: ",
+		                        names[0] ? names : "meshgated is starting or stopping",
+		                        "waiting", waiting),
+		              NULL);
 	} else {
 		ret = respond(conn, r, MHD_HTTP_OK,
 		              json_pack("{s:s, s:s}", "status", "ok", "version", MG_VERSION), NULL);
@@ -487,7 +522,8 @@ static enum MHD_Result begin(struct api_server *s, struct MHD_Connection *conn, 
 	if (!api_method_allowed(r->route, method, &allow))
 		return respond_error(conn, r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
 		                     "method not allowed on this path", allow);
-	if (r->route == API_ROUTE_HEALTH || r->route == API_ROUTE_DEVICE_CONFIG)
+	if (r->route == API_ROUTE_HEALTH || r->route == API_ROUTE_LIVE ||
+	    r->route == API_ROUTE_DEVICE_CONFIG)
 		return MHD_YES; /* answered on the last call: MHD keeps the connection */
 
 	const char *type =
@@ -561,6 +597,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return too_large(s, conn, r);
 	if (r->route == API_ROUTE_HEALTH)
 		return health(s, conn, r);
+	if (r->route == API_ROUTE_LIVE)
+		return respond(conn, r, MHD_HTTP_OK,
+		               json_pack("{s:s, s:s}", "status", "live", "version", MG_VERSION),
+		               NULL);
 	if (r->route == API_ROUTE_DEVICE_CONFIG)
 		return device_config(s, conn, r);
 	return dispatch(s, conn, r);

@@ -447,6 +447,7 @@ static int api_start(mg_ctx *ctx)
 		return rc;
 	}
 	self->slow_timer = rc;
+	mg_ready(ctx); /* serving */
 	return 0;
 }
 

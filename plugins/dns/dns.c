@@ -546,6 +546,7 @@ static int dns_start(mg_ctx *ctx)
 		return rc;
 	if ((rc = dns_rebuild(d)))
 		return rc;
+	mg_ready(ctx); /* every name of state is served */
 	dns_publish_server(d);
 	mg_info(ctx, "serving %s (%zu names, %zu devices) on %zu address(es), %zu upstream(s)",
 	        d->cfg.zone_text, dns_index_names(d->srv.index), dns_names_devices(d->devices),

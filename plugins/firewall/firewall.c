@@ -1163,6 +1163,7 @@ static int fw_start(mg_ctx *ctx)
 			mg_warn(ctx, "cannot remove what was applied: %s", err);
 		return rc;
 	}
+	mg_ready(ctx); /* the policy is applied */
 	if (self->cfg.resync_interval > 0)
 		self->resync_timer =
 		    mg_timer_add(ctx, (unsigned)self->cfg.resync_interval * 1000, 1, resync, NULL);

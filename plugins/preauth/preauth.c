@@ -248,6 +248,7 @@ static int preauth_start(mg_ctx *ctx)
 		mg_info(ctx, "%s: the address pool is built at the first redeem", err);
 	else if (rc)
 		mg_warn(ctx, "%s", err);
+	mg_ready(ctx); /* devices and addresses are loaded */
 	return 0;
 }
 

@@ -363,6 +363,7 @@ static int wgp_start(mg_ctx *ctx)
 		self->daemon_pid = 0;
 		return rc;
 	}
+	mg_ready(ctx); /* the peers match state */
 	int interval = setting_int(ctx, "resync_interval");
 	if (interval > 0)
 		self->resync_timer = mg_timer_add(ctx, (unsigned)interval * 1000, 1, resync, NULL);

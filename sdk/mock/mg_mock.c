@@ -51,6 +51,7 @@ struct mplugin {
 	enum mock_status status;
 	int active;   /* between init and the end of stop: it may register */
 	int starting; /* part of the current mg_mock_start */
+	int ready;    /* mg_ready called, or its start returned 0 */
 	/* Callbacks of this plugin on the stack: in the core its thread would
 	 * be blocked, so a request to it could only time out. */
 	int busy;
@@ -668,6 +669,13 @@ static uint64_t op_now_ms(mg_ctx *ctx)
 	return plugin_of(ctx)->mock->now;
 }
 
+static void op_ready(mg_ctx *ctx)
+{
+	struct mplugin *p = plugin_of(ctx);
+	if (active(p))
+		p->ready = 1;
+}
+
 static mg_reply_token *op_defer(mg_ctx *ctx)
 {
 	struct mg_mock *m = plugin_of(ctx)->mock;
@@ -788,6 +796,7 @@ static const struct mg_api mock_api = {
     .reply = op_reply,
     .txn_begin_nested = op_txn_begin_nested,
     .request_check = request_check, /* the daemon's own */
+    .ready = op_ready,
     .post = op_post,
     .vlog_limited = op_vlog_limited,
 };
@@ -1040,6 +1049,7 @@ static void stop_plugin(struct mplugin *p)
 	drop_registrations(p);
 	state_release(p->mock->state, p->name);
 	p->status = MOCK_STOPPED;
+	p->ready = 0;
 }
 
 static int claim(struct mg_mock *m, struct mplugin *p, char *err, size_t errlen)
@@ -1102,8 +1112,10 @@ int mg_mock_start(struct mg_mock *m, char *err, size_t errlen)
 		if ((rc = call(p, p->desc->start)))
 			snprintf(err, errlen, "start of %s failed: %s", p->name,
 			         strerror(rc < 0 ? -rc : rc));
-		else
+		else {
 			p->status = MOCK_RUNNING;
+			p->ready = 1; /* if it has not said so itself (mg_ready) */
+		}
 	}
 	for (size_t i = m->nplugins; i-- > 0;) {
 		if (rc && m->plugins[i]->starting)
@@ -1305,6 +1317,12 @@ json_t *mg_mock_registrations(struct mg_mock *m, const char *name)
 	return json_pack("{s:s, s:o, s:o, s:I, s:o, s:o}", "status", status[p->status], "services",
 	                 services, "subscriptions", subs, "timers", (json_int_t)p->ntimers, "fds",
 	                 fds, "owns", owns);
+}
+
+int mg_mock_ready(struct mg_mock *m, const char *name)
+{
+	struct mplugin *p = find_plugin(m, name);
+	return p ? p->ready : -ENOENT;
 }
 
 /* ---- the mock itself ---- */

@@ -134,6 +134,11 @@ long mg_mock_state_count(struct mg_mock *mock, const char *db, const char *prefi
  * NULL for an unknown name. */
 json_t *mg_mock_registrations(struct mg_mock *mock, const char *name);
 
+/* Whether the plugin is ready as meshgated counts it: 1 once it called
+ * mg_ready (from init on) or its start returned 0, until it stops; 0
+ * before; -ENOENT for an unknown name. */
+int mg_mock_ready(struct mg_mock *mock, const char *name);
+
 /* Logging goes to stderr as "[mock] NAME: LEVEL: message". Messages above
  * `level` are dropped (default: info, or $MG_MOCK_LOG = error|warn|info|
  * debug); every message is counted, printed or not. */

@@ -86,13 +86,16 @@ static int starting(json_t *status)
 	json_array_foreach(json_object_get(status, "plugins"), i, p)
 	{
 		const char *state = json_string_value(json_object_get(p, "state"));
-		if (state && (!strcmp(state, "loaded") || !strcmp(state, "initialised")))
+		if (state && (!strcmp(state, "loaded") || !strcmp(state, "initialised") ||
+		              !strcmp(state, "starting")))
 			return 1;
 	}
 	return 0;
 }
 
-int daemon_start(struct daemon *d)
+/* Waits until the bus answers, and with `started` until no plugin is
+ * still loading or starting. */
+static int start_and_wait(struct daemon *d, int started)
 {
 	char endpoint[400], err[256];
 	d->pid = spawn(d, 0);
@@ -104,7 +107,7 @@ int daemon_start(struct daemon *d)
 		/* the bus answers before the plugins are up: wait until none is
 		 * still loading or starting */
 		if (d->bus && !daemon_call(d, "core.status", NULL, 100, &reply) &&
-		    !starting(reply)) {
+		    (!started || !starting(reply))) {
 			json_decref(reply);
 			return 0;
 		}
@@ -116,6 +119,16 @@ int daemon_start(struct daemon *d)
 		}
 	}
 	return -1;
+}
+
+int daemon_start(struct daemon *d)
+{
+	return start_and_wait(d, 1);
+}
+
+int daemon_start_serving(struct daemon *d)
+{
+	return start_and_wait(d, 0);
 }
 
 int daemon_wait_exit(struct daemon *d, int timeout_ms)

@@ -25,6 +25,9 @@ void daemon_setup(struct daemon *d, const char *extra);
 int daemon_check(struct daemon *d, char *out, size_t outlen);
 /* Starts meshgated and waits until core.ping answers; 0 on success. */
 int daemon_start(struct daemon *d);
+/* Starts meshgated and waits only until its bus answers: its plugins may
+ * still be starting. */
+int daemon_start_serving(struct daemon *d);
 /* Waits for the daemon to exit by itself; returns its exit status. */
 int daemon_wait_exit(struct daemon *d, int timeout_ms);
 void daemon_kill(struct daemon *d, int sig); /* and reaps it */

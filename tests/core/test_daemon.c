@@ -152,6 +152,142 @@ static void test_failed_init_leaves_no_trace(void **state)
 	json_decref(p);
 }
 
+/* ---- start-up and readiness ---- */
+
+/* core.status once it says ready (or fails the test after 10 s). */
+static json_t *wait_ready(struct daemon *d)
+{
+	for (int i = 0; i < 200; i++) {
+		json_t *reply;
+		assert_int_equal(daemon_call(d, "core.status", NULL, 2000, &reply), 0);
+		if (json_is_true(json_object_get(reply, "ready")))
+			return reply;
+		json_decref(reply);
+		usleep(50000);
+	}
+	fail_msg("meshgated not ready after 10 s");
+	return NULL;
+}
+
+/* A time of one plugin in core.status (ms since meshgated began). */
+static long long plugin_ms(json_t *status, const char *name, const char *which)
+{
+	json_t *p;
+	size_t i;
+	json_array_foreach(json_object_get(status, "plugins"), i, p)
+	{
+		if (!strcmp(json_string_value(json_object_get(p, "name")), name)) {
+			json_t *v = json_object_get(p, which);
+			if (!json_is_integer(v))
+				fail_msg("%s has no %s", name, which);
+			return json_integer_value(v);
+		}
+	}
+	fail_msg("no plugin %s in core.status", name);
+	return 0;
+}
+
+/* probe and order_a depend on nothing: they start together; order_b
+ * waits for order_a's start to return. Until every start has returned the
+ * daemon is not ready, and core.status says which plugin is starting. */
+static void test_independent_plugins_start_together(void **state)
+{
+	struct daemon *d = *state;
+	daemon_setup(d, "plugins = [\"probe\", \"order_a\", \"order_b\"];\n"
+	                "probe = { start_sleep_ms = 1000; };\n"
+	                "order_a = { start_sleep_ms = 1000; };\n");
+	assert_int_equal(daemon_start_serving(d), 0);
+	/* inits are quick: the starts soon run, for 1000 ms */
+	json_t *p = NULL;
+	for (int i = 0; i < 40; i++) {
+		json_decref(p);
+		p = plugin_status(d, "probe");
+		if (!strcmp(json_string_value(json_object_get(p, "state")), "starting"))
+			break;
+		usleep(20000);
+	}
+	assert_string_equal(json_string_value(json_object_get(p, "state")), "starting");
+	assert_true(json_is_false(json_object_get(p, "ready")));
+	json_decref(p);
+	json_t *reply;
+	assert_int_equal(daemon_call(d, "core.status", NULL, 2000, &reply), 0);
+	assert_true(json_is_false(json_object_get(reply, "ready")));
+	assert_null(json_object_get(reply, "ready_ms"));
+	json_decref(reply);
+
+	json_t *status = wait_ready(d);
+	long long a = plugin_ms(status, "order_a", "start_ms");
+	long long probe = plugin_ms(status, "probe", "start_ms");
+	/* one after the other they would start 1000 ms apart */
+	assert_true(llabs(a - probe) < 500);
+	assert_true(plugin_ms(status, "order_b", "start_ms") >=
+	            plugin_ms(status, "order_a", "ready_ms"));
+	assert_true(plugin_ms(status, "order_a", "ready_ms") - a >= 1000);
+	assert_true(json_integer_value(json_object_get(status, "ready_ms")) >=
+	            plugin_ms(status, "order_b", "ready_ms"));
+	json_decref(status);
+	assert_state(d, "order_b", "running");
+}
+
+/* MESHGATED_SERIAL_START=1 (bench/startup.sh's baseline) starts one
+ * plugin at a time. */
+static void test_serial_start_for_the_benchmark(void **state)
+{
+	struct daemon *d = *state;
+	daemon_setup(d, "plugins = [\"probe\", \"order_a\"];\n"
+	                "probe = { start_sleep_ms = 500; };\n"
+	                "order_a = { start_sleep_ms = 500; };\n");
+	setenv("MESHGATED_SERIAL_START", "1", 1);
+	int rc = daemon_start(d);
+	unsetenv("MESHGATED_SERIAL_START");
+	assert_int_equal(rc, 0);
+	json_t *status = wait_ready(d);
+	assert_true(llabs(plugin_ms(status, "order_a", "start_ms") -
+	                  plugin_ms(status, "probe", "start_ms")) >= 500);
+	json_decref(status);
+}
+
+/* A plugin that calls mg_ready as its start begins is ready from then
+ * (its time says so); the daemon still waits for its start to return. */
+static void test_mg_ready_sets_the_time(void **state)
+{
+	struct daemon *d = *state;
+	daemon_setup(d, "plugins = [\"probe\", \"order_a\"];\n"
+	                "probe = { start_sleep_ms = 800; ready_first = true; };\n");
+	assert_int_equal(daemon_start(d), 0);
+	json_t *status = wait_ready(d);
+	long long took =
+	    plugin_ms(status, "probe", "ready_ms") - plugin_ms(status, "probe", "start_ms");
+	assert_true(took < 400);
+	assert_true(json_integer_value(json_object_get(status, "ready_ms")) -
+	                plugin_ms(status, "probe", "start_ms") >=
+	            800);
+	json_decref(status);
+}
+
+/* With plugin_errors = "continue", a failed start fails its dependents
+ * (they never run) and leaves the others: the daemon is ready without
+ * them, and core.status says why. */
+static void test_failed_start_fails_its_dependents(void **state)
+{
+	struct daemon *d = *state;
+	daemon_setup(d, "plugins = [\"probe\", \"order_a\", \"order_b\"];\n"
+	                "plugin_errors = \"continue\";\n"
+	                "order_a = { fail_start = true; };\n");
+	assert_int_equal(daemon_start(d), 0);
+	json_decref(wait_ready(d));
+	json_t *p = plugin_status(d, "order_a");
+	assert_string_equal(json_string_value(json_object_get(p, "state")), "failed");
+	assert_contains(json_string_value(json_object_get(p, "error")), "start failed");
+	json_decref(p);
+	p = plugin_status(d, "order_b");
+	assert_string_equal(json_string_value(json_object_get(p, "state")), "failed");
+	assert_contains(json_string_value(json_object_get(p, "error")),
+	                "dependency 'order_a' is not running");
+	json_decref(p);
+	assert_state(d, "probe", "running");
+}
+
 /* ---- the bus ---- */
 
 static void test_unknown_service_and_timeout(void **state)
@@ -448,6 +584,10 @@ int main(void)
 	    DAEMON_TEST(test_refusal_stops_when_configured),
 	    DAEMON_TEST(test_start_in_dependency_order_stop_in_reverse),
 	    DAEMON_TEST(test_failed_init_leaves_no_trace),
+	    DAEMON_TEST(test_independent_plugins_start_together),
+	    DAEMON_TEST(test_serial_start_for_the_benchmark),
+	    DAEMON_TEST(test_mg_ready_sets_the_time),
+	    DAEMON_TEST(test_failed_start_fails_its_dependents),
 	    DAEMON_TEST(test_unknown_service_and_timeout),
 	    DAEMON_TEST(test_thousand_concurrent_requests),
 	    DAEMON_TEST(test_malformed_messages_keep_daemon_serving),

@@ -66,7 +66,7 @@ gateway_stop() {
 gateway_running() {
 	local s
 	s=$(ctl status) || return 1
-	! grep -qE ' (loaded|initialised|failed|refused) ' <<<"$s"
+	! grep -qE ' (loaded|initialised|starting|failed|refused) ' <<<"$s"
 }
 
 ctl() { "$build/cli/meshgatectl" --socket "$WORK/gw/bus.sock" "$@"; }

@@ -22,8 +22,8 @@ extern "C" {
 #endif
 
 /* 3: the members after txn_begin_nested (ABI minor 1); 4: vlog_limited
- * (ABI minor 2). */
-#define MG_API_VERSION 4
+ * (ABI minor 2); 5: ready (ABI minor 3). */
+#define MG_API_VERSION 5
 
 enum mg_log_level { MG_LOG_ERROR = 0, MG_LOG_WARN, MG_LOG_INFO, MG_LOG_DEBUG };
 
@@ -130,9 +130,12 @@ struct mg_api {
 	void (*vlog_limited)(mg_ctx *ctx, enum mg_log_level level, const char *key, const char *fmt,
 	                     va_list ap);
 
+	/* the plugin's first reconcile is done (API version 5): any thread */
+	void (*ready)(mg_ctx *ctx);
+
 	/* New members go here, each taking one slot of `reserved` so that the
 	 * size of the struct stays the same. */
-	void *reserved[13];
+	void *reserved[12];
 };
 
 /* What the core hands to every callback. The core owns it; `self` is the
@@ -332,6 +335,20 @@ static inline int mg_txn_begin_nested(mg_ctx *ctx, mg_txn *parent, mg_txn **chil
 static inline int mg_post(mg_ctx *ctx, mg_post_fn fn, void *arg)
 {
 	return MG_API_HAS(ctx, post) ? ctx->api->post(ctx, fn, arg) : -ENOSYS;
+}
+
+/* "My first reconcile is done": the system matches state (peers, rules,
+ * names). meshgated's readiness (core.status, the API's health) waits
+ * until every running plugin is ready. A plugin is ready from its first
+ * call, or when its start returns if it has not called it by then (a
+ * plugin that never calls it, such as one built before API version 5,
+ * is ready when its start returns). Call it where the reconcile of start
+ * ends, so that the time of readiness is the reconcile's. Any thread;
+ * later calls change nothing. A core older than API version 5: no-op. */
+static inline void mg_ready(mg_ctx *ctx)
+{
+	if (MG_API_HAS(ctx, ready))
+		ctx->api->ready(ctx);
 }
 
 /* Wall-clock milliseconds; use it (not time()) so tests can move time. */

@@ -19,10 +19,10 @@ extern "C" {
 /* Major changes break plugins; minor changes only append (to this
  * descriptor or to struct mg_api). meshgated refuses a plugin of another
  * major, or of a newer minor than its own: such a plugin may call members
- * this core does not have. Minor 1: API version 3; minor 2: API version 4
- * (see MG_API_HAS). */
+ * this core does not have. Minor 1: API version 3; minor 2: API version 4;
+ * minor 3: API version 5 (see MG_API_HAS). */
 #define MG_ABI_MAJOR 1
-#define MG_ABI_MINOR 2
+#define MG_ABI_MINOR 3
 
 #define MG_PLUGIN_SYMBOL "mg_plugin_descriptor"
 

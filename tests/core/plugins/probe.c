@@ -116,10 +116,16 @@ static int probe_init(mg_ctx *ctx)
 	return 0;
 }
 
+/* A start that takes start_sleep_ms, as a reconcile of many devices
+ * does; with ready_first it says it is ready before that. */
 static int probe_start(mg_ctx *ctx)
 {
+	json_t *config = mg_config(ctx);
 	trace(ctx, "start");
-	return 0;
+	if (json_is_true(json_object_get(config, "ready_first")))
+		mg_ready(ctx);
+	usleep((useconds_t)json_integer_value(json_object_get(config, "start_sleep_ms")) * 1000);
+	return json_is_true(json_object_get(config, "fail_start")) ? -EIO : 0;
 }
 
 static void probe_stop(mg_ctx *ctx)
@@ -131,6 +137,9 @@ static const struct mg_setting probe_settings[] = {
     {"trace_file", MG_SETTING_STRING, "\"\"", "Appends lifecycle calls to this file.", NULL, 0},
     {"fail_init", MG_SETTING_BOOL, "false", "Makes init fail after registering.", NULL, 0},
     {"count", MG_SETTING_INT, "1", "An integer, for type checks.", NULL, 0},
+    {"start_sleep_ms", MG_SETTING_INT, "0", "How long start takes.", NULL, 0},
+    {"ready_first", MG_SETTING_BOOL, "false", "Calls mg_ready as start begins.", NULL, 0},
+    {"fail_start", MG_SETTING_BOOL, "false", "Makes start fail (after its sleep).", NULL, 0},
     {0},
 };
 

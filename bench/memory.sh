@@ -98,7 +98,7 @@ start
 loaded=0
 declare -A med_rss med_wg spread_rss
 for n in 1000 10000 50000; do
-	"$build/bench/memory/bench_preload" "$WORK/bus.sock" $((n - loaded)) "u$n-" 16
+	"$build/bench/preload/bench_preload" "$WORK/bus.sock" $((n - loaded)) "u$n-" 16
 	loaded=$n
 	wait_for 300 holds "$n" || fail "the plugins do not hold $n devices"
 	sleep 1

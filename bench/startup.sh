@@ -88,7 +88,7 @@ drop_interface() {
 
 echo "# preload: $devices devices"
 start
-"$build/bench/core/preload_devices" "$WORK/bus.sock" "$devices"
+"$build/bench/preload/bench_preload" "$WORK/bus.sock" "$devices"
 echo "peers on $IF: $(ns_exec "$GW" wg show "$IF" peers | wc -l)"
 stop
 

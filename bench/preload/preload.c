@@ -5,7 +5,7 @@
  * each with its own bus client, send at once, so that preauth's group
  * commit shares each durable commit among them (one at a time, 50,000
  * devices would be 150,000 fsyncs). Not a benchmark: bench/memory.sh
- * fills the gateway with it, then measures.
+ * and bench/startup.sh fill the gateway with it, then measure.
  *
  * usage: bench_preload SOCKET N [PREFIX] [THREADS]   (PREFIX: user names,
  * default "u": give each call its own to add more) */

@@ -33,7 +33,9 @@ struct broker {
 	char *ipc_path;
 	pthread_t thread;
 	int running;
-	pthread_mutex_t lock; /* services, subs */
+	/* services, subs: written on (un)registration, read for every message
+	 * and by publishers on any thread (broker_has_subscriber) */
+	pthread_rwlock_t lock;
 	struct table services;
 	struct table subs;
 	broker_core_fn core_fn;
@@ -95,22 +97,22 @@ static int service_add(struct broker *b, const char *service, const char *owner,
 	int rc;
 	if (!mg_bus_name_valid(service, strlen(service)))
 		return -EINVAL;
-	pthread_mutex_lock(&b->lock);
+	pthread_rwlock_wrlock(&b->lock);
 	rc = table_find(&b->services, service, NULL, 0) >= 0
 	         ? -EEXIST
 	         : table_add(&b->services, service, owner, len);
-	pthread_mutex_unlock(&b->lock);
+	pthread_rwlock_unlock(&b->lock);
 	return rc;
 }
 
 static int remove_route(struct broker *b, struct table *t, const char *name, const char *owner,
                         size_t len)
 {
-	pthread_mutex_lock(&b->lock);
+	pthread_rwlock_wrlock(&b->lock);
 	ssize_t i = table_find(t, name, owner, len);
 	if (i >= 0)
 		table_remove_at(t, (size_t)i);
-	pthread_mutex_unlock(&b->lock);
+	pthread_rwlock_unlock(&b->lock);
 	return i >= 0 ? 0 : -ENOENT;
 }
 
@@ -119,10 +121,10 @@ static int subscribe(struct broker *b, const char *prefix, const char *owner, si
 	int rc = 0;
 	if (!mg_bus_name_valid(prefix, strlen(prefix)))
 		return -EINVAL;
-	pthread_mutex_lock(&b->lock);
+	pthread_rwlock_wrlock(&b->lock);
 	if (table_find(&b->subs, prefix, owner, len) < 0)
 		rc = table_add(&b->subs, prefix, owner, len);
-	pthread_mutex_unlock(&b->lock);
+	pthread_rwlock_unlock(&b->lock);
 	return rc;
 }
 
@@ -149,13 +151,13 @@ int broker_unsubscribe(struct broker *b, const char *prefix, const char *owner)
 static void forget(struct broker *b, const char *owner, size_t len)
 {
 	struct table *tables[] = {&b->services, &b->subs};
-	pthread_mutex_lock(&b->lock);
+	pthread_rwlock_wrlock(&b->lock);
 	for (size_t t = 0; t < 2; t++)
 		for (size_t i = tables[t]->n; i-- > 0;)
 			if (tables[t]->items[i].owner_len == len &&
 			    !memcmp(tables[t]->items[i].owner, owner, len))
 				table_remove_at(tables[t], i);
-	pthread_mutex_unlock(&b->lock);
+	pthread_rwlock_unlock(&b->lock);
 }
 
 void broker_forget(struct broker *b, const char *owner)
@@ -238,13 +240,13 @@ static void route_request(struct broker *b, struct mg_bus_slice from, const stru
 	}
 	char owner[MG_BUS_MAX_ID];
 	size_t owner_len = 0;
-	pthread_mutex_lock(&b->lock);
+	pthread_rwlock_rdlock(&b->lock);
 	ssize_t i = table_find(&b->services, service, NULL, 0);
 	if (i >= 0) {
 		owner_len = b->services.items[i].owner_len;
 		memcpy(owner, b->services.items[i].owner, owner_len);
 	}
-	pthread_mutex_unlock(&b->lock);
+	pthread_rwlock_unlock(&b->lock);
 	if (i < 0) {
 		char message[256];
 		snprintf(message, sizeof(message), "no plugin serves '%s'", service);
@@ -267,6 +269,16 @@ static int topic_matches(const char *topic, const struct route *r)
 	return !strncmp(topic, r->name, strlen(r->name));
 }
 
+int broker_has_subscriber(struct broker *b, const char *topic)
+{
+	int found = 0;
+	pthread_rwlock_rdlock(&b->lock);
+	for (size_t i = 0; i < b->subs.n && !found; i++)
+		found = topic_matches(topic, &b->subs.items[i]);
+	pthread_rwlock_unlock(&b->lock);
+	return found;
+}
+
 static void route_event(struct broker *b, const struct mg_bus_msg *msg)
 {
 	char topic[MG_BUS_MAX_NAME + 1];
@@ -276,7 +288,7 @@ static void route_event(struct broker *b, const struct mg_bus_msg *msg)
 
 	/* Each subscriber gets an event once, however many of its prefixes
 	 * match. Sends never block, so holding the lock is cheap. */
-	pthread_mutex_lock(&b->lock);
+	pthread_rwlock_rdlock(&b->lock);
 	for (size_t i = 0; i < b->subs.n; i++) {
 		struct route *r = &b->subs.items[i];
 		if (!topic_matches(topic, r))
@@ -289,7 +301,7 @@ static void route_event(struct broker *b, const struct mg_bus_msg *msg)
 		if (!seen)
 			send_to(b, (struct mg_bus_slice){r->owner, r->owner_len}, &evt);
 	}
-	pthread_mutex_unlock(&b->lock);
+	pthread_rwlock_unlock(&b->lock);
 }
 
 static void handle(struct broker *b, struct mg_bus_slice from, const struct mg_bus_msg *msg)
@@ -412,7 +424,7 @@ struct broker *broker_new(void *zctx, const char *inproc, const char *ipc_path,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	pthread_mutex_init(&b->lock, NULL);
+	pthread_rwlock_init(&b->lock, NULL);
 	b->zctx = zctx;
 	b->core_fn = core_fn;
 	b->core_arg = core_arg;
@@ -481,6 +493,6 @@ void broker_free(struct broker *b)
 	}
 	table_free(&b->services);
 	table_free(&b->subs);
-	pthread_mutex_destroy(&b->lock);
+	pthread_rwlock_destroy(&b->lock);
 	free(b);
 }

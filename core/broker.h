@@ -24,6 +24,12 @@ int broker_service_add(struct broker *b, const char *service, const char *owner)
 int broker_service_del(struct broker *b, const char *service, const char *owner);
 int broker_subscribe(struct broker *b, const char *prefix, const char *owner);
 int broker_unsubscribe(struct broker *b, const char *prefix, const char *owner);
+/* Whether any subscription (of a plugin, or of an outside client that
+ * subscribed through the socket) matches `topic`: publishers skip an event
+ * nobody would receive before paying for it. A subscription added while
+ * the event is on its way may miss it, as it may when the SUB and the PUB
+ * cross in the broker's queue. */
+int broker_has_subscriber(struct broker *b, const char *topic);
 /* Drops everything `owner` registered. */
 void broker_forget(struct broker *b, const char *owner);
 

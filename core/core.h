@@ -90,6 +90,9 @@ extern const struct mg_api core_api;
  * closed when the thread exits); NULL if the bus is not up. */
 struct mg_bus_client *core_thread_client(struct core *core);
 void core_thread_client_close(void);
+/* Publishes on the calling thread's client, unless no subscription matches
+ * `topic` (then 0: dropped before any work). -EINVAL for a bad topic. */
+int core_publish(struct core *core, const char *topic, json_t *payload);
 void core_publish_state_change(const char *db, const char *key, const char *op, void *arg);
 
 /* plugin_loader.c */

@@ -71,8 +71,7 @@ static int op_unsubscribe(mg_ctx *ctx, const char *prefix)
 
 static int op_publish(mg_ctx *ctx, const char *topic, json_t *payload)
 {
-	struct mg_bus_client *c = core_thread_client(plugin_of(ctx)->core);
-	return c ? mg_bus_client_publish(c, topic, payload) : -ENOTCONN;
+	return core_publish(plugin_of(ctx)->core, topic, payload);
 }
 
 static int op_timer_add(mg_ctx *ctx, unsigned interval_ms, int repeat, mg_timer_fn fn, void *arg)

@@ -5,6 +5,10 @@
 #include <pthread.h>
 #include <stdio.h>
 
+#include <errno.h>
+#include <string.h>
+
+#include "broker.h"
 #include "bus_client.h"
 #include "bus_proto.h"
 #include "core.h"
@@ -42,14 +46,26 @@ void core_thread_client_close(void)
 	pthread_setspecific(client_key, NULL);
 }
 
+int core_publish(struct core *core, const char *topic, json_t *payload)
+{
+	if (!topic || !mg_bus_name_valid(topic, strlen(topic)))
+		return -EINVAL;
+	/* nobody listens: not serialised, not sent, not routed */
+	if (core->broker && !broker_has_subscriber(core->broker, topic))
+		return 0;
+	struct mg_bus_client *c = core_thread_client(core);
+	return c ? mg_bus_client_publish(c, topic, payload) : -ENOTCONN;
+}
+
 void core_publish_state_change(const char *db, const char *key, const char *op, void *arg)
 {
-	struct mg_bus_client *c = core_thread_client(arg);
+	struct core *core = arg;
 	char topic[MG_BUS_MAX_NAME + 1];
-	if (!c)
-		return;
 	snprintf(topic, sizeof(topic), "state.%s", db);
+	/* asked here too, so that an unheard change costs no JSON either */
+	if (!core->broker || !broker_has_subscriber(core->broker, topic))
+		return;
 	json_t *payload = json_pack("{s:s, s:s, s:s}", "db", db, "key", key, "op", op);
-	mg_bus_client_publish(c, topic, payload);
+	core_publish(core, topic, payload);
 	json_decref(payload);
 }

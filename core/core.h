@@ -56,8 +56,9 @@ struct core {
 	pthread_mutex_t plugins_lock; /* status, error, times, started: read by core.status */
 	struct plugin **plugins;      /* in start order once sorted */
 	size_t nplugins;
-	int started;       /* every start has returned, and no stop has begun */
-	uint64_t ready_ms; /* when they had (core_uptime_ms) */
+	int started;                 /* every start has returned, and no stop has begun */
+	uint64_t ready_ms;           /* when they had (core_uptime_ms) */
+	int startup_memory_released; /* once all were ready (plugin_loader.c) */
 };
 
 static inline struct plugin *plugin_of(mg_ctx *ctx)

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,6 +325,8 @@ uint64_t core_uptime_ms(void)
 	return now - birth;
 }
 
+static void release_startup_memory(struct core *core);
+
 void loader_mark_ready(struct plugin *p)
 {
 	pthread_mutex_lock(&p->core->plugins_lock);
@@ -336,6 +339,8 @@ void loader_mark_ready(struct plugin *p)
 		         (unsigned long long)(p->ready_ms - p->start_ms));
 	else if (first)
 		core_log(MG_LOG_INFO, "loader", "%s ready before its start", p->name);
+	if (first)
+		release_startup_memory(p->core);
 }
 
 /* Before its init: the plugin's databases and its thread. */
@@ -433,6 +438,7 @@ int loader_start_all(struct core *core, int stop_on_error, int serial)
 	core->started = 1;
 	core->ready_ms = core_uptime_ms();
 	pthread_mutex_unlock(&core->plugins_lock);
+	release_startup_memory(core);
 	return failures ? -1 : 0;
 }
 
@@ -499,10 +505,40 @@ static int counts_for_readiness(const struct plugin *p)
 	       p->status == PLUGIN_STARTING || p->status == PLUGIN_RUNNING;
 }
 
+static int is_ready(const struct plugin *p)
+{
+	return p->status == PLUGIN_RUNNING && p->ready_ms;
+}
+
+/* Every plugin that counts is ready: /api/v1/health's "ready". */
+static int all_ready_locked(struct core *core)
+{
+	for (size_t i = 0; i < core->nplugins; i++)
+		if (!is_ready(core->plugins[i]) && counts_for_readiness(core->plugins[i]))
+			return 0;
+	return core->started;
+}
+
+/* Once every plugin has read what it needed at start-up (often the whole
+ * of its databases): give the heap it freed back to the system, and drop
+ * the database pages the start-up read from our RSS (they stay in the page
+ * cache and fault back in when read again). */
+static void release_startup_memory(struct core *core)
+{
+	pthread_mutex_lock(&core->plugins_lock);
+	int now = !core->startup_memory_released && all_ready_locked(core);
+	if (now)
+		core->startup_memory_released = 1;
+	pthread_mutex_unlock(&core->plugins_lock);
+	if (!now)
+		return;
+	state_release_pages(core->state);
+	malloc_trim(0);
+}
+
 json_t *loader_status(struct core *core)
 {
 	json_t *list = json_array();
-	int ready = 1;
 	pthread_mutex_lock(&core->plugins_lock);
 	for (size_t i = 0; i < core->nplugins; i++) {
 		struct plugin *p = core->plugins[i];
@@ -512,7 +548,7 @@ json_t *loader_status(struct core *core)
 		              plugin_status_name(p->status), "path", p->path);
 		if (p->error[0])
 			json_object_set_new(entry, "error", json_string(p->error));
-		int plugin_ready = p->status == PLUGIN_RUNNING && p->ready_ms;
+		int plugin_ready = is_ready(p);
 		json_object_set_new(entry, "ready", json_boolean(plugin_ready));
 		if (p->start_ms)
 			json_object_set_new(entry, "start_ms",
@@ -520,11 +556,9 @@ json_t *loader_status(struct core *core)
 		if (plugin_ready)
 			json_object_set_new(entry, "ready_ms",
 			                    json_integer((json_int_t)p->ready_ms));
-		else if (counts_for_readiness(p))
-			ready = 0;
 		json_array_append_new(list, entry);
 	}
-	ready = ready && core->started;
+	int ready = all_ready_locked(core);
 	uint64_t ready_ms = core->ready_ms;
 	pthread_mutex_unlock(&core->plugins_lock);
 	json_t *status = json_pack("{s:b, s:o}", "ready", ready, "plugins", list);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -88,8 +89,10 @@ struct mg_state *state_open(const char *dir, size_t map_size, char *err, size_t 
 	    (rc = mdb_env_set_mapsize(state->env, map_size)) ||
 	    (rc = mdb_env_set_maxreaders(state->env, 254)) ||
 	    /* MDB_NOTLS: read transactions may be used by whichever thread;
-	     * no MDB_NOSYNC: an acknowledged commit survives a crash. */
-	    (rc = mdb_env_open(state->env, dir, MDB_NOTLS, 0600))) {
+	     * MDB_NORDAHEAD: reads are by key, scattered over the file, and the
+	     * kernel's readahead would map (and count in our RSS) pages nobody
+	     * reads; no MDB_NOSYNC: an acknowledged commit survives a crash. */
+	    (rc = mdb_env_open(state->env, dir, MDB_NOTLS | MDB_NORDAHEAD, 0600))) {
 		snprintf(err, errlen, "cannot open state in %s: %s", dir, mdb_strerror(rc));
 		goto fail;
 	}
@@ -113,6 +116,19 @@ void state_close(struct mg_state *state)
 	mdb_env_close(state->env);
 	pthread_mutex_destroy(&state->lock);
 	free(state);
+}
+
+void state_release_pages(struct mg_state *state)
+{
+	MDB_envinfo info;
+	MDB_stat stat;
+	if (mdb_env_info(state->env, &info) || mdb_env_stat(state->env, &stat) || !info.me_mapaddr)
+		return;
+	/* The map is a read-only shared mapping of the file (no
+	 * MDB_WRITEMAP): dropping its pages loses nothing, a read faults the
+	 * page back in from the page cache. */
+	size_t used = (info.me_last_pgno + 1) * (size_t)stat.ms_psize;
+	madvise(info.me_mapaddr, used < info.me_mapsize ? used : info.me_mapsize, MADV_DONTNEED);
 }
 
 void state_on_commit(struct mg_state *state, state_commit_fn fn, void *arg)

@@ -18,6 +18,9 @@ typedef void (*state_commit_fn)(const char *db, const char *key, const char *op,
 
 struct mg_state *state_open(const char *dir, size_t map_size, char *err, size_t errlen);
 void state_close(struct mg_state *state);
+/* Drops the database file's pages from the process's RSS (they stay in
+ * the page cache): after a start-up that read everything. */
+void state_release_pages(struct mg_state *state);
 void state_on_commit(struct mg_state *state, state_commit_fn fn, void *arg);
 
 /* Makes `owner` the writer of `db` and creates it. -EEXIST if another owns it. */

@@ -120,15 +120,25 @@ void state_close(struct mg_state *state)
 
 void state_release_pages(struct mg_state *state)
 {
-	MDB_envinfo info;
-	MDB_stat stat;
-	if (mdb_env_info(state->env, &info) || mdb_env_stat(state->env, &stat) || !info.me_mapaddr)
+	/* LMDB does not say where it mapped the file (me_mapaddr is only set
+	 * with MDB_FIXEDMAP): find the mapping of its inode in our maps. */
+	mdb_filehandle_t fd;
+	struct stat st;
+	if (mdb_env_get_fd(state->env, &fd) || fstat(fd, &st))
 		return;
-	/* The map is a read-only shared mapping of the file (no
-	 * MDB_WRITEMAP): dropping its pages loses nothing, a read faults the
-	 * page back in from the page cache. */
-	size_t used = (info.me_last_pgno + 1) * (size_t)stat.ms_psize;
-	madvise(info.me_mapaddr, used < info.me_mapsize ? used : info.me_mapsize, MADV_DONTNEED);
+	FILE *maps = fopen("/proc/self/maps", "r");
+	if (!maps)
+		return;
+	char line[512];
+	unsigned long start, end, inode;
+	while (fgets(line, sizeof(line), maps))
+		if (sscanf(line, "%lx-%lx %*s %*s %*s %lu", &start, &end, &inode) == 3 &&
+		    inode == st.st_ino && strstr(line, "/data.mdb"))
+			/* The map is a read-only shared mapping of the file (no
+			 * MDB_WRITEMAP): dropping its pages loses nothing, a read
+			 * faults the page back in from the page cache. */
+			madvise((void *)start, end - start, MADV_DONTNEED);
+	fclose(maps);
 }
 
 void state_on_commit(struct mg_state *state, state_commit_fn fn, void *arg)

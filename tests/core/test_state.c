@@ -163,6 +163,59 @@ static void test_reopen_reads_in_older_transaction(void **ctx)
 
 /* A nested transaction: committed, its writes join the parent's and are
  * announced when the parent commits; aborted, they vanish alone. */
+/* KiB of data.mdb resident in this process (smaps), 0 when not mapped. */
+static long mapped_db_kib(void)
+{
+	FILE *smaps = fopen("/proc/self/smaps", "r");
+	char line[512];
+	long kib = 0, rss;
+	int in_db = 0;
+	assert_non_null(smaps);
+	while (fgets(line, sizeof(line), smaps)) {
+		if (strchr(line, '-') && strchr(line, '/') && strstr(line, " "))
+			in_db = strstr(line, "/data.mdb") != NULL;
+		if (in_db && sscanf(line, "Rss: %ld kB", &rss) == 1)
+			kib += rss;
+	}
+	fclose(smaps);
+	return kib;
+}
+
+/* A walk over every record maps the file; releasing the pages drops them
+ * from our RSS and the records read back the same. */
+static void test_release_pages_keeps_the_data(void **ctx)
+{
+	struct fixture *f = *ctx;
+	struct mg_txn *t;
+	char key[32], big[2048];
+	int n = 0;
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(state_claim(f->state, "users", "preauth"), 0);
+	assert_int_equal(state_begin(f->state, "preauth", 0, &t), 0);
+	for (int i = 0; i < 2000; i++) {
+		snprintf(key, sizeof(key), "u%04d", i);
+		json_t *v = json_pack("{s:s}", "pad", big);
+		assert_int_equal(state_put(t, "users", key, v), 0);
+		json_decref(v);
+	}
+	assert_int_equal(state_commit(t), 0);
+	assert_int_equal(state_begin(f->state, NULL, 1, &t), 0);
+	assert_int_equal(state_foreach(t, "users", "", count, &n), 0);
+	state_abort(t);
+	assert_int_equal(n, 2000);
+	long before = mapped_db_kib();
+	assert_true(before > 2000); /* 2000 records of 2 KB were read */
+
+	state_release_pages(f->state);
+	assert_true(mapped_db_kib() < before / 10);
+	n = 0;
+	assert_int_equal(state_begin(f->state, NULL, 1, &t), 0);
+	assert_int_equal(state_foreach(t, "users", "", count, &n), 0);
+	state_abort(t);
+	assert_int_equal(n, 2000);
+}
+
 static void test_nested_transactions(void **ctx)
 {
 	struct fixture *f = *ctx;
@@ -199,6 +252,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_reopen_reads_in_older_transaction, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_nested_transactions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_release_pages_keeps_the_data, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

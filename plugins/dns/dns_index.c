@@ -78,6 +78,11 @@ uint32_t dns_index_serial(const struct dns_index *idx)
 	return idx ? idx->serial : 0;
 }
 
+uint32_t dns_index_ttl(const struct dns_index *idx)
+{
+	return idx ? idx->ttl : 0;
+}
+
 /* The slot holding `name`, or the empty slot where its probe ends. */
 static struct slot *slot_of(const struct dns_index *idx, const uint8_t *name, size_t len,
                             uint32_t hash)
@@ -162,6 +167,33 @@ struct dns_block dns_node_block(const struct dns_node *n, int b)
 	return (struct dns_block){rr, get16(set), get16(set + 2), block_type[b]};
 }
 
+/* An RR as stored: rdlength and rdata; in a message it has 10 bytes more
+ * before them (owner pointer, type, class, TTL). */
+#define RR_STORED 2
+#define RR_ADDED  10
+
+size_t dns_block_wire_len(const struct dns_block *b)
+{
+	return b->len + (size_t)RR_ADDED * b->count;
+}
+
+size_t dns_block_write(const struct dns_block *b, uint32_t ttl, uint8_t *out)
+{
+	size_t n = 0;
+	for (size_t off = 0; off < b->len;) {
+		size_t rr = RR_STORED + get16(b->wire + off);
+		out[n] = 0xc0; /* the owner is the question's name, at offset 12 */
+		out[n + 1] = DNS_HEADER;
+		put16(out + n + 2, b->type);
+		put16(out + n + 4, DNS_C_IN);
+		put32(out + n + 6, ttl);
+		memcpy(out + n + RR_ADDED, b->wire + off, rr);
+		n += RR_ADDED + rr;
+		off += rr;
+	}
+	return n;
+}
+
 static size_t node_data_len(const struct dns_node *n)
 {
 	size_t len = 0;
@@ -228,10 +260,10 @@ static int block_of(uint16_t type)
 static long block_find(const struct dns_block *b, const uint8_t *rdata, size_t rdlen)
 {
 	for (size_t off = 0; off < b->len;) {
-		size_t len = (size_t)b->wire[off + 10] << 8 | b->wire[off + 11];
-		if (len == rdlen && !memcmp(b->wire + off + 12, rdata, rdlen))
+		size_t len = get16(b->wire + off);
+		if (len == rdlen && !memcmp(b->wire + off + RR_STORED, rdata, rdlen))
 			return (long)off;
-		off += 12 + len;
+		off += RR_STORED + len;
 	}
 	return -1;
 }
@@ -254,7 +286,7 @@ static int node_edit(struct dns_index *idx, struct dns_node **np, int b, size_t 
 	}
 	lens[b] = lens[b] - cut + rrlen;
 	counts[b] = (size_t)((int)counts[b] + dcount);
-	if (lens[b] > UINT16_MAX)
+	if (lens[b] + RR_ADDED * counts[b] > UINT16_MAX)
 		return -E2BIG;
 	for (int i = 0; i < DNS_B_COUNT; i++) {
 		data += lens[i];
@@ -290,31 +322,20 @@ static int node_edit(struct dns_index *idx, struct dns_node **np, int b, size_t 
 	return 0;
 }
 
-static size_t rr_make(uint8_t *p, uint16_t type, uint32_t ttl, const uint8_t *rdata, size_t rdlen)
-{
-	p[0] = 0xc0; /* the owner is the question's name, at offset 12 */
-	p[1] = DNS_HEADER;
-	put16(p + 2, type);
-	put16(p + 4, DNS_C_IN);
-	put32(p + 6, ttl);
-	put16(p + 10, (uint16_t)rdlen);
-	memcpy(p + 12, rdata, rdlen);
-	return 12 + rdlen;
-}
-
 static int rr_add(struct dns_index *idx, struct dns_node *n, int b, const uint8_t *rdata,
                   size_t rdlen)
 {
-	uint8_t rr[12 + 2 * DNS_NAME_MAX + 20];
-	if (rdlen > sizeof(rr) - 12)
+	uint8_t rr[RR_STORED + 2 * DNS_NAME_MAX + 20];
+	if (rdlen > sizeof(rr) - RR_STORED)
 		return -EINVAL;
 	struct dns_block block = dns_node_block(n, b);
 	if (block_find(&block, rdata, rdlen) >= 0)
 		return 0;
 	if (block.count >= DNS_RR_PER_NAME)
 		return -E2BIG;
-	size_t len = rr_make(rr, block_type[b], idx->ttl, rdata, rdlen);
-	return node_edit(idx, &n, b, block.len, 0, rr, len, 1);
+	put16(rr, (uint16_t)rdlen);
+	memcpy(rr + RR_STORED, rdata, rdlen);
+	return node_edit(idx, &n, b, block.len, 0, rr, RR_STORED + rdlen, 1);
 }
 
 int dns_index_zone(struct dns_index *idx, const uint8_t *apex, size_t len, const uint8_t *ns_zone,
@@ -441,7 +462,7 @@ int dns_index_set(struct dns_index *idx, const uint8_t *name, size_t len, uint16
 		return 0;
 	if (n->flags & DNS_NODE_APEX)
 		return -EBUSY;
-	int rc = node_edit(idx, &n, b, (size_t)at, 12 + rdlen, NULL, 0, -1);
+	int rc = node_edit(idx, &n, b, (size_t)at, RR_STORED + rdlen, NULL, 0, -1);
 	if (rc)
 		return rc;
 	node_drop(idx, n);
@@ -461,7 +482,8 @@ void dns_index_set_serial(struct dns_index *idx, uint32_t serial)
 {
 	idx->serial = serial;
 	for (size_t i = 0; i < idx->napex; i++) {
-		uint8_t *rdata = (uint8_t *)dns_node_block(idx->apex[i], DNS_B_SOA).wire + 12;
+		uint8_t *rdata =
+		    (uint8_t *)dns_node_block(idx->apex[i], DNS_B_SOA).wire + RR_STORED;
 		size_t mlen = name_skip(rdata);
 		put32(rdata + mlen + name_skip(rdata + mlen), serial);
 	}

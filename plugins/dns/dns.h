@@ -150,6 +150,8 @@ struct dns_index;
 /* An index is built (zones first, then RRs) and frozen; then only
  * dns_index_set changes it (docs/dns.md). */
 struct dns_index *dns_index_new(uint32_t ttl, uint32_t serial);
+/* Room for `names` without growing (a build that knows its size). */
+int dns_index_reserve(struct dns_index *idx, size_t names);
 void dns_index_free(struct dns_index *idx);
 /* A zone we are authoritative for: SOA and NS at `apex`; the name server
  * is ns.`ns_zone` and the mailbox hostmaster.`ns_zone`. Before any name

@@ -100,9 +100,9 @@ static struct dns_node *lookup(const struct dns_index *idx, const uint8_t *name,
 	return slot_of(idx, name, len, dns_hash(name, len))->node;
 }
 
-static int grow(struct dns_index *idx)
+/* The slots rehashed into a table of n (a power of two). */
+static int rehash(struct dns_index *idx, size_t n)
 {
-	size_t n = idx->nslots * 2;
 	struct slot *slots = calloc(n, sizeof(*slots));
 	if (!slots)
 		return -ENOMEM;
@@ -118,6 +118,19 @@ static int grow(struct dns_index *idx)
 	idx->slots = slots;
 	idx->nslots = n;
 	return 0;
+}
+
+static int grow(struct dns_index *idx)
+{
+	return rehash(idx, idx->nslots * 2);
+}
+
+int dns_index_reserve(struct dns_index *idx, size_t names)
+{
+	size_t n = idx->nslots;
+	while (10 * names > 7 * n)
+		n *= 2;
+	return n == idx->nslots ? 0 : rehash(idx, n);
 }
 
 /* Takes the slot out, moving the entries after it back so that no probe
@@ -212,18 +225,27 @@ static struct dns_node *parent_of(const struct dns_index *idx, const uint8_t *na
 	return lookup(idx, name + off, len - off);
 }
 
+/* A new node, with one RR (`rr`, rrlen bytes, in block b) or none
+ * (rrlen 0): in one allocation, as most names have a single RR. */
 static struct dns_node *node_new(struct dns_index *idx, const uint8_t *name, size_t len,
-                                 uint16_t zone)
+                                 uint16_t zone, int b, const uint8_t *rr, size_t rrlen)
 {
 	if (10 * (idx->count + 1) > 7 * idx->nslots && grow(idx))
 		return NULL;
-	struct dns_node *n = calloc(1, offsetof(struct dns_node, name) + len);
+	size_t head = offsetof(struct dns_node, name) + len;
+	struct dns_node *n = calloc(1, head + (rrlen ? 4 + rrlen : 0));
 	if (!n)
 		return NULL;
 	memcpy(n->name, name, len);
 	n->len = (uint8_t)len;
 	n->hash = dns_hash(name, len);
 	n->zone = zone;
+	if (rrlen) {
+		n->sets = (uint8_t)(1u << b);
+		put16(n->name + len, (uint16_t)rrlen);
+		put16(n->name + len + 2, 1);
+		memcpy(n->name + len + 4, rr, rrlen);
+	}
 	struct slot *sl = slot_of(idx, name, len, n->hash);
 	*sl = (struct slot){n};
 	idx->count++;
@@ -322,20 +344,31 @@ static int node_edit(struct dns_index *idx, struct dns_node **np, int b, size_t 
 	return 0;
 }
 
+#define RR_MAX (RR_STORED + 2 * DNS_NAME_MAX + 20) /* the largest: an SOA */
+
+/* An RR as stored, in rr; its length, 0 when rdata is too long. */
+static size_t rr_store(uint8_t rr[RR_MAX], const uint8_t *rdata, size_t rdlen)
+{
+	if (rdlen > RR_MAX - RR_STORED)
+		return 0;
+	put16(rr, (uint16_t)rdlen);
+	memcpy(rr + RR_STORED, rdata, rdlen);
+	return RR_STORED + rdlen;
+}
+
 static int rr_add(struct dns_index *idx, struct dns_node *n, int b, const uint8_t *rdata,
                   size_t rdlen)
 {
-	uint8_t rr[RR_STORED + 2 * DNS_NAME_MAX + 20];
-	if (rdlen > sizeof(rr) - RR_STORED)
+	uint8_t rr[RR_MAX];
+	size_t len = rr_store(rr, rdata, rdlen);
+	if (!len)
 		return -EINVAL;
 	struct dns_block block = dns_node_block(n, b);
 	if (block_find(&block, rdata, rdlen) >= 0)
 		return 0;
 	if (block.count >= DNS_RR_PER_NAME)
 		return -E2BIG;
-	put16(rr, (uint16_t)rdlen);
-	memcpy(rr + RR_STORED, rdata, rdlen);
-	return node_edit(idx, &n, b, block.len, 0, rr, RR_STORED + rdlen, 1);
+	return node_edit(idx, &n, b, block.len, 0, rr, len, 1);
 }
 
 int dns_index_zone(struct dns_index *idx, const uint8_t *apex, size_t len, const uint8_t *ns_zone,
@@ -360,7 +393,7 @@ int dns_index_zone(struct dns_index *idx, const uint8_t *apex, size_t len, const
 		return 0; /* declared already */
 	if (n && (n->children || node_data_len(n)))
 		return -EBUSY; /* zones come first: names below point to their apex */
-	if (!n && !(n = node_new(idx, apex, len, NO_ZONE)))
+	if (!n && !(n = node_new(idx, apex, len, NO_ZONE, 0, NULL, 0)))
 		return -ENOMEM;
 	memcpy(soa, mname, mlen);
 	memcpy(soa + mlen, rname, rlen);
@@ -385,14 +418,12 @@ int dns_index_zone(struct dns_index *idx, const uint8_t *apex, size_t len, const
 	return 0;
 }
 
-/* The node of `name`, made with the empty non-terminals above it up to
- * the zone's apex when it is new (from the top down, so that each finds
- * its parent). */
-static struct dns_node *node_get(struct dns_index *idx, const uint8_t *name, size_t len)
+/* A new node for `name` with its first RR, made with the empty
+ * non-terminals above it up to the zone's apex (from the top down, so that
+ * each finds its parent). */
+static struct dns_node *node_make(struct dns_index *idx, const uint8_t *name, size_t len, int b,
+                                  const uint8_t *rr, size_t rrlen)
 {
-	struct dns_node *n = lookup(idx, name, len);
-	if (n)
-		return n;
 	uint16_t zone = NO_ZONE;
 	size_t top = 0; /* where the first existing ancestor starts */
 	for (size_t off = 1u + name[0]; off < len; off += 1u + name[off]) {
@@ -405,15 +436,24 @@ static struct dns_node *node_get(struct dns_index *idx, const uint8_t *name, siz
 		if (!name[off])
 			break;
 	}
+	struct dns_node *made = NULL, *n = NULL;
 	if (zone != NO_ZONE) { /* the names between the new one and the node found */
 		size_t offs[DNS_NAME_MAX / 2], k = 0;
 		for (size_t o = 1u + name[0]; o < top; o += 1u + name[o])
 			offs[k++] = o;
-		while (k--)
-			if (!node_new(idx, name + offs[k], len - offs[k], zone))
-				return NULL;
+		while (k--) {
+			struct dns_node *ent =
+			    node_new(idx, name + offs[k], len - offs[k], zone, 0, NULL, 0);
+			if (!ent)
+				goto fail;
+			made = ent;
+		}
 	}
-	return node_new(idx, name, len, zone);
+	if ((n = node_new(idx, name, len, zone, b, rr, rrlen)))
+		return n;
+fail:
+	node_drop(idx, made); /* the empty non-terminals made for nothing */
+	return NULL;
 }
 
 static int index_put(struct dns_index *idx, const uint8_t *name, size_t len, uint16_t type,
@@ -422,15 +462,17 @@ static int index_put(struct dns_index *idx, const uint8_t *name, size_t len, uin
 	int b = block_of(type);
 	if (b < 0 || !len || len > DNS_NAME_MAX)
 		return -EINVAL;
-	struct dns_node *n = node_get(idx, name, len);
-	if (!n)
-		return -ENOMEM;
+	struct dns_node *n = lookup(idx, name, len);
+	if (!n) {
+		uint8_t rr[RR_MAX];
+		size_t rrlen = rr_store(rr, rdata, rdlen);
+		if (!rrlen)
+			return -EINVAL;
+		return node_make(idx, name, len, b, rr, rrlen) ? 0 : -ENOMEM;
+	}
 	if ((n->flags & DNS_NODE_APEX) && idx->frozen)
 		return -EBUSY; /* other nodes point to it */
-	int rc = rr_add(idx, n, b, rdata, rdlen);
-	if (rc)
-		node_drop(idx, lookup(idx, name, len)); /* a node made for nothing */
-	return rc;
+	return rr_add(idx, n, b, rdata, rdlen);
 }
 
 int dns_index_add(struct dns_index *idx, const uint8_t *name, size_t len, uint16_t type,

@@ -109,9 +109,10 @@ int dns_prefix_has(const struct dns_prefix *p, const struct sockaddr *sa);
 
 enum { DNS_B_A, DNS_B_AAAA, DNS_B_PTR, DNS_B_NS, DNS_B_SOA, DNS_B_COUNT };
 
-/* The RRs of one type at one name, ready to copy into an answer: each is
- * owner (a pointer C0 0C to the question's name), type, class, TTL,
- * rdlength, rdata (names uncompressed). A view into a node. */
+/* The RRs of one type at one name: each is stored as rdlength and rdata
+ * (names uncompressed); the owner, type, class and TTL, the same for every
+ * RR of a name, are written while answering (dns_block_write), which
+ * keeps 10 bytes an RR out of memory. A view into a node. */
 struct dns_block {
 	const uint8_t *wire;
 	uint32_t len;
@@ -139,12 +140,18 @@ struct dns_node {
 
 /* Block b (DNS_B_*) of a node; count 0 when it has none. */
 struct dns_block dns_node_block(const struct dns_node *n, int b);
+/* The bytes the block's RRs take in a message, and the RRs written there
+ * (owner: a pointer C0 0C to the question's name); returns the length. */
+size_t dns_block_wire_len(const struct dns_block *b);
+size_t dns_block_write(const struct dns_block *b, uint32_t ttl, uint8_t *out);
 
 struct dns_index;
 
 /* An index is built (zones first, then RRs) and frozen; then only
  * dns_index_set changes it (docs/dns.md). */
 struct dns_index *dns_index_new(uint32_t ttl, uint32_t serial);
+/* Room for `names` without growing (a build that knows its size). */
+int dns_index_reserve(struct dns_index *idx, size_t names);
 void dns_index_free(struct dns_index *idx);
 /* A zone we are authoritative for: SOA and NS at `apex`; the name server
  * is ns.`ns_zone` and the mailbox hostmaster.`ns_zone`. Before any name
@@ -181,6 +188,7 @@ const struct dns_node *dns_index_zone_of(const struct dns_index *idx, const uint
                                          size_t len);
 size_t dns_index_names(const struct dns_index *idx);
 uint32_t dns_index_serial(const struct dns_index *idx);
+uint32_t dns_index_ttl(const struct dns_index *idx);
 
 /* ---- a query, decoded (dns_wire.c by hand, dns_ldns.c with ldns) ---- */
 
@@ -205,6 +213,7 @@ struct dns_answer {
 	uint8_t nblocks;
 	struct dns_block blocks[DNS_B_COUNT];
 	const struct dns_node *soa; /* apex whose SOA goes to the authority section */
+	uint32_t ttl;               /* of every RR (the index's) */
 };
 
 /* Settings the answering code reads (a snapshot under the server's lock). */

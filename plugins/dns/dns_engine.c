@@ -31,6 +31,7 @@ static int block_slot(uint16_t qtype)
 void dns_resolve(const struct dns_view *v, const struct dns_query *q, struct dns_answer *a)
 {
 	memset(a, 0, sizeof(*a));
+	a->ttl = dns_index_ttl(v->index);
 	/* the zone lists every device: no transfers; and only class IN */
 	if (q->qclass != DNS_C_IN || q->qtype == DNS_T_AXFR || q->qtype == DNS_T_IXFR) {
 		a->rcode = DNS_R_REFUSED;

@@ -78,6 +78,11 @@ uint32_t dns_index_serial(const struct dns_index *idx)
 	return idx ? idx->serial : 0;
 }
 
+uint32_t dns_index_ttl(const struct dns_index *idx)
+{
+	return idx ? idx->ttl : 0;
+}
+
 /* The slot holding `name`, or the empty slot where its probe ends. */
 static struct slot *slot_of(const struct dns_index *idx, const uint8_t *name, size_t len,
                             uint32_t hash)
@@ -95,9 +100,9 @@ static struct dns_node *lookup(const struct dns_index *idx, const uint8_t *name,
 	return slot_of(idx, name, len, dns_hash(name, len))->node;
 }
 
-static int grow(struct dns_index *idx)
+/* The slots rehashed into a table of n (a power of two). */
+static int rehash(struct dns_index *idx, size_t n)
 {
-	size_t n = idx->nslots * 2;
 	struct slot *slots = calloc(n, sizeof(*slots));
 	if (!slots)
 		return -ENOMEM;
@@ -113,6 +118,19 @@ static int grow(struct dns_index *idx)
 	idx->slots = slots;
 	idx->nslots = n;
 	return 0;
+}
+
+static int grow(struct dns_index *idx)
+{
+	return rehash(idx, idx->nslots * 2);
+}
+
+int dns_index_reserve(struct dns_index *idx, size_t names)
+{
+	size_t n = idx->nslots;
+	while (10 * names > 7 * n)
+		n *= 2;
+	return n == idx->nslots ? 0 : rehash(idx, n);
 }
 
 /* Takes the slot out, moving the entries after it back so that no probe
@@ -162,6 +180,33 @@ struct dns_block dns_node_block(const struct dns_node *n, int b)
 	return (struct dns_block){rr, get16(set), get16(set + 2), block_type[b]};
 }
 
+/* An RR as stored: rdlength and rdata; in a message it has 10 bytes more
+ * before them (owner pointer, type, class, TTL). */
+#define RR_STORED 2
+#define RR_ADDED  10
+
+size_t dns_block_wire_len(const struct dns_block *b)
+{
+	return b->len + (size_t)RR_ADDED * b->count;
+}
+
+size_t dns_block_write(const struct dns_block *b, uint32_t ttl, uint8_t *out)
+{
+	size_t n = 0;
+	for (size_t off = 0; off < b->len;) {
+		size_t rr = RR_STORED + get16(b->wire + off);
+		out[n] = 0xc0; /* the owner is the question's name, at offset 12 */
+		out[n + 1] = DNS_HEADER;
+		put16(out + n + 2, b->type);
+		put16(out + n + 4, DNS_C_IN);
+		put32(out + n + 6, ttl);
+		memcpy(out + n + RR_ADDED, b->wire + off, rr);
+		n += RR_ADDED + rr;
+		off += rr;
+	}
+	return n;
+}
+
 static size_t node_data_len(const struct dns_node *n)
 {
 	size_t len = 0;
@@ -180,18 +225,27 @@ static struct dns_node *parent_of(const struct dns_index *idx, const uint8_t *na
 	return lookup(idx, name + off, len - off);
 }
 
+/* A new node, with one RR (`rr`, rrlen bytes, in block b) or none
+ * (rrlen 0): in one allocation, as most names have a single RR. */
 static struct dns_node *node_new(struct dns_index *idx, const uint8_t *name, size_t len,
-                                 uint16_t zone)
+                                 uint16_t zone, int b, const uint8_t *rr, size_t rrlen)
 {
 	if (10 * (idx->count + 1) > 7 * idx->nslots && grow(idx))
 		return NULL;
-	struct dns_node *n = calloc(1, offsetof(struct dns_node, name) + len);
+	size_t head = offsetof(struct dns_node, name) + len;
+	struct dns_node *n = calloc(1, head + (rrlen ? 4 + rrlen : 0));
 	if (!n)
 		return NULL;
 	memcpy(n->name, name, len);
 	n->len = (uint8_t)len;
 	n->hash = dns_hash(name, len);
 	n->zone = zone;
+	if (rrlen) {
+		n->sets = (uint8_t)(1u << b);
+		put16(n->name + len, (uint16_t)rrlen);
+		put16(n->name + len + 2, 1);
+		memcpy(n->name + len + 4, rr, rrlen);
+	}
 	struct slot *sl = slot_of(idx, name, len, n->hash);
 	*sl = (struct slot){n};
 	idx->count++;
@@ -228,10 +282,10 @@ static int block_of(uint16_t type)
 static long block_find(const struct dns_block *b, const uint8_t *rdata, size_t rdlen)
 {
 	for (size_t off = 0; off < b->len;) {
-		size_t len = (size_t)b->wire[off + 10] << 8 | b->wire[off + 11];
-		if (len == rdlen && !memcmp(b->wire + off + 12, rdata, rdlen))
+		size_t len = get16(b->wire + off);
+		if (len == rdlen && !memcmp(b->wire + off + RR_STORED, rdata, rdlen))
 			return (long)off;
-		off += 12 + len;
+		off += RR_STORED + len;
 	}
 	return -1;
 }
@@ -254,7 +308,7 @@ static int node_edit(struct dns_index *idx, struct dns_node **np, int b, size_t 
 	}
 	lens[b] = lens[b] - cut + rrlen;
 	counts[b] = (size_t)((int)counts[b] + dcount);
-	if (lens[b] > UINT16_MAX)
+	if (lens[b] + RR_ADDED * counts[b] > UINT16_MAX)
 		return -E2BIG;
 	for (int i = 0; i < DNS_B_COUNT; i++) {
 		data += lens[i];
@@ -290,30 +344,30 @@ static int node_edit(struct dns_index *idx, struct dns_node **np, int b, size_t 
 	return 0;
 }
 
-static size_t rr_make(uint8_t *p, uint16_t type, uint32_t ttl, const uint8_t *rdata, size_t rdlen)
+#define RR_MAX (RR_STORED + 2 * DNS_NAME_MAX + 20) /* the largest: an SOA */
+
+/* An RR as stored, in rr; its length, 0 when rdata is too long. */
+static size_t rr_store(uint8_t rr[RR_MAX], const uint8_t *rdata, size_t rdlen)
 {
-	p[0] = 0xc0; /* the owner is the question's name, at offset 12 */
-	p[1] = DNS_HEADER;
-	put16(p + 2, type);
-	put16(p + 4, DNS_C_IN);
-	put32(p + 6, ttl);
-	put16(p + 10, (uint16_t)rdlen);
-	memcpy(p + 12, rdata, rdlen);
-	return 12 + rdlen;
+	if (rdlen > RR_MAX - RR_STORED)
+		return 0;
+	put16(rr, (uint16_t)rdlen);
+	memcpy(rr + RR_STORED, rdata, rdlen);
+	return RR_STORED + rdlen;
 }
 
 static int rr_add(struct dns_index *idx, struct dns_node *n, int b, const uint8_t *rdata,
                   size_t rdlen)
 {
-	uint8_t rr[12 + 2 * DNS_NAME_MAX + 20];
-	if (rdlen > sizeof(rr) - 12)
+	uint8_t rr[RR_MAX];
+	size_t len = rr_store(rr, rdata, rdlen);
+	if (!len)
 		return -EINVAL;
 	struct dns_block block = dns_node_block(n, b);
 	if (block_find(&block, rdata, rdlen) >= 0)
 		return 0;
 	if (block.count >= DNS_RR_PER_NAME)
 		return -E2BIG;
-	size_t len = rr_make(rr, block_type[b], idx->ttl, rdata, rdlen);
 	return node_edit(idx, &n, b, block.len, 0, rr, len, 1);
 }
 
@@ -339,7 +393,7 @@ int dns_index_zone(struct dns_index *idx, const uint8_t *apex, size_t len, const
 		return 0; /* declared already */
 	if (n && (n->children || node_data_len(n)))
 		return -EBUSY; /* zones come first: names below point to their apex */
-	if (!n && !(n = node_new(idx, apex, len, NO_ZONE)))
+	if (!n && !(n = node_new(idx, apex, len, NO_ZONE, 0, NULL, 0)))
 		return -ENOMEM;
 	memcpy(soa, mname, mlen);
 	memcpy(soa + mlen, rname, rlen);
@@ -364,14 +418,12 @@ int dns_index_zone(struct dns_index *idx, const uint8_t *apex, size_t len, const
 	return 0;
 }
 
-/* The node of `name`, made with the empty non-terminals above it up to
- * the zone's apex when it is new (from the top down, so that each finds
- * its parent). */
-static struct dns_node *node_get(struct dns_index *idx, const uint8_t *name, size_t len)
+/* A new node for `name` with its first RR, made with the empty
+ * non-terminals above it up to the zone's apex (from the top down, so that
+ * each finds its parent). */
+static struct dns_node *node_make(struct dns_index *idx, const uint8_t *name, size_t len, int b,
+                                  const uint8_t *rr, size_t rrlen)
 {
-	struct dns_node *n = lookup(idx, name, len);
-	if (n)
-		return n;
 	uint16_t zone = NO_ZONE;
 	size_t top = 0; /* where the first existing ancestor starts */
 	for (size_t off = 1u + name[0]; off < len; off += 1u + name[off]) {
@@ -384,15 +436,24 @@ static struct dns_node *node_get(struct dns_index *idx, const uint8_t *name, siz
 		if (!name[off])
 			break;
 	}
+	struct dns_node *made = NULL, *n = NULL;
 	if (zone != NO_ZONE) { /* the names between the new one and the node found */
 		size_t offs[DNS_NAME_MAX / 2], k = 0;
 		for (size_t o = 1u + name[0]; o < top; o += 1u + name[o])
 			offs[k++] = o;
-		while (k--)
-			if (!node_new(idx, name + offs[k], len - offs[k], zone))
-				return NULL;
+		while (k--) {
+			struct dns_node *ent =
+			    node_new(idx, name + offs[k], len - offs[k], zone, 0, NULL, 0);
+			if (!ent)
+				goto fail;
+			made = ent;
+		}
 	}
-	return node_new(idx, name, len, zone);
+	if ((n = node_new(idx, name, len, zone, b, rr, rrlen)))
+		return n;
+fail:
+	node_drop(idx, made); /* the empty non-terminals made for nothing */
+	return NULL;
 }
 
 static int index_put(struct dns_index *idx, const uint8_t *name, size_t len, uint16_t type,
@@ -401,15 +462,17 @@ static int index_put(struct dns_index *idx, const uint8_t *name, size_t len, uin
 	int b = block_of(type);
 	if (b < 0 || !len || len > DNS_NAME_MAX)
 		return -EINVAL;
-	struct dns_node *n = node_get(idx, name, len);
-	if (!n)
-		return -ENOMEM;
+	struct dns_node *n = lookup(idx, name, len);
+	if (!n) {
+		uint8_t rr[RR_MAX];
+		size_t rrlen = rr_store(rr, rdata, rdlen);
+		if (!rrlen)
+			return -EINVAL;
+		return node_make(idx, name, len, b, rr, rrlen) ? 0 : -ENOMEM;
+	}
 	if ((n->flags & DNS_NODE_APEX) && idx->frozen)
 		return -EBUSY; /* other nodes point to it */
-	int rc = rr_add(idx, n, b, rdata, rdlen);
-	if (rc)
-		node_drop(idx, lookup(idx, name, len)); /* a node made for nothing */
-	return rc;
+	return rr_add(idx, n, b, rdata, rdlen);
 }
 
 int dns_index_add(struct dns_index *idx, const uint8_t *name, size_t len, uint16_t type,
@@ -441,7 +504,7 @@ int dns_index_set(struct dns_index *idx, const uint8_t *name, size_t len, uint16
 		return 0;
 	if (n->flags & DNS_NODE_APEX)
 		return -EBUSY;
-	int rc = node_edit(idx, &n, b, (size_t)at, 12 + rdlen, NULL, 0, -1);
+	int rc = node_edit(idx, &n, b, (size_t)at, RR_STORED + rdlen, NULL, 0, -1);
 	if (rc)
 		return rc;
 	node_drop(idx, n);
@@ -461,7 +524,8 @@ void dns_index_set_serial(struct dns_index *idx, uint32_t serial)
 {
 	idx->serial = serial;
 	for (size_t i = 0; i < idx->napex; i++) {
-		uint8_t *rdata = (uint8_t *)dns_node_block(idx->apex[i], DNS_B_SOA).wire + 12;
+		uint8_t *rdata =
+		    (uint8_t *)dns_node_block(idx->apex[i], DNS_B_SOA).wire + RR_STORED;
 		size_t mlen = name_skip(rdata);
 		put32(rdata + mlen + name_skip(rdata + mlen), serial);
 	}

@@ -14,11 +14,6 @@ static uint16_t get16(const uint8_t *p)
 	return (uint16_t)(p[0] << 8 | p[1]);
 }
 
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) << 16 | get16(p + 2);
-}
-
 /* FORMERR and NOTIMP: the header alone. */
 static size_t header_reply(const uint8_t *pkt, int rcode, int ra, uint8_t *out)
 {
@@ -30,22 +25,23 @@ static size_t header_reply(const uint8_t *pkt, int rcode, int ra, uint8_t *out)
 	return DNS_HEADER;
 }
 
-/* One RR of an index block (owner pointer, type, class, TTL, rdlength,
- * rdata) as an ldns RR with `owner` (taken). */
-static ldns_rr *block_rr(const uint8_t *w, ldns_rdf *owner, size_t *rrlen)
+/* One RR of an index block (rdlength, rdata) as an ldns RR of the
+ * block's type with `owner` (taken). */
+static ldns_rr *block_rr(const struct dns_block *b, const uint8_t *w, uint32_t ttl, ldns_rdf *owner,
+                         size_t *rrlen)
 {
-	size_t rdlen = get16(w + 10), pos = 10;
+	size_t rdlen = get16(w), pos = 0;
 	ldns_rr *rr = ldns_rr_new();
-	*rrlen = 12 + rdlen;
+	*rrlen = 2 + rdlen;
 	if (!rr) {
 		ldns_rdf_deep_free(owner);
 		return NULL;
 	}
 	ldns_rr_set_owner(rr, owner);
-	ldns_rr_set_type(rr, get16(w + 2));
+	ldns_rr_set_type(rr, b->type);
 	ldns_rr_set_class(rr, LDNS_RR_CLASS_IN);
-	ldns_rr_set_ttl(rr, get32(w + 6));
-	if (ldns_wire2rdf(rr, w, 12 + rdlen, &pos) != LDNS_STATUS_OK) {
+	ldns_rr_set_ttl(rr, ttl);
+	if (ldns_wire2rdf(rr, w, 2 + rdlen, &pos) != LDNS_STATUS_OK) {
 		ldns_rr_free(rr);
 		return NULL;
 	}
@@ -53,10 +49,10 @@ static ldns_rr *block_rr(const uint8_t *w, ldns_rdf *owner, size_t *rrlen)
 }
 
 static int push_block(ldns_pkt *r, ldns_pkt_section section, const struct dns_block *b,
-                      const ldns_rdf *owner)
+                      uint32_t ttl, const ldns_rdf *owner)
 {
 	for (size_t off = 0, len; off < b->len; off += len) {
-		ldns_rr *rr = block_rr(b->wire + off, ldns_rdf_clone(owner), &len);
+		ldns_rr *rr = block_rr(b, b->wire + off, ttl, ldns_rdf_clone(owner), &len);
 		if (!rr)
 			return -1;
 		ldns_pkt_push_rr(r, section, rr);
@@ -82,7 +78,7 @@ static ldns_pkt *build(const struct dns_query *q, const struct dns_answer *a, in
 	ldns_pkt_push_rr(r, LDNS_SECTION_QUESTION, ldns_rr_clone(question));
 	const ldns_rdf *qname = ldns_rr_owner(question);
 	for (int i = 0; records && i < a->nblocks; i++)
-		if (push_block(r, LDNS_SECTION_ANSWER, &a->blocks[i], qname))
+		if (push_block(r, LDNS_SECTION_ANSWER, &a->blocks[i], a->ttl, qname))
 			goto fail;
 	if (records && a->soa) {
 		/* the apex ends the question's name: keep the client's case */
@@ -92,7 +88,7 @@ static ldns_pkt *build(const struct dns_query *q, const struct dns_answer *a, in
 		if (!apex)
 			goto fail;
 		struct dns_block soa = dns_node_block(a->soa, DNS_B_SOA);
-		if (push_block(r, LDNS_SECTION_AUTHORITY, &soa, apex)) {
+		if (push_block(r, LDNS_SECTION_AUTHORITY, &soa, a->ttl, apex)) {
 			ldns_rdf_deep_free(apex);
 			goto fail;
 		}

@@ -196,7 +196,9 @@ static uint32_t next_serial(struct dns *d)
 struct dns_index *dns_build(struct dns *d, uint32_t serial)
 {
 	struct dns_index *idx = dns_index_new(d->cfg.ttl, serial);
-	int rc = idx ? build(d, idx) : -ENOMEM;
+	/* a name and its reverse a device, with a few empty non-terminals */
+	size_t names = 2 * dns_names_devices(d->devices) + 64;
+	int rc = !idx ? -ENOMEM : dns_index_reserve(idx, names) ? -ENOMEM : build(d, idx);
 	if (rc) {
 		mg_error_log(d->ctx, "cannot build the names: %s", strerror(-rc));
 		dns_index_free(idx);

@@ -83,13 +83,13 @@ size_t dns_encode(const struct dns_query *q, const struct dns_answer *a, int ra,
 	size_t body = 0, base = DNS_HEADER + q->question_len + (q->edns ? 11 : 0);
 	uint16_t ancount = 0;
 	for (int i = 0; i < a->nblocks; i++) {
-		body += a->blocks[i].len;
+		body += dns_block_wire_len(&a->blocks[i]);
 		ancount = (uint16_t)(ancount + a->blocks[i].count);
 	}
 	struct dns_block soa = {0};
 	if (a->soa)
 		soa = dns_node_block(a->soa, DNS_B_SOA);
-	body += soa.len;
+	body += dns_block_wire_len(&soa);
 	int tc = base + body > limit;
 
 	put16(out, q->id);
@@ -102,16 +102,14 @@ size_t dns_encode(const struct dns_query *q, const struct dns_answer *a, int ra,
 	memcpy(out + DNS_HEADER, q->question, q->question_len);
 	size_t n = DNS_HEADER + q->question_len;
 	if (!tc) {
-		for (int i = 0; i < a->nblocks; i++) {
-			memcpy(out + n, a->blocks[i].wire, a->blocks[i].len);
-			n += a->blocks[i].len;
-		}
+		for (int i = 0; i < a->nblocks; i++)
+			n += dns_block_write(&a->blocks[i], a->ttl, out + n);
 		if (a->soa) {
+			size_t len = dns_block_write(&soa, a->ttl, out + n);
 			/* owner: the apex, which ends the question's name */
 			put16(out + n,
 			      (uint16_t)(0xc000 | (DNS_HEADER + q->qname_len - a->soa->len)));
-			memcpy(out + n + 2, soa.wire + 2, soa.len - 2);
-			n += soa.len;
+			n += len;
 		}
 	}
 	if (q->edns) {

@@ -783,8 +783,7 @@ static void snapshot_node(const struct dns_node *n, void *arg)
 		struct dns_block block = dns_node_block(n, b);
 		const struct dns_block *bl = &block;
 		for (size_t off = 0; b != DNS_B_SOA && off < bl->len;) {
-			size_t len = 12 + ((size_t)bl->wire[off + 10] << 8 | bl->wire[off + 11]),
-			       k = 0;
+			size_t len = 2 + ((size_t)bl->wire[off] << 8 | bl->wire[off + 1]), k = 0;
 			k += (size_t)snprintf(buf, sizeof(buf), "%d:", b);
 			for (size_t i = 0; i < len && k + 3 < sizeof(buf); i++)
 				k += (size_t)snprintf(buf + k, sizeof(buf) - k, "%02x",

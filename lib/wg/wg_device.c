@@ -159,10 +159,29 @@ int wg_device_configure(const struct wg_backend *be, const char *ifname, const w
 	return ret;
 }
 
+/* Each peer of the device to the diff: as it is read when the back end
+ * streams, else from the device read whole. */
+static int diff_device(const struct wg_backend *be, const char *ifname, struct wg_diff *d,
+                       char *err, size_t errlen)
+{
+	struct wg_device *have = NULL;
+	int ret;
+
+	if (be->get_peers)
+		return be->get_peers(ifname, wg_diff_peer, d, err, errlen);
+	ret = wg_device_get(be, ifname, &have, err, errlen);
+	for (size_t j = 0; !ret && j < have->n_peers; j++)
+		if (wg_diff_peer(&have->peers[j], d))
+			ret = wg_err(err, errlen, -ENOMEM, "out of memory reading the device");
+	wg_device_free(have);
+	return ret;
+}
+
 int wg_peers_reconcile(const struct wg_backend *be, const char *ifname, const struct wg_peer *peers,
                        size_t n, struct wg_reconcile_counts *counts, char *err, size_t errlen)
 {
-	struct wg_device *have = NULL, diff;
+	struct wg_device diff;
+	struct wg_diff d;
 	int ret;
 
 	if (counts)
@@ -171,10 +190,15 @@ int wg_peers_reconcile(const struct wg_backend *be, const char *ifname, const st
 	 * bad peer costs nothing, whether or not the diff would write it */
 	if (check_ifname(ifname, err, errlen) || check_peers(peers, n, err, errlen))
 		return -EINVAL;
-	ret = wg_device_get(be, ifname, &have, err, errlen);
-	if (!ret)
-		ret = wg_peers_diff(have, peers, n, &diff, counts, err, errlen);
-	wg_device_free(have);
+	ret = wg_diff_begin(&d, peers, n, err, errlen);
+	if (ret)
+		return ret;
+	ret = diff_device(be, ifname, &d, err, errlen);
+	if (ret) {
+		wg_diff_free(&d);
+		return ret;
+	}
+	ret = wg_diff_end(&d, ifname, &diff, counts, err, errlen);
 	if (ret)
 		return ret;
 	if (diff.n_peers)

@@ -8,23 +8,21 @@
 
 #include "wg_internal.h"
 
-/* An open-addressing table of the wanted peers by public key: slot i holds
- * the index of a peer in want plus one, 0 when empty. At most half full. */
-struct key_table {
-	uint32_t *slots;
-	size_t mask;
-	unsigned char hash_key[crypto_shorthash_KEYBYTES];
-};
+_Static_assert(sizeof(((struct wg_diff *)0)->hash_key) == crypto_shorthash_KEYBYTES,
+               "the diff's hash key is SipHash's");
 
-static size_t key_slot(const struct key_table *t, const wg_key key)
+/* The table of the wanted peers by public key (in struct wg_diff): slot i
+ * holds the index of a peer in want plus one, 0 when empty. At most half
+ * full. */
+static size_t key_slot(const struct wg_diff *d, const wg_key key)
 {
 	uint64_t h;
 
-	crypto_shorthash((unsigned char *)&h, key, WG_KEY_LEN, t->hash_key);
-	return (size_t)h & t->mask;
+	crypto_shorthash((unsigned char *)&h, key, WG_KEY_LEN, d->hash_key);
+	return (size_t)h & d->mask;
 }
 
-static int table_init(struct key_table *t, size_t n)
+static int table_init(struct wg_diff *d, size_t n)
 {
 	size_t size = 16;
 
@@ -32,38 +30,38 @@ static int table_init(struct key_table *t, size_t n)
 		return -ENOMEM;
 	while (size < 2 * n)
 		size *= 2;
-	t->slots = calloc(size, sizeof(*t->slots));
-	t->mask = size - 1;
-	randombytes_buf(t->hash_key, sizeof(t->hash_key));
-	return t->slots ? 0 : -ENOMEM;
+	d->slots = calloc(size, sizeof(*d->slots));
+	d->mask = size - 1;
+	randombytes_buf(d->hash_key, sizeof(d->hash_key));
+	return d->slots ? 0 : -ENOMEM;
 }
 
 /* Index into want of the peer with that key, or -1. */
-static long table_find(const struct key_table *t, const struct wg_peer *want, const wg_key key)
+static long table_find(const struct wg_diff *d, const wg_key key)
 {
-	for (size_t i = key_slot(t, key);; i = (i + 1) & t->mask) {
-		uint32_t slot = t->slots[i];
+	for (size_t i = key_slot(d, key);; i = (i + 1) & d->mask) {
+		uint32_t slot = d->slots[i];
 
 		if (!slot)
 			return -1;
-		if (wg_key_equal(want[slot - 1].public_key, key))
+		if (wg_key_equal(d->want[slot - 1].public_key, key))
 			return (long)slot - 1;
 	}
 }
 
 /* Adds want[index]; -EEXIST if its key is there already. */
-static int table_add(struct key_table *t, const struct wg_peer *want, size_t index)
+static int table_add(struct wg_diff *d, size_t index)
 {
-	const uint8_t *key = want[index].public_key;
+	const uint8_t *key = d->want[index].public_key;
 
-	for (size_t i = key_slot(t, key);; i = (i + 1) & t->mask) {
-		uint32_t slot = t->slots[i];
+	for (size_t i = key_slot(d, key);; i = (i + 1) & d->mask) {
+		uint32_t slot = d->slots[i];
 
 		if (!slot) {
-			t->slots[i] = (uint32_t)index + 1;
+			d->slots[i] = (uint32_t)index + 1;
 			return 0;
 		}
-		if (wg_key_equal(want[slot - 1].public_key, key))
+		if (wg_key_equal(d->want[slot - 1].public_key, key))
 			return -EEXIST;
 	}
 }
@@ -151,74 +149,103 @@ static void write_wanted(struct wg_peer *p, const struct wg_peer *want, unsigned
 	}
 }
 
+void wg_diff_free(struct wg_diff *d)
+{
+	free(d->slots);
+	free(d->seen);
+	free(d->gone);
+	memset(d, 0, sizeof(*d));
+}
+
+int wg_diff_begin(struct wg_diff *d, const struct wg_peer *want, size_t n, char *err, size_t errlen)
+{
+	memset(d, 0, sizeof(*d));
+	d->want = want;
+	d->n = n;
+	if (table_init(d, n) || !(d->seen = calloc(n + 1, 1))) {
+		wg_diff_free(d);
+		return wg_err(err, errlen, -ENOMEM, "out of memory for %zu peers", n);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (table_add(d, i)) {
+			char b64[WG_KEY_B64_LEN];
+
+			wg_key_to_base64(b64, want[i].public_key);
+			wg_diff_free(d);
+			return wg_err(err, errlen, -EINVAL, "peer %s is listed twice", b64);
+		}
+	return 0;
+}
+
+int wg_diff_peer(const struct wg_peer *have, void *diff)
+{
+	struct wg_diff *d = diff;
+	long i = table_find(d, have->public_key);
+
+	if (i >= 0) {
+		d->seen[i] = peer_is_right(have, &d->want[i])          ? RIGHT
+		             : have->flags & WG_PEER_HAS_PRESHARED_KEY ? WRONG_WITH_PSK
+		                                                       : WRONG;
+		return 0;
+	}
+	if (d->n_gone == d->gone_cap) {
+		size_t cap = d->gone_cap ? d->gone_cap * 2 : 16;
+		wg_key *gone =
+		    cap > SIZE_MAX / sizeof(*gone) ? NULL : realloc(d->gone, cap * sizeof(*gone));
+
+		if (!gone)
+			return -ENOMEM;
+		d->gone = gone;
+		d->gone_cap = cap;
+	}
+	memcpy(d->gone[d->n_gone++], have->public_key, WG_KEY_LEN);
+	return 0;
+}
+
+int wg_diff_end(struct wg_diff *d, const char *ifname, struct wg_device *out,
+                struct wg_reconcile_counts *counts, char *err, size_t errlen)
+{
+	struct wg_reconcile_counts c = {.removed = d->n_gone};
+	size_t total;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "%s", ifname);
+	for (size_t i = 0; i < d->n; i++)
+		if (d->seen[i] != RIGHT)
+			d->seen[i] == UNSEEN ? c.added++ : c.changed++;
+	total = c.removed + c.added + c.changed;
+	if (total && !(out->peers = calloc(total, sizeof(*out->peers)))) {
+		wg_diff_free(d);
+		return wg_err(err, errlen, -ENOMEM, "out of memory for %zu peers", total);
+	}
+	/* the removals, then the wanted peers in the order of the list */
+	for (size_t j = 0; j < d->n_gone; j++) {
+		struct wg_peer *p = &out->peers[out->n_peers++];
+
+		memcpy(p->public_key, d->gone[j], WG_KEY_LEN);
+		p->flags = WG_PEER_REMOVE;
+	}
+	for (size_t i = 0; total && i < d->n; i++)
+		if (d->seen[i] != RIGHT)
+			write_wanted(&out->peers[out->n_peers++], &d->want[i], d->seen[i]);
+	wg_diff_free(d);
+	if (counts)
+		*counts = c;
+	return 0;
+}
+
 int wg_peers_diff(const struct wg_device *have, const struct wg_peer *want, size_t n,
                   struct wg_device *out, struct wg_reconcile_counts *counts, char *err,
                   size_t errlen)
 {
-	struct wg_reconcile_counts c = {0};
-	struct key_table table;
-	unsigned char *seen, *gone;
-	size_t total;
-	int ret = 0;
+	struct wg_diff d;
+	int ret = wg_diff_begin(&d, want, n, err, errlen);
 
 	memset(out, 0, sizeof(*out));
-	snprintf(out->name, sizeof(out->name), "%s", have->name);
-	if (table_init(&table, n))
-		return wg_err(err, errlen, -ENOMEM, "out of memory for %zu peers", n);
-	for (size_t i = 0; i < n; i++)
-		if (table_add(&table, want, i)) {
-			char b64[WG_KEY_B64_LEN];
-
-			wg_key_to_base64(b64, want[i].public_key);
-			free(table.slots);
-			return wg_err(err, errlen, -EINVAL, "peer %s is listed twice", b64);
+	for (size_t j = 0; !ret && j < have->n_peers; j++)
+		if (wg_diff_peer(&have->peers[j], &d)) {
+			wg_diff_free(&d);
+			ret = wg_err(err, errlen, -ENOMEM, "out of memory for %zu peers", n);
 		}
-	seen = calloc(n + 1, 1);
-	gone = calloc(have->n_peers + 1, 1);
-	if (!seen || !gone) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	/* first what differs, then (only if something does) the write of it */
-	for (size_t j = 0; j < have->n_peers; j++) {
-		const struct wg_peer *h = &have->peers[j];
-		long i = table_find(&table, want, h->public_key);
-
-		if (i < 0) {
-			gone[j] = 1;
-			c.removed++;
-		} else {
-			seen[i] = peer_is_right(h, &want[i])             ? RIGHT
-			          : h->flags & WG_PEER_HAS_PRESHARED_KEY ? WRONG_WITH_PSK
-			                                                 : WRONG;
-		}
-	}
-	for (size_t i = 0; i < n; i++)
-		if (seen[i] != RIGHT)
-			seen[i] == UNSEEN ? c.added++ : c.changed++;
-	total = c.removed + c.added + c.changed;
-	if (total && !(out->peers = calloc(total, sizeof(*out->peers)))) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	/* the removals, then the wanted peers in the order of the list */
-	for (size_t j = 0; total && j < have->n_peers; j++)
-		if (gone[j]) {
-			struct wg_peer *p = &out->peers[out->n_peers++];
-
-			memcpy(p->public_key, have->peers[j].public_key, WG_KEY_LEN);
-			p->flags = WG_PEER_REMOVE;
-		}
-	for (size_t i = 0; total && i < n; i++)
-		if (seen[i] != RIGHT)
-			write_wanted(&out->peers[out->n_peers++], &want[i], seen[i]);
-out:
-	free(table.slots);
-	free(seen);
-	free(gone);
-	if (ret)
-		return wg_err(err, errlen, ret, "out of memory for %zu peers", n);
-	if (counts)
-		*counts = c;
-	return 0;
+	return ret ? ret : wg_diff_end(&d, have->name, out, counts, err, errlen);
 }

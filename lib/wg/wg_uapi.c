@@ -4,7 +4,11 @@
  * makes the userspace back end of it and the daemon behind it).
  *
  * A write is one "set=1" exchange, however many peers it carries (10,000
- * peers is ~1.3 MB), so a reconcile is a single transaction for the daemon.
+ * peers is ~1.3 MB), so a reconcile is a single transaction for the daemon;
+ * it is formatted and sent WG_UAPI_CHUNK bytes at a time. An answer to
+ * "get=1" is parsed as it arrives, line by line, each peer handed on as
+ * soon as it is read: the daemon writes while we parse, and neither the
+ * answer nor its peers need be whole in memory.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,10 +31,30 @@
 
 /* --- formatting a set=1 request -------------------------------------------- */
 
+/* Writes it all, across short writes. MSG_NOSIGNAL: a daemon that hangs up
+ * early is an error to report, not a SIGPIPE to die of. */
+static int send_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* The text of a request: grown whole in memory, or, with a socket (fd >=
+ * 0), sent whenever the next line would not fit in its WG_UAPI_CHUNK. */
 struct sbuf {
 	char *p;
 	size_t len, cap;
 	int err;
+	int fd;
 };
 
 static void sb_reserve(struct sbuf *sb, size_t more)
@@ -40,6 +64,12 @@ static void sb_reserve(struct sbuf *sb, size_t more)
 
 	if (sb->err || sb->len + more <= sb->cap)
 		return;
+	if (sb->fd >= 0 && sb->len) {
+		sb->err = send_all(sb->fd, sb->p, sb->len);
+		sb->len = 0;
+		if (sb->err || more <= sb->cap)
+			return;
+	}
 	while (cap < sb->len + more)
 		cap *= 2;
 	p = realloc(sb->p, cap);
@@ -136,24 +166,29 @@ static void sb_peer(struct sbuf *sb, const struct wg_peer *peer)
 		sb_allowed_ip(sb, &peer->allowed_ips[i]);
 }
 
+static void sb_set(struct sbuf *sb, const struct wg_device *dev)
+{
+	sb_put(sb, "set=1\n");
+	if (dev->flags & WG_DEVICE_HAS_PRIVATE_KEY)
+		sb_key(sb, "private_key=", dev->private_key);
+	if (dev->flags & WG_DEVICE_HAS_LISTEN_PORT)
+		sb_uint(sb, "listen_port=", dev->listen_port);
+	if (dev->flags & WG_DEVICE_HAS_FWMARK)
+		sb_uint(sb, "fwmark=", dev->fwmark);
+	if (dev->flags & WG_DEVICE_REPLACE_PEERS)
+		sb_put(sb, "replace_peers=true\n");
+	for (size_t i = 0; i < dev->n_peers; i++)
+		sb_peer(sb, &dev->peers[i]);
+	sb_put(sb, "\n");
+}
+
 int wg_uapi_format_set(const struct wg_device *dev, char **buf, size_t *len)
 {
-	struct sbuf sb = {0};
+	struct sbuf sb = {.fd = -1};
 
 	/* one reservation for the common case: ~140 bytes a peer and its first IP */
 	sb_reserve(&sb, 256 + dev->n_peers * 192);
-	sb_put(&sb, "set=1\n");
-	if (dev->flags & WG_DEVICE_HAS_PRIVATE_KEY)
-		sb_key(&sb, "private_key=", dev->private_key);
-	if (dev->flags & WG_DEVICE_HAS_LISTEN_PORT)
-		sb_uint(&sb, "listen_port=", dev->listen_port);
-	if (dev->flags & WG_DEVICE_HAS_FWMARK)
-		sb_uint(&sb, "fwmark=", dev->fwmark);
-	if (dev->flags & WG_DEVICE_REPLACE_PEERS)
-		sb_put(&sb, "replace_peers=true\n");
-	for (size_t i = 0; i < dev->n_peers; i++)
-		sb_peer(&sb, &dev->peers[i]);
-	sb_put(&sb, "\n");
+	sb_set(&sb, dev);
 	if (sb.err) {
 		if (sb.p)
 			explicit_bzero(sb.p, sb.len);
@@ -168,12 +203,6 @@ int wg_uapi_format_set(const struct wg_device *dev, char **buf, size_t *len)
 /* --- parsing a get=1 answer ------------------------------------------------ */
 
 #define NO_KEY_HEX "0000000000000000000000000000000000000000000000000000000000000000"
-
-struct parse_state {
-	struct wg_device *dev;
-	bool have_errno;
-	int64_t errno_value;
-};
 
 static int parse_key(wg_key key, const char *value)
 {
@@ -206,9 +235,30 @@ static int parse_device_line(struct wg_device *dev, const char *key, const char 
 	return 0;
 }
 
-static int parse_peer_line(struct wg_peer *peer, const char *key, const char *value)
+/* The peer's next allowed IP, in the reader's array (kept across peers). */
+static int add_allowed_ip(struct wg_uapi_reader *r, const char *value)
 {
 	struct wg_allowed_ip ip;
+
+	if (wg_allowed_ip_parse(&ip, value))
+		return -EINVAL;
+	if (r->peer.n_allowed_ips == r->ips_cap) {
+		size_t cap = r->ips_cap ? r->ips_cap * 2 : 8;
+		struct wg_allowed_ip *ips =
+		    cap > SIZE_MAX / sizeof(*ips) ? NULL : realloc(r->ips, cap * sizeof(*ips));
+
+		if (!ips)
+			return -ENOMEM;
+		r->ips = ips;
+		r->ips_cap = cap;
+	}
+	r->ips[r->peer.n_allowed_ips++] = ip;
+	return 0;
+}
+
+static int parse_peer_line(struct wg_uapi_reader *r, const char *key, const char *value)
+{
+	struct wg_peer *peer = &r->peer;
 	uint64_t n;
 
 	if (!strcmp(key, "preshared_key")) {
@@ -228,9 +278,7 @@ static int parse_peer_line(struct wg_peer *peer, const char *key, const char *va
 		peer->persistent_keepalive = (uint16_t)n;
 		peer->flags |= WG_PEER_HAS_KEEPALIVE;
 	} else if (!strcmp(key, "allowed_ip")) {
-		if (wg_allowed_ip_parse(&ip, value))
-			return -EINVAL;
-		return wg_peer_append_allowed_ip(peer, &ip);
+		return add_allowed_ip(r, value);
 	} else if (!strcmp(key, "last_handshake_time_sec")) {
 		if (wg_parse_u64(value, INT64_MAX, &n))
 			return -EINVAL;
@@ -261,84 +309,170 @@ static int parse_errno_value(const char *value, int64_t *out)
 	return 0;
 }
 
-static int parse_line(struct parse_state *st, char *line)
+/* The peer being read is complete: hand it on. */
+static int end_peer(struct wg_uapi_reader *r)
 {
-	struct wg_device *dev = st->dev;
+	if (!r->in_peer || !r->on_peer)
+		return 0;
+	r->peer.allowed_ips = r->peer.n_allowed_ips ? r->ips : NULL;
+	return r->on_peer(&r->peer, r->arg);
+}
+
+static int parse_line(struct wg_uapi_reader *r, char *line)
+{
 	char *value = strchr(line, '=');
-	struct wg_peer *peer;
 
 	if (!value)
 		return -EINVAL;
 	*value++ = '\0';
 	if (!strcmp(line, "errno")) {
-		st->have_errno = true;
-		return parse_errno_value(value, &st->errno_value);
+		r->have_errno = true;
+		return parse_errno_value(value, &r->errno_value);
 	}
 	if (!strcmp(line, "public_key")) {
-		peer = wg_device_append_peer(dev);
-		if (!peer)
-			return -ENOMEM;
-		return parse_key(peer->public_key, value);
+		memset(&r->peer, 0, sizeof(r->peer));
+		r->in_peer = true;
+		return parse_key(r->peer.public_key, value);
 	}
 	/* keys before the first public_key are the device's, after it the
 	 * current peer's; a key of the wrong kind is unknown, hence skipped */
-	if (dev->n_peers == 0)
-		return parse_device_line(dev, line, value);
-	return parse_peer_line(&dev->peers[dev->n_peers - 1], line, value);
+	if (!r->in_peer)
+		return parse_device_line(r->dev, line, value);
+	return parse_peer_line(r, line, value);
+}
+
+void wg_uapi_reader_init(struct wg_uapi_reader *r, struct wg_device *dev, wg_peer_fn on_peer,
+                         void *arg)
+{
+	memset(r, 0, sizeof(*r));
+	r->dev = dev;
+	r->on_peer = on_peer;
+	r->arg = arg;
+}
+
+/* What the reader says when on_peer refused a peer. */
+static int peer_refused(int ret, char *err, size_t errlen)
+{
+	if (ret == -ENOMEM)
+		return wg_err(err, errlen, ret, "out of memory reading the device");
+	ret = ret < 0 ? ret : -ECANCELED;
+	return wg_err(err, errlen, ret, "reading the peers of the device: %s", strerror(-ret));
+}
+
+/* The line in r->line (r->linelen bytes, without its newline) is whole:
+ * 0 to go on, 1 at the empty line that ends the answer, or an error. */
+static int take_line(struct wg_uapi_reader *r, char *err, size_t errlen)
+{
+	size_t n = r->linelen;
+	int ret;
+
+	r->linelen = 0;
+	if (n == 0) {
+		r->ended = true;
+		ret = end_peer(r);
+		r->in_peer = false;
+		return ret ? peer_refused(ret, err, errlen) : 1;
+	}
+	if (memchr(r->line, '\0', n))
+		return wg_err(err, errlen, -EPROTO, "UAPI answer: NUL in line %u", r->lineno);
+	r->line[n] = '\0';
+	/* a public key starts the next peer: the one before is complete */
+	if (!strncmp(r->line, "public_key=", 11) && (ret = end_peer(r)))
+		return peer_refused(ret, err, errlen);
+	ret = parse_line(r, r->line);
+	if (ret == -ENOMEM)
+		return wg_err(err, errlen, ret, "out of memory reading the device");
+	if (ret)
+		return wg_err(err, errlen, -EPROTO, "UAPI answer: bad line %u (%.40s)", r->lineno,
+		              r->line);
+	return 0;
+}
+
+int wg_uapi_reader_feed(struct wg_uapi_reader *r, const char *buf, size_t len, size_t *used,
+                        char *err, size_t errlen)
+{
+	size_t pos = 0;
+
+	while (!r->ret && pos < len) {
+		const char *nl = memchr(buf + pos, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - (buf + pos)) : len - pos;
+
+		if (r->linelen + n > WG_UAPI_MAX_LINE) {
+			r->ret = wg_err(err, errlen, -EPROTO, "UAPI answer: line %u is too long",
+			                r->lineno + 1);
+			break;
+		}
+		memcpy(r->line + r->linelen, buf + pos, n);
+		r->linelen += n;
+		pos += n;
+		if (!nl)
+			break;
+		pos++;
+		r->lineno++;
+		r->ret = take_line(r, err, errlen);
+	}
+	if (used)
+		*used = pos;
+	return r->ret;
+}
+
+int wg_uapi_reader_finish(struct wg_uapi_reader *r, char *err, size_t errlen)
+{
+	int ret = r->ret < 0 ? r->ret : 0;
+
+	if (!ret && !r->ended)
+		ret = r->linelen ? wg_err(err, errlen, -EPROTO, "UAPI answer cut in line %u",
+		                          r->lineno + 1)
+		                 : wg_err(err, errlen, -EPROTO, "UAPI answer is truncated");
+	else if (!ret && !r->have_errno)
+		ret = wg_err(err, errlen, -EPROTO, "UAPI answer has no errno line");
+	else if (!ret && r->errno_value)
+		ret = wg_err(err, errlen, -(int)r->errno_value, "the WireGuard daemon says: %s",
+		             strerror((int)r->errno_value));
+	free(r->ips);
+	r->ips = NULL;
+	r->ips_cap = 0;
+	/* a preshared key may be in there */
+	explicit_bzero(&r->peer, sizeof(r->peer));
+	explicit_bzero(r->line, sizeof(r->line));
+	r->ret = ret ? ret : 1;
+	return ret;
+}
+
+/* The peer, copied into the device being read whole. */
+static int keep_peer(const struct wg_peer *peer, void *arg)
+{
+	struct wg_device *dev = arg;
+	struct wg_peer *p = wg_device_append_peer(dev);
+
+	if (!p)
+		return -ENOMEM;
+	*p = *peer;
+	p->allowed_ips = NULL;
+	p->n_allowed_ips = 0;
+	for (size_t i = 0; i < peer->n_allowed_ips; i++)
+		if (wg_peer_append_allowed_ip(p, &peer->allowed_ips[i]))
+			return -ENOMEM;
+	return 0;
 }
 
 int wg_uapi_parse_get(const char *buf, size_t len, struct wg_device **out, char *err, size_t errlen)
 {
-	struct parse_state st = {0};
-	char line[WG_UAPI_MAX_LINE + 1];
-	unsigned lineno = 0;
-	bool ended = false;
-	size_t pos = 0;
-	int ret = 0;
+	struct wg_uapi_reader r;
+	struct wg_device *dev = calloc(1, sizeof(*dev));
+	int ret;
 
 	*out = NULL;
-	st.dev = calloc(1, sizeof(*st.dev));
-	if (!st.dev)
+	if (!dev)
 		return wg_err(err, errlen, -ENOMEM, "out of memory");
-	while (pos < len && !ret) {
-		const char *nl = memchr(buf + pos, '\n', len - pos);
-		size_t n = nl ? (size_t)(nl - (buf + pos)) : len - pos;
-
-		lineno++;
-		if (!nl) {
-			ret = wg_err(err, errlen, -EPROTO, "UAPI answer cut in line %u", lineno);
-		} else if (n == 0) {
-			ended = true;
-			break;
-		} else if (n > WG_UAPI_MAX_LINE) {
-			ret = wg_err(err, errlen, -EPROTO, "UAPI answer: line %u is too long",
-			             lineno);
-		} else if (memchr(buf + pos, '\0', n)) {
-			ret = wg_err(err, errlen, -EPROTO, "UAPI answer: NUL in line %u", lineno);
-		} else {
-			memcpy(line, buf + pos, n);
-			line[n] = '\0';
-			ret = parse_line(&st, line);
-			if (ret == -ENOMEM)
-				wg_err(err, errlen, ret, "out of memory reading the device");
-			else if (ret)
-				ret = wg_err(err, errlen, -EPROTO,
-				             "UAPI answer: bad line %u (%.40s)", lineno, line);
-		}
-		pos += n + 1;
-	}
-	explicit_bzero(line, sizeof(line));
-	if (!ret && (!ended || !st.have_errno))
-		ret = wg_err(err, errlen, -EPROTO, "UAPI answer %s",
-		             ended ? "has no errno line" : "is truncated");
-	if (!ret && st.errno_value)
-		ret = wg_err(err, errlen, -(int)st.errno_value, "the WireGuard daemon says: %s",
-		             strerror((int)st.errno_value));
+	wg_uapi_reader_init(&r, dev, keep_peer, dev);
+	wg_uapi_reader_feed(&r, buf, len, NULL, err, errlen);
+	ret = wg_uapi_reader_finish(&r, err, errlen);
 	if (ret) {
-		wg_device_free(st.dev);
+		wg_device_free(dev);
 		return ret;
 	}
-	*out = st.dev;
+	*out = dev;
 	return 0;
 }
 
@@ -390,23 +524,6 @@ static int uapi_connect(const char *ifname, int *out, char *err, size_t errlen)
 		              addr.sun_path, strerror(-ret));
 	}
 	*out = fd;
-	return 0;
-}
-
-/* Writes it all, across short writes. MSG_NOSIGNAL: a daemon that hangs up
- * early is an error to report, not a SIGPIPE to die of. */
-static int send_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno == EAGAIN ? -ETIMEDOUT : -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
 	return 0;
 }
 
@@ -472,47 +589,125 @@ int wg_uapi_exchange(const char *ifname, const char *request, size_t len, char *
 	return 0;
 }
 
+/* Reads the answer on fd into the reader, a chunk at a time, as the
+ * daemon writes it, up to the empty line (the daemon keeps the connection
+ * open for another request) or a fault of the answer, which the reader
+ * keeps. Returns what broke the socket, if anything did. */
+static int read_into(int fd, struct wg_uapi_reader *r, char *err, size_t errlen)
+{
+	char buf[WG_UAPI_CHUNK];
+	int ret = 0;
+
+	while (!r->ret) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret = n == 0 ? -EPROTO : errno == EAGAIN ? -ETIMEDOUT : -errno;
+			break;
+		}
+		wg_uapi_reader_feed(r, buf, (size_t)n, NULL, err, errlen);
+	}
+	/* a private or preshared key may have passed through */
+	explicit_bzero(buf, sizeof(buf));
+	return ret;
+}
+
+/* One request, sent by send_request(fd, arg), and its answer read into r,
+ * which is then finished: 0, the answer's fault or errno, or what broke
+ * the exchange. */
+static int uapi_request(const char *ifname, int (*send_request)(int fd, const void *arg),
+                        const void *arg, struct wg_uapi_reader *r, const char *what, char *err,
+                        size_t errlen)
+{
+	int fd = -1, sent, broken;
+
+	broken = uapi_connect(ifname, &fd, err, errlen);
+	if (broken) {
+		wg_uapi_reader_finish(r, NULL, 0);
+		return broken;
+	}
+	sent = send_request(fd, arg);
+	/* even if the write broke, the daemon may have said why before closing */
+	broken = read_into(fd, r, err, errlen);
+	close(fd);
+	if (broken) {
+		wg_uapi_reader_finish(r, NULL, 0);
+		broken = sent ? sent : broken;
+		return wg_err(err, errlen, broken, "UAPI %s on %s failed: %s", what, ifname,
+		              strerror(-broken));
+	}
+	return wg_uapi_reader_finish(r, err, errlen);
+}
+
+static int send_set(int fd, const void *arg)
+{
+	struct sbuf sb = {.fd = fd, .cap = WG_UAPI_CHUNK, .p = malloc(WG_UAPI_CHUNK)};
+
+	if (!sb.p)
+		return -ENOMEM;
+	sb_set(&sb, arg);
+	if (!sb.err)
+		sb.err = send_all(fd, sb.p, sb.len);
+	/* the private key may have been in there */
+	explicit_bzero(sb.p, sb.cap);
+	free(sb.p);
+	return sb.err;
+}
+
 int wg_uapi_set(const struct wg_device *dev, char *err, size_t errlen)
 {
-	char *req = NULL, *answer = NULL;
-	size_t reqlen = 0, answerlen = 0;
+	struct wg_device answer = {0};
+	struct wg_uapi_reader r;
 	int ret;
 
-	ret = wg_uapi_format_set(dev, &req, &reqlen);
-	if (ret)
-		return wg_err(err, errlen, ret, "cannot build the UAPI request: %s",
-		              strerror(-ret));
-	ret = wg_uapi_exchange(dev->name, req, reqlen, &answer, &answerlen, err, errlen);
-	if (ret)
-		goto out;
-	ret = wg_uapi_parse_errno(answer, answerlen);
-	if (ret == -EPROTO)
+	/* the answer is "errno=N" and the empty line: a get's without peers */
+	wg_uapi_reader_init(&r, &answer, NULL, NULL);
+	ret = uapi_request(dev->name, send_set, dev, &r, "set", err, errlen);
+	if (ret == -EPROTO && r.ended)
 		wg_err(err, errlen, ret, "UAPI set on %s: unexpected answer", dev->name);
-	else if (ret)
+	else if (ret && r.ended)
 		wg_err(err, errlen, ret, "UAPI set on %s refused: %s", dev->name, strerror(-ret));
-out:
-	explicit_bzero(req, reqlen);
-	free(req);
-	free(answer);
+	return ret;
+}
+
+static int send_get(int fd, const void *arg)
+{
+	static const char request[] = "get=1\n\n";
+
+	(void)arg;
+	return send_all(fd, request, sizeof(request) - 1);
+}
+
+int wg_uapi_get_peers(const char *ifname, wg_peer_fn on_peer, void *arg, char *err, size_t errlen)
+{
+	struct wg_device dev = {0};
+	struct wg_uapi_reader r;
+	int ret;
+
+	wg_uapi_reader_init(&r, &dev, on_peer, arg);
+	ret = uapi_request(ifname, send_get, NULL, &r, "get", err, errlen);
+	explicit_bzero(&dev, sizeof(dev));
 	return ret;
 }
 
 int wg_uapi_get(const char *ifname, struct wg_device **out, char *err, size_t errlen)
 {
-	static const char request[] = "get=1\n\n";
-	char *answer = NULL;
-	size_t answerlen = 0;
+	struct wg_device *dev = calloc(1, sizeof(*dev));
+	struct wg_uapi_reader r;
 	int ret;
 
 	*out = NULL;
-	ret = wg_uapi_exchange(ifname, request, sizeof(request) - 1, &answer, &answerlen, err,
-	                       errlen);
-	if (ret)
+	if (!dev)
+		return wg_err(err, errlen, -ENOMEM, "out of memory");
+	wg_uapi_reader_init(&r, dev, keep_peer, dev);
+	ret = uapi_request(ifname, send_get, NULL, &r, "get", err, errlen);
+	if (ret) {
+		wg_device_free(dev);
 		return ret;
-	ret = wg_uapi_parse_get(answer, answerlen, out, err, errlen);
-	explicit_bzero(answer, answerlen);
-	free(answer);
-	if (!ret)
-		snprintf((*out)->name, sizeof((*out)->name), "%s", ifname);
-	return ret;
+	}
+	snprintf(dev->name, sizeof(dev->name), "%s", ifname);
+	*out = dev;
+	return 0;
 }

@@ -158,4 +158,5 @@ const struct wg_backend wg_backend_uapi = {
     .adopt = userspace_adopt,
     .set = wg_uapi_set,
     .get = wg_uapi_get,
+    .get_peers = wg_uapi_get_peers,
 };

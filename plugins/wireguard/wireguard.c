@@ -1,8 +1,9 @@
 /* The wireguard plugin: owns the gateway's WireGuard interface. It makes
  * the server key on first start (sealed at rest), brings the interface up
  * and keeps its peers equal to the active devices in state: everything at
- * start in one transaction, then one device at a time as `device.changed`
- * events arrive, plus a periodic diff that repairs any drift. */
+ * start in one transaction, then as `device.changed` events arrive (the
+ * events queued together written together, in one set), plus a periodic
+ * diff that repairs any drift. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <sodium.h>
 
 #include "iface.h"
+#include "peers.h"
 #include "sealed_key.h"
 #include "wg.h"
 
@@ -22,6 +24,8 @@ struct wgp {
 	bool remove_on_stop; /* wireguard.on_stop = "remove" */
 	wg_key private_key, public_key;
 	int resync_timer;
+	struct wgp_peers changes; /* from device.changed events, not yet written */
+	bool changes_posted;      /* apply_changes is queued to run */
 };
 
 static const char *setting(mg_ctx *ctx, const char *name)
@@ -36,53 +40,13 @@ static int setting_int(mg_ctx *ctx, const char *name)
 
 /* ---- the desired peers, from state ---- */
 
-struct peer_list {
-	struct wg_peer *peers;
-	struct wg_allowed_ip *ips; /* one /32 or /128 each */
-	size_t n, cap;
-};
-
-/* A device's peer, if it is active and well formed. */
-static int device_peer(json_t *device, struct wg_peer *peer, struct wg_allowed_ip *ip)
-{
-	const char *state = json_string_value(json_object_get(device, "state"));
-	const char *key = json_string_value(json_object_get(device, "public_key"));
-	const char *address = json_string_value(json_object_get(device, "address"));
-	memset(peer, 0, sizeof(*peer));
-	if (!state || strcmp(state, "active") || !key || !address)
-		return -ENOENT;
-	if (wg_key_from_base64(peer->public_key, key) || wg_allowed_ip_parse(ip, address))
-		return -EINVAL;
-	/* a device owns exactly its own address, whatever the record says */
-	ip->cidr = ip->family == AF_INET ? 32 : 128;
-	peer->allowed_ips = ip;
-	peer->n_allowed_ips = 1;
-	/* keepalive written too (0: off), so that a hand-set one is undone */
-	peer->flags = WG_PEER_HAS_KEEPALIVE;
-	return 0;
-}
-
 static int collect_peer(const char *key, json_t *device, void *arg)
 {
-	struct peer_list *l = arg;
 	(void)key;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 256;
-		struct wg_peer *p = realloc(l->peers, cap * sizeof(*p));
-		struct wg_allowed_ip *ips = p ? realloc(l->ips, cap * sizeof(*ips)) : NULL;
-		if (p)
-			l->peers = p;
-		if (!ips)
-			return -ENOMEM;
-		l->ips = ips;
-		l->cap = cap;
-	}
-	if (!device_peer(device, &l->peers[l->n], &l->ips[l->n]))
-		l->n++;
-	return 0;
+	return wgp_peers_add_device(arg, device);
 }
 
-static int desired_peers(mg_ctx *ctx, struct peer_list *l)
+static int desired_peers(mg_ctx *ctx, struct wgp_peers *l)
 {
 	mg_txn *txn;
 	memset(l, 0, sizeof(*l));
@@ -91,16 +55,7 @@ static int desired_peers(mg_ctx *ctx, struct peer_list *l)
 		return rc;
 	rc = mg_state_foreach(ctx, txn, "devices", NULL, collect_peer, l);
 	mg_txn_abort(ctx, txn);
-	/* the ips array may have moved while growing: point each peer at its own */
-	for (size_t i = 0; i < l->n; i++)
-		l->peers[i].allowed_ips = &l->ips[i];
 	return rc;
-}
-
-static void free_peers(struct peer_list *l)
-{
-	free(l->peers);
-	free(l->ips);
 }
 
 /* ---- reconciling ---- */
@@ -114,13 +69,13 @@ static void free_peers(struct peer_list *l)
 static int sync_peers(mg_ctx *ctx, const char *when)
 {
 	struct wgp *self = ctx->self;
-	struct peer_list want;
+	struct wgp_peers want;
 	struct wg_reconcile_counts counts;
 	char err[256] = "out of memory";
 	int rc = desired_peers(ctx, &want);
 	if (rc) {
 		mg_error_log(ctx, "%s: cannot read the devices from state", when);
-		free_peers(&want);
+		wgp_peers_free(&want);
 		return rc;
 	}
 	rc = wg_peers_reconcile(self->backend, self->ifname, want.peers, want.n, &counts, err,
@@ -132,7 +87,7 @@ static int sync_peers(mg_ctx *ctx, const char *when)
 		        "%s: %s has the %zu active devices as peers (%zu added, %zu changed, %zu "
 		        "removed)",
 		        when, self->ifname, want.n, counts.added, counts.changed, counts.removed);
-	free_peers(&want);
+	wgp_peers_free(&want);
 	return rc;
 }
 
@@ -142,37 +97,38 @@ static void resync(mg_ctx *ctx, void *arg)
 	sync_peers(ctx, "resync");
 }
 
-/* One device changed: read it from state (the truth, not the event) and
- * set or remove its one peer. */
+/* The device changes gathered so far, in one write. */
+static void apply_changes(mg_ctx *ctx, void *arg)
+{
+	struct wgp *self = ctx->self;
+	size_t n = self->changes.n;
+	char err[256];
+	(void)arg;
+	self->changes_posted = false;
+	if (wgp_peers_apply(&self->changes, self->backend, self->ifname, err, sizeof(err)))
+		mg_warn(ctx, "%zu device changes: %s (the next resync retries)", n, err);
+}
+
+/* A device changed: its peer is set or removed, together with the other
+ * changes that are queued by then. The write is posted, not timed: a post
+ * runs once the plugin's loop has taken the events waiting on the bus
+ * (and those that came meanwhile), so a burst of onboardings costs one
+ * UAPI set, and a lone event is written at once. */
 static void on_device_changed(mg_ctx *ctx, const char *topic, json_t *event, void *arg)
 {
 	struct wgp *self = ctx->self;
-	const char *id = json_string_value(json_object_get(event, "id"));
-	const char *old_key = json_string_value(json_object_get(event, "public_key"));
-	json_t *device = NULL;
-	mg_txn *txn;
-	struct wg_peer peer;
-	struct wg_allowed_ip ip;
-	char err[256];
 	(void)topic;
 	(void)arg;
-	if (!id || mg_txn_begin(ctx, MG_TXN_READ, &txn))
+	int rc = wgp_peers_add_change(&self->changes, event);
+	if (rc == -ENOMEM)
+		mg_warn(ctx, "device %s: out of memory (the next resync retries)",
+		        json_string_value(json_object_get(event, "id")));
+	if (rc || self->changes_posted)
 		return;
-	mg_state_get(ctx, txn, "devices", id, &device);
-	mg_txn_abort(ctx, txn);
-
-	int rc = 0;
-	if (device && !device_peer(device, &peer, &ip)) {
-		rc = wg_peers_upsert(self->backend, self->ifname, &peer, 1, err, sizeof(err));
-	} else if (old_key) {
-		wg_key key;
-		if (!wg_key_from_base64(key, old_key))
-			rc = wg_peers_remove(self->backend, self->ifname, (const wg_key *)&key, 1,
-			                     err, sizeof(err));
-	}
-	if (rc)
-		mg_warn(ctx, "device %s: %s (the next resync retries)", id, err);
-	json_decref(device);
+	if (mg_post(ctx, apply_changes, NULL) == 0)
+		self->changes_posted = true;
+	else
+		apply_changes(ctx, NULL);
 }
 
 /* ---- services ---- */
@@ -392,6 +348,7 @@ static void wgp_stop(mg_ctx *ctx)
 		        self->ifname);
 	}
 	sodium_memzero(self->private_key, sizeof(self->private_key));
+	wgp_peers_free(&self->changes);
 	free(self);
 	ctx->self = NULL;
 }

@@ -91,10 +91,12 @@ static int sync_peers(mg_ctx *ctx, const char *when)
 	return rc;
 }
 
+/* Ready once the peers match state: after the first reconcile, or after
+ * the first resync that succeeds if that one failed. */
 static void resync(mg_ctx *ctx, void *arg)
 {
-	(void)arg;
-	sync_peers(ctx, "resync");
+	if (!sync_peers(ctx, arg ? arg : "resync"))
+		mg_ready(ctx);
 }
 
 /* The device changes gathered so far, in one write. */
@@ -309,8 +311,6 @@ static int wgp_start(mg_ctx *ctx)
 		mg_error_log(ctx, "cannot set up %s: %s", self->ifname, err);
 	if (!rc)
 		rc = publish_server(ctx);
-	if (!rc)
-		rc = sync_peers(ctx, "start");
 	if (rc) {
 		/* one we just made goes; an adopted one still carries tunnels */
 		if (!adopted)
@@ -319,7 +319,11 @@ static int wgp_start(mg_ctx *ctx)
 		self->daemon_pid = 0;
 		return rc;
 	}
-	mg_ready(ctx); /* the peers match state */
+	/* The peers (10k devices: the long part) are reconciled right after
+	 * start returns, on this plugin's loop: the firewall, which needs only
+	 * wg/server, starts meanwhile; readiness waits for the peers. */
+	if (!MG_API_HAS(ctx, post) || mg_post(ctx, resync, "start"))
+		resync(ctx, "start");
 	int interval = setting_int(ctx, "resync_interval");
 	if (interval > 0)
 		self->resync_timer = mg_timer_add(ctx, (unsigned)interval * 1000, 1, resync, NULL);

@@ -40,6 +40,7 @@
 #include <zmq.h>
 
 #include "bus_client.h"
+#include "wg.h"
 #include "rounds.h"
 
 #define MAX_CLIENTS 64
@@ -100,13 +101,12 @@ static double processes_cpu(const char *pids)
 }
 
 /* A fresh WireGuard public key (the device's; its private half is thrown away). */
-static void public_key(char out[64])
+static void public_key(char out[WG_KEY_B64_LEN])
 {
-	unsigned char priv[32], pub[32];
-	randombytes_buf(priv, sizeof(priv));
-	priv[0] &= 248, priv[31] = (priv[31] & 127) | 64;
-	crypto_scalarmult_base(pub, priv);
-	sodium_bin2base64(out, 64, pub, 32, sodium_base64_VARIANT_ORIGINAL);
+	wg_key priv, pub;
+	wg_key_generate_private(priv);
+	wg_key_public_from_private(pub, priv);
+	wg_key_to_base64(out, pub);
 }
 
 static json_t *bus_call(struct mg_bus_client *bus, const char *service, json_t *request)
@@ -142,7 +142,7 @@ static void *maker_loop(void *arg)
 		exit(1);
 	}
 	for (int i = m->from; i < m->from + m->n; i++) {
-		char name[32], key[64];
+		char name[32], key[WG_KEY_B64_LEN];
 		snprintf(name, sizeof(name), "%s%d", m->prefix, i);
 		json_t *user = bus_call(
 		    bus, "preauth.user.add",
@@ -245,7 +245,7 @@ static void *client_loop(void *arg)
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
 	for (int i = 0; i < c->n; i++) {
-		char key[64];
+		char key[WG_KEY_B64_LEN];
 		double t0 = now();
 		json_t *req = json_pack("{s:s}", "code", c->codes[i]);
 		json_t *cfg = post(curl, redeem, req);

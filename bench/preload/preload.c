@@ -18,6 +18,7 @@
 #include <zmq.h>
 
 #include "bus_client.h"
+#include "wg.h"
 
 struct worker {
 	void *zctx;
@@ -27,13 +28,12 @@ struct worker {
 };
 
 /* A fresh WireGuard public key (the device's; its private half is thrown away). */
-static void public_key(char out[64])
+static void public_key(char out[WG_KEY_B64_LEN])
 {
-	unsigned char priv[32], pub[32];
-	randombytes_buf(priv, sizeof(priv));
-	priv[0] &= 248, priv[31] = (priv[31] & 127) | 64;
-	crypto_scalarmult_base(pub, priv);
-	sodium_bin2base64(out, 64, pub, 32, sodium_base64_VARIANT_ORIGINAL);
+	wg_key priv, pub;
+	wg_key_generate_private(priv);
+	wg_key_public_from_private(pub, priv);
+	wg_key_to_base64(out, pub);
 }
 
 /* One request; its reply, or NULL (said on stderr). */
@@ -54,7 +54,7 @@ static json_t *call(struct mg_bus_client *bus, const char *service, json_t *requ
 
 static int onboard(struct mg_bus_client *bus, const char *prefix, int i)
 {
-	char name[64], key[64];
+	char name[64], key[WG_KEY_B64_LEN];
 	snprintf(name, sizeof(name), "%s%d", prefix, i);
 	json_t *user = call(bus, "preauth.user.add",
 	                    json_pack("{s:s, s:s}", "name", name, "role", "developer"));

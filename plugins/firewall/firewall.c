@@ -1265,7 +1265,10 @@ static const struct mg_setting fw_settings[] = {
      "The iptables-restore program (e.g. iptables-legacy-restore).", NULL, 0},
     {"iptables_save", MG_SETTING_STRING, "\"iptables-save\"",
      "The iptables-save program, matching iptables_restore.", NULL, 0},
-    {"ipset", MG_SETTING_STRING, "\"ipset\"", "The ipset program.", NULL, 0},
+    {"ipset", MG_SETTING_STRING, "\"ipset\"",
+     "Not used any more (the role sets are filled through netlink); accepted so that configs "
+     "that set it still load.",
+     NULL, 0},
     {0},
 };
 

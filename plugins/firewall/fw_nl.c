@@ -241,6 +241,8 @@ static int set_add_all(struct fw_nl *nl, const char *set, const uint32_t *addrs,
 		size_t first = i;
 		while (i < n && !batch_member(nlh, addrs[i], (uint32_t)(i + 1)))
 			i++;
+		if (i == first)
+			return -EMSGSIZE; /* not one member fits: never with BATCH_SIZE */
 		mnl_attr_nest_end(nlh, adt);
 		struct refusal r = {0};
 		int rc = exchange(nl, nlh, nl->batch, sizeof(nl->batch), NULL, batch_error, &r);

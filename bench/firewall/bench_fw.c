@@ -4,6 +4,9 @@
  * - the whole policy for 10,000 devices applied from state (ours: the
  *   devices read, one ipset restore, one iptables-restore) against one
  *   iptables-restore of the equivalent linear policy (30,000 rules);
+ * - of that, the role sets refilled as at a restart (ours: through
+ *   netlink, a few messages of thousands of members, each set swapped in)
+ *   against one `ipset restore` of the same sets, swapped in alike;
  * - one device's change end to end: from preauth's state write, through
  *   the event, the plugin (state read, netlink) and, for a removal, the
  *   walk of the conntrack table, until the kernel's set has it; against
@@ -207,6 +210,69 @@ static double linear_full(void)
 	return t;
 }
 
+/* ---- the role sets ---- */
+
+/* The policy's 4 role sets with their 2,500 members each, as the plugin
+ * fills them from state. */
+struct role_sets {
+	struct fw_role roles[4];
+	uint32_t members[4][DEVICES / 4];
+	struct fw_policy p;
+};
+
+static void role_sets_init(struct role_sets *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (int r = 0; r < 4; r++) {
+		snprintf(s->roles[r].name, sizeof(s->roles[r].name), "r%d", r);
+		fw_set_name(s->roles[r].set, s->roles[r].name);
+		s->roles[r].members = s->members[r];
+	}
+	for (int i = 1; i <= DEVICES; i++) {
+		struct fw_role *role = &s->roles[i % 4];
+		role->members[role->n_members++] = (10u << 24) | (100u << 16) | (uint32_t)i;
+	}
+	s->p.roles = s->roles;
+	s->p.n_roles = 4;
+}
+
+/* Not timed: each set has exactly its members (two probes and a stranger). */
+static void role_sets_check(struct fw_nl *nl, const struct role_sets *s)
+{
+	for (int r = 0; r < 4; r++) {
+		const struct fw_role *role = &s->roles[r];
+		if (fw_nl_set_test(nl, role->set, role->members[0]) != 1 ||
+		    fw_nl_set_test(nl, role->set, role->members[role->n_members - 1]) != 1 ||
+		    fw_nl_set_test(nl, role->set, (10u << 24) | (99u << 16) | 1) != 0)
+			die(role->set, "does not hold its members");
+	}
+}
+
+static double ours_sets(struct fw_nl *nl, const struct role_sets *s)
+{
+	double t0 = now_ms();
+	for (int r = 0; r < 4; r++) {
+		size_t refused;
+		int rc = fw_nl_set_replace(nl, s->roles[r].set, s->roles[r].members,
+		                           s->roles[r].n_members, &refused);
+		if (rc)
+			die(s->roles[r].set, fw_nl_strerror(rc));
+	}
+	double t = now_ms() - t0;
+	role_sets_check(nl, s);
+	return t;
+}
+
+/* The same sets from `ipset restore` text made beforehand (the plain way
+ * has its file ready: its making is not counted). */
+static double plain_sets(struct fw_nl *nl, const struct role_sets *s, const struct fw_buf *text)
+{
+	char *argv[] = {"ipset", "restore", NULL};
+	double t = run_argv_ms(argv, text->data, text->len);
+	role_sets_check(nl, s);
+	return t;
+}
+
 /* ---- one device ---- */
 
 /* Device i's change end to end: preauth's state write, the event, the
@@ -348,14 +414,37 @@ int main(int argc, char **argv)
 	figure_print(&linear);
 	ratio_print("ours / the linear restore", &full, &linear);
 
+	/* the role sets alone, refilled over live sets as at a restart */
+	static struct role_sets rs;
+	struct fw_buf rs_text = {0};
+	struct fw_nl *nl;
+	role_sets_init(&rs);
+	if (fw_render_sets(&rs_text, &rs.p, NULL) || fw_nl_open(&nl))
+		die("role sets", "out of memory or no netlink");
+	struct figure fill = {"ours: the 4 role sets refilled (netlink)", "ms", {0}, ROUNDS},
+	              restore = {"one `ipset restore` of the same sets", "ms", {0}, ROUNDS};
+	ours_sets(nl, &rs); /* the live sets, as a restart finds them */
+	for (int round = 0; round < ROUNDS; round++) {
+		if (round % 2) {
+			restore.v[round] = plain_sets(nl, &rs, &rs_text);
+			fill.v[round] = ours_sets(nl, &rs);
+		} else {
+			fill.v[round] = ours_sets(nl, &rs);
+			restore.v[round] = plain_sets(nl, &rs, &rs_text);
+		}
+	}
+	for (int r = 0; r < 4; r++)
+		fw_nl_set_destroy(nl, rs.roles[r].set);
+	fw_buf_free(&rs_text);
+	figure_print(&fill);
+	figure_print(&restore);
+	ratio_print("ours / ipset restore", &fill, &restore);
+
 	/* ours running and the linear policy loaded, for the changes */
 	m = mock(dir, 1);
 	start(m);
 	linear_restore('A', 1, DEVICES);
 	sh("ipset create bench-plain hash:ip");
-	struct fw_nl *nl;
-	if (fw_nl_open(&nl))
-		die("netlink", "cannot open");
 
 	struct figure route = {"ours: a route added at runtime", "ms", {0}, ROUNDS};
 	for (int round = 0; round < ROUNDS; round++) {
@@ -401,6 +490,8 @@ int main(int argc, char **argv)
 
 	table_row("firewall: whole policy, 10k devices", &full, "one iptables-restore of 30k rules",
 	          &linear);
+	table_row("firewall: role sets of 10k devices refilled", &fill,
+	          "one ipset restore of the same sets", &restore);
 	table_row("firewall: one device onboarded, end to end", &c.onboard,
 	          "iptables-restore of its 3 rules", &c.linear_add);
 	table_row("firewall: one device onboarded, end to end", &c.onboard, "ipset add process",

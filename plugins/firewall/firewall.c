@@ -3,9 +3,10 @@
  *
  * The desired policy is computed from the config and state (wg/server,
  * the devices, our own routes and ports) and reconciled: the rules of our
- * own chains in one iptables-restore, the role sets in one `ipset
- * restore`, and then each device's change as one set membership change
- * through netlink. The effective policy per role is published in the
+ * own chains in one iptables-restore, each role set filled through
+ * netlink (a few messages of thousands of members, then swapped in), and
+ * then each device's change as one set membership change through
+ * netlink. The effective policy per role is published in the
  * `policy` database for the client side.
  *
  * A stop keeps what is applied (firewall.on_stop = "keep"): a clean stop
@@ -372,10 +373,23 @@ static int run_restore(struct fw *self, const char *text, size_t len, char *err,
 	return fw_exec(argv, text, len, NULL, err, errlen);
 }
 
-static int run_ipset(struct fw *self, const char *text, size_t len, char *err, size_t errlen)
+/* The role's set made to hold exactly its members, in one step. */
+static int fill_set(struct fw *self, const struct fw_role *role, char *err, size_t errlen)
 {
-	char *argv[] = {self->cfg.ipset, "restore", NULL};
-	return fw_exec(argv, text, len, NULL, err, errlen);
+	size_t refused;
+	int rc = fw_nl_set_replace(self->nl, role->set, role->members, role->n_members, &refused);
+	if (rc && refused < role->n_members) {
+		char member[FW_PREFIX_TEXT];
+		fw_prefix_format(member, &(struct fw_prefix){role->members[refused], 32});
+		snprintf(err, errlen,
+		         "cannot fill the set %s of role %s: the kernel refused member %s: %s (the "
+		         "set keeps its members)",
+		         role->set, role->name, member, fw_nl_strerror(rc));
+	} else if (rc) {
+		snprintf(err, errlen, "cannot fill the set %s of role %s: %s", role->set,
+		         role->name, fw_nl_strerror(rc));
+	}
+	return rc;
 }
 
 static int read_existing(struct fw *self, struct fw_existing *e, char *err, size_t errlen)
@@ -473,10 +487,9 @@ static int reconcile(mg_ctx *ctx, int full)
 	char err[ERROR_SIZE] = "";
 	struct built b = {0};
 	struct fw_existing existing = {0};
-	struct fw_buf sets = {0}, rules = {0}, canon = {0};
+	struct fw_buf rules = {0}, canon = {0};
 	struct forget forget = {0};
 	struct fw_members *fresh = NULL;
-	unsigned char *only = NULL;
 	mg_txn *txn;
 	double t0 = now_ms();
 	if (self->flushed)
@@ -507,16 +520,10 @@ static int reconcile(mg_ctx *ctx, int full)
 		goto out;
 
 	/* sets first: the rules name them */
-	only = calloc(b.n_roles + 1, 1);
-	int any = 0;
-	for (size_t r = 0; only && r < b.n_roles; r++)
-		any |= only[r] = full || !has_set(self->sets, b.roles[r].set);
-	if (!only || (any && (rc = fw_render_sets(&sets, &b.p, only)))) {
-		rc = -ENOMEM;
-		snprintf(err, sizeof(err), "out of memory");
-		goto out;
-	}
-	if (any && (rc = run_ipset(self, sets.data, sets.len, err, sizeof(err))))
+	for (size_t r = 0; !rc && r < b.n_roles; r++)
+		if (full || !has_set(self->sets, b.roles[r].set))
+			rc = fill_set(self, &b.roles[r], err, sizeof(err));
+	if (rc)
 		goto out;
 
 	/* the rules as they are once applied (the hooks there once each):
@@ -567,8 +574,6 @@ out:
 	}
 	fw_members_free(fresh);
 	free(forget.addrs);
-	free(only);
-	fw_buf_free(&sets);
 	fw_buf_free(&rules);
 	fw_buf_free(&canon);
 	fw_existing_free(&existing);
@@ -1260,7 +1265,10 @@ static const struct mg_setting fw_settings[] = {
      "The iptables-restore program (e.g. iptables-legacy-restore).", NULL, 0},
     {"iptables_save", MG_SETTING_STRING, "\"iptables-save\"",
      "The iptables-save program, matching iptables_restore.", NULL, 0},
-    {"ipset", MG_SETTING_STRING, "\"ipset\"", "The ipset program.", NULL, 0},
+    {"ipset", MG_SETTING_STRING, "\"ipset\"",
+     "Not used any more (the role sets are filled through netlink); accepted so that configs "
+     "that set it still load.",
+     NULL, 0},
     {0},
 };
 

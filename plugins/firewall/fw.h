@@ -22,6 +22,10 @@
 #define FW_CHAIN_INVPN "MESHGATE-IN-VPN"
 #define FW_CHAIN_FROM  "MESHGATE-FROM-VPN"
 #define FW_CHAIN_TO    "MESHGATE-TO-VPN"
+/* Where a role set's new members are put before it is swapped in (upper
+ * case: never a role's set). */
+#define FW_SET_SWAP    FW_PREFIX "SWAP"
+#define FW_SET_MAXELEM 1048576
 
 struct fw_prefix {
 	uint32_t addr; /* network address, host order */
@@ -100,6 +104,10 @@ int fw_ifname_valid(const char *name);
  * the role when that is too long for ipset. */
 void fw_set_name(char out[FW_SETNAME_MAX], const char *role);
 
+/* The hash size a role set is created with to hold `members` without
+ * growing (1024 at least). */
+size_t fw_set_hashsize(size_t members);
+
 /* ---- rendering (fw_render.c), pure ---- */
 
 /* The filter table's part of the policy for `iptables-restore --noflush`:
@@ -111,7 +119,9 @@ int fw_render_rules(struct fw_buf *out, const struct fw_policy *p,
                     const struct fw_existing *existing);
 /* The role sets for `ipset restore`, each filled in a temporary set and
  * swapped in, so that a set's members change in one step. Only the roles
- * for which only[i] is non-zero when `only` is not NULL. */
+ * for which only[i] is non-zero when `only` is not NULL. The plugin fills
+ * its sets through netlink (fw_nl_set_replace); this text is the plain
+ * way bench_fw measures that against. */
 int fw_render_sets(struct fw_buf *out, const struct fw_policy *p, const unsigned char *only);
 /* Removal of everything of `existing`, for `iptables-restore --noflush`. */
 int fw_render_teardown(struct fw_buf *out, const struct fw_existing *existing);
@@ -138,6 +148,17 @@ int fw_nl_set_add(struct fw_nl *nl, const char *set, uint32_t addr);
 int fw_nl_set_del(struct fw_nl *nl, const char *set, uint32_t addr);
 int fw_nl_set_test(struct fw_nl *nl, const char *set, uint32_t addr); /* 1, 0 or -errno */
 int fw_nl_set_destroy(struct fw_nl *nl, const char *set);
+/* Makes `set` (a hash:ip, created if absent) hold exactly addrs[0..n),
+ * without a moment where it is empty or partly filled: the members are
+ * added to FW_SET_SWAP, many to a netlink message (each acknowledged),
+ * which is then swapped with the set and destroyed. On an error the set is
+ * left as it was and FW_SET_SWAP is gone; when the kernel refused one
+ * member, *refused is its index (otherwise n). */
+int fw_nl_set_replace(struct fw_nl *nl, const char *set, const uint32_t *addrs, size_t n,
+                      size_t *refused);
+/* The text of an error of fw_nl_*: ipset's own codes (IPSET_ERR_*) and
+ * errnos alike. */
+const char *fw_nl_strerror(int rc);
 /* Names of every set whose name starts with `prefix` (NULL-terminated
  * array of strings, free with fw_strv_free). */
 int fw_nl_set_list(struct fw_nl *nl, const char *prefix, char ***names);

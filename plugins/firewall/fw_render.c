@@ -9,8 +9,6 @@
 #include "fw.h"
 
 #define MULTIPORT_MAX 15 /* ports one -m multiport match takes */
-#define SET_MAXELEM   1048576
-#define SET_SWAP      FW_PREFIX "SWAP" /* upper case: never a role's set */
 
 static const char *const our_chains[] = {FW_CHAIN_IN, FW_CHAIN_INVPN, FW_CHAIN_FWD, FW_CHAIN_FROM,
                                          FW_CHAIN_TO};
@@ -173,13 +171,18 @@ int fw_render_rules(struct fw_buf *out, const struct fw_policy *p,
 	return out->oom ? -ENOMEM : 0;
 }
 
-static void set_create(struct fw_buf *b, const char *name, size_t members)
+size_t fw_set_hashsize(size_t members)
 {
 	size_t hashsize = 1024;
-	while (hashsize < members && hashsize < SET_MAXELEM)
+	while (hashsize < members && hashsize < FW_SET_MAXELEM)
 		hashsize *= 2;
+	return hashsize;
+}
+
+static void set_create(struct fw_buf *b, const char *name, size_t members)
+{
 	fw_buf_printf(b, "create %s hash:ip family inet hashsize %zu maxelem %u -exist\n", name,
-	              hashsize, SET_MAXELEM);
+	              fw_set_hashsize(members), FW_SET_MAXELEM);
 }
 
 int fw_render_sets(struct fw_buf *out, const struct fw_policy *p, const unsigned char *only)
@@ -189,14 +192,14 @@ int fw_render_sets(struct fw_buf *out, const struct fw_policy *p, const unsigned
 		if (only && !only[r])
 			continue;
 		set_create(out, role->set, 0);
-		set_create(out, SET_SWAP, role->n_members);
-		fw_buf_printf(out, "flush %s\n", SET_SWAP);
+		set_create(out, FW_SET_SWAP, role->n_members);
+		fw_buf_printf(out, "flush %s\n", FW_SET_SWAP);
 		for (size_t i = 0; i < role->n_members; i++) {
 			uint32_t a = role->members[i];
-			fw_buf_printf(out, "add %s %u.%u.%u.%u -exist\n", SET_SWAP, a >> 24,
+			fw_buf_printf(out, "add %s %u.%u.%u.%u -exist\n", FW_SET_SWAP, a >> 24,
 			              (a >> 16) & 255, (a >> 8) & 255, a & 255);
 		}
-		fw_buf_printf(out, "swap %s %s\ndestroy %s\n", SET_SWAP, role->set, SET_SWAP);
+		fw_buf_printf(out, "swap %s %s\ndestroy %s\n", FW_SET_SWAP, role->set, FW_SET_SWAP);
 	}
 	return out->oom ? -ENOMEM : 0;
 }

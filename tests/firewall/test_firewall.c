@@ -3,8 +3,12 @@
  * start and stop leave exactly what they should (a stop keeps the policy
  * by default, on_stop = "flush" and firewall.flush remove it), device
  * changes move set membership, routes and ports at runtime, reload, and
- * convergence from whatever an earlier run left. */
+ * convergence from whatever an earlier run left; and the fill of a role
+ * set through netlink: all of 10,000 members, a refused member leaving the
+ * set as it was, and packets the set admits never refused meanwhile. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -608,6 +613,165 @@ static void test_stop_keeps(void **unused)
 	free(run(cmd));
 }
 
+/* ---- the fill of a role set (fw_nl_set_replace) ---- */
+
+#define FILL_SET "MESHGATE-fill"
+#define FILL_N   10000
+
+/* 10.1.0.1 and on, `shift` further: FILL_N addresses, none 0.0.0.0. */
+static uint32_t *fill_addrs(uint32_t shift)
+{
+	uint32_t *a = malloc(FILL_N * sizeof(*a));
+	assert_non_null(a);
+	for (uint32_t i = 0; i < FILL_N; i++)
+		a[i] = (10u << 24 | 1u << 16) + 1 + shift + i;
+	return a;
+}
+
+/* "Number of entries: N" of `ipset list -t`: what the kernel holds. */
+static long set_entries(const char *set)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "ipset list -t %s | sed -n 's/^Number of entries: //p'", set);
+	char *out = run(cmd);
+	long n = strtol(out, NULL, 10);
+	free(out);
+	return n;
+}
+
+static int addr_in(struct fw_nl *nl, const char *set, uint32_t addr)
+{
+	return fw_nl_set_test(nl, set, addr);
+}
+
+static void test_set_replace(void **unused)
+{
+	(void)unused;
+	struct fw_nl *nl;
+	size_t refused;
+	uint32_t *old = fill_addrs(0), *fresh = fill_addrs(FILL_N);
+	assert_int_equal(fw_nl_open(&nl), 0);
+
+	/* from nothing: the set is made, all 10,000 land, the swap set is gone */
+	assert_int_equal(fw_nl_set_replace(nl, FILL_SET, old, FILL_N, &refused), 0);
+	assert_int_equal(set_entries(FILL_SET), FILL_N);
+	assert_int_equal(addr_in(nl, FILL_SET, old[0]), 1);
+	assert_int_equal(addr_in(nl, FILL_SET, old[FILL_N - 1]), 1);
+	assert_int_equal(addr_in(nl, FW_SET_SWAP, old[0]), -ENOENT);
+
+	/* again with other members: exactly those (the old ones went) */
+	assert_int_equal(fw_nl_set_replace(nl, FILL_SET, fresh, FILL_N, &refused), 0);
+	assert_int_equal(set_entries(FILL_SET), FILL_N);
+	assert_int_equal(addr_in(nl, FILL_SET, old[0]), 0);
+	assert_int_equal(addr_in(nl, FILL_SET, fresh[FILL_N - 1]), 1);
+
+	/* a member the kernel refuses (0.0.0.0, in the third batch): that one is
+	 * named, the set keeps what it had, nothing is left behind */
+	old[7777] = 0;
+	int rc = fw_nl_set_replace(nl, FILL_SET, old, FILL_N, &refused);
+	assert_true(rc < 0);
+	assert_int_equal(refused, 7777);
+	assert_non_null(strstr(fw_nl_strerror(rc), "0.0.0.0"));
+	assert_int_equal(set_entries(FILL_SET), FILL_N);
+	assert_int_equal(addr_in(nl, FILL_SET, fresh[0]), 1);
+	assert_int_equal(addr_in(nl, FILL_SET, old[1]), 0);
+	assert_int_equal(addr_in(nl, FW_SET_SWAP, old[0]), -ENOENT);
+
+	/* no set for a name ipset cannot take, nor for the swap set itself */
+	assert_int_equal(fw_nl_set_replace(nl, "MESHGATE-a-name-far-too-long-for-ipset", fresh,
+	                                   FILL_N, &refused),
+	                 -EINVAL);
+	assert_int_equal(fw_nl_set_replace(nl, FW_SET_SWAP, fresh, FILL_N, &refused), -EINVAL);
+	assert_int_equal(addr_in(nl, FW_SET_SWAP, old[0]), -ENOENT);
+
+	/* empty is a fill too */
+	assert_int_equal(fw_nl_set_replace(nl, FILL_SET, NULL, 0, &refused), 0);
+	assert_int_equal(set_entries(FILL_SET), 0);
+	assert_int_equal(fw_nl_set_destroy(nl, FILL_SET), 0);
+	fw_nl_close(nl);
+	free(old);
+	free(fresh);
+	assert_clean();
+}
+
+/* Sends UDP to 127.0.0.2 (which only the set lets out) until told to
+ * stop, counting the packets sent and the ones the rules refused. */
+struct sender {
+	volatile int stop;
+	long sent, refused;
+};
+
+static void *send_loop(void *arg)
+{
+	struct sender *s = arg;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(9)};
+	to.sin_addr.s_addr = htonl(0x7f000002);
+	while (fd >= 0 && !s->stop) {
+		if (sendto(fd, "x", 1, 0, (struct sockaddr *)&to, sizeof(to)) == 1)
+			s->sent++;
+		else if (errno == EPERM)
+			s->refused++;
+	}
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+static void sender_run(struct sender *s, pthread_t *t)
+{
+	memset(s, 0, sizeof(*s));
+	assert_int_equal(pthread_create(t, NULL, send_loop, s), 0);
+	while (s->sent < 100 && !s->refused)
+		usleep(1000);
+}
+
+static void sender_stop(struct sender *s, pthread_t t)
+{
+	s->stop = 1;
+	assert_int_equal(pthread_join(t, NULL), 0);
+}
+
+/* While the set is refilled again and again, a flow it admits is never
+ * refused: no moment with the set empty or partly filled. (The same
+ * sender sees a flush of the set, which shows it would see a gap.) */
+static void test_replace_keeps_traffic(void **unused)
+{
+	(void)unused;
+	struct fw_nl *nl;
+	struct sender s;
+	pthread_t t;
+	size_t refused;
+	uint32_t *addrs = fill_addrs(0);
+	addrs[FILL_N / 2] = 0x7f000002;
+	assert_int_equal(fw_nl_open(&nl), 0);
+	assert_int_equal(fw_nl_set_replace(nl, FILL_SET, addrs, FILL_N, &refused), 0);
+	free(run("iptables -A OUTPUT -d 127.0.0.2 -p udp --dport 9 -m set ! --match-set " FILL_SET
+	         " dst -j DROP"));
+
+	sender_run(&s, &t);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(fw_nl_set_replace(nl, FILL_SET, addrs, FILL_N, &refused), 0);
+	sender_stop(&s, t);
+	print_message("%ld packets sent during 20 fills of %d members, %ld refused\n", s.sent,
+	              FILL_N, s.refused);
+	assert_true(s.sent > 100);
+	assert_int_equal(s.refused, 0);
+
+	/* the control: emptied for a moment, the sender sees it */
+	sender_run(&s, &t);
+	free(run("ipset flush " FILL_SET " && sleep 0.05 && ipset add " FILL_SET " 127.0.0.2"));
+	sender_stop(&s, t);
+	assert_true(s.refused > 0);
+
+	free(run("iptables -D OUTPUT -d 127.0.0.2 -p udp --dport 9 -m set ! --match-set " FILL_SET
+	         " dst -j DROP"));
+	assert_int_equal(fw_nl_set_destroy(nl, FILL_SET), 0);
+	fw_nl_close(nl);
+	free(addrs);
+	assert_clean();
+}
+
 int main(void)
 {
 	if (unshare(CLONE_NEWNET)) {
@@ -626,10 +790,15 @@ int main(void)
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_start_stop),   cmocka_unit_test(test_devices),
-	    cmocka_unit_test(test_routes_ports), cmocka_unit_test(test_converge),
-	    cmocka_unit_test(test_reload),       cmocka_unit_test(test_no_server),
+	    cmocka_unit_test(test_start_stop),
+	    cmocka_unit_test(test_devices),
+	    cmocka_unit_test(test_routes_ports),
+	    cmocka_unit_test(test_converge),
+	    cmocka_unit_test(test_reload),
+	    cmocka_unit_test(test_no_server),
 	    cmocka_unit_test(test_stop_keeps),
+	    cmocka_unit_test(test_set_replace),
+	    cmocka_unit_test(test_replace_keeps_traffic),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

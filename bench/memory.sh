@@ -1,20 +1,31 @@
 #!/bin/bash
 # The memory of meshgated with every plugin (wireguard on wireguard-go,
-# preauth, api, firewall, dns) holding 1,000, 10,000 and 50,000 devices,
-# each onboarded through preauth's bus services as in the field (so each
-# is a WireGuard peer, a member of the firewall's sets and a DNS name).
-# At each size meshgated is restarted ROUNDS times on the same state and,
-# once every plugin holds every device, measured: VmRSS split into
-# RssAnon / RssFile / RssShmem (LMDB's map is counted: it is file-backed),
-# the main mappings by kind (smaps: heap, malloc arenas, thread stacks,
-# LMDB, libraries), and wireguard-go apart. Then the slope per 1,000
-# devices, and one more start at 10,000 with glibc's arenas capped
-# (GLIBC_TUNABLES, what mallopt(M_ARENA_MAX) in core/main.c would do).
+# preauth, api, firewall, dns) holding 1,000, 10,000 and 50,000 devices
+# (or the sizes given), each onboarded through preauth's bus services as
+# in the field (so each is a WireGuard peer, a member of the firewall's
+# sets and a DNS name). At each size meshgated is restarted ROUNDS times
+# on the same state and, once every plugin holds every device, measured:
+# VmRSS split into RssAnon / RssFile / RssShmem (LMDB's map is counted: it
+# is file-backed), the main mappings by kind (smaps: heap, malloc arenas,
+# thread stacks, LMDB, libraries), and wireguard-go apart. Then the slope
+# per 1,000 devices between the sizes.
 # Prints figures and TABLE| rows for bench/run-all.sh; never fails on time.
-# Root. usage: bench/memory.sh BUILD_DIR [ROUNDS (default 3)]
+# Root. usage: bench/memory.sh BUILD_DIR [DEVICES...]   (ROUNDS=3 in the
+# environment; e.g. `bench/memory.sh build 10000` measures 10k only,
+# without the slow preload of 50k)
 set -euo pipefail
 build=$(realpath "${1:-build}")
-rounds=${2:-3}
+shift || true
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000 50000)
+rounds=${ROUNDS:-3}
+for n in "${sizes[@]}"; do
+	[[ "$n" =~ ^[1-9][0-9]*$ ]] || {
+		echo "memory.sh: a size is a number of devices, not '$n'"
+		exit 2
+	}
+done
+sizes=($(printf '%s\n' "${sizes[@]}" | sort -n -u))
 here=$(dirname "$(realpath "$0")")
 for tool in wireguard-go wg iptables ipset; do
 	command -v "$tool" >/dev/null || {
@@ -97,7 +108,7 @@ measure() {
 start
 loaded=0
 declare -A med_rss med_wg spread_rss
-for n in 1000 10000 50000; do
+for n in "${sizes[@]}"; do
 	"$build/bench/preload/bench_preload" "$WORK/bus.sock" $((n - loaded)) "u$n-" 16
 	loaded=$n
 	wait_for 300 holds "$n" || fail "the plugins do not hold $n devices"
@@ -127,25 +138,24 @@ for n in 1000 10000 50000; do
 		"spread ${spread_rss[$n]}% over $rounds starts), wireguard-go ${med_wg[$n]} KiB"
 done
 
-# what capping glibc's arenas would save (a decision of core/main.c)
-stop
-start GLIBC_TUNABLES=glibc.malloc.arena_max=2
-wait_for 300 holds 50000 || fail "arena_max=2: the plugins do not hold the devices"
-sleep 1
-read -r rss anon file shm wgr <<<"$(measure)"
-echo "50000 devices, glibc.malloc.arena_max=2: meshgated VmRSS $rss KiB (anon $anon, file" \
-	"$file, shmem $shm); by kind (KiB): $(by_kind "$MG_PID")"
-
 slope() { echo $((($2 - $1) * 1000 / ($4 - $3))); } # KiB per 1k devices
-s_low=$(slope "${med_rss[1000]}" "${med_rss[10000]}" 1000 10000)
-s_high=$(slope "${med_rss[10000]}" "${med_rss[50000]}" 10000 50000)
-w_high=$(slope "${med_wg[10000]}" "${med_wg[50000]}" 10000 50000)
 echo
-echo "meshgated VmRSS: 1k ${med_rss[1000]} KiB, 10k ${med_rss[10000]} KiB, 50k ${med_rss[50000]} KiB"
-echo "slope per 1,000 devices: $s_low KiB (1k-10k), $s_high KiB (10k-50k);" \
-	"wireguard-go $w_high KiB (10k-50k)"
-mib=$(awk -v k="${med_rss[10000]}" 'BEGIN {printf "%.1f", k / 1024}')
-ratio=$(awk -v k="${med_rss[10000]}" 'BEGIN {printf "%.2f", k / 1024 / 32}')
-echo "TABLE|meshgated RSS at 10k devices, all plugins|$mib MiB|goal (not measured): 32 MiB|$ratio|${spread_rss[10000]}%|$rounds"
-ratio=$(awk -v a="$s_high" -v b="$w_high" 'BEGIN {printf "%.2f", b ? a / b : 0}')
-echo "TABLE|meshgated RSS per 1k devices (10k-50k)|$s_high KiB|wireguard-go per 1k peers, same run: $w_high KiB|$ratio|${spread_rss[50000]}%|$rounds"
+line="meshgated VmRSS:"
+for n in "${sizes[@]}"; do line+=" $((n / 1000))k ${med_rss[$n]} KiB,"; done
+echo "${line%,}"
+if [ -n "${med_rss[10000]:-}" ]; then
+	mib=$(awk -v k="${med_rss[10000]}" 'BEGIN {printf "%.1f", k / 1024}')
+	ratio=$(awk -v k="${med_rss[10000]}" 'BEGIN {printf "%.2f", k / 1024 / 32}')
+	echo "TABLE|meshgated RSS at 10k devices, all plugins|$mib MiB|goal (not measured): 32 MiB|$ratio|${spread_rss[10000]}%|$rounds"
+fi
+# the slope between each two sizes measured; the row for the last two
+for ((i = 1; i < ${#sizes[@]}; i++)); do
+	lo=${sizes[$((i - 1))]} hi=${sizes[$i]}
+	s_mg=$(slope "${med_rss[$lo]}" "${med_rss[$hi]}" "$lo" "$hi")
+	s_wg=$(slope "${med_wg[$lo]}" "${med_wg[$hi]}" "$lo" "$hi")
+	echo "slope per 1,000 devices, $lo-$hi: meshgated $s_mg KiB, wireguard-go $s_wg KiB"
+done
+if [ ${#sizes[@]} -gt 1 ]; then
+	ratio=$(awk -v a="$s_mg" -v b="$s_wg" 'BEGIN {printf "%.2f", b ? a / b : 0}')
+	echo "TABLE|meshgated RSS per 1k devices ($((lo / 1000))k-$((hi / 1000))k)|$s_mg KiB|wireguard-go per 1k peers, same run: $s_wg KiB|$ratio|${spread_rss[$hi]}%|$rounds"
+fi

@@ -68,6 +68,10 @@ struct actor {
 	struct post **posts_tail;
 	int post_fd;
 	int posts_open;
+	/* Its start returned, without mg_ready, while work it had posted was
+	 * still queued (the heavy part of a reconcile, run on the loop right
+	 * after start): it is ready once the queue has run dry. */
+	int ready_after_posts;
 };
 
 /* Guards every actor's posts, and the plugin's actor pointer as posters
@@ -249,6 +253,14 @@ static void run_posts(struct actor *a, struct post *list, int run)
 	}
 }
 
+static int posts_pending(struct actor *a)
+{
+	pthread_mutex_lock(&posts_lock);
+	int pending = a->posts != NULL;
+	pthread_mutex_unlock(&posts_lock);
+	return pending;
+}
+
 static void receive_posts(struct actor *a)
 {
 	uint64_t count;
@@ -257,6 +269,10 @@ static void receive_posts(struct actor *a)
 	if (read(a->post_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
 		core_log(MG_LOG_ERROR, a->p->name, "posts: %s", strerror(errno));
 	run_posts(a, take_posts(a, 1), 1);
+	if (a->ready_after_posts && !posts_pending(a)) {
+		a->ready_after_posts = 0;
+		loader_mark_ready(a->p); /* if the posts have not said so (mg_ready) */
+	}
 }
 
 /* ---- the loop ---- */
@@ -463,7 +479,11 @@ static int run_command(struct actor *a, const char *cmd)
 			drop_registrations(a);
 	} else if (!strcmp(cmd, "START")) {
 		rc = d->start ? d->start(&p->ctx) : 0;
-		if (!rc) /* if it has not said so itself (mg_ready) */
+		/* if it has not said so itself (mg_ready): now, or once what it
+		 * posted to itself has run (docs/plugin-guide.md, "Readiness") */
+		if (!rc && posts_pending(a))
+			a->ready_after_posts = 1;
+		else if (!rc)
 			loader_mark_ready(p);
 	} else if (!strcmp(cmd, "RELOAD")) {
 		json_t *old = p->config;

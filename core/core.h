@@ -57,7 +57,7 @@ struct core {
 	struct plugin **plugins;      /* in start order once sorted */
 	size_t nplugins;
 	int started;                 /* every start has returned, and no stop has begun */
-	uint64_t ready_ms;           /* when they had (core_uptime_ms) */
+	uint64_t ready_ms;           /* when every plugin was ready (core_uptime_ms) */
 	int startup_memory_released; /* once all were ready (plugin_loader.c) */
 };
 

@@ -436,7 +436,6 @@ int loader_start_all(struct core *core, int stop_on_error, int serial)
 		run_phase(core, 1, stop_on_error, serial, &failures);
 	pthread_mutex_lock(&core->plugins_lock);
 	core->started = 1;
-	core->ready_ms = core_uptime_ms();
 	pthread_mutex_unlock(&core->plugins_lock);
 	release_startup_memory(core);
 	return failures ? -1 : 0;
@@ -520,15 +519,19 @@ static int all_ready_locked(struct core *core)
 }
 
 /* Once every plugin has read what it needed at start-up (often the whole
- * of its databases): give the heap it freed back to the system, and drop
- * the database pages the start-up read from our RSS (they stay in the page
- * cache and fault back in when read again). */
+ * of its databases): note when meshgated became ready, give the heap it
+ * freed back to the system, and drop the database pages the start-up read
+ * from our RSS (they stay in the page cache and fault back in when read
+ * again). Called as each plugin becomes ready and once every start has
+ * returned: the last of those finds them all ready. */
 static void release_startup_memory(struct core *core)
 {
 	pthread_mutex_lock(&core->plugins_lock);
 	int now = !core->startup_memory_released && all_ready_locked(core);
-	if (now)
+	if (now) {
 		core->startup_memory_released = 1;
+		core->ready_ms = core_uptime_ms();
+	}
 	pthread_mutex_unlock(&core->plugins_lock);
 	if (!now)
 		return;

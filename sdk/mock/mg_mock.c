@@ -52,6 +52,9 @@ struct mplugin {
 	int active;   /* between init and the end of stop: it may register */
 	int starting; /* part of the current mg_mock_start */
 	int ready;    /* mg_ready called, or its start returned 0 */
+	/* its start returned with posts of its own queued and without mg_ready:
+	 * ready once mg_mock_run_posts leaves none of them (as in the core) */
+	int ready_after_posts;
 	/* Callbacks of this plugin on the stack: in the core its thread would
 	 * be blocked, so a request to it could only time out. */
 	int busy;
@@ -743,6 +746,17 @@ static void set_posts_open(struct mplugin *p, int open)
 	pthread_mutex_unlock(&p->mock->posts_lock);
 }
 
+/* Whether a post of p waits for mg_mock_run_posts. */
+static int has_posts(struct mplugin *p)
+{
+	pthread_mutex_lock(&p->mock->posts_lock);
+	struct mpost *post = p->mock->posts;
+	while (post && post->p != p)
+		post = post->next;
+	pthread_mutex_unlock(&p->mock->posts_lock);
+	return post != NULL;
+}
+
 int mg_mock_run_posts(struct mg_mock *m)
 {
 	pthread_mutex_lock(&m->posts_lock);
@@ -764,6 +778,13 @@ int mg_mock_run_posts(struct mg_mock *m)
 		}
 		free(list);
 		list = next;
+	}
+	for (size_t i = 0; i < m->nplugins; i++) {
+		struct mplugin *p = m->plugins[i];
+		if (p->ready_after_posts && !has_posts(p)) {
+			p->ready_after_posts = 0;
+			p->ready = 1; /* if its posts have not said so (mg_ready) */
+		}
 	}
 	return ran;
 }
@@ -1050,6 +1071,7 @@ static void stop_plugin(struct mplugin *p)
 	state_release(p->mock->state, p->name);
 	p->status = MOCK_STOPPED;
 	p->ready = 0;
+	p->ready_after_posts = 0;
 }
 
 static int claim(struct mg_mock *m, struct mplugin *p, char *err, size_t errlen)
@@ -1114,7 +1136,12 @@ int mg_mock_start(struct mg_mock *m, char *err, size_t errlen)
 			         strerror(rc < 0 ? -rc : rc));
 		else {
 			p->status = MOCK_RUNNING;
-			p->ready = 1; /* if it has not said so itself (mg_ready) */
+			/* if it has not said so itself (mg_ready): now, or once
+			 * what it posted to itself has run */
+			if (!p->ready && has_posts(p))
+				p->ready_after_posts = 1;
+			else
+				p->ready = 1;
 		}
 	}
 	for (size_t i = m->nplugins; i-- > 0;) {

@@ -136,7 +136,9 @@ json_t *mg_mock_registrations(struct mg_mock *mock, const char *name);
 
 /* Whether the plugin is ready as meshgated counts it: 1 once it called
  * mg_ready (from init on) or its start returned 0, until it stops; 0
- * before; -ENOENT for an unknown name. */
+ * before; -ENOENT for an unknown name. A start that returns with posts of
+ * its own queued (and without mg_ready) makes it ready only once
+ * mg_mock_run_posts has run them all. */
 int mg_mock_ready(struct mg_mock *mock, const char *name);
 
 /* Logging goes to stderr as "[mock] NAME: LEVEL: message". Messages above

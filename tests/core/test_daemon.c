@@ -265,6 +265,44 @@ static void test_mg_ready_sets_the_time(void **state)
 	json_decref(status);
 }
 
+/* The pattern of docs/plugin-guide.md: order_a's start returns at once and
+ * its reconcile (1000 ms) runs on its loop right after. order_b, which
+ * depends on it, starts as soon as that start returns, not after the
+ * reconcile; the daemon is not ready until the reconcile says mg_ready. */
+static void test_dependent_starts_before_a_posted_reconcile(void **state)
+{
+	struct daemon *d = *state;
+	daemon_setup(d, "plugins = [\"order_a\", \"order_b\"];\n"
+	                "order_a = { reconcile_after_start_ms = 1000; };\n");
+	assert_int_equal(daemon_start_serving(d), 0);
+	json_t *p = NULL;
+	for (int i = 0; i < 40; i++) {
+		json_decref(p);
+		p = plugin_status(d, "order_b");
+		if (!strcmp(json_string_value(json_object_get(p, "state")), "running"))
+			break;
+		usleep(20000);
+	}
+	assert_string_equal(json_string_value(json_object_get(p, "state")), "running");
+	json_decref(p);
+	p = plugin_status(d, "order_a");
+	assert_string_equal(json_string_value(json_object_get(p, "state")), "running");
+	assert_true(json_is_false(json_object_get(p, "ready")));
+	json_decref(p);
+	json_t *reply;
+	assert_int_equal(daemon_call(d, "core.status", NULL, 2000, &reply), 0);
+	assert_true(json_is_false(json_object_get(reply, "ready")));
+	json_decref(reply);
+
+	json_t *status = wait_ready(d);
+	long long a_start = plugin_ms(status, "order_a", "start_ms");
+	long long a_ready = plugin_ms(status, "order_a", "ready_ms");
+	assert_true(a_ready - a_start >= 1000);
+	assert_true(plugin_ms(status, "order_b", "start_ms") - a_start < 500);
+	assert_true(json_integer_value(json_object_get(status, "ready_ms")) >= a_ready);
+	json_decref(status);
+}
+
 /* With plugin_errors = "continue", a failed start fails its dependents
  * (they never run) and leaves the others: the daemon is ready without
  * them, and core.status says why. */
@@ -587,6 +625,7 @@ int main(void)
 	    DAEMON_TEST(test_independent_plugins_start_together),
 	    DAEMON_TEST(test_serial_start_for_the_benchmark),
 	    DAEMON_TEST(test_mg_ready_sets_the_time),
+	    DAEMON_TEST(test_dependent_starts_before_a_posted_reconcile),
 	    DAEMON_TEST(test_failed_start_fails_its_dependents),
 	    DAEMON_TEST(test_unknown_service_and_timeout),
 	    DAEMON_TEST(test_thousand_concurrent_requests),

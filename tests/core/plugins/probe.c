@@ -116,6 +116,19 @@ static int probe_init(mg_ctx *ctx)
 	return 0;
 }
 
+/* The heavy part of a reconcile, run on the loop right after start
+ * (docs/plugin-guide.md): takes reconcile_after_start_ms, then says the
+ * plugin is ready. */
+static void probe_reconcile(mg_ctx *ctx, void *arg)
+{
+	(void)arg;
+	usleep((useconds_t)json_integer_value(
+	           json_object_get(mg_config(ctx), "reconcile_after_start_ms")) *
+	       1000);
+	trace(ctx, "reconciled");
+	mg_ready(ctx);
+}
+
 /* A start that takes start_sleep_ms, as a reconcile of many devices
  * does; with ready_first it says it is ready before that. */
 static int probe_start(mg_ctx *ctx)
@@ -124,6 +137,11 @@ static int probe_start(mg_ctx *ctx)
 	trace(ctx, "start");
 	if (json_is_true(json_object_get(config, "ready_first")))
 		mg_ready(ctx);
+	if (json_integer_value(json_object_get(config, "reconcile_after_start_ms")) > 0) {
+		int rc = mg_post(ctx, probe_reconcile, NULL);
+		if (rc)
+			return rc;
+	}
 	usleep((useconds_t)json_integer_value(json_object_get(config, "start_sleep_ms")) * 1000);
 	return json_is_true(json_object_get(config, "fail_start")) ? -EIO : 0;
 }
@@ -140,6 +158,8 @@ static const struct mg_setting probe_settings[] = {
     {"start_sleep_ms", MG_SETTING_INT, "0", "How long start takes.", NULL, 0},
     {"ready_first", MG_SETTING_BOOL, "false", "Calls mg_ready as start begins.", NULL, 0},
     {"fail_start", MG_SETTING_BOOL, "false", "Makes start fail (after its sleep).", NULL, 0},
+    {"reconcile_after_start_ms", MG_SETTING_INT, "0",
+     "How long the reconcile it posts to itself from start takes (0: none).", NULL, 0},
     {0},
 };
 

@@ -806,11 +806,33 @@ static void snapshot_node(const struct dns_node *n, void *arg)
 	json_decref(rrs);
 }
 
+/* A PTR of the address table, under "ptr ADDRESS": its targets sorted. */
+static void snapshot_ptr(uint32_t addr, const struct dns_node *target, void *arg)
+{
+	json_t *ptrs = arg;
+	char key[32], name[DNS_TEXT_MAX];
+	snprintf(key, sizeof(key), "ptr %u.%u.%u.%u", addr >> 24, addr >> 16 & 255, addr >> 8 & 255,
+	         addr & 255);
+	dns_name_to_text(target->name, target->len, name, sizeof(name));
+	json_t *list = json_object_get(ptrs, key);
+	if (!list)
+		json_object_set_new(ptrs, key, list = json_array());
+	size_t i = 0;
+	while (i < json_array_size(list) &&
+	       strcmp(json_string_value(json_array_get(list, i)), name) < 0)
+		i++;
+	json_array_insert_new(list, i, json_string(name));
+}
+
 static json_t *snapshot(const struct dns_index *idx)
 {
 	struct snapshot snap = {idx, json_object()};
 	dns_index_foreach(idx, snapshot_node, &snap);
 	assert_int_equal(json_object_size(snap.all), dns_index_names(idx));
+	json_t *ptrs = json_object();
+	dns_index_foreach_ptr(idx, snapshot_ptr, ptrs);
+	json_object_update(snap.all, ptrs);
+	json_decref(ptrs);
 	return snap.all;
 }
 

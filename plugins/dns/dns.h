@@ -118,6 +118,10 @@ struct dns_block {
 	uint32_t len;
 	uint16_t count;
 	uint16_t type;
+	/* or, when table is set, the PTRs of IPv4 address `addr` in the
+	 * index's address table (wire unused; len and count as above) */
+	const struct dns_index *table;
+	uint32_t addr;
 };
 
 #define DNS_NODE_APEX 0x1
@@ -144,6 +148,9 @@ struct dns_block dns_node_block(const struct dns_node *n, int b);
  * (owner: a pointer C0 0C to the question's name); returns the length. */
 size_t dns_block_wire_len(const struct dns_block *b);
 size_t dns_block_write(const struct dns_block *b, uint32_t ttl, uint8_t *out);
+/* The RRs of a block one by one (*at starts at 0): 1 and the RR's rdata,
+ * or 0 past the last. */
+int dns_block_next(const struct dns_block *b, size_t *at, const uint8_t **rdata, size_t *rdlen);
 
 struct dns_index;
 
@@ -159,7 +166,10 @@ void dns_index_free(struct dns_index *idx);
 int dns_index_zone(struct dns_index *idx, const uint8_t *apex, size_t len, const uint8_t *ns_zone,
                    size_t ns_len);
 /* One RR (duplicates are ignored). Empty non-terminals between the name
- * and its zone's apex are created. -E2BIG past DNS_RR_PER_NAME. */
+ * and its zone's apex are created. -E2BIG past DNS_RR_PER_NAME. The PTR
+ * of an IPv4 address (d.c.b.a.in-addr.arpa) to a name that has that
+ * address (an A RR, added first) is kept in the address table rather
+ * than as a node: the name itself is the PTR's rdata. */
 int dns_index_add(struct dns_index *idx, const uint8_t *name, size_t len, uint16_t type,
                   const uint8_t *rdata, size_t rdlen);
 /* Ends the building: add and zone refuse afterwards. */
@@ -183,6 +193,13 @@ const struct dns_node *dns_index_find(const struct dns_index *idx, const uint8_t
 /* Prefetches the slot of `hash`, or (node) the node it points to: a batch
  * of queries looks its names up in passes, each miss overlapping others. */
 void dns_index_prefetch(const struct dns_index *idx, uint32_t hash, int node);
+/* The PTRs of the address table at `name` (count 0: none, or not the
+ * reverse name of an IPv4 address). */
+struct dns_block dns_index_ptrs(const struct dns_index *idx, const uint8_t *name, size_t len);
+/* Every PTR of the address table, in no order (tests compare with it). */
+void dns_index_foreach_ptr(const struct dns_index *idx,
+                           void (*fn)(uint32_t addr, const struct dns_node *target, void *arg),
+                           void *arg);
 /* The apex of the zone holding `name` (looked up suffix by suffix), or NULL. */
 const struct dns_node *dns_index_zone_of(const struct dns_index *idx, const uint8_t *name,
                                          size_t len);
@@ -211,9 +228,9 @@ struct dns_answer {
 	uint8_t aa;
 	uint8_t forward; /* not ours: the caller forwards it upstream */
 	uint8_t nblocks;
-	struct dns_block blocks[DNS_B_COUNT];
-	const struct dns_node *soa; /* apex whose SOA goes to the authority section */
-	uint32_t ttl;               /* of every RR (the index's) */
+	struct dns_block blocks[DNS_B_COUNT + 1]; /* the PTRs: the table's, the node's */
+	const struct dns_node *soa;               /* apex whose SOA goes to the authority section */
+	uint32_t ttl;                             /* of every RR (the index's) */
 };
 
 /* Settings the answering code reads (a snapshot under the server's lock). */

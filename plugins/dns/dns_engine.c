@@ -39,18 +39,23 @@ void dns_resolve(const struct dns_view *v, const struct dns_query *q, struct dns
 	}
 	const struct dns_node *n =
 	    v->index ? dns_index_find(v->index, q->qname, q->qname_len, q->qhash) : NULL;
-	if (n) {
+	/* an IPv4 address's reverse name: its PTRs are in the address table */
+	struct dns_block ptrs =
+	    v->index ? dns_index_ptrs(v->index, q->qname, q->qname_len) : (struct dns_block){0};
+	if (n || ptrs.count) {
 		a->aa = 1;
-		if (q->qtype == DNS_T_ANY) {
-			for (int i = 0; i < DNS_B_COUNT; i++)
+		int slot = block_slot(q->qtype);
+		for (int i = 0; i < DNS_B_COUNT; i++) {
+			if (q->qtype != DNS_T_ANY && i != slot)
+				continue;
+			if (i == DNS_B_PTR && ptrs.count)
+				a->blocks[a->nblocks++] = ptrs;
+			if (n)
 				add_block(a, n, i);
-		} else {
-			int slot = block_slot(q->qtype);
-			if (slot >= 0)
-				add_block(a, n, slot);
 		}
 		if (!a->nblocks) /* the name exists, not this type: NODATA */
-			a->soa = dns_node_zone(v->index, n);
+			a->soa = n ? dns_node_zone(v->index, n)
+			           : dns_index_zone_of(v->index, q->qname, q->qname_len);
 		return;
 	}
 	const struct dns_node *zone =

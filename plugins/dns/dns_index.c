@@ -11,6 +11,7 @@
  * a node never grows in place; apexes (which other nodes point to) never
  * change after dns_index_zone, but for their serial. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +28,25 @@ struct slot {
 #define MAX_ZONES 512        /* apexes: the zone and the reverse zones of the VPN */
 #define NO_ZONE   UINT16_MAX /* a node's zone: an index into apex[], or this */
 
+/* The address table: the PTRs of IPv4 addresses, each an address and the
+ * node of the name it points to (which has that address as an A RR), so
+ * that a device's reverse name costs 12 bytes a slot rather than a node
+ * repeating its name. Open addressing by the address, linear probing, at
+ * most 70% full; an address with several PTRs has several entries, in
+ * the order they were added (probing and backward-shift deletion keep
+ * it). */
+struct ptr_table {
+	uint32_t *addr;
+	struct dns_node **node; /* NULL: empty */
+	size_t nslots;          /* a power of two, or 0 */
+	size_t count;
+};
+
 struct dns_index {
 	struct slot *slots;
 	size_t nslots; /* a power of two; count is at most 70% of it */
 	size_t count;
+	struct ptr_table ptr;
 	uint32_t ttl, serial;
 	int frozen;
 	struct dns_node *apex[MAX_ZONES];
@@ -65,6 +81,8 @@ void dns_index_free(struct dns_index *idx)
 	for (size_t s = 0; s < idx->nslots; s++)
 		free(idx->slots[s].node);
 	free(idx->slots);
+	free(idx->ptr.addr);
+	free(idx->ptr.node);
 	free(idx);
 }
 
@@ -160,6 +178,11 @@ static void put16(uint8_t *p, uint16_t v)
 	p[1] = (uint8_t)v;
 }
 
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)get16(p) << 16 | get16(p + 2);
+}
+
 static void put32(uint8_t *p, uint32_t v)
 {
 	put16(p, (uint16_t)(v >> 16));
@@ -176,8 +199,9 @@ struct dns_block dns_node_block(const struct dns_node *n, int b)
 			set += 4;
 		}
 	if (!(n->sets & (1u << b)))
-		return (struct dns_block){rr, 0, 0, block_type[b]};
-	return (struct dns_block){rr, get16(set), get16(set + 2), block_type[b]};
+		return (struct dns_block){.wire = rr, .type = block_type[b]};
+	return (struct dns_block){
+	    .wire = rr, .len = get16(set), .count = get16(set + 2), .type = block_type[b]};
 }
 
 /* An RR as stored: rdlength and rdata; in a message it has 10 bytes more
@@ -190,19 +214,49 @@ size_t dns_block_wire_len(const struct dns_block *b)
 	return b->len + (size_t)RR_ADDED * b->count;
 }
 
+static size_t ptr_home(const struct ptr_table *t, uint32_t addr)
+{
+	return (size_t)(addr * 2654435761u) & (t->nslots - 1); /* spreads runs of addresses */
+}
+
+int dns_block_next(const struct dns_block *b, size_t *at, const uint8_t **rdata, size_t *rdlen)
+{
+	if (!b->table) {
+		if (*at >= b->len)
+			return 0;
+		*rdlen = get16(b->wire + *at);
+		*rdata = b->wire + *at + RR_STORED;
+		*at += RR_STORED + *rdlen;
+		return 1;
+	}
+	/* *at: the slots looked at from the address's home */
+	const struct ptr_table *t = &b->table->ptr;
+	size_t mask = t->nslots - 1;
+	for (size_t s = (ptr_home(t, b->addr) + *at) & mask; t->nslots && t->node[s];
+	     s = (s + 1) & mask) {
+		++*at;
+		if (t->addr[s] == b->addr) {
+			*rdata = t->node[s]->name;
+			*rdlen = t->node[s]->len;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 size_t dns_block_write(const struct dns_block *b, uint32_t ttl, uint8_t *out)
 {
-	size_t n = 0;
-	for (size_t off = 0; off < b->len;) {
-		size_t rr = RR_STORED + get16(b->wire + off);
+	size_t n = 0, at = 0, rdlen;
+	const uint8_t *rdata;
+	while (dns_block_next(b, &at, &rdata, &rdlen)) {
 		out[n] = 0xc0; /* the owner is the question's name, at offset 12 */
 		out[n + 1] = DNS_HEADER;
 		put16(out + n + 2, b->type);
 		put16(out + n + 4, DNS_C_IN);
 		put32(out + n + 6, ttl);
-		memcpy(out + n + RR_ADDED, b->wire + off, rr);
-		n += RR_ADDED + rr;
-		off += rr;
+		put16(out + n + RR_ADDED, (uint16_t)rdlen);
+		memcpy(out + n + RR_ADDED + RR_STORED, rdata, rdlen);
+		n += RR_ADDED + RR_STORED + rdlen;
 	}
 	return n;
 }
@@ -290,6 +344,92 @@ static long block_find(const struct dns_block *b, const uint8_t *rdata, size_t r
 	return -1;
 }
 
+/* ---- the address table ---- */
+
+/* The slot of the entry (addr, node), or -1. */
+static long ptr_find(const struct ptr_table *t, uint32_t addr, const struct dns_node *node)
+{
+	size_t mask = t->nslots - 1;
+	for (size_t s = t->nslots ? ptr_home(t, addr) : 0; t->nslots && t->node[s];
+	     s = (s + 1) & mask)
+		if (t->addr[s] == addr && t->node[s] == node)
+			return (long)s;
+	return -1;
+}
+
+/* The entries rehashed into n slots (a power of two), each cluster walked
+ * from its start so that the entries of one address keep their order. */
+static int ptr_rehash(struct ptr_table *t, size_t n)
+{
+	uint32_t *addr = calloc(n, sizeof(*addr));
+	struct dns_node **node = calloc(n, sizeof(*node));
+	if (!addr || !node) {
+		free(addr);
+		free(node);
+		return -ENOMEM;
+	}
+	struct ptr_table nt = {addr, node, n, t->count};
+	size_t start = 0;
+	while (start < t->nslots && t->node[start])
+		start++;
+	for (size_t i = 0; i < t->nslots; i++) {
+		size_t s = (start + i) & (t->nslots - 1);
+		if (!t->node[s])
+			continue;
+		size_t d = ptr_home(&nt, t->addr[s]);
+		while (node[d])
+			d = (d + 1) & (n - 1);
+		addr[d] = t->addr[s];
+		node[d] = t->node[s];
+	}
+	free(t->addr);
+	free(t->node);
+	*t = nt;
+	return 0;
+}
+
+static int ptr_insert(struct ptr_table *t, uint32_t addr, struct dns_node *node)
+{
+	if (10 * (t->count + 1) > 7 * t->nslots && ptr_rehash(t, t->nslots ? 2 * t->nslots : 64))
+		return -ENOMEM;
+	size_t s = ptr_home(t, addr);
+	while (t->node[s])
+		s = (s + 1) & (t->nslots - 1);
+	t->addr[s] = addr;
+	t->node[s] = node;
+	t->count++;
+	return 0;
+}
+
+/* Backward-shift deletion, as slot_clear. */
+static void ptr_remove(struct ptr_table *t, size_t hole)
+{
+	size_t mask = t->nslots - 1;
+	for (size_t s = (hole + 1) & mask; t->node[s]; s = (s + 1) & mask) {
+		size_t home = ptr_home(t, t->addr[s]);
+		if (((s - home) & mask) >= ((s - hole) & mask)) {
+			t->addr[hole] = t->addr[s];
+			t->node[hole] = t->node[s];
+			hole = s;
+		}
+	}
+	t->node[hole] = NULL;
+	t->count--;
+}
+
+/* A node replaced by m: the entries of its A RRs point to m. */
+static void ptr_relink(struct dns_index *idx, const struct dns_node *n, struct dns_node *m)
+{
+	struct dns_block a = dns_node_block(n, DNS_B_A);
+	size_t at = 0, rdlen;
+	const uint8_t *rdata;
+	while (idx->ptr.count && dns_block_next(&a, &at, &rdata, &rdlen)) {
+		long s = rdlen == 4 ? ptr_find(&idx->ptr, get32(rdata), n) : -1;
+		if (s >= 0)
+			idx->ptr.node[s] = m;
+	}
+}
+
 /* The node with its block `b` changed: `rr` (rrlen bytes) put at offset
  * `at` of the block in place of `cut` bytes there, its count moved by
  * `dcount`. The new node takes the old one's slot. -E2BIG past what one
@@ -339,6 +479,7 @@ static int node_edit(struct dns_index *idx, struct dns_node **np, int b, size_t 
 		p += lens[i];
 	}
 	slot_of(idx, n->name, n->len, n->hash)->node = m;
+	ptr_relink(idx, n, m);
 	free(n);
 	*np = m;
 	return 0;
@@ -418,11 +559,11 @@ int dns_index_zone(struct dns_index *idx, const uint8_t *apex, size_t len, const
 	return 0;
 }
 
-/* A new node for `name` with its first RR, made with the empty
- * non-terminals above it up to the zone's apex (from the top down, so that
- * each finds its parent). */
-static struct dns_node *node_make(struct dns_index *idx, const uint8_t *name, size_t len, int b,
-                                  const uint8_t *rr, size_t rrlen)
+/* The empty non-terminals above `name` up to its zone's apex, made from
+ * the top down so that each finds its parent; *zone: the name's zone,
+ * *made: the lowest made (NULL: none). */
+static int ents_make(struct dns_index *idx, const uint8_t *name, size_t len, uint16_t *zonep,
+                     struct dns_node **madep)
 {
 	uint16_t zone = NO_ZONE;
 	size_t top = 0; /* where the first existing ancestor starts */
@@ -436,7 +577,9 @@ static struct dns_node *node_make(struct dns_index *idx, const uint8_t *name, si
 		if (!name[off])
 			break;
 	}
-	struct dns_node *made = NULL, *n = NULL;
+	struct dns_node *made = NULL;
+	*zonep = zone;
+	*madep = NULL;
 	if (zone != NO_ZONE) { /* the names between the new one and the node found */
 		size_t offs[DNS_NAME_MAX / 2], k = 0;
 		for (size_t o = 1u + name[0]; o < top; o += 1u + name[o])
@@ -444,24 +587,133 @@ static struct dns_node *node_make(struct dns_index *idx, const uint8_t *name, si
 		while (k--) {
 			struct dns_node *ent =
 			    node_new(idx, name + offs[k], len - offs[k], zone, 0, NULL, 0);
-			if (!ent)
-				goto fail;
+			if (!ent) {
+				node_drop(idx, made); /* those made for nothing */
+				return -ENOMEM;
+			}
 			made = ent;
 		}
 	}
-	if ((n = node_new(idx, name, len, zone, b, rr, rrlen)))
-		return n;
-fail:
-	node_drop(idx, made); /* the empty non-terminals made for nothing */
-	return NULL;
+	*madep = made;
+	return 0;
 }
 
-static int index_put(struct dns_index *idx, const uint8_t *name, size_t len, uint16_t type,
-                     const uint8_t *rdata, size_t rdlen)
+/* A new node for `name` with its first RR, and the empty non-terminals
+ * above it. */
+static struct dns_node *node_make(struct dns_index *idx, const uint8_t *name, size_t len, int b,
+                                  const uint8_t *rr, size_t rrlen)
+{
+	uint16_t zone;
+	struct dns_node *made, *n;
+	if (ents_make(idx, name, len, &zone, &made))
+		return NULL;
+	if (!(n = node_new(idx, name, len, zone, b, rr, rrlen)))
+		node_drop(idx, made);
+	return n;
+}
+
+/* The IPv4 address of a reverse name d.c.b.a.in-addr.arpa (decimal
+ * labels as an address is written: no leading zero, at most 255): 0, or
+ * -1 for any other name. */
+static int reverse_v4(const uint8_t *name, size_t len, uint32_t *addr)
+{
+	static const uint8_t arpa[] = "\7in-addr\4arpa";
+	size_t off = 0;
+	uint32_t a = 0;
+	for (int octet = 0; octet < 4; octet++) {
+		size_t n = off < len ? name[off] : 0;
+		unsigned v = 0;
+		if (n < 1 || n > 3 || off + 1 + n > len || (n > 1 && name[off + 1] == '0'))
+			return -1;
+		for (size_t i = 1; i <= n; i++) {
+			if (name[off + i] < '0' || name[off + i] > '9')
+				return -1;
+			v = v * 10 + (unsigned)(name[off + i] - '0');
+		}
+		if (v > 255)
+			return -1;
+		a |= (uint32_t)v << (8 * octet);
+		off += 1 + n;
+	}
+	if (len - off != sizeof(arpa) || memcmp(name + off, arpa, sizeof(arpa)))
+		return -1;
+	*addr = a;
+	return 0;
+}
+
+/* The PTRs of the table at addr, as a block. */
+static struct dns_block ptr_block(const struct dns_index *idx, uint32_t addr)
+{
+	struct dns_block b = {.type = DNS_T_PTR, .table = idx, .addr = addr};
+	size_t at = 0, rdlen;
+	const uint8_t *rdata;
+	while (idx->ptr.count && dns_block_next(&b, &at, &rdata, &rdlen)) {
+		b.len += (uint32_t)(RR_STORED + rdlen);
+		b.count++;
+	}
+	return b;
+}
+
+/* The PTR name -> target in the table, when name is the reverse name of
+ * an IPv4 address that target has: 0 or 1 when it is there now (or
+ * already was), -1 when it does not go in the table. */
+static int ptr_put(struct dns_index *idx, const uint8_t *name, size_t len, const uint8_t *rdata,
+                   size_t rdlen)
+{
+	uint32_t addr;
+	uint8_t a4[4];
+	struct dns_node *target = rdlen && rdlen <= DNS_NAME_MAX ? lookup(idx, rdata, rdlen) : NULL;
+	if (!target || reverse_v4(name, len, &addr))
+		return -1;
+	put32(a4, addr);
+	struct dns_block as = dns_node_block(target, DNS_B_A);
+	if (block_find(&as, a4, 4) < 0)
+		return -1;
+	struct dns_node *n = lookup(idx, name, len); /* a node there too: its PTRs count */
+	struct dns_block own = n ? dns_node_block(n, DNS_B_PTR) : (struct dns_block){0};
+	if (ptr_find(&idx->ptr, addr, target) >= 0 || block_find(&own, rdata, rdlen) >= 0)
+		return 1; /* a duplicate */
+	struct dns_block b = ptr_block(idx, addr);
+	size_t count = (size_t)b.count + own.count + 1;
+	if (count > DNS_RR_PER_NAME ||
+	    b.len + own.len + RR_STORED + rdlen + RR_ADDED * count > UINT16_MAX)
+		return -E2BIG;
+	if (!b.count) { /* the name comes: its parent gains a child, made if need be */
+		uint16_t zone;
+		struct dns_node *made, *parent;
+		if (ents_make(idx, name, len, &zone, &made))
+			return -ENOMEM;
+		if (ptr_insert(&idx->ptr, addr, target)) {
+			node_drop(idx, made);
+			return -ENOMEM;
+		}
+		if ((parent = parent_of(idx, name, len)))
+			parent->children++;
+		return 1;
+	}
+	return ptr_insert(&idx->ptr, addr, target) ? -ENOMEM : 1;
+}
+
+/* Takes the entry at slot s (reverse name `name`) out; the name goes with
+ * the last PTR of its address. */
+static void ptr_take(struct dns_index *idx, size_t s, const uint8_t *name, size_t len)
+{
+	uint32_t addr = idx->ptr.addr[s];
+	ptr_remove(&idx->ptr, s);
+	if (ptr_block(idx, addr).count)
+		return;
+	struct dns_node *parent = parent_of(idx, name, len);
+	if (parent) {
+		parent->children--;
+		node_drop(idx, parent);
+	}
+}
+
+/* The RR as a node's (not in the address table). */
+static int node_put(struct dns_index *idx, const uint8_t *name, size_t len, uint16_t type,
+                    const uint8_t *rdata, size_t rdlen)
 {
 	int b = block_of(type);
-	if (b < 0 || !len || len > DNS_NAME_MAX)
-		return -EINVAL;
 	struct dns_node *n = lookup(idx, name, len);
 	if (!n) {
 		uint8_t rr[RR_MAX];
@@ -473,6 +725,21 @@ static int index_put(struct dns_index *idx, const uint8_t *name, size_t len, uin
 	if ((n->flags & DNS_NODE_APEX) && idx->frozen)
 		return -EBUSY; /* other nodes point to it */
 	return rr_add(idx, n, b, rdata, rdlen);
+}
+
+static int index_put(struct dns_index *idx, const uint8_t *name, size_t len, uint16_t type,
+                     const uint8_t *rdata, size_t rdlen)
+{
+	if (block_of(type) < 0 || !len || len > DNS_NAME_MAX)
+		return -EINVAL;
+	if (type == DNS_T_PTR) {
+		int rc = ptr_put(idx, name, len, rdata, rdlen);
+		if (rc >= 0)
+			return 0;
+		if (rc != -1)
+			return rc;
+	}
+	return node_put(idx, name, len, type, rdata, rdlen);
 }
 
 int dns_index_add(struct dns_index *idx, const uint8_t *name, size_t len, uint16_t type,
@@ -497,6 +764,15 @@ int dns_index_set(struct dns_index *idx, const uint8_t *name, size_t len, uint16
 	int b = block_of(type);
 	if (b < 0 || !len || len > DNS_NAME_MAX)
 		return -EINVAL;
+	uint32_t addr;
+	if (type == DNS_T_PTR && rdlen <= DNS_NAME_MAX && !reverse_v4(name, len, &addr)) {
+		const struct dns_node *target = lookup(idx, rdata, rdlen);
+		long s = target ? ptr_find(&idx->ptr, addr, target) : -1;
+		if (s >= 0) {
+			ptr_take(idx, (size_t)s, name, len);
+			return 0;
+		}
+	}
 	struct dns_node *n = lookup(idx, name, len);
 	struct dns_block block = n ? dns_node_block(n, b) : (struct dns_block){0};
 	long at = n ? block_find(&block, rdata, rdlen) : -1;
@@ -504,6 +780,18 @@ int dns_index_set(struct dns_index *idx, const uint8_t *name, size_t len, uint16
 		return 0;
 	if (n->flags & DNS_NODE_APEX)
 		return -EBUSY;
+	if (type == DNS_T_A && rdlen == 4 && ptr_find(&idx->ptr, get32(rdata), n) >= 0) {
+		/* the name loses the address its PTR was kept by: the PTR
+		 * stays, as a node of its own */
+		uint8_t rev[DNS_NAME_MAX];
+		size_t rlen;
+		dns_reverse_name(AF_INET, rdata, rev, &rlen);
+		int rc = node_put(idx, rev, rlen, DNS_T_PTR, n->name, n->len);
+		if (rc)
+			return rc;
+		ptr_take(idx, (size_t)ptr_find(&idx->ptr, get32(rdata), n), rev, rlen);
+		n = lookup(idx, name, len);
+	}
 	int rc = node_edit(idx, &n, b, (size_t)at, RR_STORED + rdlen, NULL, 0, -1);
 	if (rc)
 		return rc;
@@ -573,4 +861,21 @@ void dns_index_foreach(const struct dns_index *idx, void (*fn)(const struct dns_
 	for (size_t s = 0; s < idx->nslots; s++)
 		if (idx->slots[s].node)
 			fn(idx->slots[s].node, arg);
+}
+
+struct dns_block dns_index_ptrs(const struct dns_index *idx, const uint8_t *name, size_t len)
+{
+	uint32_t addr;
+	if (!idx->ptr.count || reverse_v4(name, len, &addr))
+		return (struct dns_block){.type = DNS_T_PTR};
+	return ptr_block(idx, addr);
+}
+
+void dns_index_foreach_ptr(const struct dns_index *idx,
+                           void (*fn)(uint32_t addr, const struct dns_node *target, void *arg),
+                           void *arg)
+{
+	for (size_t s = 0; s < idx->ptr.nslots; s++)
+		if (idx->ptr.node[s])
+			fn(idx->ptr.addr[s], idx->ptr.node[s], arg);
 }

@@ -25,14 +25,17 @@ static size_t header_reply(const uint8_t *pkt, int rcode, int ra, uint8_t *out)
 	return DNS_HEADER;
 }
 
-/* One RR of an index block (rdlength, rdata) as an ldns RR of the
- * block's type with `owner` (taken). */
-static ldns_rr *block_rr(const struct dns_block *b, const uint8_t *w, uint32_t ttl, ldns_rdf *owner,
-                         size_t *rrlen)
+/* One RR of an index block as an ldns RR of the block's type with
+ * `owner` (taken). */
+static ldns_rr *block_rr(const struct dns_block *b, const uint8_t *rdata, size_t rdlen,
+                         uint32_t ttl, ldns_rdf *owner)
 {
-	size_t rdlen = get16(w), pos = 0;
+	uint8_t w[2 + 2 * DNS_NAME_MAX + 20]; /* rdlength and rdata (an SOA the largest) */
+	size_t pos = 0;
 	ldns_rr *rr = ldns_rr_new();
-	*rrlen = 2 + rdlen;
+	w[0] = (uint8_t)(rdlen >> 8);
+	w[1] = (uint8_t)rdlen;
+	memcpy(w + 2, rdata, rdlen);
 	if (!rr) {
 		ldns_rdf_deep_free(owner);
 		return NULL;
@@ -51,8 +54,10 @@ static ldns_rr *block_rr(const struct dns_block *b, const uint8_t *w, uint32_t t
 static int push_block(ldns_pkt *r, ldns_pkt_section section, const struct dns_block *b,
                       uint32_t ttl, const ldns_rdf *owner)
 {
-	for (size_t off = 0, len; off < b->len; off += len) {
-		ldns_rr *rr = block_rr(b, b->wire + off, ttl, ldns_rdf_clone(owner), &len);
+	size_t at = 0, rdlen;
+	const uint8_t *rdata;
+	while (dns_block_next(b, &at, &rdata, &rdlen)) {
+		ldns_rr *rr = block_rr(b, rdata, rdlen, ttl, ldns_rdf_clone(owner));
 		if (!rr)
 			return -1;
 		ldns_pkt_push_rr(r, section, rr);

@@ -50,10 +50,19 @@ static int set_address(struct dns_index *idx, const uint8_t *name, size_t len, i
 {
 	uint8_t rev[DNS_NAME_MAX];
 	size_t rlen;
-	int rc = dns_index_set(idx, name, len, family == AF_INET ? DNS_T_A : DNS_T_AAAA, addr,
-	                       family == AF_INET ? 4 : 16, present);
-	if (!rc && !dns_reverse_name(family, addr, rev, &rlen))
+	uint16_t type = family == AF_INET ? DNS_T_A : DNS_T_AAAA;
+	size_t alen = family == AF_INET ? 4 : 16;
+	int rc = 0;
+	if (dns_reverse_name(family, addr, rev, &rlen))
+		return dns_index_set(idx, name, len, type, addr, alen, present);
+	/* an IPv4 PTR is kept by its name's A RR (the index's address table):
+	 * the A comes first and goes last */
+	if (present)
+		rc = dns_index_set(idx, name, len, type, addr, alen, 1);
+	if (!rc)
 		rc = dns_index_set(idx, rev, rlen, DNS_T_PTR, name, len, present);
+	if (!rc && !present)
+		rc = dns_index_set(idx, name, len, type, addr, alen, 0);
 	return rc;
 }
 
@@ -196,8 +205,9 @@ static uint32_t next_serial(struct dns *d)
 struct dns_index *dns_build(struct dns *d, uint32_t serial)
 {
 	struct dns_index *idx = dns_index_new(d->cfg.ttl, serial);
-	/* a name and its reverse a device, with a few empty non-terminals */
-	size_t names = 2 * dns_names_devices(d->devices) + 64;
+	/* a name a device (its PTR is in the address table), and a few empty
+	 * non-terminals */
+	size_t names = dns_names_devices(d->devices) + 64;
 	int rc = !idx ? -ENOMEM : dns_index_reserve(idx, names) ? -ENOMEM : build(d, idx);
 	if (rc) {
 		mg_error_log(d->ctx, "cannot build the names: %s", strerror(-rc));

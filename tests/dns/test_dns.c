@@ -806,11 +806,33 @@ static void snapshot_node(const struct dns_node *n, void *arg)
 	json_decref(rrs);
 }
 
+/* A PTR of the address table, under "ptr ADDRESS": its targets sorted. */
+static void snapshot_ptr(uint32_t addr, const struct dns_node *target, void *arg)
+{
+	json_t *ptrs = arg;
+	char key[32], name[DNS_TEXT_MAX];
+	snprintf(key, sizeof(key), "ptr %u.%u.%u.%u", addr >> 24, addr >> 16 & 255, addr >> 8 & 255,
+	         addr & 255);
+	dns_name_to_text(target->name, target->len, name, sizeof(name));
+	json_t *list = json_object_get(ptrs, key);
+	if (!list)
+		json_object_set_new(ptrs, key, list = json_array());
+	size_t i = 0;
+	while (i < json_array_size(list) &&
+	       strcmp(json_string_value(json_array_get(list, i)), name) < 0)
+		i++;
+	json_array_insert_new(list, i, json_string(name));
+}
+
 static json_t *snapshot(const struct dns_index *idx)
 {
 	struct snapshot snap = {idx, json_object()};
 	dns_index_foreach(idx, snapshot_node, &snap);
 	assert_int_equal(json_object_size(snap.all), dns_index_names(idx));
+	json_t *ptrs = json_object();
+	dns_index_foreach_ptr(idx, snapshot_ptr, ptrs);
+	json_object_update(snap.all, ptrs);
+	json_decref(ptrs);
 	return snap.all;
 }
 
@@ -981,6 +1003,88 @@ static void test_incremental_index(void **unused)
 	mg_mock_free(m);
 }
 
+/* The PTRs of devices' IPv4 addresses live in the index's address table:
+ * each step answers as it did when every reverse name was a node, and the
+ * index kept equals the one built whole. */
+static void expect_rebuilt(struct mg_mock *m, int step)
+{
+	struct dns *d = mg_mock_ctx(m, "dns")->self;
+	json_t *got = snapshot(d->srv.index), *want = rebuilt(d);
+	expect_same(got, want, step);
+	json_decref(got);
+	json_decref(want);
+}
+
+static void expect_nodata(struct mg_mock *m, const char *name, ldns_rr_type type)
+{
+	ldns_pkt *p = t_udp(m, t_port(m), name, type, -1);
+	assert_non_null(p);
+	if (ldns_pkt_get_rcode(p) != LDNS_RCODE_NOERROR || ldns_pkt_ancount(p) ||
+	    ldns_pkt_nscount(p) != 1)
+		fail_msg("%s: rcode %d, %d answers, %d authority: not NODATA", name,
+		         ldns_pkt_get_rcode(p), ldns_pkt_ancount(p), ldns_pkt_nscount(p));
+	assert_true(ldns_pkt_aa(p));
+	ldns_pkt_free(p);
+}
+
+static void test_ptr_table(void **unused)
+{
+	(void)unused;
+	struct mg_mock *m = t_mock(NULL, NULL);
+	t_vpn(m, "10.0.0.1/8"); /* one reverse zone, 10.in-addr.arpa: non-terminals below */
+	const ldns_rr_type PTR = LDNS_RR_TYPE_PTR;
+	t_device(m, "1111111111111111", "u", "anna", "10.64.0.5/32", "active", TS);
+	t_device(m, "2222222222222222", "u", "ben", "10.64.0.6/32", "active", TS);
+	expect_answer(m, "5.0.64.10.in-addr.arpa", PTR, "PTR anna.corp.internal.");
+	expect_answer(m, "5.0.64.10.in-addr.arpa", LDNS_RR_TYPE_ANY, "PTR anna.corp.internal.");
+	expect_nodata(m, "5.0.64.10.in-addr.arpa", A);
+	expect_nodata(m, "0.64.10.in-addr.arpa", PTR); /* empty non-terminals */
+	expect_nodata(m, "64.10.in-addr.arpa", PTR);
+	expect_rcode(m, "05.0.64.10.in-addr.arpa", PTR, LDNS_RCODE_NXDOMAIN); /* not as written */
+	expect_rcode(m, "7.0.64.10.in-addr.arpa", PTR, LDNS_RCODE_NXDOMAIN);
+	expect_rebuilt(m, 0);
+
+	/* two devices swap addresses */
+	t_device(m, "1111111111111111", "u", "anna", "10.64.0.6/32", "active", TS);
+	expect_answer(m, "6.0.64.10.in-addr.arpa", PTR,
+	              "PTR ben.corp.internal.,PTR anna.corp.internal.");
+	t_device(m, "2222222222222222", "u", "ben", "10.64.0.5/32", "active", TS);
+	expect_answer(m, "5.0.64.10.in-addr.arpa", PTR, "PTR ben.corp.internal.");
+	expect_answer(m, "6.0.64.10.in-addr.arpa", PTR, "PTR anna.corp.internal.");
+	expect_rebuilt(m, 1);
+
+	/* a device renamed: its PTR follows its name */
+	t_device(m, "1111111111111111", "u", "anna2", "10.64.0.6/32", "active", TS);
+	expect_answer(m, "6.0.64.10.in-addr.arpa", PTR, "PTR anna2.corp.internal.");
+	expect_rebuilt(m, 2);
+
+	/* a device removed, its address reused by another */
+	t_device(m, "2222222222222222", "u", "ben", "10.64.0.5/32", "disabled", TS);
+	expect_rcode(m, "5.0.64.10.in-addr.arpa", PTR, LDNS_RCODE_NXDOMAIN);
+	expect_nodata(m, "0.64.10.in-addr.arpa", PTR); /* anna is still below */
+	t_device(m, "3333333333333333", "u", "cleo", "10.64.0.5/32", "active", TS);
+	expect_answer(m, "5.0.64.10.in-addr.arpa", PTR, "PTR cleo.corp.internal.");
+	expect_rebuilt(m, 3);
+
+	/* an empty non-terminal appears with the first device below it and
+	 * goes with the last */
+	expect_rcode(m, "0.65.10.in-addr.arpa", PTR, LDNS_RCODE_NXDOMAIN);
+	t_device(m, "4444444444444444", "u", "dora", "10.65.0.9/32", "active", TS);
+	expect_nodata(m, "0.65.10.in-addr.arpa", PTR);
+	expect_nodata(m, "65.10.in-addr.arpa", PTR);
+	expect_rebuilt(m, 4);
+	t_device(m, "4444444444444444", "u", "dora", "10.65.0.9/32", "disabled", TS);
+	expect_rcode(m, "9.0.65.10.in-addr.arpa", PTR, LDNS_RCODE_NXDOMAIN);
+	expect_rcode(m, "0.65.10.in-addr.arpa", PTR, LDNS_RCODE_NXDOMAIN);
+	expect_rcode(m, "65.10.in-addr.arpa", PTR, LDNS_RCODE_NXDOMAIN);
+	t_device(m, "1111111111111111", "u", "anna2", "10.64.0.6/32", "disabled", TS);
+	t_device(m, "3333333333333333", "u", "cleo", "10.64.0.5/32", "disabled", TS);
+	expect_rcode(m, "0.64.10.in-addr.arpa", PTR, LDNS_RCODE_NXDOMAIN);
+	expect_nodata(m, "10.in-addr.arpa", PTR); /* the apex stays */
+	expect_rebuilt(m, 5);
+	mg_mock_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -991,6 +1095,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_settings),       cmocka_unit_test(test_server_record),
 	    cmocka_unit_test(test_wildcard_and_ipv6),  cmocka_unit_test(test_listen_follows_vpn),
 	    cmocka_unit_test(test_name_server_name),   cmocka_unit_test(test_incremental_index),
+	    cmocka_unit_test(test_ptr_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -215,8 +215,6 @@ static int preauth_init(mg_ctx *ctx)
 	pa->guard = pa_guard_new(&pa->cfg.failures, mg_now_ms(ctx));
 	if (!pa->keys || !pa->pending || !pa->guard)
 		rc = -ENOMEM;
-	if (!rc && (rc = pa_cache_load(pa)))
-		mg_error_log(ctx, "cannot read devices from state: %s", strerror(-rc));
 	for (size_t i = 0; !rc && i < sizeof(services) / sizeof(services[0]); i++)
 		if ((rc = mg_service_add(ctx, services[i].name, services[i].fn, pa)))
 			mg_error_log(ctx, "cannot serve %s: %s", services[i].name, strerror(-rc));
@@ -228,26 +226,26 @@ static int preauth_init(mg_ctx *ctx)
 		return rc;
 	}
 	ctx->self = pa;
-	mg_info(ctx, "%zu devices pending, %zu registered keys", json_object_size(pa->pending),
-	        json_object_size(pa->keys));
 	return 0;
 }
 
-/* The wireguard plugin may write wg/server in its own start, which runs
- * before ours: build the pool now rather than at the first redeem. */
+/* The caches of devices and addresses are read here, not in init: every
+ * plugin's start waits for every init, and at 10k devices this read is
+ * the longest of them. The wireguard plugin writes wg/server in its own
+ * start, which runs before ours, so the address pool is built now rather
+ * than at the first redeem. Requests wait in the bus until start returns. */
 static int preauth_start(mg_ctx *ctx)
 {
 	struct pa *pa = ctx->self;
-	mg_txn *txn;
-	char err[256];
-	if (pa->ipam || mg_txn_begin(ctx, MG_TXN_READ, &txn))
-		return 0;
-	int rc = pa_ipam_sync(pa, txn, NULL, err, sizeof(err));
-	mg_txn_abort(ctx, txn);
-	if (rc == -ENOENT)
-		mg_info(ctx, "%s: the address pool is built at the first redeem", err);
-	else if (rc)
-		mg_warn(ctx, "%s", err);
+	int rc = pa_cache_load(pa);
+	if (rc) {
+		mg_error_log(ctx, "cannot read devices from state: %s", strerror(-rc));
+		return rc;
+	}
+	if (!pa->ipam)
+		mg_info(ctx, "no wg/server yet: the address pool is built at the first redeem");
+	mg_info(ctx, "%zu devices pending, %zu registered keys", json_object_size(pa->pending),
+	        json_object_size(pa->keys));
 	mg_ready(ctx); /* devices and addresses are loaded */
 	return 0;
 }

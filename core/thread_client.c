@@ -46,6 +46,13 @@ void core_thread_client_close(void)
 	pthread_setspecific(client_key, NULL);
 }
 
+/* Sends an event whose topic is known to be valid and heard. */
+static int publish_heard(struct core *core, const char *topic, json_t *payload)
+{
+	struct mg_bus_client *c = core_thread_client(core);
+	return c ? mg_bus_client_publish(c, topic, payload) : -ENOTCONN;
+}
+
 int core_publish(struct core *core, const char *topic, json_t *payload)
 {
 	if (!topic || !mg_bus_name_valid(topic, strlen(topic)))
@@ -53,8 +60,7 @@ int core_publish(struct core *core, const char *topic, json_t *payload)
 	/* nobody listens: not serialised, not sent, not routed */
 	if (core->broker && !broker_has_subscriber(core->broker, topic))
 		return 0;
-	struct mg_bus_client *c = core_thread_client(core);
-	return c ? mg_bus_client_publish(c, topic, payload) : -ENOTCONN;
+	return publish_heard(core, topic, payload);
 }
 
 void core_publish_state_change(const char *db, const char *key, const char *op, void *arg)
@@ -62,10 +68,11 @@ void core_publish_state_change(const char *db, const char *key, const char *op, 
 	struct core *core = arg;
 	char topic[MG_BUS_MAX_NAME + 1];
 	snprintf(topic, sizeof(topic), "state.%s", db);
-	/* asked here too, so that an unheard change costs no JSON either */
-	if (!core->broker || !broker_has_subscriber(core->broker, topic))
+	/* asked before the JSON is built, so that an unheard change costs none */
+	if (!mg_bus_name_valid(topic, strlen(topic)) || !core->broker ||
+	    !broker_has_subscriber(core->broker, topic))
 		return;
 	json_t *payload = json_pack("{s:s, s:s, s:s}", "db", db, "key", key, "op", op);
-	core_publish(core, topic, payload);
+	publish_heard(core, topic, payload);
 	json_decref(payload);
 }

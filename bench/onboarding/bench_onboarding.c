@@ -40,7 +40,7 @@
 #include <zmq.h>
 
 #include "bus_client.h"
-#include "wg.h"
+#include "device_key.h"
 #include "rounds.h"
 
 #define MAX_CLIENTS 64
@@ -100,15 +100,6 @@ static double processes_cpu(const char *pids)
 	return total;
 }
 
-/* A fresh WireGuard public key (the device's; its private half is thrown away). */
-static void public_key(char out[WG_KEY_B64_LEN])
-{
-	wg_key priv, pub;
-	wg_key_generate_private(priv);
-	wg_key_public_from_private(pub, priv);
-	wg_key_to_base64(out, pub);
-}
-
 static json_t *bus_call(struct mg_bus_client *bus, const char *service, json_t *request)
 {
 	json_t *reply = NULL;
@@ -154,7 +145,7 @@ static void *maker_loop(void *arg)
 			continue;
 		}
 		json_t *cfg = bus_call(bus, "preauth.redeem", json_pack("{s:O}", "code", code));
-		public_key(key);
+		device_public_key(key);
 		json_decref(bus_call(bus, "preauth.register",
 		                     json_pack("{s:O, s:O, s:s, s:O}", "device_id",
 		                               json_object_get(cfg, "device_id"), "register_token",
@@ -251,7 +242,7 @@ static void *client_loop(void *arg)
 		json_t *cfg = post(curl, redeem, req);
 		json_t *done = NULL;
 		if (cfg) {
-			public_key(key);
+			device_public_key(key);
 			json_t *r = json_pack("{s:O, s:O, s:s, s:O}", "device_id",
 			                      json_object_get(cfg, "device_id"), "register_token",
 			                      json_object_get(cfg, "register_token"), "public_key",

@@ -18,7 +18,7 @@
 #include <zmq.h>
 
 #include "bus_client.h"
-#include "wg.h"
+#include "device_key.h"
 
 struct worker {
 	void *zctx;
@@ -26,15 +26,6 @@ struct worker {
 	int from, to; /* the devices [from, to) */
 	int failed;
 };
-
-/* A fresh WireGuard public key (the device's; its private half is thrown away). */
-static void public_key(char out[WG_KEY_B64_LEN])
-{
-	wg_key priv, pub;
-	wg_key_generate_private(priv);
-	wg_key_public_from_private(pub, priv);
-	wg_key_to_base64(out, pub);
-}
 
 /* One request; its reply, or NULL (said on stderr). */
 static json_t *call(struct mg_bus_client *bus, const char *service, json_t *request)
@@ -65,7 +56,7 @@ static int onboard(struct mg_bus_client *bus, const char *prefix, int i)
 	json_decref(user);
 	if (!cfg)
 		return -1;
-	public_key(key);
+	device_public_key(key);
 	json_t *done =
 	    call(bus, "preauth.register",
 	         json_pack("{s:O, s:O, s:s, s:O}", "device_id", json_object_get(cfg, "device_id"),

@@ -5,6 +5,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const struct mg_setting cluster_settings[] = {
+    {"node", MG_SETTING_STRING, NULL,
+     "This node's name in the cluster (required there): unique, stable (letters, digits, "
+     "'-', '.').",
+     NULL, 0},
+    {"etcd", MG_SETTING_STRINGS, NULL,
+     "etcd's client URLs, e.g. [\"https://10.0.0.2:2379\", ...]; http only on loopback or a "
+     "network of its own (required in a cluster).",
+     NULL, 0},
+    {"prefix", MG_SETTING_STRING, "\"/meshgate/\"",
+     "Where the cluster's keys live in etcd: every node of one cluster gives the same prefix.",
+     NULL, 0},
+    {"ca", MG_SETTING_STRING, NULL, "https: the CA file that signed etcd's certificates.", NULL,
+     0},
+    {"cert", MG_SETTING_STRING, NULL, "https: this node's client certificate for etcd.", NULL, 0},
+    {"key", MG_SETTING_STRING, NULL, "https: the key of `cert` (a 0600 file).", NULL, 0},
+    {"timeout_ms", MG_SETTING_INT, "2000",
+     "How long a write waits for etcd before it fails with \"unavailable\".", NULL, 0},
+    {0},
+};
+
 const struct mg_setting mg_core_settings[] = {
     {"state_dir", MG_SETTING_STRING, "\"/var/lib/meshgate\"",
      "Directory of the node's state (LMDB environment, keys, certificates).", NULL, 0},
@@ -27,6 +48,10 @@ const struct mg_setting mg_core_settings[] = {
      NULL, 0},
     {"state_map_mb", MG_SETTING_INT, "1024", "Largest size of the state database, in MiB.", NULL,
      0},
+    {"cluster", MG_SETTING_GROUP, NULL,
+     "Makes this node one of a cluster sharing its state through etcd (docs/cluster.md). "
+     "Without it the node runs alone on its LMDB.",
+     cluster_settings, 0},
     {0},
 };
 

@@ -48,6 +48,7 @@ struct plugin {
 struct core {
 	const char *config_path; /* NULL: zero config */
 	json_t *settings;        /* the core's own settings */
+	char node_name[HOST_NAME_MAX + 1]; /* cluster.node, or the host name */
 	enum mg_log_level log_level;
 	void *zctx;
 	struct mg_state *state;
@@ -94,7 +95,8 @@ void core_thread_client_close(void);
 /* Publishes on the calling thread's client, unless no subscription matches
  * `topic` (then 0: dropped before any work). -EINVAL for a bad topic. */
 int core_publish(struct core *core, const char *topic, json_t *payload);
-void core_publish_state_change(const char *db, const char *key, const char *op, void *arg);
+void core_publish_state_change(const char *db, const char *key, const char *op, int remote,
+                               void *arg);
 
 /* plugin_loader.c */
 int loader_load_all(struct core *core, const char *plugin_dir, json_t *names, char *err,

@@ -188,6 +188,12 @@ static int configure(struct core *core, config_t **cfg, char *err, size_t errlen
 		return -1;
 	}
 	core_log_set_level(core->log_level);
+	const char *node = json_string_value(
+	    json_object_get(json_object_get(core->settings, "cluster"), "node"));
+	if (node)
+		snprintf(core->node_name, sizeof(core->node_name), "%s", node);
+	else if (gethostname(core->node_name, sizeof(core->node_name) - 1))
+		snprintf(core->node_name, sizeof(core->node_name), "meshgate");
 	if (loader_load_all(core, setting(core, "plugin_dir"),
 	                    json_object_get(core->settings, "plugins"), err, errlen))
 		return -1;

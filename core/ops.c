@@ -138,6 +138,11 @@ static void op_ready(mg_ctx *ctx)
 	loader_mark_ready(plugin_of(ctx));
 }
 
+static const char *op_node_name(mg_ctx *ctx)
+{
+	return plugin_of(ctx)->core->node_name;
+}
+
 const struct mg_api core_api = {
     .size = offsetof(struct mg_api, reserved),
     .version = MG_API_VERSION,
@@ -169,4 +174,5 @@ const struct mg_api core_api = {
     .post = op_post,
     .vlog_limited = op_vlog_limited,
     .ready = op_ready,
+    .node_name = op_node_name,
 };

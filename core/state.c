@@ -48,6 +48,7 @@ struct mg_txn {
 	struct mg_txn *parent; /* of a nested transaction */
 	MDB_txn *txn;
 	const char *owner;
+	int mirror; /* state_begin_mirror: writes any database, announced as remote */
 	struct change *changes;
 	size_t nchanges, cap;
 };
@@ -260,8 +261,10 @@ static int db_handle(struct mg_txn *t, const char *db, int write, MDB_dbi *dbi)
 
 	pthread_mutex_lock(&state->lock);
 	struct db_entry *e = find_db(state, db);
-	if (write && (!e || !t->owner || strcmp(e->owner, t->owner)))
+	if (write && !t->mirror && (!e || !t->owner || strcmp(e->owner, t->owner)))
 		rc = -EPERM;
+	else if (!e && write && (e = add_db(state, db)) && (rc = open_handle(state, e, 1)))
+		state->ndbs--;
 	else if (!e && !(e = add_db(state, db)))
 		rc = -ENOSPC;
 	else if (!e->open)
@@ -286,6 +289,14 @@ int state_begin(struct mg_state *state, const char *owner, int read_only, struct
 	}
 	*txn = t;
 	return 0;
+}
+
+int state_begin_mirror(struct mg_state *state, struct mg_txn **txn)
+{
+	int rc = state_begin(state, "", 0, txn);
+	if (!rc)
+		(*txn)->mirror = 1;
+	return rc;
 }
 
 int state_begin_nested(struct mg_txn *parent, struct mg_txn **child)
@@ -333,7 +344,7 @@ int state_commit(struct mg_txn *t)
 	if (!rc && t->state->on_commit)
 		for (size_t i = 0; i < t->nchanges; i++)
 			t->state->on_commit(t->changes[i].db, t->changes[i].key, t->changes[i].op,
-			                    t->state->on_commit_arg);
+			                    t->mirror, t->state->on_commit_arg);
 	free_txn(t);
 	return rc;
 }
@@ -419,6 +430,26 @@ int state_put(struct mg_txn *t, const char *db, const char *key, json_t *value)
 	rc = lmdb_errno(mdb_put(t->txn, dbi, &k, &v, 0));
 	if (text != small)
 		free(text);
+	return rc ? rc : record_change(t, db, key, "put");
+}
+
+int state_put_text(struct mg_txn *t, const char *db, const char *key, const char *text,
+                   size_t len)
+{
+	MDB_dbi dbi;
+	int rc = check_key(key);
+	json_t *value = rc ? NULL : json_loadb(text, len, 0, NULL);
+	int is_object = json_is_object(value);
+
+	json_decref(value);
+	if (rc)
+		return rc;
+	if (!is_object)
+		return -EILSEQ;
+	if ((rc = db_handle(t, db, 1, &dbi)))
+		return rc;
+	MDB_val k = {strlen(key), (void *)key}, v = {len, (void *)text};
+	rc = lmdb_errno(mdb_put(t->txn, dbi, &k, &v, 0));
 	return rc ? rc : record_change(t, db, key, "put");
 }
 

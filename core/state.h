@@ -13,8 +13,11 @@
 struct mg_state;
 struct mg_txn;
 
-/* Called after each durable commit, once per changed key. */
-typedef void (*state_commit_fn)(const char *db, const char *key, const char *op, void *arg);
+/* Called after each durable commit, once per changed key; `remote` when
+ * the change came from another node of the cluster (a mirror
+ * transaction), not from this node's plugins. */
+typedef void (*state_commit_fn)(const char *db, const char *key, const char *op, int remote,
+                                void *arg);
 
 struct mg_state *state_open(const char *dir, size_t map_size, char *err, size_t errlen);
 void state_close(struct mg_state *state);
@@ -34,6 +37,14 @@ int state_begin(struct mg_state *state, const char *owner, int read_only, struct
  * its changes join the parent's, announced when the parent commits. */
 int state_begin_nested(struct mg_txn *parent, struct mg_txn **child);
 int state_commit(struct mg_txn *txn);
+/* A write transaction of the cluster's mirror: it may write every
+ * database (the changes another node made, whoever owns them here), and
+ * its commit announces them as remote. */
+int state_begin_mirror(struct mg_state *state, struct mg_txn **txn);
+/* state_put of a value that is already JSON text (what the mirror gets
+ * from etcd): -EILSEQ unless it is a JSON object. */
+int state_put_text(struct mg_txn *txn, const char *db, const char *key, const char *text,
+                   size_t len);
 void state_abort(struct mg_txn *txn);
 int state_get(struct mg_txn *txn, const char *db, const char *key, json_t **value);
 int state_put(struct mg_txn *txn, const char *db, const char *key, json_t *value);

@@ -63,7 +63,8 @@ int core_publish(struct core *core, const char *topic, json_t *payload)
 	return publish_heard(core, topic, payload);
 }
 
-void core_publish_state_change(const char *db, const char *key, const char *op, void *arg)
+void core_publish_state_change(const char *db, const char *key, const char *op, int remote,
+                               void *arg)
 {
 	struct core *core = arg;
 	char topic[MG_BUS_MAX_NAME + 1];
@@ -73,6 +74,8 @@ void core_publish_state_change(const char *db, const char *key, const char *op, 
 	    !broker_has_subscriber(core->broker, topic))
 		return;
 	json_t *payload = json_pack("{s:s, s:s, s:s}", "db", db, "key", key, "op", op);
+	if (remote)
+		json_object_set_new(payload, "remote", json_true());
 	publish_heard(core, topic, payload);
 	json_decref(payload);
 }

@@ -69,9 +69,9 @@ static double bare_lmdb(int txns, int per_txn)
 	return txns * per_txn / took;
 }
 
-static void ignore(const char *db, const char *key, const char *op, void *arg)
+static void ignore(const char *db, const char *key, const char *op, int remote, void *arg)
 {
-	(void)db, (void)key, (void)op;
+	(void)db, (void)key, (void)op, (void)remote;
 	(*(long *)arg)++;
 }
 

@@ -97,6 +97,7 @@ struct queued {
 };
 
 struct mg_mock {
+	char node_name[64];
 	char *state_dir;
 	int temp_dir;
 	struct mg_state *state;
@@ -289,12 +290,14 @@ static void leave(struct mg_mock *m)
 	m->depth--;
 }
 
-static void on_commit(const char *db, const char *key, const char *op, void *arg)
+static void on_commit(const char *db, const char *key, const char *op, int remote, void *arg)
 {
 	struct mg_mock *m = arg;
 	char topic[MG_BUS_MAX_NAME + 1];
 	snprintf(topic, sizeof(topic), "state.%s", db);
 	json_t *payload = json_pack("{s:s, s:s, s:s}", "db", db, "key", key, "op", op);
+	if (remote)
+		json_object_set_new(payload, "remote", json_true());
 	mock_publish(m, topic, payload);
 	json_decref(payload);
 }
@@ -672,6 +675,11 @@ static uint64_t op_now_ms(mg_ctx *ctx)
 	return plugin_of(ctx)->mock->now;
 }
 
+static const char *op_node_name(mg_ctx *ctx)
+{
+	return plugin_of(ctx)->mock->node_name;
+}
+
 static void op_ready(mg_ctx *ctx)
 {
 	struct mplugin *p = plugin_of(ctx);
@@ -820,6 +828,7 @@ static const struct mg_api mock_api = {
     .ready = op_ready,
     .post = op_post,
     .vlog_limited = op_vlog_limited,
+    .node_name = op_node_name,
 };
 
 /* ---- config: the test's object, validated as the core validates a file ---- */
@@ -1293,6 +1302,31 @@ int mg_mock_state_put(struct mg_mock *m, const char *owner, const char *db, cons
 	return rc;
 }
 
+int mg_mock_state_remote(struct mg_mock *m, const char *db, const char *key, json_t *value)
+{
+	struct mg_txn *txn;
+	if (m->writer)
+		return -EDEADLK;
+	int rc = state_begin_mirror(m->state, &txn);
+	if (rc)
+		return rc;
+	enter(m);
+	json_t *copy = value ? json_deep_copy(value) : NULL;
+	rc = !value ? state_del(txn, db, key) : copy ? state_put(txn, db, key, copy) : -ENOMEM;
+	json_decref(copy);
+	if (rc)
+		state_abort(txn);
+	else
+		rc = state_commit(txn);
+	leave(m);
+	return rc;
+}
+
+void mg_mock_set_node_name(struct mg_mock *m, const char *name)
+{
+	snprintf(m->node_name, sizeof(m->node_name), "%s", name);
+}
+
 int mg_mock_state_get(struct mg_mock *m, const char *db, const char *key, json_t **value)
 {
 	struct mg_txn *txn;
@@ -1370,6 +1404,7 @@ struct mg_mock *mg_mock_new(const char *state_dir, char *err, size_t errlen)
 	}
 	m->level = env_level();
 	m->now = real_now_ms();
+	snprintf(m->node_name, sizeof(m->node_name), "mock");
 	pthread_mutex_init(&m->posts_lock, NULL);
 	pthread_mutex_init(&m->limiter.lock, NULL);
 	m->posts_tail = &m->posts;

@@ -127,6 +127,12 @@ int mg_mock_run_posts(struct mg_mock *mock);
 int mg_mock_state_put(struct mg_mock *mock, const char *owner, const char *db, const char *key,
                       json_t *value);
 int mg_mock_state_get(struct mg_mock *mock, const char *db, const char *key, json_t **value);
+/* A change another node of a cluster made, as the core's mirror applies
+ * it: written whoever owns `db` (value NULL: deleted), announced as
+ * state.<db> with "remote": true. */
+int mg_mock_state_remote(struct mg_mock *mock, const char *db, const char *key, json_t *value);
+/* The name mg_node_name answers (default "mock"). */
+void mg_mock_set_node_name(struct mg_mock *mock, const char *name);
 long mg_mock_state_count(struct mg_mock *mock, const char *db, const char *prefix);
 
 /* What a plugin holds right now, as a new object: {"status", "services":

@@ -19,8 +19,9 @@ struct fixture {
 	char last[128];
 };
 
-static void on_commit(const char *db, const char *key, const char *op, void *arg)
+static void on_commit(const char *db, const char *key, const char *op, int remote, void *arg)
 {
+	(void)remote;
 	struct fixture *f = arg;
 	f->events++;
 	snprintf(f->last, sizeof(f->last), "%s/%s/%s", db, key, op);

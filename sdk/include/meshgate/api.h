@@ -22,8 +22,8 @@ extern "C" {
 #endif
 
 /* 3: the members after txn_begin_nested (ABI minor 1); 4: vlog_limited
- * (ABI minor 2); 5: ready (ABI minor 3). */
-#define MG_API_VERSION 5
+ * (ABI minor 2); 5: ready (ABI minor 3); 6: node_name (ABI minor 4). */
+#define MG_API_VERSION 6
 
 enum mg_log_level { MG_LOG_ERROR = 0, MG_LOG_WARN, MG_LOG_INFO, MG_LOG_DEBUG };
 
@@ -133,9 +133,12 @@ struct mg_api {
 	/* the plugin's first reconcile is done (API version 5): any thread */
 	void (*ready)(mg_ctx *ctx);
 
+	/* this node's name: cluster.node, or the host name (API version 6) */
+	const char *(*node_name)(mg_ctx *ctx);
+
 	/* New members go here, each taking one slot of `reserved` so that the
 	 * size of the struct stays the same. */
-	void *reserved[12];
+	void *reserved[11];
 };
 
 /* What the core hands to every callback. The core owns it; `self` is the
@@ -349,6 +352,13 @@ static inline void mg_ready(mg_ctx *ctx)
 {
 	if (MG_API_HAS(ctx, ready))
 		ctx->api->ready(ctx);
+}
+
+/* This node's name: the core's cluster.node, or the host name when the
+ * node runs alone. Never NULL. */
+static inline const char *mg_node_name(mg_ctx *ctx)
+{
+	return MG_API_HAS(ctx, node_name) ? ctx->api->node_name(ctx) : "";
 }
 
 /* Wall-clock milliseconds; use it (not time()) so tests can move time. */

@@ -20,9 +20,10 @@ extern "C" {
  * descriptor or to struct mg_api). meshgated refuses a plugin of another
  * major, or of a newer minor than its own: such a plugin may call members
  * this core does not have. Minor 1: API version 3; minor 2: API version 4;
- * minor 3: API version 5 (see MG_API_HAS). */
+ * minor 3: API version 5 (see MG_API_HAS); minor 4: the descriptor's
+ * `cluster` and API version 6. */
 #define MG_ABI_MAJOR 1
-#define MG_ABI_MINOR 3
+#define MG_ABI_MINOR 4
 
 #define MG_PLUGIN_SYMBOL "mg_plugin_descriptor"
 
@@ -81,7 +82,14 @@ struct mg_plugin {
 	int (*reload)(mg_ctx *ctx); /* config changed (SIGHUP) */
 	void (*stop)(mg_ctx *ctx);
 
-	void *reserved[8];
+	/* Which of `owns` are shared by every node of a cluster (users,
+	 * devices, policy...: kept in etcd, mirrored on each node); the others
+	 * stay on the node (its sealed keys, its runtime data). Without a
+	 * cluster every database is the node's. (ABI minor 4; appended in
+	 * place of a reserved slot, so older plugins read NULL here.) */
+	const char *const *cluster;
+
+	void *reserved[7];
 };
 
 /* Declares the plugin's descriptor: MG_PLUGIN(.name = "hello", ...); */

@@ -1,5 +1,5 @@
 /* A client of etcd's v3 API through its JSON gateway (/v3/kv/range,
- * /v3/kv/txn, /v3/watch, /v3/lease/*, /health), over libcurl with
+ * /v3/kv/txn, /v3/watch, /v3/lease/..., /v3/maintenance/status), over libcurl with
  * jansson. Keys and values are bytes (base64 on the wire); here they are
  * NUL-terminated strings, which is what meshgate stores (text keys, JSON
  * values).
@@ -16,6 +16,8 @@
  *   -ERANGE        a watch or read at a revision etcd has compacted away
  *   -EBADMSG       an answer that is not what the API documents
  *   -E2BIG         more operations in one txn than etcd takes
+ *   -EACCES        etcd refused us (authentication, permission)
+ *   -EIO           another refusal of etcd (its message says which)
  *   -EINVAL, -ENOMEM
  * and a message for the operator in etcd_last_error(). */
 #ifndef MG_ETCD_H
@@ -32,7 +34,8 @@ struct etcd_config {
 	const char *ca_file;   /* https: the CA that signed etcd's certificates */
 	const char *cert_file; /* https: our client certificate and key, when etcd asks */
 	const char *key_file;
-	int timeout_ms; /* per request (not per watch); 0: 2000 */
+	int timeout_ms;     /* per request (not per watch); 0: 2000 */
+	size_t max_txn_ops; /* etcd's --max-txn-ops: compares, and ops, per txn; 0: 128 */
 };
 
 int etcd_open(const struct etcd_config *config, struct etcd **out, char *err, size_t errlen);
@@ -65,7 +68,9 @@ void etcd_range_free(struct etcd_range *range);
 int etcd_range(struct etcd *etcd, const char *key, const char *range_end, int64_t revision,
                size_t limit, struct etcd_range *out);
 /* The end of the range of every key that starts with `prefix`: write it
- * to `end` (its size at least strlen(prefix) + 1). */
+ * to `end` (its size at least strlen(prefix) + 1). A prefix of nothing
+ * but 0xff bytes (or none) has no end: `end` is "", which as a range_end
+ * means "every key from `key` on". */
 void etcd_prefix_end(const char *prefix, char *end);
 
 /* Compares of a txn: the key's mod_revision must equal `mod_revision`
@@ -84,7 +89,7 @@ struct etcd_op {
 	const char *key;
 	const char *value; /* put */
 	size_t value_len;
-	int64_t lease; /* put: 0 or a lease the key lives with */
+	int64_t lease;         /* put: 0 or a lease the key lives with */
 	const char *range_end; /* delete: NULL for `key` alone */
 };
 
@@ -116,7 +121,8 @@ typedef int (*etcd_watch_fn)(const struct etcd_event *events, size_t n, int64_t 
  * until it returns non-zero, `*stop` becomes non-zero (looked at at
  * least every 100 ms), or the stream breaks (-EHOSTUNREACH: watch again
  * from the last revision seen). -ERANGE when etcd compacted past
- * `start_revision`: read everything again, then watch from there. */
+ * `start_revision`: read everything again, then watch from there. 0 when
+ * `*stop` ended it. */
 int etcd_watch(struct etcd *etcd, const char *prefix, int64_t start_revision, etcd_watch_fn fn,
                void *arg, const volatile int *stop);
 
@@ -125,6 +131,7 @@ int etcd_watch(struct etcd *etcd, const char *prefix, int64_t start_revision, et
 int etcd_lease_grant(struct etcd *etcd, int ttl_s, int64_t *id);
 /* Renews once; *ttl_left is 0 when the lease is gone. */
 int etcd_lease_keepalive(struct etcd *etcd, int64_t id, int *ttl_left);
+/* The lease and its keys go; a lease already gone is not an error. */
 int etcd_lease_revoke(struct etcd *etcd, int64_t id);
 
 /* ---- health ---- */

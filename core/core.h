@@ -46,12 +46,13 @@ struct plugin {
 };
 
 struct core {
-	const char *config_path; /* NULL: zero config */
-	json_t *settings;        /* the core's own settings */
+	const char *config_path;           /* NULL: zero config */
+	json_t *settings;                  /* the core's own settings */
 	char node_name[HOST_NAME_MAX + 1]; /* cluster.node, or the host name */
 	enum mg_log_level log_level;
 	void *zctx;
 	struct mg_state *state;
+	struct cluster *cluster; /* NULL: the node runs alone */
 	struct broker *broker;
 	const char *inproc_endpoint;
 	pthread_mutex_t plugins_lock; /* status, error, times, started: read by core.status */
@@ -103,6 +104,8 @@ int loader_load_all(struct core *core, const char *plugin_dir, json_t *names, ch
                     size_t errlen);
 int loader_sort(struct core *core, char *err, size_t errlen);
 int loader_configure(struct core *core, const config_setting_t *root, char *err, size_t errlen);
+/* Marks the databases the plugins declare cluster-wide (in `owns` only). */
+int loader_mark_cluster_dbs(struct core *core, char *err, size_t errlen);
 /* Inits every plugin, then starts them, each phase in dependency order:
  * a plugin goes as soon as what it depends on has passed the phase, those
  * whose dependencies are met together, each on its own thread (one after

@@ -17,6 +17,7 @@
 
 #include "broker.h"
 #include "config.h"
+#include "cluster.h"
 #include "core.h"
 #include "request_check.h"
 
@@ -61,26 +62,50 @@ static json_t *state_backup_service(struct core *core, json_t *request)
 	return json_pack("{s:s, s:I}", "path", path, "bytes", (json_int_t)bytes);
 }
 
+/* core.cluster.import: this node's data into an empty cluster. */
+static json_t *cluster_import_service(struct core *core)
+{
+	char err[512];
+	size_t keys;
+	if (!core->cluster)
+		return mg_error("bad_request",
+		                "this node is not in a cluster (no cluster setting)");
+	int rc = cluster_import(core->cluster, &keys, err, sizeof(err));
+	if (rc == -EEXIST)
+		return mg_error("conflict", "%s", err);
+	if (rc == -EHOSTUNREACH)
+		return mg_error("unavailable", "%s", err);
+	if (rc)
+		return mg_error("internal", "%s", err);
+	return json_pack("{s:I}", "imported", (json_int_t)keys);
+}
+
 static json_t *core_service(const char *service, json_t *request, void *arg)
 {
 	static const struct mg_field no_fields[] = {{0}};
 	struct core *core = arg;
 	if (!strcmp(service, "core.state.backup"))
 		return state_backup_service(core, request);
-	/* ping and status take nothing: checked as every plugin's services are */
-	json_t *bad = strcmp(service, "core.ping") && strcmp(service, "core.status")
+	/* these take nothing: checked as every plugin's services are */
+	json_t *bad = strcmp(service, "core.ping") && strcmp(service, "core.status") &&
+	                      strcmp(service, "core.cluster.import")
 	                  ? NULL
 	                  : request_check(request, no_fields);
 	if (bad)
 		return bad;
 	if (!strcmp(service, "core.ping"))
 		return json_pack("{s:b}", "pong", 1);
+	if (!strcmp(service, "core.cluster.import"))
+		return cluster_import_service(core);
 	if (!strcmp(service, "core.status")) {
 		json_t *status = loader_status(core);
 		json_object_update_new(
 		    status, json_pack("{s:s, s:s, s:s, s:I}", "version", MG_VERSION, "state_dir",
 		                      setting(core, "state_dir"), "socket", setting(core, "socket"),
 		                      "uptime_ms", (json_int_t)core_uptime_ms()));
+		json_object_set_new(status, "node", json_string(core->node_name));
+		if (core->cluster)
+			json_object_set_new(status, "cluster", cluster_status(core->cluster));
 		return status;
 	}
 	return NULL;
@@ -188,8 +213,8 @@ static int configure(struct core *core, config_t **cfg, char *err, size_t errlen
 		return -1;
 	}
 	core_log_set_level(core->log_level);
-	const char *node = json_string_value(
-	    json_object_get(json_object_get(core->settings, "cluster"), "node"));
+	const char *node =
+	    json_string_value(json_object_get(json_object_get(core->settings, "cluster"), "node"));
 	if (node)
 		snprintf(core->node_name, sizeof(core->node_name), "%s", node);
 	else if (gethostname(core->node_name, sizeof(core->node_name) - 1))
@@ -325,6 +350,19 @@ static int run(struct core *core, const config_setting_t *root, config_t **cfg)
 		return 1;
 	}
 	state_on_commit(core->state, core_publish_state_change, core);
+	/* the group has defaults (prefix, timeout): it is set when it names
+	 * a node or etcd */
+	json_t *cluster = json_object_get(core->settings, "cluster");
+	if (!json_object_get(cluster, "node") && !json_object_get(cluster, "etcd"))
+		cluster = NULL;
+	if (cluster && (loader_mark_cluster_dbs(core, err, sizeof(err)) ||
+	                cluster_open(core->state, cluster, setting(core, "state_dir"),
+	                             &core->cluster, err, sizeof(err)))) {
+		core_log(MG_LOG_ERROR, "cluster", "%s", err);
+		state_close(core->state);
+		close(lock);
+		return 1;
+	}
 
 	/* Signals are taken by this thread alone, with sigwait; every thread
 	 * started from here inherits the blocked mask. */
@@ -382,6 +420,7 @@ static int run(struct core *core, const config_setting_t *root, config_t **cfg)
 	}
 	(void)root;
 	loader_stop_all(core);
+	cluster_close(core->cluster);
 	core_log_flush(); /* the counts of suppressed lines are not lost with the daemon */
 	core_thread_client_close();
 	broker_free(core->broker);

@@ -252,6 +252,35 @@ int loader_configure(struct core *core, const config_setting_t *root, char *err,
 	return 0;
 }
 
+static int owns(const struct mg_plugin *desc, const char *db)
+{
+	for (const char *const *o = desc->owns; o && *o; o++)
+		if (!strcmp(*o, db))
+			return 1;
+	return 0;
+}
+
+int loader_mark_cluster_dbs(struct core *core, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < core->nplugins; i++) {
+		const struct mg_plugin *desc = core->plugins[i]->desc;
+		if (core->plugins[i]->status == PLUGIN_REFUSED || desc->abi_minor < 4)
+			continue; /* before ABI 1.4 the slot was reserved: NULL */
+		for (const char *const *db = desc->cluster; db && *db; db++) {
+			int rc = owns(desc, *db) ? state_mark_cluster(core->state, *db) : -EPERM;
+			if (rc) {
+				snprintf(err, errlen,
+				         "%s: cannot share database '%s' in the cluster: %s",
+				         core->plugins[i]->name, *db,
+				         rc == -EPERM ? "the plugin does not own it"
+				                      : strerror(-rc));
+				return rc;
+			}
+		}
+	}
+	return 0;
+}
+
 static void set_status(struct core *core, struct plugin *p, enum plugin_status status,
                        const char *error)
 {

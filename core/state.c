@@ -26,6 +26,7 @@ struct db_entry {
 	char owner[64]; /* "" when nobody owns it */
 	MDB_dbi dbi;
 	int open;
+	int cluster; /* kept in the cluster's store: commits go through the hooks */
 };
 
 struct mg_state {
@@ -35,6 +36,8 @@ struct mg_state {
 	size_t ndbs;
 	state_commit_fn on_commit;
 	void *on_commit_arg;
+	const struct state_cluster_hooks *cluster;
+	void *cluster_arg;
 };
 
 struct change {
@@ -43,14 +46,20 @@ struct change {
 	const char *op;
 };
 
+/* What a transaction read or wrote, in order (a key may appear twice). */
+struct changes {
+	struct change *items;
+	size_t n, cap;
+};
+
 struct mg_txn {
 	struct mg_state *state;
 	struct mg_txn *parent; /* of a nested transaction */
 	MDB_txn *txn;
 	const char *owner;
 	int mirror; /* state_begin_mirror: writes any database, announced as remote */
-	struct change *changes;
-	size_t nchanges, cap;
+	struct changes changes;
+	struct changes reads; /* of cluster databases, in a write transaction */
 };
 
 static int lmdb_errno(int rc)
@@ -261,10 +270,8 @@ static int db_handle(struct mg_txn *t, const char *db, int write, MDB_dbi *dbi)
 
 	pthread_mutex_lock(&state->lock);
 	struct db_entry *e = find_db(state, db);
-	if (write && !t->mirror && (!e || !t->owner || strcmp(e->owner, t->owner)))
+	if (write && (!e || (!t->mirror && (!t->owner || strcmp(e->owner, t->owner)))))
 		rc = -EPERM;
-	else if (!e && write && (e = add_db(state, db)) && (rc = open_handle(state, e, 1)))
-		state->ndbs--;
 	else if (!e && !(e = add_db(state, db)))
 		rc = -ENOSPC;
 	else if (!e->open)
@@ -318,33 +325,59 @@ int state_begin_nested(struct mg_txn *parent, struct mg_txn **child)
 	return 0;
 }
 
-static int record_change(struct mg_txn *t, const char *db, const char *key, const char *op);
+static int record(struct changes *list, const char *db, const char *key, const char *op);
+
+static void free_list(struct changes *list)
+{
+	for (size_t i = 0; i < list->n; i++) {
+		free(list->items[i].db);
+		free(list->items[i].key);
+	}
+	free(list->items);
+}
 
 static void free_txn(struct mg_txn *t)
 {
-	for (size_t i = 0; i < t->nchanges; i++) {
-		free(t->changes[i].db);
-		free(t->changes[i].key);
-	}
-	free(t->changes);
+	free_list(&t->changes);
+	free_list(&t->reads);
 	free(t);
+}
+
+static int touches_cluster(struct mg_txn *t)
+{
+	return t->state->cluster && !t->mirror && t->owner && (t->changes.n || t->reads.n);
 }
 
 int state_commit(struct mg_txn *t)
 {
-	int rc = lmdb_errno(mdb_txn_commit(t->txn));
 	if (t->parent) {
-		/* the parent announces them, once it is durable */
-		for (size_t i = 0; !rc && i < t->nchanges; i++)
-			rc = record_change(t->parent, t->changes[i].db, t->changes[i].key,
-			                   t->changes[i].op);
+		/* the parent announces them, once it is durable; what the child
+		 * read guards the parent's commit as well */
+		int rc = lmdb_errno(mdb_txn_commit(t->txn));
+		for (size_t i = 0; !rc && i < t->changes.n; i++)
+			rc = record(&t->parent->changes, t->changes.items[i].db,
+			            t->changes.items[i].key, t->changes.items[i].op);
+		for (size_t i = 0; !rc && i < t->reads.n; i++)
+			rc = record(&t->parent->reads, t->reads.items[i].db, t->reads.items[i].key,
+			            "get");
 		free_txn(t);
 		return rc;
 	}
+	struct mg_state *state = t->state;
+	int rc = 0;
+	if (touches_cluster(t) && (rc = state->cluster->commit(t, state->cluster_arg))) {
+		mdb_txn_abort(t->txn);
+		free_txn(t);
+		if (rc == -ESTALE)
+			state->cluster->after_conflict(state->cluster_arg);
+		return rc;
+	}
+	rc = lmdb_errno(mdb_txn_commit(t->txn));
 	if (!rc && t->state->on_commit)
-		for (size_t i = 0; i < t->nchanges; i++)
-			t->state->on_commit(t->changes[i].db, t->changes[i].key, t->changes[i].op,
-			                    t->mirror, t->state->on_commit_arg);
+		for (size_t i = 0; i < t->changes.n; i++)
+			t->state->on_commit(t->changes.items[i].db, t->changes.items[i].key,
+			                    t->changes.items[i].op, t->mirror,
+			                    t->state->on_commit_arg);
 	free_txn(t);
 	return rc;
 }
@@ -370,7 +403,13 @@ int state_get(struct mg_txn *t, const char *db, const char *key, json_t **value)
 	int rc = check_key(key);
 
 	*value = NULL;
-	if (rc || (rc = db_handle(t, db, 0, &dbi)))
+	if (rc)
+		return rc;
+	/* a read decides what the transaction writes: the cluster compares it */
+	if (t->state->cluster && t->owner && !t->mirror && state_is_cluster(t->state, db) &&
+	    (rc = record(&t->reads, db, key, "get")))
+		return rc;
+	if ((rc = db_handle(t, db, 0, &dbi)))
 		return rc;
 	if ((rc = lmdb_errno(mdb_get(t->txn, dbi, &k, &v))))
 		return rc;
@@ -378,17 +417,17 @@ int state_get(struct mg_txn *t, const char *db, const char *key, json_t **value)
 	return *value ? 0 : -EILSEQ;
 }
 
-static int record_change(struct mg_txn *t, const char *db, const char *key, const char *op)
+static int record(struct changes *list, const char *db, const char *key, const char *op)
 {
-	if (t->nchanges == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 8;
-		struct change *c = realloc(t->changes, cap * sizeof(*c));
+	if (list->n == list->cap) {
+		size_t cap = list->cap ? list->cap * 2 : 8;
+		struct change *c = realloc(list->items, cap * sizeof(*c));
 		if (!c)
 			return -ENOMEM;
-		t->changes = c;
-		t->cap = cap;
+		list->items = c;
+		list->cap = cap;
 	}
-	struct change *c = &t->changes[t->nchanges];
+	struct change *c = &list->items[list->n];
 	c->db = strdup(db);
 	c->key = strdup(key);
 	c->op = op;
@@ -397,8 +436,13 @@ static int record_change(struct mg_txn *t, const char *db, const char *key, cons
 		free(c->key);
 		return -ENOMEM;
 	}
-	t->nchanges++;
+	list->n++;
 	return 0;
+}
+
+static int record_change(struct mg_txn *t, const char *db, const char *key, const char *op)
+{
+	return record(&t->changes, db, key, op);
 }
 
 int state_put(struct mg_txn *t, const char *db, const char *key, json_t *value)
@@ -433,8 +477,7 @@ int state_put(struct mg_txn *t, const char *db, const char *key, json_t *value)
 	return rc ? rc : record_change(t, db, key, "put");
 }
 
-int state_put_text(struct mg_txn *t, const char *db, const char *key, const char *text,
-                   size_t len)
+int state_put_text(struct mg_txn *t, const char *db, const char *key, const char *text, size_t len)
 {
 	MDB_dbi dbi;
 	int rc = check_key(key);
@@ -501,6 +544,159 @@ int state_foreach(struct mg_txn *t, const char *db, const char *prefix,
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND || rc == 0 ? 0 : lmdb_errno(rc);
+}
+
+/* ---- the cluster's side (cluster.c) ---- */
+
+#define META_DB "_cluster"
+
+void state_set_cluster(struct mg_state *state, const struct state_cluster_hooks *hooks, void *arg)
+{
+	state->cluster = hooks;
+	state->cluster_arg = arg;
+}
+
+int state_create_db(struct mg_state *state, const char *db)
+{
+	int rc = 0;
+	pthread_mutex_lock(&state->lock);
+	struct db_entry *e = find_db(state, db);
+	if (!e && !(e = add_db(state, db)))
+		rc = -ENOSPC;
+	else if (!e->open && (rc = open_handle(state, e, 1)))
+		state->ndbs--;
+	pthread_mutex_unlock(&state->lock);
+	return rc;
+}
+
+int state_mark_cluster(struct mg_state *state, const char *db)
+{
+	int rc = state_create_db(state, db);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&state->lock);
+	find_db(state, db)->cluster = 1;
+	pthread_mutex_unlock(&state->lock);
+	return 0;
+}
+
+int state_is_cluster(struct mg_state *state, const char *db)
+{
+	pthread_mutex_lock(&state->lock);
+	struct db_entry *e = find_db(state, db);
+	int cluster = e && e->cluster;
+	pthread_mutex_unlock(&state->lock);
+	return cluster;
+}
+
+size_t state_cluster_dbs(struct mg_state *state, char names[][64], size_t max)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&state->lock);
+	for (size_t i = 0; i < state->ndbs && n < max; i++)
+		if (state->dbs[i].cluster)
+			memcpy(names[n++], state->dbs[i].name, sizeof(names[0]));
+	pthread_mutex_unlock(&state->lock);
+	return n;
+}
+
+static int by_db_and_key(const void *a, const void *b)
+{
+	const struct change *x = *(const struct change *const *)a;
+	const struct change *y = *(const struct change *const *)b;
+	int c = strcmp(x->db, y->db);
+	return c ? c : strcmp(x->key, y->key);
+}
+
+int state_txn_touched(struct mg_txn *t,
+                      int (*fn)(const char *db, const char *key, int written, void *arg), void *arg)
+{
+	size_t n = t->changes.n + t->reads.n;
+	struct change **all = malloc((n ? n : 1) * sizeof(*all));
+	if (!all)
+		return -ENOMEM;
+	size_t m = 0;
+	for (size_t i = 0; i < t->changes.n; i++)
+		if (state_is_cluster(t->state, t->changes.items[i].db))
+			all[m++] = &t->changes.items[i];
+	for (size_t i = 0; i < t->reads.n; i++)
+		all[m++] = &t->reads.items[i];
+	qsort(all, m, sizeof(*all), by_db_and_key);
+	int rc = 0;
+	for (size_t i = 0; i < m && !rc;) {
+		int written = 0;
+		size_t j = i;
+		for (; j < m && !by_db_and_key(&all[i], &all[j]); j++)
+			written |= all[j]->op[0] != 'g'; /* "put" or "del", not "get" */
+		rc = fn(all[i]->db, all[i]->key, written, arg);
+		i = j;
+	}
+	free(all);
+	return rc;
+}
+
+int state_get_text(struct mg_txn *t, const char *db, const char *key, const char **text,
+                   size_t *len)
+{
+	MDB_dbi dbi;
+	MDB_val k = {strlen(key), (void *)key}, v;
+	int rc = check_key(key);
+	if (rc || (rc = db_handle(t, db, 0, &dbi)) ||
+	    (rc = lmdb_errno(mdb_get(t->txn, dbi, &k, &v))))
+		return rc;
+	*text = v.mv_data;
+	*len = v.mv_size;
+	return 0;
+}
+
+/* The cluster's bookkeeping (revisions) in a database of the core's,
+ * written by any write transaction and never announced. */
+static int meta_handle(struct mg_txn *t, MDB_dbi *dbi)
+{
+	int rc = 0;
+	struct mg_state *state = t->state;
+	pthread_mutex_lock(&state->lock);
+	struct db_entry *e = find_db(state, META_DB);
+	if (!e || !e->open)
+		rc = -ENOENT; /* state_create_db(META_DB) runs before any transaction */
+	else
+		*dbi = e->dbi;
+	pthread_mutex_unlock(&state->lock);
+	return rc;
+}
+
+int state_meta_get(struct mg_txn *t, const char *key, int64_t *value)
+{
+	MDB_dbi dbi;
+	MDB_val k = {strlen(key), (void *)key}, v;
+	int rc = meta_handle(t, &dbi);
+	*value = 0;
+	if (rc || (rc = lmdb_errno(mdb_get(t->txn, dbi, &k, &v))))
+		return rc;
+	if (v.mv_size != sizeof(*value))
+		return -EILSEQ;
+	memcpy(value, v.mv_data, sizeof(*value));
+	return 0;
+}
+
+int state_meta_put(struct mg_txn *t, const char *key, int64_t value)
+{
+	MDB_dbi dbi;
+	MDB_val k = {strlen(key), (void *)key}, v = {sizeof(value), &value};
+	int rc = meta_handle(t, &dbi);
+	if (!rc && (!k.mv_size || k.mv_size > MAX_KEY + 80))
+		rc = -EINVAL;
+	return rc ? rc : lmdb_errno(mdb_put(t->txn, dbi, &k, &v, 0));
+}
+
+int state_meta_del(struct mg_txn *t, const char *key)
+{
+	MDB_dbi dbi;
+	MDB_val k = {strlen(key), (void *)key};
+	int rc = meta_handle(t, &dbi);
+	if (!rc)
+		rc = lmdb_errno(mdb_del(t->txn, dbi, &k, NULL));
+	return rc == -ENOENT ? 0 : rc;
 }
 
 /* ---- checks of the database file ---- */

@@ -52,6 +52,43 @@ int state_del(struct mg_txn *txn, const char *db, const char *key);
 int state_foreach(struct mg_txn *txn, const char *db, const char *prefix,
                   int (*fn)(const char *key, json_t *value, void *arg), void *arg);
 
+/* ---- the cluster's side (cluster.c; nothing of it without a cluster) ---- */
+
+/* How a commit of cluster data reaches the cluster's store. */
+struct state_cluster_hooks {
+	/* Called by state_commit of a write transaction (not a mirror's)
+	 * that read or wrote cluster databases, before LMDB's commit, with
+	 * the LMDB transaction still open: 0 lets it commit; an error aborts
+	 * it and is what state_commit returns. */
+	int (*commit)(struct mg_txn *txn, void *arg);
+	/* After commit returned -ESTALE and the transaction was aborted:
+	 * bring the mirror up to what the store holds, so a retry reads it. */
+	void (*after_conflict)(void *arg);
+};
+void state_set_cluster(struct mg_state *state, const struct state_cluster_hooks *hooks, void *arg);
+/* Creates `db` if it does not exist (before a mirror transaction writes
+ * it: LMDB cannot open a database inside a write transaction). */
+int state_create_db(struct mg_state *state, const char *db);
+/* Makes `db` cluster-wide (a plugin declared it so). */
+int state_mark_cluster(struct mg_state *state, const char *db);
+int state_is_cluster(struct mg_state *state, const char *db);
+/* The names of the cluster databases, at most `max`; returns how many. */
+size_t state_cluster_dbs(struct mg_state *state, char names[][64], size_t max);
+/* Each cluster key the transaction read (state_get) or wrote, once, in
+ * order of database and key; `written` when it put or deleted it. Stops
+ * at and returns fn's first non-zero. */
+int state_txn_touched(struct mg_txn *txn,
+                      int (*fn)(const char *db, const char *key, int written, void *arg),
+                      void *arg);
+/* The stored JSON text of a key, valid until the transaction ends. */
+int state_get_text(struct mg_txn *txn, const char *db, const char *key, const char **text,
+                   size_t *len);
+/* Numbers of the core's own (the cluster's revisions), in the database
+ * "_cluster", which must exist (state_create_db): never announced. */
+int state_meta_get(struct mg_txn *txn, const char *key, int64_t *value);
+int state_meta_put(struct mg_txn *txn, const char *key, int64_t value);
+int state_meta_del(struct mg_txn *txn, const char *key);
+
 /* ---- the database file as a whole: checks, backup, restore ---- */
 
 /* What a check of a database file found. */

@@ -317,20 +317,26 @@ int etcd_parse_ack(const char *body, size_t len, char *err, size_t errlen)
 int etcd_parse_status(const char *body, size_t len, char *err, size_t errlen)
 {
 	json_t *root;
-	int64_t leader;
 	int rc = load_answer(body, len, &root, err, errlen);
 	if (rc)
 		return rc;
+	/* member ids are unsigned 64-bit: only whether it is 0 matters */
+	json_t *leader_field = json_object_get(root, "leader");
+	const char *leader_text = json_string_value(leader_field);
+	int leader = leader_text
+	                 ? strcmp(leader_text, "0") != 0
+	                 : json_is_integer(leader_field) && json_integer_value(leader_field);
 	/* 3.4 answers "errors": ["etcdserver: no leader"] and no leader at once,
 	 * where /health waits for a read through raft first */
 	json_t *errors = json_object_get(root, "errors");
-	if (get_int64(root, "leader", &leader) || (errors && !json_is_array(errors))) {
+	if ((leader_field && !leader_text && !json_is_integer(leader_field)) ||
+	    (errors && !json_is_array(errors))) {
 		rc = bad(err, errlen, "a status's fields");
 	} else if (json_array_size(errors) > 0) {
 		const char *why = json_string_value(json_array_get(errors, 0));
 		snprintf(err, errlen, "etcd: %s", why ? why : "the member reports errors");
 		rc = -EHOSTUNREACH;
-	} else if (leader == 0) {
+	} else if (!leader) {
 		snprintf(err, errlen, "etcd: the member knows no leader");
 		rc = -EHOSTUNREACH;
 	}

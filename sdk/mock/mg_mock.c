@@ -1307,7 +1307,9 @@ int mg_mock_state_remote(struct mg_mock *m, const char *db, const char *key, jso
 	struct mg_txn *txn;
 	if (m->writer)
 		return -EDEADLK;
-	int rc = state_begin_mirror(m->state, &txn);
+	int rc = state_create_db(m->state, db);
+	if (!rc)
+		rc = state_begin_mirror(m->state, &txn);
 	if (rc)
 		return rc;
 	enter(m);

@@ -1,0 +1,131 @@
+# Three gateways sharing their state through etcd, in namespaces (source
+# after netns.sh and etcd.sh, with `build` set):
+#
+#   cl1 198.18.0.11 ─┐
+#   cl2 198.18.0.12 ─┤
+#   gw1 198.18.0.1  ─┼─ inet (a bridge: the shared "internet" segment)
+#   gw2 198.18.0.2  ─┤
+#   gw3 198.18.0.3  ─┘
+#
+# Each gateway namespace runs an etcd member (client port 2379, peer 2380
+# on its own address: every namespace has its own ports) and meshgated
+# with cluster = { node = "gwN"; etcd = [all three] }, the same VPN
+# address 10.0.0.1/24 on its own WireGuard interface, its own API on
+# 198.18.0.N:8443 and DNS on 10.0.0.1 / 198.18.0.N.
+#
+# cluster_up [PLUGINS]; ctlN (ctl 1 status ...); gw_start N; gw_kill9 N.
+
+CLUSTER_PLUGINS='"wireguard", "preauth", "firewall", "dns", "api"'
+
+# bridge_port NS ADDR/LEN: a veth from NS into the bridge in $INET
+bridge_port() {
+	local ns=$1 addr=$2 inside=v$RANDOM$RANDOM outside=b$RANDOM$RANDOM
+	ip link add "$inside" netns "$ns" type veth peer name "$outside" netns "$INET"
+	ip -n "$INET" link set "$outside" master br0 up
+	ip -n "$ns" addr add "$addr" dev "$inside"
+	ip -n "$ns" link set "$inside" up
+}
+
+cluster_up() {
+	local plugins=${1:-$CLUSTER_PLUGINS} i initial=""
+	ns_add INET inet
+	ip -n "$INET" link add br0 type bridge
+	ip -n "$INET" link set br0 up
+	for i in 1 2 3; do
+		ns_add "GW$i" "gw$i"
+		eval "bridge_port \"\$GW$i\" 198.18.0.$i/24"
+		eval "ns_exec \"\$GW$i\" sysctl -qw net.ipv4.ip_forward=1"
+		initial+="${initial:+,}m$i=http://198.18.0.$i:2380"
+	done
+	ns_add CL1 cl1
+	ns_add CL2 cl2
+	bridge_port "$CL1" 198.18.0.11/24
+	bridge_port "$CL2" 198.18.0.12/24
+	for i in 1 2 3; do
+		eval "etcd_member_start m$i \"$WORK/etcd-m$i\" http://198.18.0.$i:2379 \
+			http://198.18.0.$i:2380 \"$initial\" \"\$GW$i\""
+	done
+	for i in 1 2 3; do etcd_wait_healthy "m$i" 20; done
+	for i in 1 2 3; do
+		gw_config "$i" "$plugins"
+		gw_start "$i"
+	done
+}
+
+gw_config() {
+	local i=$1 plugins=$2 dir=$WORK/gw$1
+	mkdir -p "$dir"
+	cat >"$dir/meshgated.conf" <<CONF
+state_dir = "$dir/state";
+socket = "$dir/bus.sock";
+plugin_dir = "$build/plugins";
+plugins = [$plugins];
+cluster = { node = "gw$i";
+            etcd = [ "http://198.18.0.$i:2379", "http://198.18.0.$((i % 3 + 1)):2379",
+                     "http://198.18.0.$(((i + 1) % 3 + 1)):2379" ];
+            timeout_ms = 1500; };
+wireguard = { interface = "${TAG}w$i"; backend = "userspace"; address = "10.0.0.1/24";
+              endpoint = "198.18.0.$i:51820"; };
+preauth = { networks = ["10.20.0.0/24"]; };
+firewall = { roles = { developer = ["10.0.0.0/24", "10.20.0.0/24"];
+                       admin = ["10.0.0.0/24", "10.20.0.0/24", "172.19.0.0/16"]; }; };
+dns = { listen = ["10.0.0.1:53", "198.18.0.$i:53"]; zone = "corp.internal"; upstream = []; };
+api = { listen = "198.18.0.$i:8443"; names = ["198.18.0.$i"]; per_ip_limit = 512; };
+${CLUSTER_EXTRA_CONF:-}
+CONF
+}
+
+ctln() {
+	local i=$1
+	shift
+	"$build/cli/meshgatectl" --socket "$WORK/gw$i/bus.sock" "$@"
+}
+
+gw_running() {
+	local s
+	s=$(ctln "$1" status) || return 1
+	! grep -qE ' (loaded|initialised|starting|failed|refused) ' <<<"$s"
+}
+
+gw_start() {
+	local i=$1 ns
+	eval "ns=\$GW$i"
+	ip netns exec "$ns" "$build/core/meshgated" --config "$WORK/gw$i/meshgated.conf" \
+		>>"$WORK/gw$i/meshgated.log" 2>&1 &
+	eval "GW${i}_PID=$!"
+	bg_track $!
+	wait_for 20 gw_running "$i" || { tail -40 "$WORK/gw$i/meshgated.log"; fail "gw$i did not start"; }
+}
+
+gw_kill9() {
+	local pid
+	eval "pid=\$GW${1}_PID"
+	kill -9 "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# json_field NAME: the first "NAME": "value" of the JSON on stdin
+json_field() { sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" | head -1; }
+
+# api N PATH JSON [CLIENT_NS]: a POST to gwN's API (verified TLS: gwN's CA);
+# prints the body, then the status on a line of its own
+api() {
+	local i=$1 path=$2 body=$3 ns=${4:-$CL1}
+	ip netns exec "$ns" curl -sS --max-time 10 --cacert "$WORK/gw$i/state/ca.pem" \
+		-H 'Content-Type: application/json' -d "$body" -w '\n%{http_code}\n' \
+		"https://198.18.0.$i:8443$path"
+}
+
+# peer_on N PUBKEY: the key is a peer of gwN's WireGuard interface
+peer_on() {
+	local ns
+	eval "ns=\$GW$1"
+	ns_exec "$ns" wg show "${TAG}w$1" peers | grep -qxF "$2"
+}
+
+# name_on N NAME ADDRESS: gwN's DNS answers NAME with ADDRESS
+name_on() {
+	local ns
+	eval "ns=\$GW$1"
+	[ "$(ns_exec "$ns" dig +short +time=1 +tries=1 @198.18.0."$1" "$2" A)" = "$3" ]
+}

@@ -1,0 +1,196 @@
+#!/bin/bash
+# Three gateways, one network: state shared through a three-member etcd
+# (cluster_lib.sh draws the namespaces). Checks, with real etcd, real
+# WireGuard (wireguard-go), real HTTPS and dig:
+# - a user made on gw1, the code redeemed through gw2's API, the device
+#   registered there: a WireGuard peer on all three within 1 s, its name
+#   answered by all three's DNS;
+# - 60 concurrent redeems of one code over the three APIs: exactly one
+#   wins; 300 devices onboarded in parallel through all three: no address
+#   twice, every device everywhere;
+# - a role change made on gw3 reaches gw1's firewall;
+# - kill -9 of gw2 during a stream of onboardings through it: every
+#   acknowledged device exists cluster-wide with its own address;
+# - two of three etcd members stopped: the tunnels still carry traffic, a
+#   redeem gets a 503 and consumes nothing; the members back: onboarding
+#   works again without a restart of meshgated.
+# usage: shared_state.sh BUILD_DIR
+set -euo pipefail
+build=$(realpath "$1")
+here=$(dirname "$(realpath "$0")")
+source "$here/../lib/netns.sh"
+source "$here/../lib/etcd.sh"
+source "$here/cluster_lib.sh"
+netns_init
+etcd_init
+for tool in wireguard-go wg dig curl etcd; do
+	command -v "$tool" >/dev/null || fail "needs $tool"
+done
+
+echo "-- three gateways, three etcd members"
+cluster_up
+for i in 1 2 3; do
+	ctln "$i" --json status | grep -q '"writable": *true' || fail "gw$i: cluster not writable"
+done
+
+# redeem_register N CODE NAME: through gwN's API; sets DEV_ID DEV_IP DEV_PUB
+redeem_register() {
+	local i=$1 code=$2 name=$3 out status key
+	out=$(api "$i" /api/v1/redeem "{\"code\": \"$code\", \"name\": \"$name\"}")
+	status=$(tail -1 <<<"$out")
+	[ "$status" = 200 ] || fail "redeem through gw$i: $out"
+	DEV_ID=$(json_field device_id <<<"$out")
+	DEV_IP=$(json_field address <<<"$out")
+	key=$(wg genkey)
+	DEV_PUB=$(wg pubkey <<<"$key")
+	out=$(api "$i" /api/v1/register "{\"device_id\": \"$DEV_ID\", \"register_token\": \"$(json_field register_token <<<"$out")\", \"public_key\": \"$DEV_PUB\", \"address\": \"$DEV_IP\"}")
+	[ "$(tail -1 <<<"$out")" = 200 ] || fail "register through gw$i: $out"
+}
+
+on_all_three() {
+	peer_on 1 "$1" && peer_on 2 "$1" && peer_on 3 "$1"
+}
+
+echo "-- a user made on gw1, redeemed and registered through gw2"
+code=$(ctln 1 user add alice --role developer --json | json_field code)
+[ -n "$code" ] || fail "no code from gw1"
+redeem_register 2 "$code" alice-laptop
+start=$(date +%s%N)
+wait_for 5 on_all_three "$DEV_PUB" || fail "alice's device is not a peer on all three gateways"
+echo "   a peer on all three after $((($(date +%s%N) - start) / 1000000)) ms"
+wait_for 1 on_all_three "$DEV_PUB" || fail "not on all three within 1 s"
+for i in 1 2 3; do
+	wait_for 2 name_on "$i" alice-laptop.corp.internal "${DEV_IP%/32}" ||
+		fail "gw$i's DNS does not answer alice-laptop.corp.internal with ${DEV_IP%/32}"
+done
+echo "   its name answers on all three"
+
+echo "-- 60 concurrent redeems of one code over the three APIs: exactly one wins"
+code=$(ctln 3 user add bob --role developer --json | json_field code)
+: >"$WORK/statuses"
+pids=()
+for n in $(seq 60); do
+	i=$((n % 3 + 1))
+	ip netns exec "$CL1" curl -s -o /dev/null -w '%{http_code}\n' --max-time 15 \
+		--cacert "$WORK/gw$i/state/ca.pem" -H 'Content-Type: application/json' \
+		-d "{\"code\": \"$code\"}" "https://198.18.0.$i:8443/api/v1/redeem" >>"$WORK/statuses" &
+	pids+=($!)
+done
+wait "${pids[@]}" || true
+sort "$WORK/statuses" | uniq -c
+[ "$(grep -c '^200$' "$WORK/statuses")" = 1 ] || fail "not exactly one redeem won"
+[ "$(grep -cvE '^(200|409|429)$' "$WORK/statuses")" = 0 ] || fail "unexpected statuses"
+one_device_of() { [ "$(ctln "$1" device list --json --user "$2" | grep -c '"id"')" = 1 ]; }
+for i in 1 2 3; do
+	wait_for 2 one_device_of "$i" bob || fail "gw$i does not see exactly one device of bob"
+done
+
+echo "-- 300 devices onboarded in parallel through all three: no address twice"
+for n in $(seq 300); do
+	ctln $((n % 3 + 1)) user add "u$n" --role developer --json | json_field code
+done >"$WORK/codes"
+[ "$(grep -c . "$WORK/codes")" = 300 ] || fail "not 300 codes"
+onboard_one() { # N CODE: redeem through gwN (any answer kept, one line)
+	ip netns exec "$CL2" curl -s --max-time 20 --cacert "$WORK/gw$1/state/ca.pem" \
+		-H 'Content-Type: application/json' -d "{\"code\": \"$2\"}" \
+		"https://198.18.0.$1:8443/api/v1/redeem"
+	echo
+}
+export -f onboard_one
+export WORK CL2
+nl -ba "$WORK/codes" | awk '{print ($1 % 3 + 1), $2}' |
+	xargs -P 24 -n 2 bash -c 'onboard_one "$0" "$1"' >"$WORK/redeemed"
+[ "$(grep -c '"address"' "$WORK/redeemed")" = 300 ] ||
+	fail "$(grep -vc '"address"' "$WORK/redeemed") redeems failed: $(grep -v '"address"' "$WORK/redeemed" | sort | uniq -c | head -5)"
+dups=$(json_field address <"$WORK/redeemed" | sort | uniq -d)
+grep -o '"address": *"[^"]*"' "$WORK/redeemed" | sort | uniq -d >"$WORK/dups"
+[ ! -s "$WORK/dups" ] || fail "addresses handed out twice: $(head -3 "$WORK/dups")"
+for i in 1 2 3; do
+	n=$(ctln "$i" device list --json | grep -c '"id"')
+	[ "$n" = 302 ] || fail "gw$i lists $n devices, not 302"
+done
+echo "   300 distinct addresses; every gateway lists every device"
+
+echo "-- a role change made on gw3 reaches gw1's firewall"
+ipset_has() { # N SET ADDRESS
+	local ns
+	eval "ns=\$GW$1"
+	ns_exec "$ns" ipset test "$2" "$3" >/dev/null 2>&1
+}
+alice_ip=$(ctln 1 device list --json --user alice | json_field address)
+alice_ip=${alice_ip%/32}
+wait_for 2 ipset_has 1 MESHGATE-developer "$alice_ip" || fail "alice not in gw1's developer set"
+ctln 3 user set-role alice admin >/dev/null
+wait_for 2 ipset_has 1 MESHGATE-admin "$alice_ip" || fail "the role change on gw3 did not reach gw1's firewall"
+ipset_has 1 MESHGATE-developer "$alice_ip" && fail "alice still in gw1's developer set"
+echo "   gw1 moved alice to the admin set"
+
+echo "-- kill -9 of gw2 during onboardings through it: nothing acknowledged is lost"
+for n in $(seq 80); do ctln 1 user add "k$n" --role developer --json | json_field code; done >"$WORK/kcodes"
+: >"$WORK/kacked"
+(
+	while read -r code; do
+		out=$(ip netns exec "$CL1" curl -s --max-time 3 --cacert "$WORK/gw2/state/ca.pem" \
+			-H 'Content-Type: application/json' -d "{\"code\": \"$code\"}" \
+			https://198.18.0.2:8443/api/v1/redeem) || continue
+		grep -q '"address"' <<<"$out" && echo "$out" >>"$WORK/kacked"
+	done <"$WORK/kcodes"
+) &
+stream=$!
+sleep 1
+gw_kill9 2
+wait "$stream" || true
+acked=$(grep -c . "$WORK/kacked" || true)
+[ "$acked" -gt 0 ] || fail "no onboarding was acknowledged before the kill"
+while read -r line; do
+	id=$(json_field device_id <<<"$line")
+	addr=$(json_field address <<<"$line")
+	ctln 1 device list --json | grep -q "\"$id\"" || fail "acknowledged device $id lost"
+	ctln 3 device list --json | grep -F "\"$id\"" >/dev/null || fail "gw3 lacks acknowledged $id"
+	[ "$(ctln 1 device list --json | grep -cF "\"$addr\"")" = 1 ] || fail "$addr not held once"
+done <"$WORK/kacked"
+gw_start 2
+echo "   $acked acknowledged before the kill, all there on gw1 and gw3; gw2 back"
+
+echo "-- two of three etcd members stopped: traffic goes on, writes get 503"
+# a real tunnel: alice's laptop in cl1 through gw1
+key=$(wg genkey)
+code=$(ctln 1 code add alice --json | json_field code)
+out=$(api 1 /api/v1/redeem "{\"code\": \"$code\", \"name\": \"tunnel\"}")
+id=$(json_field device_id <<<"$out")
+addr=$(json_field address <<<"$out")
+server=$(json_field server_public_key <<<"$out")
+pub=$(wg pubkey <<<"$key")
+api 1 /api/v1/register "{\"device_id\": \"$id\", \"register_token\": \"$(json_field register_token <<<"$out")\", \"public_key\": \"$pub\", \"address\": \"$addr\"}" >/dev/null
+echo "$key" >"$WORK/tunnel.key"
+ns_exec "$CL1" wireguard-go "${TAG}c" >/dev/null 2>&1
+ns_exec "$CL1" wg set "${TAG}c" private-key "$WORK/tunnel.key" peer "$server" \
+	endpoint 198.18.0.1:51820 persistent-keepalive 25 allowed-ips 10.0.0.1/32
+ns_exec "$CL1" ip addr add "$addr" dev "${TAG}c"
+ns_exec "$CL1" ip link set "${TAG}c" up
+ns_exec "$CL1" ip route add 10.0.0.1/32 dev "${TAG}c"
+wait_for 5 ns_exec "$CL1" ping -c1 -W1 10.0.0.1 || fail "no traffic through the tunnel to gw1"
+spare=$(ctln 2 user add carol --role developer --json | json_field code)
+devices_before=$(ctln 1 device list --json | grep -c '"id"')
+etcd_member_stop m2
+etcd_member_stop m3
+writable() { ctln "$1" --json status | grep -q '"writable": *true'; }
+not_writable() { ! writable "$1"; }
+wait_for 5 not_writable 1 || fail "gw1 still takes the cluster as writable"
+ns_exec "$CL1" ping -c3 -i0.2 -W1 10.0.0.1 >/dev/null || fail "the tunnel stopped without quorum"
+start=$(date +%s%N)
+out=$(api 1 /api/v1/redeem "{\"code\": \"$spare\"}")
+ms=$((($(date +%s%N) - start) / 1000000))
+[ "$(tail -1 <<<"$out")" = 503 ] || fail "a redeem without quorum: $out"
+grep -q '"error"' <<<"$out" || fail "the 503 has no JSON error: $out"
+echo "   redeem without quorum: 503 in $ms ms"
+[ "$(ctln 1 device list --json | grep -c '"id"')" = "$devices_before" ] || fail "a device appeared without quorum"
+etcd_member_restart m2
+etcd_member_restart m3
+etcd_wait_healthy m2 20
+etcd_wait_healthy m3 20
+wait_for 10 writable 1 || fail "gw1 did not see the cluster writable again"
+redeem_register 1 "$spare" carol-laptop
+wait_for 5 on_all_three "$DEV_PUB" || fail "after quorum came back: not a peer everywhere"
+echo "   quorum back: the same code redeemed, a peer on all three, no restart"
+echo "shared_state: all checks passed"

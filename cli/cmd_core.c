@@ -1,4 +1,5 @@
-/* Commands about meshgated itself: status, state backup, call. */
+/* Commands about meshgated itself: status, state backup, cluster import,
+ * call. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,17 @@ static int status(struct ctl *ctl, int argc, char **argv)
 			       (long long)json_integer_value(json_object_get(reply, "ready_ms")));
 		else if (ready)
 			printf("not ready: plugins are still starting\n");
+		json_t *cluster = json_object_get(reply, "cluster");
+		if (cluster)
+			printf("cluster node %s, prefix %s: %s, mirror at revision %lld%s\n",
+			       ctl_str(cluster, "node"), ctl_str(cluster, "prefix"),
+			       json_is_true(json_object_get(cluster, "writable"))
+			           ? "etcd takes writes"
+			           : "etcd cannot take writes (no quorum or unreachable)",
+			       (long long)json_integer_value(json_object_get(cluster, "revision")),
+			       json_is_true(json_object_get(cluster, "import_pending"))
+			           ? "; this node's data waits for `meshgatectl cluster import`"
+			           : "");
 		printf("%-16s %-10s %-12s %-10s %s\n", "PLUGIN", "VERSION", "STATE", "READY",
 		       "NOTE");
 		json_array_foreach(json_object_get(reply, "plugins"), i, p)
@@ -76,6 +88,22 @@ static int state_backup(struct ctl *ctl, int argc, char **argv)
 	return 0;
 }
 
+/* A node that ran alone copies its data into the (empty) cluster, once. */
+static int cluster_import(struct ctl *ctl, int argc, char **argv)
+{
+	json_t *reply;
+	(void)argv;
+	if (argc)
+		return ctl_fail("usage: meshgatectl cluster import");
+	if (ctl_call(ctl, "core.cluster.import", NULL, &reply))
+		return 1;
+	if (!ctl->json)
+		printf("imported %lld records into the cluster\n",
+		       (long long)json_integer_value(json_object_get(reply, "imported")));
+	json_decref(reply);
+	return 0;
+}
+
 /* Any service, any JSON: for operators' scripts and debugging. */
 static int call(struct ctl *ctl, int argc, char **argv)
 {
@@ -101,6 +129,7 @@ static int call(struct ctl *ctl, int argc, char **argv)
 const struct ctl_command ctl_core_commands[] = {
     {"status", "status", status},
     {"state backup", "state backup FILE", state_backup},
+    {"cluster import", "cluster import", cluster_import},
     {"call", "call SERVICE [JSON]", call},
     {NULL, NULL, NULL},
 };

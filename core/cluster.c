@@ -270,10 +270,10 @@ static int cluster_commit(struct mg_txn *txn, void *arg)
 		/* the mirror now holds what etcd holds, at the txn's revision
 		 * (ops were planned in the order of the keys) */
 		for (size_t i = 0, o = 0; i < p.n_keys && !rc; i++) {
+			/* a delete keeps its revision until the watch passes it
+			 * (mirror_apply), as a put does */
 			if (o < p.n_ops && p.ops[o].key == p.keys[i]) {
-				rc = p.ops[o].type == ETCD_OP_PUT
-				         ? state_meta_put(txn, p.metas[i], result.revision)
-				         : state_meta_del(txn, p.metas[i]);
+				rc = state_meta_put(txn, p.metas[i], result.revision);
 				o++;
 			}
 		}
@@ -286,10 +286,15 @@ static int cluster_commit(struct mg_txn *txn, void *arg)
 
 /* ---- the mirror ---- */
 
-/* Applies one key as etcd holds it (value NULL: gone at `revision`), if
- * the mirror's is older. Sets *changed. */
+/* Applies one key as etcd holds it (value NULL: deleted at `revision`)
+ * if the mirror's is older; sets *changed. `in_order`: from the watch or
+ * a full read, which see a key's changes in revision order, so a delete
+ * needs no trace; a refresh after a conflict runs ahead of the watch, and
+ * its delete keeps the revision (a tombstone), so that the watch's older
+ * events of the key do not bring it back. A tombstone goes when the watch
+ * passes the delete it stands for. */
 static int mirror_apply(struct mg_txn *txn, const char *db, const char *key, const char *value,
-                        size_t len, int64_t revision, int *changed)
+                        size_t len, int64_t revision, int in_order, int *changed)
 {
 	char meta[1024];
 	int64_t held;
@@ -298,8 +303,12 @@ static int mirror_apply(struct mg_txn *txn, const char *db, const char *key, con
 	*changed = 0;
 	if (rc && rc != -ENOENT)
 		return rc;
-	if (!rc && held >= revision)
-		return 0; /* this node wrote it, or saw it already */
+	if (!rc && held >= revision) {
+		/* this node wrote it, or saw it already */
+		if (!value && held == revision && in_order)
+			return state_meta_del(txn, meta); /* the watch passed this node's delete */
+		return 0;
+	}
 	if (value) {
 		rc = state_put_text(txn, db, key, value, len);
 		if (rc == -EILSEQ) {
@@ -307,15 +316,16 @@ static int mirror_apply(struct mg_txn *txn, const char *db, const char *key, con
 			         "%s/%s in etcd is not a JSON object: skipped", db, key);
 			return 0;
 		}
-	} else {
-		rc = state_del(txn, db, key);
-		if (rc == -ENOENT)
-			rc = 0;
+		if (!rc)
+			rc = state_meta_put(txn, meta, revision);
+		*changed = !rc;
+		return rc;
 	}
-	if (!rc)
-		rc = state_meta_put(txn, meta, revision);
+	rc = state_del(txn, db, key);
 	*changed = !rc;
-	return rc;
+	if (rc && rc != -ENOENT)
+		return rc;
+	return in_order ? state_meta_del(txn, meta) : state_meta_put(txn, meta, revision);
 }
 
 /* Creates the databases of `kvs` that this node has not seen yet
@@ -364,7 +374,7 @@ static int on_watch_events(const struct etcd_event *events, size_t n, int64_t re
 			continue;
 		int put = events[i].type == ETCD_OP_PUT;
 		rc = mirror_apply(txn, db, key, put ? kv->value : NULL, put ? kv->value_len : 0,
-		                  kv->mod_revision, &changed);
+		                  kv->mod_revision, 1, &changed);
 	}
 	if (!rc)
 		rc = state_meta_put(txn, META_REVISION, revision);
@@ -537,7 +547,7 @@ static int resync(struct cluster *c, struct etcd *etcd)
 			if (split_key(c, s.kvs[i]->key, db, &key))
 				continue;
 			rc = mirror_apply(txn, db, key, s.kvs[i]->value, s.kvs[i]->value_len,
-			                  s.kvs[i]->mod_revision, &changed);
+			                  s.kvs[i]->mod_revision, 1, &changed);
 			applied += changed;
 		}
 		/* a node that ran alone and joins an empty cluster keeps its data
@@ -600,11 +610,9 @@ static void cluster_after_conflict(void *arg)
 			if (split_key(c, side->compared[i], db, &key))
 				continue;
 			const struct etcd_kv *kv = ranges[i].n ? &ranges[i].kvs[0] : NULL;
-			/* gone: remembered as of the read's revision, so that the
-			 * watch's older events of the key are not applied again */
 			rc = mirror_apply(txn, db, key, kv ? kv->value : NULL,
 			                  kv ? kv->value_len : 0,
-			                  kv ? kv->mod_revision : ranges[i].revision, &changed);
+			                  kv ? kv->mod_revision : ranges[i].revision, 0, &changed);
 		}
 		if (rc)
 			state_abort(txn);

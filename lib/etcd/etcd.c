@@ -620,6 +620,7 @@ int etcd_health(struct etcd *etcd)
 	int64_t budget =
 	    etcd->timeout_ms < HEALTH_TIMEOUT_MS ? etcd->timeout_ms : HEALTH_TIMEOUT_MS;
 	int64_t deadline = now_ms() + budget;
+	char member_said[sizeof(etcd->error)] = "";
 	int rc =
 	    fail(etcd, -EHOSTUNREACH, "etcd: no member answered within %" PRId64 " ms", budget);
 	for (size_t tried = 0; tried < etcd->n_endpoints; tried++) {
@@ -638,7 +639,11 @@ int etcd_health(struct etcd *etcd)
 			etcd->error[0] = '\0';
 			return 0;
 		}
+		snprintf(member_said, sizeof(member_said), "%s", etcd->error);
 	}
+	/* a member's "no leader" says more than another's refused connection */
+	if (member_said[0])
+		fail(etcd, -EHOSTUNREACH, "%s", member_said);
 	return rc == -ENOMEM ? rc : -EHOSTUNREACH;
 }
 

@@ -34,8 +34,8 @@ etcd_exit() {
 etcd_cleanup() {
 	local name
 	for name in "${!ETCD_PID[@]}"; do
-		kill -9 "${ETCD_PID[$name]}" 2>/dev/null
-		wait "${ETCD_PID[$name]}" 2>/dev/null
+		kill -9 "${ETCD_PID[$name]}" 2>/dev/null || true
+		wait "${ETCD_PID[$name]}" 2>/dev/null || true
 		unset "ETCD_PID[$name]"
 	done
 	return 0

@@ -275,7 +275,8 @@ static enum attempt classify(struct etcd *etcd, size_t endpoint, CURLcode res)
 		return NOT_REACHED;
 	case CURLE_OPERATION_TIMEDOUT:
 		curl_easy_getinfo(etcd->curl, CURLINFO_CONNECT_TIME_T, &connected_us);
-		fail(etcd, -ETIMEDOUT, "etcd %s: %s", url,
+		/* not reached in time is not reached: on to the next member */
+		fail(etcd, connected_us ? -ETIMEDOUT : -EHOSTUNREACH, "etcd %s: %s", url,
 		     connected_us ? "no answer in time" : "no connection in time");
 		return connected_us ? TIMED_OUT : NOT_REACHED;
 	case CURLE_WRITE_ERROR:

@@ -275,7 +275,8 @@ static enum attempt classify(struct etcd *etcd, size_t endpoint, CURLcode res)
 		return NOT_REACHED;
 	case CURLE_OPERATION_TIMEDOUT:
 		curl_easy_getinfo(etcd->curl, CURLINFO_CONNECT_TIME_T, &connected_us);
-		fail(etcd, -ETIMEDOUT, "etcd %s: %s", url,
+		/* not reached in time is not reached: on to the next member */
+		fail(etcd, connected_us ? -ETIMEDOUT : -EHOSTUNREACH, "etcd %s: %s", url,
 		     connected_us ? "no answer in time" : "no connection in time");
 		return connected_us ? TIMED_OUT : NOT_REACHED;
 	case CURLE_WRITE_ERROR:
@@ -620,6 +621,7 @@ int etcd_health(struct etcd *etcd)
 	int64_t budget =
 	    etcd->timeout_ms < HEALTH_TIMEOUT_MS ? etcd->timeout_ms : HEALTH_TIMEOUT_MS;
 	int64_t deadline = now_ms() + budget;
+	char member_said[sizeof(etcd->error)] = "";
 	int rc =
 	    fail(etcd, -EHOSTUNREACH, "etcd: no member answered within %" PRId64 " ms", budget);
 	for (size_t tried = 0; tried < etcd->n_endpoints; tried++) {
@@ -638,7 +640,11 @@ int etcd_health(struct etcd *etcd)
 			etcd->error[0] = '\0';
 			return 0;
 		}
+		snprintf(member_said, sizeof(member_said), "%s", etcd->error);
 	}
+	/* a member's "no leader" says more than another's refused connection */
+	if (member_said[0])
+		fail(etcd, -EHOSTUNREACH, "%s", member_said);
 	return rc == -ENOMEM ? rc : -EHOSTUNREACH;
 }
 

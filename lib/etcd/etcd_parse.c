@@ -115,6 +115,29 @@ static int get_int64(const json_t *obj, const char *name, int64_t *out)
 	return 0;
 }
 
+/* A uint64 field (a member's ID): as get_int64. */
+static int get_uint64(const json_t *obj, const char *name, uint64_t *out)
+{
+	json_t *v = json_object_get(obj, name);
+	*out = 0;
+	if (!v)
+		return 0;
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		*out = (uint64_t)json_integer_value(v);
+		return 0;
+	}
+	const char *s = json_string_value(v);
+	if (!s || *s < '0' || *s > '9')
+		return -EBADMSG;
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -EBADMSG;
+	*out = n;
+	return 0;
+}
+
 static int get_bool(const json_t *obj, const char *name, int *out)
 {
 	json_t *v = json_object_get(obj, name);
@@ -317,26 +340,20 @@ int etcd_parse_ack(const char *body, size_t len, char *err, size_t errlen)
 int etcd_parse_status(const char *body, size_t len, char *err, size_t errlen)
 {
 	json_t *root;
+	uint64_t leader;
 	int rc = load_answer(body, len, &root, err, errlen);
 	if (rc)
 		return rc;
-	/* member ids are unsigned 64-bit: only whether it is 0 matters */
-	json_t *leader_field = json_object_get(root, "leader");
-	const char *leader_text = json_string_value(leader_field);
-	int leader = leader_text
-	                 ? strcmp(leader_text, "0") != 0
-	                 : json_is_integer(leader_field) && json_integer_value(leader_field);
 	/* 3.4 answers "errors": ["etcdserver: no leader"] and no leader at once,
 	 * where /health waits for a read through raft first */
 	json_t *errors = json_object_get(root, "errors");
-	if ((leader_field && !leader_text && !json_is_integer(leader_field)) ||
-	    (errors && !json_is_array(errors))) {
+	if (get_uint64(root, "leader", &leader) || (errors && !json_is_array(errors))) {
 		rc = bad(err, errlen, "a status's fields");
 	} else if (json_array_size(errors) > 0) {
 		const char *why = json_string_value(json_array_get(errors, 0));
 		snprintf(err, errlen, "etcd: %s", why ? why : "the member reports errors");
 		rc = -EHOSTUNREACH;
-	} else if (!leader) {
+	} else if (leader == 0) {
 		snprintf(err, errlen, "etcd: the member knows no leader");
 		rc = -EHOSTUNREACH;
 	}

@@ -19,9 +19,24 @@ declare -gA ETCD_PID ETCD_ARGS ETCD_NS ETCD_URL
 etcd_init() {
 	[ -n "${WORK:-}" ] || fail "etcd.sh: call netns_init first"
 	command -v etcd >/dev/null || fail "etcd.sh: no etcd in PATH (Debian: etcd-server)"
+	etcd_reap_dead
 	ETCD_PORTS_TAKEN=" "
 	# netns.sh's EXIT trap runs after ours, with the test's exit status
 	trap etcd_exit EXIT
+}
+
+# A test killed with SIGKILL (ctest's timeout) never ran its EXIT trap:
+# its members outlive it. Their data dirs carry the test's pid (TAG =
+# mg<pid in hex>, netns.sh): kill, by pid, those whose test is gone.
+etcd_reap_dead() {
+	local pid dir tag
+	for pid in $(pgrep -x etcd || true); do
+		dir=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -A1 -x -- --data-dir | tail -1)
+		case $dir in /tmp/meshgate-test.mg*) ;; *) continue ;; esac
+		tag=${dir#/tmp/meshgate-test.mg}
+		tag=${tag%%.*}
+		[ -d "/proc/$((16#$tag))" ] || kill -9 "$pid" 2>/dev/null || true
+	done
 }
 
 etcd_exit() {
@@ -34,7 +49,7 @@ etcd_exit() {
 etcd_cleanup() {
 	local name
 	for name in "${!ETCD_PID[@]}"; do
-		kill -9 "${ETCD_PID[$name]}" 2>/dev/null
+		kill -9 "${ETCD_PID[$name]}" 2>/dev/null || true
 		wait "${ETCD_PID[$name]}" 2>/dev/null || true
 		unset "ETCD_PID[$name]"
 	done

@@ -294,6 +294,18 @@ static json_t *redeem_txn(struct pa *pa, const struct redeem_in *in)
 	return reply;
 }
 
+/* A checked redeem request, the part that a batch that lost a race runs
+ * again. */
+static json_t *redeem_checked(struct pa *pa, json_t *request)
+{
+	char canonical[PA_CODE_SYMBOLS + 1], hash[PA_HASH_HEX + 1];
+	if (pa_code_normalize(pa_str(request, "code"), canonical))
+		return mg_field_error("code", "malformed code");
+	pa_code_hash(canonical, hash);
+	struct redeem_in in = {hash, source_of(request), pa_str(request, "name")};
+	return redeem_txn(pa, &in);
+}
+
 json_t *pa_redeem(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
 	static const struct mg_field fields[] = {{"code", MG_FIELD_STRING, 1, 1, PA_CODE_TEXT_MAX},
@@ -301,7 +313,7 @@ json_t *pa_redeem(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 	                                         {"name", MG_FIELD_STRING, 0, 1, PA_HOSTNAME_MAX},
 	                                         {0}};
 	struct pa *pa = arg;
-	char canonical[PA_CODE_SYMBOLS + 1], hash[PA_HASH_HEX + 1];
+	char canonical[PA_CODE_SYMBOLS + 1];
 	uint64_t now = mg_now_ms(ctx);
 	(void)service;
 
@@ -316,11 +328,8 @@ json_t *pa_redeem(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 		    "malformed code: expected %d characters of 0-9 and A-Z (without I, "
 		    "L, O, U), dashes optional",
 		    PA_CODE_SYMBOLS);
-	if (!reply) {
-		pa_code_hash(canonical, hash);
-		struct redeem_in in = {hash, source, pa_str(request, "name")};
-		reply = redeem_txn(pa, &in);
-	}
+	if (!reply)
+		reply = pa_batch_run(pa, redeem_checked, request);
 	if (is_failure(reply, redeem_failures))
 		count_failure(pa, "redeem", source, reply, now);
 	return reply;
@@ -447,7 +456,7 @@ json_t *pa_register(mg_ctx *ctx, const char *service, json_t *request, void *arg
 	json_t *reply = refused(pa, "register", source, now);
 	if (reply)
 		return reply;
-	reply = register_device(pa, request);
+	reply = pa_batch_run(pa, register_device, request);
 	if (is_failure(reply, register_failures))
 		count_failure(pa, "register", source, reply, now);
 	return reply;

@@ -23,6 +23,10 @@ static json_t *internal(struct pa *pa, const char *what, const char *why)
 
 static json_t *internal_rc(struct pa *pa, const char *what, int rc)
 {
+	/* a cluster's lost race or missing quorum: pa_op_commit said so, and
+	 * the caller answers with pa_commit_error */
+	if (rc == -ESTALE || rc == -EHOSTUNREACH)
+		return mg_error("internal", "%s: %s", what, strerror(-rc));
 	return internal(pa, what, strerror(rc < 0 ? -rc : rc));
 }
 

@@ -10,7 +10,10 @@
 
 static json_t *internal(struct pa *pa, const char *what, int rc)
 {
-	mg_error_log(pa->ctx, "%s: %s", what, strerror(rc < 0 ? -rc : rc));
+	/* a cluster's lost race or missing quorum: pa_op_commit said so, and
+	 * the caller answers with pa_commit_error */
+	if (rc != -ESTALE && rc != -EHOSTUNREACH)
+		mg_error_log(pa->ctx, "%s: %s", what, strerror(rc < 0 ? -rc : rc));
 	return mg_error("internal", "%s: %s", what, strerror(rc < 0 ? -rc : rc));
 }
 

@@ -642,7 +642,9 @@ static void reap_pending(struct pa *pa)
 		pa_op_abort(&op);
 	else if ((rc = pa_op_commit(&op)) == 0 && n)
 		mg_info(pa->ctx, "reaped %d pending devices that did not register in time", n);
-	if (rc)
+	/* a lost race or no quorum (logged by pa_op_commit): the next tick
+	 * looks again */
+	if (rc && rc != -ESTALE && rc != -EHOSTUNREACH)
 		mg_error_log(pa->ctx, "reaping pending devices failed: %s", strerror(-rc));
 	json_decref(due);
 }
@@ -676,7 +678,7 @@ static void purge_codes(struct pa *pa)
 		pa_op_abort(&op);
 	else if (!(rc = pa_op_commit(&op)))
 		mg_info(pa->ctx, "purged %zu old codes", json_array_size(found[0]));
-	if (rc)
+	if (rc && rc != -ESTALE && rc != -EHOSTUNREACH)
 		mg_error_log(pa->ctx, "purging old codes failed: %s", strerror(-rc));
 	json_decref(found[0]);
 	json_decref(found[1]);

@@ -520,6 +520,8 @@ static int dns_init(mg_ctx *ctx)
 	if (!rc)
 		rc = mg_subscribe(ctx, "state.wg", dns_wg_changed, NULL);
 	if (!rc)
+		rc = mg_subscribe(ctx, "state." DNS_DB, dns_records_changed, NULL);
+	if (!rc)
 		rc = dns_io_add(d, &d->handoff_io, EPOLLIN);
 	if (!rc)
 		rc = mg_fd_watch(ctx, d->epfd, MG_FD_READ, on_epoll, NULL);
@@ -584,9 +586,11 @@ static void dns_stop(mg_ctx *ctx)
 }
 
 static const char *const dns_owns[] = {DNS_DB, NULL};
+/* every node of a cluster serves the same runtime records */
+static const char *const dns_cluster[] = {DNS_DB, NULL};
 
 MG_PLUGIN(.name = "dns", .version = "0.1.0",
           .description = "the gateway's name server: devices and services by name, the rest "
                          "forwarded",
-          .owns = dns_owns, .settings = settings, .init = dns_init, .start = dns_start,
-          .reload = dns_reload, .stop = dns_stop);
+          .owns = dns_owns, .cluster = dns_cluster, .settings = settings, .init = dns_init,
+          .start = dns_start, .reload = dns_reload, .stop = dns_stop);

@@ -472,6 +472,7 @@ struct dns_index *dns_build(struct dns *d, uint32_t serial);
 void dns_rebuild_soon(struct dns *d);
 int dns_sources_load(struct dns *d);
 void dns_device_changed(mg_ctx *ctx, const char *topic, json_t *payload, void *arg);
+void dns_records_changed(mg_ctx *ctx, const char *topic, json_t *payload, void *arg);
 void dns_wg_changed(mg_ctx *ctx, const char *topic, json_t *payload, void *arg);
 int dns_vpn_load(struct dns *d);
 /* The listen addresses of settings s: the configured ones, else the VPN

@@ -520,26 +520,132 @@ static int address_text(const char *given, char *out, size_t outlen)
 	return 0;
 }
 
-static int write_record(struct dns *d, const char *name, json_t *addrs)
+/* How often a change is tried when its commit loses races to other nodes
+ * of a cluster (-ESTALE) before it is answered "conflict". */
+#define COMMIT_TRIES 5
+
+/* One try of change_record, in one transaction. */
+static int change_record_once(struct dns *d, const char *key, const char *address, int add,
+                              json_t **addrs, size_t *deleted)
 {
-	char key[DNS_TEXT_MAX + 16];
 	mg_txn *txn;
-	snprintf(key, sizeof(key), "%s%s", DNS_RECORD_PREFIX, name);
+	json_t *rec = NULL, *x;
+	size_t i;
 	int rc = mg_txn_begin(d->ctx, 0, &txn);
 	if (rc)
 		return rc;
-	if (json_array_size(addrs)) {
-		json_t *rec = json_pack("{s:s, s:O}", "name", name, "addresses", addrs);
-		rc = mg_state_put(d->ctx, txn, DNS_DB, key, rec);
-		json_decref(rec);
-	} else {
+	rc = mg_state_get(d->ctx, txn, DNS_DB, key, &rec);
+	json_t *old = json_object_get(rec, "addresses");
+	if (rc == -ENOENT && add)
+		rc = 0;
+	int present = 0;
+	*addrs = json_array();
+	*deleted = 0;
+	json_array_foreach(json_is_array(old) ? old : NULL, i, x)
+	{
+		const char *a = json_string_value(x);
+		int match = a && ((!add && !address[0]) || !strcmp(a, address));
+		present |= match;
+		if (match && !add)
+			(*deleted)++;
+		else
+			json_array_append(*addrs, x);
+	}
+	size_t had = json_array_size(old);
+	json_decref(rec);
+	if (!rc && add && present)
+		rc = 1; /* there already */
+	else if (!rc && add && had >= DNS_RR_PER_NAME)
+		rc = -E2BIG;
+	else if (!rc && !add && !*deleted)
+		rc = 1;
+	if (!rc && add)
+		json_array_append_new(*addrs, json_string(address));
+	if (!rc && json_array_size(*addrs)) {
+		const char *name = key + strlen(DNS_RECORD_PREFIX);
+		json_t *next = json_pack("{s:s, s:O}", "name", name, "addresses", *addrs);
+		rc = mg_state_put(d->ctx, txn, DNS_DB, key, next);
+		json_decref(next);
+	} else if (!rc) {
 		rc = mg_state_del(d->ctx, txn, DNS_DB, key);
 	}
 	if (rc) {
 		mg_txn_abort(d->ctx, txn);
-		return rc;
+	} else if ((rc = mg_txn_commit(d->ctx, txn))) {
+		json_decref(*addrs);
+		*addrs = NULL;
 	}
-	return mg_txn_commit(d->ctx, txn);
+	if (rc < 0 && *addrs) {
+		json_decref(*addrs);
+		*addrs = NULL;
+	}
+	return rc;
+}
+
+/* The runtime record `name`: `address` added (add) or removed (!add; ""
+ * removes them all), read and written in one transaction, so that what
+ * another node of a cluster changed meanwhile is kept; a commit that lost
+ * a race to one (-ESTALE) is tried again on the caught-up mirror. 0 and
+ * *addrs (the record's addresses now, a new reference) when it changed, 1
+ * and *addrs when there was nothing to change (the address is there
+ * already, or not there to remove); -ENOENT: no such record to remove;
+ * -E2BIG: the name has DNS_RR_PER_NAME addresses; or another error. */
+static int change_record(struct dns *d, const char *name, const char *address, int add,
+                         json_t **addrs, size_t *deleted)
+{
+	char key[DNS_TEXT_MAX + 16];
+	int rc = -ESTALE;
+	snprintf(key, sizeof(key), "%s%s", DNS_RECORD_PREFIX, name);
+	for (int tries = 0; rc == -ESTALE && tries < COMMIT_TRIES; tries++)
+		rc = change_record_once(d, key, address, add, addrs, deleted);
+	if (rc >= 0) {
+		/* what state holds is the truth, another node's part included */
+		if (json_array_size(*addrs))
+			json_object_set(d->runtime, name, *addrs);
+		else
+			json_object_del(d->runtime, name);
+	}
+	return rc;
+}
+
+/* The reply to a change_record that failed to write. */
+static json_t *write_error(int rc)
+{
+	if (rc == -EHOSTUNREACH)
+		return mg_error("unavailable",
+		                "cannot write the record: the cluster cannot take a write now (no "
+		                "etcd quorum)");
+	if (rc == -ESTALE)
+		return mg_error("conflict",
+		                "cannot write the record: other gateways of the cluster kept "
+		                "changing it; try again");
+	return mg_error("internal", "cannot write the record: %s", strerror(-rc));
+}
+
+/* state.dns: a runtime record another node of a cluster added, changed or
+ * removed is taken as dns.add and dns.del take ours (those are served
+ * already; dns/server is each node's own and not read here). */
+void dns_records_changed(mg_ctx *ctx, const char *topic, json_t *payload, void *arg)
+{
+	struct dns *d = ctx->self;
+	const char *key = json_string_value(json_object_get(payload, "key"));
+	json_t *rec = NULL;
+	mg_txn *txn;
+	(void)topic;
+	(void)arg;
+	if (!json_is_true(json_object_get(payload, "remote")) || !key ||
+	    strncmp(key, DNS_RECORD_PREFIX, strlen(DNS_RECORD_PREFIX)))
+		return;
+	if (mg_txn_begin(ctx, MG_TXN_READ, &txn))
+		return;
+	int rc = mg_state_get(ctx, txn, DNS_DB, key, &rec);
+	mg_txn_abort(ctx, txn);
+	json_object_del(d->runtime, key + strlen(DNS_RECORD_PREFIX));
+	if (!rc)
+		load_record(key, rec, d);
+	json_decref(rec);
+	mg_info(ctx, "record %s changed by another node", key + strlen(DNS_RECORD_PREFIX));
+	dns_rebuild_soon(d);
 }
 
 static json_t *record_reply(struct dns *d, const char *name)
@@ -571,31 +677,17 @@ json_t *dns_svc_add(mg_ctx *ctx, const char *service, json_t *request, void *arg
 	if (address_text(json_string_value(json_object_get(request, "address")), address,
 	                 sizeof(address)))
 		return mg_field_error("address", "'address' must be an IPv4 or IPv6 address");
-	json_t *old = json_object_get(d->runtime, name);
-	json_t *addrs = old ? json_deep_copy(old) : json_array(), *a;
-	size_t i;
-	int present = 0;
-	json_array_foreach(addrs, i, a)
-	{
-		present |= !strcmp(json_string_value(a), address);
-	}
-	if (present) {
-		json_decref(addrs);
-		return record_reply(d, name);
-	}
-	if (json_array_size(addrs) >= DNS_RR_PER_NAME) {
-		json_decref(addrs);
+	json_t *addrs;
+	size_t deleted;
+	int rc = change_record(d, name, address, 1, &addrs, &deleted);
+	if (rc == -E2BIG)
 		return mg_field_error("name", "%s has %d addresses already", name, DNS_RR_PER_NAME);
-	}
-	json_array_append_new(addrs, json_string(address));
-	int rc = write_record(d, name, addrs);
-	if (rc) {
-		json_decref(addrs);
-		return mg_error("internal", "cannot write the record: %s", strerror(-rc));
-	}
-	json_object_set_new(d->runtime, name, addrs);
+	if (rc < 0)
+		return write_error(rc);
+	json_decref(addrs);
 	dns_rebuild(d); /* live before the reply */
-	mg_info(ctx, "record %s.%s %s added", name, d->cfg.zone_text, address);
+	if (!rc)
+		mg_info(ctx, "record %s.%s %s added", name, d->cfg.zone_text, address);
 	return record_reply(d, name);
 }
 
@@ -618,8 +710,10 @@ json_t *dns_svc_del(mg_ctx *ctx, const char *service, json_t *request, void *arg
 	const char *a = json_string_value(json_object_get(request, "address"));
 	if (a && address_text(a, address, sizeof(address)))
 		return mg_field_error("address", "'address' must be an IPv4 or IPv6 address");
-	json_t *old = json_object_get(d->runtime, name);
-	if (!old) {
+	json_t *addrs;
+	size_t deleted;
+	int rc = change_record(d, name, address, 0, &addrs, &deleted);
+	if (rc == -ENOENT) {
 		json_array_foreach(d->cfg.records, i, r)
 		{
 			if (!strcmp(json_string_value(json_object_get(r, "name")), name))
@@ -631,30 +725,13 @@ json_t *dns_svc_del(mg_ctx *ctx, const char *service, json_t *request, void *arg
 		return mg_error("not_found", "no record %s.%s was added at runtime", name,
 		                d->cfg.zone_text);
 	}
-	json_t *addrs = json_array(), *x;
-	json_array_foreach(old, i, x)
-	{
-		if (address[0] && strcmp(json_string_value(x), address))
-			json_array_append(addrs, x);
-	}
-	size_t deleted = json_array_size(old) - json_array_size(addrs);
-	if (!deleted) {
-		json_decref(addrs);
+	if (rc < 0)
+		return write_error(rc);
+	json_decref(addrs);
+	dns_rebuild(d);
+	if (rc == 1)
 		return mg_error("not_found", "%s.%s has no address %s", name, d->cfg.zone_text,
 		                address);
-	}
-	int rc = write_record(d, name, addrs);
-	if (rc) {
-		json_decref(addrs);
-		return mg_error("internal", "cannot write the record: %s", strerror(-rc));
-	}
-	if (json_array_size(addrs))
-		json_object_set_new(d->runtime, name, addrs);
-	else {
-		json_object_del(d->runtime, name);
-		json_decref(addrs);
-	}
-	dns_rebuild(d);
 	mg_info(ctx, "record %s.%s: %zu address(es) deleted", name, d->cfg.zone_text, deleted);
 	json_t *reply = record_reply(d, name);
 	json_object_set_new(reply, "deleted", json_integer((json_int_t)deleted));

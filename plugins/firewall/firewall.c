@@ -29,6 +29,9 @@
 #define DB_PORTS   "ports"
 #define RETRY_MS   1000
 #define ERROR_SIZE 512
+/* How often a change is tried when its commit loses races to other nodes
+ * of a cluster (-ESTALE) before it is answered "conflict". */
+#define FW_COMMIT_TRIES 5
 
 struct fw {
 	struct fw_cfg cfg;
@@ -316,7 +319,7 @@ static int collect_key(const char *key, json_t *value, void *arg)
 
 /* policy/<role> = {"role", "subnets"}, written only where it changed;
  * records of roles that are gone are removed. */
-static int write_policy(mg_ctx *ctx, const struct fw_policy *p)
+static int write_policy_once(mg_ctx *ctx, const struct fw_policy *p)
 {
 	mg_txn *txn;
 	int rc = mg_txn_begin(ctx, 0, &txn), changed = 0;
@@ -355,6 +358,25 @@ static int write_policy(mg_ctx *ctx, const struct fw_policy *p)
 		return rc;
 	}
 	return mg_txn_commit(ctx, txn);
+}
+
+/* In a cluster every node writes the same records from the same config:
+ * a commit that lost a race to another node's (-ESTALE) is tried again on
+ * the caught-up mirror, where it mostly finds nothing left to write. The
+ * records are not what this node enforces: without quorum (-EHOSTUNREACH)
+ * the rules stay applied and the records follow at the next reconcile. */
+static int write_policy(mg_ctx *ctx, const struct fw_policy *p)
+{
+	int rc = write_policy_once(ctx, p);
+	for (int tries = 1; rc == -ESTALE && tries < FW_COMMIT_TRIES; tries++)
+		rc = write_policy_once(ctx, p);
+	if (rc == -EHOSTUNREACH) {
+		mg_log_limited(ctx, MG_LOG_WARN, "policy no quorum",
+		               "the policy records wait for the cluster's quorum (the rules are "
+		               "applied)");
+		rc = 0;
+	}
+	return rc;
 }
 
 /* ---- applying ---- */
@@ -740,6 +762,23 @@ static void on_wg_changed(mg_ctx *ctx, const char *topic, json_t *event, void *a
 	reconcile(ctx, 0);
 }
 
+/* state.routes, state.ports: another node of the cluster added or removed
+ * a route or a VPN-only port (our own changes are applied by the service
+ * that made them). The rules are rendered again from state, as after our
+ * own change: only if their text changed are they applied, and a new
+ * role's set is made. The `policy` records are our output, not an input:
+ * written the same by every node with the same config, their remote
+ * changes need nothing here. */
+static void on_remote_change(mg_ctx *ctx, const char *topic, json_t *event, void *arg)
+{
+	(void)arg;
+	if (!json_is_true(json_object_get(event, "remote")))
+		return;
+	mg_info(ctx, "%s %s changed by another node", topic + strlen("state."),
+	        json_string_value(json_object_get(event, "key")));
+	reconcile(ctx, 0);
+}
+
 /* ---- services ---- */
 
 /* More roles on one route is a typo, not a policy. */
@@ -757,19 +796,42 @@ static json_t *bad_subnet(const char *text)
 	return mg_field_error("subnet", "'subnet' must be an IPv4 subnet like \"172.20.0.0/24\"");
 }
 
-/* Commits one put or del of our own databases. */
+/* Commits one put or del (-ENOENT: nothing to delete) of our own
+ * databases. A commit that lost a race to another node of a cluster
+ * (-ESTALE; the mirror has caught up) is tried again from a fresh
+ * transaction. */
 static int write_one(mg_ctx *ctx, const char *db, const char *key, json_t *value)
 {
-	mg_txn *txn;
-	int rc = mg_txn_begin(ctx, 0, &txn);
-	if (rc)
-		return rc;
-	rc = value ? mg_state_put(ctx, txn, db, key, value) : mg_state_del(ctx, txn, db, key);
-	if (rc) {
-		mg_txn_abort(ctx, txn);
-		return rc;
+	int rc = -ESTALE;
+	for (int tries = 0; rc == -ESTALE && tries < FW_COMMIT_TRIES; tries++) {
+		mg_txn *txn;
+		if ((rc = mg_txn_begin(ctx, 0, &txn)))
+			return rc;
+		rc = value ? mg_state_put(ctx, txn, db, key, value)
+		           : mg_state_del(ctx, txn, db, key);
+		if (rc)
+			mg_txn_abort(ctx, txn);
+		else
+			rc = mg_txn_commit(ctx, txn);
 	}
-	return mg_txn_commit(ctx, txn);
+	return rc;
+}
+
+/* The reply to a failed write_one. */
+static json_t *save_error(const char *what, int rc)
+{
+	if (rc == -EHOSTUNREACH)
+		return mg_error("unavailable",
+		                "cannot save the %s: the cluster cannot take a write now (no etcd "
+		                "quorum)",
+		                what);
+	if (rc == -ESTALE)
+		return mg_error(
+		    "conflict",
+		    "cannot save the %s: other gateways of the cluster kept changing it; "
+		    "try again",
+		    what);
+	return mg_error("internal", "cannot save the %s: %s", what, strerror(-rc));
 }
 
 /* Whether the key exists in one of our databases. */
@@ -861,7 +923,7 @@ static json_t *route_add(mg_ctx *ctx, const char *service, json_t *request, void
 	int rc = write_one(ctx, DB_ROUTES, key, record);
 	if (rc) {
 		json_decref(record);
-		return mg_error("internal", "cannot save the route: %s", strerror(-rc));
+		return save_error("route", rc);
 	}
 	mg_info(ctx, "route %s via %s added", key, iface);
 	json_object_set_new(record, "interface", json_string(iface));
@@ -883,14 +945,15 @@ static json_t *route_del(mg_ctx *ctx, const char *service, json_t *request, void
 	if (!subnet || fw_prefix_parse(&prefix, subnet, 0))
 		return bad_subnet(subnet);
 	fw_prefix_format(key, &prefix);
-	if (!exists(ctx, DB_ROUTES, key))
+	/* -ENOENT too when another node removed it meanwhile */
+	int rc = exists(ctx, DB_ROUTES, key) ? write_one(ctx, DB_ROUTES, key, NULL) : -ENOENT;
+	if (rc == -ENOENT)
 		return mg_error("not_found",
 		                "no route %s was added at runtime (the config's roles are changed "
 		                "in the config)",
 		                key);
-	int rc = write_one(ctx, DB_ROUTES, key, NULL);
 	if (rc)
-		return mg_error("internal", "cannot remove the route: %s", strerror(-rc));
+		return save_error("route", rc);
 	mg_info(ctx, "route %s removed", key);
 	return applied(ctx, json_pack("{s:s, s:b}", "subnet", key, "deleted", 1), t0);
 }
@@ -951,18 +1014,20 @@ static json_t *port_change(mg_ctx *ctx, json_t *request, int add)
 	if (!text || fw_port_parse(&port, text))
 		return mg_field_error("port", "'port' must be like \"8080/tcp\" or \"53/udp\"");
 	fw_port_format(key, &port);
-	if (!add && !exists(ctx, DB_PORTS, key))
+	json_t *record = add ? json_pack("{s:s, s:I}", "port", key, "created_at",
+	                                 (json_int_t)(mg_now_ms(ctx) / 1000))
+	                     : NULL;
+	/* -ENOENT too when another node removed it meanwhile */
+	int rc =
+	    add || exists(ctx, DB_PORTS, key) ? write_one(ctx, DB_PORTS, key, record) : -ENOENT;
+	json_decref(record);
+	if (rc == -ENOENT)
 		return mg_error("not_found",
 		                "no VPN-only port %s was added at runtime (those of "
 		                "firewall.vpn_only_ports are changed in the config)",
 		                key);
-	json_t *record = add ? json_pack("{s:s, s:I}", "port", key, "created_at",
-	                                 (json_int_t)(mg_now_ms(ctx) / 1000))
-	                     : NULL;
-	int rc = write_one(ctx, DB_PORTS, key, record);
-	json_decref(record);
 	if (rc)
-		return mg_error("internal", "cannot save the port: %s", strerror(-rc));
+		return save_error("port", rc);
 	mg_info(ctx, "VPN-only port %s %s", key, add ? "added" : "removed");
 	return applied(ctx,
 	               add ? json_pack("{s:s}", "port", key)
@@ -1149,7 +1214,9 @@ static int fw_init(mg_ctx *ctx)
 			goto fail;
 	if ((rc = mg_subscribe(ctx, "device.changed", on_device_changed, NULL)) ||
 	    (rc = mg_subscribe(ctx, "user.changed", on_user_changed, NULL)) ||
-	    (rc = mg_subscribe(ctx, "state.wg", on_wg_changed, NULL)))
+	    (rc = mg_subscribe(ctx, "state.wg", on_wg_changed, NULL)) ||
+	    (rc = mg_subscribe(ctx, "state." DB_ROUTES, on_remote_change, NULL)) ||
+	    (rc = mg_subscribe(ctx, "state." DB_PORTS, on_remote_change, NULL)))
 		goto fail;
 	return 0;
 fail:
@@ -1273,9 +1340,11 @@ static const struct mg_setting fw_settings[] = {
 };
 
 static const char *const fw_owns[] = {DB_POLICY, DB_ROUTES, DB_PORTS, NULL};
+/* every node of a cluster enforces the same routes and ports */
+static const char *const fw_cluster[] = {DB_POLICY, DB_ROUTES, DB_PORTS, NULL};
 static const char *const fw_depends[] = {"wireguard", NULL};
 
 MG_PLUGIN(.name = "firewall", .version = "0.1.0",
           .description = "deny by default from the VPN, open per role (iptables + ipset)",
-          .depends = fw_depends, .owns = fw_owns, .settings = fw_settings, .init = fw_init,
-          .start = fw_start, .reload = fw_reload, .stop = fw_stop);
+          .depends = fw_depends, .owns = fw_owns, .cluster = fw_cluster, .settings = fw_settings,
+          .init = fw_init, .start = fw_start, .reload = fw_reload, .stop = fw_stop);

@@ -3,23 +3,33 @@
  * batch's, so a failing one is undone alone; its reply waits (mg_defer)
  * until the batch is durable, then every reply of the batch goes out.
  * The batch is committed by a timer of 0 ms, which the plugin's loop runs
- * once it has taken every request already queued. */
+ * once it has taken every request already queued.
+ *
+ * In a cluster the batch's commit is one etcd transaction. When it loses
+ * a race (-ESTALE: another node changed what it read, and our mirror has
+ * caught up), nothing of it was written: every request runs again on the
+ * fresh state, into a new batch, a few times, so that e.g. a redeem whose
+ * code another node consumed meanwhile gets the usual "code_used". */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "preauth.h"
 
-struct pending_reply {
-	mg_reply_token *token;
+/* A request of the batch: answered once the batch is durable. */
+struct pa_pending {
+	mg_reply_token *token; /* NULL once answered */
 	json_t *reply;
+	pa_txn_fn fn; /* what to run again after a lost race, with request */
+	json_t *request;
 };
 
 struct pa_batch {
 	struct pa_op op; /* the outer transaction */
 	int timer;
-	struct pending_reply *replies;
+	struct pa_pending *requests;
 	size_t n, cap;
+	size_t written; /* requests whose changes are in op (replayed ones too) */
 };
 
 static void flush_timer(mg_ctx *ctx, void *arg)
@@ -58,18 +68,45 @@ int pa_op_begin_alone(struct pa *pa, struct pa_op *op)
 	/* A failed flush has already answered its requests and closed the
 	 * batch: the new op may begin either way. */
 	pa_batch_flush(pa);
+	pa->commit_rc = 0; /* the caller's, not the batch's */
 	return pa_op_begin(pa, NULL, op);
+}
+
+json_t *pa_batch_run(struct pa *pa, pa_txn_fn fn, json_t *request)
+{
+	pa->running = fn;
+	pa->running_request = request;
+	json_t *reply = fn(pa, request);
+	pa->running = NULL;
+	pa->running_request = NULL;
+	return reply;
+}
+
+static void batch_free(struct pa_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		json_decref(b->requests[i].reply);
+		json_decref(b->requests[i].request);
+	}
+	free(b->requests);
+	free(b);
 }
 
 json_t *pa_batch_reply(struct pa *pa, json_t *reply)
 {
 	struct pa_batch *b = pa->batch;
+	if (b && pa->replaying) {
+		/* a request of a lost batch, run again: it keeps its place there */
+		pa->replaying->reply = reply;
+		b->written++;
+		return NULL;
+	}
 	mg_reply_token *token = b ? mg_defer(pa->ctx) : NULL;
 	if (b && token && b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 16;
-		struct pending_reply *r = realloc(b->replies, cap * sizeof(*r));
+		struct pa_pending *r = realloc(b->requests, cap * sizeof(*r));
 		if (r) {
-			b->replies = r;
+			b->requests = r;
 			b->cap = cap;
 		}
 	}
@@ -77,53 +114,108 @@ json_t *pa_batch_reply(struct pa *pa, json_t *reply)
 		/* cannot wait: make it durable now, then answer */
 		if (token)
 			mg_reply(pa->ctx, token, NULL); /* never happens in practice */
-		if (pa_batch_flush(pa))
-			return mg_error("internal", "cannot commit the batch");
+		int rc = pa_batch_flush(pa);
+		if (rc) {
+			json_decref(reply);
+			json_t *error = pa_commit_error(rc);
+			return error ? error : mg_error("internal", "cannot commit the batch");
+		}
 		return reply;
 	}
-	b->replies[b->n++] = (struct pending_reply){token, reply};
+	b->requests[b->n++] =
+	    (struct pa_pending){token, reply, pa->running, json_incref(pa->running_request)};
+	b->written++;
 	return NULL;
 }
 
 void pa_batch_settle(struct pa *pa)
 {
 	struct pa_batch *b = pa->batch;
-	if (!b || b->n)
+	if (!b || b->written)
 		return;
 	/* nothing to make durable: release the write transaction at once */
 	pa->batch = NULL;
 	if (b->timer > 0)
 		mg_timer_del(pa->ctx, b->timer);
 	pa_op_abort(&b->op);
-	free(b->replies);
-	free(b);
+	batch_free(b);
+}
+
+/* Takes the open batch off pa: no more requests join it. */
+static struct pa_batch *batch_take(struct pa *pa)
+{
+	struct pa_batch *b = pa->batch;
+	pa->batch = NULL;
+	if (b && b->timer > 0)
+		mg_timer_del(pa->ctx, b->timer);
+	return b;
+}
+
+/* The requests of `lost`, whose commit wrote nothing, run again in a new
+ * batch; one that now fails (the code is used...) is answered at once.
+ * Commits the new batch: 0 when nothing of them is left to write. */
+static int replay(struct pa *pa, struct pa_batch *lost)
+{
+	for (size_t i = 0; i < lost->n; i++) {
+		struct pa_pending *p = &lost->requests[i];
+		if (!p->token)
+			continue;
+		json_decref(p->reply);
+		p->reply = NULL;
+		/* no budget is charged again: the guard saw the request once */
+		pa->replaying = p;
+		json_t *reply = p->fn ? p->fn(pa, p->request)
+		                      : mg_error("conflict", "the request cannot be run again");
+		pa->replaying = NULL;
+		if (reply) {
+			mg_reply(pa->ctx, p->token, reply);
+			p->token = NULL;
+		}
+	}
+	struct pa_batch *again = batch_take(pa);
+	if (!again)
+		return 0;
+	int rc = again->written ? pa_op_commit(&again->op) : 0;
+	if (!again->written)
+		pa_op_abort(&again->op);
+	batch_free(again);
+	return rc;
 }
 
 int pa_batch_flush(struct pa *pa)
 {
-	struct pa_batch *b = pa->batch;
+	struct pa_batch *b = batch_take(pa);
 	if (!b)
 		return 0;
-	pa->batch = NULL;
-	if (b->timer > 0)
-		mg_timer_del(pa->ctx, b->timer);
 	int rc = pa_op_commit(&b->op);
+	for (int tries = 1; rc == -ESTALE && tries < PA_COMMIT_TRIES; tries++) {
+		/* the children changed the caches, and another node's changes
+		 * may not have reached them yet: both from the databases */
+		pa_cache_rebuild(pa);
+		rc = replay(pa, b);
+	}
 	if (rc) {
 		/* the children already changed the caches: rebuild them from the
 		 * databases, which the failed commit left as they were */
 		pa_cache_rebuild(pa);
 	}
+	json_t *error = rc ? pa_commit_error(rc) : NULL;
 	for (size_t i = 0; i < b->n; i++) {
-		json_t *reply = b->replies[i].reply;
+		struct pa_pending *p = &b->requests[i];
+		if (!p->token)
+			continue;
+		json_t *reply = p->reply;
+		p->reply = NULL;
 		if (rc) {
 			json_decref(reply);
-			reply = mg_error("internal", "cannot commit: %s", strerror(-rc));
+			reply = error ? json_incref(error)
+			              : mg_error("internal", "cannot commit: %s", strerror(-rc));
 		}
-		mg_reply(pa->ctx, b->replies[i].token, reply);
+		mg_reply(pa->ctx, p->token, reply);
 	}
+	json_decref(error);
 	if (b->n > 1)
 		mg_debug(pa->ctx, "group commit of %zu requests", b->n);
-	free(b->replies);
-	free(b);
+	batch_free(b);
 	return rc;
 }

@@ -23,6 +23,10 @@ static json_t *internal(struct pa *pa, const char *what, const char *why)
 
 static json_t *internal_rc(struct pa *pa, const char *what, int rc)
 {
+	/* a cluster's lost race or missing quorum: pa_op_commit said so, and
+	 * the caller answers with pa_commit_error */
+	if (rc == -ESTALE || rc == -EHOSTUNREACH)
+		return mg_error("internal", "%s: %s", what, strerror(-rc));
 	return internal(pa, what, strerror(rc < 0 ? -rc : rc));
 }
 
@@ -294,6 +298,18 @@ static json_t *redeem_txn(struct pa *pa, const struct redeem_in *in)
 	return reply;
 }
 
+/* A checked redeem request, the part that a batch that lost a race runs
+ * again. */
+static json_t *redeem_checked(struct pa *pa, json_t *request)
+{
+	char canonical[PA_CODE_SYMBOLS + 1], hash[PA_HASH_HEX + 1];
+	if (pa_code_normalize(pa_str(request, "code"), canonical))
+		return mg_field_error("code", "malformed code");
+	pa_code_hash(canonical, hash);
+	struct redeem_in in = {hash, source_of(request), pa_str(request, "name")};
+	return redeem_txn(pa, &in);
+}
+
 json_t *pa_redeem(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
 	static const struct mg_field fields[] = {{"code", MG_FIELD_STRING, 1, 1, PA_CODE_TEXT_MAX},
@@ -301,7 +317,7 @@ json_t *pa_redeem(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 	                                         {"name", MG_FIELD_STRING, 0, 1, PA_HOSTNAME_MAX},
 	                                         {0}};
 	struct pa *pa = arg;
-	char canonical[PA_CODE_SYMBOLS + 1], hash[PA_HASH_HEX + 1];
+	char canonical[PA_CODE_SYMBOLS + 1];
 	uint64_t now = mg_now_ms(ctx);
 	(void)service;
 
@@ -316,11 +332,8 @@ json_t *pa_redeem(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 		    "malformed code: expected %d characters of 0-9 and A-Z (without I, "
 		    "L, O, U), dashes optional",
 		    PA_CODE_SYMBOLS);
-	if (!reply) {
-		pa_code_hash(canonical, hash);
-		struct redeem_in in = {hash, source, pa_str(request, "name")};
-		reply = redeem_txn(pa, &in);
-	}
+	if (!reply)
+		reply = pa_batch_run(pa, redeem_checked, request);
 	if (is_failure(reply, redeem_failures))
 		count_failure(pa, "redeem", source, reply, now);
 	return reply;
@@ -447,7 +460,7 @@ json_t *pa_register(mg_ctx *ctx, const char *service, json_t *request, void *arg
 	json_t *reply = refused(pa, "register", source, now);
 	if (reply)
 		return reply;
-	reply = register_device(pa, request);
+	reply = pa_batch_run(pa, register_device, request);
 	if (is_failure(reply, register_failures))
 		count_failure(pa, "register", source, reply, now);
 	return reply;
@@ -629,7 +642,9 @@ static void reap_pending(struct pa *pa)
 		pa_op_abort(&op);
 	else if ((rc = pa_op_commit(&op)) == 0 && n)
 		mg_info(pa->ctx, "reaped %d pending devices that did not register in time", n);
-	if (rc)
+	/* a lost race or no quorum (logged by pa_op_commit): the next tick
+	 * looks again */
+	if (rc && rc != -ESTALE && rc != -EHOSTUNREACH)
 		mg_error_log(pa->ctx, "reaping pending devices failed: %s", strerror(-rc));
 	json_decref(due);
 }
@@ -663,7 +678,7 @@ static void purge_codes(struct pa *pa)
 		pa_op_abort(&op);
 	else if (!(rc = pa_op_commit(&op)))
 		mg_info(pa->ctx, "purged %zu old codes", json_array_size(found[0]));
-	if (rc)
+	if (rc && rc != -ESTALE && rc != -EHOSTUNREACH)
 		mg_error_log(pa->ctx, "purging old codes failed: %s", strerror(-rc));
 	json_decref(found[0]);
 	json_decref(found[1]);

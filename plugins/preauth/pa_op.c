@@ -24,6 +24,10 @@ int pa_op_begin(struct pa *pa, struct pa_op *parent, struct pa_op *op)
 	op->keys_del = json_array();
 	op->pending_add = json_object();
 	op->pending_del = json_array();
+	op->devices_put = json_object();
+	op->devices_del = json_array();
+	op->users_put = json_object();
+	op->users_del = json_array();
 	return 0;
 }
 
@@ -36,6 +40,10 @@ static void op_free(struct pa_op *op)
 	json_decref(op->keys_del);
 	json_decref(op->pending_add);
 	json_decref(op->pending_del);
+	json_decref(op->devices_put);
+	json_decref(op->devices_del);
+	json_decref(op->users_put);
+	json_decref(op->users_del);
 	memset(op, 0, sizeof(*op));
 }
 
@@ -61,6 +69,23 @@ static void apply(struct pa_op *op)
 	json_array_foreach(op->pending_del, i, v)
 	    json_object_del(pa->pending, json_string_value(v));
 	json_object_update(pa->pending, op->pending_add);
+	json_array_foreach(op->devices_del, i, v)
+	    json_object_del(pa->devices, json_string_value(v));
+	json_object_update(pa->devices, op->devices_put);
+	json_array_foreach(op->users_del, i, v) json_object_del(pa->users, json_string_value(v));
+	json_object_update(pa->users, op->users_put);
+}
+
+json_t *pa_commit_error(int rc)
+{
+	if (rc == -ESTALE)
+		return mg_error("conflict",
+		                "another gateway of the cluster kept changing the same data; try "
+		                "again");
+	if (rc == -EHOSTUNREACH)
+		return mg_error("unavailable",
+		                "the cluster cannot take a write now (no etcd quorum)");
+	return NULL;
 }
 
 int pa_op_commit(struct pa_op *op)
@@ -68,7 +93,15 @@ int pa_op_commit(struct pa_op *op)
 	struct pa *pa = op->pa;
 	int rc = mg_txn_commit(pa->ctx, op->txn);
 	op->txn = NULL;
-	if (rc) {
+	if (!op->parent)
+		pa->commit_rc = rc;
+	if (rc == -ESTALE) {
+		/* the race another node won: the caller runs the request again */
+		mg_info(pa->ctx, "commit lost a race to another node of the cluster");
+	} else if (rc == -EHOSTUNREACH) {
+		mg_log_limited(pa->ctx, MG_LOG_WARN, "no quorum",
+		               "commit refused: the cluster has no etcd quorum");
+	} else if (rc) {
 		mg_error_log(pa->ctx, "commit failed: %s", strerror(-rc));
 	} else if (op->parent) {
 		/* later requests of the batch must see the addresses and keys
@@ -100,7 +133,7 @@ static void copy_member(json_t *to, json_t *from, const char *name)
 	json_object_set_new(to, name, v ? json_incref(v) : json_null());
 }
 
-void pa_op_device_changed(struct pa_op *op, json_t *device, const char *state)
+json_t *pa_device_payload(json_t *device, const char *state)
 {
 	json_t *payload = json_object();
 	static const char *const members[] = {"id",   "user",    "name",
@@ -111,11 +144,28 @@ void pa_op_device_changed(struct pa_op *op, json_t *device, const char *state)
 		json_object_set_new(payload, "state", json_string(state));
 	else
 		copy_member(payload, device, "state");
+	return payload;
+}
+
+void pa_op_device_changed(struct pa_op *op, json_t *device, const char *state)
+{
+	json_t *payload = pa_device_payload(device, state);
+	const char *id = json_string_value(json_object_get(device, "id"));
+	/* what a deletion another node makes must announce, once the record
+	 * is gone from the mirror */
+	if (id && state && !strcmp(state, "deleted"))
+		json_array_append_new(op->devices_del, json_string(id));
+	else if (id)
+		json_object_set(op->devices_put, id, payload);
 	pa_op_event(op, "device.changed", payload);
 }
 
 void pa_op_user_changed(struct pa_op *op, const char *name, const char *role, const char *state)
 {
+	if (!strcmp(state, "deleted"))
+		json_array_append_new(op->users_del, json_string(name));
+	else
+		json_object_set_new(op->users_put, name, json_string(role));
 	pa_op_event(op, "user.changed",
 	            json_pack("{s:s, s:s, s:s}", "name", name, "role", role, "state", state));
 }
@@ -221,7 +271,35 @@ static int index_device(const char *key, json_t *device, void *arg)
 		json_object_set_new(pa->keys, public_key, json_string(key));
 	if (state && !strcmp(state, "pending"))
 		json_object_set(pa->pending, key, json_object_get(device, "expires_at"));
+	json_object_set_new(pa->devices, key, pa_device_payload(device, NULL));
 	return 0;
+}
+
+static int index_user(const char *key, json_t *user, void *arg)
+{
+	struct pa *pa = arg;
+	json_t *role = json_object_get(user, "role");
+	json_object_set_new(pa->users, key,
+	                    json_is_string(role) ? json_incref(role) : json_string(""));
+	return 0;
+}
+
+void pa_cache_device_del(struct pa *pa, const char *id)
+{
+	json_t *old = json_object_get(pa->devices, id);
+	const char *public_key = json_string_value(json_object_get(old, "public_key"));
+	const char *owner =
+	    public_key ? json_string_value(json_object_get(pa->keys, public_key)) : NULL;
+	if (owner && !strcmp(owner, id))
+		json_object_del(pa->keys, public_key);
+	json_object_del(pa->pending, id);
+	json_object_del(pa->devices, id);
+}
+
+void pa_cache_device_put(struct pa *pa, const char *id, json_t *device)
+{
+	pa_cache_device_del(pa, id);
+	index_device(id, device, pa);
 }
 
 void pa_cache_rebuild(struct pa *pa)
@@ -242,7 +320,11 @@ int pa_cache_load(struct pa *pa)
 		return rc;
 	json_object_clear(pa->keys);
 	json_object_clear(pa->pending);
+	json_object_clear(pa->devices);
+	json_object_clear(pa->users);
 	rc = mg_state_foreach(pa->ctx, txn, PA_DB_DEVICES, NULL, index_device, pa);
+	if (!rc)
+		rc = mg_state_foreach(pa->ctx, txn, PA_DB_USERS, NULL, index_user, pa);
 	if (!rc) {
 		int wg = pa_ipam_sync(pa, txn, NULL, err, sizeof(err));
 		/* without wg/server yet, the pool is built at the first redeem */

@@ -10,7 +10,10 @@
 
 static json_t *internal(struct pa *pa, const char *what, int rc)
 {
-	mg_error_log(pa->ctx, "%s: %s", what, strerror(rc < 0 ? -rc : rc));
+	/* a cluster's lost race or missing quorum: pa_op_commit said so, and
+	 * the caller answers with pa_commit_error */
+	if (rc != -ESTALE && rc != -EHOSTUNREACH)
+		mg_error_log(pa->ctx, "%s: %s", what, strerror(rc < 0 ? -rc : rc));
 	return mg_error("internal", "%s: %s", what, strerror(rc < 0 ? -rc : rc));
 }
 
@@ -66,18 +69,16 @@ static int issue_code(struct pa_op *op, const char *user, uint64_t ttl_ms, char 
 	return rc;
 }
 
-json_t *pa_user_add(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+static json_t *user_add(struct pa *pa, json_t *request)
 {
 	static const struct mg_field fields[] = {{"name", MG_FIELD_STRING, 1, 1, PA_NAME_MAX},
 	                                         {"role", MG_FIELD_STRING, 1, 1, PA_NAME_MAX},
 	                                         {"expires", MG_FIELD_STRING, 0, 1, 16},
 	                                         {0}};
-	struct pa *pa = arg;
+	mg_ctx *ctx = pa->ctx;
 	struct pa_op op;
 	uint64_t ttl_ms;
 	json_t *error, *old;
-	(void)ctx;
-	(void)service;
 
 	if ((error = mg_request_check(pa->ctx, request, fields)))
 		return error;
@@ -120,6 +121,13 @@ json_t *pa_user_add(mg_ctx *ctx, const char *service, json_t *request, void *arg
 	        (long long)expires_at);
 	return pa_batch_reply(pa, json_pack("{s:s, s:s, s:s, s:I}", "user", name, "role", role,
 	                                    "code", code, "expires_at", expires_at));
+}
+
+json_t *pa_user_add(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	(void)ctx;
+	(void)service;
+	return pa_batch_run(arg, user_add, request);
 }
 
 json_t *pa_code_add(mg_ctx *ctx, const char *service, json_t *request, void *arg)

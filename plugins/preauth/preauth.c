@@ -57,24 +57,59 @@ static const struct mg_setting settings[] = {
     {0},
 };
 
+/* How a service writes: ALONE ones in one op of their own, which
+ * serve_alone runs again when its commit loses a race to another node of
+ * the cluster; batched ones retry in pa_batch.c; READ ones do not write. */
+enum kind { READ, BATCHED, ALONE };
+
 static const struct {
 	const char *name;
 	mg_service_fn fn;
+	enum kind kind;
 } services[] = {
-    {"preauth.user.add", pa_user_add},
-    {"preauth.user.list", pa_user_list},
-    {"preauth.user.del", pa_user_del},
-    {"preauth.user.set_role", pa_user_set_role},
-    {"preauth.code.add", pa_code_add},
-    {"preauth.code.revoke", pa_code_revoke},
-    {"preauth.redeem", pa_redeem},
-    {"preauth.register", pa_register},
-    {"preauth.device.list", pa_device_list},
-    {"preauth.device.disable", pa_device_disable},
-    {"preauth.device.enable", pa_device_enable},
-    {"preauth.device.del", pa_device_del},
-    {"preauth.device.config", pa_device_config},
+    {"preauth.user.add", pa_user_add, BATCHED},
+    {"preauth.user.list", pa_user_list, READ},
+    {"preauth.user.del", pa_user_del, ALONE},
+    {"preauth.user.set_role", pa_user_set_role, ALONE},
+    {"preauth.code.add", pa_code_add, ALONE},
+    {"preauth.code.revoke", pa_code_revoke, ALONE},
+    {"preauth.redeem", pa_redeem, BATCHED},
+    {"preauth.register", pa_register, BATCHED},
+    {"preauth.device.list", pa_device_list, READ},
+    {"preauth.device.disable", pa_device_disable, ALONE},
+    {"preauth.device.enable", pa_device_enable, ALONE},
+    {"preauth.device.del", pa_device_del, ALONE},
+    {"preauth.device.config", pa_device_config, READ},
 };
+
+#define N_SERVICES (sizeof(services) / sizeof(services[0]))
+
+/* A service of one standalone op. Its commit may lose a race to another
+ * node (-ESTALE: nothing was written, and the mirror has caught up): the
+ * whole request runs again from a fresh transaction, a few times; one the
+ * cluster cannot take (-EHOSTUNREACH) is answered "unavailable" at once. */
+static json_t *serve_alone(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	struct pa *pa = arg;
+	mg_service_fn fn = NULL;
+	for (size_t i = 0; !fn && i < N_SERVICES; i++)
+		if (!strcmp(services[i].name, service))
+			fn = services[i].fn;
+	for (int tries = 1;; tries++) {
+		pa->commit_rc = 0;
+		json_t *reply = fn(ctx, service, request, arg);
+		int rc = pa->commit_rc;
+		if (rc != -ESTALE || tries == PA_COMMIT_TRIES) {
+			json_t *error = pa_commit_error(rc);
+			if (!error)
+				return reply;
+			json_decref(reply);
+			return error;
+		}
+		json_decref(reply);
+		pa_cache_rebuild(pa); /* the other node's change, not yet heard */
+	}
+}
 
 static int duration_setting(json_t *cfg, const char *name, uint64_t *ms, char *err, size_t errlen)
 {
@@ -190,6 +225,8 @@ static void pa_free(struct pa *pa)
 	json_decref(pa->cfg.networks);
 	json_decref(pa->keys);
 	json_decref(pa->pending);
+	json_decref(pa->devices);
+	json_decref(pa->users);
 	pa_ipam_free(pa->ipam);
 	pa_guard_free(pa->guard);
 	free(pa);
@@ -212,12 +249,23 @@ static int preauth_init(mg_ctx *ctx)
 	}
 	pa->keys = json_object();
 	pa->pending = json_object();
+	pa->devices = json_object();
+	pa->users = json_object();
 	pa->guard = pa_guard_new(&pa->cfg.failures, mg_now_ms(ctx));
-	if (!pa->keys || !pa->pending || !pa->guard)
+	if (!pa->keys || !pa->pending || !pa->devices || !pa->users || !pa->guard)
 		rc = -ENOMEM;
-	for (size_t i = 0; !rc && i < sizeof(services) / sizeof(services[0]); i++)
-		if ((rc = mg_service_add(ctx, services[i].name, services[i].fn, pa)))
+	for (size_t i = 0; !rc && i < N_SERVICES; i++)
+		if ((rc = mg_service_add(ctx, services[i].name,
+		                         services[i].kind == ALONE ? serve_alone : services[i].fn,
+		                         pa)))
 			mg_error_log(ctx, "cannot serve %s: %s", services[i].name, strerror(-rc));
+	/* another node's changes, for the caches and the followers here */
+	if (!rc && (rc = mg_subscribe(ctx, "state." PA_DB_DEVICES, pa_remote_device, pa)))
+		mg_error_log(ctx, "cannot follow state.devices: %s", strerror(-rc));
+	if (!rc && (rc = mg_subscribe(ctx, "state." PA_DB_USERS, pa_remote_user, pa)))
+		mg_error_log(ctx, "cannot follow state.users: %s", strerror(-rc));
+	if (!rc && (rc = mg_subscribe(ctx, "state." PA_DB_IPAM, pa_remote_ipam, pa)))
+		mg_error_log(ctx, "cannot follow state.ipam: %s", strerror(-rc));
 	if (!rc && (rc = mg_timer_add(ctx, REAP_INTERVAL_MS, 1, pa_reap, pa)) > 0)
 		rc = 0;
 	if (rc) {
@@ -289,8 +337,12 @@ static void preauth_stop(mg_ctx *ctx)
 
 static const char *const depends[] = {"wireguard", NULL};
 static const char *const owns[] = {PA_DB_USERS, PA_DB_CODES, PA_DB_DEVICES, PA_DB_IPAM, NULL};
+/* All of them: every node onboards into the same users, codes, devices
+ * and addresses. Codes and register tokens are stored as hashes only. */
+static const char *const cluster[] = {PA_DB_USERS, PA_DB_CODES, PA_DB_DEVICES, PA_DB_IPAM, NULL};
 
 MG_PLUGIN(.name = "preauth", .version = "0.1.0",
           .description = "users, single-use pre-auth codes, device onboarding and addresses",
-          .depends = depends, .owns = owns, .settings = settings, .init = preauth_init,
-          .start = preauth_start, .reload = preauth_reload, .stop = preauth_stop);
+          .depends = depends, .owns = owns, .cluster = cluster, .settings = settings,
+          .init = preauth_init, .start = preauth_start, .reload = preauth_reload,
+          .stop = preauth_stop);

@@ -41,6 +41,17 @@ struct pa_ipam;
 struct pa_limiter;
 struct pa_guard;
 struct pa_batch;
+struct pa_pending;
+struct pa;
+
+/* How often one request runs when its commit loses races to other nodes
+ * of a cluster (-ESTALE) before it is answered "conflict". */
+#define PA_COMMIT_TRIES 5
+
+/* The transaction part of a service: a checked request -> its reply. A
+ * batched one is kept with its request so that a batch whose commit lost
+ * a race can run it again (pa_batch.c). */
+typedef json_t *(*pa_txn_fn)(struct pa *pa, json_t *request);
 
 /* Failed redeems and registers allowed a minute (pa_limit.c). */
 struct pa_limits {
@@ -66,8 +77,14 @@ struct pa {
 	struct pa_ipam *ipam;   /* NULL until wg/server is known */
 	json_t *keys;           /* public key -> device id: the conflict check */
 	json_t *pending;        /* device id -> expires_at (ms): what the reaper watches */
+	json_t *devices;        /* device id -> its last device.changed payload */
+	json_t *users;          /* user name -> role: what a deletion announces */
 	struct pa_guard *guard; /* failed redeems and registers */
 	struct pa_batch *batch; /* open group commit, or NULL */
+	pa_txn_fn running;      /* the batched service running now, and its request */
+	json_t *running_request;
+	struct pa_pending *replaying; /* the request of a lost batch run again, or NULL */
+	int commit_rc;                /* of the last top-level commit (pa_op_commit) */
 	uint64_t last_purge_ms;
 };
 
@@ -184,6 +201,10 @@ struct pa_op {
 	json_t *keys_del;    /* [public key, ...] */
 	json_t *pending_add; /* device id -> expires_at (ms) */
 	json_t *pending_del; /* [device id, ...] */
+	json_t *devices_put; /* device id -> device.changed payload */
+	json_t *devices_del; /* [device id, ...] */
+	json_t *users_put;   /* user name -> role */
+	json_t *users_del;   /* [user name, ...] */
 };
 
 /* Begins an op: a write transaction of its own (parent NULL), or one nested
@@ -192,8 +213,13 @@ struct pa_op {
  * batches: a thread has one write transaction at a time, so handlers begin
  * their ops through pa_batch.c (pa_op_begin_alone, pa_op_begin_batched). */
 int pa_op_begin(struct pa *pa, struct pa_op *parent, struct pa_op *op);
-/* Commits; only then are the caches changed and the events published. */
+/* Commits; only then are the caches changed and the events published.
+ * A top-level commit's result is kept in pa->commit_rc. */
 int pa_op_commit(struct pa_op *op);
+/* The reply to a request whose commit failed with `rc` in a cluster:
+ * "conflict" (-ESTALE: lost every race), "unavailable" (-EHOSTUNREACH: no
+ * etcd quorum); NULL for any other error (the handler's reply stands). */
+json_t *pa_commit_error(int rc);
 void pa_op_abort(struct pa_op *op);
 void pa_op_event(struct pa_op *op, const char *topic, json_t *payload);
 /* Queues device.changed for `device` (state overridden when not NULL). */
@@ -211,6 +237,21 @@ int pa_cache_load(struct pa *pa);
 /* After a failed commit: the caches again from the databases. */
 void pa_cache_rebuild(struct pa *pa);
 
+/* ---- another node's changes (pa_remote.c) ---- */
+
+/* state.devices, state.users, state.ipam: a change with "remote" (made by
+ * another node of the cluster, already in our mirror) updates the cache of
+ * that one key, and a device's or user's is announced as our own are. */
+void pa_remote_device(mg_ctx *ctx, const char *topic, json_t *event, void *arg);
+void pa_remote_user(mg_ctx *ctx, const char *topic, json_t *event, void *arg);
+void pa_remote_ipam(mg_ctx *ctx, const char *topic, json_t *event, void *arg);
+/* The device.changed payload of a device record (state overridden when
+ * not NULL). */
+json_t *pa_device_payload(json_t *device, const char *state);
+/* The caches' entries of one device: its key, pending expiry, payload. */
+void pa_cache_device_del(struct pa *pa, const char *id);
+void pa_cache_device_put(struct pa *pa, const char *id, json_t *device);
+
 /* ---- group commit (pa_batch.c, over pa_op.c) ---- */
 
 /* A standalone op (its own durable commit). The open batch, if any, is
@@ -218,6 +259,10 @@ void pa_cache_rebuild(struct pa *pa);
 int pa_op_begin_alone(struct pa *pa, struct pa_op *op);
 /* An op in the open batch (one is opened when none is). */
 int pa_op_begin_batched(struct pa *pa, struct pa_op *op);
+/* Runs `fn`, which begins its op with pa_op_begin_batched and hands its
+ * reply to pa_batch_reply: the request is kept with the reply, so that a
+ * batch that lost a race runs it again. */
+json_t *pa_batch_run(struct pa *pa, pa_txn_fn fn, json_t *request);
 /* In a handler, after the op's commit: defers `reply` until the batch is
  * durable (returns NULL for the handler to return), or flushes at once. */
 json_t *pa_batch_reply(struct pa *pa, json_t *reply);

@@ -81,6 +81,7 @@ struct mtxn {
 	struct mg_txn *inner;
 	struct mplugin *p;
 	int write;
+	int nested; /* its commit joins the parent's: never failed by fail_commits */
 	struct mtxn *next;
 };
 
@@ -114,6 +115,11 @@ struct mg_mock {
 	/* LMDB allows one write transaction at a time; a second one begun on
 	 * the same thread would deadlock, so the mock refuses it. */
 	struct mtxn *writer;
+	/* mg_mock_fail_commits: the next fail_n top-level write commits
+	 * return fail_rc; then on_failed_commit runs (the test's race). */
+	int fail_rc, fail_n;
+	void (*on_failed_commit)(struct mg_mock *mock, void *arg);
+	void *on_failed_commit_arg;
 	/* A deferred reply of the request being dispatched (mg_defer). */
 	int can_defer;
 	struct mg_reply_token *deferred;
@@ -633,7 +639,16 @@ static int op_txn_commit(mg_txn *txn)
 	struct mg_mock *m = t->p->mock;
 	unlink_txn(t);
 	enter(m); /* the commit's events wait for the caller to return */
-	int rc = state_commit(t->inner);
+	int rc;
+	if (t->write && !t->nested && m->fail_n > 0) {
+		m->fail_n--;
+		state_abort(t->inner);
+		rc = m->fail_rc;
+		if (m->on_failed_commit)
+			m->on_failed_commit(m, m->on_failed_commit_arg);
+	} else {
+		rc = state_commit(t->inner);
+	}
 	free(t);
 	leave(m);
 	return rc;
@@ -720,6 +735,7 @@ static int op_txn_begin_nested(mg_txn *parent, mg_txn **child)
 	}
 	t->p = up->p;
 	t->write = 1;
+	t->nested = 1;
 	t->next = t->p->txns;
 	t->p->txns = t;
 	*child = (mg_txn *)t;
@@ -1322,6 +1338,19 @@ int mg_mock_state_remote(struct mg_mock *m, const char *db, const char *key, jso
 		rc = state_commit(txn);
 	leave(m);
 	return rc;
+}
+
+void mg_mock_fail_commits(struct mg_mock *m, int rc, int n)
+{
+	m->fail_rc = rc;
+	m->fail_n = n;
+}
+
+void mg_mock_on_failed_commit(struct mg_mock *m, void (*fn)(struct mg_mock *mock, void *arg),
+                              void *arg)
+{
+	m->on_failed_commit = fn;
+	m->on_failed_commit_arg = arg;
 }
 
 void mg_mock_set_node_name(struct mg_mock *m, const char *name)

@@ -131,6 +131,16 @@ int mg_mock_state_get(struct mg_mock *mock, const char *db, const char *key, jso
  * it: written whoever owns `db` (value NULL: deleted), announced as
  * state.<db> with "remote": true. */
 int mg_mock_state_remote(struct mg_mock *mock, const char *db, const char *key, json_t *value);
+/* Test hook: the next `n` top-level write commits of any plugin return
+ * `rc` and write nothing, as a cluster's commit does that lost a race
+ * (-ESTALE) or found no etcd quorum (-EHOSTUNREACH). Nested commits join
+ * their parent and are not counted; n = 0 turns it off. After each commit
+ * it failed, with the write transaction already released, `fn` (if set
+ * by mg_mock_on_failed_commit) runs: there a test applies the other
+ * node's change that won the race (mg_mock_state_remote). */
+void mg_mock_fail_commits(struct mg_mock *mock, int rc, int n);
+void mg_mock_on_failed_commit(struct mg_mock *mock, void (*fn)(struct mg_mock *mock, void *arg),
+                              void *arg);
 /* The name mg_node_name answers (default "mock"). */
 void mg_mock_set_node_name(struct mg_mock *mock, const char *name);
 long mg_mock_state_count(struct mg_mock *mock, const char *db, const char *prefix);

@@ -183,7 +183,7 @@ check "register reply: device_id" dev-1 "$(field 'd["device_id"]')"
 
 # bus errors map to statuses, with a JSON error body
 for pair in bad_request:400 unknown_code:404 not_found:404 code_used:409 exists:409 \
-	conflict:409 code_expired:410 code_revoked:410 rate_limited:429 unknown_service:503 \
+	conflict:409 unavailable:503 code_expired:410 code_revoked:410 rate_limited:429 unknown_service:503 \
 	timeout:504 internal:500 something_new:500; do
 	code=${pair%%:*} status=${pair##*:}
 	check "redeem error $code -> $status" "$status" "$(post /api/v1/redeem "{\"code\":\"ERR-$code\"}")"

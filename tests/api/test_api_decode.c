@@ -216,7 +216,7 @@ static void test_http_status(void **state)
 	    {"code_expired", 410},    {"code_revoked", 410}, {"rate_limited", 429},
 	    {"unknown_service", 503}, {"timeout", 504},      {"internal", 500},
 	    {"forbidden", 403},       {"bad_reply", 500},    {"", 500},
-	    {"BAD_REQUEST", 500},
+	    {"BAD_REQUEST", 500},     {"unavailable", 503},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)

@@ -213,6 +213,69 @@ static void test_runtime_records(void **unused)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* The other node's address of wiki, added while ours waited for its
+ * commit (mg_mock_on_failed_commit). */
+static void other_node_adds(struct mg_mock *m, void *arg)
+{
+	(void)arg;
+	json_t *rec =
+	    json_pack("{s:s, s:[s, s]}", "name", "wiki", "addresses", "172.19.0.20", "172.19.0.22");
+	assert_int_equal(mg_mock_state_remote(m, "dns", "record/wiki", rec), 0);
+	json_decref(rec);
+}
+
+/* In a cluster: records another node added or removed are served here;
+ * a change that lost a race keeps the other node's part; without quorum
+ * nothing is written. */
+static void test_cluster_records(void **unused)
+{
+	(void)unused;
+	int rc;
+	struct mg_mock *m = t_mock(NULL, NULL);
+	json_t *rec = json_pack("{s:s, s:[s]}", "name", "wiki", "addresses", "172.19.0.20");
+	assert_int_equal(mg_mock_state_remote(m, "dns", "record/wiki", rec), 0);
+	json_decref(rec);
+	mg_mock_advance(m, 0);
+	expect_answer(m, "wiki.corp.internal", A, "A 172.19.0.20");
+
+	/* ours adds to theirs */
+	json_decref(
+	    t_call(m, "dns.add", &rc, "{s:s, s:s}", "name", "wiki", "address", "172.19.0.21"));
+	assert_int_equal(rc, 0);
+	expect_answer(m, "wiki.corp.internal", A, "A 172.19.0.20,A 172.19.0.21");
+
+	/* lost a race to another node's change: tried again on it */
+	mg_mock_on_failed_commit(m, other_node_adds, NULL);
+	mg_mock_fail_commits(m, -ESTALE, 1);
+	json_t *r =
+	    t_call(m, "dns.add", &rc, "{s:s, s:s}", "name", "wiki", "address", "172.19.0.23");
+	mg_mock_on_failed_commit(m, NULL, NULL);
+	assert_int_equal(rc, 0);
+	assert_int_equal(json_array_size(json_object_get(r, "addresses")), 3);
+	json_decref(r);
+	mg_mock_advance(m, 0);
+	expect_answer(m, "wiki.corp.internal", A, "A 172.19.0.20,A 172.19.0.22,A 172.19.0.23");
+
+	/* removed there: gone here */
+	assert_int_equal(mg_mock_state_remote(m, "dns", "record/wiki", NULL), 0);
+	mg_mock_advance(m, 0);
+	expect_rcode(m, "wiki.corp.internal", A, LDNS_RCODE_NXDOMAIN);
+
+	/* no quorum, or races lost every time: refused, nothing written */
+	mg_mock_fail_commits(m, -EHOSTUNREACH, 1);
+	r = t_call(m, "dns.add", &rc, "{s:s, s:s}", "name", "wiki", "address", "172.19.0.20");
+	assert_string_equal(t_err(r), "unavailable");
+	json_decref(r);
+	mg_mock_fail_commits(m, -ESTALE, 1000);
+	r = t_call(m, "dns.add", &rc, "{s:s, s:s}", "name", "wiki", "address", "172.19.0.20");
+	assert_string_equal(t_err(r), "conflict");
+	json_decref(r);
+	mg_mock_fail_commits(m, 0, 0);
+	assert_int_equal(mg_mock_state_count(m, "dns", "record/"), 0);
+	expect_rcode(m, "wiki.corp.internal", A, LDNS_RCODE_NXDOMAIN);
+	mg_mock_free(m);
+}
+
 static void test_zone_answers(void **unused)
 {
 	(void)unused;
@@ -1088,13 +1151,21 @@ static void test_ptr_table(void **unused)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_device_names),       cmocka_unit_test(test_collisions),
-	    cmocka_unit_test(test_runtime_records),    cmocka_unit_test(test_zone_answers),
-	    cmocka_unit_test(test_truncation_and_tcp), cmocka_unit_test(test_forwarding),
-	    cmocka_unit_test(test_tcp_forwarding),     cmocka_unit_test(test_reload),
-	    cmocka_unit_test(test_bad_settings),       cmocka_unit_test(test_server_record),
-	    cmocka_unit_test(test_wildcard_and_ipv6),  cmocka_unit_test(test_listen_follows_vpn),
-	    cmocka_unit_test(test_name_server_name),   cmocka_unit_test(test_incremental_index),
+	    cmocka_unit_test(test_device_names),
+	    cmocka_unit_test(test_collisions),
+	    cmocka_unit_test(test_runtime_records),
+	    cmocka_unit_test(test_cluster_records),
+	    cmocka_unit_test(test_zone_answers),
+	    cmocka_unit_test(test_truncation_and_tcp),
+	    cmocka_unit_test(test_forwarding),
+	    cmocka_unit_test(test_tcp_forwarding),
+	    cmocka_unit_test(test_reload),
+	    cmocka_unit_test(test_bad_settings),
+	    cmocka_unit_test(test_server_record),
+	    cmocka_unit_test(test_wildcard_and_ipv6),
+	    cmocka_unit_test(test_listen_follows_vpn),
+	    cmocka_unit_test(test_name_server_name),
+	    cmocka_unit_test(test_incremental_index),
 	    cmocka_unit_test(test_ptr_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -428,6 +428,74 @@ static void test_routes_ports(void **unused)
 	mg_mock_free(m);
 }
 
+/* In a cluster: routes and ports another node added or removed are
+ * applied here as our own are; writes that lose races are tried again,
+ * and without quorum they are refused with nothing changed. */
+static void test_cluster(void **unused)
+{
+	(void)unused;
+	struct mg_mock *m = fw_mock(NULL, CONFIG, 1);
+	int rc;
+	device(m, "d1", "alice", "developer", "10.0.0.2/32", "active");
+
+	json_t *route =
+	    J("{\"subnet\": \"172.20.0.0/24\", \"via\": \"fwadm\", \"roles\": [\"developer\"]}");
+	assert_int_equal(mg_mock_state_remote(m, "routes", "172.20.0.0/24", route), 0);
+	json_decref(route);
+	char *s = save();
+	assert_non_null(strstr(s, "-A MESHGATE-FROM-VPN -d 172.20.0.0/24 -o fwadm -m set "
+	                          "--match-set MESHGATE-developer src -j ACCEPT"));
+	free(s);
+	assert_true(policy_has(m, "developer", "172.20.0.0/24"));
+	assert_int_equal(in_set("MESHGATE-developer", "10.0.0.2"), 1);
+
+	json_t *port = J("{\"port\": \"9090/udp\"}");
+	assert_int_equal(mg_mock_state_remote(m, "ports", "9090/udp", port), 0);
+	json_decref(port);
+	s = save();
+	assert_non_null(strstr(s, "-A MESHGATE-INPUT -i fwpub -p udp -m multiport --dports 9090 "
+	                          "-j DROP"));
+	free(s);
+
+	assert_int_equal(mg_mock_state_remote(m, "routes", "172.20.0.0/24", NULL), 0);
+	assert_int_equal(mg_mock_state_remote(m, "ports", "9090/udp", NULL), 0);
+	s = save();
+	assert_null(strstr(s, "172.20.0.0/24"));
+	assert_null(strstr(s, "9090"));
+	free(s);
+	assert_false(policy_has(m, "developer", "172.20.0.0/24"));
+
+	/* no quorum: "unavailable", nothing saved, nothing applied */
+	mg_mock_fail_commits(m, -EHOSTUNREACH, 1);
+	json_t *r = call(m, "firewall.route.add",
+	                 "{\"subnet\": \"172.20.0.0/24\", \"via\": \"fwadm\", \"roles\": "
+	                 "[\"developer\"]}",
+	                 &rc);
+	assert_string_equal(err_of(r), "unavailable");
+	json_decref(r);
+	assert_int_equal(mg_mock_state_count(m, "routes", NULL), 0);
+	s = save();
+	assert_null(strstr(s, "172.20.0.0/24"));
+	free(s);
+
+	/* lost races: tried again, then given up as "conflict" */
+	mg_mock_fail_commits(m, -ESTALE, 2);
+	r = call(m, "firewall.port.add", "{\"port\": \"9090/udp\"}", &rc);
+	assert_int_equal(rc, 0);
+	json_decref(r);
+	assert_int_equal(mg_mock_state_count(m, "ports", NULL), 1);
+	mg_mock_fail_commits(m, -ESTALE, 1000);
+	r = call(m, "firewall.port.del", "{\"port\": \"9090/udp\"}", &rc);
+	assert_string_equal(err_of(r), "conflict");
+	json_decref(r);
+	mg_mock_fail_commits(m, 0, 0);
+	assert_int_equal(mg_mock_state_count(m, "ports", NULL), 1);
+
+	mg_mock_stop(m);
+	assert_clean();
+	mg_mock_free(m);
+}
+
 /* Whatever an earlier run left (a crash, an older layout, a duplicate
  * hook, a stale set) is brought to exactly the policy; a second start
  * gives the same rules, byte for byte. */
@@ -790,15 +858,11 @@ int main(void)
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_start_stop),
-	    cmocka_unit_test(test_devices),
-	    cmocka_unit_test(test_routes_ports),
-	    cmocka_unit_test(test_converge),
-	    cmocka_unit_test(test_reload),
-	    cmocka_unit_test(test_no_server),
-	    cmocka_unit_test(test_stop_keeps),
-	    cmocka_unit_test(test_set_replace),
-	    cmocka_unit_test(test_replace_keeps_traffic),
+	    cmocka_unit_test(test_start_stop),   cmocka_unit_test(test_devices),
+	    cmocka_unit_test(test_routes_ports), cmocka_unit_test(test_cluster),
+	    cmocka_unit_test(test_converge),     cmocka_unit_test(test_reload),
+	    cmocka_unit_test(test_no_server),    cmocka_unit_test(test_stop_keeps),
+	    cmocka_unit_test(test_set_replace),  cmocka_unit_test(test_replace_keeps_traffic),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -143,6 +143,11 @@ static const char *op_node_name(mg_ctx *ctx)
 	return plugin_of(ctx)->core->node_name;
 }
 
+static int op_in_cluster(mg_ctx *ctx)
+{
+	return plugin_of(ctx)->core->cluster != NULL;
+}
+
 const struct mg_api core_api = {
     .size = offsetof(struct mg_api, reserved),
     .version = MG_API_VERSION,
@@ -175,4 +180,5 @@ const struct mg_api core_api = {
     .vlog_limited = op_vlog_limited,
     .ready = op_ready,
     .node_name = op_node_name,
+    .in_cluster = op_in_cluster,
 };

@@ -154,7 +154,7 @@ static json_t *allocate(struct pa_op *op, uint32_t *addr, char ip[16])
 	struct pa *pa = op->pa;
 	json_t *old;
 	for (;;) {
-		if (pa_ipam_lowest_free(pa->ipam, addr))
+		if (pa_ipam_next_free(pa->ipam, addr))
 			return mg_error("exhausted", "no free address left in %s (%u addresses)",
 			                pa_ipam_subnet(pa->ipam), pa_ipam_capacity(pa->ipam));
 		pa_ip_format(*addr, ip);

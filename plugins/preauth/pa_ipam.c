@@ -24,6 +24,8 @@ struct pa_ipam {
 	uint32_t taken;
 	size_t words;
 	size_t hint;
+	int spread;     /* pa_ipam_spread: start at `cursor`, not at the lowest */
+	size_t cursor;  /* the word the last address of this node came from */
 	uint64_t *bits; /* bit i: network + i is reserved or taken */
 	char server_address[32];
 	char subnet[PA_SUBNET_TEXT_MAX];
@@ -191,6 +193,31 @@ void pa_ipam_release(struct pa_ipam *p, uint32_t addr)
 	p->taken--;
 	if (i / 64 < p->hint)
 		p->hint = i / 64;
+}
+
+void pa_ipam_spread(struct pa_ipam *p, const char *node)
+{
+	uint32_t hash = 2166136261u; /* FNV-1a: any even spread of names will do */
+	for (const unsigned char *c = (const unsigned char *)node; *c; c++)
+		hash = (hash ^ *c) * 16777619u;
+	p->spread = 1;
+	p->cursor = hash % p->words;
+}
+
+int pa_ipam_next_free(struct pa_ipam *p, uint32_t *addr)
+{
+	if (!p->spread)
+		return pa_ipam_lowest_free(p, addr);
+	for (size_t n = 0; n < p->words; n++) {
+		size_t w = (p->cursor + n) % p->words;
+		if (p->bits[w] != ~0ULL) {
+			p->cursor = w;
+			*addr = p->network + (uint32_t)(w * 64) +
+			        (uint32_t)__builtin_ctzll(~p->bits[w]);
+			return 0;
+		}
+	}
+	return -ENOSPC;
 }
 
 int pa_ipam_lowest_free(struct pa_ipam *p, uint32_t *addr)

@@ -238,6 +238,8 @@ int pa_ipam_sync(struct pa *pa, mg_txn *txn, json_t **server, char *err, size_t 
 			json_decref(srv);
 			return -EINVAL;
 		}
+		if (mg_in_cluster(pa->ctx))
+			pa_ipam_spread(r.ipam, mg_node_name(pa->ctx));
 		rc = mg_state_foreach(pa->ctx, txn, PA_DB_IPAM, NULL, take_recorded, &r);
 		if (rc) {
 			snprintf(err, errlen, "cannot read ipam: %s", strerror(-rc));

@@ -143,6 +143,15 @@ int pa_ipam_take(struct pa_ipam *ipam, uint32_t addr);
 void pa_ipam_release(struct pa_ipam *ipam, uint32_t addr);
 /* The lowest free address, not taken: -ENOSPC when none is left. */
 int pa_ipam_lowest_free(struct pa_ipam *ipam, uint32_t *addr);
+/* In a cluster every node hands out addresses of the same pool: were all
+ * to take the lowest free one, concurrent redeems on two nodes would want
+ * the same address nearly every time, and one batch would lose the race
+ * and run again. So each node starts at a place of its own in the pool,
+ * derived from its name, and goes round from there. */
+void pa_ipam_spread(struct pa_ipam *ipam, const char *node);
+/* The address to hand out next: the lowest free one, or after
+ * pa_ipam_spread the first free one from this node's place on. */
+int pa_ipam_next_free(struct pa_ipam *ipam, uint32_t *addr);
 uint32_t pa_ipam_free_count(const struct pa_ipam *ipam);
 uint32_t pa_ipam_capacity(const struct pa_ipam *ipam);
 /* Dotted quad, strictly; an optional "/32" when allow_host_prefix. */

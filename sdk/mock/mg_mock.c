@@ -99,6 +99,7 @@ struct queued {
 
 struct mg_mock {
 	char node_name[64];
+	int in_cluster; /* mg_mock_set_node_name */
 	char *state_dir;
 	int temp_dir;
 	struct mg_state *state;
@@ -695,6 +696,11 @@ static const char *op_node_name(mg_ctx *ctx)
 	return plugin_of(ctx)->mock->node_name;
 }
 
+static int op_in_cluster(mg_ctx *ctx)
+{
+	return plugin_of(ctx)->mock->in_cluster;
+}
+
 static void op_ready(mg_ctx *ctx)
 {
 	struct mplugin *p = plugin_of(ctx);
@@ -845,6 +851,7 @@ static const struct mg_api mock_api = {
     .post = op_post,
     .vlog_limited = op_vlog_limited,
     .node_name = op_node_name,
+    .in_cluster = op_in_cluster,
 };
 
 /* ---- config: the test's object, validated as the core validates a file ---- */
@@ -1356,6 +1363,7 @@ void mg_mock_on_failed_commit(struct mg_mock *m, void (*fn)(struct mg_mock *mock
 void mg_mock_set_node_name(struct mg_mock *m, const char *name)
 {
 	snprintf(m->node_name, sizeof(m->node_name), "%s", name);
+	m->in_cluster = 1;
 }
 
 int mg_mock_state_get(struct mg_mock *m, const char *db, const char *key, json_t **value)

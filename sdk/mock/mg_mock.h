@@ -141,7 +141,8 @@ int mg_mock_state_remote(struct mg_mock *mock, const char *db, const char *key, 
 void mg_mock_fail_commits(struct mg_mock *mock, int rc, int n);
 void mg_mock_on_failed_commit(struct mg_mock *mock, void (*fn)(struct mg_mock *mock, void *arg),
                               void *arg);
-/* The name mg_node_name answers (default "mock"). */
+/* The name mg_node_name answers (default "mock"); from then on the mock
+ * is a node of a cluster (mg_in_cluster answers 1). */
 void mg_mock_set_node_name(struct mg_mock *mock, const char *name);
 long mg_mock_state_count(struct mg_mock *mock, const char *db, const char *prefix);
 

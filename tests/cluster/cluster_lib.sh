@@ -10,7 +10,7 @@
 # Each gateway namespace runs an etcd member (client port 2379, peer 2380
 # on its own address: every namespace has its own ports) and meshgated
 # with cluster = { node = "gwN"; etcd = [all three] }, the same VPN
-# address 10.0.0.1/24 on its own WireGuard interface, its own API on
+# address 10.0.0.1/16 on its own WireGuard interface, its own API on
 # 198.18.0.N:8443 and DNS on 10.0.0.1 / 198.18.0.N.
 #
 # cluster_up [PLUGINS]; ctlN (ctl 1 status ...); gw_start N; gw_kill9 N.
@@ -64,11 +64,11 @@ cluster = { node = "gw$i";
             etcd = [ "http://198.18.0.$i:2379", "http://198.18.0.$((i % 3 + 1)):2379",
                      "http://198.18.0.$(((i + 1) % 3 + 1)):2379" ];
             timeout_ms = 1500; };
-wireguard = { interface = "${TAG}w$i"; backend = "userspace"; address = "10.0.0.1/24";
+wireguard = { interface = "${TAG}w$i"; backend = "userspace"; address = "10.0.0.1/16";
               endpoint = "198.18.0.$i:51820"; };
 preauth = { networks = ["10.20.0.0/24"]; };
-firewall = { roles = { developer = ["10.0.0.0/24", "10.20.0.0/24"];
-                       admin = ["10.0.0.0/24", "10.20.0.0/24", "172.19.0.0/16"]; }; };
+firewall = { roles = { developer = ["10.0.0.0/16", "10.20.0.0/24"];
+                       admin = ["10.0.0.0/16", "10.20.0.0/24", "172.19.0.0/16"]; }; };
 dns = { listen = ["10.0.0.1:53", "198.18.0.$i:53"]; zone = "corp.internal"; upstream = []; };
 api = { listen = "198.18.0.$i:8443"; names = ["198.18.0.$i"]; per_ip_limit = 512; };
 ${CLUSTER_EXTRA_CONF:-}
@@ -120,12 +120,16 @@ api() {
 peer_on() {
 	local ns
 	eval "ns=\$GW$1"
-	ns_exec "$ns" wg show "${TAG}w$1" peers | grep -qxF "$2"
+	ns_exec "$ns" wg show "${TAG}w$1" peers | grep -xF "$2" >/dev/null
 }
 
-# name_on N NAME ADDRESS: gwN's DNS answers NAME with ADDRESS
+# name_on N NAME ADDRESS: gwN's DNS answers NAME with ADDRESS (asked on its VPN
+# address from inside: the firewall keeps DNS off the public side)
 name_on() {
 	local ns
 	eval "ns=\$GW$1"
-	[ "$(ns_exec "$ns" dig +short +time=1 +tries=1 @198.18.0."$1" "$2" A)" = "$3" ]
+	local got
+	got=$(ns_exec "$ns" dig +short +time=1 +tries=1 @10.0.0.1 "$2" A)
+	echo "dig @gw$1 $2: $got" >>"$WORK/dig.log"
+	[ "$got" = "$3" ]
 }

@@ -122,6 +122,36 @@ static void test_keys_and_names(void **unused)
 	assert_false(pa_device_id_valid("0123456789ABCDEF"));
 }
 
+/* Nodes of a cluster start at places of their own, go round the pool,
+ * and still hand out every address once. */
+static void test_pool_spread(void **unused)
+{
+	(void)unused;
+	char err[256];
+	uint32_t first[3], addr;
+	static const char *const nodes[] = {"gw1", "gw2", "gw3"};
+	for (int n = 0; n < 3; n++) {
+		struct pa_ipam *p = pa_ipam_new("10.0.0.1/16", err, sizeof(err));
+		assert_non_null(p);
+		pa_ipam_spread(p, nodes[n]);
+		assert_int_equal(pa_ipam_next_free(p, &first[n]), 0);
+		pa_ipam_free(p);
+	}
+	assert_true(first[0] != first[1] && first[1] != first[2] && first[0] != first[2]);
+
+	/* round the whole pool from wherever it starts: each address once */
+	struct pa_ipam *p = pa_ipam_new("10.9.0.1/24", err, sizeof(err));
+	pa_ipam_spread(p, "gw2");
+	uint32_t seen = 0;
+	while (pa_ipam_next_free(p, &addr) == 0) {
+		assert_int_equal(pa_ipam_take(p, addr), 0);
+		seen++;
+	}
+	assert_int_equal(seen, 253);
+	assert_int_equal(pa_ipam_free_count(p), 0);
+	pa_ipam_free(p);
+}
+
 static void test_pool(void **unused)
 {
 	(void)unused;
@@ -324,10 +354,15 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_durations),      cmocka_unit_test(test_codes),
-	    cmocka_unit_test(test_keys_and_names), cmocka_unit_test(test_pool),
-	    cmocka_unit_test(test_limiter),        cmocka_unit_test(test_limiter_eviction),
-	    cmocka_unit_test(test_source_network), cmocka_unit_test(test_guard),
+	    cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_codes),
+	    cmocka_unit_test(test_keys_and_names),
+	    cmocka_unit_test(test_pool),
+	    cmocka_unit_test(test_pool_spread),
+	    cmocka_unit_test(test_limiter),
+	    cmocka_unit_test(test_limiter_eviction),
+	    cmocka_unit_test(test_source_network),
+	    cmocka_unit_test(test_guard),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,7 +22,7 @@ extern "C" {
 #endif
 
 /* 3: the members after txn_begin_nested (ABI minor 1); 4: vlog_limited
- * (ABI minor 2); 5: ready (ABI minor 3); 6: node_name (ABI minor 4). */
+ * (ABI minor 2); 5: ready (ABI minor 3); 6: node_name, in_cluster (ABI minor 4). */
 #define MG_API_VERSION 6
 
 enum mg_log_level { MG_LOG_ERROR = 0, MG_LOG_WARN, MG_LOG_INFO, MG_LOG_DEBUG };
@@ -135,10 +135,12 @@ struct mg_api {
 
 	/* this node's name: cluster.node, or the host name (API version 6) */
 	const char *(*node_name)(mg_ctx *ctx);
+	/* whether the node shares its cluster databases (API version 6) */
+	int (*in_cluster)(mg_ctx *ctx);
 
 	/* New members go here, each taking one slot of `reserved` so that the
 	 * size of the struct stays the same. */
-	void *reserved[11];
+	void *reserved[10];
 };
 
 /* What the core hands to every callback. The core owns it; `self` is the
@@ -359,6 +361,13 @@ static inline void mg_ready(mg_ctx *ctx)
 static inline const char *mg_node_name(mg_ctx *ctx)
 {
 	return MG_API_HAS(ctx, node_name) ? ctx->api->node_name(ctx) : "";
+}
+
+/* 1 when this node is one of a cluster (the core's cluster setting): its
+ * cluster databases are shared with other nodes, which write them too. */
+static inline int mg_in_cluster(mg_ctx *ctx)
+{
+	return MG_API_HAS(ctx, in_cluster) ? ctx->api->in_cluster(ctx) : 0;
 }
 
 /* Wall-clock milliseconds; use it (not time()) so tests can move time. */

@@ -18,6 +18,7 @@ static const struct ctl_command *const tables[] = {
     ctl_preauth_commands,
     ctl_dns_commands,
     ctl_firewall_commands,
+    ctl_node_commands,
 };
 
 int ctl_fail(const char *fmt, ...)

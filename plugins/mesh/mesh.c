@@ -561,6 +561,20 @@ static int load_key(mg_ctx *ctx, struct mesh *self)
 	return 0;
 }
 
+/* Everything of the plugin but the interface (see mesh_stop). */
+static void mesh_free(mg_ctx *ctx)
+{
+	struct mesh *self = ctx->self;
+	if (!self)
+		return;
+	mesh_system_free(self->sys);
+	sodium_memzero(self->private_key, sizeof(self->private_key));
+	json_decref(self->applied);
+	free(self);
+	ctx->self = NULL;
+}
+
+/* A failed init leaves nothing behind: its stop is not called. */
 int mesh_init_with(mg_ctx *ctx, const struct mesh_dataplane *dp, void *dp_arg)
 {
 	struct mesh *self = calloc(1, sizeof(*self));
@@ -572,16 +586,18 @@ int mesh_init_with(mg_ctx *ctx, const struct mesh_dataplane *dp, void *dp_arg)
 	self->dp_arg = dp_arg;
 	self->node = mg_node_name(ctx);
 	snprintf(self->ifname, sizeof(self->ifname), "%s", setting(ctx, "interface"));
-	if (!(self->applied = json_object()))
-		return -ENOMEM;
-	if ((rc = check_settings(ctx, self)) || (rc = load_key(ctx, self)))
-		return rc;
-	if ((rc = mg_service_add(ctx, "mesh.node.list", node_list, NULL)) ||
-	    (rc = mg_service_add(ctx, "mesh.node.del", node_del, NULL)) ||
-	    (rc = mg_subscribe(ctx, "state." MESH_DB_NODES, on_node_changed, NULL)) ||
-	    (rc = mg_subscribe(ctx, "state.wg", on_wg_changed, NULL)))
-		return rc;
-	return 0;
+	rc = (self->applied = json_object()) ? 0 : -ENOMEM;
+	if (!rc)
+		rc = check_settings(ctx, self);
+	if (!rc)
+		rc = load_key(ctx, self);
+	if (!rc && !(rc = mg_service_add(ctx, "mesh.node.list", node_list, NULL)) &&
+	    !(rc = mg_service_add(ctx, "mesh.node.del", node_del, NULL)) &&
+	    !(rc = mg_subscribe(ctx, "state." MESH_DB_NODES, on_node_changed, NULL)))
+		rc = mg_subscribe(ctx, "state.wg", on_wg_changed, NULL);
+	if (rc)
+		mesh_free(ctx);
+	return rc;
 }
 
 static int mesh_init(mg_ctx *ctx)
@@ -595,10 +611,10 @@ static int mesh_init(mg_ctx *ctx)
 		return rc;
 	}
 	rc = mesh_init_with(ctx, &mesh_system_dataplane, sys);
-	if (ctx->self)
-		((struct mesh *)ctx->self)->sys = sys;
-	else
+	if (rc)
 		mesh_system_free(sys);
+	else
+		((struct mesh *)ctx->self)->sys = sys;
 	return rc;
 }
 
@@ -649,11 +665,7 @@ static void mesh_stop(mg_ctx *ctx)
 		return;
 	if (self->up)
 		self->dp->down(self->dp_arg, self->ifname);
-	mesh_system_free(self->sys);
-	sodium_memzero(self->private_key, sizeof(self->private_key));
-	json_decref(self->applied);
-	free(self);
-	ctx->self = NULL;
+	mesh_free(ctx);
 }
 
 static const struct mg_setting mesh_settings[] = {

@@ -35,5 +35,6 @@ extern const struct ctl_command ctl_core_commands[];
 extern const struct ctl_command ctl_preauth_commands[];
 extern const struct ctl_command ctl_dns_commands[];
 extern const struct ctl_command ctl_firewall_commands[];
+extern const struct ctl_command ctl_node_commands[];
 
 #endif

@@ -14,7 +14,7 @@
 
 #include "iface.h"
 #include "peers.h"
-#include "sealed_key.h"
+#include "seal.h"
 #include "wg.h"
 
 struct wgp {
@@ -229,13 +229,13 @@ static int wgp_init(mg_ctx *ctx)
 	char dir[4096], key_path[4096], moved_from[4200];
 	int created;
 	snprintf(dir, sizeof(dir), "%s/wireguard", mg_state_dir(ctx));
-	if ((rc = wgp_seal_key_path(setting(ctx, "seal_key_file"), mg_state_dir(ctx), key_path,
-	                            sizeof(key_path), err, sizeof(err)))) {
+	if ((rc = seal_key_path(setting(ctx, "seal_key_file"), mg_state_dir(ctx), key_path,
+	                        sizeof(key_path), err, sizeof(err)))) {
 		mg_error_log(ctx, "wireguard.seal_key_file: %s", err);
 		return rc;
 	}
-	rc = wgp_sealed_key_load_or_create(dir, self->ifname, key_path, self->private_key, &created,
-	                                   moved_from, sizeof(moved_from), err, sizeof(err));
+	rc = sealed_key_load_or_create(dir, self->ifname, key_path, self->private_key, &created,
+	                               moved_from, sizeof(moved_from), err, sizeof(err));
 	if (rc) {
 		mg_error_log(ctx, "server key: %s", err);
 		return rc;
@@ -374,7 +374,7 @@ static const struct mg_setting wgp_settings[] = {
     {"mtu", MG_SETTING_INT, "1420", "MTU of the interface.", NULL, 0},
     {"seal_key_file", MG_SETTING_STRING, "\"\"",
      "File of the key that seals the server key, kept out of the state dir (made on first "
-     "start). Empty: the systemd credential \"" WGP_SEAL_CREDENTIAL "\" when the service has "
+     "start). Empty: the systemd credential \"" SEAL_CREDENTIAL "\" when the service has "
      "one ($CREDENTIALS_DIRECTORY), else STATE_DIR-seal.key beside the state dir "
      "(/var/lib/meshgate-seal.key).",
      NULL, 0},

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "sealed_key.h"
+#include "seal.h"
 
 struct fixture {
 	char top[64];       /* a temp dir standing for /var/lib */
@@ -33,7 +33,7 @@ static int setup(void **state)
 	assert_int_equal(mkdir(f->state, 0700), 0);
 	unsetenv("CREDENTIALS_DIRECTORY");
 	assert_int_equal(
-	    wgp_seal_key_path("", f->state, f->key_path, sizeof(f->key_path), err, sizeof(err)), 0);
+	    seal_key_path("", f->state, f->key_path, sizeof(f->key_path), err, sizeof(err)), 0);
 	*state = f;
 	return 0;
 }
@@ -52,8 +52,8 @@ static int teardown(void **state)
 static int load(struct fixture *f, const char *key_path, wg_key key, int *created, char *moved,
                 char *err)
 {
-	return wgp_sealed_key_load_or_create(f->wg_dir, "wg0", key_path, key, created, moved, 4200,
-	                                     err, 256);
+	return sealed_key_load_or_create(f->wg_dir, "wg0", key_path, key, created, moved, 4200, err,
+	                                 256);
 }
 
 static void test_default_key_is_beside_the_state_dir(void **state)
@@ -121,37 +121,35 @@ static void test_key_path_choices(void **state)
 
 	/* inside the state dir, however spelt: refused */
 	snprintf(inside, sizeof(inside), "%s/../meshgate/wireguard/seal.key", f->state);
-	assert_int_equal(wgp_seal_key_path(inside, f->state, path, sizeof(path), err, sizeof(err)),
+	assert_int_equal(seal_key_path(inside, f->state, path, sizeof(path), err, sizeof(err)),
 	                 -EINVAL);
 	assert_non_null(strstr(err, "is inside the state dir"));
-	assert_int_equal(
-	    wgp_seal_key_path("seal.key", f->state, path, sizeof(path), err, sizeof(err)), -EINVAL);
+	assert_int_equal(seal_key_path("seal.key", f->state, path, sizeof(path), err, sizeof(err)),
+	                 -EINVAL);
 
 	/* a relative state dir gives a relative key beside it */
 	char cwd[256];
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
 	assert_int_equal(chdir(f->top), 0);
-	assert_int_equal(wgp_seal_key_path("", "meshgate", path, sizeof(path), err, sizeof(err)),
-	                 0);
+	assert_int_equal(seal_key_path("", "meshgate", path, sizeof(path), err, sizeof(err)), 0);
 	assert_string_equal(path, "meshgate-seal.key");
 	assert_int_equal(chdir(cwd), 0);
 
 	/* a configured file outside: taken as is */
 	snprintf(cred, sizeof(cred), "%s/etc/seal.key", f->top);
-	assert_int_equal(wgp_seal_key_path(cred, f->state, path, sizeof(path), err, sizeof(err)),
-	                 0);
+	assert_int_equal(seal_key_path(cred, f->state, path, sizeof(path), err, sizeof(err)), 0);
 	assert_string_equal(path, cred);
 
 	/* systemd's credential, when the service has one */
 	snprintf(cred_dir, sizeof(cred_dir), "%s/credentials", f->top);
 	assert_int_equal(mkdir(cred_dir, 0700), 0);
 	setenv("CREDENTIALS_DIRECTORY", cred_dir, 1);
-	assert_int_equal(wgp_seal_key_path("", f->state, path, sizeof(path), err, sizeof(err)), 0);
+	assert_int_equal(seal_key_path("", f->state, path, sizeof(path), err, sizeof(err)), 0);
 	assert_string_equal(path, f->key_path); /* none there yet */
-	snprintf(cred, sizeof(cred), "%s/%s", cred_dir, WGP_SEAL_CREDENTIAL);
+	snprintf(cred, sizeof(cred), "%s/%s", cred_dir, SEAL_CREDENTIAL);
 	FILE *file = fopen(cred, "w");
 	fclose(file);
-	assert_int_equal(wgp_seal_key_path("", f->state, path, sizeof(path), err, sizeof(err)), 0);
+	assert_int_equal(seal_key_path("", f->state, path, sizeof(path), err, sizeof(err)), 0);
 	assert_string_equal(path, cred);
 }
 

@@ -1,8 +1,9 @@
-#include "sealed_key.h"
+#include "seal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,19 +34,21 @@ static int read_secret_file(const char *path, unsigned char *buf, size_t len, ch
 	return 0;
 }
 
-/* Writes atomically: a crash leaves the old file or the new, never half. */
-static int write_secret_file(const char *path, const unsigned char *buf, size_t len)
+/* Writes atomically: a crash leaves the old file or the new, never half.
+ * Without `replace` a file already at `path` stays and -EEXIST is
+ * returned: the sealing key, which two plugins may make at once. */
+static int write_secret_file(const char *path, const unsigned char *buf, size_t len, bool replace)
 {
 	char tmp[4200];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+	int fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600, a name of its own */
 	if (fd < 0)
 		return -errno;
 	int rc = write(fd, buf, len) == (ssize_t)len && !fsync(fd) ? 0 : -EIO;
 	close(fd);
-	if (!rc && rename(tmp, path))
+	if (!rc && (replace ? rename(tmp, path) : link(tmp, path)))
 		rc = -errno;
-	if (rc)
+	if (rc || !replace)
 		unlink(tmp);
 	return rc;
 }
@@ -68,8 +71,8 @@ static void nearest_existing_dir(const char *path, char real[PATH_MAX])
 	}
 }
 
-int wgp_seal_key_path(const char *configured, const char *state_dir, char *path, size_t len,
-                      char *err, size_t errlen)
+int seal_key_path(const char *configured, const char *state_dir, char *path, size_t len, char *err,
+                  size_t errlen)
 {
 	const char *credentials = getenv("CREDENTIALS_DIRECTORY");
 	char state_real[PATH_MAX], parent_real[PATH_MAX];
@@ -80,7 +83,7 @@ int wgp_seal_key_path(const char *configured, const char *state_dir, char *path,
 	if (configured && configured[0]) {
 		snprintf(path, len, "%s", configured);
 	} else {
-		snprintf(path, len, "%s/%s", credentials ? credentials : "", WGP_SEAL_CREDENTIAL);
+		snprintf(path, len, "%s/%s", credentials ? credentials : "", SEAL_CREDENTIAL);
 		if (!credentials || access(path, F_OK))
 			snprintf(path, len, "%.*s-seal.key", (int)n, state_dir);
 	}
@@ -95,8 +98,7 @@ int wgp_seal_key_path(const char *configured, const char *state_dir, char *path,
 		if (!strncmp(parent_real, state_real, sn) &&
 		    (parent_real[sn] == '\0' || parent_real[sn] == '/')) {
 			snprintf(err, errlen,
-			         "the sealing key %s is inside the state dir %s: keep it apart "
-			         "(wireguard.seal_key_file)",
+			         "the sealing key %s is inside the state dir %s: keep it apart",
 			         path, state_dir);
 			return -EINVAL;
 		}
@@ -120,7 +122,8 @@ static void sync_parent(const char *path)
 	}
 }
 
-/* Stores a sealing key at `path`, making its directory (0700) when needed. */
+/* Stores a sealing key at `path`, making its directory (0700) when needed;
+ * -EEXIST (no message) when another one is there by now. */
 static int store_seal_key(const char *path, const unsigned char *key, char *err, size_t errlen)
 {
 	char dir[PATH_MAX];
@@ -131,8 +134,8 @@ static int store_seal_key(const char *path, const unsigned char *key, char *err,
 		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
 		return -errno;
 	}
-	int rc = write_secret_file(path, key, crypto_secretbox_KEYBYTES);
-	if (rc)
+	int rc = write_secret_file(path, key, crypto_secretbox_KEYBYTES, false);
+	if (rc && rc != -EEXIST)
 		snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
 	else
 		sync_parent(path);
@@ -151,30 +154,32 @@ static int seal_key(const char *key_path, const char *old_path, int sealed_exist
 	if (rc != -ENOENT)
 		goto done;
 	rc = read_secret_file(old_path, key, crypto_secretbox_KEYBYTES, err, errlen);
-	if (rc == 0) {
+	if (rc == 0)
 		*from_old = 1;
-		return store_seal_key(key_path, key, err, errlen);
-	}
-	if (rc != -ENOENT)
+	else if (rc != -ENOENT)
 		goto done;
-	if (sealed_exists) {
+	else if (sealed_exists) {
 		snprintf(err, errlen,
-		         "the server key is sealed, but its sealing key %s is missing: put it back "
+		         "a key is sealed, but its sealing key %s is missing: put it back "
 		         "(a new one would not open it)",
 		         key_path);
 		return -ENOENT;
+	} else {
+		crypto_secretbox_keygen(key);
 	}
-	crypto_secretbox_keygen(key);
-	return store_seal_key(key_path, key, err, errlen);
+	rc = store_seal_key(key_path, key, err, errlen);
+	if (rc == -EEXIST) /* another plugin made it meanwhile: that one it is */
+		rc = read_secret_file(key_path, key, crypto_secretbox_KEYBYTES, err, errlen);
+	return rc;
 done:
 	if (rc && !err[0])
 		snprintf(err, errlen, "cannot read %s: %s", key_path, strerror(-rc));
 	return rc;
 }
 
-int wgp_sealed_key_load_or_create(const char *dir, const char *name, const char *key_path,
-                                  wg_key private_key, int *created, char *moved_from,
-                                  size_t moved_len, char *err, size_t errlen)
+int sealed_key_load_or_create(const char *dir, const char *name, const char *key_path,
+                              wg_key private_key, int *created, char *moved_from, size_t moved_len,
+                              char *err, size_t errlen)
 {
 	unsigned char box_key[crypto_secretbox_KEYBYTES];
 	unsigned char sealed[crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + WG_KEY_LEN];
@@ -211,12 +216,12 @@ int wgp_sealed_key_load_or_create(const char *dir, const char *name, const char 
 		wg_key_generate_private(private_key);
 		randombytes_buf(nonce, crypto_secretbox_NONCEBYTES);
 		crypto_secretbox_easy(box, private_key, WG_KEY_LEN, nonce, box_key);
-		rc = write_secret_file(path, sealed, sizeof(sealed));
+		rc = write_secret_file(path, sealed, sizeof(sealed), true);
 		if (rc)
 			snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
 		*created = !rc;
 	}
-	/* the key at its new place opens the server key: the old copy goes */
+	/* the key at its new place opens the sealed key: the old copy goes */
 	if (!rc && strcmp(old_path, key_path) && !access(old_path, F_OK)) {
 		unsigned char old_key[crypto_secretbox_KEYBYTES];
 		char ignored[256];

@@ -204,10 +204,9 @@ static void plugin_publishes_its_ca_and_follows_the_others(void **state)
 	json_t *names = one_name();
 	make_tls(&b, names);
 	fingerprint_of(b.ca_pem, other);
-	assert_int_equal(
-	    mg_mock_state_remote(m, API_NODES_DB, "gw2",
-	                         json_pack("{s:s, s:s}", "node", "gw2", "ca", b.ca_pem)),
-	    0);
+	json_t *gw2 = json_pack("{s:s, s:s}", "node", "gw2", "ca", b.ca_pem);
+	assert_int_equal(mg_mock_state_remote(m, API_NODES_DB, "gw2", gw2), 0);
+	json_decref(gw2);
 	cas = told(m);
 	want = json_pack("[s, s]", own, other);
 	assert_true(json_equal(cas, want));

@@ -128,6 +128,11 @@ void cl_api_close(struct cl_api *api)
 	free(api);
 }
 
+const char *cl_api_anchor(const struct cl_api *api)
+{
+	return api->anchor;
+}
+
 static size_t collect(char *data, size_t size, size_t nmemb, void *userdata)
 {
 	struct buffer *b = userdata;
@@ -152,7 +157,8 @@ static void set_tls(CURL *c, const struct cl_api *api)
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	if (*api->anchor) {
-		/* Only this anchor: no system CA may vouch for the gateway. */
+		/* Only these anchors (a bundle: trust.h): no system CA may vouch for
+		 * the gateway. */
 		curl_easy_setopt(c, CURLOPT_CAINFO, api->anchor);
 		curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
 	}

@@ -25,6 +25,10 @@ struct cl_api_options {
  * Returns 0 or -1 with err set. */
 int cl_api_open(struct cl_api **api, const struct cl_api_options *opt, struct cl_err *err);
 void cl_api_close(struct cl_api *api);
+/* The file of the CAs this connection trusts: --ca, or for a pin the
+ * certificate it named (a temp file, gone at cl_api_close); "" for the
+ * system's store. */
+const char *cl_api_anchor(const struct cl_api *api);
 
 /* POSTs body to path ("/api/v1/redeem"). On a 2xx answer returns 0 with the
  * body in *reply (malloc'd, NUL-terminated, the caller wipes and frees it);

@@ -10,9 +10,8 @@
 
 #include "export.h"
 #include "tls_pin.h"
+#include "trust.h"
 #include "wg.h"
-
-#define CA_MAX (256 * 1024)
 
 static void config_path(const struct cl_enroll_opts *o, char *buf, size_t size)
 {
@@ -92,51 +91,36 @@ int cl_enroll_register(struct cl_registration *reg, struct cl_err *err)
 	return rc;
 }
 
-static char *read_small_file(const char *path, size_t max, struct cl_err *err)
-{
-	FILE *f = fopen(path, "re");
-	char *text = f ? calloc(1, max + 2) : NULL; /* room for one byte too many */
-	size_t n = text ? fread(text, 1, max + 1, f) : 0;
-	int failed = !f || !text || ferror(f);
-	int saved = errno;
-	if (f)
-		fclose(f);
-	if (failed || n > max || strlen(text) != n) {
-		free(text);
-		cl_fail(err, CL_EXIT_FAILURE, "cannot read %s: %s", path,
-		        failed ? strerror(saved) : "too large, or not a PEM file");
-		return NULL;
-	}
-	return text;
-}
-
-/* The trust of this enrolment, kept for `meshgate sync` (which reaches the
- * gateway through the tunnel later): the pin, in its canonical form, or a
- * copy of the CA file next to the config. Neither: the system's store. */
-static int save_trust(const struct cl_enroll_opts *o, struct cl_profile *p, struct cl_err *err)
+/* The trust of this enrolment, kept for every later call (register,
+ * `meshgate sync` through the tunnel, to any node of the cluster): the
+ * anchor this redeem was verified with (--ca, or the certificate --pin
+ * named) and the CAs of every node the answer names, as one bundle next to
+ * the config (trust.h); the pin too, in its canonical form. With neither
+ * --ca nor --pin the system's store is the trust, and the answer's CAs play
+ * no part. A pin and an answer without CAs (an older gateway): the pin
+ * alone, as before. */
+static int save_trust(const struct cl_enroll_opts *o, struct cl_profile *p, const char *anchor,
+                      const char *api_cas, struct cl_err *err)
 {
 	struct cl_pin pin;
 	char path[4096];
+	size_t added;
 	if (o->pin && cl_pin_parse(o->pin, &pin) == 0)
 		cl_pin_format(&pin, p->pin, sizeof(p->pin));
-	if (o->pin || !o->ca_file)
+	if (!*anchor || (o->pin && !*api_cas))
 		return 0;
-	char *text = read_small_file(o->ca_file, CA_MAX, err);
-	if (!text)
-		return -1;
 	cl_profile_ca_path(o->config_dir, o->tun.ifname, path, sizeof(path));
-	int rc = cl_write_private_file(path, text, err);
-	free(text);
-	if (rc)
+	if (cl_trust_bundle_write(anchor, api_cas, path, &added, err))
 		return -1;
 	snprintf(p->ca_file, sizeof(p->ca_file), "%s.ca.pem", o->tun.ifname);
 	return 0;
 }
 
-int cl_enroll_save(const struct cl_enroll_opts *o, struct cl_profile *p, struct cl_err *err)
+int cl_enroll_save(const struct cl_enroll_opts *o, struct cl_profile *p, const char *anchor,
+                   const char *api_cas, struct cl_err *err)
 {
 	char path[4096];
-	if (save_trust(o, p, err))
+	if (save_trust(o, p, anchor, api_cas, err))
 		return -1;
 	config_path(o, path, sizeof(path));
 	if (cl_profile_save(path, p, err)) {
@@ -215,6 +199,28 @@ struct enrolment {
 	struct cl_registration reg;
 };
 
+/* From the saved bundle on, the register verifies against it like every
+ * later call: the server's name may lead to another node of the cluster
+ * than the one that answered the redeem. */
+static int trust_bundle(const struct cl_enroll_opts *o, const struct cl_profile *p,
+                        struct cl_registration *reg, struct cl_err *err)
+{
+	char path[4096];
+	if (!*p->ca_file)
+		return 0;
+	cl_profile_ca_path(o->config_dir, o->tun.ifname, path, sizeof(path));
+	struct cl_api_options opt = {
+	    .server_url = o->server_url, .ca_file = path, .timeout_s = o->api_timeout_s};
+	struct cl_api *api;
+	if (cl_api_open(&api, &opt, err)) {
+		cl_enroll_forget(o, p);
+		return -1;
+	}
+	cl_api_close(reg->api);
+	reg->api = api;
+	return 0;
+}
+
 static int enroll(const struct cl_enroll_opts *o, const struct cl_net *net, struct enrolment *e,
                   struct cl_profile *p, struct cl_err *err)
 {
@@ -233,7 +239,8 @@ static int enroll(const struct cl_enroll_opts *o, const struct cl_net *net, stru
 	if (o->export_path)
 		return cl_enroll_export(o, p, &e->reg, err);
 
-	if (cl_enroll_save(o, p, err))
+	if (cl_enroll_save(o, p, cl_api_anchor(e->reg.api), e->reply.api_cas, err) ||
+	    trust_bundle(o, p, &e->reg, err))
 		return -1;
 	int rc = cl_connect(net, &o->tun, p, o->handshake_timeout_s, o->stop, &e->reg, err);
 	/* Before the server knows the key the config is worthless: drop it. A

@@ -79,9 +79,13 @@ int cl_enroll_redeem(struct cl_api *api, const char *code, const char *name,
 int cl_enroll_register(struct cl_registration *reg, struct cl_err *err);
 
 /* Saves p as CONFIG_DIR/IFNAME.conf with the trust of the enrolment, for
- * `meshgate sync`: the pin (canonical) in p, or a copy of the CA file as
- * CONFIG_DIR/IFNAME.ca.pem named in p. On failure nothing is left. */
-int cl_enroll_save(const struct cl_enroll_opts *o, struct cl_profile *p, struct cl_err *err);
+ * every later call: the pin (canonical) in p, and the trust bundle
+ * CONFIG_DIR/IFNAME.ca.pem named in p: the certificates of `anchor` (the
+ * file the redeem was verified with, cl_api_anchor; "" for the system's
+ * store: no bundle) and the CAs of api_cas (the reply's, PEM, may be "").
+ * On failure nothing is left. */
+int cl_enroll_save(const struct cl_enroll_opts *o, struct cl_profile *p, const char *anchor,
+                   const char *api_cas, struct cl_err *err);
 
 /* Removes what cl_enroll_save wrote for p. */
 void cl_enroll_forget(const struct cl_enroll_opts *o, const struct cl_profile *p);

@@ -11,6 +11,7 @@
 
 #include "api_client.h"
 #include "reply.h"
+#include "trust.h"
 
 #define DEVICE_CONFIG_PATH "/api/v1/device/config"
 
@@ -37,10 +38,29 @@ static bool inside_tunnel(const struct cl_profile *p)
 	return false;
 }
 
-/* The device config, asked with the trust of the enrolment (the same
- * pin or CA; TLS is always verified). */
+/* The CAs of the answer join the trust bundle (trust.h): the answer came
+ * over a connection verified with the bundle as it is (or the pin), so
+ * the trust passes on through an authenticated channel. A config that
+ * kept only a pin gets its bundle now: the pinned certificate and these. */
+static int follow_trust(const struct cl_follow_opts *o, const struct cl_api *api,
+                        const struct cl_config_reply *reply, char ca_file[CL_TRUST_PATH],
+                        struct cl_follow_result *res, struct cl_err *err)
+{
+	char to[CL_TRUST_PATH + 4096];
+	if (!*reply->api_cas || !*cl_api_anchor(api))
+		return 0; /* no CAs told, or the system's store */
+	if (!*ca_file)
+		snprintf(ca_file, CL_TRUST_PATH, "%s.ca.pem", o->tun.ifname);
+	cl_follow_ca_path(o->config_path, ca_file, to, sizeof(to));
+	return cl_trust_bundle_write(cl_api_anchor(api), reply->api_cas, to, &res->cas_added, err);
+}
+
+/* The device config, asked with the trust of the enrolment (the trust
+ * bundle, or the pin; TLS is always verified), whose CAs then join the
+ * bundle, named in ca_file (p's, or a new one). */
 static int fetch(const struct cl_follow_opts *o, const struct cl_profile *p,
-                 struct cl_config_reply *reply, struct cl_err *err)
+                 struct cl_config_reply *reply, char ca_file[CL_TRUST_PATH],
+                 struct cl_follow_result *res, struct cl_err *err)
 {
 	char ca[CL_TRUST_PATH + 4096], *body = NULL;
 	size_t len = 0;
@@ -49,7 +69,7 @@ static int fetch(const struct cl_follow_opts *o, const struct cl_profile *p,
 		cl_follow_ca_path(o->config_path, p->ca_file, ca, sizeof(ca));
 	struct cl_api_options opt = {.server_url = p->vpn_api,
 	                             .ca_file = *p->ca_file ? ca : NULL,
-	                             .pin = *p->pin ? p->pin : NULL,
+	                             .pin = *p->pin && !*p->ca_file ? p->pin : NULL,
 	                             .timeout_s = o->timeout_s,
 	                             .stop = o->stop};
 	int rc = cl_api_open(&api, &opt, err);
@@ -57,6 +77,8 @@ static int fetch(const struct cl_follow_opts *o, const struct cl_profile *p,
 		rc = cl_api_get(api, "device config", DEVICE_CONFIG_PATH, &body, &len, err);
 	if (!rc)
 		rc = cl_config_reply_decode(body, len, reply, err);
+	if (!rc)
+		rc = follow_trust(o, api, reply, ca_file, res, err);
 	free(body);
 	cl_api_close(api);
 	return rc;
@@ -74,7 +96,8 @@ static bool same_dns(const struct cl_profile *a, const struct cl_profile *b)
 
 /* The new profile from the reply, and what differs from the old one. */
 static int follow_reply(const struct cl_profile *old, const struct cl_config_reply *r,
-                        struct cl_profile *p, struct cl_follow_result *res, struct cl_err *err)
+                        const char *ca_file, struct cl_profile *p, struct cl_follow_result *res,
+                        struct cl_err *err)
 {
 	char id[CL_DEVICE_ID_MAX * 2];
 	if (strcmp(r->device_id, old->device_id)) {
@@ -92,6 +115,7 @@ static int follow_reply(const struct cl_profile *old, const struct cl_config_rep
 	p->n_dns = r->n_dns;
 	if (*r->vpn_api)
 		memcpy(p->vpn_api, r->vpn_api, sizeof(p->vpn_api));
+	snprintf(p->ca_file, sizeof(p->ca_file), "%s", ca_file);
 
 	snprintf(res->device_id, sizeof(res->device_id), "%s", r->device_id);
 	snprintf(res->role, sizeof(res->role), "%s", r->role);
@@ -102,8 +126,9 @@ static int follow_reply(const struct cl_profile *old, const struct cl_config_rep
 	memcpy(res->now, p->allowed_ips, sizeof(res->now));
 	res->n_now = p->n_allowed_ips;
 	res->dns_changed = !same_dns(old, p);
-	res->changed =
-	    res->n_added || res->n_removed || res->dns_changed || strcmp(old->vpn_api, p->vpn_api);
+	res->changed = res->n_added || res->n_removed || res->dns_changed ||
+	               strcmp(old->vpn_api, p->vpn_api) || strcmp(old->ca_file, p->ca_file) ||
+	               res->cas_added;
 	return 0;
 }
 
@@ -111,6 +136,7 @@ static int sync_profile(const struct cl_follow_opts *o, struct cl_profile *old,
                         struct cl_profile *p, struct cl_follow_result *res, struct cl_err *err)
 {
 	struct cl_config_reply reply;
+	char ca_file[CL_TRUST_PATH];
 	const char *ifname = o->tun.ifname;
 	if (access(o->config_path, F_OK))
 		return cl_fail(err, CL_EXIT_NOT_FOUND, "%s is not enrolled (no %s)", ifname,
@@ -128,7 +154,9 @@ static int sync_profile(const struct cl_follow_opts *o, struct cl_profile *old,
 	if (!cl_tunnel_is_up(&o->tun))
 		return cl_fail(err, CL_EXIT_NOT_FOUND, "%s is not up (meshgate up --interface %s)",
 		               ifname, ifname);
-	if (fetch(o, old, &reply, err) || follow_reply(old, &reply, p, res, err))
+	memcpy(ca_file, old->ca_file, sizeof(ca_file));
+	if (fetch(o, old, &reply, ca_file, res, err) ||
+	    follow_reply(old, &reply, ca_file, p, res, err))
 		return -1;
 	if (!res->changed)
 		return 0;
@@ -189,6 +217,9 @@ void cl_follow_print(FILE *out, const char *ifname, const struct cl_follow_resul
 	if (res->dns_changed)
 		fprintf(out, "meshgate: %s: the DNS servers changed (saved in the config)\n",
 		        ifname);
+	if (res->cas_added)
+		fprintf(out, "meshgate: %s: now trusts %zu more API CA%s of the gateway's nodes\n",
+		        ifname, res->cas_added, res->cas_added == 1 ? "" : "s");
 }
 
 /* Sleeps, unless *stop is or becomes set: the signals that set it are held

@@ -32,7 +32,8 @@ struct cl_follow_result {
 	struct cl_prefix now[CL_MAX_ALLOWED_IPS]; /* the networks after the sync */
 	size_t n_now;
 	bool dns_changed;
-	bool changed; /* anything written: networks, DNS, the API's address */
+	size_t cas_added; /* CAs of the gateway's nodes new in the trust bundle */
+	bool changed; /* anything written: networks, DNS, the API's address, the bundle's name */
 };
 
 /* One sync. Returns 0 (with what changed in *res) or -1 with err set:

@@ -211,6 +211,27 @@ static int get_vpn_api(json_t *root, char url[CL_URL_MAX], struct cl_err *err)
 	return 0;
 }
 
+/* "api_cas" is optional: every node's CA, each a PEM CA certificate,
+ * kept as one PEM text. */
+static int get_api_cas(json_t *root, char cas[CL_API_CAS_MAX], struct cl_err *err)
+{
+	json_t *v = json_object_get(root, "api_cas"), *item;
+	size_t i;
+	cas[0] = '\0';
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_array(v) || json_array_size(v) > CL_TRUST_MAX)
+		return bad_field(err, "api_cas", "not an array of at most 64 certificates");
+	json_array_foreach(v, i, item)
+	{
+		const char *pem = json_string_value(item);
+		if (!pem || strlen(pem) != json_string_length(item) ||
+		    cl_trust_append_ca(pem, cas, CL_API_CAS_MAX))
+			return bad_field(err, "api_cas", "not PEM CA certificates");
+	}
+	return 0;
+}
+
 static bool role_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -235,7 +256,8 @@ int cl_config_reply_decode(const char *body, size_t len, struct cl_config_reply 
 	    (json_object_get(root, "role") &&
 	     get_text(root, "role", role_char, out->role, sizeof(out->role), err)) ||
 	    get_allowed_ips(root, out->allowed_ips, &out->n_allowed_ips, err) ||
-	    get_dns(root, out->dns, &out->n_dns, err) || get_vpn_api(root, out->vpn_api, err))
+	    get_dns(root, out->dns, &out->n_dns, err) || get_vpn_api(root, out->vpn_api, err) ||
+	    get_api_cas(root, out->api_cas, err))
 		goto out;
 	rc = 0;
 out:
@@ -262,7 +284,8 @@ int cl_redeem_reply_decode(const char *body, size_t len, struct cl_redeem_reply 
 	    get_keepalive(root, out, err) ||
 	    get_text(root, "register_token", token_char, out->register_token,
 	             sizeof(out->register_token), err) ||
-	    get_dns(root, out->dns, &out->n_dns, err) || get_vpn_api(root, out->vpn_api, err))
+	    get_dns(root, out->dns, &out->n_dns, err) || get_vpn_api(root, out->vpn_api, err) ||
+	    get_api_cas(root, out->api_cas, err))
 		goto out;
 	rc = 0;
 out:

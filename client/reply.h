@@ -10,6 +10,7 @@
 
 #include "err.h"
 #include "netaddr.h"
+#include "trust.h"
 
 #define CL_KEY_LEN            32
 #define CL_MAX_ALLOWED_IPS    64
@@ -32,6 +33,8 @@ struct cl_redeem_reply {
 	char dns[CL_MAX_DNS][CL_HOST_MAX]; /* IP addresses or search domains */
 	size_t n_dns;
 	char vpn_api[CL_URL_MAX]; /* the API inside the tunnel, "" when not told */
+	/* every node's CA (trust.h), PEM one after the other; "" when not told */
+	char api_cas[CL_API_CAS_MAX];
 };
 
 /* GET /api/v1/device/config: what the gateway says this device routes
@@ -44,7 +47,8 @@ struct cl_config_reply {
 	size_t n_allowed_ips;
 	char dns[CL_MAX_DNS][CL_HOST_MAX];
 	size_t n_dns;
-	char vpn_api[CL_URL_MAX]; /* "" when not told */
+	char vpn_api[CL_URL_MAX];     /* "" when not told */
+	char api_cas[CL_API_CAS_MAX]; /* as in the redeem reply */
 };
 
 /* Decodes a 2xx reply of POST /api/v1/redeem. Returns 0, or -1 with err

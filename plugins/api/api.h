@@ -115,6 +115,7 @@ int api_vpn_access(const char *listen, const char *gateway, int vpn_listen, char
 struct api_tls {
 	char *chain_pem; /* the server certificate, then its CA (what clients get) */
 	char *key_pem;   /* the server's private key */
+	char *ca_pem;    /* the CA certificate clients anchor to, or NULL (see ca_fingerprint) */
 	/* hex SHA-256 over the DER of the CA certificate: what clients pin;
 	 * "" when configured certificates come without their CA */
 	char ca_fingerprint[API_FINGERPRINT_LEN + 1];
@@ -148,5 +149,24 @@ void api_tls_clear(struct api_tls *tls);
 
 /* Hex SHA-256 of the DER of the first certificate in `pem`. */
 int api_pem_fingerprint(const char *pem, char out[API_FINGERPRINT_LEN + 1]);
+
+/* ---- nodes.c: every node's CA, for devices that switch nodes ---- */
+
+#define API_NODES_DB "api_nodes" /* cluster-wide: one record a node, keyed by its name */
+/* Most CAs a device is told (api_cas): the answers stay well under the
+ * 64 KiB a client reads (a CA is about 700 bytes of PEM). */
+#define API_CAS_MAX 32
+
+/* This node's record in API_NODES_DB: {"node", "ca" (PEM), "ca_fingerprint",
+ * "urls": ["https://NAME:PORT", ...], "vpn_api"?}. `listen` gives the port,
+ * tls->names the hosts; vpn_api may be NULL or "". NULL when the node has
+ * no CA of its own to give (an operator's chain without its root). */
+json_t *api_node_record(const char *node, const struct api_tls *tls, const char *listen,
+                        const char *vpn_api);
+/* The CAs devices trust (api_cas): `own` first (PEM, may be NULL), then the
+ * "ca" of each record of `records` (an object: node name -> record, as the
+ * database holds them), each CA once, records whose "ca" is not a PEM
+ * certificate left out, at most API_CAS_MAX. A new array of PEM strings. */
+json_t *api_cas_collect(const char *own, json_t *records);
 
 #endif

@@ -606,7 +606,9 @@ static int describe(struct api_tls *tls, gnutls_x509_crt_t *chain, size_t n,
 		return -EINVAL;
 	tls->key_pem = strndup((char *)d.data, d.size);
 	gnutls_free(d.data);
-	if (!tls->chain_pem || !tls->key_pem)
+	if (ca)
+		tls->ca_pem = chain_pem(&ca, 1);
+	if (!tls->chain_pem || !tls->key_pem || (ca && !tls->ca_pem))
 		return -ENOMEM;
 	if (reimport(chain[0], &leaf))
 		return -EINVAL;
@@ -696,6 +698,7 @@ void api_tls_clear(struct api_tls *tls)
 		gnutls_memset(tls->key_pem, 0, strlen(tls->key_pem));
 	free(tls->chain_pem);
 	free(tls->key_pem);
+	free(tls->ca_pem);
 	json_decref(tls->names);
 	memset(tls, 0, sizeof(*tls));
 }

@@ -61,6 +61,8 @@ struct api_server {
 	struct MHD_Daemon *mhd;
 	struct MHD_Daemon *mhd_vpn; /* on extra_listen, or NULL */
 	char vpn_error[256];
+	pthread_mutex_t cas_lock;
+	json_t *api_cas; /* every node's CA, for devices (api_server_set_cas) */
 };
 
 /* One request's state between the calls MHD makes for it. */
@@ -406,6 +408,24 @@ static enum MHD_Result health(struct api_server *s, struct MHD_Connection *conn,
 	return ret;
 }
 
+static void add_cas(struct api_server *s, json_t *reply)
+{
+	pthread_mutex_lock(&s->cas_lock);
+	if (json_array_size(s->api_cas))
+		json_object_set_new(reply, "api_cas", json_deep_copy(s->api_cas));
+	pthread_mutex_unlock(&s->cas_lock);
+}
+
+void api_server_set_cas(struct api_server *s, json_t *cas)
+{
+	json_t *copy = json_deep_copy(cas); /* the caller's stays the caller's */
+	pthread_mutex_lock(&s->cas_lock);
+	json_t *old = s->api_cas;
+	s->api_cas = copy;
+	pthread_mutex_unlock(&s->cas_lock);
+	json_decref(old);
+}
+
 /* Passes a validated request to its bus service and the answer back. */
 static enum MHD_Result forward(struct api_server *s, struct MHD_Connection *conn, struct request *r,
                                json_t *request, const char *ip)
@@ -438,6 +458,9 @@ static enum MHD_Result forward(struct api_server *s, struct MHD_Connection *conn
 		if (*s->vpn_api && r->route != API_ROUTE_REGISTER &&
 		    !json_object_get(reply, "vpn_api"))
 			json_object_set_new(reply, "vpn_api", json_string(s->vpn_api));
+		/* what the device trusts from now on: the API of any node */
+		if (r->route != API_ROUTE_REGISTER && !json_object_get(reply, "api_cas"))
+			add_cas(s, reply);
 		ret = respond(conn, r, MHD_HTTP_OK, json_incref(reply), NULL);
 	}
 	json_decref(reply);
@@ -720,6 +743,7 @@ struct api_server *api_server_start(const struct api_server_config *cfg, char *w
 	}
 	s->cfg = *cfg;
 	pthread_mutex_init(&s->conns.lock, NULL);
+	pthread_mutex_init(&s->cas_lock, NULL);
 	s->chain_pem = strdup(cfg->chain_pem);
 	s->key_pem = strdup(cfg->key_pem);
 	s->priorities = strdup(cfg->priorities);
@@ -764,6 +788,8 @@ void api_server_stop(struct api_server *s)
 		MHD_stop_daemon(s->mhd); /* joins its threads, forgets every connection */
 	free(s->conns.all);
 	pthread_mutex_destroy(&s->conns.lock);
+	pthread_mutex_destroy(&s->cas_lock);
+	json_decref(s->api_cas);
 	free(s->vpn_prefix);
 	free(s->vpn_api);
 	free(s->chain_pem);

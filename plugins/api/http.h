@@ -39,6 +39,9 @@ struct api_server;
 /* Binds, then starts MHD; NULL with the reason in `why` on failure. The
  * config's strings are copied. */
 struct api_server *api_server_start(const struct api_server_config *cfg, char *why, size_t whylen);
+/* The CAs told to devices as api_cas in redeem and device config answers
+ * (an array of PEM strings, copied; empty or NULL: none). Any thread. */
+void api_server_set_cas(struct api_server *server, json_t *cas);
 /* Closes the connections that took longer than head_timeout_ms to send
  * their request (or the next one): call it a few times a second. */
 void api_server_tick(struct api_server *server);

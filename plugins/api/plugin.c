@@ -1,10 +1,12 @@
 /* The api plugin: HTTPS edge for devices (redeem, register, health, and a
  * device's config through its tunnel).
  *
- * It owns no state. Requests become bus requests to preauth; the replies
- * become HTTP answers. It makes its own CA and server certificate unless
- * the operator gives it one, and follows the wireguard plugin's endpoint
- * for the certificate's names unless they are configured. */
+ * Requests become bus requests to preauth; the replies become HTTP
+ * answers. It makes its own CA and server certificate unless the operator
+ * gives it one, and follows the wireguard plugin's endpoint for the
+ * certificate's names unless they are configured. Its only state is its
+ * node's record in api_nodes (nodes.c): the CA every device is told to
+ * trust, so that it can switch to any node of a cluster. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,10 @@
 #include "http.h"
 
 #define RENEW_CHECK_MS (6u * 3600u * 1000u)
+/* Publishing this node's CA failed (no cluster quorum): tried again this often. */
+#define PUBLISH_RETRY_MS 10000u
+/* Attempts of one publication that other nodes' writes make stale. */
+#define PUBLISH_ATTEMPTS 3
 /* How often connections too slow to send their request are closed. */
 #define SLOW_CHECK_MS 250u
 
@@ -34,6 +40,8 @@ struct api {
 	struct vpn_side vpn;
 	struct api_server *server;
 	int renew_timer, slow_timer;
+	int publish_timer; /* while this node's record waits to be written */
+	json_t *cas;       /* what devices are told to trust (refresh_cas) */
 };
 
 /* The settings, read from a config object (validated by the core for
@@ -303,6 +311,116 @@ static void announce(mg_ctx *ctx, const struct settings *st, const struct api_tl
 		mg_warn(ctx, "%s", tls->warning);
 }
 
+/* The key of this node's record: the cluster's name for it. */
+static const char *node_name(mg_ctx *ctx)
+{
+	const char *name = mg_node_name(ctx);
+	return *name ? name : "local"; /* a core before API 6 runs alone */
+}
+
+static int collect_record(const char *key, json_t *value, void *arg)
+{
+	json_object_set(arg, key, value);
+	return 0;
+}
+
+/* Tells the server every node's CA, its own first. */
+static void refresh_cas(mg_ctx *ctx)
+{
+	struct api *self = ctx->self;
+	json_t *records = json_object();
+	mg_txn *txn;
+	if (!mg_txn_begin(ctx, MG_TXN_READ, &txn)) {
+		mg_state_foreach(ctx, txn, API_NODES_DB, NULL, collect_record, records);
+		mg_txn_abort(ctx, txn);
+	}
+	json_decref(self->cas);
+	self->cas = api_cas_collect(self->tls.ca_pem, records);
+	json_decref(records);
+	if (self->server)
+		api_server_set_cas(self->server, self->cas);
+}
+
+/* Writes this node's record when it differs from the stored one (or
+ * deletes it when the node has no CA of its own to give). */
+static int write_record(mg_ctx *ctx, json_t *record)
+{
+	const char *node = node_name(ctx);
+	mg_txn *txn;
+	json_t *stored = NULL;
+	int rc = mg_txn_begin(ctx, 0, &txn);
+	if (rc)
+		return rc;
+	rc = mg_state_get(ctx, txn, API_NODES_DB, node, &stored);
+	if (rc && rc != -ENOENT) {
+		mg_txn_abort(ctx, txn);
+		return rc;
+	}
+	if (stored)
+		json_object_del(stored, "v");
+	if (record && !json_equal(record, stored))
+		rc = mg_state_put(ctx, txn, API_NODES_DB, node, record);
+	else if (!record && stored)
+		rc = mg_state_del(ctx, txn, API_NODES_DB, node);
+	else
+		rc = 1; /* as it should be */
+	json_decref(stored);
+	if (rc) {
+		mg_txn_abort(ctx, txn);
+		return rc < 0 ? rc : 0;
+	}
+	return mg_txn_commit(ctx, txn);
+}
+
+static void on_publish_timer(mg_ctx *ctx, void *arg);
+
+/* This node's CA where every node (and so every device) finds it. When
+ * the cluster cannot take the write now, the timer tries again. */
+static void publish(mg_ctx *ctx)
+{
+	struct api *self = ctx->self;
+	if (!self->server)
+		return;
+	json_t *record = api_node_record(
+	    node_name(ctx), &self->tls, json_string_value(json_object_get(self->running, "listen")),
+	    api_server_vpn_api(self->server));
+	int rc = -ESTALE;
+	for (int i = 0; i < PUBLISH_ATTEMPTS && rc == -ESTALE; i++)
+		rc = write_record(ctx, record);
+	json_decref(record);
+	if (!rc && self->publish_timer > 0) {
+		mg_timer_del(ctx, self->publish_timer);
+		self->publish_timer = 0;
+	} else if (rc && self->publish_timer <= 0) {
+		mg_warn(ctx, "cannot publish this node's CA in %s (%s): trying again every %u s",
+		        API_NODES_DB, strerror(-rc), PUBLISH_RETRY_MS / 1000);
+		int id = mg_timer_add(ctx, PUBLISH_RETRY_MS, 1, on_publish_timer, NULL);
+		self->publish_timer = id > 0 ? id : 0;
+	}
+}
+
+static void on_publish_timer(mg_ctx *ctx, void *arg)
+{
+	(void)arg;
+	publish(ctx);
+}
+
+/* A node's record changed, here or on another node. Another node cannot
+ * write ours unless it has our name: then ours is written back. */
+static void on_nodes_change(mg_ctx *ctx, const char *topic, json_t *payload, void *arg)
+{
+	(void)topic;
+	(void)arg;
+	const char *key = json_string_value(json_object_get(payload, "key"));
+	if (key && !strcmp(key, node_name(ctx)) &&
+	    json_is_true(json_object_get(payload, "remote"))) {
+		mg_warn(ctx, "another node changed the record of this node's name (%s) in %s", key,
+		        API_NODES_DB);
+		publish(ctx);
+	}
+	refresh_cas(ctx);
+}
+
 static int same_tls(const struct api_tls *a, const struct api_tls *b)
 {
 	return a->chain_pem && b->chain_pem && !strcmp(a->chain_pem, b->chain_pem) &&
@@ -338,8 +456,10 @@ static int apply(mg_ctx *ctx, json_t *config)
 		mg_error_log(ctx, "%s", why);
 		api_tls_clear(&tls);
 		if (self->running && !read_settings(self->running, &old, why, sizeof(why)) &&
-		    (self->server = serve(ctx, &old, &self->tls, &self->vpn, why, sizeof(why))))
+		    (self->server = serve(ctx, &old, &self->tls, &self->vpn, why, sizeof(why)))) {
 			mg_warn(ctx, "kept the previous settings");
+			refresh_cas(ctx);
+		}
 		return -EADDRNOTAVAIL;
 	}
 	announce(ctx, &st, &tls, &vpn, self->server);
@@ -349,6 +469,8 @@ static int apply(mg_ctx *ctx, json_t *config)
 	json_t *copy = json_deep_copy(config); /* config may be self->running */
 	json_decref(self->running);
 	self->running = copy;
+	publish(ctx);
+	refresh_cas(ctx);
 	return 0;
 }
 
@@ -386,6 +508,20 @@ static void on_renew_timer(mg_ctx *ctx, void *arg)
 	refresh(ctx);
 }
 
+/* The fingerprints of the CAs devices are told to trust. */
+static json_t *ca_fingerprints(json_t *cas)
+{
+	json_t *out = json_array(), *pem;
+	size_t i;
+	json_array_foreach(cas, i, pem)
+	{
+		char fingerprint[API_FINGERPRINT_LEN + 1];
+		if (!api_pem_fingerprint(json_string_value(pem), fingerprint))
+			json_array_append_new(out, json_string(fingerprint));
+	}
+	return out;
+}
+
 /* For operators: `meshgatectl call api.info` shows what clients pin. */
 static json_t *info(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
@@ -401,13 +537,15 @@ static json_t *info(mg_ctx *ctx, const char *service, json_t *request, void *arg
 		return mg_error("unavailable", "the API is not serving");
 	snprintf(ca, sizeof(ca), "%s/%s", mg_state_dir(ctx), API_CA_CERT_FILE);
 	const char *vpn_api = api_server_vpn_api(self->server);
-	return json_pack("{s:O, s:O, s:s, s:s, s:s, s:s, s:I, s:s?}", "listen",
-	                 json_object_get(self->running, "listen"), "names", self->tls.names,
-	                 "ca_file", json_object_get(self->running, "cert") ? "" : ca,
-	                 "ca_fingerprint", self->tls.ca_fingerprint, "cert_fingerprint",
-	                 self->tls.cert_fingerprint, "pubkey_pin", self->tls.pubkey_pin,
-	                 "not_after", (json_int_t)self->tls.not_after, "vpn_api",
-	                 *vpn_api ? vpn_api : NULL);
+	json_t *reply =
+	    json_pack("{s:O, s:O, s:s, s:s, s:s, s:s, s:I, s:s?, s:s, s:o}", "listen",
+	              json_object_get(self->running, "listen"), "names", self->tls.names, "ca_file",
+	              json_object_get(self->running, "cert") ? "" : ca, "ca_fingerprint",
+	              self->tls.ca_fingerprint, "cert_fingerprint", self->tls.cert_fingerprint,
+	              "pubkey_pin", self->tls.pubkey_pin, "not_after",
+	              (json_int_t)self->tls.not_after, "vpn_api", *vpn_api ? vpn_api : NULL, "node",
+	              node_name(ctx), "api_cas", ca_fingerprints(self->cas));
+	return reply;
 }
 
 static int api_init(mg_ctx *ctx)
@@ -425,6 +563,8 @@ static int api_init(mg_ctx *ctx)
 	int rc = mg_service_add(ctx, "api.info", info, NULL);
 	if (!rc)
 		rc = mg_subscribe(ctx, "state.wg", on_wg_change, NULL);
+	if (!rc)
+		rc = mg_subscribe(ctx, "state." API_NODES_DB, on_nodes_change, NULL);
 	if (rc) {
 		free(self);
 		ctx->self = NULL;
@@ -465,9 +605,12 @@ static void api_stop(mg_ctx *ctx)
 		mg_timer_del(ctx, self->renew_timer);
 	if (self->slow_timer > 0)
 		mg_timer_del(ctx, self->slow_timer);
+	if (self->publish_timer > 0)
+		mg_timer_del(ctx, self->publish_timer);
 	api_server_stop(self->server);
 	api_tls_clear(&self->tls);
 	json_decref(self->running);
+	json_decref(self->cas);
 	free(self);
 	ctx->self = NULL;
 }
@@ -475,5 +618,6 @@ static void api_stop(mg_ctx *ctx)
 MG_PLUGIN(.name = "api", .version = "1.0.0",
           .description = "HTTPS API for devices: redeem a code, register a key, follow the "
                          "networks (to preauth)",
-          .settings = api_settings, .init = api_init, .start = api_start, .reload = api_reload,
-          .stop = api_stop);
+          .owns = (const char *const[]){API_NODES_DB, NULL},
+          .cluster = (const char *const[]){API_NODES_DB, NULL}, .settings = api_settings,
+          .init = api_init, .start = api_start, .reload = api_reload, .stop = api_stop);

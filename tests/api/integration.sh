@@ -176,6 +176,12 @@ check "redeem reply: what preauth adds (dns)" "['10.100.0.1']" "$(field 'd["dns"
 check "redeem sends the client's address as source" 127.0.0.1 "$(field 'd["echo"]["source"]')"
 check "redeem sends the name" laptop "$(field 'd["echo"]["name"]')"
 check "redeem drops unknown fields" False "$(field '"extra" in d["echo"]')"
+# every node's CA for the device: alone, this node's own (ca.pem)
+check "redeem reply: api_cas is [ca.pem]" True \
+	"$(field "d['api_cas'] == [open('$CA').read()]")"
+check "api.info: the CAs devices are told, by fingerprint" "['$fp']" \
+	"$("$CTL" --socket "$tmp/bus-mg.conf.sock" --json call api.info |
+		/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["api_cas"])')"
 check "redeem with charset param" 200 "$(CT='application/json; charset=utf-8' post /api/v1/redeem '{"code":"GOOD"}')"
 check "register" 200 "$(post /api/v1/register '{"device_id":"dev-1","register_token":"tok-1","public_key":"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=","address":"10.100.0.2/32"}')"
 check "register reply: state" active "$(field 'd["state"]')"
@@ -280,6 +286,7 @@ check "device config from inside the VPN subnet" 200 "$(vget "https://127.0.0.2:
 check "  asks preauth for the source address" 127.0.0.1 "$(field 'd["echo"]["address"]')"
 check "  passes preauth's reply" "['10.100.0.0/16', '10.20.0.0/24']" "$(field 'd["allowed_ips"]')"
 check "  says where the API is inside the tunnel" "https://127.0.0.2:$port" "$(field 'd["vpn_api"]')"
+check "  carries every node's CA (api_cas)" True "$(field "d['api_cas'] == [open('$CA').read()]")"
 check "a query string" 200 "$(vget "https://127.0.0.2:$port/api/v1/device/config?address=127.0.0.9")"
 check "  cannot choose the address" 127.0.0.1 "$(field 'd["echo"]["address"]')"
 check "  the same on the main listener" 200 "$(vget "https://127.0.0.1:$port/api/v1/device/config")"
@@ -291,6 +298,7 @@ check "  and keeps preauth's fields" dev-1 "$(field 'd["device_id"]')"
 check "register" 200 "$(vget "https://127.0.0.1:$port/api/v1/register" -H 'Content-Type: application/json' \
 	-d '{"device_id":"dev-1","register_token":"tok-1","public_key":"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=","address":"10.100.0.2/32"}')"
 check "  the register reply has no vpn_api" False "$(field '"vpn_api" in d')"
+check "  nor api_cas" False "$(field '"api_cas" in d')"
 # a narrower VPN subnet: 127.0.0.1 is outside, 127.0.0.2 inside
 "$CTL" --socket "$tmp/bus-mg.conf.sock" call apitest.wg \
 	'{"endpoint":"127.0.0.1:51820","address":"127.0.0.2/32"}' >/dev/null

@@ -111,12 +111,17 @@ static void free_cert(struct cert *c)
 
 int test_pki_make(struct test_pki *pki)
 {
-	struct cert ca, rogue, leaf, other;
+	struct cert ca, rogue, leaf, other, ca2, leaf2, rogue_leaf;
 	char leaf_pem[4096];
 	size_t n = 32, m = 32;
 	int rc =
 	    make_ca(&ca, "CN=meshgate test CA", 1) || make_ca(&rogue, "CN=rogue CA", 2) ||
 	    make_leaf(&leaf, &ca, true, 3) || make_leaf(&other, &ca, false, 4) ||
+	    make_ca(&ca2, "CN=meshgate test CA of node 2", 5) || make_leaf(&leaf2, &ca2, true, 6) ||
+	    crt_pem(ca2.crt, pki->ca2_pem, sizeof(pki->ca2_pem)) ||
+	    key_pem(leaf2.key, pki->key2_pem, sizeof(pki->key2_pem)) ||
+	    make_leaf(&rogue_leaf, &rogue, true, 7) ||
+	    key_pem(rogue_leaf.key, pki->rogue_key_pem, sizeof(pki->rogue_key_pem)) ||
 	    crt_pem(ca.crt, pki->ca_pem, sizeof(pki->ca_pem)) ||
 	    crt_pem(rogue.crt, pki->rogue_ca_pem, sizeof(pki->rogue_ca_pem)) ||
 	    crt_pem(leaf.crt, leaf_pem, sizeof(leaf_pem)) ||
@@ -132,10 +137,18 @@ int test_pki_make(struct test_pki *pki)
 		snprintf(pki->other_chain_pem, sizeof(pki->other_chain_pem), "%s%s", leaf_pem,
 		         pki->ca_pem);
 	}
+	if (!rc && !(rc = crt_pem(leaf2.crt, leaf_pem, sizeof(leaf_pem))))
+		snprintf(pki->chain2_pem, sizeof(pki->chain2_pem), "%s%s", leaf_pem, pki->ca2_pem);
+	if (!rc && !(rc = crt_pem(rogue_leaf.crt, leaf_pem, sizeof(leaf_pem))))
+		snprintf(pki->rogue_chain_pem, sizeof(pki->rogue_chain_pem), "%s%s", leaf_pem,
+		         pki->rogue_ca_pem);
 	free_cert(&ca);
 	free_cert(&rogue);
 	free_cert(&leaf);
 	free_cert(&other);
+	free_cert(&ca2);
+	free_cert(&leaf2);
+	free_cert(&rogue_leaf);
 	return rc ? -1 : 0;
 }
 
@@ -205,11 +218,13 @@ static enum MHD_Result redeem(struct fake_api *api, struct MHD_Connection *c, js
 	snprintf(id, sizeof(id), "dev-%s", code);
 	snprintf(token, sizeof(token), "tok-%s", code);
 	json_t *allowed = json_loads(api->t.allowed_ips, 0, NULL);
-	return answer(c, 200,
-	              json_pack("{s:s, s:s, s:s, s:s, s:o, s:i, s:s, s:s}", "device_id", id,
-	                        "address", api->t.address, "server_public_key", api->t.server_key,
-	                        "endpoint", api->t.endpoint, "allowed_ips", allowed, "keepalive",
-	                        api->t.keepalive, "register_token", token, "dns", "10.77.0.1"));
+	json_t *reply = json_pack("{s:s, s:s, s:s, s:s, s:o, s:i, s:s, s:s}", "device_id", id,
+	                          "address", api->t.address, "server_public_key", api->t.server_key,
+	                          "endpoint", api->t.endpoint, "allowed_ips", allowed, "keepalive",
+	                          api->t.keepalive, "register_token", token, "dns", "10.77.0.1");
+	if (*api->t.api_cas)
+		json_object_set_new(reply, "api_cas", json_loads(api->t.api_cas, 0, NULL));
+	return answer(c, 200, reply);
 }
 
 static enum MHD_Result do_register(struct fake_api *api, struct MHD_Connection *c, json_t *req)

@@ -17,6 +17,10 @@ struct test_pki {
 	char ca_pem[4096], rogue_ca_pem[4096];
 	char chain_pem[8192], key_pem[4096];             /* leaf for 127.0.0.1 + the CA */
 	char other_chain_pem[8192], other_key_pem[4096]; /* leaf for gw.invalid only */
+	/* another node's: its own CA, and a leaf for 127.0.0.1 it signed */
+	char ca2_pem[4096], chain2_pem[8192], key2_pem[4096];
+	/* a leaf for 127.0.0.1 the rogue CA signed */
+	char rogue_chain_pem[8192], rogue_key_pem[4096];
 	uint8_t ca_sha256[32], leaf_sha256[32], leaf_spki_sha256[32];
 };
 
@@ -30,6 +34,7 @@ struct fake_reply_template {
 	char allowed_ips[128]; /* JSON array text */
 	char address[32];
 	int keepalive;
+	char api_cas[8192]; /* JSON array text redeem sends as api_cas; "": none */
 };
 
 typedef void (*fake_register_hook)(void *arg, const char *code, const char *public_key);

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 
 #include "enroll.h"
 #include "fake_api.h"
+#include "trust.h"
 #include "wg.h"
 
 #define IFNAME "mge0"
@@ -126,6 +128,14 @@ static struct cl_enroll_opts opts(const char *code)
 	    .api_timeout_s = 10,
 	    .handshake_timeout_s = 7,
 	};
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
 }
 
 static bool exists(const char *path)
@@ -437,15 +447,187 @@ static void reconnect_registers_nothing(void **state)
 	assert_true(net_log.up);
 }
 
-/* ---- setup ---- */
+/* ---- the trust bundle (client/trust.h) ---- */
 
-static void write_file(const char *path, const char *text)
+static size_t count_certs(const char *text)
 {
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
+	size_t n = 0;
+	for (const char *s = text; (s = strstr(s, "-----BEGIN CERTIFICATE-----")); s++)
+		n++;
+	return n;
 }
+
+static struct fake_api *start_node(const char *chain, const char *key, const char *api_cas)
+{
+	struct fake_reply_template t = {.endpoint = "127.0.0.1:51820",
+	                                .server_key =
+	                                    "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=",
+	                                .allowed_ips = "[\"10.77.0.0/24\"]",
+	                                .address = "10.77.0.2/32",
+	                                .keepalive = 25};
+	snprintf(t.api_cas, sizeof(t.api_cas), "%s", api_cas ? api_cas : "");
+	struct fake_api *node = fake_api_start(chain, key, &t, NULL, NULL);
+	assert_non_null(node);
+	return node;
+}
+
+/* A redeem against `node` trusting only the PEM file `trust`: 0, or the
+ * exit class of the failure. */
+static int redeem_with(struct fake_api *node, const char *trust)
+{
+	char node_url[64];
+	struct cl_api *a = NULL;
+	struct cl_redeem_reply *r = calloc(1, sizeof(*r));
+	struct cl_err err = {0};
+	snprintf(node_url, sizeof(node_url), "https://127.0.0.1:%u", fake_api_port(node));
+	struct cl_api_options o = {.server_url = node_url, .ca_file = trust, .timeout_s = 10};
+	int rc = cl_api_open(&a, &o, &err) || cl_enroll_redeem(a, new_code("GOOD"), NULL, r, &err);
+	cl_api_close(a);
+	free(r);
+	return rc ? err.exit_code : 0;
+}
+
+/* Two nodes' CAs in one file: a server of either verifies, a third not. */
+static void bundle_verifies_either_node_and_no_other(void **state)
+{
+	(void)state;
+	char bundle[256];
+	struct cl_err err = {0};
+	size_t added = 0;
+	snprintf(bundle, sizeof(bundle), "%s/bundle.pem", dir);
+	assert_int_equal(cl_trust_bundle_write(ca_file, pki.ca2_pem, bundle, &added, &err), 0);
+	assert_int_equal(added, 1);
+	assert_int_equal(count_certs(slurp(bundle)), 2);
+
+	struct fake_api *node2 = start_node(pki.chain2_pem, pki.key2_pem, NULL);
+	struct fake_api *rogue = start_node(pki.rogue_chain_pem, pki.rogue_key_pem, NULL);
+	assert_int_equal(redeem_with(api, bundle), 0);
+	assert_int_equal(redeem_with(node2, bundle), 0);
+	assert_int_equal(redeem_with(rogue, bundle), CL_EXIT_TLS);
+	/* the single CA (a bundle of one) knows the first node only */
+	assert_int_equal(redeem_with(node2, ca_file), CL_EXIT_TLS);
+	fake_api_stop(node2);
+	fake_api_stop(rogue);
+	unlink(bundle);
+}
+
+/* Adding to a bundle: each CA once, the file untouched when nothing is
+ * new, nothing written from bad input or past the limit. */
+static void bundle_grows_each_ca_once(void **state)
+{
+	(void)state;
+	char bundle[256], twice[8192], junk[256];
+	struct cl_err err = {0};
+	struct stat before, after;
+	size_t added = 9;
+	snprintf(bundle, sizeof(bundle), "%s/grow.pem", dir);
+	write_file(bundle, pki.ca_pem);
+	snprintf(twice, sizeof(twice), "%s%s%s", pki.ca2_pem, pki.ca_pem, pki.ca2_pem);
+	assert_int_equal(cl_trust_bundle_write(bundle, twice, bundle, &added, &err), 0);
+	assert_int_equal(added, 1);
+	char expect[8192];
+	snprintf(expect, sizeof(expect), "%s%s", pki.ca_pem, pki.ca2_pem);
+	assert_string_equal(slurp(bundle), expect);
+
+	assert_int_equal(stat(bundle, &before), 0);
+	assert_int_equal(cl_trust_bundle_write(bundle, pki.ca2_pem, bundle, &added, &err), 0);
+	assert_int_equal(added, 0);
+	assert_int_equal(stat(bundle, &after), 0);
+	assert_int_equal(before.st_ino, after.st_ino); /* not rewritten */
+
+	/* no certificate to start from: an error, nothing written */
+	snprintf(junk, sizeof(junk), "%s/junk.pem", dir);
+	write_file(junk, "not a certificate\n");
+	char out[256];
+	snprintf(out, sizeof(out), "%s/out.pem", dir);
+	assert_int_equal(cl_trust_bundle_write(junk, pki.ca2_pem, out, &added, &err), -1);
+	assert_false(exists(out));
+
+	/* one certificate, CA or not, goes through append only when it is a CA */
+	char text[8192] = "";
+	assert_int_equal(cl_trust_append_ca(pki.ca2_pem, text, sizeof(text)), 0);
+	assert_string_equal(text, pki.ca2_pem);
+	assert_int_equal(cl_trust_append_ca(pki.chain_pem, text, sizeof(text)), -EINVAL);
+	assert_int_equal(cl_trust_append_ca("junk", text, sizeof(text)), -EINVAL);
+	assert_int_equal(cl_trust_append_ca(pki.ca_pem, text, 100), -ENOSPC);
+	assert_string_equal(text, pki.ca2_pem);
+	unlink(bundle);
+	unlink(junk);
+}
+
+/* The redeem answer names every node's CA: the device's bundle holds them
+ * with its anchor, the register and every later call verify against it. */
+static void redeem_cas_join_the_bundle(void **state)
+{
+	(void)state;
+	char cas[8192];
+	json_t *list = json_pack("[s, s]", pki.ca_pem, pki.ca2_pem);
+	char *text = json_dumps(list, JSON_COMPACT);
+	snprintf(cas, sizeof(cas), "%s", text);
+	free(text);
+	json_decref(list);
+	struct fake_api *node1 = start_node(pki.chain_pem, pki.key_pem, cas);
+	char node_url[64];
+	snprintf(node_url, sizeof(node_url), "https://127.0.0.1:%u", fake_api_port(node1));
+
+	for (int pinned = 0; pinned < 2; pinned++) {
+		struct cl_enroll_opts o = opts(new_code("GOOD"));
+		struct cl_profile p;
+		struct cl_err err = {0};
+		char line[256];
+		o.server_url = node_url;
+		if (pinned) {
+			o.ca_file = NULL;
+			o.pin = ca_pin;
+		}
+		memset(&net_log, 0, sizeof(net_log));
+		unlink(config_path);
+		unlink(ca_copy_path);
+		assert_int_equal(cl_enroll_run(&o, &fake_net, &p, &err), 0);
+		const char *conf = slurp(config_path);
+		has_line(conf, "# MeshgateCA = " IFNAME ".ca.pem");
+		snprintf(line, sizeof(line), "# MeshgatePin = %s", ca_pin_canonical);
+		if (pinned)
+			has_line(conf, line);
+		const char *bundle = slurp(ca_copy_path);
+		assert_int_equal(count_certs(bundle), 2);
+		assert_non_null(strstr(bundle, pki.ca_pem));
+		assert_non_null(strstr(bundle, pki.ca2_pem));
+		int redeems, regs;
+		fake_api_counts(node1, &redeems, &regs);
+		assert_int_equal(regs, pinned + 1);
+	}
+	/* the saved bundle verifies the other node */
+	struct fake_api *node2 = start_node(pki.chain2_pem, pki.key2_pem, NULL);
+	assert_int_equal(redeem_with(node2, ca_copy_path), 0);
+	fake_api_stop(node2);
+	fake_api_stop(node1);
+}
+
+/* An answer's api_cas that are not CA certificates: refused, nothing kept. */
+static void bad_api_cas_are_refused(void **state)
+{
+	(void)state;
+	json_t *list = json_pack("[s]", pki.chain_pem); /* a leaf first: not a CA */
+	char *text = json_dumps(list, JSON_COMPACT);
+	struct fake_api *node = start_node(pki.chain_pem, pki.key_pem, text);
+	free(text);
+	json_decref(list);
+	char node_url[64];
+	snprintf(node_url, sizeof(node_url), "https://127.0.0.1:%u", fake_api_port(node));
+	struct cl_enroll_opts o = opts(new_code("GOOD"));
+	struct cl_profile p;
+	struct cl_err err = {0};
+	o.server_url = node_url;
+	assert_int_equal(cl_enroll_run(&o, &fake_net, &p, &err), -1);
+	assert_int_equal(err.exit_code, CL_EXIT_SERVER);
+	assert_non_null(strstr(err.msg, "api_cas"));
+	assert_false(exists(config_path));
+	assert_false(exists(ca_copy_path));
+	fake_api_stop(node);
+}
+
+/* ---- setup ---- */
 
 static int group_setup(void **state)
 {
@@ -504,6 +686,10 @@ int main(void)
 	    cmocka_unit_test_setup(preflight_spends_no_code, each_setup),
 	    cmocka_unit_test_setup(export_writes_a_plain_config, each_setup),
 	    cmocka_unit_test_setup(reconnect_registers_nothing, each_setup),
+	    cmocka_unit_test_setup(bundle_verifies_either_node_and_no_other, each_setup),
+	    cmocka_unit_test_setup(bundle_grows_each_ca_once, each_setup),
+	    cmocka_unit_test_setup(redeem_cas_join_the_bundle, each_setup),
+	    cmocka_unit_test_setup(bad_api_cas_are_refused, each_setup),
 	};
 	int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
 	curl_global_cleanup();

@@ -5,7 +5,7 @@
 # other reachable; `node del` of one node on the other removes its peer
 # and route everywhere, and the deleted node stays out.
 #
-#   ns a (198.18.0.1, etcd) --- ns b (198.18.0.2, site 172.20.0.1/24 on a dummy)
+#   ns a (198.18.0.1, etcd) --- ns b (198.18.0.2, site 172.20.0.1/24 on a veth)
 #
 # Skipped until the core's cluster layer exists (core/cluster.c and the
 # cluster.etcd setting).
@@ -26,7 +26,9 @@ netns_init
 ns_add A a
 ns_add B b
 ns_link "$A" 198.18.0.1/24 "$B" 198.18.0.2/24
-ns_exec "$B" ip link add site0 type dummy
+# a veth with its other end unused: this kernel has no dummy interfaces
+ns_exec "$B" ip link add site0 type veth peer name site0p
+ns_exec "$B" ip link set site0p up
 ns_exec "$B" ip addr add 172.20.0.1/24 dev site0
 ns_exec "$B" ip link set site0 up
 ns_exec "$B" sysctl -qw net.ipv4.ip_forward=1

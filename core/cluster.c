@@ -12,9 +12,11 @@
 #include "core.h"
 #include "etcd.h"
 
-#define META_DB         "_cluster"
-#define META_REVISION   "revision" /* the watch has applied everything up to it */
-#define META_KEY_PREFIX "rev:"     /* "rev:DB/KEY": the mod revision the mirror holds */
+#define META_DB       "_cluster"
+#define META_REVISION "revision" /* the watch has applied everything up to it */
+/* "rev:DB/KEY": the mod revision of the key the mirror holds; negative:
+ * the key was deleted at that revision (a tombstone, see mirror_apply) */
+#define META_KEY_PREFIX "rev:"
 #define MAX_ENDPOINTS   16
 #define MAX_CLUSTER_DBS 64
 #define HEALTH_EVERY_MS 300
@@ -208,8 +210,8 @@ static int plan_key(const char *db, const char *key, int written, void *arg)
 	meta_key(db, key, meta, sizeof(meta));
 	if ((rc = state_meta_get(p->txn, meta, &revision)) && rc != -ENOENT)
 		return rc;
-	/* a key the mirror holds no revision of has none in etcd either,
-	 * as far as this node knows: it must still be absent there */
+	/* a key the mirror holds no revision of, or a tombstone of, has none
+	 * in etcd either, as far as this node knows: it must still be absent */
 	const char *text;
 	size_t len;
 	int exists = state_get_text(p->txn, db, key, &text, &len) == 0;
@@ -218,7 +220,8 @@ static int plan_key(const char *db, const char *key, int written, void *arg)
 		return -ENOMEM;
 	}
 	const char *k = p->keys[p->n_keys++];
-	p->compares[p->n_compares++] = (struct etcd_compare){.key = k, .mod_revision = revision};
+	p->compares[p->n_compares++] =
+	    (struct etcd_compare){.key = k, .mod_revision = revision > 0 ? revision : 0};
 	if ((rc = remember_compared(p->side, k)))
 		return rc;
 	if (written)
@@ -270,10 +273,13 @@ static int cluster_commit(struct mg_txn *txn, void *arg)
 		/* the mirror now holds what etcd holds, at the txn's revision
 		 * (ops were planned in the order of the keys) */
 		for (size_t i = 0, o = 0; i < p.n_keys && !rc; i++) {
-			/* a delete keeps its revision until the watch passes it
-			 * (mirror_apply), as a put does */
+			/* a delete leaves a tombstone until the watch passes it
+			 * (mirror_apply) */
 			if (o < p.n_ops && p.ops[o].key == p.keys[i]) {
-				rc = state_meta_put(txn, p.metas[i], result.revision);
+				rc =
+				    state_meta_put(txn, p.metas[i],
+				                   p.ops[o].type == ETCD_OP_PUT ? result.revision
+				                                                : -result.revision);
 				o++;
 			}
 		}
@@ -303,10 +309,10 @@ static int mirror_apply(struct mg_txn *txn, const char *db, const char *key, con
 	*changed = 0;
 	if (rc && rc != -ENOENT)
 		return rc;
-	if (!rc && held >= revision) {
+	if (!rc && (held < 0 ? -held : held) >= revision) {
 		/* this node wrote it, or saw it already */
-		if (!value && held == revision && in_order)
-			return state_meta_del(txn, meta); /* the watch passed this node's delete */
+		if (!value && held == -revision && in_order)
+			return state_meta_del(txn, meta); /* the watch passed this tombstone */
 		return 0;
 	}
 	if (value) {
@@ -325,7 +331,7 @@ static int mirror_apply(struct mg_txn *txn, const char *db, const char *key, con
 	*changed = !rc;
 	if (rc && rc != -ENOENT)
 		return rc;
-	return in_order ? state_meta_del(txn, meta) : state_meta_put(txn, meta, revision);
+	return in_order ? state_meta_del(txn, meta) : state_meta_put(txn, meta, -revision);
 }
 
 /* Creates the databases of `kvs` that this node has not seen yet
@@ -613,6 +619,8 @@ static void cluster_after_conflict(void *arg)
 			rc = mirror_apply(txn, db, key, kv ? kv->value : NULL,
 			                  kv ? kv->value_len : 0,
 			                  kv ? kv->mod_revision : ranges[i].revision, 0, &changed);
+			if (changed)
+				core_log(MG_LOG_DEBUG, "cluster", "lost a race on %s/%s", db, key);
 		}
 		if (rc)
 			state_abort(txn);

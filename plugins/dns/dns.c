@@ -585,7 +585,7 @@ static void dns_stop(mg_ctx *ctx)
 	ctx->self = NULL;
 }
 
-static const char *const dns_owns[] = {DNS_DB, NULL};
+static const char *const dns_owns[] = {DNS_DB, DNS_NODE_DB, NULL};
 /* every node of a cluster serves the same runtime records */
 static const char *const dns_cluster[] = {DNS_DB, NULL};
 

@@ -19,7 +19,10 @@
 
 #include <meshgate/meshgate.h>
 
-#define DNS_DB            "dns"
+#define DNS_DB "dns"
+/* This node's own: where its clients find its server (in a cluster each
+ * node has its own listen addresses; `dns` is shared). */
+#define DNS_NODE_DB       "dns_node"
 #define DNS_RECORD_PREFIX "record/"
 #define DNS_SERVER_KEY    "server"
 #define DNS_NS_LABEL      "ns" /* ns.ZONE: the zone's name server (NS, SOA MNAME) */
@@ -480,7 +483,7 @@ int dns_vpn_load(struct dns *d);
 json_t *dns_listen_wanted(const struct dns *d, const struct dns_settings *s);
 /* Opens the listen addresses of settings s when they changed (the running
  * ones stay on failure) and sets the name server's addresses from them;
- * the caller rebuilds the index and publishes dns/server. */
+ * the caller rebuilds the index and publishes dns_node/server. */
 int dns_listen_update(struct dns *d, const struct dns_settings *s);
 /* Where clients find the server: each specific listen address, and the
  * VPN address when a wildcard on port 53 covers it. A new reference. */

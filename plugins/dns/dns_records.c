@@ -461,7 +461,8 @@ json_t *dns_server_addresses(const struct dns *d)
 	return addresses;
 }
 
-/* Writes dns/server (where clients find the server) when it changed: the
+/* Writes dns_node/server (where clients find this node's server) when it
+ * changed: the
  * addresses clients are told (e.g. by preauth), the listen addresses, the
  * zone. Before the VPN address is known (listen following it) the
  * addresses are empty: devices keep their own resolver. */
@@ -475,13 +476,13 @@ void dns_publish_server(struct dns *d)
 		json_decref(rec);
 		return;
 	}
-	if (!mg_state_get(d->ctx, txn, DNS_DB, DNS_SERVER_KEY, &old))
+	if (!mg_state_get(d->ctx, txn, DNS_NODE_DB, DNS_SERVER_KEY, &old))
 		json_object_del(old, "v");
 	if (old && json_equal(old, rec)) {
 		mg_txn_abort(d->ctx, txn);
-	} else if (mg_state_put(d->ctx, txn, DNS_DB, DNS_SERVER_KEY, rec) ||
+	} else if (mg_state_put(d->ctx, txn, DNS_NODE_DB, DNS_SERVER_KEY, rec) ||
 	           mg_txn_commit(d->ctx, txn)) {
-		mg_warn(d->ctx, "cannot write %s/%s", DNS_DB, DNS_SERVER_KEY);
+		mg_warn(d->ctx, "cannot write %s/%s", DNS_NODE_DB, DNS_SERVER_KEY);
 	}
 	json_decref(old);
 	json_decref(rec);
@@ -624,7 +625,7 @@ static json_t *write_error(int rc)
 
 /* state.dns: a runtime record another node of a cluster added, changed or
  * removed is taken as dns.add and dns.del take ours (those are served
- * already; dns/server is each node's own and not read here). */
+ * already; dns_node/server is each node's own). */
 void dns_records_changed(mg_ctx *ctx, const char *topic, json_t *payload, void *arg)
 {
 	struct dns *d = ctx->self;

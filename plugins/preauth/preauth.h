@@ -17,8 +17,8 @@
 #define PA_DB_USERS      "users"
 #define PA_DB_CODES      "codes"
 #define PA_DB_DEVICES    "devices"
-#define PA_DB_DNS        "dns"    /* owned by the dns plugin: server -> {addresses, zone} */
-#define PA_DB_POLICY     "policy" /* owned by the firewall: role -> {"subnets"} */
+#define PA_DB_DNS        "dns_node" /* the dns plugin's, this node's: server -> {addresses, zone} */
+#define PA_DB_POLICY     "policy"   /* owned by the firewall: role -> {"subnets"} */
 #define PA_DB_IPAM       "ipam"
 #define PA_DB_WG         "wg"
 #define PA_WG_SERVER_KEY "server"
@@ -288,7 +288,7 @@ int pa_batch_flush(struct pa *pa);
  * it. The one computation behind the redeem reply and
  * preauth.device.config. A new array, or NULL when the server has no
  * usable address. */
-/* ["10.0.0.1", "corp.internal"] from the dns plugin's dns/server, or NULL. */
+/* ["10.0.0.1", "corp.internal"] from the dns plugin's dns_node/server, or NULL. */
 json_t *pa_device_dns(struct pa *pa, mg_txn *txn);
 json_t *pa_device_networks(struct pa *pa, mg_txn *txn, json_t *server, const char *role);
 

@@ -667,7 +667,7 @@ static void test_server_record(void **unused)
 	struct mg_mock *m =
 	    t_mock(NULL, json_pack("{s:[s, s]}", "listen", "127.0.0.1:0", "127.0.0.2:0"));
 	json_t *rec = NULL;
-	assert_int_equal(mg_mock_state_get(m, "dns", "server", &rec), 0);
+	assert_int_equal(mg_mock_state_get(m, "dns_node", "server", &rec), 0);
 	json_t *addrs = json_object_get(rec, "addresses");
 	assert_int_equal(json_array_size(addrs), 2);
 	assert_string_equal(json_string_value(json_array_get(addrs, 0)), "127.0.0.1");
@@ -724,7 +724,7 @@ static void test_wildcard_and_ipv6(void **unused)
 	ldns_pkt_free(p);
 	/* the server record lists no wildcard address */
 	json_t *rec = NULL;
-	assert_int_equal(mg_mock_state_get(m, "dns", "server", &rec), 0);
+	assert_int_equal(mg_mock_state_get(m, "dns_node", "server", &rec), 0);
 	assert_int_equal(json_array_size(json_object_get(rec, "addresses")), 1);
 	json_decref(rec);
 	mg_mock_free(m);
@@ -746,7 +746,7 @@ static const char *answers_at(const char *host, const char *name, ldns_rr_type t
 static void expect_server_record(struct mg_mock *m, const char *address)
 {
 	json_t *rec = NULL;
-	assert_int_equal(mg_mock_state_get(m, "dns", "server", &rec), 0);
+	assert_int_equal(mg_mock_state_get(m, "dns_node", "server", &rec), 0);
 	json_t *addrs = json_object_get(rec, "addresses");
 	if (!address) {
 		assert_int_equal(json_array_size(addrs), 0);
@@ -758,7 +758,7 @@ static void expect_server_record(struct mg_mock *m, const char *address)
 }
 
 /* No listen setting: the server listens on the gateway's VPN address from
- * wg/server, port 53, tells clients that address (dns/server), names it
+ * wg/server, port 53, tells clients that address (dns_node/server), names it
  * ns.ZONE (the zone's NS and MNAME, with its PTR), and follows it when it
  * changes. A loopback address per process stands for the VPN address, so
  * that real queries reach it and parallel runs do not collide. */

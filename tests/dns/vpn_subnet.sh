@@ -8,7 +8,7 @@
 #   d2 ns: wireguard-go 10.77.0.3 ─┘   10.77.0.1 on the VPN, 198.18.0.1 public
 #
 # Through the tunnel: dns answers on 10.77.0.1:53 (its default listen), and
-# dns/server tells devices 10.77.0.1 (in the redeem reply); ns.corp.internal
+# dns_node/server tells devices 10.77.0.1 (in the redeem reply); ns.corp.internal
 # is 10.77.0.1 and 10.77.0.1 has a PTR; the api's VPN listener is on
 # 10.77.0.1:8443; the firewall's "vpn" subnet is 10.77.0.0/16, so one
 # device reaches the other, while the gateway's own other ports stay closed.
@@ -100,7 +100,7 @@ onboard d2 "$D2" "${TAG}b"
 echo "d1 $d1_IP, d2 $d2_IP"
 [ "${d1_IP%.*}" = 10.77.0 ] && [ "${d2_IP%.*}" = 10.77.0 ] || fail "devices outside 10.77.0.0/16"
 
-echo "-- devices are told the name server on the VPN address (dns/server)"
+echo "-- devices are told the name server on the VPN address (dns_node/server)"
 dns_line=$(tr -d ' \n' <"$WORK/d1.redeem" | sed -n 's/.*"dns":\(\[[^]]*\]\).*/\1/p')
 [ "$dns_line" = '["10.77.0.1","corp.internal"]' ] || fail "redeem's dns: '$dns_line'"
 echo "ok: redeem says dns $dns_line"

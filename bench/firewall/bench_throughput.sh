@@ -16,6 +16,11 @@
 # both. Two figures per run: Gbit/s, and Gbit per CPU-second of the two
 # iperf3 processes (the forwarding runs in their softirq context, so this
 # is the cost per byte, which a busy machine blurs less than the rate).
+# With FW_PERF=1 each run of ours and of the baseline is also sampled by
+# `perf record -a` and the share of the CPU spent in the filter chains
+# (nf_tables and the xt matches they call, conntrack's lookup apart) is
+# printed per round: the per-packet cost of the ruleset itself, which the
+# noise of the rate does not blur.
 # usage: bench_throughput.sh BUILD_DIR [SECONDS] [ROUNDS]
 set -euo pipefail
 build=$(realpath "$1")
@@ -51,6 +56,29 @@ cpu = end["cpu_utilization_percent"]
 print("%.3f %.3f" % (bits / 1e9, bits / 1e9 / ((cpu["host_total"] + cpu["remote_total"]) / 100)))'
 }
 
+# perf_measure NAME: measure; with FW_PERF=1 also the share (%) of the
+# samples in the filter chains' code and in conntrack's, into NAME.shares
+profile=${FW_PERF:-0}
+perf_measure() {
+	if [ "$profile" != 1 ]; then
+		measure
+		return
+	fi
+	# sampled while iperf3 runs (its first second is the warm-up anyway)
+	perf record -a -q -o "$WORK/perf.data" -- sleep "$secs" 2>/dev/null &
+	local perf_pid=$! shares
+	measure
+	wait "$perf_pid" || true
+	shares=$(perf report -i "$WORK/perf.data" --no-children --sort symbol --stdio 2>/dev/null | awk '
+		/^ *[0-9.]+%/ {
+			pct = $1; sub(/%/, "", pct); sym = $NF
+			if (sym ~ /^(nft_|__nft_|xt_|ipt_|conntrack_mt|set_match|ip_set|hash_ip|iptable_|nf_hook_slow)/) chains += pct
+			else if (sym ~ /^(nf_conntrack|__nf_conntrack|nf_ct_|hash_conntrack|____nf_conntrack)/) ct += pct
+		}
+		END { printf "%.2f %.2f", chains, ct }')
+	echo "$shares" >"$WORK/$1.shares"
+}
+
 baseline_on() {
 	ns_exec "$GW" iptables-restore <<RULES
 *filter
@@ -78,23 +106,32 @@ ours_off() {
 }
 
 echo "forwarding throughput, iperf3 TCP ${secs} s, ${rounds} interleaved rounds, offloads off"
-declare -a N S O NE SE OE
+declare -a N S O NE SE OE SC OC
 for ((run = 1; run <= rounds; run++)); do
 	read -r n ne < <(measure)
 	if ((run % 2)); then
 		baseline_on
-		read -r s se < <(measure)
+		perf_measure s >"$WORK/s"
 		baseline_off
 		ours_on
-		read -r o oe < <(measure)
+		perf_measure o >"$WORK/o"
 		ours_off
 	else
 		ours_on
-		read -r o oe < <(measure)
+		perf_measure o >"$WORK/o"
 		ours_off
 		baseline_on
-		read -r s se < <(measure)
+		perf_measure s >"$WORK/s"
 		baseline_off
+	fi
+	read -r s se <"$WORK/s"
+	read -r o oe <"$WORK/o"
+	if [ "$profile" = 1 ]; then
+		read -r sc sct <"$WORK/s.shares"
+		read -r oc oct <"$WORK/o.shares"
+		SC+=("$sc") OC+=("$oc")
+		echo "  round $run: CPU share of the filter chains: conntrack + 1 rule $sc%, ours $oc%;" \
+			"of conntrack: $sct%, $oct%"
 	fi
 	N+=("$n") S+=("$s") O+=("$o") NE+=("$ne") SE+=("$se") OE+=("$oe")
 	echo "  round $run: no rules $n, conntrack + 1 rule $s, ours $o Gbit/s;" \
@@ -146,6 +183,10 @@ figure "ours, 10k devices" "Gbit/s" "${O[@]}"
 figure "no rules, per CPU-second" "Gbit" "${NE[@]}"
 figure "conntrack + 1 rule, per CPU-second" "Gbit" "${SE[@]}"
 figure "ours, per CPU-second" "Gbit" "${OE[@]}"
+if [ "$profile" = 1 ]; then
+	figure "CPU share of the filter chains, conntrack + 1 rule" "%" "${SC[@]}"
+	figure "CPU share of the filter chains, ours" "%" "${OC[@]}"
+fi
 echo "goal: ours >= 0.95 of conntrack + 1 rule (median of the per-round ratios)"
 table_row "forwarding, 10k-device policy" "Gbit/s" "conntrack + 1 rule" "${O[*]}" "${S[*]}"
 table_row "forwarding per CPU-second, 10k-device policy" "Gbit" "conntrack + 1 rule" \

@@ -12,9 +12,9 @@
 set -euo pipefail
 build=$(realpath "$1")
 preload=${2:-10000}
-measured=${3:-2000}
+measured=${3:-1000}
 clients=${4:-8}
-rounds=${5:-5}
+rounds=${5:-3}
 propagated=${6:-300}
 here=$(dirname "$(realpath "$0")")
 source "$here/../../tests/lib/netns.sh"

@@ -23,6 +23,7 @@ benches=(
 	"forwarding|$here/firewall/bench_throughput.sh $build"
 	"dns|$build/bench/dns/bench_dns"
 	"onboarding|$here/onboarding/run.sh $build"
+	"cluster|$here/cluster/bench.sh $build"
 	"memory|$here/memory.sh $build"
 	"startup|$here/startup.sh $build"
 )

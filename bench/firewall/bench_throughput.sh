@@ -28,6 +28,7 @@ secs=${2:-5}
 rounds=${3:-5}
 here=$(dirname "$(realpath "$0")")
 source "$here/../../tests/lib/netns.sh"
+source "$here/../rounds.sh"
 netns_init
 
 ns_add CL cl
@@ -139,42 +140,6 @@ for ((run = 1; run <= rounds; run++)); do
 done
 echo "  ours: $ready; $RULES_N rules in MESHGATE chains"
 
-# figure NAME UNIT VALUES...: median and spread (as figure_print in rounds.h)
-figure() {
-	local name=$1 unit=$2
-	shift 2
-	printf '%s\n' "$@" | sort -g | awk -v name="$name" -v unit="$unit" '
-		{ v[NR] = $1 }
-		END {
-			med = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-			printf "  %-44s median %12.2f %-10s spread %.2f-%.2f (%.0f%%) over %d rounds\n",
-				name, med, unit, v[1], v[NR], med ? 100 * (v[NR] - v[1]) / med : 0, NR
-		}'
-}
-# table_row WHAT UNIT BASELINE "OURS..." "BARE...": one row of bench/run-all.sh's
-# table, as table_row in rounds.h (medians, the median of the per-round
-# ratios, the larger spread of the two)
-table_row() {
-	awk -v what="$1" -v unit="$2" -v base="$3" -v ours="$4" -v bare="$5" '
-		function median(a, n,   i, j, t) {
-			for (i = 2; i <= n; i++)
-				for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-			return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-		}
-		function spread(a, n, med,   i, lo, hi) {
-			lo = hi = a[1]
-			for (i = 2; i <= n; i++) { if (a[i] < lo) lo = a[i]; if (a[i] > hi) hi = a[i] }
-			return med ? (hi - lo) / med : 0
-		}
-		BEGIN {
-			n = split(ours, o, " "); split(bare, b, " ")
-			for (i = 1; i <= n; i++) r[i] = o[i] / b[i]
-			mo = median(o, n); mb = median(b, n); mr = median(r, n)
-			so = spread(o, n, mo); sb = spread(b, n, mb)
-			printf "TABLE|%s|%.4g %s|%s: %.4g %s|%.3g|%.0f%%|%d\n", what, mo, unit, base, mb,
-				unit, mr, 100 * (so > sb ? so : sb), n
-		}'
-}
 
 echo
 figure "no rules" "Gbit/s" "${N[@]}"

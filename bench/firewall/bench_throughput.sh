@@ -70,7 +70,7 @@ perf_measure() {
 	local perf_pid=$! shares
 	measure
 	wait "$perf_pid" || true
-	shares=$(perf report -i "$WORK/perf.data" --no-children --sort symbol --stdio 2>/dev/null | awk '
+	shares=$(perf report -i "$WORK/perf.data" --no-children -F overhead,sym --stdio 2>/dev/null | awk '
 		/^ *[0-9.]+%/ {
 			pct = $1; sub(/%/, "", pct); sym = $NF
 			if (sym ~ /^(nft_|__nft_|xt_|ipt_|conntrack_mt|set_match|ip_set|hash_ip|iptable_|nf_hook_slow)/) chains += pct

@@ -4,6 +4,9 @@
 #   laptop ns (198.18.0.2) --- gateway ns (198.18.0.1 | 10.20.0.1) --- service ns (10.20.0.10)
 #                               meshgated: wireguard, preauth, api, firewall, dns
 #
+# then three gateways sharing their state through etcd, with a mesh and a
+# site behind each (tools/demo/cluster.sh).
+#
 # Everything lives in namespaces and a temp dir, removed at the end.
 build=$(realpath "$1")
 root=$(dirname "$(realpath "$0")")/../..
@@ -100,5 +103,8 @@ say "the same code a second time"
 show "meshgate up ... $code"
 client_up "$CL" "${TAG}d" "$code" || echo "(exit $?: refused, nothing changed)"
 
-say "done: removing every namespace, interface and process"
 ns_exec "$CL" "$MESHGATE" down --interface "${TAG}c" "${CLIENT_DIRS[@]}"
+
+source "$root/tools/demo/cluster.sh"
+
+say "done: removing every namespace, interface and process"

@@ -1,0 +1,67 @@
+# The demo's second act (sourced by run.sh): three gateways, one network.
+#
+#   laptop (198.18.0.11) ── gw1 ─ gw2 ─ gw3 (198.18.0.1-3, one segment; a mesh between them)
+#                            │     │     │
+#                          site1 site2 site3 (172.19.N.0/24, a service on 172.19.N.10:7000)
+#
+# Each gateway runs an etcd member and meshgated with every plugin and the
+# mesh: the state is shared, every node serves every device.
+source "$root/tests/lib/etcd.sh"
+source "$root/tests/cluster/cluster_lib.sh"
+etcd_init
+
+say "several gateways, one network: three nodes sharing their state through etcd"
+CLUSTER_ROLES='developer = ["10.0.0.0/16", "172.19.2.0/24"]; admin = ["10.0.0.0/16", "172.19.0.0/16"];'
+cluster_up "$CLUSTER_PLUGINS, \"mesh\""
+two_peers() { [ "$(ns_exec "$GW1" wg show "${TAG}m1" peers | grep -c .)" = 2 ]; }
+wait_for 20 two_peers || echo "(the mesh is still coming up)"
+show "meshgatectl node list   (on gw1: every node made its own key and registered itself)"
+ctln 1 node list
+show "meshgatectl status   (on gw3)"
+ctln 3 status | head -3
+
+say "a user made on gw1; the laptop enrolls through gw2"
+show "meshgatectl user add bob --role developer   (on gw1)"
+code=$(ctln 1 user add bob --role developer --json | json_field code)
+echo "code $code"
+show "meshgate up --server https://198.18.0.2:8443 --ca gw2-ca.pem $code   (on the laptop)"
+ns_exec "$CL1" "$MESHGATE" up --server https://198.18.0.2:8443 --ca "$WORK/gw2/state/ca.pem" \
+	--interface "${TAG}k" --backend userspace --config-dir "$WORK/bob/etc" \
+	--state-dir "$WORK/bob/run" "$code"
+bob_key=$(ns_exec "$CL1" wg show "${TAG}k" public-key)
+peer_everywhere() {
+	local i ns
+	for i in 1 2 3; do
+		eval "ns=\$GW$i"
+		ns_exec "$ns" wg show "${TAG}w$i" peers | grep -xF "$bob_key" >/dev/null || return 1
+	done
+}
+wait_for 5 peer_everywhere && echo "the laptop's key is a WireGuard peer of gw1, gw2 and gw3"
+device=$(ctln 3 device list --json --user bob | json_field name)
+show "dig @10.0.0.1 $device.corp.internal +short   (gw3's DNS, from gw3)"
+ns_exec "$GW3" dig @10.0.0.1 "$device.corp.internal" +short +time=2 +tries=1
+
+say "site to site: through gw2 and the mesh, the laptop reaches what its role allows"
+show "echo hi | ncat 172.19.2.10 7000   (the service behind gw2: allowed to developers)"
+echo hi | ns_exec "$CL1" ncat --no-shutdown -w 3 172.19.2.10 7000 || echo "(no answer)"
+show "echo hi | ncat 172.19.3.10 7000   (behind gw3: admins only)"
+echo hi | ns_exec "$CL1" ncat --no-shutdown -w 2 172.19.3.10 7000 2>/dev/null ||
+	echo "denied: the role's policy, decided on the node the laptop uses"
+
+say "etcd loses its quorum: the tunnels go on, writes wait"
+etcd_member_stop m2
+etcd_member_stop m3
+show "ping -c3 172.19.2.10   (on the laptop)"
+ns_exec "$CL1" ping -c3 -i0.3 -W1 172.19.2.10 | grep -E 'packets transmitted'
+show "meshgatectl user add carol --role developer   (on gw1)"
+ctln 1 user add carol --role developer || true
+etcd_member_restart m2
+etcd_member_restart m3
+etcd_wait_healthy m2 20
+etcd_wait_healthy m3 20
+writable() { ctln 1 --json status | grep '"writable": *true' >/dev/null; }
+wait_for 10 writable
+show "meshgatectl user add carol --role developer   (quorum back, no restart)"
+ctln 1 user add carol --role developer
+ns_exec "$CL1" "$MESHGATE" down --interface "${TAG}k" --config-dir "$WORK/bob/etc" \
+	--state-dir "$WORK/bob/run" >/dev/null 2>&1 || true

@@ -104,6 +104,8 @@ site_up() {
 	eval "site=\$SITE$i"
 	ns_link "$gw" "172.19.$i.1/24" "$site" "172.19.$i.10/24"
 	ns_exec "$site" ip route add default via "172.19.$i.1"
+	# the gateway's uplink, as a real one has: the other sites are not behind it
+	ns_exec "$gw" ip route add default via 198.18.0.254
 	ip netns exec "$site" ncat -lk "172.19.$i.10" 7000 \
 		--sh-exec "read l; echo \"site$i from \$NCAT_REMOTE_ADDR: \$l\"" &
 	bg_track $!

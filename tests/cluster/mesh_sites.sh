@@ -86,6 +86,11 @@ for i in 1 2 3; do
 	done
 done
 echo "   each gateway has the two others as peers and routes to their sites"
+# gw2 joined after gw1's firewall applied its policy, when gw2's site lay
+# behind gw1's uplink (its default route): the rule follows the new route
+site2_rule() { ns_exec "$GW1" iptables -S MESHGATE-FROM-VPN | grep -F -- "-d 172.19.2.0/24"; }
+wait_for 2 eval 'site2_rule | grep -qF -- "-o ${TAG}m1 "' ||
+	fail "gw1's firewall does not let gw2's site out through the mesh: $(site2_rule)"
 
 echo "-- node list --json agrees on all three"
 table=$(node_table 1)

@@ -96,7 +96,8 @@ CONF
 # site_up N: a namespace siteN behind gwN, 172.19.N.10/24 (gwN is
 # 172.19.N.1, its default route), with a TCP service on port 7000 that
 # answers a line with "siteN from SOURCE: LINE" (SOURCE: the address it
-# saw the connection come from)
+# saw the connection come from); gwN gets an uplink default route (via
+# 198.18.0.254, nobody), as a real gateway has one
 site_up() {
 	local i=$1 gw site
 	eval "gw=\$GW$i"
@@ -104,7 +105,7 @@ site_up() {
 	eval "site=\$SITE$i"
 	ns_link "$gw" "172.19.$i.1/24" "$site" "172.19.$i.10/24"
 	ns_exec "$site" ip route add default via "172.19.$i.1"
-	# the gateway's uplink, as a real one has: the other sites are not behind it
+	# which covers the other sites until the mesh routes them
 	ns_exec "$gw" ip route add default via 198.18.0.254
 	ip netns exec "$site" ncat -lk "172.19.$i.10" 7000 \
 		--sh-exec "read l; echo \"site$i from \$NCAT_REMOTE_ADDR: \$l\"" &

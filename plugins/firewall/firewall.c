@@ -32,10 +32,15 @@
 /* How often a change is tried when its commit loses races to other nodes
  * of a cluster (-ESTALE) before it is answered "conflict". */
 #define FW_COMMIT_TRIES 5
+/* A route change renders the rules again this long after the first news
+ * of it: a node joining the mesh adds several routes at once. */
+#define ROUTES_SETTLE_MS 100
 
 struct fw {
 	struct fw_cfg cfg;
 	struct fw_nl *nl;
+	struct fw_routes *routes; /* news of route changes */
+	int routes_watched, routes_timer;
 	struct fw_members *members; /* active devices, as the sets hold them */
 	char vpn_if[IF_NAMESIZE];
 	struct fw_prefix vpn_net;
@@ -626,6 +631,34 @@ static void retry_later(mg_ctx *ctx)
 		self->retry_timer = mg_timer_add(ctx, RETRY_MS, 0, retry, NULL);
 }
 
+/* The interface behind each subnet is the routing table's, looked up at
+ * each rendering: when a route comes or goes (the mesh plugin routing
+ * another node's site over the mesh, a link going down) the rules are
+ * rendered again, once the burst of news is over, and applied if their
+ * text changed. Without this a subnet bound to the default route's
+ * interface at start would stay dropped on its new path until the next
+ * resync. */
+static void routes_settled(mg_ctx *ctx, void *arg)
+{
+	struct fw *self = ctx->self;
+	(void)arg;
+	self->routes_timer = 0;
+	reconcile(ctx, 0);
+}
+
+static void on_routes_changed(mg_ctx *ctx, int fd, int events, void *arg)
+{
+	struct fw *self = ctx->self;
+	(void)fd;
+	(void)events;
+	(void)arg;
+	int rc = fw_routes_drain(self->routes);
+	if (rc < 0)
+		mg_warn(ctx, "cannot read route changes: %s", strerror(-rc));
+	if (rc && self->routes_timer <= 0)
+		self->routes_timer = mg_timer_add(ctx, ROUTES_SETTLE_MS, 0, routes_settled, NULL);
+}
+
 /* ---- one device at a time ---- */
 
 static int set_of(struct fw *self, const char *role, char set[FW_SETNAME_MAX])
@@ -1172,6 +1205,7 @@ static void fw_free(mg_ctx *ctx)
 		return;
 	fw_cfg_free(&self->cfg);
 	fw_nl_close(self->nl);
+	fw_routes_close(self->routes);
 	fw_members_free(self->members);
 	fw_strv_free(self->sets);
 	free(self->rules);
@@ -1198,6 +1232,11 @@ static int fw_init(mg_ctx *ctx)
 	}
 	if ((rc = fw_nl_open(&self->nl))) {
 		mg_error_log(ctx, "cannot open a netfilter netlink socket: %s", strerror(-rc));
+		goto fail;
+	}
+	/* before the first rendering: no route change after it goes unheard */
+	if ((rc = fw_routes_open(&self->routes))) {
+		mg_error_log(ctx, "cannot open a socket for route changes: %s", strerror(-rc));
 		goto fail;
 	}
 	static const struct {
@@ -1227,7 +1266,13 @@ fail:
 static int fw_start(mg_ctx *ctx)
 {
 	struct fw *self = ctx->self;
-	int rc = reconcile(ctx, 1);
+	int rc = mg_fd_watch(ctx, fw_routes_fd(self->routes), MG_FD_READ, on_routes_changed, NULL);
+	if (rc)
+		mg_error_log(ctx, "cannot watch route changes: %s", strerror(-rc));
+	else
+		self->routes_watched = 1;
+	if (!rc)
+		rc = reconcile(ctx, 1);
 	if (rc) {
 		/* as a stop: what an earlier run kept stays unless told otherwise */
 		char err[ERROR_SIZE];
@@ -1278,6 +1323,8 @@ static void fw_stop(mg_ctx *ctx)
 	char err[ERROR_SIZE];
 	if (!self)
 		return;
+	if (self->routes_watched)
+		mg_fd_unwatch(ctx, fw_routes_fd(self->routes));
 	if (self->flushed)
 		mg_info(ctx, "nothing to keep or remove: flushed before the stop");
 	else if (!self->cfg.flush_on_stop)

@@ -169,6 +169,20 @@ int fw_nl_set_list(struct fw_nl *nl, const char *prefix, char ***names);
  * or a negative errno. */
 int fw_nl_ct_forget(struct fw_nl *nl, const uint32_t *addrs, size_t n);
 
+/* ---- netlink: changes of the routing table (fw_nl.c) ---- */
+
+/* A socket that hears of every IPv4 route added or removed (rtnetlink's
+ * RTMGRP_IPV4_ROUTE), non-blocking: the interface a subnet lies behind
+ * may have changed. */
+struct fw_routes;
+int fw_routes_open(struct fw_routes **out);
+void fw_routes_close(struct fw_routes *r);
+int fw_routes_fd(const struct fw_routes *r);
+/* Reads whatever is pending: 1 when a route changed (also when the
+ * socket's buffer overflowed and news were lost), 0 when nothing was
+ * pending, or a negative errno. */
+int fw_routes_drain(struct fw_routes *r);
+
 void fw_strv_free(char **v);
 
 #endif

@@ -1,6 +1,7 @@
 /* ipset and conntrack through nfnetlink (libmnl), in-process: one
  * device's change costs a message and its ACK, not a process, and a whole
- * role set a few messages of thousands of members each. */
+ * role set a few messages of thousands of members each. Also the news of
+ * route changes (rtnetlink), which move subnets between interfaces. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <linux/netfilter/ipset/ip_set_hash.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
+#include <linux/rtnetlink.h>
 
 #include "fw.h"
 
@@ -465,4 +467,62 @@ int fw_nl_ct_forget(struct fw_nl *nl, const uint32_t *addrs, size_t n)
 	}
 	free(s.found);
 	return rc ? rc : removed;
+}
+
+/* ---- route changes ---- */
+
+struct fw_routes {
+	struct mnl_socket *sock;
+};
+
+int fw_routes_open(struct fw_routes **out)
+{
+	struct fw_routes *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->sock = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (!r->sock || mnl_socket_bind(r->sock, RTMGRP_IPV4_ROUTE, MNL_SOCKET_AUTOPID) < 0) {
+		int rc = -errno;
+		fw_routes_close(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+void fw_routes_close(struct fw_routes *r)
+{
+	if (!r)
+		return;
+	if (r->sock)
+		mnl_socket_close(r->sock);
+	free(r);
+}
+
+int fw_routes_fd(const struct fw_routes *r)
+{
+	return mnl_socket_get_fd(r->sock);
+}
+
+/* The group carries nothing but RTM_NEWROUTE and RTM_DELROUTE: whatever
+ * arrived is a change, and what it says is read from the table when the
+ * rules are rendered again. */
+int fw_routes_drain(struct fw_routes *r)
+{
+	char buf[8192];
+	int changed = 0;
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(r->sock, buf, sizeof(buf));
+		if (n > 0) {
+			changed = 1;
+			continue;
+		}
+		if (n < 0 && errno == ENOBUFS) {
+			changed = 1; /* news were lost: take it as a change */
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		return changed;
+	}
 }

@@ -13,9 +13,17 @@
 # address 10.0.0.1/16 on its own WireGuard interface, its own API on
 # 198.18.0.N:8443 and DNS on 10.0.0.1 / 198.18.0.N.
 #
-# cluster_up [PLUGINS]; ctlN (ctl 1 status ...); gw_start N; gw_kill9 N.
+# With "mesh" among the plugins, gwN also gets the mesh (interface TAGmN,
+# port 51821, endpoint 198.18.0.N:51821, subnet 10.99.0.0/24) routing its
+# site 172.19.N.0/24 (site_up N draws the site's namespace; cluster_up
+# draws all three before any gateway starts).
+#
+# cluster_up [PLUGINS] [NODES]; ctln N ARGS...; gw_config N PLUGINS; gw_start N;
+# gw_kill9 N; site_up N. CLUSTER_ROLES replaces the firewall's roles.
 
 CLUSTER_PLUGINS='"wireguard", "preauth", "firewall", "dns", "api"'
+CLUSTER_ROLES='developer = ["10.0.0.0/16", "10.20.0.0/24"];
+                       admin = ["10.0.0.0/16", "10.20.0.0/24", "172.19.0.0/16"];'
 
 # bridge_port NS ADDR/LEN: a veth from NS into the bridge in $INET
 bridge_port() {
@@ -26,8 +34,11 @@ bridge_port() {
 	ip -n "$ns" link set "$inside" up
 }
 
+# cluster_up [PLUGINS] [NODES]: the namespaces and etcd members of all three;
+# the gateways of NODES ("1 2 3" by default) configured and started (the
+# others later with gw_config and gw_start)
 cluster_up() {
-	local plugins=${1:-$CLUSTER_PLUGINS} i initial=""
+	local plugins=${1:-$CLUSTER_PLUGINS} nodes=${2:-1 2 3} i initial=""
 	ns_add INET inet
 	ip -n "$INET" link add br0 type bridge
 	ip -n "$INET" link set br0 up
@@ -46,7 +57,8 @@ cluster_up() {
 			http://198.18.0.$i:2380 \"$initial\" \"\$GW$i\""
 	done
 	for i in 1 2 3; do etcd_wait_healthy "m$i" 20; done
-	for i in 1 2 3; do
+	case $plugins in *'"mesh"'*) for i in 1 2 3; do site_up "$i"; done ;; esac
+	for i in $nodes; do
 		gw_config "$i" "$plugins"
 		gw_start "$i"
 	done
@@ -67,12 +79,37 @@ cluster = { node = "gw$i";
 wireguard = { interface = "${TAG}w$i"; backend = "userspace"; address = "10.0.0.1/16";
               endpoint = "198.18.0.$i:51820"; };
 preauth = { networks = ["10.20.0.0/24"]; };
-firewall = { roles = { developer = ["10.0.0.0/16", "10.20.0.0/24"];
-                       admin = ["10.0.0.0/16", "10.20.0.0/24", "172.19.0.0/16"]; }; };
+firewall = { roles = { $CLUSTER_ROLES }; };
 dns = { listen = ["10.0.0.1:53", "198.18.0.$i:53"]; zone = "corp.internal"; upstream = []; };
 api = { listen = "198.18.0.$i:8443"; names = ["198.18.0.$i"]; per_ip_limit = 512; };
 ${CLUSTER_EXTRA_CONF:-}
 CONF
+	case $plugins in *'"mesh"'*)
+		cat >>"$dir/meshgated.conf" <<CONF
+mesh = { interface = "${TAG}m$i"; backend = "userspace"; listen_port = 51821;
+         endpoint = "198.18.0.$i:51821"; subnet = "10.99.0.0/24"; subnets = [ "172.19.$i.0/24" ]; };
+CONF
+		;;
+	esac
+}
+
+# site_up N: a namespace siteN behind gwN, 172.19.N.10/24 (gwN is
+# 172.19.N.1, its default route), with a TCP service on port 7000 that
+# answers a line with "siteN from SOURCE: LINE" (SOURCE: the address it
+# saw the connection come from); gwN gets an uplink default route (via
+# 198.18.0.254, nobody), as a real gateway has one
+site_up() {
+	local i=$1 gw site
+	eval "gw=\$GW$i"
+	ns_add "SITE$i" "site$i"
+	eval "site=\$SITE$i"
+	ns_link "$gw" "172.19.$i.1/24" "$site" "172.19.$i.10/24"
+	ns_exec "$site" ip route add default via "172.19.$i.1"
+	# which covers the other sites until the mesh routes them
+	ns_exec "$gw" ip route add default via 198.18.0.254
+	ip netns exec "$site" ncat -lk "172.19.$i.10" 7000 \
+		--sh-exec "read l; echo \"site$i from \$NCAT_REMOTE_ADDR: \$l\"" &
+	bg_track $!
 }
 
 ctln() {

@@ -3,7 +3,8 @@
  * start and stop leave exactly what they should (a stop keeps the policy
  * by default, on_stop = "flush" and firewall.flush remove it), device
  * changes move set membership, routes and ports at runtime, reload, and
- * convergence from whatever an earlier run left; and the fill of a role
+ * convergence from whatever an earlier run left, the rules following
+ * route changes; and the fill of a role
  * set through netlink: all of 10,000 members, a refused member leaving the
  * set as it was, and packets the set admits never refused meanwhile. */
 #include <errno.h>
@@ -499,6 +500,79 @@ static void test_cluster(void **unused)
 /* Whatever an earlier run left (a crash, an older layout, a duplicate
  * hook, a stale set) is brought to exactly the policy; a second start
  * gives the same rules, byte for byte. */
+/* The firewall's one watched fd: its news of route changes. */
+static int routes_fd(struct mg_mock *m)
+{
+	json_t *r = mg_mock_registrations(m, "firewall");
+	json_t *fds = json_object_get(r, "fds");
+	assert_int_equal(json_array_size(fds), 1);
+	int fd = (int)json_integer_value(json_array_get(fds, 0));
+	json_decref(r);
+	return fd;
+}
+
+static json_int_t timers(struct mg_mock *m)
+{
+	json_t *r = mg_mock_registrations(m, "firewall");
+	json_int_t n = json_integer_value(json_object_get(r, "timers"));
+	json_decref(r);
+	return n;
+}
+
+#define SITE_RULE(iface)                                                                        \
+	"-A MESHGATE-FROM-VPN -d 172.30.2.0/24 -o " iface " -m set --match-set MESHGATE-admin " \
+	"src -j ACCEPT"
+
+/* A role's subnet behind the default route at start that gets a route of
+ * its own later (the mesh plugin routing another node's site over the
+ * mesh) and loses it again: the rules follow the routing table at once,
+ * not at the next resync (there is none here). */
+static void test_routes_followed(void **unused)
+{
+	(void)unused;
+	assert_clean();
+	struct mg_mock *m = fw_mock(NULL,
+	                            "{\"roles\": {\"admin\": [\"vpn\", \"172.30.2.0/24\"]}, "
+	                            "\"resync_interval\": 0, \"on_stop\": \"flush\"}",
+	                            1);
+	char *s = save();
+	assert_non_null(strstr(s, SITE_RULE("fwpub")));
+	free(s);
+	int fd = routes_fd(m);
+
+	/* no news: nothing scheduled */
+	json_int_t idle = timers(m);
+	assert_int_equal(mg_mock_fire_fd(m, fd, MG_FD_READ), 0);
+	assert_int_equal(timers(m), idle);
+
+	free(run("ip link add fwmesh type veth peer name fwmesh-p && ip link set fwmesh-p up && "
+	         "ip link set fwmesh up && ip route add 172.30.2.0/24 dev fwmesh"));
+	assert_int_equal(mg_mock_fire_fd(m, fd, MG_FD_READ), 0);
+	assert_int_equal(timers(m), idle + 1); /* the burst's one rendering */
+	s = save();
+	assert_non_null(strstr(s, SITE_RULE("fwpub"))); /* not before the burst is over */
+	free(s);
+	mg_mock_advance(m, 100);
+	assert_int_equal(timers(m), idle);
+	s = save();
+	assert_non_null(strstr(s, SITE_RULE("fwmesh")));
+	assert_null(strstr(s, SITE_RULE("fwpub")));
+	free(s);
+
+	free(run("ip route del 172.30.2.0/24 dev fwmesh"));
+	assert_int_equal(mg_mock_fire_fd(m, fd, MG_FD_READ), 0);
+	mg_mock_advance(m, 100);
+	s = save();
+	assert_non_null(strstr(s, SITE_RULE("fwpub")));
+	assert_null(strstr(s, SITE_RULE("fwmesh")));
+	free(s);
+
+	mg_mock_stop(m);
+	assert_clean();
+	mg_mock_free(m);
+	free(run("ip link del fwmesh"));
+}
+
 static void test_converge(void **unused)
 {
 	(void)unused;
@@ -858,11 +932,12 @@ int main(void)
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_start_stop),   cmocka_unit_test(test_devices),
-	    cmocka_unit_test(test_routes_ports), cmocka_unit_test(test_cluster),
-	    cmocka_unit_test(test_converge),     cmocka_unit_test(test_reload),
-	    cmocka_unit_test(test_no_server),    cmocka_unit_test(test_stop_keeps),
-	    cmocka_unit_test(test_set_replace),  cmocka_unit_test(test_replace_keeps_traffic),
+	    cmocka_unit_test(test_start_stop),      cmocka_unit_test(test_devices),
+	    cmocka_unit_test(test_routes_ports),    cmocka_unit_test(test_cluster),
+	    cmocka_unit_test(test_converge),        cmocka_unit_test(test_reload),
+	    cmocka_unit_test(test_no_server),       cmocka_unit_test(test_stop_keeps),
+	    cmocka_unit_test(test_set_replace),     cmocka_unit_test(test_replace_keeps_traffic),
+	    cmocka_unit_test(test_routes_followed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

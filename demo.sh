@@ -1,6 +1,7 @@
 #!/bin/bash
-# The demo: builds meshgate, starts meshgated with its plugins in a temp
-# dir and shows `meshgatectl status`. Run as root on Debian 12.
+# The demo: builds meshgate, then runs tools/demo/run.sh: a gateway and a
+# laptop onboarded with a code, then three gateways sharing their state
+# through etcd, all in namespaces. Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")"
 tools/install-deps.sh

@@ -79,6 +79,14 @@ void mg_spawn_describe(const char *name, const struct mg_spawn_result *r, char *
 
 void mg_spawn_result_free(struct mg_spawn_result *r);
 
+/* The common case: runs argv with `input` (len bytes, may be NULL) on its
+ * stdin; 0 when it succeeded, with its stdout in *output (malloc'd, when
+ * output is not NULL; -E2BIG if it was cut at MG_SPAWN_MAX_OUTPUT), else
+ * a negative errno with why in err (-EIO: it ran and failed, its stderr
+ * said). */
+int mg_spawn_check(char *const argv[], const char *input, size_t len, char **output, char *err,
+                   size_t errlen);
+
 /* Starts s->argv and leaves it running (input, timeout and max_output are
  * not used). *pid is the child's. */
 int mg_spawn_start(const struct mg_spawn *s, pid_t *pid, char *err, size_t errlen);

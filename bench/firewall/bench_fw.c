@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "fw.h"
+#include "spawn.h"
 #include "mg_mock.h"
 #include "rounds.h"
 
@@ -59,7 +60,7 @@ static void die(const char *what, const char *err)
 static void sh(const char *cmd)
 {
 	char *argv[] = {"sh", "-c", (char *)cmd, NULL}, err[512];
-	if (fw_exec(argv, NULL, 0, NULL, err, sizeof(err)))
+	if (mg_spawn_check(argv, NULL, 0, NULL, err, sizeof(err)))
 		die(cmd, err);
 }
 
@@ -152,7 +153,7 @@ static double run_argv_ms(char *const argv[], const char *input, size_t len)
 {
 	char err[512];
 	double t0 = now_ms();
-	if (fw_exec(argv, input, len, NULL, err, sizeof(err)))
+	if (mg_spawn_check(argv, input, len, NULL, err, sizeof(err)))
 		die(argv[0], err);
 	return now_ms() - t0;
 }

@@ -21,6 +21,7 @@
 #include <meshgate/meshgate.h>
 
 #include "fw.h"
+#include "spawn.h"
 #include "fw_config.h"
 #include "nl.h"
 
@@ -397,7 +398,7 @@ static int has_set(char **sets, const char *name)
 static int run_restore(struct fw *self, const char *text, size_t len, char *err, size_t errlen)
 {
 	char *argv[] = {self->cfg.iptables_restore, "-w", "5", "--noflush", NULL};
-	return fw_exec(argv, text, len, NULL, err, errlen);
+	return mg_spawn_check(argv, text, len, NULL, err, errlen);
 }
 
 /* The role's set made to hold exactly its members, in one step. */
@@ -422,7 +423,7 @@ static int fill_set(struct fw *self, const struct fw_role *role, char *err, size
 static int read_existing(struct fw *self, struct fw_existing *e, char *err, size_t errlen)
 {
 	char *argv[] = {self->cfg.iptables_save, "-t", "filter", NULL}, *out = NULL;
-	int rc = fw_exec(argv, NULL, 0, &out, err, errlen);
+	int rc = mg_spawn_check(argv, NULL, 0, &out, err, errlen);
 	if (!rc && (rc = fw_existing_parse(e, out)))
 		snprintf(err, errlen, "out of memory");
 	free(out);

@@ -129,14 +129,6 @@ int fw_render_teardown(struct fw_buf *out, const struct fw_existing *existing);
 int fw_existing_parse(struct fw_existing *out, const char *save_text);
 void fw_existing_free(struct fw_existing *e);
 
-/* ---- processes (fw_exec.c) ---- */
-
-/* Runs argv (PATH searched) with `input` on its stdin; its stdout goes to
- * *output when not NULL (malloc'd, NUL-terminated). 0, or a negative errno
- * with the command's own message (or why it could not run) in err. */
-int fw_exec(char *const argv[], const char *input, size_t len, char **output, char *err,
-            size_t errlen);
-
 /* ---- netlink: ipset and conntrack in-process (fw_nl.c) ---- */
 
 struct fw_nl;

@@ -100,30 +100,11 @@ static int sys_route(void *arg, const char *ifname, const char *subnet, bool add
 	return rc;
 }
 
-/* Runs argv with `input` on stdin; its stdout (NULL: dropped). */
-static int run(char *const argv[], const char *input, char **output, char *err, size_t errlen)
-{
-	struct mg_spawn s = {.argv = argv, .input = input, .input_len = input ? strlen(input) : 0};
-	struct mg_spawn_result r;
-	int rc = mg_spawn_run(&s, &r, err, errlen);
-	if (rc)
-		return rc;
-	if (!mg_spawn_succeeded(&r)) {
-		mg_spawn_describe(argv[0], &r, err, errlen);
-		rc = -EIO;
-	} else if (output) {
-		*output = r.out;
-		r.out = NULL;
-	}
-	mg_spawn_result_free(&r);
-	return rc;
-}
-
 /* How many jumps to our chain POSTROUTING has. */
 static int count_hooks(struct mesh_system *sys, size_t *hooks, char *err, size_t errlen)
 {
 	char *argv[] = {sys->iptables_save, "-t", "nat", NULL}, *out = NULL;
-	int rc = run(argv, NULL, &out, err, errlen);
+	int rc = mg_spawn_check(argv, NULL, 0, &out, err, errlen);
 	*hooks = 0;
 	for (char *line = out; !rc && line && *line;) {
 		char *end = strchr(line, '\n');
@@ -147,7 +128,7 @@ static int sys_nat(void *arg, const char *ifname, const char *vpn_subnet, const 
 	char *text = mesh_render_nat(ifname, vpn_subnet, mesh_address, hooks);
 	if (!text)
 		return -ENOMEM;
-	rc = run(restore, text, NULL, err, errlen);
+	rc = mg_spawn_check(restore, text, strlen(text), NULL, err, errlen);
 	free(text);
 	return rc;
 }
@@ -174,7 +155,7 @@ static void sys_down(void *arg, const char *ifname)
 		n += snprintf(text + n, sizeof(text) - (size_t)n, "-D POSTROUTING -j %s\n",
 		              MESH_NAT_CHAIN);
 	snprintf(text + n, sizeof(text) - (size_t)n, "-X %s\nCOMMIT\n", MESH_NAT_CHAIN);
-	run(restore, text, NULL, err, sizeof(err));
+	mg_spawn_check(restore, text, strlen(text), NULL, err, sizeof(err));
 }
 
 const struct mesh_dataplane mesh_system_dataplane = {

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "fw.h"
+#include "spawn.h"
 #include "mg_mock.h"
 #include "nl.h"
 
@@ -35,7 +36,7 @@ extern const struct mg_plugin mg_plugin_descriptor; /* the firewall's, linked in
 static char *run(const char *cmd)
 {
 	char *argv[] = {"sh", "-c", (char *)cmd, NULL}, *out = NULL, err[512];
-	if (fw_exec(argv, NULL, 0, &out, err, sizeof(err)))
+	if (mg_spawn_check(argv, NULL, 0, &out, err, sizeof(err)))
 		fail_msg("%s: %s", cmd, err);
 	return out;
 }

@@ -122,4 +122,27 @@ static inline json_t *t_register(struct mg_mock *m, json_t *redeemed, const char
 	              t_get(redeemed, "address"));
 }
 
+/* Devices and leased addresses in state. */
+static inline long devices(struct mg_mock *m)
+{
+	return mg_mock_state_count(m, "devices", NULL);
+}
+static inline long leases(struct mg_mock *m)
+{
+	return mg_mock_state_count(m, "ipam", NULL);
+}
+
+/* The payload of the last recorded event of `topic`, borrowed. */
+static inline json_t *last_event(struct mg_mock *m, const char *topic)
+{
+	json_t *events = mg_mock_events(m), *found = NULL, *e;
+	size_t i;
+	json_array_foreach(events, i, e)
+	{
+		if (!strcmp(t_get(e, "topic"), topic))
+			found = json_object_get(e, "payload");
+	}
+	return found;
+}
+
 #endif

@@ -9,26 +9,6 @@
 
 #define OTHER_DEVICE "00112233445566ff"
 
-static long devices(struct mg_mock *m)
-{
-	return mg_mock_state_count(m, "devices", NULL);
-}
-
-static long leases(struct mg_mock *m)
-{
-	return mg_mock_state_count(m, "ipam", NULL);
-}
-
-/* The payload of the last recorded event of `topic`, borrowed. */
-static json_t *last_event(struct mg_mock *m, const char *topic)
-{
-	json_t *events = mg_mock_events(m), *found = NULL, *e;
-	size_t i;
-	json_array_foreach(events, i, e) if (!strcmp(t_get(e, "topic"), topic)) found =
-	    json_object_get(e, "payload");
-	return found;
-}
-
 /* A device as another node's preauth writes it. */
 static json_t *other_device(const char *key, const char *state)
 {

@@ -7,11 +7,6 @@
 
 #include "preauth.h"
 
-static long devices(struct mg_mock *m)
-{
-	return mg_mock_state_count(m, "devices", NULL);
-}
-
 /* A started mock with these limits (0: the default). */
 static struct mg_mock *limits_mock(int address, int prefix, int global)
 {

@@ -1304,18 +1304,14 @@ int mg_mock_fire_fd(struct mg_mock *m, int fd, int events)
 
 /* ---- state shortcuts ---- */
 
-int mg_mock_state_put(struct mg_mock *m, const char *owner, const char *db, const char *key,
-                      json_t *value)
+/* One put (value) or delete (NULL) in a transaction of its own, begun
+ * and announced as the core would. */
+static int write_one(struct mg_mock *m, struct mg_txn *txn, const char *db, const char *key,
+                     json_t *value)
 {
-	struct mg_txn *txn;
-	if (m->writer)
-		return -EDEADLK;
-	int rc = state_begin(m->state, owner, 0, &txn);
-	if (rc)
-		return rc;
 	enter(m);
-	json_t *copy = json_deep_copy(value); /* put stamps "v" into it */
-	rc = copy ? state_put(txn, db, key, copy) : -EINVAL;
+	json_t *copy = value ? json_deep_copy(value) : NULL; /* put stamps "v" into it */
+	int rc = !value ? state_del(txn, db, key) : copy ? state_put(txn, db, key, copy) : -ENOMEM;
 	json_decref(copy);
 	if (rc)
 		state_abort(txn);
@@ -1323,6 +1319,18 @@ int mg_mock_state_put(struct mg_mock *m, const char *owner, const char *db, cons
 		rc = state_commit(txn);
 	leave(m);
 	return rc;
+}
+
+int mg_mock_state_put(struct mg_mock *m, const char *owner, const char *db, const char *key,
+                      json_t *value)
+{
+	struct mg_txn *txn;
+	if (m->writer)
+		return -EDEADLK;
+	if (!value)
+		return -EINVAL;
+	int rc = state_begin(m->state, owner, 0, &txn);
+	return rc ? rc : write_one(m, txn, db, key, value);
 }
 
 int mg_mock_state_remote(struct mg_mock *m, const char *db, const char *key, json_t *value)
@@ -1333,18 +1341,7 @@ int mg_mock_state_remote(struct mg_mock *m, const char *db, const char *key, jso
 	int rc = state_create_db(m->state, db);
 	if (!rc)
 		rc = state_begin_mirror(m->state, &txn);
-	if (rc)
-		return rc;
-	enter(m);
-	json_t *copy = value ? json_deep_copy(value) : NULL;
-	rc = !value ? state_del(txn, db, key) : copy ? state_put(txn, db, key, copy) : -ENOMEM;
-	json_decref(copy);
-	if (rc)
-		state_abort(txn);
-	else
-		rc = state_commit(txn);
-	leave(m);
-	return rc;
+	return rc ? rc : write_one(m, txn, db, key, value);
 }
 
 void mg_mock_fail_commits(struct mg_mock *m, int rc, int n)

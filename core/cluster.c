@@ -780,6 +780,7 @@ int cluster_open(struct mg_state *state, json_t *settings, const char *state_dir
 	struct cluster *c = calloc(1, sizeof(*c));
 	struct etcd *etcd = NULL;
 	int rc;
+	*err = '\0';
 	if (!c) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -787,12 +788,14 @@ int cluster_open(struct mg_state *state, json_t *settings, const char *state_dir
 	c->state = state;
 	if ((rc = configure(c, settings, err, errlen)) ||
 	    (rc = -pthread_key_create(&c->thread_key, thread_side_free))) {
+		if (!*err)
+			snprintf(err, errlen, "cannot set up the cluster: %s", strerror(-rc));
 		cluster_close(c);
 		return rc;
 	}
 	if ((rc = state_create_db(state, META_DB)) ||
 	    (rc = etcd_open(&c->config, &etcd, err, errlen))) {
-		if (rc != -EINVAL || !*err)
+		if (!*err)
 			snprintf(err, errlen, "cannot set up the cluster: %s", strerror(-rc));
 		pthread_key_delete(c->thread_key);
 		cluster_close(c);
@@ -823,11 +826,14 @@ int cluster_open(struct mg_state *state, json_t *settings, const char *state_dir
 		         c->prefix, c->endpoints[0], (unsigned long long)(now_ms() - start));
 	etcd_close(etcd);
 	state_set_cluster(state, &hooks, c);
-	if (pthread_create(&c->watcher, NULL, watch_main, c) ||
-	    (pthread_create(&c->health, NULL, health_main, c) &&
-	     (c->stop = 1, pthread_join(c->watcher, NULL), 1))) {
+	int watching = !pthread_create(&c->watcher, NULL, watch_main, c);
+	if (!watching || pthread_create(&c->health, NULL, health_main, c)) {
+		c->stop = 1;
+		if (watching)
+			pthread_join(c->watcher, NULL);
 		snprintf(err, errlen, "cannot start the cluster's threads");
 		state_set_cluster(state, NULL, NULL);
+		pthread_key_delete(c->thread_key);
 		cluster_close(c);
 		return -EAGAIN;
 	}

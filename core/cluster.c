@@ -700,12 +700,12 @@ static void *health_main(void *arg)
 
 /* ---- open, close, status ---- */
 
-static int configure(struct cluster *c, json_t *settings, char *err, size_t errlen)
+int cluster_settings_check(json_t *settings, char *err, size_t errlen)
 {
 	const char *node = json_string_value(json_object_get(settings, "node"));
 	const char *prefix = json_string_value(json_object_get(settings, "prefix"));
 	json_t *etcd = json_object_get(settings, "etcd");
-	if (!node || !*node || strlen(node) >= sizeof(c->node)) {
+	if (!node || !*node || strlen(node) >= sizeof(((struct cluster *)0)->node)) {
 		snprintf(err, errlen, "cluster.node must be given (this node's name)");
 		return -EINVAL;
 	}
@@ -715,11 +715,22 @@ static int configure(struct cluster *c, json_t *settings, char *err, size_t errl
 		return -EINVAL;
 	}
 	if (!prefix || prefix[0] != '/' || prefix[strlen(prefix) - 1] != '/' ||
-	    strlen(prefix) >= sizeof(c->prefix) - 1) {
+	    strlen(prefix) >= sizeof(((struct cluster *)0)->prefix) - 1) {
 		snprintf(err, errlen, "cluster.prefix must begin and end with '/', not '%s'",
 		         prefix ? prefix : "");
 		return -EINVAL;
 	}
+	return 0;
+}
+
+static int configure(struct cluster *c, json_t *settings, char *err, size_t errlen)
+{
+	const char *node = json_string_value(json_object_get(settings, "node"));
+	const char *prefix = json_string_value(json_object_get(settings, "prefix"));
+	json_t *etcd = json_object_get(settings, "etcd");
+	int rc = cluster_settings_check(settings, err, errlen);
+	if (rc)
+		return rc;
 	snprintf(c->node, sizeof(c->node), "%s", node);
 	snprintf(c->prefix, sizeof(c->prefix), "%s", prefix);
 	etcd_prefix_end(c->prefix, c->prefix_end);

@@ -31,6 +31,9 @@ struct cluster;
 int cluster_open(struct mg_state *state, json_t *settings, const char *state_dir,
                  struct cluster **out, char *err, size_t errlen);
 void cluster_close(struct cluster *cluster);
+/* The group's own rules (node and etcd given, the prefix's form): for
+ * --check-config as well as the start. -EINVAL with why in err. */
+int cluster_settings_check(json_t *settings, char *err, size_t errlen);
 
 /* {"node", "etcd": [...], "prefix", "writable", "revision", "import_pending"} */
 json_t *cluster_status(struct cluster *cluster);

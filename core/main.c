@@ -219,6 +219,10 @@ static int configure(struct core *core, config_t **cfg, char *err, size_t errlen
 		snprintf(core->node_name, sizeof(core->node_name), "%s", node);
 	else if (gethostname(core->node_name, sizeof(core->node_name) - 1))
 		snprintf(core->node_name, sizeof(core->node_name), "meshgate");
+	json_t *cluster = json_object_get(core->settings, "cluster");
+	if ((json_object_get(cluster, "node") || json_object_get(cluster, "etcd")) &&
+	    cluster_settings_check(cluster, err, errlen))
+		return -1;
 	if (loader_load_all(core, setting(core, "plugin_dir"),
 	                    json_object_get(core->settings, "plugins"), err, errlen))
 		return -1;

@@ -327,9 +327,31 @@ static void test_a_node_catches_up_at_start(void **ctx)
 	assert_int_equal(get(&f->b, "many1199"), 1199);
 }
 
+/* The group's rules, as --check-config applies them. */
+static void test_settings_are_checked(void **ctx)
+{
+	(void)ctx;
+	char err[256];
+	json_t *s = settings("/meshgate/", "http://127.0.0.1:2379");
+	assert_int_equal(cluster_settings_check(s, err, sizeof(err)), 0);
+	json_object_del(s, "node");
+	assert_int_equal(cluster_settings_check(s, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "cluster.node"));
+	json_decref(s);
+	s = settings("meshgate", "http://127.0.0.1:2379");
+	assert_int_equal(cluster_settings_check(s, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "cluster.prefix"));
+	json_object_set_new(s, "prefix", json_string("/m/"));
+	json_object_set_new(s, "etcd", json_array());
+	assert_int_equal(cluster_settings_check(s, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "cluster.etcd"));
+	json_decref(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_settings_are_checked),
 	    cmocka_unit_test_setup_teardown(test_a_write_reaches_the_other_node, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_a_read_changed_meanwhile_is_stale, setup,
 	                                    teardown),

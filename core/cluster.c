@@ -240,25 +240,30 @@ static int cluster_commit(struct mg_txn *txn, void *arg)
 	if (!side)
 		return -EHOSTUNREACH;
 	forget_compared(side);
-	if (atomic_load(&c->import_pending)) {
-		core_log(MG_LOG_WARN, "cluster",
-		         "write refused: this node's data is not in the cluster yet "
-		         "(meshgatectl cluster import)");
-		return -EHOSTUNREACH;
-	}
-	if (!atomic_load(&c->writable)) {
-		core_log(MG_LOG_DEBUG, "cluster", "write refused: etcd cannot take writes now");
-		return -EHOSTUNREACH;
-	}
 	struct commit_plan p = {.cluster = c, .txn = txn, .side = side};
 	int rc = state_txn_touched(txn, plan_key, &p);
 	struct etcd_txn_result result = {0};
-	if (!rc && !p.n_ops) { /* read only: nothing to make shared */
+	if (!rc && !p.n_ops) {
+		/* nothing shared written (the node's own databases, or reads
+		 * only): LMDB alone, whatever etcd's state */
 		plan_free(&p);
 		return 0;
 	}
-	if (!rc)
-		rc = etcd_txn(side->etcd, p.compares, p.n_compares, p.ops, p.n_ops, &result);
+	if (!rc && atomic_load(&c->import_pending)) {
+		core_log(MG_LOG_WARN, "cluster",
+		         "write refused: this node's data is not in the cluster yet "
+		         "(meshgatectl cluster import)");
+		rc = -EHOSTUNREACH;
+	} else if (!rc && !atomic_load(&c->writable)) {
+		core_log(MG_LOG_DEBUG, "cluster", "write refused: etcd cannot take writes now");
+		rc = -EHOSTUNREACH;
+	}
+	if (rc) {
+		plan_free(&p);
+		forget_compared(side); /* not a lost race: nothing to refresh */
+		return rc;
+	}
+	rc = etcd_txn(side->etcd, p.compares, p.n_compares, p.ops, p.n_ops, &result);
 	if (rc == -EHOSTUNREACH || rc == -ETIMEDOUT) {
 		core_log(MG_LOG_WARN, "cluster", "write failed: %s", etcd_last_error(side->etcd));
 		atomic_store(&c->writable, 0);

@@ -84,7 +84,8 @@ json_t *pa_commit_error(int rc)
 		                "again");
 	if (rc == -EHOSTUNREACH)
 		return mg_error("unavailable",
-		                "the cluster cannot take a write now (no etcd quorum)");
+		                "the cluster cannot take a write now (no etcd quorum; "
+		                "or this node waits for `meshgatectl cluster import`)");
 	return NULL;
 }
 

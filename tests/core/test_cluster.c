@@ -265,6 +265,14 @@ static void test_without_etcd_writes_fail_at_once(void **ctx)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 500);
 	assert_int_equal(get(&c, "x"), -1);
+	/* the node's own databases are written as ever */
+	struct mg_txn *t;
+	json_t *v = json_pack("{s:i}", "n", 1);
+	assert_int_equal(state_claim(c.state, "local", OWNER), 0);
+	assert_int_equal(state_begin(c.state, OWNER, 0, &t), 0);
+	assert_int_equal(state_put(t, "local", "k", v), 0);
+	assert_int_equal(state_commit(t), 0);
+	json_decref(v);
 	node_remove(&c);
 }
 

@@ -3,7 +3,6 @@
  * and the route lookup. Built with -DMESHGATE_FUZZ=ON (clang); without it
  * the same file becomes a replay driver that runs the seed corpus. */
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,27 +51,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(text);
 	return 0;
 }
-
-#ifdef API_FUZZ_REPLAY
-int main(int argc, char **argv)
-{
-	/* an empty corpus would replay nothing and pass */
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s SEED... (no seeds: nothing to replay)\n", argv[0]);
-		return 1;
-	}
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		static uint8_t buf[1 << 20];
-		if (!f) {
-			perror(argv[i]);
-			return 1;
-		}
-		size_t n = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	printf("replayed %d inputs\n", argc - 1);
-	return 0;
-}
-#endif

@@ -77,9 +77,7 @@ static int send_msg(struct mg_bus_client *c, const struct mg_bus_msg *msg)
 	return mg_bus_client_send_raw(c, ptrs, lens, n);
 }
 
-/* Receives one whole message into msgs[]; returns the frame count, 0 for
- * a message too long to be ours, or -errno. */
-static int recv_frames(void *sock, zmq_msg_t *msgs, size_t max)
+int mg_bus_recv_frames(void *sock, zmq_msg_t *msgs, size_t max)
 {
 	size_t n = 0;
 	int more = 1;
@@ -156,7 +154,7 @@ int mg_bus_client_request(struct mg_bus_client *c, const char *service, json_t *
 		if (n == 0)
 			break;
 		zmq_msg_t parts[MG_BUS_MAX_FRAMES];
-		int nparts = recv_frames(c->sock, parts, MG_BUS_MAX_FRAMES);
+		int nparts = mg_bus_recv_frames(c->sock, parts, MG_BUS_MAX_FRAMES);
 		if (nparts < 0)
 			return mg_bus_error(reply, nparts, "internal", "receive: %s",
 			                    zmq_strerror(-nparts));

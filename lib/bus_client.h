@@ -5,6 +5,7 @@
 #define MG_BUS_CLIENT_H
 
 #include <jansson.h>
+#include <zmq.h>
 
 struct mg_bus_client;
 
@@ -21,6 +22,11 @@ int mg_bus_client_publish(struct mg_bus_client *client, const char *topic, json_
 /* Sends raw frames: for tests of malformed messages. */
 int mg_bus_client_send_raw(struct mg_bus_client *client, const void *const *frames,
                            const size_t *lens, size_t n);
+
+/* Receives one whole message from a bus socket into msgs[]: the frame
+ * count (frames past `max` are dropped), or -errno. The caller closes
+ * the msgs it got. */
+int mg_bus_recv_frames(void *sock, zmq_msg_t *msgs, size_t max);
 
 /* The error code, message and return value of a failed request, as one. */
 int mg_bus_error(json_t **reply, int rc, const char *code, const char *fmt, ...)

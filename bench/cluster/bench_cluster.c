@@ -237,25 +237,10 @@ static int bus_next(void *sock, int timeout_ms, enum mg_bus_verb *verb, char *to
 		return 0;
 	zmq_msg_t parts[MG_BUS_MAX_FRAMES];
 	struct mg_bus_slice frames[MG_BUS_MAX_FRAMES];
-	size_t n = 0;
-	int more = 1;
-	while (more) {
-		zmq_msg_t part;
-		zmq_msg_init(&part);
-		if (zmq_msg_recv(&part, sock, 0) < 0) {
-			zmq_msg_close(&part);
-			break;
-		}
-		more = zmq_msg_more(&part);
-		if (n < MG_BUS_MAX_FRAMES) {
-			parts[n] = part;
-			frames[n] =
-			    (struct mg_bus_slice){zmq_msg_data(&parts[n]), zmq_msg_size(&part)};
-			n++;
-		} else {
-			zmq_msg_close(&part);
-		}
-	}
+	int got = mg_bus_recv_frames(sock, parts, MG_BUS_MAX_FRAMES);
+	size_t n = got > 0 ? (size_t)got : 0;
+	for (size_t i = 0; i < n; i++)
+		frames[i] = (struct mg_bus_slice){zmq_msg_data(&parts[i]), zmq_msg_size(&parts[i])};
 	struct mg_bus_msg msg;
 	const char *why;
 	*payload = NULL;

@@ -658,6 +658,7 @@ int actor_spawn(struct plugin *p)
 		actor_free(a);
 		return -rc;
 	}
+	core_name_thread(a->thread, p->name);
 	zmq_recv(a->pipe_core, buf, sizeof(buf), 0); /* READY */
 	return 0;
 }

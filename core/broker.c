@@ -468,6 +468,8 @@ int broker_start(struct broker *b)
 {
 	char buf[8];
 	int rc = pthread_create(&b->thread, NULL, broker_thread, b);
+	if (!rc)
+		core_name_thread(b->thread, "broker");
 	if (rc)
 		return -rc;
 	b->running = 1;

@@ -24,6 +24,11 @@
 #define RANGE_PAGE      1000
 /* etcd's default --max-txn-ops is 128: an import goes in chunks below it */
 #define IMPORT_CHUNK 100
+/* The watch's echo of this node's own writes changes nothing in the
+ * mirror: its revision is written with the next real change, or after
+ * this many revisions (a restart then re-reads at most these, which
+ * change nothing either). */
+#define REVISION_PERSIST_EVERY 1000
 
 /* What one thread keeps: its etcd handle, and the keys its last commit
  * compared (refreshed after a conflict). */
@@ -49,7 +54,8 @@ struct cluster {
 	atomic_int writable;
 	atomic_int import_pending; /* joined with data of its own, the cluster empty */
 	atomic_llong revision;
-	int need_resync; /* the watch reads everything first (the first read failed) */
+	int64_t stored_revision; /* META_REVISION as LMDB holds it (watch thread) */
+	int need_resync;         /* the watch reads everything first (the first read failed) */
 };
 
 static uint64_t now_ms(void)
@@ -275,6 +281,9 @@ static int cluster_commit(struct mg_txn *txn, void *arg)
 	} else if (!result.succeeded) {
 		rc = -ESTALE;
 	} else {
+		core_log(MG_LOG_DEBUG, "cluster",
+		         "committed at revision %lld: %zu keys compared, %zu written",
+		         (long long)result.revision, p.n_compares, p.n_ops);
 		/* the mirror now holds what etcd holds, at the txn's revision
 		 * (ops were planned in the order of the keys) */
 		for (size_t i = 0, o = 0; i < p.n_keys && !rc; i++) {
@@ -376,6 +385,7 @@ static int on_watch_events(const struct etcd_event *events, size_t n, int64_t re
 	int rc = state_begin_mirror(c->state, &txn);
 	if (rc)
 		return rc;
+	size_t applied = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
 		char db[64];
 		const char *key;
@@ -386,6 +396,13 @@ static int on_watch_events(const struct etcd_event *events, size_t n, int64_t re
 		int put = events[i].type == ETCD_OP_PUT;
 		rc = mirror_apply(txn, db, key, put ? kv->value : NULL, put ? kv->value_len : 0,
 		                  kv->mod_revision, 1, &changed);
+		applied += changed;
+	}
+	if (!rc && !applied && revision - c->stored_revision < REVISION_PERSIST_EVERY) {
+		/* only this node's own writes: no commit (and no fsync) */
+		state_abort(txn);
+		watch_progress(c, revision);
+		return 0;
 	}
 	if (!rc)
 		rc = state_meta_put(txn, META_REVISION, revision);
@@ -396,8 +413,10 @@ static int on_watch_events(const struct etcd_event *events, size_t n, int64_t re
 		return rc;
 	}
 	rc = state_commit(txn);
-	if (!rc)
+	if (!rc) {
+		c->stored_revision = revision;
 		watch_progress(c, revision);
+	}
 	return rc;
 }
 
@@ -584,6 +603,7 @@ static int resync(struct cluster *c, struct etcd *etcd)
 	if (rc)
 		return rc;
 	atomic_store(&c->revision, s.revision);
+	c->stored_revision = s.revision;
 	core_log(MG_LOG_INFO, "cluster",
 	         "mirror at revision %lld: %zu keys in etcd, %zu updated, %zu dropped",
 	         (long long)s.revision, s.n, applied, dropped);
@@ -719,6 +739,12 @@ int cluster_settings_check(json_t *settings, char *err, size_t errlen)
 		         MAX_ENDPOINTS);
 		return -EINVAL;
 	}
+	json_t *max_ops = json_object_get(settings, "max_txn_ops");
+	if (max_ops && (json_integer_value(max_ops) < 16 || json_integer_value(max_ops) > 100000)) {
+		snprintf(err, errlen,
+		         "cluster.max_txn_ops must be 16..100000 (etcd's --max-txn-ops)");
+		return -EINVAL;
+	}
 	if (!prefix || prefix[0] != '/' || prefix[strlen(prefix) - 1] != '/' ||
 	    strlen(prefix) >= sizeof(((struct cluster *)0)->prefix) - 1) {
 		snprintf(err, errlen, "cluster.prefix must begin and end with '/', not '%s'",
@@ -753,6 +779,7 @@ static int configure(struct cluster *c, json_t *settings, char *err, size_t errl
 	    .cert_file = json_string_value(json_object_get(settings, "cert")),
 	    .key_file = json_string_value(json_object_get(settings, "key")),
 	    .timeout_ms = (int)json_integer_value(json_object_get(settings, "timeout_ms")),
+	    .max_txn_ops = (size_t)json_integer_value(json_object_get(settings, "max_txn_ops")),
 	};
 	return 0;
 }
@@ -824,6 +851,7 @@ int cluster_open(struct mg_state *state, json_t *settings, const char *state_dir
 		state_abort(txn);
 	}
 	atomic_store(&c->revision, revision);
+	c->stored_revision = revision;
 	uint64_t start = now_ms();
 	atomic_store(&c->writable, etcd_health(etcd) == 0);
 	if (!atomic_load(&c->writable))
@@ -843,6 +871,8 @@ int cluster_open(struct mg_state *state, json_t *settings, const char *state_dir
 	etcd_close(etcd);
 	state_set_cluster(state, &hooks, c);
 	int watching = !pthread_create(&c->watcher, NULL, watch_main, c);
+	if (watching)
+		core_name_thread(c->watcher, "etcd-watch");
 	if (!watching || pthread_create(&c->health, NULL, health_main, c)) {
 		c->stop = 1;
 		if (watching)
@@ -853,9 +883,24 @@ int cluster_open(struct mg_state *state, json_t *settings, const char *state_dir
 		cluster_close(c);
 		return -EAGAIN;
 	}
+	core_name_thread(c->health, "etcd-health");
 	c->threads_started = 1;
 	*out = c;
 	return 0;
+}
+
+/* At a clean stop: where the watch is, so that the next start does not
+ * re-read the echoes of this node's own writes. */
+static void persist_revision(struct cluster *c)
+{
+	struct mg_txn *txn;
+	int64_t revision = atomic_load(&c->revision);
+	if (revision <= c->stored_revision || state_begin_mirror(c->state, &txn))
+		return;
+	if (state_meta_put(txn, META_REVISION, revision))
+		state_abort(txn);
+	else
+		state_commit(txn);
 }
 
 void cluster_close(struct cluster *c)
@@ -866,6 +911,7 @@ void cluster_close(struct cluster *c)
 	if (c->threads_started) {
 		pthread_join(c->watcher, NULL);
 		pthread_join(c->health, NULL);
+		persist_revision(c);
 		state_set_cluster(c->state, NULL, NULL);
 		thread_side_free(pthread_getspecific(c->thread_key));
 		pthread_key_delete(c->thread_key);

@@ -22,6 +22,10 @@ static const struct mg_setting cluster_settings[] = {
     {"key", MG_SETTING_STRING, NULL, "https: the key of `cert` (a 0600 file).", NULL, 0},
     {"timeout_ms", MG_SETTING_INT, "2000",
      "How long a write waits for etcd before it fails with \"unavailable\".", NULL, 0},
+    {"max_txn_ops", MG_SETTING_INT, "128",
+     "etcd's --max-txn-ops (16..100000): the most keys one write compares or changes. A group "
+     "commit larger than that is committed in parts.",
+     NULL, 0},
     {0},
 };
 

@@ -78,6 +78,9 @@ void core_log(enum mg_log_level level, const char *who, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void core_vlog(enum mg_log_level level, const char *who, const char *fmt, va_list ap);
 void core_log_set_level(enum mg_log_level level);
+/* "mg:WHAT" (cut to the kernel's 15 characters), as `top -H` and perf
+ * show a thread: each plugin's, the broker, the cluster's. */
+void core_name_thread(pthread_t thread, const char *what);
 /* core_vlog through the limiter of repeated lines (log_limit.h): `key`
  * names the source and the reason. */
 void core_vlog_limited(enum mg_log_level level, const char *who, const char *key, uint64_t now_ms,

@@ -74,3 +74,10 @@ void core_log_flush(void)
 {
 	log_limit_flush(&limiter, limiter_write, NULL);
 }
+
+void core_name_thread(pthread_t thread, const char *what)
+{
+	char name[16];
+	snprintf(name, sizeof(name), "mg:%s", what);
+	pthread_setname_np(thread, name);
+}

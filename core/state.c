@@ -348,6 +348,14 @@ static int touches_cluster(struct mg_txn *t)
 	return t->state->cluster && !t->mirror && t->owner && (t->changes.n || t->reads.n);
 }
 
+static int node_local_written(struct mg_txn *t)
+{
+	for (size_t i = 0; i < t->changes.n; i++)
+		if (!state_is_cluster(t->state, t->changes.items[i].db))
+			return 1;
+	return 0;
+}
+
 int state_commit(struct mg_txn *t)
 {
 	if (t->parent) {
@@ -372,7 +380,10 @@ int state_commit(struct mg_txn *t)
 			state->cluster->after_conflict(state->cluster_arg);
 		return rc;
 	}
+	int flush = state->cluster && !t->mirror && node_local_written(t);
 	rc = lmdb_errno(mdb_txn_commit(t->txn));
+	if (!rc && flush)
+		rc = lmdb_errno(mdb_env_sync(state->env, 1));
 	if (!rc && t->state->on_commit)
 		for (size_t i = 0; i < t->changes.n; i++)
 			t->state->on_commit(t->changes.items[i].db, t->changes.items[i].key,
@@ -550,10 +561,19 @@ int state_foreach(struct mg_txn *t, const char *db, const char *prefix,
 
 #define META_DB "_cluster"
 
+/* In a cluster, etcd keeps what the cluster-wide databases hold: a commit
+ * of only those (or of the mirror) may lose its last transaction in a
+ * system crash, and the watch brings it back (its revision goes with it).
+ * So LMDB flushes the data but not the meta page (MDB_NOMETASYNC keeps
+ * the file consistent), and a commit of the node's own data is made
+ * durable by a flush of its own (node_local_written). */
 void state_set_cluster(struct mg_state *state, const struct state_cluster_hooks *hooks, void *arg)
 {
 	state->cluster = hooks;
 	state->cluster_arg = arg;
+	mdb_env_set_flags(state->env, MDB_NOMETASYNC, hooks != NULL);
+	if (!hooks)
+		mdb_env_sync(state->env, 1);
 }
 
 int state_create_db(struct mg_state *state, const char *db)

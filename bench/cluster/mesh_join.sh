@@ -3,8 +3,9 @@
 # node's meshgated starting until it has a WireGuard handshake with every
 # other node (read from its interface, `wg show IF latest-handshakes`: a
 # handshake needs both sides, so the other node has its peer too; checked
-# afterwards on every node, not timed). Each node is a namespace on one
-# bridge running meshgated with the mesh plugin alone and its wireguard-go;
+# afterwards on every node, not timed). Each node is a namespace routed to
+# the others (see INET below) running meshgated with the mesh plugin alone
+# and its wireguard-go;
 # one etcd member. Baseline, in the same rounds (who goes first
 # alternates): a node joining a mesh of one, in a cluster of its own
 # (another prefix). Each round's joiner is new (a fresh state, a new name)
@@ -24,23 +25,38 @@ netns_init
 etcd_init
 [ "$nodes" -le 90 ] || fail "NODES <= 90 (one /24 of addresses, joiners from .100)"
 
+# The "internet" is a router (the namespace INET, 198.18.1.254, etcd's
+# address too) with a link to each node: one neighbour entry each way.
+# Not one bridge: every namespace shares the kernel's ARP table, whose
+# limit (gc_thresh3, 1024 here) 51 nodes that all talk to each other on
+# one segment would pass (2,550 entries): sends then fail with ENOBUFS.
 ns_add INET inet
-ip -n "$INET" link add br0 type bridge
-ip -n "$INET" addr add 198.18.1.254/24 dev br0
-ip -n "$INET" link set br0 up
+ip -n "$INET" addr add 198.18.1.254/32 dev lo
+ip netns exec "$INET" sysctl -qw net.ipv4.ip_forward=1
+
+# routed_port NS ADDR: NS has ADDR, on a link to the router
+routed_port() {
+	local ns=$1 addr=$2 inside=v$RANDOM$RANDOM outside=r$RANDOM$RANDOM
+	ip link add "$inside" netns "$ns" type veth peer name "$outside" netns "$INET"
+	ip -n "$ns" addr add "$addr/32" dev "$inside"
+	ip -n "$ns" link set "$inside" up
+	ip -n "$ns" route add default via 198.18.1.254 dev "$inside" onlink
+	ip -n "$INET" link set "$outside" up
+	ip -n "$INET" route add "$addr/32" dev "$outside"
+}
 etcd_member_start m1 "$WORK/etcd" http://198.18.1.254:2379 http://198.18.1.254:2380 \
 	m1=http://198.18.1.254:2380 "$INET"
 etcd_wait_healthy m1 20
 
 declare -A NODE_PID NODE_NS
 # node_prepare NAME INDEX PREFIX SUBNET: a namespace with 198.18.1.INDEX on
-# the bridge, the config of a node of the cluster under PREFIX; node_run
+# a link to the router, the config of a node of the cluster under PREFIX; node_run
 # NAME starts its meshgated
 node_prepare() {
 	local name=$1 idx=$2 prefix=$3 subnet=$4 dir=$WORK/$1 node_ns
 	mkdir -p "$dir"
 	ns_add node_ns "n$idx"
-	bridge_port "$node_ns" "198.18.1.$idx/24"
+	routed_port "$node_ns" "198.18.1.$idx"
 	cat >"$dir/meshgated.conf" <<CONF
 state_dir = "$dir/state";
 socket = "$dir/bus.sock";
@@ -91,6 +107,15 @@ peers() {
 	ip netns exec "${NODE_NS[$1]}" wg show "${TAG}$1" peers 2>/dev/null | wc -l
 }
 
+# what NAME sees of the peers it has no handshake with
+not_steady() {
+	local ns=${NODE_NS[$1]}
+	echo "$1: peers without a handshake, their endpoints; neighbours; UDP counters"
+	ip netns exec "$ns" wg show "${TAG}$1" dump | awk 'NR > 1 && $5 == 0 {print "  ", $3}'
+	ip netns exec "$ns" ip neigh | sort | uniq -c | head -60
+	ip netns exec "$ns" nstat -az 2>/dev/null | grep -E "Udp(InErrors|RcvbufErrors|SndbufErrors|NoPorts|OutDatagrams|InDatagrams)" || true
+}
+
 has_handshakes() { [ "$(handshakes "$1")" -ge "$2" ]; }
 has_peers() { [ "$(peers "$1")" = "$2" ]; }
 
@@ -103,9 +128,15 @@ join() {
 	start=$(date +%s%N)
 	deadline=$((start + 30000000000))
 	node_run "$name"
+	local told=0
 	until [ "$(handshakes "$name")" -ge "$others" ]; do
 		[ "$(date +%s%N)" -lt "$deadline" ] ||
 			fail "$name has $(handshakes "$name") of $others handshakes after 30 s"
+		if [ $told = 0 ] && [ "$(date +%s%N)" -gt $((start + 3000000000)) ]; then
+			told=1
+			echo "  $name after 3 s: no handshake yet with" $(ip netns exec "${NODE_NS[$name]}" \
+				wg show "${TAG}$name" dump | awk 'NR > 1 && $5 == 0 {print $3}')
+		fi
 		sleep 0.01
 	done
 	JOINED=$(awk -v ms=$((($(date +%s%N) - start) / 1000000)) 'BEGIN {printf "%.3f", ms / 1000}')
@@ -135,8 +166,10 @@ echo "   started in $(($(date +%s) - start)) s; waiting until every node has a h
 deadline=$(($(date +%s) + 180))
 for i in $(seq "$nodes"); do
 	until has_handshakes "m$i" $((nodes - 1)); do
-		[ "$(date +%s)" -lt "$deadline" ] ||
+		[ "$(date +%s)" -lt "$deadline" ] || {
+			not_steady "m$i"
 			fail "not steady after 3 min: m$i has $(handshakes "m$i") of $((nodes - 1)) handshakes"
+		}
 		sleep 1
 	done
 done

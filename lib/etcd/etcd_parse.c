@@ -370,18 +370,22 @@ void etcd_watch_stream_init(struct etcd_watch_stream *stream, etcd_watch_fn fn, 
 	stream->arg = arg;
 }
 
+static void events_free_kvs(struct etcd_event *events, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		kv_free(&events[i].kv);
+}
+
 void etcd_watch_stream_free(struct etcd_watch_stream *stream)
 {
 	free(stream->line);
 	stream->line = NULL;
 	stream->len = stream->cap = 0;
-}
-
-static void events_free(struct etcd_event *events, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		kv_free(&events[i].kv);
-	free(events);
+	events_free_kvs(stream->events, stream->n_events);
+	free(stream->events);
+	stream->events = NULL;
+	stream->n_events = stream->cap_events = 0;
+	stream->seen = 0;
 }
 
 static int parse_event(const json_t *obj, struct etcd_event *event, char *err, size_t errlen)
@@ -399,36 +403,60 @@ static int parse_event(const json_t *obj, struct etcd_event *event, char *err, s
 	return parse_kv(json_object_get(obj, "kv"), &event->kv, err, errlen);
 }
 
-/* Events of one answer, in order, to fn. The revision seen is the last
- * event's: an answer that catches up from an old revision carries the
- * store's newest revision in its header before the rest has come. */
-static int deliver_events(struct etcd_watch_stream *stream, const json_t *list, int64_t header_rev)
+/* The events of one answer, in order, join those gathered from the
+ * piece of the stream being fed (deliver hands them to fn at its end).
+ * The revision seen is the last event's: an answer that catches up from
+ * an old revision carries the store's newest revision in its header
+ * before the rest has come. */
+static int gather_events(struct etcd_watch_stream *stream, const json_t *list, int64_t header_rev)
 {
 	size_t n = json_array_size(list);
-	struct etcd_event *events = calloc(n, sizeof(*events));
-	int64_t seen = 0;
-	int rc = 0;
-	if (!events) {
-		snprintf(stream->err, sizeof(stream->err), "out of memory");
-		return -ENOMEM;
-	}
-	size_t parsed;
-	for (parsed = 0; parsed < n; parsed++) {
-		rc = parse_event(json_array_get(list, parsed), &events[parsed], stream->err,
-		                 sizeof(stream->err));
-		if (rc)
-			goto out;
-		if (events[parsed].kv.mod_revision < seen ||
-		    events[parsed].kv.mod_revision > header_rev) {
-			parsed++;
-			rc = bad(stream->err, sizeof(stream->err), "watch events out of order");
-			goto out;
+	if (stream->n_events + n > stream->cap_events) {
+		size_t cap = stream->cap_events ? stream->cap_events : 16;
+		while (cap < stream->n_events + n)
+			cap *= 2;
+		struct etcd_event *events = realloc(stream->events, cap * sizeof(*events));
+		if (!events) {
+			snprintf(stream->err, sizeof(stream->err), "out of memory");
+			return -ENOMEM;
 		}
-		seen = events[parsed].kv.mod_revision;
+		stream->events = events;
+		stream->cap_events = cap;
 	}
-	rc = stream->fn(events, n, seen, stream->arg);
-out:
-	events_free(events, parsed);
+	size_t before = stream->n_events;
+	int64_t seen = before ? stream->events[before - 1].kv.mod_revision : 0;
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct etcd_event *event = &stream->events[stream->n_events];
+		if ((rc = parse_event(json_array_get(list, i), event, stream->err,
+		                      sizeof(stream->err))))
+			break;
+		stream->n_events++;
+		if (event->kv.mod_revision < seen || event->kv.mod_revision > header_rev)
+			rc = bad(stream->err, sizeof(stream->err), "watch events out of order");
+		seen = event->kv.mod_revision;
+	}
+	if (rc) {
+		/* none of a bad answer's events */
+		events_free_kvs(stream->events + before, stream->n_events - before);
+		stream->n_events = before;
+		return rc;
+	}
+	stream->seen = seen;
+	return 0;
+}
+
+/* What the piece of the stream brought, in one call of fn: a burst of
+ * answers becomes one change of the caller's (one mirror commit). */
+static int deliver(struct etcd_watch_stream *stream)
+{
+	if (!stream->seen)
+		return 0;
+	int rc = stream->fn(stream->n_events ? stream->events : NULL, stream->n_events,
+	                    stream->seen, stream->arg);
+	events_free_kvs(stream->events, stream->n_events);
+	stream->n_events = 0;
+	stream->seen = 0;
 	return rc;
 }
 
@@ -470,10 +498,10 @@ static int handle_object(struct etcd_watch_stream *stream, const char *text, siz
 	} else if (!stream->created) {
 		rc = bad(err, errlen, "a watch answer before the watch was created");
 	} else if (json_array_size(events) > 0) {
-		rc = deliver_events(stream, events, revision);
-	} else {
+		rc = gather_events(stream, events, revision);
+	} else if (revision > stream->seen) {
 		/* a progress notice: everything up to the header's revision came */
-		rc = stream->fn(NULL, 0, revision, stream->arg);
+		stream->seen = revision;
 	}
 	json_decref(root);
 	return rc;
@@ -512,12 +540,12 @@ static int is_blank(const char *text, size_t len)
  * newline, whichever piece of the stream brings it. */
 int etcd_watch_stream_feed(struct etcd_watch_stream *stream, const char *data, size_t len)
 {
-	while (len > 0) {
+	int rc = 0;
+	while (len > 0 && !rc) {
 		const char *newline = memchr(data, '\n', len);
 		size_t take = newline ? (size_t)(newline - data) : len;
-		int rc = append(stream, data, take);
-		if (rc)
-			return rc;
+		if ((rc = append(stream, data, take)))
+			break;
 		data += take;
 		len -= take;
 		if (!newline)
@@ -527,8 +555,8 @@ int etcd_watch_stream_feed(struct etcd_watch_stream *stream, const char *data, s
 		if (!is_blank(stream->line, stream->len))
 			rc = handle_object(stream, stream->line, stream->len);
 		stream->len = 0;
-		if (rc)
-			return rc;
 	}
-	return 0;
+	/* the answers before a bad one are still etcd's word */
+	int delivered = deliver(stream);
+	return rc ? rc : delivered;
 }

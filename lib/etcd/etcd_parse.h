@@ -36,6 +36,10 @@ struct etcd_watch_stream {
 	char *line; /* bytes of the object not complete yet */
 	size_t len, cap;
 	int created; /* etcd confirmed the watch */
+	/* gathered from the piece being fed, for one call of fn */
+	struct etcd_event *events;
+	size_t n_events, cap_events;
+	int64_t seen; /* the revision they reach; 0: nothing to deliver */
 	char err[256];
 };
 

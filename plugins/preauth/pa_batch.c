@@ -9,7 +9,9 @@
  * a race (-ESTALE: another node changed what it read, and our mirror has
  * caught up), nothing of it was written: every request runs again on the
  * fresh state, into a new batch, a few times, so that e.g. a redeem whose
- * code another node consumed meanwhile gets the usual "code_used". */
+ * code another node consumed meanwhile gets the usual "code_used". A
+ * batch with more keys than one etcd transaction takes (-E2BIG, refused
+ * before it is sent) runs again the same way, in halves. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,12 +153,13 @@ static struct pa_batch *batch_take(struct pa *pa)
 	return b;
 }
 
-/* The requests of `lost`, whose commit wrote nothing, run again in a new
- * batch; one that now fails (the code is used...) is answered at once.
- * Commits the new batch: 0 when nothing of them is left to write. */
-static int replay(struct pa *pa, struct pa_batch *lost)
+/* The requests [from, to) of `lost`, whose commit wrote nothing, run
+ * again in a new batch; one that now fails (the code is used...) is
+ * answered at once. Commits the new batch: 0 when nothing of them is
+ * left to write. */
+static int replay(struct pa *pa, struct pa_batch *lost, size_t from, size_t to)
 {
-	for (size_t i = 0; i < lost->n; i++) {
+	for (size_t i = from; i < to; i++) {
 		struct pa_pending *p = &lost->requests[i];
 		if (!p->token)
 			continue;
@@ -182,25 +185,12 @@ static int replay(struct pa *pa, struct pa_batch *lost)
 	return rc;
 }
 
-int pa_batch_flush(struct pa *pa)
+/* The requests [from, to) of b still waiting get their replies, or
+ * the error of a commit that failed. */
+static void answer(struct pa *pa, struct pa_batch *b, size_t from, size_t to, int rc)
 {
-	struct pa_batch *b = batch_take(pa);
-	if (!b)
-		return 0;
-	int rc = pa_op_commit(&b->op);
-	for (int tries = 1; rc == -ESTALE && tries < PA_COMMIT_TRIES; tries++) {
-		/* the children changed the caches, and another node's changes
-		 * may not have reached them yet: both from the databases */
-		pa_cache_rebuild(pa);
-		rc = replay(pa, b);
-	}
-	if (rc) {
-		/* the children already changed the caches: rebuild them from the
-		 * databases, which the failed commit left as they were */
-		pa_cache_rebuild(pa);
-	}
 	json_t *error = rc ? pa_commit_error(rc) : NULL;
-	for (size_t i = 0; i < b->n; i++) {
+	for (size_t i = from; i < to; i++) {
 		struct pa_pending *p = &b->requests[i];
 		if (!p->token)
 			continue;
@@ -212,8 +202,49 @@ int pa_batch_flush(struct pa *pa)
 			              : mg_error("internal", "cannot commit: %s", strerror(-rc));
 		}
 		mg_reply(pa->ctx, p->token, reply);
+		p->token = NULL;
 	}
 	json_decref(error);
+}
+
+/* The requests [from, to) of b after their commit returned rc: a lost
+ * race runs them again on the fresh state (a few times); a batch larger
+ * than one etcd transaction takes is committed in halves; then they are
+ * answered. After a failed commit the caches are rebuilt from the
+ * databases, which it left as they were (the requests had changed
+ * them). */
+static int settle(struct pa *pa, struct pa_batch *b, size_t from, size_t to, int rc)
+{
+	for (int tries = 1; rc == -ESTALE && tries < PA_COMMIT_TRIES; tries++) {
+		pa_cache_rebuild(pa);
+		rc = replay(pa, b, from, to);
+	}
+	if (rc)
+		pa_cache_rebuild(pa);
+	if (rc == -E2BIG && to - from > 1) {
+		size_t half = from + (to - from) / 2;
+		if (!pa->told_split) {
+			pa->told_split = true;
+			mg_info(pa->ctx,
+			        "a group commit of %zu requests is more than one etcd transaction "
+			        "takes: committed in parts (raise etcd's --max-txn-ops and "
+			        "cluster.max_txn_ops)",
+			        to - from);
+		}
+		int first = settle(pa, b, from, half, replay(pa, b, from, half));
+		int second = settle(pa, b, half, to, replay(pa, b, half, to));
+		return first ? first : second;
+	}
+	answer(pa, b, from, to, rc);
+	return rc;
+}
+
+int pa_batch_flush(struct pa *pa)
+{
+	struct pa_batch *b = batch_take(pa);
+	if (!b)
+		return 0;
+	int rc = settle(pa, b, 0, b->n, pa_op_commit(&b->op));
 	if (b->n > 1)
 		mg_debug(pa->ctx, "group commit of %zu requests", b->n);
 	batch_free(b);

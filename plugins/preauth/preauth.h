@@ -9,6 +9,7 @@
 #define PA_PREAUTH_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <meshgate/meshgate.h>
@@ -84,6 +85,7 @@ struct pa {
 	pa_txn_fn running;      /* the batched service running now, and its request */
 	json_t *running_request;
 	struct pa_pending *replaying; /* the request of a lost batch run again, or NULL */
+	bool told_split;              /* the operator was told that batches exceed max_txn_ops */
 	int commit_rc;                /* of the last top-level commit (pa_op_commit) */
 	uint64_t last_purge_ms;
 };

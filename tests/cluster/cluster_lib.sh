@@ -75,7 +75,7 @@ plugins = [$plugins];
 cluster = { node = "gw$i";
             etcd = [ "http://198.18.0.$i:2379", "http://198.18.0.$((i % 3 + 1)):2379",
                      "http://198.18.0.$(((i + 1) % 3 + 1)):2379" ];
-            timeout_ms = 1500; };
+            timeout_ms = 1500; $([ "$i" = 2 ] && echo "max_txn_ops = 16;") };
 wireguard = { interface = "${TAG}w$i"; backend = "userspace"; address = "10.0.0.1/16";
               endpoint = "198.18.0.$i:51820"; };
 preauth = { networks = ["10.20.0.0/24"]; };

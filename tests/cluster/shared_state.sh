@@ -114,6 +114,20 @@ for i in 1 2 3; do
 done
 echo "   300 distinct addresses; every gateway lists every device"
 
+echo "-- a burst larger than one etcd transaction: committed in parts"
+# gw2 takes etcd transactions of 16 keys (cluster_lib), a redeem compares
+# 5: 8 clients at once on its bus (users, redeems, registers) fill group
+# commits that must be split
+"$build/bench/preload/bench_preload" "$WORK/gw2/bus.sock" 40 burst 8 >/dev/null ||
+	fail "a burst of 40 onboardings through gw2's bus failed"
+grep -q "committed in parts" "$WORK/gw2/meshgated.log" || fail "gw2 never split a group commit"
+for i in 1 2 3; do
+	wait_for 5 has_devices "$i" 342 || fail "gw$i lists $(device_count "$i") devices, not 342"
+done
+ctln 1 device list --json | grep -o '"address": *"[^"]*"' | sort | uniq -d >"$WORK/dups"
+[ ! -s "$WORK/dups" ] || fail "addresses handed out twice: $(head -3 "$WORK/dups")"
+echo "   40 more devices, every one on every gateway, no address twice"
+
 echo "-- a role change made on gw3 reaches gw1's firewall"
 ipset_has() { # N SET ADDRESS
 	local ns

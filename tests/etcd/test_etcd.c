@@ -21,6 +21,7 @@
 #include <curl/curl.h>
 
 #include "etcd.h"
+#include "etcd_parse.h"
 
 #define MAX_ENDPOINTS 4
 
@@ -602,6 +603,63 @@ static void test_cluster_again(void **state)
 	etcd_close(etcd);
 }
 
+/* ---- the watch stream, without etcd ---- */
+
+struct deliveries {
+	int calls;
+	size_t events;
+	int64_t revision;
+};
+
+static int count_delivery(const struct etcd_event *events, size_t n, int64_t revision, void *arg)
+{
+	struct deliveries *d = arg;
+	(void)events;
+	d->calls++;
+	d->events += n;
+	d->revision = revision;
+	return 0;
+}
+
+/* Answers that arrive in one piece reach the caller in one call (one
+ * mirror commit); the answers before a bad one are delivered, the bad
+ * one's events are not. */
+static void test_watch_stream_bursts(void **state)
+{
+	(void)state;
+	static const char created[] = "{\"result\":{\"header\":{\"revision\":\"5\"},"
+	                              "\"created\":true}}\n";
+	/* key "/t/a" (L3QvYQ==), value "1" (MQ==) */
+	static const char two[] =
+	    "{\"result\":{\"header\":{\"revision\":\"6\"},\"events\":[{\"kv\":{\"key\":"
+	    "\"L3QvYQ==\",\"value\":\"MQ==\",\"mod_revision\":\"6\"}}]}}\n"
+	    "{\"result\":{\"header\":{\"revision\":\"7\"},\"events\":[{\"type\":\"DELETE\","
+	    "\"kv\":{\"key\":\"L3QvYQ==\",\"mod_revision\":\"7\"}}]}}\n"
+	    "{\"result\":{\"header\":{\"revision\":\"9\"}}}\n";
+	static const char bad_after_good[] =
+	    "{\"result\":{\"header\":{\"revision\":\"10\"},\"events\":[{\"kv\":{\"key\":"
+	    "\"L3QvYQ==\",\"value\":\"MQ==\",\"mod_revision\":\"10\"}}]}}\n"
+	    "{\"result\":{\"header\":{\"revision\":\"12\"},\"events\":[{\"kv\":{\"key\":"
+	    "\"L3QvYQ==\",\"value\":\"MQ==\",\"mod_revision\":\"11\"}},{\"kv\":{\"key\":"
+	    "\"L3QvYQ==\",\"value\":\"MQ==\",\"mod_revision\":\"8\"}}]}}\n";
+	struct deliveries d = {0};
+	struct etcd_watch_stream stream;
+	etcd_watch_stream_init(&stream, count_delivery, &d);
+	assert_int_equal(etcd_watch_stream_feed(&stream, created, strlen(created)), 0);
+	assert_int_equal(d.calls, 0);
+	assert_int_equal(etcd_watch_stream_feed(&stream, two, strlen(two)), 0);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(d.events, 2);
+	assert_int_equal(d.revision, 9); /* the progress notice's */
+	assert_int_equal(etcd_watch_stream_feed(&stream, bad_after_good, strlen(bad_after_good)),
+	                 -EBADMSG);
+	assert_non_null(strstr(stream.err, "out of order"));
+	assert_int_equal(d.calls, 2);
+	assert_int_equal(d.events, 3);
+	assert_int_equal(d.revision, 10);
+	etcd_watch_stream_free(&stream);
+}
+
 int main(int argc, char **argv)
 {
 	const char *group = argc > 1 ? argv[1] : "";
@@ -616,6 +674,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_lease),
 	    cmocka_unit_test(test_failover),
 	    cmocka_unit_test(test_bad_input),
+	    cmocka_unit_test(test_watch_stream_bursts),
 	};
 	const struct CMUnitTest up[] = {cmocka_unit_test(test_cluster_up)};
 	const struct CMUnitTest down[] = {cmocka_unit_test(test_cluster_down)};

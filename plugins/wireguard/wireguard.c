@@ -99,6 +99,22 @@ static void resync(mg_ctx *ctx, void *arg)
 		mg_ready(ctx);
 }
 
+/* The payload of `wireguard.peers`: the keys the changes give the
+ * interface and those they drop. Published once the write has returned,
+ * so that a follower (a benchmark, a status) knows a peer is there
+ * without reading back every peer of the interface. */
+static json_t *applied_payload(const char *ifname, const struct wgp_peers *changes)
+{
+	json_t *set = json_array(), *removed = json_array();
+	char key[WG_KEY_B64_LEN];
+	for (size_t i = 0; i < changes->n; i++) {
+		wg_key_to_base64(key, changes->peers[i].public_key);
+		json_array_append_new(changes->peers[i].flags & WG_PEER_REMOVE ? removed : set,
+		                      json_string(key));
+	}
+	return json_pack("{s:s, s:o, s:o}", "interface", ifname, "set", set, "removed", removed);
+}
+
 /* The device changes gathered so far, in one write. */
 static void apply_changes(mg_ctx *ctx, void *arg)
 {
@@ -107,8 +123,12 @@ static void apply_changes(mg_ctx *ctx, void *arg)
 	char err[256];
 	(void)arg;
 	self->changes_posted = false;
+	json_t *applied = applied_payload(self->ifname, &self->changes);
 	if (wgp_peers_apply(&self->changes, self->backend, self->ifname, err, sizeof(err)))
 		mg_warn(ctx, "%zu device changes: %s (the next resync retries)", n, err);
+	else if (applied)
+		mg_publish(ctx, "wireguard.peers", applied);
+	json_decref(applied);
 }
 
 /* A device changed: its peer is set or removed, together with the other

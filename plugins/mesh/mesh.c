@@ -253,6 +253,27 @@ static void retry_register(mg_ctx *ctx, void *arg)
 	registered(ctx);
 }
 
+/* Two nodes routing one site: said, not resolved (the operator decides
+ * which node routes it); the peer set last gets the allowed IPs. */
+static void warn_overlaps(mg_ctx *ctx, const char *name, json_t *subnets)
+{
+	struct mesh *self = ctx->self;
+	const char *mine, *theirs, *other;
+	json_t *record;
+	if ((mine = mesh_subnets_overlap(json_object_get(mg_config(ctx), "subnets"), subnets,
+	                                 &theirs)))
+		mg_warn(ctx, "node %s routes %s, which overlaps %s routed by this node (%s)", name,
+		        theirs, mine, self->node);
+	json_object_foreach(self->applied, other, record)
+	{
+		if (strcmp(other, name) &&
+		    (mine = mesh_subnets_overlap(json_object_get(record, "subnets"), subnets,
+		                                 &theirs)))
+			mg_warn(ctx, "node %s routes %s, which overlaps %s routed by node %s", name,
+			        theirs, mine, other);
+	}
+}
+
 /* The interface follows one other node's record: its peer set again (a
  * new key replaces the old peer), routes to the subnets it gained added
  * and to those it lost removed; no record: peer and routes gone. */
@@ -278,6 +299,7 @@ static void follow_node(mg_ctx *ctx, const char *name)
 	if (usable && self->dp->peer_set(self->dp_arg, self->ifname, &p.peer, err, sizeof(err)))
 		mg_warn(ctx, "node %s: cannot set its peer: %s", name, err);
 	json_t *subnets = usable ? json_object_get(record, "subnets") : NULL;
+	warn_overlaps(ctx, name, subnets);
 	route_each(ctx, json_object_get(old, "subnets"), subnets, false);
 	route_each(ctx, subnets, json_object_get(old, "subnets"), true);
 	if (usable) {

@@ -63,6 +63,11 @@ uint32_t mesh_subnet_hosts(const struct mesh_subnet *s);
 /* "172.19.0.0/24" or "10.1.2.3/32": an IPv4 prefix with its length. */
 int mesh_prefix_check(const char *text, char *err, size_t errlen);
 
+/* The first subnet of `mine` (a JSON array of prefixes) that overlaps one
+ * of `theirs` (*which), or NULL: two nodes must not route one site (the
+ * interface gives its allowed IPs to whichever peer was set last). */
+const char *mesh_subnets_overlap(json_t *mine, json_t *theirs, const char **which);
+
 /* A peer with room for its allowed IPs: the node's mesh address and its
  * site subnets. peer.allowed_ips points into ips: do not copy one. */
 struct mesh_peer {

@@ -70,6 +70,35 @@ int mesh_prefix_check(const char *text, char *err, size_t errlen)
 	return 0;
 }
 
+/* IPv4 prefixes overlap when they agree on the shorter one's bits. */
+static bool prefixes_overlap(const struct nl_prefix *a, const struct nl_prefix *b)
+{
+	unsigned len = a->len < b->len ? a->len : b->len;
+	uint32_t mask = len ? ~0u << (32 - len) : 0;
+	return ((ntohl(a->addr.v4.s_addr) ^ ntohl(b->addr.v4.s_addr)) & mask) == 0;
+}
+
+const char *mesh_subnets_overlap(json_t *mine, json_t *theirs, const char **which)
+{
+	json_t *m, *t;
+	size_t i, j;
+	json_array_foreach(mine, i, m)
+	{
+		struct nl_prefix a, b;
+		if (!json_string_value(m) || ipv4_prefix(json_string_value(m), &a))
+			continue;
+		json_array_foreach(theirs, j, t)
+		{
+			if (json_string_value(t) && !ipv4_prefix(json_string_value(t), &b) &&
+			    prefixes_overlap(&a, &b)) {
+				*which = json_string_value(t);
+				return json_string_value(m);
+			}
+		}
+	}
+	return NULL;
+}
+
 int mesh_node_peer(json_t *node, struct mesh_peer *out)
 {
 	const char *key = json_string_value(json_object_get(node, "public_key"));

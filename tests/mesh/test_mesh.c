@@ -434,6 +434,29 @@ static void evicted_node_stays_out(void **state)
 	assert_null(get(f, MESH_DB_NODES, "gw1"));
 }
 
+/* Two nodes that route one site are said, each time one of them changes:
+ * against this node's own subnets and against the other nodes'. */
+static void overlapping_sites_are_told(void **state)
+{
+	struct fixture *f = *state;
+	unsigned warnings = mg_mock_log_count(f->mock, MG_LOG_WARN);
+	json_t *b = node_b(B_KEY, "172.20.0.0/24");
+	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", b), 0);
+	json_decref(b);
+	assert_int_equal(mg_mock_log_count(f->mock, MG_LOG_WARN), warnings);
+	/* gw4 claims a /16 over gw2's /24 */
+	json_t *d = node_b(B_KEY2, "172.20.0.0/16");
+	json_object_set_new(d, "name", json_string("gw4"));
+	json_object_set_new(d, "mesh_address", json_string("10.99.0.8"));
+	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw4", d), 0);
+	assert_int_equal(mg_mock_log_count(f->mock, MG_LOG_WARN), warnings + 1);
+	/* then also this node's own 172.19.0.0/24 */
+	json_object_set_new(d, "subnets", json_pack("[s, s]", "172.20.0.0/16", "172.19.0.128/25"));
+	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw4", d), 0);
+	assert_int_equal(mg_mock_log_count(f->mock, MG_LOG_WARN), warnings + 3);
+	json_decref(d);
+}
+
 static void bad_settings_are_refused(void **state)
 {
 	struct fixture *f = *state;
@@ -464,6 +487,16 @@ static void record_helpers(void **state)
 	assert_int_equal(mesh_subnet_host(&s, 1, out), 0);
 	assert_string_equal(out, "10.99.0.2");
 	assert_int_equal(mesh_subnet_host(&s, 2, out), -ERANGE);
+	const char *theirs = NULL;
+	json_t *a = json_pack("[s, s]", "172.19.0.0/24", "10.1.0.0/16");
+	json_t *b = json_pack("[s, s]", "172.20.0.0/24", "10.1.200.0/24");
+	assert_string_equal(mesh_subnets_overlap(a, b, &theirs), "10.1.0.0/16");
+	assert_string_equal(theirs, "10.1.200.0/24");
+	json_array_remove(b, 1);
+	assert_null(mesh_subnets_overlap(a, b, &theirs));
+	assert_null(mesh_subnets_overlap(a, NULL, &theirs));
+	json_decref(a);
+	json_decref(b);
 	assert_true(mesh_subnet_has_host(&s, "10.99.0.1"));
 	assert_false(mesh_subnet_has_host(&s, "10.99.0.3")); /* broadcast */
 	assert_false(mesh_subnet_has_host(&s, "10.99.0.0"));
@@ -490,6 +523,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(node_del_service, setup, teardown),
 	    cmocka_unit_test_setup_teardown(node_list_service, setup, teardown),
 	    cmocka_unit_test_setup_teardown(evicted_node_stays_out, setup, teardown),
+	    cmocka_unit_test_setup_teardown(overlapping_sites_are_told, setup, teardown),
 	    cmocka_unit_test_setup_teardown(bad_settings_are_refused, setup, teardown),
 	    cmocka_unit_test(record_helpers),
 	};

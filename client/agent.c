@@ -22,8 +22,8 @@
 #define PROBE_MS 100
 /* Missed answers in a row before the node counts as gone; a node just
  * switched to gets a few more, for its handshake. */
-#define MISS_LIMIT        3
-#define MISS_LIMIT_SWITCH 6
+#define MISS_LIMIT        5
+#define MISS_LIMIT_SWITCH 8
 /* A node left for not answering is not taken back on another node's word
  * (a stale "active") for this long. */
 #define FAILED_HOLD_MS 5000

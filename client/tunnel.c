@@ -596,7 +596,27 @@ int cl_tunnel_switch(const struct cl_tunnel_opts *o, const struct cl_profile *p,
 	char msg[256] = "";
 	if (state_load(o, &s) || select_backend(*s.backend ? s.backend : o->backend, &be, err))
 		return cl_fail(err, CL_EXIT_NOT_FOUND, "%s is not up", o->ifname);
-	int rc = set_server_peer(o, be, p, msg, sizeof(msg), err);
+	/* the same allowed IPs as the peer it replaces, as they are now */
+	struct wg_device *dev = NULL;
+	struct wg_peer peer = {0};
+	if (wg_device_get(be, o->ifname, &dev, msg, sizeof(msg)) || dev->n_peers != 1) {
+		wg_device_free(dev);
+		int rc = set_server_peer(o, be, p, msg, sizeof(msg), err);
+		if (rc == ENDPOINT_FAILED)
+			return -1;
+		return rc ? cl_fail(err, CL_EXIT_TUNNEL, "cannot set %s's peer: %s", o->ifname,
+		                    *msg ? msg : strerror(-rc))
+		          : 0;
+	}
+	memcpy(peer.public_key, p->server_public_key, WG_KEY_LEN);
+	peer.flags = WG_PEER_HAS_KEEPALIVE | WG_PEER_REPLACE_ALLOWED;
+	peer.persistent_keepalive = (uint16_t)p->keepalive;
+	peer.allowed_ips = dev->peers[0].allowed_ips;
+	peer.n_allowed_ips = dev->peers[0].n_allowed_ips;
+	int rc = resolve_endpoint(&p->endpoint, &peer.endpoint, err) ? ENDPOINT_FAILED : 0;
+	if (!rc)
+		rc = wg_peers_reconcile(be, o->ifname, &peer, 1, NULL, msg, sizeof(msg));
+	wg_device_free(dev);
 	if (rc == ENDPOINT_FAILED)
 		return -1;
 	if (rc)

@@ -42,6 +42,7 @@ struct fo {
 	char waiting[256];   /* why keepalived does not run yet, as last logged */
 	enum fo_state state;
 	bool state_known;
+	json_t *record; /* this node's record as it is now (also in failover_self) */
 	bool unwritten; /* this node's record is not in the cluster yet */
 	bool started;   /* the fifo is open: keepalived may run (events come from init on) */
 	int heartbeat_timer, retry_timer;
@@ -79,24 +80,13 @@ static int put_one(mg_ctx *ctx, const char *db, const char *key, json_t *value)
 	return mg_txn_commit(ctx, txn);
 }
 
-/* The local truth into the cluster's failover database. Only this node
- * writes its key and nothing is read: a commit may be refused (no
+/* This node's record into the cluster's failover database. Only this
+ * node writes its key and nothing is read: a commit may be refused (no
  * quorum), hardly ever be stale; both are tried again from the timer. */
 static int publish_record(mg_ctx *ctx)
 {
 	struct fo *self = ctx->self;
-	json_t *record = NULL;
-	mg_txn *txn;
-	int rc = mg_txn_begin(ctx, MG_TXN_READ, &txn);
-	if (rc)
-		return rc;
-	rc = mg_state_get(ctx, txn, FO_DB_SELF, FO_SELF_KEY, &record);
-	mg_txn_abort(ctx, txn);
-	if (rc)
-		return rc;
-	rc = put_one(ctx, FO_DB, self->node, record);
-	json_decref(record);
-	return rc;
+	return put_one(ctx, FO_DB, self->node, self->record);
 }
 
 static void retry_publish(mg_ctx *ctx, void *arg)
@@ -116,14 +106,20 @@ static void set_state(mg_ctx *ctx, enum fo_state state)
 {
 	struct fo *self = ctx->self;
 	json_t *record = record_of(ctx, state);
-	int rc = record ? put_one(ctx, FO_DB_SELF, FO_SELF_KEY, record) : -ENOMEM;
-	json_decref(record);
+	if (!record) {
+		mg_error_log(ctx, "out of memory: this node's state %s not recorded",
+		             fo_state_name(state));
+		return;
+	}
+	json_decref(self->record);
+	self->record = record;
 	self->state = state;
 	self->state_known = true;
+	int rc = put_one(ctx, FO_DB_SELF, FO_SELF_KEY, record);
 	if (rc)
-		mg_error_log(ctx, "cannot record this node's state %s: %s", fo_state_name(state),
-		             strerror(-rc));
-	else if ((rc = publish_record(ctx)) && !self->retry_timer) {
+		mg_error_log(ctx, "cannot record this node's state %s locally: %s",
+		             fo_state_name(state), strerror(-rc));
+	if ((rc = publish_record(ctx)) && !self->retry_timer) {
 		mg_warn(ctx,
 		        "cannot write this node's failover record to the cluster (%s): tried "
 		        "again every %d ms",
@@ -556,6 +552,7 @@ static void fo_free(mg_ctx *ctx)
 	if (!self)
 		return;
 	free(self->applied);
+	json_decref(self->record);
 	free(self);
 	ctx->self = NULL;
 }

@@ -1,15 +1,19 @@
 #!/bin/bash
-# The client's agent on three gateway nodes (tests/cluster/cluster_lib.sh),
-# real WireGuard, a device pinging the gateway address every 10 ms:
-# - `meshgate up CODE` returns with the tunnel up and the agent running;
-#   status --json names the gateway and the three candidates;
-# - its node's meshgated killed (WireGuard up: reachable but unhealthy):
-#   the agent switches within a second (the probe goes unanswered);
+# The client's agent on three gateway nodes (tests/cluster/cluster_lib.sh)
+# with the mesh and the failover plugin (real keepalived), real WireGuard,
+# a device pinging the gateway address every 10 ms:
+# - `meshgate up CODE` through any node returns with the tunnel up and the
+#   agent running; the agent moves to the active node (the master);
+#   status --json names it and the three candidates;
+# - the master's meshgated killed (its WireGuard up: reachable but
+#   unhealthy; keepalived goes with it): the agent ends on the new master;
+# - the old master returns: no flap, the agent stays;
 # - a role changed on another node reaches the device within 1 s, by push;
-# - its node crashes (meshgated and wireguard-go killed): the agent
-#   switches, the pings resume; the longest gap is printed, above 1 s fails;
+# - the master crashes (meshgated and wireguard-go killed): the agent ends
+#   on the new master, the pings resume; the longest gap is printed, above
+#   1 s fails;
 # - during that outage a new device onboards through a standby's API;
-# - its node stops gracefully: the same;
+# - the master stops gracefully: the same;
 # - `meshgate down` stops the agent and removes the tunnel.
 # usage: client_agent.sh BUILD_DIR
 set -euo pipefail
@@ -21,14 +25,14 @@ source "$here/../cluster/cluster_lib.sh"
 netns_init
 etcd_init
 [ "${KEEP_WORK:-0}" != 1 ] || echo "work dir: $WORK"
-for tool in wireguard-go wg curl etcd ping python3; do
+for tool in wireguard-go wg curl etcd ping python3 keepalived; do
 	command -v "$tool" >/dev/null || fail "needs $tool"
 done
 MESHGATE=$build/client/meshgate
 IF=${TAG}c
 DIRS=(--config-dir "$WORK/dev/etc" --state-dir "$WORK/dev/run")
 
-cluster_up
+cluster_up "$CLUSTER_PLUGINS, \"mesh\", \"failover\""
 client() { ns_exec "$CL1" "$MESHGATE" "$@" --interface "$IF" "${DIRS[@]}"; }
 status_field() { client status --json | python3 -c 'import json,sys; print(json.load(sys.stdin).get(sys.argv[1]))' "$1"; }
 on_node() { [ "$(status_field gateway)" = "$1" ]; }
@@ -61,6 +65,14 @@ check_gap() {
 	[ "$gap" -le 1000 ] || fail "$what: the client lost $gap ms (> 1000)"
 }
 gw_pid() { eval "echo \$GW${1}_PID"; }
+# master N: the active node as gwN's node list says ("" none)
+master() {
+	ctln "$1" node list --json | python3 -c '
+import json, sys
+print(" ".join(n["name"] for n in json.load(sys.stdin)["nodes"] if n.get("active")))'
+}
+# on_master N: one master as gwN sees it, and the agent on it
+on_master() { local m; m=$(master "$1"); [ -n "$m" ] && [ "${m// /}" = "$m" ] && on_node "$m"; }
 # node_of NAME: N of gwN
 node_of() { echo "${1#gw}"; }
 # wg_pid N: gwN's wireguard-go (found among gwN's namespace's processes)
@@ -68,7 +80,9 @@ wg_pid() {
 	local ns p
 	eval "ns=\$GW$1"
 	for p in $(ip netns pids "$ns"); do
-		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q "wireguard-go.* ${TAG}w$1" && echo "$p"
+		if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q "wireguard-go.* ${TAG}w$1"; then
+			echo "$p"
+		fi
 	done
 }
 
@@ -81,20 +95,31 @@ out=$(client up --server https://198.18.0.1:8443 --ca "$WORK/gw1/state/ca.pem" -
 echo "$out"
 pid=$(agent_pid)
 [ -n "$pid" ] && kill -0 "$pid" || fail "no agent after up: $out"
-wait_for 3 on_node gw1 || fail "status names $(status_field gateway), not gw1: $(client status --json)"
+wait_for 10 on_master 1 || fail "the agent is on $(status_field gateway), master: $(master 1)"
 n=$(client status --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["candidates"]))')
 [ "$n" = 3 ] || fail "$n candidates, not 3"
 ns_exec "$CL1" ping -c1 -W2 10.0.0.1 >/dev/null || fail "no ping through the tunnel"
-echo "   agent $pid on gw1, 3 candidates"
+cur=$(status_field gateway)
+echo "   agent $pid on $cur (the master), 3 candidates"
+# live N: a node other than N (the first found)
+live_other() { local i; for i in 1 2 3; do [ "gw$i" = "$1" ] || [ "gw$i" = "${2:-}" ] || { echo "$i"; return; }; done; }
 
-echo "-- gw1's meshgated killed (its WireGuard up): the agent switches"
+echo "-- the master $cur's meshgated killed (its WireGuard up): the agent follows the new master"
+old=$cur
 ping_start
 t0=$(ms)
-gw_kill9 1
-wait_for 5 not_on_node gw1 || fail "the agent stayed on gw1: $(client status --json)"
-echo "   switched to $(status_field gateway) after $(($(ms) - t0)) ms"
-check_gap "unhealthy node"
+gw_kill9 "$(node_of "$cur")"
+w=$(live_other "$cur")
+wait_for 10 on_master "$w" || fail "the agent is on $(status_field gateway), master: $(master "$w")"
+echo "   on the new master $(status_field gateway) after $(($(ms) - t0)) ms"
+check_gap "unhealthy master"
 cur=$(status_field gateway)
+
+echo "-- the old master $old returns: the agent stays on $cur"
+gw_start "$(node_of "$old")"
+sleep 3
+on_node "$cur" || fail "the agent moved to $(status_field gateway) when $old returned"
+[ "$(master "$(node_of "$old")")" = "$cur" ] || fail "$old says the master is $(master "$(node_of "$old")")"
 
 echo "-- a role changed on another node reaches the device within 1 s"
 other=1
@@ -109,15 +134,17 @@ took=$(($(ms) - t0))
 echo "   172.19.0.0/16 routed $took ms after set-role on gw$other"
 [ "$took" -le 1000 ] || fail "the role change took $took ms (> 1000)"
 
-echo "-- $cur crashes (meshgated and wireguard-go): the agent switches, pings resume"
+echo "-- the master $cur crashes (meshgated and wireguard-go): the agent follows, pings resume"
 n=$(node_of "$cur")
 wgp=$(wg_pid "$n")
 [ -n "$wgp" ] || fail "no wireguard-go found for $cur"
 ping_start
 kill -9 "$(gw_pid "$n")" "$wgp"
-wait_for 5 not_on_node "$cur" || fail "the agent stayed on $cur"
+w=$(live_other "$cur")
+wait_for 10 on_master "$w" || fail "the agent is on $(status_field gateway), master: $(master "$w")"
 sleep 1
 check_gap "crash of $cur"
+crashed=$cur
 cur=$(status_field gateway)
 
 echo "-- during the outage a new device onboards through $cur's API"
@@ -130,20 +157,19 @@ ns_exec "$CL2" "$MESHGATE" up --server "https://198.18.0.$(node_of "$cur"):8443"
 ns_exec "$CL2" ping -c1 -W2 10.0.0.1 >/dev/null || fail "the new device does not ping"
 echo "   onboarded and pinging"
 
-echo "-- gw1 returns; $cur stops gracefully: the agent switches, pings resume"
-gw_start 1
+echo "-- the master $cur stops gracefully: the agent follows, pings resume"
+w=$(live_other "$cur" "$crashed")
 ping_start
 kill -TERM "$(gw_pid "$(node_of "$cur")")"
-wait_for 5 not_on_node "$cur" || fail "the agent stayed on $cur"
+wait_for 10 on_node "gw$w" || fail "the agent is on $(status_field gateway), not gw$w (the node left)"
 sleep 1
 check_gap "graceful stop of $cur"
-on_node gw1 || fail "the agent is on $(status_field gateway), not gw1 (the only node left)"
 client status --json | python3 -c '
 import json, sys
 s = json.load(sys.stdin)
-assert s["last_switch"]["to"] == "gw1", s["last_switch"]
-assert any(c["name"] == "gw1" and c["probe"]["ok"] for c in s["candidates"]), s["candidates"]
-' || fail "status --json does not show the switch to gw1"
+assert s["last_switch"]["to"] == sys.argv[1], s["last_switch"]
+assert any(c["name"] == sys.argv[1] and c["probe"]["ok"] for c in s["candidates"]), s["candidates"]
+' "gw$w" || fail "status --json does not show the switch to gw$w"
 
 echo "-- meshgate down stops the agent and removes the tunnel"
 pid=$(agent_pid)

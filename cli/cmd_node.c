@@ -1,8 +1,11 @@
 /* The nodes of the mesh: each command is one request to the mesh plugin
  * (docs/mesh.md). */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "bus_client.h"
 #include "ctl.h"
 
 /* "5s ago", "3m ago", "never" */
@@ -26,27 +29,55 @@ static void format_age(json_t *node, char *out, size_t len)
 		snprintf(out, len, "%lldh ago", age / 3600);
 }
 
+/* Each node gains "active": it is the one the failover plugin's records
+ * name (docs/failover.md); all false where that plugin does not run. */
+static void mark_active(struct ctl *ctl, json_t *nodes)
+{
+	json_t *status = NULL, *n;
+	size_t i;
+	const char *active = NULL;
+	if (!mg_bus_client_request(ctl->bus, "failover.status", NULL, ctl->timeout_ms, &status))
+		active = json_string_value(json_object_get(status, "active"));
+	json_array_foreach(nodes, i, n)
+	{
+		const char *name = json_string_value(json_object_get(n, "name"));
+		json_object_set_new(n, "active",
+		                    json_boolean(active && name && !strcmp(active, name)));
+	}
+	json_decref(status);
+}
+
 static int node_list(struct ctl *ctl, int argc, char **argv)
 {
 	json_t *reply, *n, *s;
 	size_t i, j;
+	int json = ctl->json;
 	(void)argv;
 	if (argc)
 		return ctl_fail("usage: meshgatectl node list [--json]");
-	if (ctl_call(ctl, "mesh.node.list", NULL, &reply))
+	ctl->json = 0; /* printed below, with "active" */
+	int rc = ctl_call(ctl, "mesh.node.list", NULL, &reply);
+	ctl->json = json;
+	if (rc)
 		return 1;
-	if (!ctl->json) {
-		printf("%-20s %-15s %-22s %-9s %-10s %s\n", "NAME", "MESH ADDRESS", "ENDPOINT",
-		       "REACHABLE", "HANDSHAKE", "SUBNETS");
+	mark_active(ctl, json_object_get(reply, "nodes"));
+	if (json) {
+		char *text = json_dumps(reply, JSON_INDENT(2));
+		printf("%s\n", text);
+		free(text);
+	} else {
+		printf("%-20s %-15s %-22s %-9s %-10s %-6s %s\n", "NAME", "MESH ADDRESS", "ENDPOINT",
+		       "REACHABLE", "HANDSHAKE", "ACTIVE", "SUBNETS");
 		json_array_foreach(json_object_get(reply, "nodes"), i, n)
 		{
 			char name[64], age[32];
 			snprintf(name, sizeof(name), "%s%s", ctl_str(n, "name"),
 			         json_is_true(json_object_get(n, "self")) ? " (self)" : "");
 			format_age(n, age, sizeof(age));
-			printf("%-20s %-15s %-22s %-9s %-10s", name, ctl_str(n, "mesh_address"),
-			       ctl_str(n, "endpoint"),
-			       json_is_true(json_object_get(n, "reachable")) ? "yes" : "no", age);
+			printf("%-20s %-15s %-22s %-9s %-10s %-6s", name,
+			       ctl_str(n, "mesh_address"), ctl_str(n, "endpoint"),
+			       json_is_true(json_object_get(n, "reachable")) ? "yes" : "no", age,
+			       json_is_true(json_object_get(n, "active")) ? "yes" : "-");
 			json_array_foreach(json_object_get(n, "subnets"), j, s)
 			{
 				printf("%s%s", j ? "," : " ", json_string_value(s));

@@ -48,7 +48,8 @@ struct cl_command {
 	int (*run)(const struct cl_args *a);
 };
 
-extern const struct cl_command cl_cmd_up, cl_cmd_down, cl_cmd_status, cl_cmd_sync, cl_cmd_watch;
+extern const struct cl_command cl_cmd_up, cl_cmd_down, cl_cmd_status, cl_cmd_sync, cl_cmd_watch,
+    cl_cmd_agent;
 
 /* Set by SIGINT and SIGTERM: the command stops what it waits for. */
 extern volatile sig_atomic_t cl_interrupted;

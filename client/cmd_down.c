@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "cmd.h"
 #include "resolver.h"
 #include "tunnel.h"
@@ -16,6 +17,9 @@ static int run(const struct cl_args *a)
 
 	cl_profile_path(a->config_dir, a->ifname, path, sizeof(path));
 	bool enrolled = access(path, F_OK) == 0;
+	/* the agent first, or it would see its tunnel go and act on it */
+	if (cl_agent_stop(&tun, &err))
+		return cl_report(&err);
 	if (cl_tunnel_down(&tun, a->forget && enrolled, &err))
 		return cl_report(&err);
 	cl_resolver_remove(a->ifname);

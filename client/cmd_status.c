@@ -1,12 +1,14 @@
 /* meshgate status: the tunnel and the saved config, as text or JSON. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <sodium.h>
 
+#include "agent.h"
 #include "cmd.h"
 #include "tunnel.h"
 #include "wg.h"
@@ -57,6 +59,45 @@ static void status_text(const struct cl_args *a, const struct cl_profile *p, boo
 	print_size("sent\n", st->tx_bytes);
 }
 
+/* The gateway nodes: as the running agent last saw them, else as the
+ * saved config lists them (no probe results). */
+static void add_gateways(const struct cl_args *a, const struct cl_profile *p, bool enrolled,
+                         json_t *o)
+{
+	struct cl_tunnel_opts tun = {a->ifname, a->state_dir, a->backend};
+	char key[WG_KEY_B64_LEN], endpoint[CL_ENDPOINT_STRLEN];
+	json_t *agent = cl_agent_status(&tun);
+	if (agent) {
+		json_object_set(o, "gateway", json_object_get(agent, "gateway"));
+		json_object_set(o, "candidates", json_object_get(agent, "candidates"));
+		json_object_set(o, "last_switch", json_object_get(agent, "last_switch"));
+		json_object_set_new(o, "agent",
+		                    json_pack("{s:O}", "pid", json_object_get(agent, "pid")));
+		json_decref(agent);
+		return;
+	}
+	if (!enrolled)
+		return;
+	json_t *cands = json_array();
+	const char *gateway = NULL;
+	for (size_t i = 0; i < p->nodes.n_gateways; i++) {
+		const struct cl_gateway *g = &p->nodes.gateways[i];
+		bool current = !memcmp(g->public_key, p->server_public_key, CL_KEY_LEN);
+		wg_key_to_base64(key, g->public_key);
+		cl_endpoint_format(&g->endpoint, endpoint, sizeof(endpoint));
+		json_array_append_new(cands, json_pack("{s:s, s:s, s:s, s:n, s:b, s:n}", "name",
+		                                       g->name, "endpoint", endpoint, "public_key",
+		                                       key, "active", "current", current, "probe"));
+		if (current)
+			gateway = g->name;
+	}
+	cl_endpoint_format(&p->endpoint, endpoint, sizeof(endpoint));
+	json_object_set_new(o, "gateway", json_string(gateway ? gateway : endpoint));
+	json_object_set_new(o, "candidates", cands);
+	json_object_set_new(o, "last_switch", json_null());
+	json_object_set_new(o, "agent", json_null());
+}
+
 static void status_json(const struct cl_args *a, const struct cl_profile *p, bool enrolled,
                         const struct cl_tunnel_status *st)
 {
@@ -85,6 +126,7 @@ static void status_json(const struct cl_args *a, const struct cl_profile *p, boo
 		json_object_set_new(o, "endpoint", json_string(st->endpoint));
 	else if (enrolled)
 		json_object_set_new(o, "endpoint", json_string(endpoint));
+	add_gateways(a, p, enrolled, o);
 	char *text = json_dumps(o, JSON_INDENT(2));
 	printf("%s\n", text);
 	free(text);

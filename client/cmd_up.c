@@ -6,6 +6,7 @@
 
 #include <sodium.h>
 
+#include "agent.h"
 #include "cmd.h"
 #include "enroll.h"
 #include "follow.h"
@@ -83,9 +84,43 @@ static void after_up(const struct cl_args *a, const struct cl_tunnel_opts *tun,
 		else
 			cl_follow_print(stdout, a->ifname, &res, false);
 	}
-	printf("meshgate: to follow the networks the gateway gives this device as they change, "
-	       "run: meshgate watch --interface %s\n",
-	       a->ifname);
+	if (!cl_agent_wanted(p))
+		printf("meshgate: to follow the networks the gateway gives this device as they "
+		       "change, run: meshgate watch --interface %s\n",
+		       a->ifname);
+}
+
+/* The agent of a gateway with several nodes (agent.h): a daemon that
+ * outlives this command. Its own config: the one `up` saved. */
+static int start_agent(const struct cl_args *a, const struct cl_tunnel_opts *tun,
+                       const char *config_path, struct cl_err *err)
+{
+	struct cl_profile *p = calloc(1, sizeof(*p));
+	pid_t pid;
+	if (!p)
+		return cl_fail(err, CL_EXIT_FAILURE, "out of memory");
+	bool wanted = !cl_profile_load(config_path, p, err) && cl_agent_wanted(p);
+	sodium_memzero(p, sizeof(*p));
+	free(p);
+	if (!wanted)
+		return 0;
+	char *argv[] = {"meshgate",
+	                "agent",
+	                "--interface",
+	                (char *)a->ifname,
+	                "--config-dir",
+	                (char *)a->config_dir,
+	                "--state-dir",
+	                (char *)a->state_dir,
+	                "--backend",
+	                (char *)a->backend,
+	                NULL};
+	if (cl_agent_spawn(argv, tun, &pid, err))
+		return -1;
+	printf("meshgate: %s: agent %ld follows the gateway's nodes and networks (meshgate status "
+	       "--interface %s; log: %s/%s.agent.log)\n",
+	       a->ifname, (long)pid, a->ifname, a->state_dir, a->ifname);
+	return 0;
 }
 
 static int enroll(const struct cl_args *a, const struct cl_tunnel_opts *tun,
@@ -141,6 +176,9 @@ static int run(const struct cl_args *a)
 	cl_profile_path(a->config_dir, a->ifname, config_path, sizeof(config_path));
 	int rc = a->code ? enroll(a, &tun, config_path, p, &err)
 	                 : reconnect(a, &tun, config_path, sizeof(config_path), p, &err);
+	if (!rc && !a->export_path && start_agent(a, &tun, config_path, &err))
+		fprintf(stderr, "meshgate: warning: the tunnel is up, without its agent: %s\n",
+		        err.msg);
 	sodium_memzero(p, sizeof(*p));
 	free(p);
 	return rc ? cl_report(&err) : 0;

@@ -27,6 +27,7 @@ void cl_profile_from_reply(struct cl_profile *p, const char *server_url,
 	p->n_allowed_ips = r->n_allowed_ips;
 	p->keepalive = r->keepalive;
 	memcpy(p->vpn_api, r->vpn_api, sizeof(p->vpn_api));
+	p->nodes = r->nodes;
 }
 
 static void write_prefixes(FILE *f, const struct cl_prefix *list, size_t n)
@@ -56,6 +57,17 @@ static void render_to(FILE *f, const struct cl_profile *p, bool with_meta)
 			fprintf(f, "# MeshgatePin = %s\n", p->pin);
 		if (*p->ca_file)
 			fprintf(f, "# MeshgateCA = %s\n", p->ca_file);
+		for (size_t i = 0; i < p->nodes.n_gateways; i++) {
+			const struct cl_gateway *g = &p->nodes.gateways[i];
+			sodium_bin2base64(key, sizeof(key), g->public_key, CL_KEY_LEN,
+			                  sodium_base64_VARIANT_ORIGINAL);
+			cl_endpoint_format(&g->endpoint, endpoint, sizeof(endpoint));
+			fprintf(f, "# MeshgateGateway = %s %s %s\n", g->name, key, endpoint);
+		}
+		if (p->nodes.has_probe) {
+			cl_endpoint_format(&p->nodes.probe, endpoint, sizeof(endpoint));
+			fprintf(f, "# MeshgateProbe = %s\n", endpoint);
+		}
 	}
 	sodium_bin2base64(key, sizeof(key), p->private_key, CL_KEY_LEN,
 	                  sodium_base64_VARIANT_ORIGINAL);
@@ -160,6 +172,22 @@ struct parse_state {
 	bool have_key, have_address, have_peer_key, have_endpoint;
 };
 
+/* "NAME KEY ENDPOINT" */
+static int parse_gateway(char *value, struct cl_nodes *nodes)
+{
+	char *save = NULL, *name = strtok_r(value, " \t", &save);
+	char *key = strtok_r(NULL, " \t", &save), *endpoint = strtok_r(NULL, " \t", &save);
+	if (nodes->n_gateways == CL_MAX_GATEWAYS || !endpoint || strtok_r(NULL, " \t", &save) ||
+	    !cl_node_name_valid(name))
+		return -EINVAL;
+	struct cl_gateway *g = &nodes->gateways[nodes->n_gateways];
+	snprintf(g->name, sizeof(g->name), "%s", name);
+	if (cl_key_from_base64(key, g->public_key) || cl_endpoint_parse(endpoint, &g->endpoint))
+		return -EINVAL;
+	nodes->n_gateways++;
+	return 0;
+}
+
 static int parse_meta(char *line, struct cl_profile *p)
 {
 	char *eq = strchr(line, '=');
@@ -180,6 +208,12 @@ static int parse_meta(char *line, struct cl_profile *p)
 		if (!*value || strlen(value) >= sizeof(p->pin))
 			return -EINVAL;
 		snprintf(p->pin, sizeof(p->pin), "%s", value);
+	} else if (!strcmp(key, "MeshgateGateway")) {
+		return parse_gateway(value, &p->nodes);
+	} else if (!strcmp(key, "MeshgateProbe")) {
+		if (cl_endpoint_parse(value, &p->nodes.probe))
+			return -EINVAL;
+		p->nodes.has_probe = true;
 	} else if (!strcmp(key, "MeshgateCA")) {
 		if (!*value || strlen(value) >= sizeof(p->ca_file))
 			return -EINVAL;

@@ -34,6 +34,10 @@ struct cl_profile {
 	struct cl_prefix allowed_ips[CL_MAX_ALLOWED_IPS];
 	size_t n_allowed_ips;
 	unsigned keepalive;
+	/* the gateway nodes ("# MeshgateGateway = NAME KEY ENDPOINT") and the
+	 * probe ("# MeshgateProbe = IP:PORT"): what the agent follows; the
+	 * [Peer] is the node in use */
+	struct cl_nodes nodes;
 };
 
 /* Fills a profile from a decoded redeem reply and the device's key. */

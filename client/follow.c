@@ -84,6 +84,23 @@ static int fetch(const struct cl_follow_opts *o, const struct cl_profile *p,
 	return rc;
 }
 
+bool cl_nodes_same(const struct cl_nodes *a, const struct cl_nodes *b)
+{
+	if (a->n_gateways != b->n_gateways || a->has_probe != b->has_probe ||
+	    (a->has_probe &&
+	     (strcmp(a->probe.host, b->probe.host) || a->probe.port != b->probe.port)))
+		return false;
+	for (size_t i = 0; i < a->n_gateways; i++) {
+		const struct cl_gateway *x = &a->gateways[i], *y = &b->gateways[i];
+		/* "active" is not saved: the probe tells it */
+		if (strcmp(x->name, y->name) || memcmp(x->public_key, y->public_key, CL_KEY_LEN) ||
+		    strcmp(x->endpoint.host, y->endpoint.host) ||
+		    x->endpoint.port != y->endpoint.port)
+			return false;
+	}
+	return true;
+}
+
 static bool same_dns(const struct cl_profile *a, const struct cl_profile *b)
 {
 	if (a->n_dns != b->n_dns)
@@ -115,6 +132,8 @@ static int follow_reply(const struct cl_profile *old, const struct cl_config_rep
 	p->n_dns = r->n_dns;
 	if (*r->vpn_api)
 		memcpy(p->vpn_api, r->vpn_api, sizeof(p->vpn_api));
+	if (r->nodes.n_gateways || r->nodes.has_probe)
+		p->nodes = r->nodes; /* a gateway of an older version tells none */
 	snprintf(p->ca_file, sizeof(p->ca_file), "%s", ca_file);
 
 	snprintf(res->device_id, sizeof(res->device_id), "%s", r->device_id);
@@ -128,7 +147,7 @@ static int follow_reply(const struct cl_profile *old, const struct cl_config_rep
 	res->dns_changed = !same_dns(old, p);
 	res->changed = res->n_added || res->n_removed || res->dns_changed ||
 	               strcmp(old->vpn_api, p->vpn_api) || strcmp(old->ca_file, p->ca_file) ||
-	               res->cas_added;
+	               res->cas_added || !cl_nodes_same(&old->nodes, &p->nodes);
 	return 0;
 }
 

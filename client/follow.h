@@ -55,6 +55,9 @@ void cl_follow_print(FILE *out, const char *ifname, const struct cl_follow_resul
  * enrolled. */
 int cl_follow_watch(const struct cl_follow_opts *o, int interval_s);
 
+/* The same gateway nodes and probe (their "active" aside). */
+bool cl_nodes_same(const struct cl_nodes *a, const struct cl_nodes *b);
+
 /* Where the saved config's CA file is: a name without '/' lives in the
  * config's own folder. */
 void cl_follow_ca_path(const char *config_path, const char *ca_file, char *out, size_t size);

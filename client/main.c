@@ -27,7 +27,7 @@
 
 /* Every command; a new one adds its entry here. */
 static const struct cl_command *const commands[] = {
-    &cl_cmd_up, &cl_cmd_down, &cl_cmd_status, &cl_cmd_sync, &cl_cmd_watch,
+    &cl_cmd_up, &cl_cmd_down, &cl_cmd_status, &cl_cmd_sync, &cl_cmd_watch, &cl_cmd_agent,
 };
 
 volatile sig_atomic_t cl_interrupted;
@@ -84,6 +84,8 @@ static void usage(FILE *out)
 	        "role, once)\n"
 	        "       meshgate watch [--interface NAME] [--interval SEC]   (the same, every SEC "
 	        "s, default 30)\n"
+	        "       meshgate agent [--interface NAME]   (what `up` leaves running, in the "
+	        "foreground)\n"
 	        "       meshgate --help | --version\n"
 	        "common options: --config-dir DIR (default " DEFAULT_CONFIG_DIR
 	        ", env MESHGATE_CONFIG_DIR)\n"

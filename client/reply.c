@@ -232,6 +232,71 @@ static int get_api_cas(json_t *root, char cas[CL_API_CAS_MAX], struct cl_err *er
 	return 0;
 }
 
+static bool name_char(char c)
+{
+	return c > 0x20 && c < 0x7f;
+}
+
+bool cl_node_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n >= CL_NODE_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!name_char(name[i]))
+			return false;
+	return true;
+}
+
+static int get_gateway(json_t *item, struct cl_gateway *g, struct cl_err *err)
+{
+	const char *key = json_string_value(json_object_get(item, "public_key"));
+	const char *endpoint = json_string_value(json_object_get(item, "endpoint"));
+	json_t *active = json_object_get(item, "active");
+	if (!json_is_object(item) ||
+	    get_text(item, "name", name_char, g->name, sizeof(g->name), err))
+		return bad_field(err, "gateways", "an entry has no valid name");
+	if (!key || cl_key_from_base64(key, g->public_key))
+		return bad_field(err, "gateways", "an entry's public_key is not a key");
+	if (!endpoint || cl_endpoint_parse(endpoint, &g->endpoint))
+		return bad_field(err, "gateways", "an entry's endpoint is not HOST:PORT");
+	if (active && !json_is_boolean(active))
+		return bad_field(err, "gateways", "an entry's active is not a boolean");
+	g->active = json_is_true(active);
+	return 0;
+}
+
+/* "gateways" and "probe" are optional: the gateway nodes and where the
+ * probe answers (an IP literal: it is inside the tunnel). */
+static int get_nodes(json_t *root, struct cl_nodes *out, struct cl_err *err)
+{
+	json_t *list = json_object_get(root, "gateways"), *item;
+	json_t *probe = json_object_get(root, "probe");
+	struct cl_prefix ip;
+	size_t i;
+	if (list && !json_is_null(list)) {
+		if (!json_is_array(list) || json_array_size(list) > CL_MAX_GATEWAYS)
+			return bad_field(err, "gateways", "not an array of at most 16 nodes");
+		json_array_foreach(list, i, item)
+		{
+			if (get_gateway(item, &out->gateways[i], err))
+				return -1;
+			for (size_t j = 0; j < i; j++)
+				if (!strcmp(out->gateways[j].name, out->gateways[i].name))
+					return bad_field(err, "gateways", "a node is listed twice");
+		}
+		out->n_gateways = json_array_size(list);
+	}
+	if (probe && !json_is_null(probe)) {
+		const char *s = json_string_value(probe);
+		if (!s || cl_endpoint_parse(s, &out->probe) ||
+		    cl_prefix_parse(out->probe.host, false, &ip))
+			return bad_field(err, "probe", "not IP:PORT");
+		out->has_probe = true;
+	}
+	return 0;
+}
+
 static bool role_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -257,7 +322,7 @@ int cl_config_reply_decode(const char *body, size_t len, struct cl_config_reply 
 	     get_text(root, "role", role_char, out->role, sizeof(out->role), err)) ||
 	    get_allowed_ips(root, out->allowed_ips, &out->n_allowed_ips, err) ||
 	    get_dns(root, out->dns, &out->n_dns, err) || get_vpn_api(root, out->vpn_api, err) ||
-	    get_api_cas(root, out->api_cas, err))
+	    get_api_cas(root, out->api_cas, err) || get_nodes(root, &out->nodes, err))
 		goto out;
 	rc = 0;
 out:
@@ -285,7 +350,7 @@ int cl_redeem_reply_decode(const char *body, size_t len, struct cl_redeem_reply 
 	    get_text(root, "register_token", token_char, out->register_token,
 	             sizeof(out->register_token), err) ||
 	    get_dns(root, out->dns, &out->n_dns, err) || get_vpn_api(root, out->vpn_api, err) ||
-	    get_api_cas(root, out->api_cas, err))
+	    get_api_cas(root, out->api_cas, err) || get_nodes(root, &out->nodes, err))
 		goto out;
 	rc = 0;
 out:

@@ -19,6 +19,26 @@
 #define CL_REGISTER_TOKEN_MAX 512
 #define CL_URL_MAX            512
 #define CL_ROLE_MAX           64
+#define CL_MAX_GATEWAYS       16
+#define CL_NODE_NAME_MAX      128 /* a cluster node's name: 127 printable characters */
+
+/* A gateway node the device may use: its WireGuard side ("gateways"). */
+struct cl_gateway {
+	char name[CL_NODE_NAME_MAX];
+	uint8_t public_key[CL_KEY_LEN];
+	struct cl_endpoint endpoint;
+	bool active; /* the node the gateways say devices should use */
+};
+
+/* What the redeem and device config answers say about the gateway nodes:
+ * every node ("gateways", optional) and where the probe answers inside the
+ * tunnel ("probe": "IP:PORT", optional; has_probe false when not told). */
+struct cl_nodes {
+	struct cl_gateway gateways[CL_MAX_GATEWAYS];
+	size_t n_gateways;
+	struct cl_endpoint probe;
+	bool has_probe;
+};
 
 struct cl_redeem_reply {
 	char device_id[CL_DEVICE_ID_MAX];
@@ -35,6 +55,7 @@ struct cl_redeem_reply {
 	char vpn_api[CL_URL_MAX]; /* the API inside the tunnel, "" when not told */
 	/* every node's CA (trust.h), PEM one after the other; "" when not told */
 	char api_cas[CL_API_CAS_MAX];
+	struct cl_nodes nodes;
 };
 
 /* GET /api/v1/device/config: what the gateway says this device routes
@@ -49,6 +70,7 @@ struct cl_config_reply {
 	size_t n_dns;
 	char vpn_api[CL_URL_MAX];     /* "" when not told */
 	char api_cas[CL_API_CAS_MAX]; /* as in the redeem reply */
+	struct cl_nodes nodes;
 };
 
 /* Decodes a 2xx reply of POST /api/v1/redeem. Returns 0, or -1 with err
@@ -66,6 +88,9 @@ int cl_config_reply_decode(const char *body, size_t len, struct cl_config_reply 
  * Always returns -1. */
 int cl_error_reply_decode(const char *what, long http_status, const char *body, size_t len,
                           struct cl_err *err);
+
+/* Is `name` a node name (1..127 printable ASCII characters, no space)? */
+bool cl_node_name_valid(const char *name);
 
 /* A WireGuard key in base64 (44 characters) to its 32 bytes: 0 or -EINVAL. */
 int cl_key_from_base64(const char *text, uint8_t key[CL_KEY_LEN]);

@@ -232,26 +232,35 @@ static int create_interface(const struct cl_tunnel_opts *o, const struct wg_back
 	return 0;
 }
 
-static int configure_wg(const struct cl_tunnel_opts *o, const struct wg_backend *be,
-                        const struct cl_profile *p, struct cl_err *err)
+/* The server of p as the interface's one peer (any other removed): 0, a
+ * negative errno of the backend (message in msg), or ENDPOINT_FAILED with
+ * err set. */
+#define ENDPOINT_FAILED 1
+static int set_server_peer(const struct cl_tunnel_opts *o, const struct wg_backend *be,
+                           const struct cl_profile *p, char *msg, size_t msglen, struct cl_err *err)
 {
 	struct wg_allowed_ip ips[CL_MAX_ALLOWED_IPS];
 	struct wg_peer peer = {0};
-	char msg[256] = "";
 
 	memcpy(peer.public_key, p->server_public_key, WG_KEY_LEN);
 	peer.flags = WG_PEER_HAS_KEEPALIVE | WG_PEER_REPLACE_ALLOWED;
 	peer.persistent_keepalive = (uint16_t)p->keepalive;
 	if (resolve_endpoint(&p->endpoint, &peer.endpoint, err))
-		return -1;
+		return ENDPOINT_FAILED;
 	for (size_t i = 0; i < p->n_allowed_ips; i++)
 		to_allowed_ip(&p->allowed_ips[i], &ips[i]);
 	peer.allowed_ips = ips;
 	peer.n_allowed_ips = p->n_allowed_ips;
+	return wg_peers_reconcile(be, o->ifname, &peer, 1, NULL, msg, msglen);
+}
 
+static int configure_wg(const struct cl_tunnel_opts *o, const struct wg_backend *be,
+                        const struct cl_profile *p, struct cl_err *err)
+{
+	char msg[256] = "";
 	int rc = wg_device_configure(be, o->ifname, p->private_key, -1, -1, msg, sizeof(msg));
-	if (!rc)
-		rc = wg_peers_reconcile(be, o->ifname, &peer, 1, NULL, msg, sizeof(msg));
+	if (!rc && (rc = set_server_peer(o, be, p, msg, sizeof(msg), err)) == ENDPOINT_FAILED)
+		return -1; /* the endpoint: err is set */
 	if (rc)
 		return cl_fail(err, CL_EXIT_TUNNEL, "cannot configure %s: %s", o->ifname,
 		               *msg ? msg : strerror(-rc));
@@ -577,6 +586,42 @@ int cl_tunnel_wait_handshake(const struct cl_tunnel_opts *o, const struct cl_pro
 			nanosleep(&(struct timespec){.tv_nsec = POLL_MS * 1000000L}, NULL);
 	}
 	*waited_ms = now_ms() - start;
+	return 0;
+}
+
+int cl_tunnel_switch(const struct cl_tunnel_opts *o, const struct cl_profile *p, struct cl_err *err)
+{
+	const struct wg_backend *be;
+	struct tunnel_state s;
+	char msg[256] = "";
+	if (state_load(o, &s) || select_backend(*s.backend ? s.backend : o->backend, &be, err))
+		return cl_fail(err, CL_EXIT_NOT_FOUND, "%s is not up", o->ifname);
+	/* the same allowed IPs as the peer it replaces, as they are now */
+	struct wg_device *dev = NULL;
+	struct wg_peer peer = {0};
+	if (wg_device_get(be, o->ifname, &dev, msg, sizeof(msg)) || dev->n_peers != 1) {
+		wg_device_free(dev);
+		int rc = set_server_peer(o, be, p, msg, sizeof(msg), err);
+		if (rc == ENDPOINT_FAILED)
+			return -1;
+		return rc ? cl_fail(err, CL_EXIT_TUNNEL, "cannot set %s's peer: %s", o->ifname,
+		                    *msg ? msg : strerror(-rc))
+		          : 0;
+	}
+	memcpy(peer.public_key, p->server_public_key, WG_KEY_LEN);
+	peer.flags = WG_PEER_HAS_KEEPALIVE | WG_PEER_REPLACE_ALLOWED;
+	peer.persistent_keepalive = (uint16_t)p->keepalive;
+	peer.allowed_ips = dev->peers[0].allowed_ips;
+	peer.n_allowed_ips = dev->peers[0].n_allowed_ips;
+	int rc = resolve_endpoint(&p->endpoint, &peer.endpoint, err) ? ENDPOINT_FAILED : 0;
+	if (!rc)
+		rc = wg_peers_reconcile(be, o->ifname, &peer, 1, NULL, msg, sizeof(msg));
+	wg_device_free(dev);
+	if (rc == ENDPOINT_FAILED)
+		return -1;
+	if (rc)
+		return cl_fail(err, CL_EXIT_TUNNEL, "cannot set %s's peer: %s", o->ifname,
+		               *msg ? msg : strerror(-rc));
 	return 0;
 }
 

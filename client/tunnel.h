@@ -46,6 +46,13 @@ bool cl_tunnel_is_up(const struct cl_tunnel_opts *o);
 int cl_tunnel_update(const struct cl_tunnel_opts *o, const struct cl_profile *old,
                      const struct cl_profile *p, struct cl_err *err);
 
+/* Replaces the interface's one peer by the server of p (another gateway
+ * node: its key and endpoint; p's allowed IPs and keepalive). The caller
+ * sends a packet into the tunnel right after, which starts the handshake
+ * with the new peer at once. */
+int cl_tunnel_switch(const struct cl_tunnel_opts *o, const struct cl_profile *p,
+                     struct cl_err *err);
+
 /* Removes the routes, the interface and the wireguard-go it started, and the
  * state file. missing_ok: no error when there is nothing to remove. */
 int cl_tunnel_down(const struct cl_tunnel_opts *o, bool missing_ok, struct cl_err *err);

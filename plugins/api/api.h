@@ -7,6 +7,7 @@
 #define MG_API_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -168,5 +169,29 @@ json_t *api_node_record(const char *node, const struct api_tls *tls, const char 
  * database holds them), each CA once, records whose "ca" is not a PEM
  * certificate left out, at most API_CAS_MAX. A new array of PEM strings. */
 json_t *api_cas_collect(const char *own, json_t *records);
+
+/* ---- nodes.c: the gateways a device may switch to ---- */
+
+#define API_FAILOVER_DB "failover" /* the failover plugin's: node -> {"state", "since_ms", ...} */
+
+/* Adds this node's client-facing WireGuard key and endpoint (wg/server's
+ * "public_key" and "endpoint") to its record as "wg_public_key" and
+ * "wg_endpoint"; nothing when either is missing. */
+void api_node_record_add_wg(json_t *record, json_t *wg_server);
+/* The active node of the failover records (an object: node -> record):
+ * the one whose "state" is "master", the newest "since_ms" if several.
+ * 0 with its name in out, or -ENOENT with out = "" (no failover plugin,
+ * or no master now). */
+int api_active_node(json_t *failover, char *out, size_t len);
+/* What devices are told of every node (the "gateways" of the redeem and
+ * device config answers): [{"name", "public_key", "endpoint", "active"}]
+ * for each record of `records` (API_NODES_DB's, an object) that carries
+ * wg_public_key and wg_endpoint; "active" is true for `active` (may be
+ * NULL or ""). A new array. */
+json_t *api_gateways(json_t *records, const char *active);
+/* A config epoch: 8 bytes of SHA-256 over `common` (what every device's
+ * config shares) and `policy` (its role's record), never 0. Equal inputs,
+ * equal epochs; any change in either, another epoch. */
+uint64_t api_config_epoch(json_t *common, json_t *policy);
 
 #endif

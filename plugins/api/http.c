@@ -61,8 +61,10 @@ struct api_server {
 	struct MHD_Daemon *mhd;
 	struct MHD_Daemon *mhd_vpn; /* on extra_listen, or NULL */
 	char vpn_error[256];
-	pthread_mutex_t cas_lock;
-	json_t *api_cas; /* every node's CA, for devices (api_server_set_cas) */
+	pthread_mutex_t cas_lock; /* of what devices are told about every node: */
+	json_t *api_cas;          /* every node's CA (api_server_set_cas) */
+	json_t *gateways;         /* every node's WireGuard side (api_server_set_gateways) */
+	char *probe;              /* where the probe answers, "IP:PORT", or NULL */
 };
 
 /* One request's state between the calls MHD makes for it. */
@@ -408,12 +410,32 @@ static enum MHD_Result health(struct api_server *s, struct MHD_Connection *conn,
 	return ret;
 }
 
-static void add_cas(struct api_server *s, json_t *reply)
+/* What a device is told about every node: the CAs it trusts, the
+ * gateways it may switch to, where it probes its node. */
+static void add_nodes(struct api_server *s, json_t *reply)
 {
 	pthread_mutex_lock(&s->cas_lock);
-	if (json_array_size(s->api_cas))
+	if (json_array_size(s->api_cas) && !json_object_get(reply, "api_cas"))
 		json_object_set_new(reply, "api_cas", json_deep_copy(s->api_cas));
+	if (s->gateways && !json_object_get(reply, "gateways"))
+		json_object_set_new(reply, "gateways", json_deep_copy(s->gateways));
+	if (s->probe && !json_object_get(reply, "probe"))
+		json_object_set_new(reply, "probe", json_string(s->probe));
 	pthread_mutex_unlock(&s->cas_lock);
+}
+
+void api_server_set_gateways(struct api_server *s, json_t *gateways, const char *probe)
+{
+	json_t *copy = json_deep_copy(gateways);
+	char *probe_copy = probe && *probe ? strdup(probe) : NULL;
+	pthread_mutex_lock(&s->cas_lock);
+	json_t *old = s->gateways;
+	char *old_probe = s->probe;
+	s->gateways = copy;
+	s->probe = probe_copy;
+	pthread_mutex_unlock(&s->cas_lock);
+	json_decref(old);
+	free(old_probe);
 }
 
 void api_server_set_cas(struct api_server *s, json_t *cas)
@@ -458,9 +480,10 @@ static enum MHD_Result forward(struct api_server *s, struct MHD_Connection *conn
 		if (*s->vpn_api && r->route != API_ROUTE_REGISTER &&
 		    !json_object_get(reply, "vpn_api"))
 			json_object_set_new(reply, "vpn_api", json_string(s->vpn_api));
-		/* what the device trusts from now on: the API of any node */
-		if (r->route != API_ROUTE_REGISTER && !json_object_get(reply, "api_cas"))
-			add_cas(s, reply);
+		/* what the device trusts from now on (the API of any node) and
+		 * the nodes it may switch to */
+		if (r->route != API_ROUTE_REGISTER)
+			add_nodes(s, reply);
 		ret = respond(conn, r, MHD_HTTP_OK, json_incref(reply), NULL);
 	}
 	json_decref(reply);
@@ -790,6 +813,8 @@ void api_server_stop(struct api_server *s)
 	pthread_mutex_destroy(&s->conns.lock);
 	pthread_mutex_destroy(&s->cas_lock);
 	json_decref(s->api_cas);
+	json_decref(s->gateways);
+	free(s->probe);
 	free(s->vpn_prefix);
 	free(s->vpn_api);
 	free(s->chain_pem);

@@ -42,6 +42,9 @@ struct api_server *api_server_start(const struct api_server_config *cfg, char *w
 /* The CAs told to devices as api_cas in redeem and device config answers
  * (an array of PEM strings, copied; empty or NULL: none). Any thread. */
 void api_server_set_cas(struct api_server *server, json_t *cas);
+/* The "gateways" (api_gateways) and the "probe" address ("IP:PORT", NULL or
+ * "": none) the redeem and device config answers carry from now on (copied). */
+void api_server_set_gateways(struct api_server *server, json_t *gateways, const char *probe);
 /* Closes the connections that took longer than head_timeout_ms to send
  * their request (or the next one): call it a few times a second. */
 void api_server_tick(struct api_server *server);

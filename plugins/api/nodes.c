@@ -4,7 +4,12 @@
  * API_NODES_DB; the answers a device trusts (redeem, device config) carry
  * them all as api_cas. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <gnutls/crypto.h>
 
 #include "api.h"
 
@@ -75,4 +80,66 @@ json_t *api_cas_collect(const char *own, json_t *records)
 	}
 	json_decref(seen);
 	return cas;
+}
+
+void api_node_record_add_wg(json_t *record, json_t *wg_server)
+{
+	json_t *key = json_object_get(wg_server, "public_key");
+	json_t *endpoint = json_object_get(wg_server, "endpoint");
+	if (!record || !json_is_string(key) || !json_is_string(endpoint))
+		return;
+	json_object_set(record, "wg_public_key", key);
+	json_object_set(record, "wg_endpoint", endpoint);
+}
+
+int api_active_node(json_t *failover, char *out, size_t len)
+{
+	const char *node, *best = NULL;
+	json_int_t best_since = 0;
+	json_t *record;
+	json_object_foreach(failover, node, record)
+	{
+		const char *state = json_string_value(json_object_get(record, "state"));
+		json_int_t since = json_integer_value(json_object_get(record, "since_ms"));
+		if (!state || strcmp(state, "master"))
+			continue;
+		if (!best || since > best_since) {
+			best = node;
+			best_since = since;
+		}
+	}
+	snprintf(out, len, "%s", best ? best : "");
+	return best && strlen(best) < len ? 0 : -ENOENT;
+}
+
+json_t *api_gateways(json_t *records, const char *active)
+{
+	json_t *out = json_array(), *record;
+	const char *node;
+	json_object_foreach(records, node, record)
+	{
+		json_t *key = json_object_get(record, "wg_public_key");
+		json_t *endpoint = json_object_get(record, "wg_endpoint");
+		if (!json_is_string(key) || !json_is_string(endpoint))
+			continue; /* a node of an older version: not one to switch to */
+		json_array_append_new(out, json_pack("{s:s, s:O, s:O, s:b}", "name", node,
+		                                     "public_key", key, "endpoint", endpoint,
+		                                     "active", active && !strcmp(active, node)));
+	}
+	return out;
+}
+
+uint64_t api_config_epoch(json_t *common, json_t *policy)
+{
+	json_t *both =
+	    json_pack("[O, O]", common ? common : json_null(), policy ? policy : json_null());
+	char *text = json_dumps(both, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	json_decref(both);
+	uint8_t digest[32];
+	uint64_t epoch = 0;
+	if (text && !gnutls_hash_fast(GNUTLS_DIG_SHA256, text, strlen(text), digest))
+		for (int i = 0; i < 8; i++)
+			epoch = epoch << 8 | digest[i];
+	free(text);
+	return epoch ? epoch : 1; /* 0 is never an epoch */
 }

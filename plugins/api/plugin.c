@@ -17,6 +17,8 @@
 
 #include "api.h"
 #include "http.h"
+#include "probe.h"
+#include "responder.h"
 
 #define RENEW_CHECK_MS (6u * 3600u * 1000u)
 /* Publishing this node's CA failed (no cluster quorum): tried again this often. */
@@ -41,7 +43,8 @@ struct api {
 	struct api_server *server;
 	int renew_timer, slow_timer;
 	int publish_timer; /* while this node's record waits to be written */
-	json_t *cas;       /* what devices are told to trust (refresh_cas) */
+	json_t *cas;       /* what devices are told to trust (refresh_nodes) */
+	struct api_responder *probe;
 };
 
 /* The settings, read from a config object (validated by the core for
@@ -53,6 +56,7 @@ struct settings {
 	    head_timeout_ms, request_timeout_ms;
 	json_int_t ca_days, server_days, renew_days;
 	int vpn_listen;
+	json_int_t probe_port;
 };
 
 static const struct mg_setting api_settings[] = {
@@ -109,6 +113,11 @@ static const struct mg_setting api_settings[] = {
      "Deadline of each bus request (preauth) in ms (100..600000); past it the client gets "
      "504.",
      NULL, 0},
+    {"probe_port", MG_SETTING_INT, "51830",
+     "UDP port of the probe responder on the VPN gateway address (wireguard.address), "
+     "reachable only through the tunnel: devices' agents probe their node there a few times "
+     "a second (docs/client.md). 0: no probes.",
+     NULL, 0},
     {"tls_priorities", MG_SETTING_STRING, "\"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2\"",
      "GnuTLS priority string: protocol versions and ciphers offered.", NULL, 0},
     {"ca_days", MG_SETTING_INT, "3650", "Validity of a generated CA, in days.", NULL, 0},
@@ -150,6 +159,7 @@ static int read_settings(json_t *config, struct settings *st, char *why, size_t 
 	    {"ca_days", 1, 36500},
 	    {"server_cert_days", 1, 3650},
 	    {"renew_days", 0, 3649},
+	    {"probe_port", 0, 65535},
 	};
 	memset(st, 0, sizeof(*st));
 	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
@@ -174,6 +184,7 @@ static int read_settings(json_t *config, struct settings *st, char *why, size_t 
 	st->server_days = int_of(config, "server_cert_days");
 	st->renew_days = int_of(config, "renew_days");
 	st->vpn_listen = json_is_true(json_object_get(config, "vpn_listen"));
+	st->probe_port = int_of(config, "probe_port");
 	if (st->renew_days >= st->server_days) {
 		snprintf(why, len, "api.renew_days must be less than api.server_cert_days");
 		return -EINVAL;
@@ -324,21 +335,81 @@ static int collect_record(const char *key, json_t *value, void *arg)
 	return 0;
 }
 
-/* Tells the server every node's CA, its own first. */
-static void refresh_cas(mg_ctx *ctx)
+static json_t *ca_fingerprints(json_t *cas);
+
+/* What every node tells devices about the others, read from state. */
+struct nodes_view {
+	json_t *records;  /* API_NODES_DB: node -> record */
+	json_t *failover; /* API_FAILOVER_DB: node -> {"state", ...}; empty without failover */
+	json_t *wg, *dns; /* wg/server, dns_node/server (NULL: none) */
+};
+
+static void nodes_view_read(mg_ctx *ctx, struct nodes_view *v)
+{
+	mg_txn *txn;
+	v->records = json_object();
+	v->failover = json_object();
+	v->wg = v->dns = NULL;
+	if (mg_txn_begin(ctx, MG_TXN_READ, &txn))
+		return;
+	mg_state_foreach(ctx, txn, API_NODES_DB, NULL, collect_record, v->records);
+	mg_state_foreach(ctx, txn, API_FAILOVER_DB, NULL, collect_record, v->failover);
+	mg_state_get(ctx, txn, "wg", "server", &v->wg);
+	mg_state_get(ctx, txn, "dns_node", "server", &v->dns);
+	mg_txn_abort(ctx, txn);
+}
+
+static void nodes_view_clear(struct nodes_view *v)
+{
+	json_decref(v->records);
+	json_decref(v->failover);
+	json_decref(v->wg);
+	json_decref(v->dns);
+}
+
+/* The probe responder's address: the gateway address, api.probe_port. */
+static void probe_address(const struct nodes_view *v, json_int_t port, char *gateway, size_t len,
+                          char *address, size_t address_len)
+{
+	gateway[0] = address[0] = '\0';
+	if (port && !api_vpn_gateway(v->wg, gateway, len) && !strchr(gateway, ':'))
+		snprintf(address, address_len, "%s:%u", gateway, (unsigned)port);
+	else
+		gateway[0] = '\0';
+}
+
+/* Tells the server every node's CA (its own first) and every node's
+ * WireGuard side with the active one; gives the probe responder the
+ * active node and what every device's config epoch is made of. */
+static void refresh_nodes(mg_ctx *ctx)
 {
 	struct api *self = ctx->self;
-	json_t *records = json_object();
-	mg_txn *txn;
-	if (!mg_txn_begin(ctx, MG_TXN_READ, &txn)) {
-		mg_state_foreach(ctx, txn, API_NODES_DB, NULL, collect_record, records);
-		mg_txn_abort(ctx, txn);
-	}
+	struct nodes_view v;
+	char active[PROBE_NAME_MAX + 1], gateway[64], probe[96];
+	nodes_view_read(ctx, &v);
 	json_decref(self->cas);
-	self->cas = api_cas_collect(self->tls.ca_pem, records);
-	json_decref(records);
-	if (self->server)
+	self->cas = api_cas_collect(self->tls.ca_pem, v.records);
+	api_active_node(v.failover, active, sizeof(active));
+	json_t *gateways = api_gateways(v.records, active);
+	json_int_t port = int_of(self->running, "probe_port");
+	probe_address(&v, self->running ? port : 0, gateway, sizeof(gateway), probe, sizeof(probe));
+	if (self->server) {
 		api_server_set_cas(self->server, self->cas);
+		api_server_set_gateways(self->server, gateways, probe);
+	}
+	/* the epoch follows what device config answers, not who is active
+	 * (the probe says that itself) */
+	json_t *stable = api_gateways(v.records, NULL);
+	json_t *common = json_pack("{s:O?, s:O?, s:o, s:o, s:s, s:s}", "wg", v.wg, "dns", v.dns,
+	                           "gateways", stable, "cas", ca_fingerprints(self->cas), "vpn_api",
+	                           api_server_vpn_api(self->server), "probe", probe);
+	api_responder_set_common(self->probe, common);
+	api_responder_set_nodes(self->probe, node_name(ctx), active);
+	api_responder_listen(ctx, self->probe, *gateway ? gateway : NULL, (unsigned)port,
+	                     json_string_value(json_object_get(v.wg, "interface")));
+	json_decref(common);
+	json_decref(gateways);
+	nodes_view_clear(&v);
 }
 
 /* Writes this node's record when it differs from the stored one (or
@@ -384,6 +455,9 @@ static void publish(mg_ctx *ctx)
 	json_t *record = api_node_record(
 	    node_name(ctx), &self->tls, json_string_value(json_object_get(self->running, "listen")),
 	    api_server_vpn_api(self->server));
+	json_t *wg = wg_server(ctx);
+	api_node_record_add_wg(record, wg); /* where devices reach this node */
+	json_decref(wg);
 	int rc = -ESTALE;
 	for (int i = 0; i < PUBLISH_ATTEMPTS && rc == -ESTALE; i++)
 		rc = write_record(ctx, record);
@@ -418,7 +492,7 @@ static void on_nodes_change(mg_ctx *ctx, const char *topic, json_t *payload, voi
 		        API_NODES_DB);
 		publish(ctx);
 	}
-	refresh_cas(ctx);
+	refresh_nodes(ctx);
 }
 
 static int same_tls(const struct api_tls *a, const struct api_tls *b)
@@ -458,7 +532,7 @@ static int apply(mg_ctx *ctx, json_t *config)
 		if (self->running && !read_settings(self->running, &old, why, sizeof(why)) &&
 		    (self->server = serve(ctx, &old, &self->tls, &self->vpn, why, sizeof(why)))) {
 			mg_warn(ctx, "kept the previous settings");
-			refresh_cas(ctx);
+			refresh_nodes(ctx);
 		}
 		return -EADDRNOTAVAIL;
 	}
@@ -470,7 +544,7 @@ static int apply(mg_ctx *ctx, json_t *config)
 	json_decref(self->running);
 	self->running = copy;
 	publish(ctx);
-	refresh_cas(ctx);
+	refresh_nodes(ctx);
 	return 0;
 }
 
@@ -491,8 +565,39 @@ static void on_wg_change(mg_ctx *ctx, const char *topic, json_t *payload, void *
 	if (!self->running)
 		return;
 	const char *key = json_string_value(json_object_get(payload, "key"));
-	if (key && !strcmp(key, "server"))
+	if (key && !strcmp(key, "server")) {
 		refresh(ctx);
+		publish(ctx); /* its key and endpoint in this node's record */
+		refresh_nodes(ctx);
+	}
+}
+
+/* The active node, a node's DNS: what devices are told changed. */
+static void on_shared_change(mg_ctx *ctx, const char *topic, json_t *payload, void *arg)
+{
+	(void)topic;
+	(void)payload;
+	(void)arg;
+	if (((struct api *)ctx->self)->running)
+		refresh_nodes(ctx);
+}
+
+static void on_device_change(mg_ctx *ctx, const char *topic, json_t *payload, void *arg)
+{
+	struct api *self = ctx->self;
+	(void)topic;
+	(void)arg;
+	const char *key = json_string_value(json_object_get(payload, "key"));
+	if (key)
+		api_responder_device_changed(ctx, self->probe, key);
+}
+
+static void on_policy_change(mg_ctx *ctx, const char *topic, json_t *payload, void *arg)
+{
+	struct api *self = ctx->self;
+	(void)topic;
+	(void)arg;
+	api_responder_forget_role(self->probe, json_string_value(json_object_get(payload, "key")));
 }
 
 static void on_slow_timer(mg_ctx *ctx, void *arg)
@@ -557,15 +662,26 @@ static int api_init(mg_ctx *ctx)
 		return -EINVAL;
 	}
 	struct api *self = calloc(1, sizeof(*self));
-	if (!self)
+	if (!self || !(self->probe = api_responder_new())) {
+		free(self);
 		return -ENOMEM;
+	}
 	ctx->self = self;
 	int rc = mg_service_add(ctx, "api.info", info, NULL);
 	if (!rc)
 		rc = mg_subscribe(ctx, "state.wg", on_wg_change, NULL);
 	if (!rc)
 		rc = mg_subscribe(ctx, "state." API_NODES_DB, on_nodes_change, NULL);
+	if (!rc)
+		rc = mg_subscribe(ctx, "state." API_FAILOVER_DB, on_shared_change, NULL);
+	if (!rc)
+		rc = mg_subscribe(ctx, "state.dns_node", on_shared_change, NULL);
+	if (!rc)
+		rc = mg_subscribe(ctx, "state.devices", on_device_change, NULL);
+	if (!rc)
+		rc = mg_subscribe(ctx, "state.policy", on_policy_change, NULL);
 	if (rc) {
+		api_responder_free(ctx, self->probe);
 		free(self);
 		ctx->self = NULL;
 	}
@@ -578,6 +694,8 @@ static int api_start(mg_ctx *ctx)
 	int rc = apply(ctx, mg_config(ctx));
 	if (rc)
 		return rc;
+	if ((rc = api_responder_load_devices(ctx, self->probe)))
+		mg_warn(ctx, "cannot read the devices: probes go unanswered (%s)", strerror(-rc));
 	rc = mg_timer_add(ctx, RENEW_CHECK_MS, 1, on_renew_timer, NULL);
 	self->renew_timer = rc > 0 ? rc : 0;
 	/* without it slow clients are closed only when others connect */
@@ -608,6 +726,7 @@ static void api_stop(mg_ctx *ctx)
 	if (self->publish_timer > 0)
 		mg_timer_del(ctx, self->publish_timer);
 	api_server_stop(self->server);
+	api_responder_free(ctx, self->probe);
 	api_tls_clear(&self->tls);
 	json_decref(self->running);
 	json_decref(self->cas);

@@ -1361,8 +1361,9 @@ static const struct mg_setting fw_settings[] = {
      "Ports of the gateway open from the VPN and dropped on the public interface "
      "(\"8080/tcp\"); more are added at runtime with `meshgatectl port add`.",
      NULL, 0},
-    {"vpn_host_ports", MG_SETTING_STRINGS, "[\"8443/tcp\", \"53/udp\", \"53/tcp\"]",
-     "Ports of the gateway itself that VPN clients may reach (the API, DNS); every other port "
+    {"vpn_host_ports", MG_SETTING_STRINGS, "[\"8443/tcp\", \"53/udp\", \"53/tcp\", \"51830/udp\"]",
+     "Ports of the gateway itself that VPN clients may reach (the API, DNS, the API's probe "
+     "responder); every other port "
      "of the gateway is closed to them.",
      NULL, 0},
     {"vpn_host_ping", MG_SETTING_BOOL, "true", "Whether VPN clients may ping the gateway.", NULL,

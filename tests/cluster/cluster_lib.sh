@@ -18,6 +18,10 @@
 # site 172.19.N.0/24 (site_up N draws the site's namespace; cluster_up
 # draws all three before any gateway starts).
 #
+# With "failover" among the plugins, gwN gets a failover section made of
+# `failover_conf N` (empty unless a test redefines it); public_if N names
+# gwN's interface on the shared segment (for failover.public_interface).
+#
 # cluster_up [PLUGINS] [NODES]; ctln N ARGS...; gw_config N PLUGINS; gw_start N;
 # gw_kill9 N; site_up N. CLUSTER_ROLES replaces the firewall's roles.
 
@@ -91,6 +95,18 @@ mesh = { interface = "${TAG}m$i"; backend = "userspace"; listen_port = 51821;
 CONF
 		;;
 	esac
+	case $plugins in *'"failover"'*)
+		echo "failover = { $(failover_conf "$i") };" >>"$dir/meshgated.conf"
+		;;
+	esac
+}
+
+failover_conf() { :; }
+
+public_if() {
+	local ns
+	eval "ns=\$GW$1"
+	ip -n "$ns" -o -4 addr show to "198.18.0.$1/32" | awk '{ print $2 }'
 }
 
 # site_up N: a namespace siteN behind gwN, 172.19.N.10/24 (gwN is

@@ -1,0 +1,542 @@
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "follow.h"
+#include "probe.h"
+#include "wg.h"
+
+#define PROBE_MS 100
+/* Missed answers in a row before the node counts as gone; a node just
+ * switched to gets a few more, for its handshake. */
+#define MISS_LIMIT        5
+#define MISS_LIMIT_SWITCH 8
+/* A node left for not answering is not taken back on another node's word
+ * (a stale "active") for this long. */
+#define FAILED_HOLD_MS 5000
+#define SYNC_TIMEOUT_S 2
+#define SYNC_RETRY_MS  1000
+#define STATUS_MS      1000
+#define NONCES         8
+
+struct candidate {
+	long long last_answer; /* unix ms, 0 never */
+	long rtt_ms;
+	int misses;
+	long long failed_at; /* monotonic ms it was left for silence, 0 never */
+};
+
+struct agent {
+	const struct cl_agent_opts *o;
+	struct cl_profile p;
+	int fd;
+	int current; /* the gateway in use (index in p.nodes), -1 unknown */
+	struct candidate cand[CL_MAX_GATEWAYS];
+	uint64_t nonces[NONCES];
+	long long sent_at[NONCES];
+	unsigned next_nonce;
+	bool answered; /* since the last probe */
+	int misses, miss_limit;
+	char node[CL_NODE_NAME_MAX], active[CL_NODE_NAME_MAX];
+	uint64_t epoch, wanted_epoch;
+	long long next_sync;
+	struct {
+		long long at;
+		char from[CL_NODE_NAME_MAX], to[CL_NODE_NAME_MAX], why[256];
+	} last_switch;
+	char *written; /* the status file's text as last written */
+	long long status_at;
+};
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static long long unix_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static void agent_path(const struct cl_tunnel_opts *tun, const char *ext, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/%s.agent.%s", tun->state_dir, tun->ifname, ext);
+}
+
+bool cl_agent_wanted(const struct cl_profile *p)
+{
+	return p->nodes.has_probe && p->nodes.n_gateways > 1;
+}
+
+/* ---- the gateways ---- */
+
+static int gateway_index(const struct cl_profile *p, const char *name)
+{
+	for (size_t i = 0; i < p->nodes.n_gateways; i++)
+		if (!strcmp(p->nodes.gateways[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+static int gateway_of_peer(const struct cl_profile *p)
+{
+	for (size_t i = 0; i < p->nodes.n_gateways; i++)
+		if (!memcmp(p->nodes.gateways[i].public_key, p->server_public_key, CL_KEY_LEN))
+			return (int)i;
+	return -1;
+}
+
+static const char *current_name(const struct agent *a)
+{
+	return a->current >= 0 ? a->p.nodes.gateways[a->current].name : "";
+}
+
+/* ---- status ---- */
+
+static json_t *status_json(const struct agent *a)
+{
+	char key[WG_KEY_B64_LEN], endpoint[CL_ENDPOINT_STRLEN];
+	json_t *cands = json_array();
+	for (size_t i = 0; i < a->p.nodes.n_gateways; i++) {
+		const struct cl_gateway *g = &a->p.nodes.gateways[i];
+		const struct candidate *c = &a->cand[i];
+		wg_key_to_base64(key, g->public_key);
+		cl_endpoint_format(&g->endpoint, endpoint, sizeof(endpoint));
+		json_t *probe = json_pack(
+		    "{s:b, s:i, s:o}", "ok", c->last_answer && !c->misses, "misses", c->misses,
+		    "last_answer", c->last_answer ? json_integer(c->last_answer) : json_null());
+		if (c->last_answer)
+			json_object_set_new(probe, "rtt_ms", json_integer(c->rtt_ms));
+		json_array_append_new(cands,
+		                      json_pack("{s:s, s:s, s:s, s:b, s:b, s:o}", "name", g->name,
+		                                "endpoint", endpoint, "public_key", key, "active",
+		                                !strcmp(g->name, a->active), "current",
+		                                (int)i == a->current, "probe", probe));
+	}
+	cl_endpoint_format(&a->p.endpoint, endpoint, sizeof(endpoint));
+	json_t *last =
+	    a->last_switch.at
+	        ? json_pack("{s:I, s:s, s:s, s:s}", "at", (json_int_t)a->last_switch.at, "from",
+	                    a->last_switch.from, "to", a->last_switch.to, "why", a->last_switch.why)
+	        : json_null();
+	return json_pack("{s:i, s:s, s:s, s:s, s:o, s:o}", "pid", (int)getpid(), "gateway",
+	                 a->current >= 0 ? current_name(a) : endpoint, "node", a->node, "active",
+	                 a->active, "candidates", cands, "last_switch", last);
+}
+
+static void write_status(struct agent *a)
+{
+	char path[4096];
+	struct cl_err err = {0};
+	json_t *st = status_json(a);
+	char *text = json_dumps(st, JSON_COMPACT);
+	json_decref(st);
+	a->status_at = mono_ms();
+	if (!text || (a->written && !strcmp(text, a->written))) {
+		free(text);
+		return;
+	}
+	agent_path(&a->o->tun, "json", path, sizeof(path));
+	if (cl_write_private_file(path, text, &err))
+		fprintf(stderr, "meshgate: %s\n", err.msg);
+	free(a->written);
+	a->written = text;
+}
+
+json_t *cl_agent_status(const struct cl_tunnel_opts *tun)
+{
+	char path[4096];
+	if (!cl_agent_running(tun))
+		return NULL;
+	agent_path(tun, "json", path, sizeof(path));
+	return json_load_file(path, 0, NULL);
+}
+
+/* ---- switching ---- */
+
+static void switch_to(struct agent *a, int to, const char *why)
+{
+	struct cl_err err = {0};
+	const struct cl_gateway *g = &a->p.nodes.gateways[to];
+	char from[CL_NODE_NAME_MAX];
+	snprintf(from, sizeof(from), "%s", current_name(a));
+	memcpy(a->p.server_public_key, g->public_key, CL_KEY_LEN);
+	a->p.endpoint = g->endpoint;
+	if (cl_tunnel_switch(&a->o->tun, &a->p, &err)) {
+		fprintf(stderr, "meshgate: cannot switch to %s: %s\n", g->name, err.msg);
+		return;
+	}
+	a->current = to;
+	a->misses = 0;
+	a->miss_limit = MISS_LIMIT_SWITCH;
+	a->cand[to].misses = 0;
+	a->last_switch.at = unix_ms();
+	snprintf(a->last_switch.from, sizeof(a->last_switch.from), "%s", from);
+	snprintf(a->last_switch.to, sizeof(a->last_switch.to), "%s", g->name);
+	snprintf(a->last_switch.why, sizeof(a->last_switch.why), "%s", why);
+	printf("meshgate: %s: switched from %s to %s: %s\n", a->o->tun.ifname, *from ? from : "?",
+	       g->name, why);
+	fflush(stdout);
+	/* the saved config names the node in use: sync and a later up use it */
+	if (cl_profile_save(a->o->config_path, &a->p, &err))
+		fprintf(stderr, "meshgate: %s\n", err.msg);
+	write_status(a);
+}
+
+/* The node to try when ours is silent: the active one, unless it is ours
+ * or was left for silence lately; else the next in the list. */
+static int next_candidate(const struct agent *a)
+{
+	int n = (int)a->p.nodes.n_gateways, active = gateway_index(&a->p, a->active);
+	long long now = mono_ms();
+	if (active >= 0 && active != a->current &&
+	    (!a->cand[active].failed_at || now - a->cand[active].failed_at > FAILED_HOLD_MS))
+		return active;
+	return a->current < 0 ? 0 : (a->current + 1) % n;
+}
+
+static void on_silence(struct agent *a)
+{
+	char why[256];
+	if (a->current >= 0) {
+		a->cand[a->current].misses = a->misses;
+		a->cand[a->current].failed_at = mono_ms();
+	}
+	if (a->p.nodes.n_gateways < 2)
+		return; /* nowhere else to go: WireGuard keeps trying */
+	snprintf(why, sizeof(why), "no answer from %s for %d probes",
+	         *current_name(a) ? current_name(a) : "the node", a->misses);
+	switch_to(a, next_candidate(a), why);
+}
+
+/* ---- probes ---- */
+
+static void send_probe(struct agent *a)
+{
+	uint8_t req[PROBE_REQUEST_LEN];
+	uint64_t nonce;
+	randombytes_buf(&nonce, sizeof(nonce));
+	unsigned slot = a->next_nonce++ % NONCES;
+	a->nonces[slot] = nonce;
+	a->sent_at[slot] = mono_ms();
+	probe_request_encode(nonce, req);
+	send(a->fd, req, sizeof(req), MSG_DONTWAIT);
+}
+
+static void on_answer(struct agent *a, const struct probe_answer *ans, long rtt)
+{
+	char why[300];
+	a->answered = true;
+	a->misses = 0;
+	a->miss_limit = MISS_LIMIT;
+	if (a->current < 0)
+		a->current = gateway_index(&a->p, ans->node);
+	if (a->current >= 0) {
+		struct candidate *c = &a->cand[a->current];
+		c->last_answer = unix_ms();
+		c->rtt_ms = rtt;
+		c->misses = 0;
+		c->failed_at = 0;
+	}
+	snprintf(a->node, sizeof(a->node), "%s", ans->node);
+	snprintf(a->active, sizeof(a->active), "%s", ans->active);
+	if (ans->epoch != a->epoch && ans->epoch != a->wanted_epoch) {
+		a->wanted_epoch = ans->epoch;
+		a->next_sync = 0; /* now */
+	}
+	int active = gateway_index(&a->p, ans->active);
+	if (active >= 0 && active != a->current &&
+	    (!a->cand[active].failed_at ||
+	     mono_ms() - a->cand[active].failed_at > FAILED_HOLD_MS)) {
+		snprintf(why, sizeof(why), "%s says the active node is %s", ans->node, ans->active);
+		switch_to(a, active, why);
+	}
+}
+
+static void read_answers(struct agent *a)
+{
+	uint8_t buf[PROBE_ANSWER_MAX + 1];
+	struct probe_answer ans;
+	ssize_t n;
+	while ((n = recv(a->fd, buf, sizeof(buf), MSG_DONTWAIT)) >= 0) {
+		if (probe_answer_decode(buf, (size_t)n, &ans))
+			continue; /* not an answer: changes nothing */
+		for (int i = 0; i < NONCES; i++)
+			if (a->nonces[i] == ans.nonce && a->sent_at[i]) {
+				on_answer(a, &ans, (long)(mono_ms() - a->sent_at[i]));
+				a->sent_at[i] = 0; /* one answer per probe */
+				break;
+			}
+	}
+}
+
+/* ---- the config ---- */
+
+static int reload_profile(struct agent *a)
+{
+	struct cl_err err = {0};
+	struct cl_profile *p = calloc(1, sizeof(*p));
+	if (!p || cl_profile_load(a->o->config_path, p, &err)) {
+		free(p);
+		return -1;
+	}
+	sodium_memzero(&a->p, sizeof(a->p));
+	a->p = *p;
+	sodium_memzero(p, sizeof(*p));
+	free(p);
+	a->current = gateway_of_peer(&a->p);
+	return 0;
+}
+
+static void sync_config(struct agent *a)
+{
+	struct cl_follow_opts fo = {a->o->tun, a->o->config_path, SYNC_TIMEOUT_S, a->o->stop};
+	struct cl_follow_result *res = calloc(1, sizeof(*res));
+	struct cl_err err = {0};
+	if (!res)
+		return;
+	if (cl_follow_sync(&fo, res, &err)) {
+		fprintf(stderr, "meshgate: %s: the config epoch changed, but: %s (trying again)\n",
+		        a->o->tun.ifname, err.msg);
+		a->next_sync = mono_ms() + SYNC_RETRY_MS;
+	} else {
+		a->epoch = a->wanted_epoch;
+		a->next_sync = -1;
+		cl_follow_print(stdout, a->o->tun.ifname, res, false);
+		reload_profile(a);
+	}
+	fflush(stdout);
+	fflush(stderr);
+	free(res);
+}
+
+/* ---- the loop ---- */
+
+static int open_probe_socket(const struct agent *a, struct cl_err *err)
+{
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(a->p.nodes.probe.port)};
+	const char *ifname = a->o->tun.ifname;
+	if (inet_pton(AF_INET, a->p.nodes.probe.host, &to.sin_addr) != 1)
+		return cl_fail(err, CL_EXIT_FAILURE, "the probe address %s is not IPv4",
+		               a->p.nodes.probe.host);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return cl_fail(err, CL_EXIT_FAILURE, "socket: %s", strerror(errno));
+	/* through the tunnel, whatever the routes say */
+	if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) ||
+	    connect(fd, (struct sockaddr *)&to, sizeof(to))) {
+		cl_fail(err, CL_EXIT_FAILURE, "cannot probe %s through %s: %s",
+		        a->p.nodes.probe.host, ifname, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Holds IFNAME.agent.pid locked for the agent's life: one per interface. */
+static int take_pid_file(const struct cl_tunnel_opts *tun, struct cl_err *err)
+{
+	char path[4096], text[32];
+	agent_path(tun, "pid", path, sizeof(path));
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return cl_fail(err, CL_EXIT_FAILURE, "cannot open %s: %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		close(fd);
+		return cl_fail(err, CL_EXIT_FAILURE, "an agent runs for %s already (%s)",
+		               tun->ifname, path);
+	}
+	int n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) || pwrite(fd, text, (size_t)n, 0) != n) {
+		close(fd);
+		return cl_fail(err, CL_EXIT_FAILURE, "cannot write %s", path);
+	}
+	return fd;
+}
+
+static void agent_loop(struct agent *a)
+{
+	long long next_probe = 0, next_check = mono_ms() + 1000;
+	a->next_sync = 0; /* the config once at start: it may have changed meanwhile */
+	while (!*a->o->stop) {
+		long long now = mono_ms();
+		if (now >= next_probe) {
+			if (!a->answered && next_probe && ++a->misses >= a->miss_limit)
+				on_silence(a);
+			a->answered = false;
+			send_probe(a);
+			next_probe = now + PROBE_MS;
+		}
+		if (a->next_sync >= 0 && now >= a->next_sync && a->epoch != a->wanted_epoch &&
+		    a->wanted_epoch)
+			sync_config(a);
+		if (now >= next_check) {
+			next_check = now + 1000;
+			if (!cl_tunnel_is_up(&a->o->tun) || access(a->o->config_path, F_OK)) {
+				printf(
+				    "meshgate: %s is down or no longer enrolled: the agent stops\n",
+				    a->o->tun.ifname);
+				return;
+			}
+		}
+		if (now - a->status_at >= STATUS_MS)
+			write_status(a);
+		struct pollfd pfd = {.fd = a->fd, .events = POLLIN};
+		long long wait = next_probe - mono_ms();
+		if (poll(&pfd, 1, wait > 0 ? (int)wait : 0) > 0)
+			read_answers(a);
+	}
+}
+
+int cl_agent_run(const struct cl_agent_opts *o)
+{
+	struct cl_err err = {0};
+	char path[4096];
+	struct agent *a = calloc(1, sizeof(*a));
+	if (!a)
+		return CL_EXIT_FAILURE;
+	a->o = o;
+	a->miss_limit = MISS_LIMIT;
+	a->next_sync = -1;
+	int pid_fd = -1;
+	if (reload_profile(a)) {
+		cl_fail(&err, CL_EXIT_NOT_FOUND, "%s is not enrolled (no %s)", o->tun.ifname,
+		        o->config_path);
+	} else if (!a->p.nodes.has_probe) {
+		cl_fail(&err, CL_EXIT_SERVER,
+		        "the gateway tells no probe address: nothing to follow (meshgate watch "
+		        "--interface %s polls instead)",
+		        o->tun.ifname);
+	} else if ((pid_fd = take_pid_file(&o->tun, &err)) >= 0 &&
+	           (a->fd = open_probe_socket(a, &err)) >= 0) {
+		printf("meshgate: %s: agent %ld follows %zu gateway node%s and the networks "
+		       "(probes every %d ms)\n",
+		       o->tun.ifname, (long)getpid(), a->p.nodes.n_gateways,
+		       a->p.nodes.n_gateways == 1 ? "" : "s", PROBE_MS);
+		fflush(stdout);
+		agent_loop(a);
+		close(a->fd);
+		agent_path(&o->tun, "json", path, sizeof(path));
+		unlink(path);
+		agent_path(&o->tun, "pid", path, sizeof(path));
+		unlink(path);
+		printf("meshgate: %s: the agent stopped\n", o->tun.ifname);
+	}
+	if (pid_fd >= 0)
+		close(pid_fd);
+	free(a->written);
+	sodium_memzero(a, sizeof(*a));
+	free(a);
+	if (!*err.msg)
+		return 0;
+	fprintf(stderr, "meshgate: %s\n", err.msg);
+	return err.exit_code;
+}
+
+/* ---- the daemon ---- */
+
+/* Is pid `meshgate agent ...` of this interface? Its command line says. */
+static bool is_agent(pid_t pid, const char *ifname)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	bool agent = false, interface = false;
+	const char *prev = "";
+	for (const char *arg = buf; arg < buf + n; arg += strlen(arg) + 1) {
+		if (arg != buf && prev == buf && !strcmp(arg, "agent"))
+			agent = true;
+		if ((!strcmp(prev, "--interface") || !strcmp(prev, "-i")) && !strcmp(arg, ifname))
+			interface = true;
+		prev = arg;
+	}
+	return agent && interface;
+}
+
+pid_t cl_agent_running(const struct cl_tunnel_opts *tun)
+{
+	char path[4096], text[32] = "";
+	agent_path(tun, "pid", path, sizeof(path));
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	bool got = fgets(text, sizeof(text), f) != NULL;
+	fclose(f);
+	pid_t pid = got ? (pid_t)atol(text) : 0;
+	return pid > 0 && is_agent(pid, tun->ifname) ? pid : 0;
+}
+
+int cl_agent_spawn(char *const argv[], const struct cl_tunnel_opts *tun, pid_t *pid,
+                   struct cl_err *err)
+{
+	char log[4096];
+	agent_path(tun, "log", log, sizeof(log));
+	fflush(stdout);
+	fflush(stderr);
+	pid_t child = fork();
+	if (child < 0)
+		return cl_fail(err, CL_EXIT_FAILURE, "fork: %s", strerror(errno));
+	if (child == 0) {
+		/* a session of its own, and not its leader: no terminal ever */
+		setsid();
+		if (fork() != 0)
+			_exit(0);
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		int out = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (null < 0 || out < 0)
+			_exit(127);
+		dup2(null, STDIN_FILENO);
+		dup2(out, STDOUT_FILENO);
+		dup2(out, STDERR_FILENO);
+		if (chdir("/"))
+			_exit(127);
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	waitpid(child, NULL, 0);
+	for (int i = 0; i < 50; i++) {
+		if ((*pid = cl_agent_running(tun)))
+			return 0;
+		nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000L}, NULL);
+	}
+	return cl_fail(err, CL_EXIT_FAILURE, "the agent did not start (see %s)", log);
+}
+
+int cl_agent_stop(const struct cl_tunnel_opts *tun, struct cl_err *err)
+{
+	pid_t pid = cl_agent_running(tun);
+	if (!pid)
+		return 0;
+	if (kill(pid, SIGTERM) && errno != ESRCH)
+		return cl_fail(err, CL_EXIT_FAILURE, "cannot stop the agent (pid %ld): %s",
+		               (long)pid, strerror(errno));
+	for (int i = 0; i < 30 && is_agent(pid, tun->ifname); i++)
+		nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000L}, NULL);
+	if (is_agent(pid, tun->ifname))
+		kill(pid, SIGKILL);
+	return 0;
+}

@@ -1,0 +1,26 @@
+/* libFuzzer target: the probe answer (lib/probe/probe.h) is what the
+ * agent reads from the tunnel, many times a second. Whatever it accepts
+ * must encode back to the same bytes, and a refused one leaves nothing.
+ * Run: fuzz_probe_answer tests/client/corpus/probe_answer */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "probe.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct probe_answer a;
+	uint8_t again[PROBE_ANSWER_MAX];
+	if (probe_answer_decode(data, size, &a)) {
+		if (a.node[0] || a.active[0] || a.nonce || a.epoch)
+			__builtin_trap();
+		return 0;
+	}
+	int n = probe_answer_encode(&a, again);
+	if (n < 0 || (size_t)n != size || memcmp(again, data, size))
+		__builtin_trap();
+	return 0;
+}

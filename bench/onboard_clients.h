@@ -6,6 +6,7 @@
 #define MG_BENCH_ONBOARD_CLIENTS_H
 
 #include <curl/curl.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -72,6 +73,90 @@ static double processes_cpu(const char *pids)
 		total += (double)(utime + stime) / (double)hz;
 	}
 	return total;
+}
+
+/* The CPU seconds of each thread of `pids` (comma-separated) added to
+ * `acc` under "PROCESS/THREAD" (e.g. "meshgated/mg:preauth": the core
+ * names its threads), `sign` (+1, -1) times: called -1 before and +1
+ * after, acc holds what each kind of thread spent in between. */
+static void threads_cpu(const char *pids, json_t *acc, int sign)
+{
+	long hz = sysconf(_SC_CLK_TCK);
+	char list[256];
+	snprintf(list, sizeof(list), "%s", pids);
+	for (char *save, *pid = strtok_r(list, ",", &save); pid; pid = strtok_r(NULL, ",", &save)) {
+		char path[128], process[32] = "?", line[1024];
+		snprintf(path, sizeof(path), "/proc/%s/comm", pid);
+		FILE *f = fopen(path, "r");
+		if (f) {
+			if (fgets(process, sizeof(process), f))
+				process[strcspn(process, "\n")] = '\0';
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "/proc/%s/task", pid);
+		DIR *tasks = opendir(path);
+		for (struct dirent *t; tasks && (t = readdir(tasks));) {
+			char thread[32] = "?", name[80];
+			unsigned long utime = 0, stime = 0;
+			if (t->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%s/task/%s/comm", pid, t->d_name);
+			if ((f = fopen(path, "r"))) {
+				if (fgets(thread, sizeof(thread), f))
+					thread[strcspn(thread, "\n")] = '\0';
+				fclose(f);
+			}
+			snprintf(path, sizeof(path), "/proc/%s/task/%s/stat", pid, t->d_name);
+			if (!(f = fopen(path, "r")))
+				continue;
+			char *end = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+			if (end)
+				sscanf(end + 2,
+				       "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+				       &utime, &stime);
+			fclose(f);
+			snprintf(name, sizeof(name), "%s/%s", process, thread);
+			double was = json_real_value(json_object_get(acc, name));
+			json_object_set_new(
+			    acc, name,
+			    json_real(was + sign * (double)(utime + stime) / (double)hz));
+		}
+		if (tasks)
+			closedir(tasks);
+	}
+}
+
+static int by_cpu_desc(const void *a, const void *b)
+{
+	double x = json_real_value(json_array_get(*(json_t *const *)a, 1));
+	double y = json_real_value(json_array_get(*(json_t *const *)b, 1));
+	return (x < y) - (x > y);
+}
+
+/* acc (threads_cpu's) per unit of work: "ms per WHAT" by kind of thread,
+ * the largest first, those under 1% of the whole left out. */
+static void threads_cpu_print(json_t *acc, double units, const char *what)
+{
+	size_t n = json_object_size(acc), i = 0;
+	json_t **rows = calloc(n ? n : 1, sizeof(*rows)), *v;
+	const char *name;
+	double total = 0;
+	json_object_foreach(acc, name, v)
+	{
+		rows[i++] = json_pack("[s, f]", name, json_real_value(v));
+		total += json_real_value(v);
+	}
+	qsort(rows, n, sizeof(*rows), by_cpu_desc);
+	printf("CPU per %s by thread (%.2f ms in all):\n", what, 1000 * total / units);
+	for (i = 0; i < n; i++) {
+		double s = json_real_value(json_array_get(rows[i], 1));
+		if (total > 0 && s / total >= 0.01)
+			printf("  %-32s %7.2f ms  %4.1f%%\n",
+			       json_string_value(json_array_get(rows[i], 0)), 1000 * s / units,
+			       100 * s / total);
+		json_decref(rows[i]);
+	}
+	free(rows);
 }
 
 static json_t *bus_call(struct mg_bus_client *bus, const char *service, json_t *request)

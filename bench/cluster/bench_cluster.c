@@ -522,15 +522,20 @@ int main(int argc, char **argv)
 	       "redeem-shaped etcd txns by %d threads over the 3 members; who goes first "
 	       "alternates\n",
 	       s.rounds, s.n, s.clients, s.clients);
+	json_t *threads = json_object(); /* the nine processes' CPU by thread, our rounds */
+	double onboarded = 0;
 	for (int r = 0; r < s.rounds; r++) {
 		for (int turn = 0; turn < 2; turn++) {
 			double cpu0 = processes_cpu(s.pids);
 			if ((turn + r) % 2 == 0) {
 				double p0 = etcd_proposals(s.etcd[0]);
+				threads_cpu(s.pids, threads, -1);
 				struct load l = run_clients(bases, ca_files, NODES, codes + r * s.n,
 				                            s.n, s.clients);
+				threads_cpu(s.pids, threads, +1);
 				double p1 = etcd_proposals(s.etcd[0]);
 				int done = s.n / s.clients * s.clients - l.failed;
+				onboarded += done;
 				print_load("ours", r, &l);
 				printf("  round %d %-10s %.2f etcd writes per onboarding\n", r + 1,
 				       "", (p1 - p0) / done);
@@ -629,6 +634,8 @@ int main(int argc, char **argv)
 	figure_print(&proposals);
 	figure_print(&cpu);
 	figure_print(&bare_cpu);
+	threads_cpu_print(threads, onboarded, "onboarding, all rounds");
+	json_decref(threads);
 	printf("a device change reaching every node:\n");
 	figure_print(&event_p50);
 	figure_print(&event_p99);

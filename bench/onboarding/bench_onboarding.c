@@ -293,6 +293,8 @@ int main(int argc, char **argv)
 	                               .unit = "%"};
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int failed = 0;
+	json_t *threads = json_object(); /* the gateway's CPU by thread, our rounds */
+	double onboarded = 0;
 	printf("%d rounds of %d onboardings, %d clients, %d devices in state at the start; "
 	       "ours, the plain HTTPS server and the bare commits alternate who goes first\n",
 	       s.rounds, s.n, s.clients, s.preload);
@@ -301,9 +303,12 @@ int main(int argc, char **argv)
 			int who = r % 2 ? 2 - turn : turn; /* 0 ours, 1 plain, 2 bare */
 			if (who == 0) {
 				double gw0 = processes_cpu(s.pids);
+				threads_cpu(s.pids, threads, -1);
 				struct load l = run_clients(&s.url, &ca_file, 1, codes + r * s.n,
 				                            s.n, s.clients);
 				double gw = processes_cpu(s.pids) - gw0;
+				threads_cpu(s.pids, threads, +1);
+				onboarded += l.rate * l.wall;
 				print_load("ours", r, &l);
 				printf(
 				    "  round %d %-14s gateway's CPU %.2f s (%.0f%% of one CPU)\n",
@@ -346,6 +351,8 @@ int main(int argc, char **argv)
 	figure_print(&gateway_share);
 	figure_print(&gateway_cpu);
 	figure_print(&plain_cpu);
+	threads_cpu_print(threads, onboarded, "onboarding");
+	json_decref(threads);
 	char what[160];
 	snprintf(what, sizeof(what),
 	         "onboardings/s, real gateway (5 plugins, %dk devices, %d clients)",

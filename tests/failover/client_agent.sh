@@ -9,6 +9,7 @@
 #   unhealthy; keepalived goes with it): the agent ends on the new master;
 # - the old master returns: no flap, the agent stays;
 # - a role changed on another node reaches the device within 1 s, by push;
+#   so does a route added with meshgatectl route add;
 # - the master crashes (meshgated and wireguard-go killed): the agent ends
 #   on the new master, the pings resume; the longest gap is printed, above
 #   1 s fails;
@@ -111,7 +112,10 @@ t0=$(ms)
 gw_kill9 "$(node_of "$cur")"
 w=$(live_other "$cur")
 wait_for 10 on_master "$w" || fail "the agent is on $(status_field gateway), master: $(master "$w")"
-echo "   on the new master $(status_field gateway) after $(($(ms) - t0)) ms"
+# when the agent left the node (its own clock), and when this test saw it
+# on the master everywhere (node list polled under load: later)
+left=$(client status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["last_switch"]["at"])')
+echo "   the agent left $old after $((left - t0)) ms; on the new master $(status_field gateway) as the test saw after $(($(ms) - t0)) ms"
 check_gap "unhealthy master"
 cur=$(status_field gateway)
 
@@ -133,6 +137,16 @@ wait_for 3 routed || fail "the role change did not reach the device: $(cat "$WOR
 took=$(($(ms) - t0))
 echo "   172.19.0.0/16 routed $took ms after set-role on gw$other"
 [ "$took" -le 1000 ] || fail "the role change took $took ms (> 1000)"
+
+echo "-- meshgatectl route add on another node reaches the device within 1 s"
+routed_new() { ip -n "$CL1" route show 10.77.0.0/24 | grep -q "dev $IF"; }
+routed_new && fail "10.77.0.0/24 routed before the route was added"
+t0=$(ms)
+ctln "$other" route add 10.77.0.0/24 --roles admin >/dev/null || fail "route add on gw$other"
+wait_for 3 routed_new || fail "the new route did not reach the device: $(cat "$WORK/dev/run/$IF.agent.log")"
+took=$(($(ms) - t0))
+echo "   10.77.0.0/24 routed $took ms after route add on gw$other"
+[ "$took" -le 1000 ] || fail "the route took $took ms (> 1000)"
 
 echo "-- the master $cur crashes (meshgated and wireguard-go): the agent follows, pings resume"
 n=$(node_of "$cur")

@@ -23,6 +23,40 @@ static void print_size(const char *label, uint64_t bytes)
 	printf(u ? "%.2f %s %s" : "%.0f %s %s", v, units[u], label);
 }
 
+static const char *text_of(json_t *object, const char *key, const char *otherwise)
+{
+	const char *text = json_string_value(json_object_get(object, key));
+	return text ? text : otherwise;
+}
+
+/* What the running agent last saw: its node, the active one, the others,
+ * its last switch. */
+static void agent_text(const struct cl_args *a)
+{
+	struct cl_tunnel_opts tun = {a->ifname, a->state_dir, a->backend};
+	json_t *agent = cl_agent_status(&tun), *c, *sw;
+	size_t i;
+	if (!agent) {
+		printf("  agent: not running\n");
+		return;
+	}
+	printf("  agent: pid %lld, on %s\n",
+	       (long long)json_integer_value(json_object_get(agent, "pid")),
+	       text_of(agent, "gateway", "?"));
+	json_array_foreach(json_object_get(agent, "candidates"), i, c)
+	{
+		printf("    %-16s %-22s%s\n", text_of(c, "name", "?"), text_of(c, "endpoint", ""),
+		       json_is_true(json_object_get(c, "active")) ? " active" : "");
+	}
+	if ((sw = json_object_get(agent, "last_switch")) && json_is_object(sw)) {
+		time_t at = (time_t)(json_integer_value(json_object_get(sw, "at")) / 1000);
+		long ago = (long)(time(NULL) - at);
+		printf("  last switch: %ld seconds ago, %s -> %s: %s\n", ago < 0 ? 0 : ago,
+		       text_of(sw, "from", "?"), text_of(sw, "to", "?"), text_of(sw, "why", ""));
+	}
+	json_decref(agent);
+}
+
 static void status_text(const struct cl_args *a, const struct cl_profile *p, bool enrolled,
                         const struct cl_tunnel_status *st)
 {
@@ -57,6 +91,7 @@ static void status_text(const struct cl_args *a, const struct cl_profile *p, boo
 	print_size("received", st->rx_bytes);
 	printf(", ");
 	print_size("sent\n", st->tx_bytes);
+	agent_text(a);
 }
 
 /* The gateway nodes: as the running agent last saw them, else as the

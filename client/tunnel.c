@@ -17,6 +17,9 @@
 
 #define POLL_MS  100
 #define NUDGE_MS 1000
+/* A handshake answers well within this on any real network: past it, the
+ * server's peer is made anew rather than left to WireGuard's 5 s retry. */
+#define RENEW_MS 2000
 
 /* What `down` needs and nothing else can tell it: the backend, the
  * wireguard-go we started, the route that keeps the server reachable when
@@ -236,22 +239,50 @@ static int create_interface(const struct cl_tunnel_opts *o, const struct wg_back
  * negative errno of the backend (message in msg), or ENDPOINT_FAILED with
  * err set. */
 #define ENDPOINT_FAILED 1
+/* The server's peer as the profile has it; its allowed IPs in ips. */
+static int server_peer(const struct cl_profile *p, struct wg_peer *peer,
+                       struct wg_allowed_ip ips[CL_MAX_ALLOWED_IPS], struct cl_err *err)
+{
+	memset(peer, 0, sizeof(*peer));
+	memcpy(peer->public_key, p->server_public_key, WG_KEY_LEN);
+	peer->flags = WG_PEER_HAS_KEEPALIVE | WG_PEER_REPLACE_ALLOWED;
+	peer->persistent_keepalive = (uint16_t)p->keepalive;
+	if (resolve_endpoint(&p->endpoint, &peer->endpoint, err))
+		return ENDPOINT_FAILED;
+	for (size_t i = 0; i < p->n_allowed_ips; i++)
+		to_allowed_ip(&p->allowed_ips[i], &ips[i]);
+	peer->allowed_ips = ips;
+	peer->n_allowed_ips = p->n_allowed_ips;
+	return 0;
+}
+
 static int set_server_peer(const struct cl_tunnel_opts *o, const struct wg_backend *be,
                            const struct cl_profile *p, char *msg, size_t msglen, struct cl_err *err)
 {
 	struct wg_allowed_ip ips[CL_MAX_ALLOWED_IPS];
-	struct wg_peer peer = {0};
-
-	memcpy(peer.public_key, p->server_public_key, WG_KEY_LEN);
-	peer.flags = WG_PEER_HAS_KEEPALIVE | WG_PEER_REPLACE_ALLOWED;
-	peer.persistent_keepalive = (uint16_t)p->keepalive;
-	if (resolve_endpoint(&p->endpoint, &peer.endpoint, err))
+	struct wg_peer peer;
+	if (server_peer(p, &peer, ips, err))
 		return ENDPOINT_FAILED;
-	for (size_t i = 0; i < p->n_allowed_ips; i++)
-		to_allowed_ip(&p->allowed_ips[i], &ips[i]);
-	peer.allowed_ips = ips;
-	peer.n_allowed_ips = p->n_allowed_ips;
 	return wg_peers_reconcile(be, o->ifname, &peer, 1, NULL, msg, msglen);
+}
+
+/* The server's peer removed and made again in one write: a peer whose
+ * handshakes went unanswered (the server did not know our key yet) waits
+ * 5 s before it tries again; a new one tries at the next packet. */
+static int renew_server_peer(const struct cl_tunnel_opts *o, const struct wg_backend *be,
+                             const struct cl_profile *p, struct cl_err *err)
+{
+	struct wg_allowed_ip ips[CL_MAX_ALLOWED_IPS];
+	struct wg_peer peers[2] = {{.flags = WG_PEER_REMOVE}};
+	struct wg_device dev = {.peers = peers, .n_peers = 2};
+	char msg[256] = "";
+	if (server_peer(p, &peers[1], ips, err))
+		return -1;
+	memcpy(peers[0].public_key, p->server_public_key, WG_KEY_LEN);
+	snprintf(dev.name, sizeof(dev.name), "%s", o->ifname);
+	if (wg_device_set(be, &dev, msg, sizeof(msg)))
+		return cl_fail(err, CL_EXIT_TUNNEL, "cannot configure %s: %s", o->ifname, msg);
+	return 0;
 }
 
 static int configure_wg(const struct cl_tunnel_opts *o, const struct wg_backend *be,
@@ -557,13 +588,14 @@ int cl_tunnel_wait_handshake(const struct cl_tunnel_opts *o, const struct cl_pro
 	struct tunnel_state s;
 	struct cl_prefix target;
 	bool have_target = nudge_target(p, &target), done = false;
-	long start = now_ms(), last_nudge = start - NUDGE_MS;
+	long start = now_ms(), last_nudge = start - NUDGE_MS, last_renew = start;
 
 	if (state_load(o, &s) || select_backend(s.backend, &be, err))
 		return cl_fail(err, CL_EXIT_TUNNEL, "%s vanished", o->ifname);
-	/* A handshake tried before the server knew our key (register) makes
+	/* A handshake tried before the server knew our key (register, or
+	 * the gateway's peer written a moment after its answer) makes
 	 * WireGuard back off for 5 s; a fresh peer starts over at once. */
-	if (configure_wg(o, be, p, err))
+	if (configure_wg(o, be, p, err) || renew_server_peer(o, be, p, err))
 		return -1;
 	while (!done) {
 		long now = now_ms();
@@ -574,6 +606,12 @@ int cl_tunnel_wait_handshake(const struct cl_tunnel_opts *o, const struct cl_pro
 			               "no handshake with the server within %d s (is UDP to %s:%u "
 			               "blocked?)",
 			               timeout_s, p->endpoint.host, p->endpoint.port);
+		if (now - last_renew >= RENEW_MS) {
+			if (renew_server_peer(o, be, p, err))
+				return -1;
+			last_renew = now;
+			last_nudge = now - NUDGE_MS; /* the new peer's first packet */
+		}
 		if (have_target && now - last_nudge >= NUDGE_MS) {
 			nudge(o->ifname, &target);
 			last_nudge = now;

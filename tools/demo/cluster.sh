@@ -1,21 +1,30 @@
 # The demo's second act (sourced by run.sh): three gateways, one network.
 #
-#   laptop (198.18.0.11) ── gw1, gw2, gw3 (198.18.0.1-3, one segment; a mesh between them)
+#   laptop (198.18.0.11) ── gw1, gw2, gw3 (198.18.0.1-3, one segment; a mesh between them, one active)
 #                            │     │     │
 #                          site1 site2 site3 (172.19.N.0/24, a service on 172.19.N.10:7000)
 #
-# Each gateway runs an etcd member and meshgated with every plugin and the
-# mesh: the state is shared, every node serves every device.
+# Each gateway runs an etcd member and meshgated with every plugin, the
+# mesh and failover (keepalived): the state is shared, every node serves
+# every device, one node is active and the laptop's agent follows it.
 source "$root/tests/lib/etcd.sh"
 source "$root/tests/cluster/cluster_lib.sh"
 etcd_init
 
 say "several gateways, one network: three nodes sharing their state through etcd"
 CLUSTER_ROLES='developer = ["10.0.0.0/16", "172.19.1.0/24"]; admin = ["10.0.0.0/16", "172.19.0.0/16"];'
-cluster_up "$CLUSTER_PLUGINS, \"mesh\""
+cluster_up "$CLUSTER_PLUGINS, \"mesh\", \"failover\""
 two_peers() { [ "$(ns_exec "$GW1" wg show "${TAG}m1" peers | grep -c .)" = 2 ]; }
 wait_for 20 two_peers || echo "(the mesh is still coming up)"
-show "meshgatectl node list   (on gw1: every node made its own key and registered itself)"
+# the active node as gw1's node list says
+active_node() {
+	ctln 1 node list --json | python3 -c '
+import json, sys
+print(" ".join(n["name"] for n in json.load(sys.stdin)["nodes"] if n.get("active")))'
+}
+one_active() { [ "$(active_node | wc -w)" = 1 ]; }
+wait_for 20 one_active || echo "(keepalived is still electing)"
+show "meshgatectl node list   (on gw1: every node made its own key and registered itself; ACTIVE: keepalived's master)"
 ctln 1 node list
 show "meshgatectl status   (on gw3)"
 ctln 3 status | head -3
@@ -37,17 +46,51 @@ peer_everywhere() {
 	done
 }
 wait_for 5 peer_everywhere && echo "the laptop's key is a WireGuard peer of gw1, gw2 and gw3"
+laptop() { ns_exec "$CL1" "$MESHGATE" "$@" --interface "${TAG}k" --config-dir "$WORK/bob/etc" --state-dir "$WORK/bob/run"; }
+on_active() { [ "$(laptop status --json | json_field gateway)" = "$(active_node)" ]; }
+wait_for 10 on_active || true
+show "meshgate status   (on the laptop: up left an agent that probes its node through the tunnel)"
+laptop status
 device=$(ctln 3 device list --json --user bob | json_field name)
 show "dig @10.0.0.1 $device.corp.internal +short   (gw3's DNS, from gw3)"
 ns_exec "$GW3" dig @10.0.0.1 "$device.corp.internal" +short +time=2 +tries=1
 
-say "site to site: through gw2 and the mesh, the laptop reaches what its role allows"
-show "echo hi | ncat 172.19.1.10 7000   (the service behind gw1: developers may; the laptop is on gw2)"
+on=$(laptop status --json | json_field gateway)
+far=3
+[ "$on" != gw3 ] || far=2
+say "site to site: through $on and the mesh, the laptop reaches what its role allows"
+show "echo hi | ncat 172.19.1.10 7000   (the service behind gw1: developers may; the laptop is on $on)"
 echo hi | ns_exec "$CL1" ncat --no-shutdown -w 3 172.19.1.10 7000 || echo "(no answer)"
-echo "(it saw gw2's mesh address: gw2 source-NATs into the mesh, so the answer comes back through gw2)"
+[ "$on" = gw1 ] ||
+	echo "(it saw $on's mesh address: $on source-NATs into the mesh, so the answer comes back through $on)"
 show "echo hi | ncat 172.19.3.10 7000   (behind gw3: admins only)"
 echo hi | ns_exec "$CL1" ncat --no-shutdown -w 2 172.19.3.10 7000 2>/dev/null ||
 	echo "unreachable: not among the networks of the laptop's role, neither routed nor allowed"
+
+say "the active node crashes: keepalived moves the VIP, the laptop's agent switches by itself"
+dead=$(active_node)
+n=${dead#gw}
+ns_exec "$CL1" ping -D -n -i 0.01 -W 1 10.0.0.1 >"$WORK/ping.log" 2>&1 &
+ping_pid=$!
+bg_track $ping_pid
+sleep 1
+show "kill -9 <$dead's meshgated>   (its keepalived dies with it; the laptop pings 10.0.0.1, the gateway address every node has, every 10 ms)"
+gw_kill9 "$n"
+sleep 3
+kill "$ping_pid" 2>/dev/null || true
+wait "$ping_pid" 2>/dev/null || true
+show "meshgate status   (on the laptop)"
+laptop status | sed -n '/agent:/,$p'
+python3 - "$WORK/ping.log" <<'PY'
+import re, sys
+t = [float(m.group(1)) for m in (re.match(r"\[(\d+\.\d+)\] \d+ bytes from", l) for l in open(sys.argv[1])) if m]
+gap = max((b - a for a, b in zip(t, t[1:])), default=0)
+print(f"the laptop's longest gap in its 10 ms pings: {gap * 1000:.0f} ms (a plain WireGuard client keeps sending to the dead node)")
+PY
+show "meshgatectl node list   (on a live node)"
+for i in 1 2 3; do [ "$i" = "$n" ] || { ctln "$i" node list; break; }; done
+gw_start "$n"
+echo "$dead restarted: it comes back as a backup (no preemption), the laptop stays where it is"
 
 say "etcd loses its quorum: the tunnels go on, writes wait"
 etcd_member_stop m2
@@ -64,5 +107,5 @@ writable() { ctln 1 --json status | grep '"writable": *true' >/dev/null; }
 wait_for 10 writable
 show "meshgatectl user add carol --role developer   (quorum back, no restart)"
 ctln 1 user add carol --role developer
-ns_exec "$CL1" "$MESHGATE" down --interface "${TAG}k" --config-dir "$WORK/bob/etc" \
-	--state-dir "$WORK/bob/run" >/dev/null 2>&1 || true
+show "meshgate down   (on the laptop: the agent stops, the tunnel goes)"
+laptop down || true

@@ -90,11 +90,7 @@ ctl() {
 	"$build/cli/meshgatectl" --socket "$WORK/$name/bus.sock" "$@"
 }
 
-running() {
-	local s
-	s=$(ctl "$1" status) || return 1
-	! grep -qE ' (loaded|initialised|starting|failed|refused) ' <<<"$s"
-}
+running() { plugins_ready "$build" "$WORK/$1/bus.sock"; }
 
 # handshakes NAME: how many of NAME's peers it has had a handshake with
 handshakes() {

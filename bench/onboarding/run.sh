@@ -57,9 +57,7 @@ CONF
 ip netns exec "$GW" "$build/core/meshgated" --config "$WORK/m.conf" 2>"$WORK/log" &
 gw_pid=$!
 bg_track $gw_pid
-ctl() { "$build/cli/meshgatectl" --socket "$WORK/bus.sock" "$@"; }
-running() { s=$(ctl status) && ! grep -qE ' (loaded|initialised|failed|refused) ' <<<"$s"; }
-wait_for 20 running || {
+wait_for 20 plugins_ready "$build" "$WORK/bus.sock" || {
 	cat "$WORK/log"
 	fail "meshgated did not start every plugin"
 }

@@ -134,11 +134,7 @@ ctln() {
 	"$build/cli/meshgatectl" --socket "$WORK/gw$i/bus.sock" "$@"
 }
 
-gw_running() {
-	local s
-	s=$(ctln "$1" status) || return 1
-	! grep -qE ' (loaded|initialised|starting|failed|refused) ' <<<"$s"
-}
+gw_running() { plugins_ready "$build" "$WORK/gw$1/bus.sock"; }
 
 gw_start() {
 	local i=$1 ns

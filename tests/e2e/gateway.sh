@@ -63,11 +63,7 @@ gateway_stop() {
 	wait "$GW_PID" 2>/dev/null || true
 }
 
-gateway_running() {
-	local s
-	s=$(ctl status) || return 1
-	! grep -qE ' (loaded|initialised|starting|failed|refused) ' <<<"$s"
-}
+gateway_running() { plugins_ready "$build" "$WORK/gw/bus.sock"; }
 
 ctl() { "$build/cli/meshgatectl" --socket "$WORK/gw/bus.sock" "$@"; }
 

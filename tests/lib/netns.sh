@@ -9,6 +9,7 @@
 #                         # `ip netns exec NAME cmd &` so that $! is cmd)
 #   bg_track PID          # kill this process at exit
 #   fail "message"        # print and exit 1
+#   plugins_ready BUILD SOCKET  # a meshgated answers, every plugin running
 
 set -euo pipefail
 
@@ -104,4 +105,12 @@ wait_for() {
 		sleep 0.1
 	done
 	return 1
+}
+
+# plugins_ready BUILD SOCKET: the meshgated on SOCKET answers `meshgatectl
+# status` and none of its plugins is still loading or starting, nor failed
+plugins_ready() {
+	local s
+	s=$("$1/cli/meshgatectl" --socket "$2" status) || return 1
+	! grep -qE ' (loaded|initialised|starting|failed|refused) ' <<<"$s"
 }

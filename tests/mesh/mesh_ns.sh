@@ -38,7 +38,7 @@ ctl() { "$build/cli/meshgatectl" --socket "$WORK/a/bus.sock" "$@"; }
 running() {
 	local s
 	s=$(ctl status) || return 1
-	grep -q '^mesh ' <<<"$s" && ! grep -qE ' (loaded|initialised|starting|failed|refused) ' <<<"$s"
+	grep -q '^mesh ' <<<"$s" && plugins_ready "$build" "$WORK/a/bus.sock"
 }
 start() {
 	ip netns exec "$A" "$build/core/meshgated" --config "$WORK/a/meshgated.conf" \

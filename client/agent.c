@@ -82,7 +82,7 @@ static void agent_path(const struct cl_tunnel_opts *tun, const char *ext, char *
 
 bool cl_agent_wanted(const struct cl_profile *p)
 {
-	return p->nodes.has_probe && p->nodes.n_gateways > 1;
+	return p->nodes.has_probe;
 }
 
 /* ---- the gateways ---- */

@@ -24,6 +24,7 @@ enum cl_option {
 	CL_OPT_JSON = 1 << 7,
 	CL_OPT_FORGET = 1 << 8,
 	CL_OPT_INTERVAL = 1 << 9,
+	CL_OPT_NO_AGENT = 1 << 10,
 };
 
 struct cl_command;
@@ -34,7 +35,7 @@ struct cl_args {
 	const char *server, *ca, *pin, *ifname, *config_dir, *state_dir, *name, *export_path;
 	const char *backend, *code;
 	int timeout_s, interval_s;
-	bool qr, json, forget;
+	bool qr, json, forget, no_agent;
 };
 
 struct cl_command {

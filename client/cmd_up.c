@@ -53,6 +53,8 @@ static int check(const struct cl_args *a)
 {
 	if (a->ca && a->pin)
 		return cl_usage_error("%s", "give --ca or --pin, not both");
+	if (a->no_agent && a->export_path)
+		return cl_usage_error("%s", "--no-agent is for a tunnel; --export makes none");
 	if (a->qr && !a->export_path)
 		return cl_usage_error("%s", "--qr needs --export FILE");
 	if (a->name && !name_valid(a->name))
@@ -84,14 +86,15 @@ static void after_up(const struct cl_args *a, const struct cl_tunnel_opts *tun,
 		else
 			cl_follow_print(stdout, a->ifname, &res, false);
 	}
-	if (!cl_agent_wanted(p))
+	if (a->no_agent || !cl_agent_wanted(p))
 		printf("meshgate: to follow the networks the gateway gives this device as they "
 		       "change, run: meshgate watch --interface %s\n",
 		       a->ifname);
 }
 
-/* The agent of a gateway with several nodes (agent.h): a daemon that
- * outlives this command. Its own config: the one `up` saved. */
+/* The agent (agent.h), unless --no-agent: a daemon that outlives this
+ * command, following the gateway's nodes (when it has several) and the
+ * device's networks. Its own config: the one `up` saved. */
 static int start_agent(const struct cl_args *a, const struct cl_tunnel_opts *tun,
                        const char *config_path, struct cl_err *err)
 {
@@ -99,7 +102,7 @@ static int start_agent(const struct cl_args *a, const struct cl_tunnel_opts *tun
 	pid_t pid;
 	if (!p)
 		return cl_fail(err, CL_EXIT_FAILURE, "out of memory");
-	bool wanted = !cl_profile_load(config_path, p, err) && cl_agent_wanted(p);
+	bool wanted = !a->no_agent && !cl_profile_load(config_path, p, err) && cl_agent_wanted(p);
 	sodium_memzero(p, sizeof(*p));
 	free(p);
 	if (!wanted)
@@ -187,7 +190,7 @@ static int run(const struct cl_args *a)
 const struct cl_command cl_cmd_up = {
     .name = "up",
     .options = CL_OPT_SERVER | CL_OPT_CA | CL_OPT_PIN | CL_OPT_TIMEOUT | CL_OPT_NAME |
-               CL_OPT_EXPORT | CL_OPT_QR,
+               CL_OPT_EXPORT | CL_OPT_QR | CL_OPT_NO_AGENT,
     .takes_code = true,
     .check = check,
     .run = run,

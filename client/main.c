@@ -73,10 +73,12 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: meshgate up --server https://HOST[:PORT] [--ca FILE | --pin SHA256]\n"
-	        "                   [--interface NAME] [--timeout SEC] [--name NAME] CODE\n"
+	        "                   [--interface NAME] [--timeout SEC] [--name NAME] [--no-agent] "
+	        "CODE\n"
 	        "       meshgate up --server URL [--ca FILE | --pin SHA256] --export FILE [--qr] "
 	        "CODE\n"
-	        "       meshgate up [--interface NAME] [--timeout SEC]   (again, from the saved "
+	        "       meshgate up [--interface NAME] [--timeout SEC] [--no-agent]   (again, from "
+	        "the saved "
 	        "config)\n"
 	        "       meshgate down [--interface NAME] [--forget]\n"
 	        "       meshgate status [--interface NAME] [--json]\n"
@@ -125,6 +127,7 @@ enum opt_id {
 	OPT_JSON,
 	OPT_FORGET,
 	OPT_INTERVAL,
+	OPT_NO_AGENT,
 };
 
 static const struct option options[] = {
@@ -142,6 +145,7 @@ static const struct option options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"forget", no_argument, NULL, OPT_FORGET},
     {"interval", required_argument, NULL, OPT_INTERVAL},
+    {"no-agent", no_argument, NULL, OPT_NO_AGENT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -180,6 +184,8 @@ static bool option_allowed(const struct cl_command *cmd, int id)
 		return cmd->options & CL_OPT_FORGET;
 	case OPT_INTERVAL:
 		return cmd->options & CL_OPT_INTERVAL;
+	case OPT_NO_AGENT:
+		return cmd->options & CL_OPT_NO_AGENT;
 	default:
 		return true; /* every command's */
 	}
@@ -234,6 +240,9 @@ static int set_option(struct cl_args *a, int id, const char *arg)
 		break;
 	case OPT_FORGET:
 		a->forget = true;
+		break;
+	case OPT_NO_AGENT:
+		a->no_agent = true;
 		break;
 	case OPT_TIMEOUT:
 		if (parse_seconds(arg, 3600, &a->timeout_s))

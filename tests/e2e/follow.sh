@@ -19,6 +19,9 @@
 # verified against the enrolment's CA (a rogue one fails). `meshgate watch`
 # follows role changes by itself and stops cleanly on SIGTERM; a reconnect
 # (`meshgate up` from the saved config) follows what changed while it was down.
+# Those devices come up with --no-agent, to follow by hand; a device left
+# with its agent (plain `meshgate up`) gets a route added within 1 s,
+# pushed, with no command on it.
 # usage: follow.sh BUILD_DIR
 set -euo pipefail
 build=$(realpath "$1")
@@ -28,6 +31,7 @@ source "$here/gateway.sh"
 netns_init
 
 GATEWAY_EXTRA_PLUGINS=', "firewall"'
+CLIENT_UP_OPTS=(--no-agent)
 GATEWAY_PREAUTH_CONF='' # no preauth.networks: the firewall's policy decides
 GATEWAY_API_LISTEN='0.0.0.0:8443'
 GATEWAY_EXTRA_CONF='firewall = { roles = { developer = ["vpn"]; admin = ["vpn", "10.20.0.0/24"]; }; };'
@@ -141,7 +145,7 @@ CL2_DIRS=(--config-dir "$WORK/cl2/etc" --state-dir "$WORK/cl2/run")
 fp=$(openssl x509 -in "$STATE/ca.pem" -outform DER | sha256sum | cut -d' ' -f1)
 code2=$(ctl user add frank --role admin --json | json_field code)
 ns_exec "$CL2" "$MESHGATE" up --server "https://198.18.0.1:8443" --pin "$fp" --interface "$IF2" \
-	--backend userspace "${CL2_DIRS[@]}" "$code2" >/dev/null || fail "meshgate up --pin"
+	--backend userspace --no-agent "${CL2_DIRS[@]}" "$code2" >/dev/null || fail "meshgate up --pin"
 grep -q "^# MeshgatePin = $fp\$" "$WORK/cl2/etc/$IF2.conf" || fail "no MeshgatePin in the config"
 out=$(ns_exec "$CL2" "$MESHGATE" sync --interface "$IF2" "${CL2_DIRS[@]}" 2>&1) || fail "pinned sync: $out"
 grep -q 'networks up to date (role admin): 10.0.0.0/24, 10.20.0.0/24, 10.21.0.0/24' <<<"$out" ||
@@ -197,13 +201,29 @@ rc=0
 out=$(client sync 2>&1) || rc=$?
 [ "$rc" = 10 ] || fail "sync of a tunnel that is down: exit $rc ($out)"
 ctl user set-role erin developer >/dev/null
-out=$(client up --backend userspace) || fail "meshgate up (reconnect): $out"
+out=$(client up --backend userspace --no-agent) || fail "meshgate up (reconnect): $out"
 echo "$out"
 grep -qx -- '- 10.20.0.0/24' <<<"$out" || fail "the reconnect did not follow the role"
 routed "$CL" 10.20.0.0/24 "$IF" && fail "10.20.0.0/24 routed after the reconnect"
 [ "$(config_allowed)" = "10.0.0.0/24" ] || fail "saved config routes $(config_allowed)"
 client down --forget >/dev/null
 [ -e "$WORK/cl/etc/$IF.ca.pem" ] && fail "down --forget left the CA copy"
+
+echo "-- with its agent, a device gets a route added at runtime within 1 s, by push"
+code3=$(ctl user add gina --role admin --json | json_field code)
+CLIENT_UP_OPTS=()
+up_out=$(client_up "$CL" "$IF" "$code3") || fail "meshgate up with its agent: $up_out"
+grep -q "agent [0-9]* follows" <<<"$up_out" || fail "no agent after up: $up_out"
+routed "$CL" 10.21.0.0/24 "$IF" && fail "10.21.0.0/24 routed before the route was added"
+t0=$(date +%s%3N)
+ctl route add 10.21.0.0/24 --via "$SVC2_IF" --roles admin >/dev/null
+wait_for 3 routed "$CL" 10.21.0.0/24 "$IF" || fail "the route did not reach the device's agent"
+took=$(($(date +%s%3N) - t0))
+echo "   10.21.0.0/24 routed on the device $took ms after route add"
+[ "$took" -le 1000 ] || fail "the route took $took ms (> 1000)"
+wait_for 5 reaches "$CL" 10.21.0.10 || fail "10.21.0.10 unreachable through the pushed route"
+client down --forget >/dev/null
+[ -z "$(ls "$WORK/cl/run/"*.agent.pid 2>/dev/null)" ] || fail "down left the agent's pid file"
 
 echo "-- the gateway stops cleanly (under ASan: no leak, no report)"
 kill -TERM "$GW_PID"

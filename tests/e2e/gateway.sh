@@ -71,7 +71,9 @@ ctl() { "$build/cli/meshgatectl" --socket "$WORK/gw/bus.sock" "$@"; }
 json_field() { sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" | head -1; }
 
 # client_up NS IFNAME CODE
+# client_up NS IFNAME CODE: meshgate up (CLIENT_UP_OPTS too, e.g. --no-agent)
 client_up() {
 	ns_exec "$1" "$MESHGATE" up --server "https://198.18.0.1:8443" --ca "$STATE/ca.pem" \
-		--interface "$2" --backend userspace "${CLIENT_DIRS[@]}" "$3"
+		--interface "$2" --backend userspace "${CLIENT_DIRS[@]}" \
+		${CLIENT_UP_OPTS:+"${CLIENT_UP_OPTS[@]}"} "$3"
 }

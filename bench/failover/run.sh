@@ -218,15 +218,17 @@ if [ ${#ours_stop[@]} -gt 0 ]; then
 	tail_figure "client outage, graceful stop (ours)" ms "${ours_stop[@]}"
 	tail_figure "keepalived VIP move, graceful stop" ms "${vip_stop[@]}"
 fi
+# secs MS...: the same in seconds, for the table (30000 ms would print as 3e+04)
+secs() { printf '%s\n' "$@" | awk '{ printf "%s%.3f", (NR > 1 ? " " : ""), $1 / 1000 }'; }
 if [ ${#ours_crash[@]} -gt 0 ]; then
 	base="plain WireGuard client, same crash"
 	[ "$plain_lost" = 0 ] || base+=" (no answer within ${cap_s} s in $plain_lost of ${#plain_crash[@]}: counted ${cap_s} s)"
-	table_row "client outage after a crash of the active node, p99" ms "$base" \
-		"${ours_crash[*]}" "${plain_crash[*]}" p99
-	table_row "client outage after a crash vs keepalived's own VIP move, p99 (info)" ms \
-		"keepalived VIP move, same crash" "${ours_crash[*]}" "${vip_crash[*]}" p99
+	table_row "client outage after a crash of the active node, p99" s "$base" \
+		"$(secs "${ours_crash[@]}")" "$(secs "${plain_crash[@]}")" p99
+	table_row "client outage after a crash vs keepalived's own VIP move, p99 (info)" s \
+		"keepalived VIP move, same crash" "$(secs "${ours_crash[@]}")" "$(secs "${vip_crash[@]}")" p99
 fi
 if [ ${#ours_stop[@]} -gt 0 ]; then
-	table_row "client outage after a graceful stop, p99" ms "keepalived VIP move, same stop" \
-		"${ours_stop[*]}" "${vip_stop[*]}" p99
+	table_row "client outage after a graceful stop, p99" s "keepalived VIP move, same stop" \
+		"$(secs "${ours_stop[@]}")" "$(secs "${vip_stop[@]}")" p99
 fi

@@ -14,11 +14,13 @@ figure() {
 				name, med, unit, v[1], v[NR], med ? 100 * (v[NR] - v[1]) / med : 0, NR
 		}'
 }
-# table_row WHAT UNIT BASELINE "OURS..." "BARE...": one row of bench/run-all.sh's
-# table, as table_row in rounds.h (medians, the median of the per-round
-# ratios, the larger spread of the two)
+# table_row WHAT UNIT BASELINE "OURS..." "BARE..." [p99]: one row of
+# bench/run-all.sh's table, as table_row in rounds.h (medians, the median of
+# the per-round ratios, the larger spread of the two); with p99, the two
+# 99th percentiles (nearest rank) and their ratio instead, for figures whose
+# tail is the point (an outage)
 table_row() {
-	awk -v what="$1" -v unit="$2" -v base="$3" -v ours="$4" -v bare="$5" '
+	awk -v what="$1" -v unit="$2" -v base="$3" -v ours="$4" -v bare="$5" -v stat="${6:-median}" '
 		function median(a, n,   i, j, t) {
 			for (i = 2; i <= n; i++)
 				for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
@@ -34,6 +36,11 @@ table_row() {
 			for (i = 1; i <= n; i++) r[i] = o[i] / b[i]
 			mo = median(o, n); mb = median(b, n); mr = median(r, n)
 			so = spread(o, n, mo); sb = spread(b, n, mb)
+			# median() sorted o and b in place
+			if (stat == "p99") {
+				k = int(0.99 * n); if (k < 0.99 * n) k++
+				mo = o[k]; mb = b[k]; mr = mb ? mo / mb : 0
+			}
 			printf "TABLE|%s|%.4g %s|%s: %.4g %s|%.3g|%.0f%%|%d\n", what, mo, unit, base, mb,
 				unit, mr, 100 * (so > sb ? so : sb), n
 		}'

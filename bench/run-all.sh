@@ -24,6 +24,7 @@ benches=(
 	"dns|$build/bench/dns/bench_dns"
 	"onboarding|$here/onboarding/run.sh $build"
 	"cluster|$here/cluster/bench.sh $build"
+	"failover|$here/failover/run.sh $build"
 	"memory|$here/memory.sh $build"
 	"startup|$here/startup.sh $build"
 )

@@ -23,7 +23,8 @@
 # gwN's interface on the shared segment (for failover.public_interface).
 #
 # cluster_up [PLUGINS] [NODES]; ctln N ARGS...; gw_config N PLUGINS; gw_start N;
-# gw_kill9 N; site_up N. CLUSTER_ROLES replaces the firewall's roles.
+# gw_kill9 N; site_up N; api N PATH JSON; redeem_register N CODE NAME.
+# CLUSTER_ROLES replaces the firewall's roles.
 
 CLUSTER_PLUGINS='"wireguard", "preauth", "firewall", "dns", "api"'
 CLUSTER_ROLES='developer = ["10.0.0.0/16", "10.20.0.0/24"];
@@ -164,6 +165,21 @@ api() {
 	ip netns exec "$ns" curl -sS --max-time 10 --cacert "$WORK/gw$i/state/ca.pem" \
 		-H 'Content-Type: application/json' -d "$body" -w '\n%{http_code}\n' \
 		"https://198.18.0.$i:8443$path"
+}
+
+# redeem_register N CODE NAME: through gwN's API; a device made on this
+# side (its key: wg genkey); sets DEV_ID DEV_IP DEV_KEY DEV_PUB
+redeem_register() {
+	local i=$1 code=$2 name=$3 out status
+	out=$(api "$i" /api/v1/redeem "{\"code\": \"$code\", \"name\": \"$name\"}")
+	status=$(tail -1 <<<"$out")
+	[ "$status" = 200 ] || fail "redeem through gw$i: $out"
+	DEV_ID=$(json_field device_id <<<"$out")
+	DEV_IP=$(json_field address <<<"$out")
+	DEV_KEY=$(wg genkey)
+	DEV_PUB=$(wg pubkey <<<"$DEV_KEY")
+	out=$(api "$i" /api/v1/register "{\"device_id\": \"$DEV_ID\", \"register_token\": \"$(json_field register_token <<<"$out")\", \"public_key\": \"$DEV_PUB\", \"address\": \"$DEV_IP\"}")
+	[ "$(tail -1 <<<"$out")" = 200 ] || fail "register through gw$i: $out"
 }
 
 # peer_on N PUBKEY: the key is a peer of gwN's WireGuard interface

@@ -35,20 +35,6 @@ for i in 1 2 3; do
 	ctln "$i" --json status | grep '"writable": *true' >/dev/null || fail "gw$i: cluster not writable"
 done
 
-# redeem_register N CODE NAME: through gwN's API; sets DEV_ID DEV_IP DEV_PUB
-redeem_register() {
-	local i=$1 code=$2 name=$3 out status key
-	out=$(api "$i" /api/v1/redeem "{\"code\": \"$code\", \"name\": \"$name\"}")
-	status=$(tail -1 <<<"$out")
-	[ "$status" = 200 ] || fail "redeem through gw$i: $out"
-	DEV_ID=$(json_field device_id <<<"$out")
-	DEV_IP=$(json_field address <<<"$out")
-	key=$(wg genkey)
-	DEV_PUB=$(wg pubkey <<<"$key")
-	out=$(api "$i" /api/v1/register "{\"device_id\": \"$DEV_ID\", \"register_token\": \"$(json_field register_token <<<"$out")\", \"public_key\": \"$DEV_PUB\", \"address\": \"$DEV_IP\"}")
-	[ "$(tail -1 <<<"$out")" = 200 ] || fail "register through gw$i: $out"
-}
-
 on_all_three() {
 	peer_on 1 "$1" && peer_on 2 "$1" && peer_on 3 "$1"
 }

@@ -23,6 +23,7 @@ here=$(dirname "$(realpath "$0")")
 source "$here/../lib/netns.sh"
 source "$here/../lib/etcd.sh"
 source "$here/../cluster/cluster_lib.sh"
+source "$here/failover_lib.sh"
 netns_init
 etcd_init
 [ "${KEEP_WORK:-0}" != 1 ] || echo "work dir: $WORK"
@@ -34,57 +35,14 @@ IF=${TAG}c
 DIRS=(--config-dir "$WORK/dev/etc" --state-dir "$WORK/dev/run")
 
 cluster_up "$CLUSTER_PLUGINS, \"mesh\", \"failover\""
-client() { ns_exec "$CL1" "$MESHGATE" "$@" --interface "$IF" "${DIRS[@]}"; }
-status_field() { client status --json | python3 -c 'import json,sys; print(json.load(sys.stdin).get(sys.argv[1]))' "$1"; }
-on_node() { [ "$(status_field gateway)" = "$1" ]; }
-not_on_node() { ! on_node "$1"; }
 agent_pid() { cat "$WORK/dev/run/$IF.agent.pid" 2>/dev/null; }
-ms() { date +%s%3N; }
-
-# pings every 10 ms to the gateway address, timestamps in $WORK/ping.log
-ping_start() {
-	ip netns exec "$CL1" ping -D -n -i 0.01 -W 1 10.0.0.1 >"$WORK/ping.log" 2>&1 &
-	PING_PID=$!
-	bg_track $PING_PID
-	sleep 1
-}
-# the longest gap between answers, in ms
-ping_gap() {
-	kill "$PING_PID" 2>/dev/null || true
-	wait "$PING_PID" 2>/dev/null || true
-	python3 - "$WORK/ping.log" <<'PY'
-import re, sys
-t = [float(m.group(1)) for m in (re.match(r"\[(\d+\.\d+)\] \d+ bytes from", l) for l in open(sys.argv[1])) if m]
-print(int(max((b - a for a, b in zip(t, t[1:])), default=99) * 1000) if len(t) > 10 else 99999)
-PY
-}
 # the gap must stay under a second
 check_gap() {
 	local what=$1 gap
-	gap=$(ping_gap)
+	ping_stop "$PING_PID"
+	gap=$(ping_gap "$WORK/ping.log")
 	echo "   $what: longest gap in the 10 ms pings: $gap ms"
 	[ "$gap" -le 1000 ] || fail "$what: the client lost $gap ms (> 1000)"
-}
-gw_pid() { eval "echo \$GW${1}_PID"; }
-# master N: the active node as gwN's node list says ("" none)
-master() {
-	ctln "$1" node list --json | python3 -c '
-import json, sys
-print(" ".join(n["name"] for n in json.load(sys.stdin)["nodes"] if n.get("active")))'
-}
-# on_master N: one master as gwN sees it, and the agent on it
-on_master() { local m; m=$(master "$1"); [ -n "$m" ] && [ "${m// /}" = "$m" ] && on_node "$m"; }
-# node_of NAME: N of gwN
-node_of() { echo "${1#gw}"; }
-# wg_pid N: gwN's wireguard-go (found among gwN's namespace's processes)
-wg_pid() {
-	local ns p
-	eval "ns=\$GW$1"
-	for p in $(ip netns pids "$ns"); do
-		if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q "wireguard-go.* ${TAG}w$1"; then
-			echo "$p"
-		fi
-	done
 }
 
 echo "-- a device onboards through gw1; up returns with the agent running"
@@ -107,7 +65,7 @@ live_other() { local i; for i in 1 2 3; do [ "gw$i" = "$1" ] || [ "gw$i" = "${2:
 
 echo "-- the master $cur's meshgated killed (its WireGuard up): the agent follows the new master"
 old=$cur
-ping_start
+ping_start "$CL1" "$WORK/ping.log"
 t0=$(ms)
 gw_kill9 "$(node_of "$cur")"
 w=$(live_other "$cur")
@@ -152,7 +110,7 @@ echo "-- the master $cur crashes (meshgated and wireguard-go): the agent follows
 n=$(node_of "$cur")
 wgp=$(wg_pid "$n")
 [ -n "$wgp" ] || fail "no wireguard-go found for $cur"
-ping_start
+ping_start "$CL1" "$WORK/ping.log"
 kill -9 "$(gw_pid "$n")" "$wgp"
 w=$(live_other "$cur")
 wait_for 10 on_master "$w" || fail "the agent is on $(status_field gateway), master: $(master "$w")"
@@ -173,7 +131,7 @@ echo "   onboarded and pinging"
 
 echo "-- the master $cur stops gracefully: the agent follows, pings resume"
 w=$(live_other "$cur" "$crashed")
-ping_start
+ping_start "$CL1" "$WORK/ping.log"
 kill -TERM "$(gw_pid "$(node_of "$cur")")"
 wait_for 10 on_node "gw$w" || fail "the agent is on $(status_field gateway), not gw$w (the node left)"
 sleep 1

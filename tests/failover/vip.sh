@@ -23,6 +23,7 @@ here=$(dirname "$(realpath "$0")")
 source "$here/../lib/netns.sh"
 source "$here/../lib/etcd.sh"
 source "$here/../cluster/cluster_lib.sh"
+source "$here/failover_lib.sh"
 netns_init
 etcd_init
 [ "${KEEP_WORK:-0}" != 1 ] || echo "work dir: $WORK"
@@ -31,46 +32,18 @@ for tool in wireguard-go wg etcd etcdctl keepalived python3; do
 done
 
 PLUGINS="$CLUSTER_PLUGINS, \"mesh\", \"failover\""
-MESH_VIP=10.99.0.254
 PUBLIC_VIP=198.18.0.100
 failover_conf() {
 	echo "public_vip = \"$PUBLIC_VIP/24\"; public_interface = \"$(public_if "$1")\";"
 }
 
-gw_ns() { eval "echo \$GW$1"; }
-gw_pid() { eval "echo \$GW${1}_PID"; }
-# has_vip N: gwN holds the mesh VIP on its mesh interface
-has_vip() { ip -n "$(gw_ns "$1")" -4 addr show dev "${TAG}m$1" 2>/dev/null | grep -q "inet $MESH_VIP/"; }
 has_public_vip() { ip -n "$(gw_ns "$1")" -4 addr show | grep -q "inet $PUBLIC_VIP/"; }
-# holders: the nodes (1 2 3) that hold the mesh VIP, on one line
-holders() {
-	local i out=""
-	for i in 1 2 3; do has_vip "$i" && out+="${out:+ }$i"; done
-	echo "$out"
-}
-one_holder() { [ "$(holders | wc -w)" = 1 ]; }
-# holder_other_than N: one node other than N holds the VIP
-holder_other_than() { local h; h=$(holders); [ -n "$h" ] && [ "$h" != "$1" ] && one_holder; }
-# active_on N: the node gwN's node list says is active ("" if none)
-active_on() {
-	ctln "$1" node list --json | python3 -c '
-import json, sys
-print(" ".join(n["name"] for n in json.load(sys.stdin)["nodes"] if n["active"]))'
-}
-# record N: gwN's record in the failover database, as etcd has it
-record() {
-	ns_exec "$GW1" etcdctl --endpoints http://198.18.0.1:2379,http://198.18.0.2:2379 \
-		get --print-value-only "/meshgate/failover/gw$1"
-}
-state_of() { record "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["state"])'; }
-state_is() { [ "$(state_of "$1")" = "$2" ]; }
 # agree NAME NODES...: every listed node's node list says NAME is active
 agree() {
 	local want=$1 i
 	shift
-	for i in "$@"; do [ "$(active_on "$i")" = "$want" ] || return 1; done
+	for i in "$@"; do [ "$(master "$i")" = "$want" ] || return 1; done
 }
-ms() { date +%s%3N; }
 # vip_moves_from N LIMIT_MS WHAT: waits for another node to hold the VIP,
 # prints how long it took, fails past LIMIT_MS
 vip_moves_from() {
@@ -97,7 +70,7 @@ wait_for 10 state_is "$M" master || fail "gw$M's record: $(record "$M")"
 for i in 1 2 3; do
 	[ "$i" = "$M" ] || wait_for 10 state_is "$i" backup || fail "gw$i's record: $(record "$i")"
 done
-wait_for 10 agree "gw$M" 1 2 3 || fail "the node lists do not agree on gw$M: $(for i in 1 2 3; do echo "gw$i: $(active_on $i)"; done)"
+wait_for 10 agree "gw$M" 1 2 3 || fail "the node lists do not agree on gw$M: $(for i in 1 2 3; do echo "gw$i: $(master $i)"; done)"
 ctln 1 node list | grep -q "^gw$M\b.* yes " || fail "no ACTIVE mark on gw$M: $(ctln 1 node list)"
 grep -q "this node is master" "$WORK/gw$M/meshgated.log" || fail "gw$M logged no vip.master"
 [ "$(stat -c %a "$WORK/gw$M/state/failover/keepalived.conf")" = 600 ] || fail "keepalived.conf not 0600"

@@ -9,6 +9,7 @@
 # every device, one node is active and the laptop's agent follows it.
 source "$root/tests/lib/etcd.sh"
 source "$root/tests/cluster/cluster_lib.sh"
+source "$root/tests/failover/failover_lib.sh"
 etcd_init
 
 say "several gateways, one network: three nodes sharing their state through etcd"
@@ -16,12 +17,7 @@ CLUSTER_ROLES='developer = ["10.0.0.0/16", "172.19.1.0/24"]; admin = ["10.0.0.0/
 cluster_up "$CLUSTER_PLUGINS, \"mesh\", \"failover\""
 two_peers() { [ "$(ns_exec "$GW1" wg show "${TAG}m1" peers | grep -c .)" = 2 ]; }
 wait_for 20 two_peers || echo "(the mesh is still coming up)"
-# the active node as gw1's node list says
-active_node() {
-	ctln 1 node list --json | python3 -c '
-import json, sys
-print(" ".join(n["name"] for n in json.load(sys.stdin)["nodes"] if n.get("active")))'
-}
+active_node() { master 1; }
 one_active() { [ "$(active_node | wc -w)" = 1 ]; }
 wait_for 20 one_active || echo "(keepalived is still electing)"
 show "meshgatectl node list   (on gw1: every node made its own key and registered itself; ACTIVE: keepalived's master)"
@@ -34,10 +30,10 @@ show "meshgatectl user add bob --role developer   (on gw1)"
 code=$(ctln 1 user add bob --role developer --json | json_field code)
 echo "code $code"
 show "meshgate up --server https://198.18.0.2:8443 --ca gw2-ca.pem $code   (on the laptop)"
-ns_exec "$CL1" "$MESHGATE" up --server https://198.18.0.2:8443 --ca "$WORK/gw2/state/ca.pem" \
-	--interface "${TAG}k" --backend userspace --config-dir "$WORK/bob/etc" \
-	--state-dir "$WORK/bob/run" "$code"
-bob_key=$(ns_exec "$CL1" wg show "${TAG}k" public-key)
+IF=${TAG}k
+DIRS=(--config-dir "$WORK/bob/etc" --state-dir "$WORK/bob/run")
+client up --server https://198.18.0.2:8443 --ca "$WORK/gw2/state/ca.pem" --backend userspace "$code"
+bob_key=$(ns_exec "$CL1" wg show "$IF" public-key)
 peer_everywhere() {
 	local i ns
 	for i in 1 2 3; do
@@ -46,16 +42,14 @@ peer_everywhere() {
 	done
 }
 wait_for 5 peer_everywhere && echo "the laptop's key is a WireGuard peer of gw1, gw2 and gw3"
-laptop() { ns_exec "$CL1" "$MESHGATE" "$@" --interface "${TAG}k" --config-dir "$WORK/bob/etc" --state-dir "$WORK/bob/run"; }
-on_active() { [ "$(laptop status --json | json_field gateway)" = "$(active_node)" ]; }
-wait_for 10 on_active || true
+wait_for 10 on_master 1 || true
 show "meshgate status   (on the laptop: up left an agent that probes its node through the tunnel)"
-laptop status
+client status
 device=$(ctln 3 device list --json --user bob | json_field name)
 show "dig @10.0.0.1 $device.corp.internal +short   (gw3's DNS, from gw3)"
 ns_exec "$GW3" dig @10.0.0.1 "$device.corp.internal" +short +time=2 +tries=1
 
-on=$(laptop status --json | json_field gateway)
+on=$(client status --json | json_field gateway)
 far=3
 [ "$on" != gw3 ] || far=2
 say "site to site: through $on and the mesh, the laptop reaches what its role allows"
@@ -70,23 +64,15 @@ echo hi | ns_exec "$CL1" ncat --no-shutdown -w 2 172.19.3.10 7000 2>/dev/null ||
 say "the active node crashes: keepalived moves the VIP, the laptop's agent switches by itself"
 dead=$(active_node)
 n=${dead#gw}
-ns_exec "$CL1" ping -D -n -i 0.01 -W 1 10.0.0.1 >"$WORK/ping.log" 2>&1 &
-ping_pid=$!
-bg_track $ping_pid
-sleep 1
+ping_start "$CL1" "$WORK/ping.log"
 show "kill -9 <$dead's meshgated>   (its keepalived dies with it; the laptop pings 10.0.0.1, the gateway address every node has, every 10 ms)"
 gw_kill9 "$n"
 sleep 3
-kill "$ping_pid" 2>/dev/null || true
-wait "$ping_pid" 2>/dev/null || true
+ping_stop "$PING_PID"
+stopped=$(ms)
 show "meshgate status   (on the laptop)"
-laptop status | sed -n '/agent:/,$p'
-python3 - "$WORK/ping.log" <<'PY'
-import re, sys
-t = [float(m.group(1)) for m in (re.match(r"\[(\d+\.\d+)\] \d+ bytes from", l) for l in open(sys.argv[1])) if m]
-gap = max((b - a for a, b in zip(t, t[1:])), default=0)
-print(f"the laptop's longest gap in its 10 ms pings: {gap * 1000:.0f} ms (a plain WireGuard client keeps sending to the dead node)")
-PY
+client status | sed -n '/agent:/,$p'
+echo "the laptop's longest gap in its 10 ms pings: $(ping_gap "$WORK/ping.log" "$stopped") ms (a plain WireGuard client keeps sending to the dead node)"
 show "meshgatectl node list   (on a live node)"
 for i in 1 2 3; do [ "$i" = "$n" ] || { ctln "$i" node list; break; }; done
 gw_start "$n"
@@ -108,4 +94,4 @@ wait_for 10 writable
 show "meshgatectl user add carol --role developer   (quorum back, no restart)"
 ctln 1 user add carol --role developer
 show "meshgate down   (on the laptop: the agent stops, the tunnel goes)"
-laptop down || true
+client down || true

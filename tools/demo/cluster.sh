@@ -81,6 +81,11 @@ echo "$dead restarted: it comes back as a backup (no preemption), the laptop sta
 say "etcd loses its quorum: the tunnels go on, writes wait"
 etcd_member_stop m2
 etcd_member_stop m3
+writable() { ctln 1 --json status | grep '"writable": *true' >/dev/null; }
+# gw1's health check (every 300 ms) sees it; a write sent in between
+# would time out with its outcome unknown (docs/cluster.md)
+unwritable() { ! writable; }
+wait_for 5 unwritable || true
 show "ping -c3 172.19.1.10   (on the laptop)"
 ns_exec "$CL1" ping -c3 -i0.3 -W1 172.19.1.10 | grep -E 'packets transmitted'
 show "meshgatectl user add carol --role developer   (on gw1)"
@@ -89,7 +94,6 @@ etcd_member_restart m2
 etcd_member_restart m3
 etcd_wait_healthy m2 20
 etcd_wait_healthy m3 20
-writable() { ctln 1 --json status | grep '"writable": *true' >/dev/null; }
 wait_for 10 writable
 show "meshgatectl user add carol --role developer   (quorum back, no restart)"
 ctln 1 user add carol --role developer

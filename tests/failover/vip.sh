@@ -62,7 +62,7 @@ echo "-- three nodes with mesh and failover: exactly one master"
 cluster_up "$PLUGINS"
 wait_for 15 one_holder || fail "not exactly one node holds the VIP: '$(holders)'"
 M=$(holders)
-has_public_vip "$M" || fail "gw$M has the mesh VIP but not the public VIP"
+wait_for 3 has_public_vip "$M" || fail "gw$M has the mesh VIP but not the public VIP"
 for i in 1 2 3; do
 	[ "$i" = "$M" ] || ! has_public_vip "$i" || fail "gw$i has the public VIP too"
 done

@@ -274,10 +274,12 @@ static int cluster_commit(struct mg_txn *txn, void *arg)
 		core_log(MG_LOG_WARN, "cluster", "write failed: %s", etcd_last_error(side->etcd));
 		atomic_store(&c->writable, 0);
 		rc = -EHOSTUNREACH;
+	} else if (rc == -E2BIG) {
+		/* refused before it was sent: the caller may split it */
+		core_log(MG_LOG_DEBUG, "cluster",
+		         "write refused: more keys in one transaction than cluster.max_txn_ops");
 	} else if (rc) {
-		core_log(MG_LOG_ERROR, "cluster", "write failed: %s",
-		         rc == -E2BIG ? "more changes in one transaction than etcd takes"
-		                      : etcd_last_error(side->etcd));
+		core_log(MG_LOG_ERROR, "cluster", "write failed: %s", etcd_last_error(side->etcd));
 	} else if (!result.succeeded) {
 		rc = -ESTALE;
 	} else {

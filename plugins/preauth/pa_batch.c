@@ -235,6 +235,9 @@ static int settle(struct pa *pa, struct pa_batch *b, size_t from, size_t to, int
 		int second = settle(pa, b, half, to, replay(pa, b, half, to));
 		return first ? first : second;
 	}
+	if (rc == -E2BIG)
+		mg_error_log(pa->ctx, "one request alone needs more keys than one etcd transaction "
+		                      "takes: raise etcd's --max-txn-ops and cluster.max_txn_ops");
 	answer(pa, b, from, to, rc);
 	return rc;
 }

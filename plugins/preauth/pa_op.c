@@ -102,6 +102,9 @@ int pa_op_commit(struct pa_op *op)
 	} else if (rc == -EHOSTUNREACH) {
 		mg_log_limited(pa->ctx, MG_LOG_WARN, "no quorum",
 		               "commit refused: the cluster has no etcd quorum");
+	} else if (rc == -E2BIG) {
+		/* a batch larger than one etcd transaction: pa_batch.c splits it */
+		mg_debug(pa->ctx, "commit too large for one etcd transaction");
 	} else if (rc) {
 		mg_error_log(pa->ctx, "commit failed: %s", strerror(-rc));
 	} else if (op->parent) {

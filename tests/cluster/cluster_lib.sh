@@ -86,7 +86,8 @@ wireguard = { interface = "${TAG}w$i"; backend = "userspace"; address = "10.0.0.
 preauth = { networks = ["10.20.0.0/24"]; };
 firewall = { roles = { $CLUSTER_ROLES }; };
 dns = { listen = ["10.0.0.1:53", "198.18.0.$i:53"]; zone = "corp.internal"; upstream = []; };
-api = { listen = "198.18.0.$i:8443"; names = ["198.18.0.$i"]; per_ip_limit = 512; threads = 8; };
+api = { listen = "198.18.0.$i:8443"; names = ["198.18.0.$i"]; per_ip_limit = 512; threads = 8;
+      head_timeout_ms = 20000; };
 ${CLUSTER_EXTRA_CONF:-}
 CONF
 	case $plugins in *'"mesh"'*)

@@ -79,9 +79,9 @@ for n in $(seq 300); do
 done >"$WORK/codes"
 [ "$(grep -c . "$WORK/codes")" = 300 ] || fail "not 300 codes"
 onboard_one() { # N CODE: redeem through gwN (any answer kept, one line)
-	ip netns exec "$CL2" curl -s --max-time 20 --cacert "$WORK/gw$1/state/ca.pem" \
+	ip netns exec "$CL2" curl -sS --max-time 20 --cacert "$WORK/gw$1/state/ca.pem" \
 		-H 'Content-Type: application/json' -d "{\"code\": \"$2\"}" \
-		"https://198.18.0.$1:8443/api/v1/redeem"
+		"https://198.18.0.$1:8443/api/v1/redeem" 2>&1 || printf ' (through gw%s)' "$1"
 	echo
 }
 export -f onboard_one

@@ -329,12 +329,6 @@ static const char *node_name(mg_ctx *ctx)
 	return *name ? name : "local"; /* a core before API 6 runs alone */
 }
 
-static int collect_record(const char *key, json_t *value, void *arg)
-{
-	json_object_set(arg, key, value);
-	return 0;
-}
-
 static json_t *ca_fingerprints(json_t *cas);
 
 /* What every node tells devices about the others, read from state. */
@@ -352,8 +346,8 @@ static void nodes_view_read(mg_ctx *ctx, struct nodes_view *v)
 	v->wg = v->dns = NULL;
 	if (mg_txn_begin(ctx, MG_TXN_READ, &txn))
 		return;
-	mg_state_foreach(ctx, txn, API_NODES_DB, NULL, collect_record, v->records);
-	mg_state_foreach(ctx, txn, API_FAILOVER_DB, NULL, collect_record, v->failover);
+	mg_state_foreach(ctx, txn, API_NODES_DB, NULL, mg_state_collect_into, v->records);
+	mg_state_foreach(ctx, txn, API_FAILOVER_DB, NULL, mg_state_collect_into, v->failover);
 	mg_state_get(ctx, txn, "wg", "server", &v->wg);
 	mg_state_get(ctx, txn, "dns_node", "server", &v->dns);
 	mg_txn_abort(ctx, txn);

@@ -215,29 +215,6 @@ static void fifo_close(mg_ctx *ctx)
 
 /* ---- keepalived's config ---- */
 
-static int collect_record(const char *key, json_t *value, void *arg)
-{
-	return json_object_set(arg, key, value) ? -ENOMEM : 0;
-}
-
-/* Every record of a database, by key (a new object), or NULL. */
-static json_t *read_all(mg_ctx *ctx, const char *db)
-{
-	json_t *all = json_object();
-	mg_txn *txn;
-	if (!all || mg_txn_begin(ctx, MG_TXN_READ, &txn)) {
-		json_decref(all);
-		return NULL;
-	}
-	int rc = mg_state_foreach(ctx, txn, db, NULL, collect_record, all);
-	mg_txn_abort(ctx, txn);
-	if (rc) {
-		json_decref(all);
-		return NULL;
-	}
-	return all;
-}
-
 /* The devices' WireGuard interface, as the wireguard plugin published it
  * (a new string), or NULL when it does not run here. */
 static char *wireguard_interface(mg_ctx *ctx)
@@ -270,7 +247,7 @@ static void wait_for(mg_ctx *ctx, const char *why)
 static char *render(mg_ctx *ctx)
 {
 	struct fo *self = ctx->self;
-	json_t *nodes = read_all(ctx, FO_DB_NODES), *record;
+	json_t *nodes = mg_state_collect(ctx, FO_DB_NODES, NULL), *record;
 	const char *name;
 	char mesh_if[IF_NAMESIZE], why[256], check[3 * PATH_MAX];
 	unsigned len;
@@ -444,7 +421,7 @@ static json_t *status(mg_ctx *ctx, const char *service, json_t *request, void *a
 	(void)arg;
 	if ((bad = mg_request_check(ctx, request, fields)))
 		return bad;
-	if (!(records = read_all(ctx, FO_DB)))
+	if (!(records = mg_state_collect(ctx, FO_DB, NULL)))
 		return mg_error("internal", "cannot read the failover records");
 	const char *active = fo_active(records);
 	json_t *reply = json_pack("{s:s, s:s?, s:s?, s:O, s:b}", "node", self->node, "state",

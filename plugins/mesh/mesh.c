@@ -344,34 +344,11 @@ static void on_wg_changed(mg_ctx *ctx, const char *topic, json_t *event, void *a
 
 /* ---- the full reconcile, at start ---- */
 
-static int collect_record(const char *key, json_t *value, void *arg)
-{
-	return json_object_set(arg, key, value) ? -ENOMEM : 0;
-}
-
-/* Every node's record, by name (a new object), or NULL. */
-static json_t *read_nodes(mg_ctx *ctx)
-{
-	json_t *nodes = json_object();
-	mg_txn *txn;
-	if (!nodes || mg_txn_begin(ctx, MG_TXN_READ, &txn)) {
-		json_decref(nodes);
-		return NULL;
-	}
-	int rc = mg_state_foreach(ctx, txn, MESH_DB_NODES, NULL, collect_record, nodes);
-	mg_txn_abort(ctx, txn);
-	if (rc) {
-		json_decref(nodes);
-		return NULL;
-	}
-	return nodes;
-}
-
 /* The interface's peers become exactly the other nodes, with their routes. */
 static int reconcile_all(mg_ctx *ctx)
 {
 	struct mesh *self = ctx->self;
-	json_t *nodes = read_nodes(ctx), *record;
+	json_t *nodes = mg_state_collect(ctx, MESH_DB_NODES, NULL), *record;
 	const char *name;
 	char err[256];
 	if (!nodes)
@@ -435,7 +412,7 @@ static json_t *node_list(mg_ctx *ctx, const char *service, json_t *request, void
 		json_decref(list);
 		return bad;
 	}
-	if (!(nodes = read_nodes(ctx))) {
+	if (!(nodes = mg_state_collect(ctx, MESH_DB_NODES, NULL))) {
 		json_decref(list);
 		return mg_error("internal", "cannot read the nodes");
 	}

@@ -301,6 +301,33 @@ static inline int mg_state_foreach(mg_ctx *ctx, mg_txn *txn, const char *db, con
 	return ctx->api->state_foreach(txn, db, prefix, fn, arg);
 }
 
+/* mg_state_foreach's callback that adds each record to the object `arg`
+ * under its key. */
+static inline int mg_state_collect_into(const char *key, json_t *value, void *arg)
+{
+	return json_object_set((json_t *)arg, key, value) ? -ENOMEM : 0;
+}
+
+/* Every record of `db` whose key starts with `prefix` (NULL: all), as one
+ * new object by key, read in a transaction of its own; NULL when it cannot
+ * be read. For small databases (a cluster's nodes), not 10,000 devices. */
+static inline json_t *mg_state_collect(mg_ctx *ctx, const char *db, const char *prefix)
+{
+	json_t *all = json_object();
+	mg_txn *txn;
+	if (!all || mg_txn_begin(ctx, MG_TXN_READ, &txn)) {
+		json_decref(all);
+		return NULL;
+	}
+	int rc = mg_state_foreach(ctx, txn, db, prefix, mg_state_collect_into, all);
+	mg_txn_abort(ctx, txn);
+	if (rc) {
+		json_decref(all);
+		return NULL;
+	}
+	return all;
+}
+
 /* Answering later: inside a service handler, mg_defer() takes the request
  * out of the normal path (whatever the handler returns is dropped; return
  * NULL) and gives a token; mg_reply() answers it later, on the plugin's

@@ -576,14 +576,12 @@ static void on_shared_change(mg_ctx *ctx, const char *topic, json_t *payload, vo
 		refresh_nodes(ctx);
 }
 
-static void on_device_change(mg_ctx *ctx, const char *topic, json_t *payload, void *arg)
+static void on_device_changed(mg_ctx *ctx, const char *topic, json_t *payload, void *arg)
 {
 	struct api *self = ctx->self;
 	(void)topic;
 	(void)arg;
-	const char *key = json_string_value(json_object_get(payload, "key"));
-	if (key)
-		api_responder_device_changed(ctx, self->probe, key);
+	api_responder_device_changed(self->probe, payload);
 }
 
 static void on_policy_change(mg_ctx *ctx, const char *topic, json_t *payload, void *arg)
@@ -671,7 +669,7 @@ static int api_init(mg_ctx *ctx)
 	if (!rc)
 		rc = mg_subscribe(ctx, "state.dns_node", on_shared_change, NULL);
 	if (!rc)
-		rc = mg_subscribe(ctx, "state.devices", on_device_change, NULL);
+		rc = mg_subscribe(ctx, "device.changed", on_device_changed, NULL);
 	if (!rc)
 		rc = mg_subscribe(ctx, "state.policy", on_policy_change, NULL);
 	if (rc) {

@@ -136,18 +136,11 @@ int api_responder_load_devices(mg_ctx *ctx, struct api_responder *r)
 	return rc == -ENOENT ? 0 : rc; /* no preauth: no devices */
 }
 
-void api_responder_device_changed(mg_ctx *ctx, struct api_responder *r, const char *id)
+void api_responder_device_changed(struct api_responder *r, json_t *event)
 {
-	mg_txn *txn;
-	json_t *device = NULL;
-	if (mg_txn_begin(ctx, MG_TXN_READ, &txn))
-		return;
-	if (mg_state_get(ctx, txn, DEVICES_DB, id, &device))
-		forget_device(r, id);
-	else
-		learn_device(r, id, device);
-	mg_txn_abort(ctx, txn);
-	json_decref(device);
+	const char *id = json_string_value(json_object_get(event, "id"));
+	if (id)
+		learn_device(r, id, event); /* "deleted" or "pending": forgotten */
 }
 
 /* ---- answers ---- */

@@ -31,9 +31,11 @@ void api_responder_set_common(struct api_responder *r, json_t *common);
 /* A role's policy changed (NULL: every role's). */
 void api_responder_forget_role(struct api_responder *r, const char *role);
 
-/* Reads every device from state (at start), or one (its state event). */
+/* Reads every device from state (at start); then each device.changed
+ * event (preauth's, for this node's changes and other nodes') carries the
+ * members that matter, so the device is not read again. */
 int api_responder_load_devices(mg_ctx *ctx, struct api_responder *r);
-void api_responder_device_changed(mg_ctx *ctx, struct api_responder *r, const char *id);
+void api_responder_device_changed(struct api_responder *r, json_t *event);
 
 /* Probes answered and dropped (not a probe, not a device) so far. */
 void api_responder_counts(const struct api_responder *r, unsigned long *answered,

@@ -225,12 +225,14 @@ static void responder_answers_devices_only(void **state)
 	/* not a device (yet): no answer */
 	int dev = device_socket("127.0.0.2", port);
 	assert_int_equal(probe(m, dev, &a), -1);
-	json_t *device = json_pack("{s:s, s:s, s:s}", "address", "127.0.0.2/32", "role", "dev",
-	                           "state", "pending");
-	assert_int_equal(mg_mock_state_put(m, "preauth", "devices", "d1", device), 0);
+	/* devices as preauth announces them (device.changed, the record's
+	 * members that matter) */
+	json_t *device = json_pack("{s:s, s:s, s:s, s:s}", "id", "d1", "address", "127.0.0.2/32",
+	                           "role", "dev", "state", "pending");
+	assert_int_equal(mg_mock_publish(m, "device.changed", device), 0);
 	assert_int_equal(probe(m, dev, &a), -1); /* pending: no tunnel yet */
 	json_object_set_new(device, "state", json_string("active"));
-	assert_int_equal(mg_mock_state_put(m, "preauth", "devices", "d1", device), 0);
+	assert_int_equal(mg_mock_publish(m, "device.changed", device), 0);
 	assert_int_equal(probe(m, dev, &a), 0);
 	assert_string_equal(a.node, "gw1");
 	assert_string_equal(a.active, "");
@@ -277,7 +279,8 @@ static void responder_answers_devices_only(void **state)
 	assert_true(b.epoch == a.epoch);
 
 	/* the device is deleted (on another node): no more answers */
-	assert_int_equal(mg_mock_state_remote(m, "devices", "d1", NULL), 0);
+	json_object_set_new(device, "state", json_string("deleted"));
+	assert_int_equal(mg_mock_publish(m, "device.changed", device), 0);
 	assert_int_equal(probe(m, dev, &b), -1);
 	close(dev);
 	json_decref(device);

@@ -235,11 +235,10 @@ static int create_interface(const struct cl_tunnel_opts *o, const struct wg_back
 	return 0;
 }
 
-/* The server of p as the interface's one peer (any other removed): 0, a
- * negative errno of the backend (message in msg), or ENDPOINT_FAILED with
- * err set. */
 #define ENDPOINT_FAILED 1
-/* The server's peer as the profile has it; its allowed IPs in ips. */
+
+/* The server's peer as the profile has it, its allowed IPs in ips: 0, or
+ * ENDPOINT_FAILED with err set. */
 static int server_peer(const struct cl_profile *p, struct wg_peer *peer,
                        struct wg_allowed_ip ips[CL_MAX_ALLOWED_IPS], struct cl_err *err)
 {
@@ -256,6 +255,9 @@ static int server_peer(const struct cl_profile *p, struct wg_peer *peer,
 	return 0;
 }
 
+/* The server of p as the interface's one peer (any other removed): 0, a
+ * negative errno of the backend (message in msg), or ENDPOINT_FAILED with
+ * err set. */
 static int set_server_peer(const struct cl_tunnel_opts *o, const struct wg_backend *be,
                            const struct cl_profile *p, char *msg, size_t msglen, struct cl_err *err)
 {
@@ -634,24 +636,17 @@ int cl_tunnel_switch(const struct cl_tunnel_opts *o, const struct cl_profile *p,
 	char msg[256] = "";
 	if (state_load(o, &s) || select_backend(*s.backend ? s.backend : o->backend, &be, err))
 		return cl_fail(err, CL_EXIT_NOT_FOUND, "%s is not up", o->ifname);
-	/* the same allowed IPs as the peer it replaces, as they are now */
+	/* the same allowed IPs as the peer it replaces, as they are now (the
+	 * profile's when the interface has no single peer) */
+	struct wg_allowed_ip ips[CL_MAX_ALLOWED_IPS];
 	struct wg_device *dev = NULL;
-	struct wg_peer peer = {0};
-	if (wg_device_get(be, o->ifname, &dev, msg, sizeof(msg)) || dev->n_peers != 1) {
-		wg_device_free(dev);
-		int rc = set_server_peer(o, be, p, msg, sizeof(msg), err);
-		if (rc == ENDPOINT_FAILED)
-			return -1;
-		return rc ? cl_fail(err, CL_EXIT_TUNNEL, "cannot set %s's peer: %s", o->ifname,
-		                    *msg ? msg : strerror(-rc))
-		          : 0;
+	struct wg_peer peer;
+	int rc = server_peer(p, &peer, ips, err);
+	if (!rc && !wg_device_get(be, o->ifname, &dev, msg, sizeof(msg)) && dev->n_peers == 1) {
+		peer.allowed_ips = dev->peers[0].allowed_ips;
+		peer.n_allowed_ips = dev->peers[0].n_allowed_ips;
 	}
-	memcpy(peer.public_key, p->server_public_key, WG_KEY_LEN);
-	peer.flags = WG_PEER_HAS_KEEPALIVE | WG_PEER_REPLACE_ALLOWED;
-	peer.persistent_keepalive = (uint16_t)p->keepalive;
-	peer.allowed_ips = dev->peers[0].allowed_ips;
-	peer.n_allowed_ips = dev->peers[0].n_allowed_ips;
-	int rc = resolve_endpoint(&p->endpoint, &peer.endpoint, err) ? ENDPOINT_FAILED : 0;
+	msg[0] = '\0';
 	if (!rc)
 		rc = wg_peers_reconcile(be, o->ifname, &peer, 1, NULL, msg, sizeof(msg));
 	wg_device_free(dev);

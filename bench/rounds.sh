@@ -14,6 +14,19 @@ figure() {
 				name, med, unit, v[1], v[NR], med ? 100 * (v[NR] - v[1]) / med : 0, NR
 		}'
 }
+# tail_figure NAME UNIT VALUES...: p50, p99 (nearest rank, as table_row
+# with p99) and max, for figures whose tail is the point (an outage)
+tail_figure() {
+	local name=$1 unit=$2
+	shift 2
+	printf '%s\n' "$@" | sort -g | awk -v name="$name" -v unit="$unit" '
+		{ v[NR] = $1 }
+		END {
+			k = int(0.99 * NR); if (k < 0.99 * NR) k++
+			printf "  %-48s p50 %7.0f  p99 %7.0f  max %7.0f %s over %d rounds\n",
+				name, v[int((NR + 1) / 2)], v[k], v[NR], unit, NR
+		}'
+}
 # table_row WHAT UNIT BASELINE "OURS..." "BARE..." [p99]: one row of
 # bench/run-all.sh's table, as table_row in rounds.h (medians, the median of
 # the per-round ratios, the larger spread of the two); with p99, the two

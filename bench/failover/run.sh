@@ -193,18 +193,6 @@ for r in $(seq "$rounds"); do
 	settle
 done
 
-# tail NAME UNIT VALUES...: p50, p99 (nearest rank) and max
-tail_figure() {
-	local name=$1 unit=$2
-	shift 2
-	printf '%s\n' "$@" | sort -g | awk -v name="$name" -v unit="$unit" '
-		{ v[NR] = $1 }
-		END {
-			k = int(0.99 * NR); if (k < 0.99 * NR) k++
-			printf "  %-48s p50 %7.0f  p99 %7.0f  max %7.0f %s over %d rounds\n",
-				name, v[int((NR + 1) / 2)], v[k], v[NR], unit, NR
-		}'
-}
 echo
 echo "machine: $(nproc) CPUs, load average $(cut -d" " -f1-3 /proc/loadavg) at the end"
 if [ ${#ours_crash[@]} -gt 0 ]; then

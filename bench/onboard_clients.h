@@ -50,27 +50,45 @@ static double cpu_seconds(int who)
 	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+/* CPU seconds (utime + stime) in a /proc .../stat file; 0 if unreadable. */
+static double stat_cpu_seconds(const char *path)
+{
+	char line[1024];
+	unsigned long utime = 0, stime = 0;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	/* the fields after the command's closing parenthesis: utime is 14th */
+	char *end = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+	if (end)
+		sscanf(end + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+		       &stime);
+	fclose(f);
+	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The one line of a /proc .../comm file into out ("?" if unreadable). */
+static void read_comm(const char *path, char *out, size_t size)
+{
+	FILE *f = fopen(path, "r");
+	snprintf(out, size, "?");
+	if (f) {
+		if (fgets(out, (int)size, f))
+			out[strcspn(out, "\n")] = '\0';
+		fclose(f);
+	}
+}
+
 /* CPU seconds of the processes in `pids` (comma-separated), from /proc. */
 static double processes_cpu(const char *pids)
 {
 	double total = 0;
-	long hz = sysconf(_SC_CLK_TCK);
 	char list[256];
 	snprintf(list, sizeof(list), "%s", pids);
 	for (char *save, *pid = strtok_r(list, ",", &save); pid; pid = strtok_r(NULL, ",", &save)) {
-		char path[64], line[1024];
+		char path[64];
 		snprintf(path, sizeof(path), "/proc/%s/stat", pid);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		unsigned long utime = 0, stime = 0;
-		/* the fields after the command's closing parenthesis: utime is 14th */
-		char *end = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
-		if (end)
-			sscanf(end + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-			       &utime, &stime);
-		fclose(f);
-		total += (double)(utime + stime) / (double)hz;
+		total += stat_cpu_seconds(path);
 	}
 	return total;
 }
@@ -81,45 +99,25 @@ static double processes_cpu(const char *pids)
  * after, acc holds what each kind of thread spent in between. */
 static void threads_cpu(const char *pids, json_t *acc, int sign)
 {
-	long hz = sysconf(_SC_CLK_TCK);
 	char list[256];
 	snprintf(list, sizeof(list), "%s", pids);
 	for (char *save, *pid = strtok_r(list, ",", &save); pid; pid = strtok_r(NULL, ",", &save)) {
-		char path[128], process[32] = "?", line[1024];
+		char path[128], process[32];
 		snprintf(path, sizeof(path), "/proc/%s/comm", pid);
-		FILE *f = fopen(path, "r");
-		if (f) {
-			if (fgets(process, sizeof(process), f))
-				process[strcspn(process, "\n")] = '\0';
-			fclose(f);
-		}
+		read_comm(path, process, sizeof(process));
 		snprintf(path, sizeof(path), "/proc/%s/task", pid);
 		DIR *tasks = opendir(path);
 		for (struct dirent *t; tasks && (t = readdir(tasks));) {
-			char thread[32] = "?", name[80];
-			unsigned long utime = 0, stime = 0;
+			char thread[32], name[80];
 			if (t->d_name[0] == '.')
 				continue;
 			snprintf(path, sizeof(path), "/proc/%s/task/%s/comm", pid, t->d_name);
-			if ((f = fopen(path, "r"))) {
-				if (fgets(thread, sizeof(thread), f))
-					thread[strcspn(thread, "\n")] = '\0';
-				fclose(f);
-			}
+			read_comm(path, thread, sizeof(thread));
 			snprintf(path, sizeof(path), "/proc/%s/task/%s/stat", pid, t->d_name);
-			if (!(f = fopen(path, "r")))
-				continue;
-			char *end = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
-			if (end)
-				sscanf(end + 2,
-				       "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-				       &utime, &stime);
-			fclose(f);
 			snprintf(name, sizeof(name), "%s/%s", process, thread);
 			double was = json_real_value(json_object_get(acc, name));
-			json_object_set_new(
-			    acc, name,
-			    json_real(was + sign * (double)(utime + stime) / (double)hz));
+			json_object_set_new(acc, name,
+			                    json_real(was + sign * stat_cpu_seconds(path)));
 		}
 		if (tasks)
 			closedir(tasks);

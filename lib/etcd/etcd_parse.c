@@ -432,7 +432,12 @@ static int gather_events(struct etcd_watch_stream *stream, const json_t *list, i
 		                      sizeof(stream->err))))
 			break;
 		stream->n_events++;
-		if (event->kv.mod_revision < seen || event->kv.mod_revision > header_rev)
+		/* every change has a revision: without one the events could not
+		 * be ordered, nor the watch resumed after them */
+		if (event->kv.mod_revision <= 0)
+			rc = bad(stream->err, sizeof(stream->err),
+			         "a watch event without its revision");
+		else if (event->kv.mod_revision < seen || event->kv.mod_revision > header_rev)
 			rc = bad(stream->err, sizeof(stream->err), "watch events out of order");
 		seen = event->kv.mod_revision;
 	}

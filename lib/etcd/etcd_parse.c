@@ -424,7 +424,8 @@ static int gather_events(struct etcd_watch_stream *stream, const json_t *list, i
 		stream->cap_events = cap;
 	}
 	size_t before = stream->n_events;
-	int64_t seen = before ? stream->events[before - 1].kv.mod_revision : 0;
+	/* what the piece delivers so far: gathered events or a progress notice */
+	int64_t seen = stream->seen;
 	int rc = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct etcd_event *event = &stream->events[stream->n_events];

@@ -36,7 +36,8 @@ static int on_events(const struct etcd_event *events, size_t n, int64_t revision
 		if (events[i].type != ETCD_OP_PUT && events[i].type != ETCD_OP_DELETE)
 			abort();
 	}
-	if (n > 0 && revision != events[n - 1].kv.mod_revision)
+	/* the revision reached: the last event's, or a later progress notice's */
+	if (revision <= 0 || (n > 0 && revision < events[n - 1].kv.mod_revision))
 		abort();
 	*last = revision;
 	return 0;

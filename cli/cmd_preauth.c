@@ -31,14 +31,24 @@ static int simple(struct ctl *ctl, const char *service, json_t *request, const c
 	return 0;
 }
 
+/* The end of a user's access: a time, or "unlimited". */
+static void format_access(json_t *until, char *out, size_t len)
+{
+	if (json_is_integer(until))
+		format_time(until, out, len);
+	else
+		snprintf(out, len, "unlimited");
+}
+
 static void print_code(json_t *reply)
 {
-	char expires[64];
+	char expires[64], access[64];
 	format_time(json_object_get(reply, "expires_at"), expires, sizeof(expires));
-	printf("user %s (%s)\ncode %s\nexpires %s\n\nOn the device: meshgate up --server "
-	       "https://GATEWAY:PORT --ca ca.pem %s\n",
+	format_access(json_object_get(reply, "access_until"), access, sizeof(access));
+	printf("user %s (%s)\ncode %s\nexpires %s\naccess %s\n\nOn the device: meshgate up "
+	       "--server https://GATEWAY:PORT --ca ca.pem %s\n",
 	       ctl_str(reply, "user"), ctl_str(reply, "role"), ctl_str(reply, "code"), expires,
-	       ctl_str(reply, "code"));
+	       access, ctl_str(reply, "code"));
 }
 
 /* user add and code add: both ask for a code and print it (request taken). */
@@ -61,10 +71,14 @@ static int user_add(struct ctl *ctl, int argc, char **argv)
 {
 	const char *role = ctl_take_option(&argc, argv, "--role");
 	const char *expires = ctl_take_option(&argc, argv, "--expires");
+	const char *until = ctl_take_option(&argc, argv, "--access-until");
 	if (argc != 1 || !role)
-		return ctl_fail("usage: meshgatectl user add NAME --role ROLE [--expires 24h]");
-	return request_code(ctl, "preauth.user.add",
-	                    json_pack("{s:s, s:s}", "name", argv[0], "role", role), expires);
+		return ctl_fail("usage: meshgatectl user add NAME --role ROLE [--expires 24h] "
+		                "[--access-until TIME]");
+	json_t *request = json_pack("{s:s, s:s}", "name", argv[0], "role", role);
+	if (until) /* checked by preauth: RFC 3339, in the future */
+		json_object_set_new(request, "access_until", json_string(until));
+	return request_code(ctl, "preauth.user.add", request, expires);
 }
 
 static int code_add(struct ctl *ctl, int argc, char **argv)
@@ -85,14 +99,18 @@ static int user_list(struct ctl *ctl, int argc, char **argv)
 	if (ctl_call(ctl, "preauth.user.list", NULL, &reply))
 		return 1;
 	if (!ctl->json) {
-		printf("%-24s %-12s %-8s %s\n", "USER", "ROLE", "DEVICES", "CREATED");
+		printf("%-24s %-12s %-8s %-21s %s\n", "USER", "ROLE", "DEVICES", "CREATED",
+		       "ACCESS UNTIL");
 		json_array_foreach(json_object_get(reply, "users"), i, u)
 		{
-			char created[64];
+			char created[64], access[64];
 			format_time(json_object_get(u, "created_at"), created, sizeof(created));
-			printf("%-24s %-12s %-8lld %s\n", ctl_str(u, "name"), ctl_str(u, "role"),
+			format_access(json_object_get(u, "access_until"), access, sizeof(access));
+			printf("%-24s %-12s %-8lld %-21s %s%s\n", ctl_str(u, "name"),
+			       ctl_str(u, "role"),
 			       (long long)json_integer_value(json_object_get(u, "devices")),
-			       created);
+			       created, access,
+			       !strcmp(ctl_str(u, "access"), "expired") ? " (ended)" : "");
 		}
 	}
 	json_decref(reply);
@@ -112,6 +130,28 @@ static int user_set_role(struct ctl *ctl, int argc, char **argv)
 		return ctl_fail("usage: meshgatectl user set-role NAME ROLE");
 	return simple(ctl, "preauth.user.set_role",
 	              json_pack("{s:s, s:s}", "name", argv[0], "role", argv[1]), "role changed");
+}
+
+static int user_set_access(struct ctl *ctl, int argc, char **argv)
+{
+	json_t *reply;
+	char access[64];
+	if (argc != 2)
+		return ctl_fail("usage: meshgatectl user set-access NAME TIME|never");
+	json_t *request = json_pack("{s:s, s:s}", "name", argv[0], "until", argv[1]);
+	int rc = ctl_call(ctl, "preauth.user.set_access", request, &reply);
+	json_decref(request);
+	if (rc)
+		return 1;
+	if (!ctl->json) {
+		format_access(json_object_get(reply, "access_until"), access, sizeof(access));
+		printf("access of %s: %s%s (%lld devices %s)\n", ctl_str(reply, "name"), access,
+		       !strcmp(ctl_str(reply, "access"), "expired") ? ", ended" : "",
+		       (long long)json_integer_value(json_object_get(reply, "devices")),
+		       !strcmp(ctl_str(reply, "access"), "expired") ? "expired" : "active again");
+	}
+	json_decref(reply);
+	return 0;
 }
 
 static int code_revoke(struct ctl *ctl, int argc, char **argv)
@@ -172,10 +212,13 @@ static int device_del(struct ctl *ctl, int argc, char **argv)
 }
 
 const struct ctl_command ctl_preauth_commands[] = {
-    {"user add", "user add NAME --role ROLE [--expires 24h]", user_add},
+    {"user add", "user add NAME --role ROLE [--expires 24h] [--access-until TIME]", user_add},
     {"user list", "user list", user_list},
     {"user del", "user del NAME", user_del},
     {"user set-role", "user set-role NAME ROLE", user_set_role},
+    {"user set-access",
+     "user set-access NAME TIME|never   (TIME: RFC 3339, e.g. 2026-12-31T18:00Z or +01:00)",
+     user_set_access},
     {"code add", "code add USER [--expires 24h]", code_add},
     {"code revoke", "code revoke CODE", code_revoke},
     {"device list", "device list [--user NAME]", device_list},

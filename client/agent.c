@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "follow.h"
 #include "probe.h"
 #include "wg.h"
@@ -59,6 +60,7 @@ struct agent {
 	} last_switch;
 	char *written; /* the status file's text as last written */
 	long long status_at;
+	struct cl_access access; /* why the tunnel is silent, when access ended */
 };
 
 static long long mono_ms(void)
@@ -136,9 +138,10 @@ static json_t *status_json(const struct agent *a)
 	        ? json_pack("{s:I, s:s, s:s, s:s}", "at", (json_int_t)a->last_switch.at, "from",
 	                    a->last_switch.from, "to", a->last_switch.to, "why", a->last_switch.why)
 	        : json_null();
-	return json_pack("{s:i, s:s, s:s, s:s, s:o, s:o}", "pid", (int)getpid(), "gateway",
+	return json_pack("{s:i, s:s, s:s, s:s, s:o, s:o, s:o}", "pid", (int)getpid(), "gateway",
 	                 a->current >= 0 ? current_name(a) : endpoint, "node", a->node, "active",
-	                 a->active, "candidates", cands, "last_switch", last);
+	                 a->active, "candidates", cands, "last_switch", last, "access",
+	                 cl_access_json(&a->access));
 }
 
 static void write_status(struct agent *a)
@@ -219,6 +222,9 @@ static void on_silence(struct agent *a)
 		a->cand[a->current].misses = a->misses;
 		a->cand[a->current].failed_at = mono_ms();
 	}
+	/* access ended: no node will answer; hold still */
+	if (cl_access_on_silence(&a->access, &a->p, a->o->config_path))
+		return;
 	if (a->p.nodes.n_gateways < 2)
 		return; /* nowhere else to go: WireGuard keeps trying */
 	snprintf(why, sizeof(why), "no answer from %s for %d probes",
@@ -246,6 +252,7 @@ static void on_answer(struct agent *a, const struct probe_answer *ans, long rtt)
 	a->answered = true;
 	a->misses = 0;
 	a->miss_limit = MISS_LIMIT;
+	cl_access_on_answer(&a->access);
 	if (a->current < 0)
 		a->current = gateway_index(&a->p, ans->node);
 	if (a->current >= 0) {
@@ -382,7 +389,7 @@ static void agent_loop(struct agent *a)
 				on_silence(a);
 			a->answered = false;
 			send_probe(a);
-			next_probe = now + PROBE_MS;
+			next_probe = now + (a->access.expired ? CL_ACCESS_PROBE_MS : PROBE_MS);
 		}
 		if (a->next_sync >= 0 && now >= a->next_sync && a->epoch != a->wanted_epoch &&
 		    a->wanted_epoch)
@@ -432,6 +439,7 @@ int cl_agent_run(const struct cl_agent_opts *o)
 		       a->p.nodes.n_gateways == 1 ? "" : "s", PROBE_MS);
 		fflush(stdout);
 		agent_loop(a);
+		cl_access_stop(&a->access);
 		close(a->fd);
 		agent_path(&o->tun, "json", path, sizeof(path));
 		unlink(path);

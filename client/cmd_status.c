@@ -54,6 +54,9 @@ static void agent_text(const struct cl_args *a)
 		printf("  last switch: %ld seconds ago, %s -> %s: %s\n", ago < 0 ? 0 : ago,
 		       text_of(sw, "from", "?"), text_of(sw, "to", "?"), text_of(sw, "why", ""));
 	}
+	json_t *access = json_object_get(agent, "access");
+	if (!strcmp(text_of(access, "state", ""), "expired"))
+		printf("  access: expired: %s\n", text_of(access, "message", ""));
 	json_decref(agent);
 }
 
@@ -106,6 +109,7 @@ static void add_gateways(const struct cl_args *a, const struct cl_profile *p, bo
 		json_object_set(o, "gateway", json_object_get(agent, "gateway"));
 		json_object_set(o, "candidates", json_object_get(agent, "candidates"));
 		json_object_set(o, "last_switch", json_object_get(agent, "last_switch"));
+		json_object_set(o, "access", json_object_get(agent, "access"));
 		json_object_set_new(o, "agent",
 		                    json_pack("{s:O}", "pid", json_object_get(agent, "pid")));
 		json_decref(agent);

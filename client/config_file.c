@@ -17,6 +17,7 @@ void cl_profile_from_reply(struct cl_profile *p, const char *server_url,
 	memset(p, 0, sizeof(*p));
 	snprintf(p->server_url, sizeof(p->server_url), "%s", server_url ? server_url : "");
 	memcpy(p->device_id, r->device_id, sizeof(p->device_id));
+	memcpy(p->register_token, r->register_token, sizeof(p->register_token));
 	memcpy(p->private_key, private_key, CL_KEY_LEN);
 	p->address = r->address;
 	memcpy(p->dns, r->dns, sizeof(p->dns));
@@ -51,6 +52,8 @@ static void render_to(FILE *f, const struct cl_profile *p, bool with_meta)
 			fprintf(f, "# MeshgateServer = %s\n", p->server_url);
 		if (*p->device_id)
 			fprintf(f, "# MeshgateDeviceId = %s\n", p->device_id);
+		if (*p->register_token)
+			fprintf(f, "# MeshgateToken = %s\n", p->register_token);
 		if (*p->vpn_api)
 			fprintf(f, "# MeshgateVpnApi = %s\n", p->vpn_api);
 		if (*p->pin)
@@ -199,7 +202,11 @@ static int parse_meta(char *line, struct cl_profile *p)
 		snprintf(p->server_url, sizeof(p->server_url), "%s", value);
 	else if (!strcmp(key, "MeshgateDeviceId"))
 		snprintf(p->device_id, sizeof(p->device_id), "%s", value);
-	else if (!strcmp(key, "MeshgateVpnApi")) {
+	else if (!strcmp(key, "MeshgateToken")) {
+		if (strlen(value) >= sizeof(p->register_token))
+			return -EINVAL;
+		snprintf(p->register_token, sizeof(p->register_token), "%s", value);
+	} else if (!strcmp(key, "MeshgateVpnApi")) {
 		struct cl_endpoint e;
 		if (cl_vpn_api_parse(value, &e) || strlen(value) >= sizeof(p->vpn_api))
 			return -EINVAL;

@@ -18,6 +18,9 @@
 struct cl_profile {
 	char server_url[CL_URL_MAX]; /* "" in an exported config */
 	char device_id[CL_DEVICE_ID_MAX];
+	/* the token of the enrolment: the agent registers again with it to
+	 * learn whether the device's access has ended (access.h) */
+	char register_token[CL_REGISTER_TOKEN_MAX];
 	/* Meshgate's own, for `meshgate sync` (none in an exported config):
 	 * the API inside the tunnel and the trust given at enrolment, a pin
 	 * or a CA file (a name without '/' is in the config's folder); both

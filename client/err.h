@@ -7,16 +7,17 @@
 
 enum cl_exit {
 	CL_EXIT_OK = 0,
-	CL_EXIT_FAILURE = 1,      /* a local failure: files, permissions, keys */
-	CL_EXIT_USAGE = 2,        /* bad command line */
-	CL_EXIT_TLS = 3,          /* the server's identity could not be verified */
-	CL_EXIT_SERVER = 4,       /* server unreachable, server error, malformed reply */
-	CL_EXIT_CODE_INVALID = 5, /* unknown code or a request the server rejected */
-	CL_EXIT_CODE_USED = 6,    /* the code was already redeemed */
-	CL_EXIT_CODE_EXPIRED = 7, /* the code expired or was revoked */
-	CL_EXIT_RATE_LIMITED = 8, /* too many attempts: try again later */
-	CL_EXIT_TUNNEL = 9,       /* the tunnel could not be set up or no handshake */
-	CL_EXIT_NOT_FOUND = 10,   /* down/status: no such meshgate interface */
+	CL_EXIT_FAILURE = 1,         /* a local failure: files, permissions, keys */
+	CL_EXIT_USAGE = 2,           /* bad command line */
+	CL_EXIT_TLS = 3,             /* the server's identity could not be verified */
+	CL_EXIT_SERVER = 4,          /* server unreachable, server error, malformed reply */
+	CL_EXIT_CODE_INVALID = 5,    /* unknown code or a request the server rejected */
+	CL_EXIT_CODE_USED = 6,       /* the code was already redeemed */
+	CL_EXIT_CODE_EXPIRED = 7,    /* the code expired or was revoked */
+	CL_EXIT_RATE_LIMITED = 8,    /* too many attempts: try again later */
+	CL_EXIT_TUNNEL = 9,          /* the tunnel could not be set up or no handshake */
+	CL_EXIT_NOT_FOUND = 10,      /* down/status: no such meshgate interface */
+	CL_EXIT_ACCESS_EXPIRED = 11, /* the user's access has ended (until an admin extends it) */
 };
 
 struct cl_err {

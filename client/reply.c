@@ -377,6 +377,7 @@ static const struct error_class error_classes[] = {
     {"code_revoked", 0, CL_EXIT_CODE_EXPIRED, "code revoked", false},
     {"rate_limited", 429, CL_EXIT_RATE_LIMITED, "too many attempts, try again later", false},
     {"bad_request", 400, CL_EXIT_CODE_INVALID, "request rejected", true},
+    {"access_expired", 0, CL_EXIT_ACCESS_EXPIRED, "access ended", true},
 };
 
 static const struct error_class *find_class(const char *code, long status)

@@ -89,7 +89,7 @@ static const struct {
     {"bad_request", 400},  {"unknown_code", 404},    {"not_found", 404},    {"code_used", 409},
     {"exists", 409},       {"conflict", 409},        {"code_expired", 410}, {"code_revoked", 410},
     {"rate_limited", 429}, {"unknown_service", 503}, {"timeout", 504},      {"forbidden", 403},
-    {"unavailable", 503},
+    {"unavailable", 503},  {"access_expired", 403},
 };
 
 unsigned api_http_status(const char *error_code)

@@ -90,6 +90,16 @@ static json_t *device_at(struct pa *pa, mg_txn *txn, uint32_t addr, json_t **rep
 	json_decref(lease);
 	const char *state = json_string_value(json_object_get(device, "state"));
 	const char *address = json_string_value(json_object_get(device, "address"));
+	json_t *user;
+	const char *name = json_string_value(json_object_get(device, "user"));
+	if (state && !strcmp(state, "expired") && name &&
+	    !mg_state_get(pa->ctx, txn, PA_DB_USERS, name, &user)) {
+		/* the device is told why it has no tunnel any more */
+		*reply = pa_access_expired_error(name, user);
+		json_decref(user);
+		json_decref(device);
+		return NULL;
+	}
 	if (!state || strcmp(state, "active") || !address || pa_ip_parse(address, 1, &recorded) ||
 	    recorded != addr) {
 		/* pending devices have no tunnel yet; disabled ones are no peers */

@@ -143,6 +143,8 @@ static json_t *usable_code(struct pa_op *op, const char *hash, json_t **code, js
 	const char *name = json_string_value(json_object_get(*code, "user"));
 	if (!name || mg_state_get(ctx, op->txn, PA_DB_USERS, name, user))
 		return mg_error("code_revoked", "the user of this code no longer exists");
+	if (pa_access_ended(op->pa, *user))
+		return pa_access_expired_error(name, *user);
 	return NULL;
 }
 
@@ -361,6 +363,9 @@ static json_t *check_registration(struct pa *pa, json_t *device, const char *id,
 		                      address ? address : "none");
 	if (state && !strcmp(state, "disabled"))
 		return mg_error("conflict", "device %s is disabled", id);
+	if (state && !strcmp(state, "expired"))
+		return mg_error("access_expired", "the access of the user of device %s has ended",
+		                id);
 	if (state && !strcmp(state, "active")) {
 		if (current && !strcmp(current, key)) {
 			*done = 1; /* a retry after a lost reply: same answer */
@@ -377,6 +382,21 @@ static json_t *check_registration(struct pa *pa, json_t *device, const char *id,
 	if (owner && strcmp(owner, id))
 		return mg_error("conflict", "this public key belongs to another device");
 	return NULL;
+}
+
+/* The access_expired reply when the access of the device's user has
+ * ended: a device asks again with its token, and learns why its tunnel
+ * stopped (the client's agent does, docs/client.md). */
+static json_t *access_ended(struct pa_op *op, json_t *device)
+{
+	const char *name = json_string_value(json_object_get(device, "user"));
+	json_t *user, *reply = NULL;
+	if (!name || mg_state_get(op->pa->ctx, op->txn, PA_DB_USERS, name, &user))
+		return NULL;
+	if (pa_access_ended(op->pa, user))
+		reply = pa_access_expired_error(name, user);
+	json_decref(user);
+	return reply;
 }
 
 static json_t *register_device(struct pa *pa, json_t *request)
@@ -419,7 +439,7 @@ static json_t *register_device(struct pa *pa, json_t *request)
 	if (!pa_token_matches(pa_str(request, "register_token"),
 	                      json_string_value(json_object_get(device, "token_hash"))))
 		reply = not_registrable();
-	else
+	else if (!(reply = access_ended(&op, device)))
 		reply = check_registration(pa, device, id, key, addr, &done);
 	if (!reply && !done) {
 		json_object_set_new(device, "state", json_string("active"));
@@ -560,6 +580,8 @@ static json_t *device_change(struct pa *pa, json_t *request, enum device_action 
 	} else if (pending) {
 		reply =
 		    mg_error("conflict", "device %s has not registered yet: delete it instead", id);
+	} else if (action == ENABLE && (reply = access_ended(&op, device))) {
+		/* extended with `meshgatectl user set-access`, it is active again */
 	} else if (state && strcmp(state, next)) {
 		json_object_set_new(device, "state", json_string(next));
 		rc = mg_state_put(ctx, op.txn, PA_DB_DEVICES, id, device);

@@ -287,6 +287,7 @@ static int index_user(const char *key, json_t *user, void *arg)
 	json_t *role = json_object_get(user, "role");
 	json_object_set_new(pa->users, key,
 	                    json_is_string(role) ? json_incref(role) : json_string(""));
+	pa_access_track(pa, key, user);
 	return 0;
 }
 
@@ -328,6 +329,7 @@ int pa_cache_load(struct pa *pa)
 	json_object_clear(pa->pending);
 	json_object_clear(pa->devices);
 	json_object_clear(pa->users);
+	pa_access_clear(pa);
 	rc = mg_state_foreach(pa->ctx, txn, PA_DB_DEVICES, NULL, index_device, pa);
 	if (!rc)
 		rc = mg_state_foreach(pa->ctx, txn, PA_DB_USERS, NULL, index_user, pa);

@@ -79,12 +79,14 @@ void pa_remote_user(mg_ctx *ctx, const char *topic, json_t *event, void *arg)
 		                    json_is_string(role) ? json_incref(role) : json_string(""));
 		payload = json_pack("{s:s, s:O, s:s}", "name", name, "role",
 		                    json_object_get(pa->users, name), "state", "active");
+		pa_access_track(pa, name, user); /* its deadline, if it has one */
 		json_decref(user);
 	} else if (rc == -ENOENT) {
 		json_t *role = json_object_get(pa->users, name);
 		payload = json_pack("{s:s, s:s, s:s}", "name", name, "role",
 		                    role ? json_string_value(role) : "", "state", "deleted");
 		json_object_del(pa->users, name);
+		pa_access_forget(pa, name);
 	} else {
 		mg_error_log(ctx, "cannot read user %s changed by another node: %s", name,
 		             strerror(-rc));

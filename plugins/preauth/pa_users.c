@@ -69,11 +69,25 @@ static int issue_code(struct pa_op *op, const char *user, uint64_t ttl_ms, char 
 	return rc;
 }
 
+/* "access_until" of a request: *until 0 when absent (no limit). */
+static json_t *access_until(json_t *request, const char *field, json_int_t *until)
+{
+	char err[256];
+	const char *text = pa_str(request, field);
+	*until = 0;
+	if (!text)
+		return NULL;
+	if (pa_time_parse(text, until, err, sizeof(err)))
+		return mg_field_error(field, "%s: %s", field, err);
+	return NULL;
+}
+
 static json_t *user_add(struct pa *pa, json_t *request)
 {
 	static const struct mg_field fields[] = {{"name", MG_FIELD_STRING, 1, 1, PA_NAME_MAX},
 	                                         {"role", MG_FIELD_STRING, 1, 1, PA_NAME_MAX},
 	                                         {"expires", MG_FIELD_STRING, 0, 1, 16},
+	                                         {"access_until", MG_FIELD_STRING, 0, 1, 40},
 	                                         {0}};
 	mg_ctx *ctx = pa->ctx;
 	struct pa_op op;
@@ -89,6 +103,18 @@ static json_t *user_add(struct pa *pa, json_t *request)
 		return unknown_role(pa, role);
 	if ((error = code_ttl(pa, request, &ttl_ms)))
 		return error;
+	json_int_t until;
+	if ((error = access_until(request, "access_until", &until)))
+		return error;
+	if (until && until <= (json_int_t)pa_now_s(pa)) {
+		char when[32];
+		pa_access_time_text(until, when, sizeof(when));
+		return mg_field_error(
+		    "access_until",
+		    "access_until %s is in the past: a new user's access must end "
+		    "later",
+		    when);
+	}
 
 	/* batched like redeems: a script adding many users at once shares
 	 * the durable commits */
@@ -105,22 +131,33 @@ static json_t *user_add(struct pa *pa, json_t *request)
 	json_int_t expires_at;
 	json_t *user = json_pack("{s:s, s:s, s:I}", "name", name, "role", role, "created_at",
 	                         (json_int_t)pa_now_s(pa));
+	if (until)
+		json_object_set_new(user, "access_until", json_integer(until));
 	rc = mg_state_put(ctx, op.txn, PA_DB_USERS, name, user);
-	json_decref(user);
 	if (!rc)
 		rc = issue_code(&op, name, ttl_ms, code, &expires_at);
 	if (rc) {
+		json_decref(user);
 		pa_op_abort(&op);
 		pa_batch_settle(pa);
 		return internal(pa, "cannot write the user", rc);
 	}
 	pa_op_user_changed(&op, name, role, "active");
-	if ((rc = pa_op_commit(&op)))
+	if ((rc = pa_op_commit(&op))) {
+		json_decref(user);
 		return internal(pa, "cannot commit the user", rc);
+	}
+	/* tracked before the batch is durable: should it fail, the firing
+	 * finds no such user and does nothing */
+	pa_access_track(pa, name, user);
+	json_decref(user);
 	mg_info(ctx, "user %s added (role %s), code valid until %lld", name, role,
 	        (long long)expires_at);
-	return pa_batch_reply(pa, json_pack("{s:s, s:s, s:s, s:I}", "user", name, "role", role,
-	                                    "code", code, "expires_at", expires_at));
+	json_t *reply = json_pack("{s:s, s:s, s:s, s:I}", "user", name, "role", role, "code", code,
+	                          "expires_at", expires_at);
+	if (until)
+		json_object_set_new(reply, "access_until", json_integer(until));
+	return pa_batch_reply(pa, reply);
 }
 
 json_t *pa_user_add(mg_ctx *ctx, const char *service, json_t *request, void *arg)
@@ -190,16 +227,22 @@ static int count_device(const char *key, json_t *device, void *arg)
 struct listing {
 	json_t *counts;
 	json_t *users;
+	json_int_t now;
 };
 
 static int list_user(const char *key, json_t *user, void *arg)
 {
 	struct listing *l = arg;
+	json_t *until = json_object_get(user, "access_until");
 	json_array_append_new(l->users,
-	                      json_pack("{s:s, s:O?, s:O?, s:I}", "name", key, "role",
+	                      json_pack("{s:s, s:O?, s:O?, s:I, s:O?, s:s}", "name", key, "role",
 	                                json_object_get(user, "role"), "created_at",
 	                                json_object_get(user, "created_at"), "devices",
-	                                json_integer_value(json_object_get(l->counts, key))));
+	                                json_integer_value(json_object_get(l->counts, key)),
+	                                "access_until", until, "access",
+	                                !until                                ? "unlimited"
+	                                : json_integer_value(until) <= l->now ? "expired"
+	                                                                      : "until"));
 	return 0;
 }
 
@@ -219,6 +262,7 @@ json_t *pa_user_list(mg_ctx *ctx, const char *service, json_t *request, void *ar
 		return internal(pa, "cannot begin a transaction", rc);
 	l.counts = json_object();
 	l.users = json_array();
+	l.now = (json_int_t)pa_now_s(pa);
 	rc = mg_state_foreach(ctx, txn, PA_DB_DEVICES, NULL, count_device, l.counts);
 	if (!rc)
 		rc = mg_state_foreach(ctx, txn, PA_DB_USERS, NULL, list_user, &l);
@@ -325,6 +369,7 @@ json_t *pa_user_del(mg_ctx *ctx, const char *service, json_t *request, void *arg
 	json_decref(user);
 	if ((rc = pa_op_commit(&op)))
 		return internal(pa, "cannot commit the deletion", rc);
+	pa_access_forget(pa, name);
 	mg_info(ctx, "user %s deleted with %d devices, %d codes revoked", name, devices, codes);
 	return json_pack("{s:s, s:i, s:i}", "name", name, "devices_deleted", devices,
 	                 "codes_revoked", codes);
@@ -384,6 +429,71 @@ json_t *pa_user_set_role(mg_ctx *ctx, const char *service, json_t *request, void
 		return internal(pa, "cannot commit the role", rc);
 	mg_info(ctx, "user %s now has role %s (%d devices)", name, role, n);
 	return json_pack("{s:s, s:s, s:i}", "name", name, "role", role, "devices", n);
+}
+
+/* A new end of a user's access, or none ("never"), in one transaction with
+ * its effect on the devices: a time already past expires the active ones
+ * at once, a later one (or never) makes the expired ones active again.
+ * Devices an operator disabled stay disabled either way. */
+json_t *pa_user_set_access(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	static const struct mg_field fields[] = {{"name", MG_FIELD_STRING, 1, 1, PA_NAME_MAX},
+	                                         {"until", MG_FIELD_STRING, 1, 1, 40},
+	                                         {0}};
+	struct pa *pa = arg;
+	struct pa_op op;
+	json_t *error, *user;
+	json_int_t until = 0;
+	int changed = 0;
+	(void)service;
+
+	if ((error = mg_request_check(pa->ctx, request, fields)))
+		return error;
+	const char *name = pa_str(request, "name");
+	if (!pa_name_valid(name))
+		return bad_name("name", name);
+	if (strcmp(pa_str(request, "until"), "never") &&
+	    (error = access_until(request, "until", &until)))
+		return error;
+	int rc = pa_op_begin_alone(pa, &op);
+	if (rc)
+		return internal(pa, "cannot begin a transaction", rc);
+	if (mg_state_get(ctx, op.txn, PA_DB_USERS, name, &user)) {
+		pa_op_abort(&op);
+		return mg_error("not_found", "no user '%s'", name);
+	}
+	if (until)
+		json_object_set_new(user, "access_until", json_integer(until));
+	else
+		json_object_del(user, "access_until");
+	int ended = pa_access_ended(pa, user);
+	rc = mg_state_put(ctx, op.txn, PA_DB_USERS, name, user);
+	if (!rc)
+		rc = pa_access_devices(&op, name, ended, &changed);
+	if (rc) {
+		json_decref(user);
+		pa_op_abort(&op);
+		return internal(pa, "cannot change the access", rc);
+	}
+	pa_op_user_changed(&op, name, json_string_value(json_object_get(user, "role")), "active");
+	if ((rc = pa_op_commit(&op))) {
+		json_decref(user);
+		return internal(pa, "cannot commit the access", rc);
+	}
+	pa_access_track(pa, name, user);
+	json_decref(user);
+	char when[32] = "never";
+	if (until)
+		pa_access_time_text(until, when, sizeof(when));
+	mg_info(ctx, "access of user %s now ends %s%s (%d devices %s)", name, until ? "at " : "",
+	        when, changed, ended ? "expired" : "active again");
+	json_t *reply = json_pack("{s:s, s:s, s:i}", "name", name, "access",
+	                          ended   ? "expired"
+	                          : until ? "until"
+	                                  : "unlimited",
+	                          "devices", changed);
+	json_object_set_new(reply, "access_until", until ? json_integer(until) : json_null());
+	return reply;
 }
 
 json_t *pa_code_revoke(mg_ctx *ctx, const char *service, json_t *request, void *arg)

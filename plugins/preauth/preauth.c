@@ -71,6 +71,7 @@ static const struct {
     {"preauth.user.list", pa_user_list, READ},
     {"preauth.user.del", pa_user_del, ALONE},
     {"preauth.user.set_role", pa_user_set_role, ALONE},
+    {"preauth.user.set_access", pa_user_set_access, ALONE},
     {"preauth.code.add", pa_code_add, ALONE},
     {"preauth.code.revoke", pa_code_revoke, ALONE},
     {"preauth.redeem", pa_redeem, BATCHED},
@@ -227,6 +228,7 @@ static void pa_free(struct pa *pa)
 	json_decref(pa->pending);
 	json_decref(pa->devices);
 	json_decref(pa->users);
+	pa_access_free(pa->access);
 	pa_ipam_free(pa->ipam);
 	pa_guard_free(pa->guard);
 	free(pa);
@@ -252,7 +254,8 @@ static int preauth_init(mg_ctx *ctx)
 	pa->devices = json_object();
 	pa->users = json_object();
 	pa->guard = pa_guard_new(&pa->cfg.failures, mg_now_ms(ctx));
-	if (!pa->keys || !pa->pending || !pa->devices || !pa->users || !pa->guard)
+	pa->access = pa_access_new();
+	if (!pa->keys || !pa->pending || !pa->devices || !pa->users || !pa->guard || !pa->access)
 		rc = -ENOMEM;
 	for (size_t i = 0; !rc && i < N_SERVICES; i++)
 		if ((rc = mg_service_add(ctx, services[i].name,

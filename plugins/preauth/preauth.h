@@ -43,6 +43,7 @@ struct pa_limiter;
 struct pa_guard;
 struct pa_batch;
 struct pa_pending;
+struct pa_access;
 struct pa;
 
 /* How often one request runs when its commit loses races to other nodes
@@ -75,14 +76,15 @@ struct pa {
 	mg_ctx *ctx;
 	struct pa_settings cfg;
 	/* Caches of state, rebuilt at init; the databases stay the truth. */
-	struct pa_ipam *ipam;   /* NULL until wg/server is known */
-	json_t *keys;           /* public key -> device id: the conflict check */
-	json_t *pending;        /* device id -> expires_at (ms): what the reaper watches */
-	json_t *devices;        /* device id -> its last device.changed payload */
-	json_t *users;          /* user name -> role: what a deletion announces */
-	struct pa_guard *guard; /* failed redeems and registers */
-	struct pa_batch *batch; /* open group commit, or NULL */
-	pa_txn_fn running;      /* the batched service running now, and its request */
+	struct pa_ipam *ipam;     /* NULL until wg/server is known */
+	json_t *keys;             /* public key -> device id: the conflict check */
+	json_t *pending;          /* device id -> expires_at (ms): what the reaper watches */
+	json_t *devices;          /* device id -> its last device.changed payload */
+	json_t *users;            /* user name -> role: what a deletion announces */
+	struct pa_access *access; /* the deadlines of time-limited users (pa_access.c) */
+	struct pa_guard *guard;   /* failed redeems and registers */
+	struct pa_batch *batch;   /* open group commit, or NULL */
+	pa_txn_fn running;        /* the batched service running now, and its request */
 	json_t *running_request;
 	struct pa_pending *replaying; /* the request of a lost batch run again, or NULL */
 	bool told_split;              /* the operator was told that batches exceed max_txn_ops */
@@ -294,6 +296,31 @@ int pa_batch_flush(struct pa *pa);
 json_t *pa_device_dns(struct pa *pa, mg_txn *txn);
 json_t *pa_device_networks(struct pa *pa, mg_txn *txn, json_t *server, const char *role);
 
+/* ---- time-limited access (pa_access.c) ---- */
+
+struct pa_access *pa_access_new(void);
+void pa_access_free(struct pa_access *a);
+/* The deadline of a user record ("access_until", unix seconds) into the
+ * index, or out of it when it has none; the timer follows. O(log n). */
+void pa_access_track(struct pa *pa, const char *name, json_t *user);
+void pa_access_forget(struct pa *pa, const char *name);
+/* Empties the index (before it is read again from the users db). */
+void pa_access_clear(struct pa *pa);
+/* 1 when the user record's access has ended. */
+int pa_access_ended(struct pa *pa, json_t *user);
+/* {"error": "access_expired", "message": ..., "access_until": seconds}:
+ * what a device or code of a user whose access has ended is told. */
+json_t *pa_access_expired_error(const char *name, json_t *user);
+/* The devices of `name`: "active" ones become "expired" (ended), or
+ * "expired" ones "active" again (not ended); others keep their state.
+ * *changed counts them. */
+int pa_access_devices(struct pa_op *op, const char *name, int ended, int *changed);
+/* RFC 3339 in UTC or with an offset, to the minute or second
+ * ("2026-12-31T18:00Z") -> unix seconds. -EINVAL with a message. */
+int pa_time_parse(const char *text, json_int_t *seconds, char *err, size_t errlen);
+/* "2026-12-31T18:00:00Z" */
+void pa_access_time_text(json_int_t seconds, char *out, size_t len);
+
 /* ---- services ---- */
 
 json_t *pa_user_add(mg_ctx *ctx, const char *service, json_t *request, void *arg);
@@ -301,6 +328,7 @@ json_t *pa_code_add(mg_ctx *ctx, const char *service, json_t *request, void *arg
 json_t *pa_user_list(mg_ctx *ctx, const char *service, json_t *request, void *arg);
 json_t *pa_user_del(mg_ctx *ctx, const char *service, json_t *request, void *arg);
 json_t *pa_user_set_role(mg_ctx *ctx, const char *service, json_t *request, void *arg);
+json_t *pa_user_set_access(mg_ctx *ctx, const char *service, json_t *request, void *arg);
 json_t *pa_code_revoke(mg_ctx *ctx, const char *service, json_t *request, void *arg);
 json_t *pa_redeem(mg_ctx *ctx, const char *service, json_t *request, void *arg);
 json_t *pa_register(mg_ctx *ctx, const char *service, json_t *request, void *arg);

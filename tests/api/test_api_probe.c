@@ -298,6 +298,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(probe_round_trip_and_malformed),
 	    cmocka_unit_test(active_is_the_newest_master),
 	    cmocka_unit_test(gateways_list_nodes_with_a_wireguard_side),
+	    cmocka_unit_test(gateways_carry_every_uplink),
 	    cmocka_unit_test(responder_answers_devices_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -538,10 +538,10 @@ static const struct mg_setting mw_link_settings[] = {
 };
 
 static const struct mg_setting mw_settings[] = {
-    {"links", MG_SETTING_LIST, NULL,
+    {"links", MG_SETTING_LIST, "()",
      "The uplinks, 1 to 8: ( { interface = \"wan1\"; gateway = \"198.18.1.254\"; check = "
      "\"198.18.0.1\"; priority = 1; }, ... ).",
-     mw_link_settings, 1},
+     mw_link_settings, 0},
     {"interval_ms", MG_SETTING_INT, "200",
      "A probe per link this often (20 to 60000); one unanswered by the next is lost.", NULL, 0},
     {"fall", MG_SETTING_INT, "3", "Probes lost in a row before an up link is down (1 to 100).",

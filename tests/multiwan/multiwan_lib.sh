@@ -64,6 +64,8 @@ wireguard = { interface = "$WG_IF"; backend = "userspace"; address = "10.0.0.1/2
               endpoint = "198.18.1.1:51820"; };
 preauth = { networks = ["10.0.0.0/24"]; };
 api = { listen = "0.0.0.0:8443"; names = ["198.18.1.1", "198.18.2.1"]; };
+CONF
+	[ "${MULTIWAN:-1}" = 1 ] && cat >>"$GW_DIR/meshgated.conf" <<CONF
 multiwan = {
   links = ( { interface = "$W1"; gateway = "198.18.1.254"; check = "198.18.100.1"; priority = 1; },
             { interface = "$W2"; gateway = "198.18.2.254"; check = "198.18.100.1"; priority = 2; } );
@@ -112,20 +114,25 @@ wan1_back() {
 }
 
 # ping_start NAME / ping_gap NAME: pings every 10 ms through the tunnel,
-# then the longest time between two answers, in seconds ("inf": none)
+# then the longest time without an answer, in seconds, from the start to
+# the stop (a silence that lasts until the stop counts)
 ping_start() {
+	PING_T0=$(date +%s.%N)
 	ip netns exec "$CL" ping -D -n -i 0.01 -W 1 10.0.0.1 >"$WORK/$1.ping" 2>&1 &
 	PING_PID=$!
 	bg_track $PING_PID
 	sleep 0.5
 }
 ping_gap() {
+	local t1
+	t1=$(date +%s.%N)
 	kill "$PING_PID" 2>/dev/null || true
 	wait "$PING_PID" 2>/dev/null || true
-	python3 - "$WORK/$1.ping" <<'PY'
+	python3 - "$WORK/$1.ping" "$PING_T0" "$t1" <<'PY'
 import re, sys
 times = [float(m.group(1)) for m in re.finditer(r"^\[(\d+\.\d+)\] \d+ bytes from", open(sys.argv[1]).read(), re.M)]
-print("%.3f" % max(b - a for a, b in zip(times, times[1:])) if len(times) > 1 else "inf")
+times = [float(sys.argv[2])] + times + [float(sys.argv[3])]
+print("%.3f" % max(b - a for a, b in zip(times, times[1:])))
 PY
 }
 gap_ok() { python3 -c "import sys; sys.exit(0 if float('$1') <= float('$2') else 1)"; }

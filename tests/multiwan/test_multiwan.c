@@ -380,9 +380,10 @@ static void test_failover_and_failback(void **state)
 	assert_string_equal(json_string_value(json_object_get(reply, "active")), "wan1");
 	json_decref(reply);
 	/* it takes no arguments */
-	assert_int_not_equal(
-	    mg_mock_request(e.mock, "multiwan.list", json_pack("{s:i}", "x", 1), &reply), 0);
+	json_t *bad = json_pack("{s:i}", "x", 1);
+	assert_int_not_equal(mg_mock_request(e.mock, "multiwan.list", bad, &reply), 0);
 	json_decref(reply);
+	json_decref(bad);
 
 	mg_mock_stop(e.mock);
 	assert_false(e.fake.links[0].routed || e.fake.links[1].routed);

@@ -18,6 +18,7 @@
 #include "access.h"
 #include "follow.h"
 #include "probe.h"
+#include "wan.h"
 #include "wg.h"
 
 #define PROBE_MS 100
@@ -51,6 +52,7 @@ struct agent {
 	unsigned next_nonce;
 	bool answered; /* since the last probe */
 	int misses, miss_limit;
+	unsigned endpoints_tried; /* the node's uplinks tried since its last answer (wan.h) */
 	char node[CL_NODE_NAME_MAX], active[CL_NODE_NAME_MAX];
 	uint64_t epoch, wanted_epoch;
 	long long next_sync;
@@ -174,14 +176,17 @@ json_t *cl_agent_status(const struct cl_tunnel_opts *tun)
 
 /* ---- switching ---- */
 
-static void switch_to(struct agent *a, int to, const char *why)
+/* To node `to` at `endpoint` (NULL: its best one). */
+static void switch_to(struct agent *a, int to, const struct cl_endpoint *endpoint, const char *why)
 {
 	struct cl_err err = {0};
 	const struct cl_gateway *g = &a->p.nodes.gateways[to];
 	char from[CL_NODE_NAME_MAX];
 	snprintf(from, sizeof(from), "%s", current_name(a));
+	if (to != a->current)
+		a->endpoints_tried = 0;
 	memcpy(a->p.server_public_key, g->public_key, CL_KEY_LEN);
-	a->p.endpoint = g->endpoint;
+	a->p.endpoint = endpoint ? *endpoint : g->endpoint;
 	if (cl_tunnel_switch(&a->o->tun, &a->p, &err)) {
 		fprintf(stderr, "meshgate: cannot switch to %s: %s\n", g->name, err.msg);
 		return;
@@ -217,7 +222,7 @@ static int next_candidate(const struct agent *a)
 
 static void on_silence(struct agent *a)
 {
-	char why[256];
+	char why[256], endpoint[CL_ENDPOINT_STRLEN];
 	if (a->current >= 0) {
 		a->cand[a->current].misses = a->misses;
 		a->cand[a->current].failed_at = mono_ms();
@@ -225,11 +230,22 @@ static void on_silence(struct agent *a)
 	/* access ended: no node will answer; hold still */
 	if (cl_access_on_silence(&a->access, &a->p, a->o->config_path))
 		return;
-	if (a->p.nodes.n_gateways < 2)
-		return; /* nowhere else to go: WireGuard keeps trying */
 	snprintf(why, sizeof(why), "no answer from %s for %d probes",
 	         *current_name(a) ? current_name(a) : "the node", a->misses);
-	switch_to(a, next_candidate(a), why);
+	/* the same node through another of its uplinks first (wan.h) */
+	const struct cl_endpoint *uplink =
+	    a->current >= 0 ? cl_wan_fallback(&a->p.nodes.gateways[a->current], &a->p.endpoint,
+	                                      &a->endpoints_tried, a->p.nodes.n_gateways > 1)
+	                    : NULL;
+	if (uplink) {
+		cl_endpoint_format(uplink, endpoint, sizeof(endpoint));
+		snprintf(why + strlen(why), sizeof(why) - strlen(why), ": its uplink %s", endpoint);
+		switch_to(a, a->current, uplink, why);
+		return;
+	}
+	if (a->p.nodes.n_gateways < 2)
+		return; /* nowhere else to go: WireGuard keeps trying */
+	switch_to(a, next_candidate(a), NULL, why);
 }
 
 /* ---- probes ---- */
@@ -251,6 +267,7 @@ static void on_answer(struct agent *a, const struct probe_answer *ans, long rtt)
 	char why[300];
 	a->answered = true;
 	a->misses = 0;
+	a->endpoints_tried = 0;
 	a->miss_limit = MISS_LIMIT;
 	cl_access_on_answer(&a->access);
 	if (a->current < 0)
@@ -273,7 +290,7 @@ static void on_answer(struct agent *a, const struct probe_answer *ans, long rtt)
 	    (!a->cand[active].failed_at ||
 	     mono_ms() - a->cand[active].failed_at > FAILED_HOLD_MS)) {
 		snprintf(why, sizeof(why), "%s says the active node is %s", ans->node, ans->active);
-		switch_to(a, active, why);
+		switch_to(a, active, NULL, why);
 	}
 }
 
@@ -312,13 +329,32 @@ static int reload_profile(struct agent *a)
 	return 0;
 }
 
+/* The node's best uplink changed on the gateway's side: go there. */
+static void follow_best_uplink(struct agent *a, const struct cl_gateway *before)
+{
+	char why[300], endpoint[CL_ENDPOINT_STRLEN];
+	if (!before || a->current < 0 || strcmp(before->name, current_name(a)))
+		return;
+	const struct cl_endpoint *best =
+	    cl_wan_follow(before, &a->p.nodes.gateways[a->current], &a->p.endpoint);
+	if (!best)
+		return;
+	cl_endpoint_format(best, endpoint, sizeof(endpoint));
+	snprintf(why, sizeof(why), "%s's best uplink is now %s", current_name(a), endpoint);
+	switch_to(a, a->current, best, why);
+}
+
 static void sync_config(struct agent *a)
 {
 	struct cl_follow_opts fo = {a->o->tun, a->o->config_path, SYNC_TIMEOUT_S, a->o->stop};
 	struct cl_follow_result *res = calloc(1, sizeof(*res));
 	struct cl_err err = {0};
+	struct cl_gateway before;
+	int node = a->current;
 	if (!res)
 		return;
+	if (node >= 0)
+		before = a->p.nodes.gateways[node];
 	if (cl_follow_sync(&fo, res, &err)) {
 		fprintf(stderr, "meshgate: %s: the config epoch changed, but: %s (trying again)\n",
 		        a->o->tun.ifname, err.msg);
@@ -328,6 +364,7 @@ static void sync_config(struct agent *a)
 		a->next_sync = -1;
 		cl_follow_print(stdout, a->o->tun.ifname, res, false);
 		reload_profile(a);
+		follow_best_uplink(a, node >= 0 ? &before : NULL);
 	}
 	fflush(stdout);
 	fflush(stderr);

@@ -65,7 +65,12 @@ static void render_to(FILE *f, const struct cl_profile *p, bool with_meta)
 			sodium_bin2base64(key, sizeof(key), g->public_key, CL_KEY_LEN,
 			                  sodium_base64_VARIANT_ORIGINAL);
 			cl_endpoint_format(&g->endpoint, endpoint, sizeof(endpoint));
-			fprintf(f, "# MeshgateGateway = %s %s %s\n", g->name, key, endpoint);
+			fprintf(f, "# MeshgateGateway = %s %s %s", g->name, key, endpoint);
+			for (size_t j = 1; j < g->n_endpoints; j++) {
+				cl_endpoint_format(&g->endpoints[j], endpoint, sizeof(endpoint));
+				fprintf(f, " %s", endpoint);
+			}
+			fputc('\n', f);
 		}
 		if (p->nodes.has_probe) {
 			cl_endpoint_format(&p->nodes.probe, endpoint, sizeof(endpoint));
@@ -175,18 +180,26 @@ struct parse_state {
 	bool have_key, have_address, have_peer_key, have_endpoint;
 };
 
-/* "NAME KEY ENDPOINT" */
+/* "NAME KEY ENDPOINT [ENDPOINT...]": the node's best endpoint, then those
+ * of its other uplinks */
 static int parse_gateway(char *value, struct cl_nodes *nodes)
 {
 	char *save = NULL, *name = strtok_r(value, " \t", &save);
 	char *key = strtok_r(NULL, " \t", &save), *endpoint = strtok_r(NULL, " \t", &save);
-	if (nodes->n_gateways == CL_MAX_GATEWAYS || !endpoint || strtok_r(NULL, " \t", &save) ||
-	    !cl_node_name_valid(name))
+	if (nodes->n_gateways == CL_MAX_GATEWAYS || !endpoint || !cl_node_name_valid(name))
 		return -EINVAL;
 	struct cl_gateway *g = &nodes->gateways[nodes->n_gateways];
 	snprintf(g->name, sizeof(g->name), "%s", name);
 	if (cl_key_from_base64(key, g->public_key) || cl_endpoint_parse(endpoint, &g->endpoint))
 		return -EINVAL;
+	g->endpoints[0] = g->endpoint;
+	g->n_endpoints = 1;
+	while ((endpoint = strtok_r(NULL, " \t", &save))) {
+		struct cl_endpoint e;
+		if (g->n_endpoints == CL_MAX_ENDPOINTS || cl_endpoint_parse(endpoint, &e))
+			return -EINVAL;
+		cl_gateway_add_endpoint(g, &e);
+	}
 	nodes->n_gateways++;
 	return 0;
 }

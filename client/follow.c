@@ -94,9 +94,12 @@ bool cl_nodes_same(const struct cl_nodes *a, const struct cl_nodes *b)
 		const struct cl_gateway *x = &a->gateways[i], *y = &b->gateways[i];
 		/* "active" is not saved: the probe tells it */
 		if (strcmp(x->name, y->name) || memcmp(x->public_key, y->public_key, CL_KEY_LEN) ||
-		    strcmp(x->endpoint.host, y->endpoint.host) ||
-		    x->endpoint.port != y->endpoint.port)
+		    !cl_endpoint_equal(&x->endpoint, &y->endpoint) ||
+		    x->n_endpoints != y->n_endpoints)
 			return false;
+		for (size_t j = 0; j < x->n_endpoints; j++)
+			if (!cl_endpoint_equal(&x->endpoints[j], &y->endpoints[j]))
+				return false;
 	}
 	return true;
 }

@@ -165,6 +165,11 @@ int cl_endpoint_format(const struct cl_endpoint *e, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENOSPC : 0;
 }
 
+bool cl_endpoint_equal(const struct cl_endpoint *a, const struct cl_endpoint *b)
+{
+	return a->port == b->port && !strcmp(a->host, b->host);
+}
+
 int cl_vpn_api_parse(const char *text, struct cl_endpoint *out)
 {
 	static const char scheme[] = "https://";

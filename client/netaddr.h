@@ -40,6 +40,7 @@ bool cl_hostname_valid(const char *name);
 /* "HOST:PORT" or "[V6]:PORT", port 1..65535. Returns 0 or -EINVAL. */
 int cl_endpoint_parse(const char *text, struct cl_endpoint *out);
 int cl_endpoint_format(const struct cl_endpoint *e, char *buf, size_t size);
+bool cl_endpoint_equal(const struct cl_endpoint *a, const struct cl_endpoint *b);
 
 /* The API's address inside the tunnel, as the gateway tells it:
  * "https://IP:PORT" or "https://[IPV6]:PORT", an IP literal and nothing

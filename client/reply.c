@@ -237,6 +237,15 @@ static bool name_char(char c)
 	return c > 0x20 && c < 0x7f;
 }
 
+void cl_gateway_add_endpoint(struct cl_gateway *g, const struct cl_endpoint *e)
+{
+	for (size_t i = 0; i < g->n_endpoints; i++)
+		if (cl_endpoint_equal(&g->endpoints[i], e))
+			return;
+	if (g->n_endpoints < CL_MAX_ENDPOINTS)
+		g->endpoints[g->n_endpoints++] = *e;
+}
+
 bool cl_node_name_valid(const char *name)
 {
 	size_t n = strlen(name);
@@ -246,6 +255,30 @@ bool cl_node_name_valid(const char *name)
 		if (!name_char(name[i]))
 			return false;
 	return true;
+}
+
+/* A node's uplinks ("endpoints", optional): after its "endpoint", each
+ * one not listed yet. */
+static int get_endpoints(json_t *item, struct cl_gateway *g, struct cl_err *err)
+{
+	json_t *list = json_object_get(item, "endpoints"), *e;
+	size_t i;
+	g->endpoints[0] = g->endpoint;
+	g->n_endpoints = 1;
+	if (!list || json_is_null(list))
+		return 0;
+	if (!json_is_array(list) || json_array_size(list) > CL_MAX_ENDPOINTS)
+		return bad_field(err, "gateways",
+		                 "an entry's endpoints is not an array of at most 8");
+	json_array_foreach(list, i, e)
+	{
+		const char *text = json_string_value(e);
+		struct cl_endpoint ep;
+		if (!text || cl_endpoint_parse(text, &ep))
+			return bad_field(err, "gateways", "an entry's endpoints are not HOST:PORT");
+		cl_gateway_add_endpoint(g, &ep);
+	}
+	return 0;
 }
 
 static int get_gateway(json_t *item, struct cl_gateway *g, struct cl_err *err)
@@ -263,7 +296,7 @@ static int get_gateway(json_t *item, struct cl_gateway *g, struct cl_err *err)
 	if (active && !json_is_boolean(active))
 		return bad_field(err, "gateways", "an entry's active is not a boolean");
 	g->active = json_is_true(active);
-	return 0;
+	return get_endpoints(item, g, err);
 }
 
 /* "gateways" and "probe" are optional: the gateway nodes and where the

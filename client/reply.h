@@ -21,12 +21,17 @@
 #define CL_ROLE_MAX           64
 #define CL_MAX_GATEWAYS       16
 #define CL_NODE_NAME_MAX      128 /* a cluster node's name: 127 printable characters */
+#define CL_MAX_ENDPOINTS      8   /* a node's uplinks (docs/multiwan.md) */
 
 /* A gateway node the device may use: its WireGuard side ("gateways"). */
 struct cl_gateway {
 	char name[CL_NODE_NAME_MAX];
 	uint8_t public_key[CL_KEY_LEN];
 	struct cl_endpoint endpoint;
+	/* every endpoint of the node, best first: endpoint, then those of its
+	 * other uplinks ("endpoints", optional), each once */
+	struct cl_endpoint endpoints[CL_MAX_ENDPOINTS];
+	size_t n_endpoints;
 	bool active; /* the node the gateways say devices should use */
 };
 
@@ -88,6 +93,9 @@ int cl_config_reply_decode(const char *body, size_t len, struct cl_config_reply 
  * Always returns -1. */
 int cl_error_reply_decode(const char *what, long http_status, const char *body, size_t len,
                           struct cl_err *err);
+
+/* Adds e to g's endpoints unless it is there or the list is full. */
+void cl_gateway_add_endpoint(struct cl_gateway *g, const struct cl_endpoint *e);
 
 /* Is `name` a node name (1..127 printable ASCII characters, no space)? */
 bool cl_node_name_valid(const char *name);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 #include <libmnl/libmnl.h>
+#include <linux/fib_rules.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
@@ -243,8 +244,8 @@ int nl_addr_del(const char *ifname, const char *prefix)
 	return addr_change(RTM_DELADDR, 0, ifname, prefix);
 }
 
-static int route_change(uint16_t type, uint16_t flags, const char *dst, const char *ifname,
-                        const char *gateway)
+static int route_change(uint16_t type, uint16_t flags, unsigned table, const char *dst,
+                        const char *ifname, const char *gateway)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = put_header(buf, type, flags);
@@ -260,7 +261,7 @@ static int route_change(uint16_t type, uint16_t flags, const char *dst, const ch
 		return -EINVAL;
 	rtm->rtm_family = (uint8_t)p.family;
 	rtm->rtm_dst_len = p.len;
-	rtm->rtm_table = RT_TABLE_MAIN;
+	rtm->rtm_table = table < 256 ? (uint8_t)table : RT_TABLE_UNSPEC;
 	rtm->rtm_protocol = RTPROT_STATIC;
 	rtm->rtm_type = RTN_UNICAST;
 	/* like ip(8): a deletion matches any scope; an added route without
@@ -271,6 +272,8 @@ static int route_change(uint16_t type, uint16_t flags, const char *dst, const ch
 		rtm->rtm_scope = gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
 	if (p.len)
 		mnl_attr_put(nlh, RTA_DST, prefix_bytes(p.family), &p.addr);
+	if (table >= 256)
+		mnl_attr_put_u32(nlh, RTA_TABLE, table);
 	mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)idx);
 	if (gateway)
 		mnl_attr_put(nlh, RTA_GATEWAY, prefix_bytes(gw.family), &gw.addr);
@@ -279,12 +282,60 @@ static int route_change(uint16_t type, uint16_t flags, const char *dst, const ch
 
 int nl_route_add(const char *dst, const char *ifname, const char *gateway)
 {
-	return route_change(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, dst, ifname, gateway);
+	return route_change(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, RT_TABLE_MAIN, dst, ifname,
+	                    gateway);
 }
 
 int nl_route_del(const char *dst, const char *ifname, const char *gateway)
 {
-	return route_change(RTM_DELROUTE, 0, dst, ifname, gateway);
+	return route_change(RTM_DELROUTE, 0, RT_TABLE_MAIN, dst, ifname, gateway);
+}
+
+int nl_route_replace_in(unsigned table, const char *dst, const char *ifname, const char *gateway)
+{
+	if (!table)
+		return -EINVAL;
+	return route_change(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, table, dst, ifname,
+	                    gateway);
+}
+
+int nl_route_del_in(unsigned table, const char *dst, const char *ifname, const char *gateway)
+{
+	if (!table)
+		return -EINVAL;
+	return route_change(RTM_DELROUTE, 0, table, dst, ifname, gateway);
+}
+
+/* --- policy rules ---------------------------------------------------------- */
+
+static int rule_change(uint16_t type, uint16_t flags, const char *from, unsigned table,
+                       unsigned priority)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = put_header(buf, type, flags);
+	struct fib_rule_hdr *frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
+	struct nl_prefix p;
+
+	if (!table || nl_prefix_parse(&p, from))
+		return -EINVAL;
+	frh->family = (uint8_t)p.family;
+	frh->src_len = p.len;
+	frh->action = FR_ACT_TO_TBL;
+	frh->table = table < 256 ? (uint8_t)table : RT_TABLE_UNSPEC;
+	mnl_attr_put(nlh, FRA_SRC, prefix_bytes(p.family), &p.addr);
+	mnl_attr_put_u32(nlh, FRA_TABLE, table);
+	mnl_attr_put_u32(nlh, FRA_PRIORITY, priority);
+	return nl_talk(nlh, NULL, NULL);
+}
+
+int nl_rule_add(const char *from, unsigned table, unsigned priority)
+{
+	return rule_change(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, from, table, priority);
+}
+
+int nl_rule_del(const char *from, unsigned table, unsigned priority)
+{
+	return rule_change(RTM_DELRULE, 0, from, table, priority);
 }
 
 /* --- which interface routes a subnet -------------------------------------- */

@@ -44,6 +44,16 @@ int nl_addr_del(const char *ifname, const char *prefix);
 int nl_route_add(const char *dst, const char *ifname, const char *gateway);
 int nl_route_del(const char *dst, const char *ifname, const char *gateway);
 
+/* The same in routing table `table` (1..2^32-1); replace adds the route
+ * or replaces the one of the same destination and metric. */
+int nl_route_replace_in(unsigned table, const char *dst, const char *ifname, const char *gateway);
+int nl_route_del_in(unsigned table, const char *dst, const char *ifname, const char *gateway);
+
+/* A policy rule `from PREFIX lookup TABLE` at `priority` (ip rule). Adding
+ * one already there gives -EEXIST; deleting a missing one -ENOENT. */
+int nl_rule_add(const char *from, unsigned table, unsigned priority);
+int nl_rule_del(const char *from, unsigned table, unsigned priority);
+
 struct nl_route_match {
 	int ifindex;
 	char ifname[IF_NAMESIZE];

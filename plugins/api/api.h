@@ -174,17 +174,26 @@ json_t *api_cas_collect(const char *own, json_t *records);
 
 #define API_FAILOVER_DB "failover" /* the failover plugin's: node -> {"state", "since_ms", ...} */
 
+/* The multiwan plugin's record of this node (docs/multiwan.md): "endpoints",
+ * every uplink's WireGuard endpoint, best first. */
+#define API_WAN_DB        "multiwan"
+#define API_WAN_KEY       "state"
+#define API_ENDPOINTS_MAX 8
+
 /* Adds this node's client-facing WireGuard key and endpoint (wg/server's
  * "public_key" and "endpoint") to its record as "wg_public_key" and
- * "wg_endpoint"; nothing when either is missing. */
-void api_node_record_add_wg(json_t *record, json_t *wg_server);
+ * "wg_endpoint"; nothing when either is missing. With `wan` (the multiwan
+ * record, may be NULL) listing endpoints, they go in as "wg_endpoints"
+ * and the first is "wg_endpoint". */
+void api_node_record_add_wg(json_t *record, json_t *wg_server, json_t *wan);
 /* The active node of the failover records (an object: node -> record):
  * the one whose "state" is "master", the newest "since_ms" if several.
  * 0 with its name in out, or -ENOENT with out = "" (no failover plugin,
  * or no master now). */
 int api_active_node(json_t *failover, char *out, size_t len);
 /* What devices are told of every node (the "gateways" of the redeem and
- * device config answers): [{"name", "public_key", "endpoint", "active"}]
+ * device config answers): [{"name", "public_key", "endpoint", "active",
+ * "endpoints"? (a node with several uplinks: every endpoint, best first)}]
  * for each record of `records` (API_NODES_DB's, an object) that carries
  * wg_public_key and wg_endpoint; "active" is true for `active` (may be
  * NULL or ""). A new array. */

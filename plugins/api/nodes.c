@@ -82,14 +82,34 @@ json_t *api_cas_collect(const char *own, json_t *records)
 	return cas;
 }
 
-void api_node_record_add_wg(json_t *record, json_t *wg_server)
+/* `list` when it is a list of 1 to API_ENDPOINTS_MAX strings, else NULL. */
+static json_t *endpoint_list(json_t *list)
+{
+	json_t *item;
+	size_t i;
+	if (!json_is_array(list) || !json_array_size(list) ||
+	    json_array_size(list) > API_ENDPOINTS_MAX)
+		return NULL;
+	json_array_foreach(list, i, item)
+	{
+		if (!json_is_string(item))
+			return NULL;
+	}
+	return list;
+}
+
+void api_node_record_add_wg(json_t *record, json_t *wg_server, json_t *wan)
 {
 	json_t *key = json_object_get(wg_server, "public_key");
 	json_t *endpoint = json_object_get(wg_server, "endpoint");
+	json_t *endpoints = endpoint_list(json_object_get(wan, "endpoints"));
 	if (!record || !json_is_string(key) || !json_is_string(endpoint))
 		return;
 	json_object_set(record, "wg_public_key", key);
-	json_object_set(record, "wg_endpoint", endpoint);
+	/* with several uplinks the best one is where devices go first */
+	json_object_set(record, "wg_endpoint", endpoints ? json_array_get(endpoints, 0) : endpoint);
+	if (endpoints)
+		json_object_set(record, "wg_endpoints", endpoints);
 }
 
 int api_active_node(json_t *failover, char *out, size_t len)
@@ -122,9 +142,13 @@ json_t *api_gateways(json_t *records, const char *active)
 		json_t *endpoint = json_object_get(record, "wg_endpoint");
 		if (!json_is_string(key) || !json_is_string(endpoint))
 			continue; /* a node of an older version: not one to switch to */
-		json_array_append_new(out, json_pack("{s:s, s:O, s:O, s:b}", "name", node,
-		                                     "public_key", key, "endpoint", endpoint,
-		                                     "active", active && !strcmp(active, node)));
+		json_t *gateway =
+		    json_pack("{s:s, s:O, s:O, s:b}", "name", node, "public_key", key, "endpoint",
+		              endpoint, "active", active && !strcmp(active, node));
+		json_t *endpoints = endpoint_list(json_object_get(record, "wg_endpoints"));
+		if (endpoints)
+			json_object_set(gateway, "endpoints", endpoints);
+		json_array_append_new(out, gateway);
 	}
 	return out;
 }

@@ -228,6 +228,18 @@ static json_t *wg_server(mg_ctx *ctx)
 	return value;
 }
 
+/* The multiwan plugin's record (its uplinks' endpoints), or NULL. */
+static json_t *wan_record(mg_ctx *ctx)
+{
+	mg_txn *txn;
+	json_t *value = NULL;
+	if (mg_txn_begin(ctx, MG_TXN_READ, &txn))
+		return NULL;
+	mg_state_get(ctx, txn, API_WAN_DB, API_WAN_KEY, &value);
+	mg_txn_abort(ctx, txn);
+	return value;
+}
+
 static int prepare_tls(mg_ctx *ctx, const struct settings *st, struct api_tls *tls, char *why,
                        size_t len)
 {
@@ -449,9 +461,10 @@ static void publish(mg_ctx *ctx)
 	json_t *record = api_node_record(
 	    node_name(ctx), &self->tls, json_string_value(json_object_get(self->running, "listen")),
 	    api_server_vpn_api(self->server));
-	json_t *wg = wg_server(ctx);
-	api_node_record_add_wg(record, wg); /* where devices reach this node */
+	json_t *wg = wg_server(ctx), *wan = wan_record(ctx);
+	api_node_record_add_wg(record, wg, wan); /* where devices reach this node */
 	json_decref(wg);
+	json_decref(wan);
 	int rc = -ESTALE;
 	for (int i = 0; i < PUBLISH_ATTEMPTS && rc == -ESTALE; i++)
 		rc = write_record(ctx, record);
@@ -566,6 +579,18 @@ static void on_wg_change(mg_ctx *ctx, const char *topic, json_t *payload, void *
 	}
 }
 
+/* The multiwan record changed (an uplink went up or down, the default
+ * route moved): this node's endpoints changed, so its record does, and
+ * with it the epoch devices re-read their config on. */
+static void on_wan_change(mg_ctx *ctx, const char *topic, json_t *payload, void *arg)
+{
+	(void)topic;
+	(void)payload;
+	(void)arg;
+	if (((struct api *)ctx->self)->running)
+		publish(ctx);
+}
+
 /* The active node, a node's DNS: what devices are told changed. */
 static void on_shared_change(mg_ctx *ctx, const char *topic, json_t *payload, void *arg)
 {
@@ -672,6 +697,8 @@ static int api_init(mg_ctx *ctx)
 		rc = mg_subscribe(ctx, "device.changed", on_device_changed, NULL);
 	if (!rc)
 		rc = mg_subscribe(ctx, "state.policy", on_policy_change, NULL);
+	if (!rc)
+		rc = mg_subscribe(ctx, "state." API_WAN_DB, on_wan_change, NULL);
 	if (rc) {
 		api_responder_free(ctx, self->probe);
 		free(self);

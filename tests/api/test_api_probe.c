@@ -287,6 +287,40 @@ static void responder_answers_devices_only(void **state)
 	mg_mock_free(m);
 }
 
+/* A node with several uplinks (the multiwan record): every endpoint, the
+ * best one as "endpoint"; a malformed list is left out. */
+static void gateways_carry_every_uplink(void **state)
+{
+	(void)state;
+	json_t *wg = json_pack("{s:s, s:s}", "public_key", KEY1, "endpoint", "198.18.1.1:51820");
+	json_t *wan = json_pack("{s:[s, s]}", "endpoints", "198.18.2.1:51820", "198.18.1.1:51820");
+	json_t *record = json_object();
+	api_node_record_add_wg(record, wg, wan);
+	assert_string_equal(json_string_value(json_object_get(record, "wg_endpoint")),
+	                    "198.18.2.1:51820");
+	json_t *records = json_pack("{s:O}", "gw1", record);
+	json_t *g = api_gateways(records, "gw1");
+	json_t *want = json_pack("[{s:s, s:s, s:s, s:b, s:[s, s]}]", "name", "gw1", "public_key",
+	                         KEY1, "endpoint", "198.18.2.1:51820", "active", 1, "endpoints",
+	                         "198.18.2.1:51820", "198.18.1.1:51820");
+	assert_true(json_equal(g, want));
+	json_decref(g);
+	json_decref(want);
+	json_decref(records);
+	json_decref(record);
+	json_decref(wan);
+	/* not a list of strings: the plain endpoint */
+	wan = json_pack("{s:[i]}", "endpoints", 7);
+	record = json_object();
+	api_node_record_add_wg(record, wg, wan);
+	assert_string_equal(json_string_value(json_object_get(record, "wg_endpoint")),
+	                    "198.18.1.1:51820");
+	assert_null(json_object_get(record, "wg_endpoints"));
+	json_decref(record);
+	json_decref(wan);
+	json_decref(wg);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -298,6 +332,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(probe_round_trip_and_malformed),
 	    cmocka_unit_test(active_is_the_newest_master),
 	    cmocka_unit_test(gateways_list_nodes_with_a_wireguard_side),
+	    cmocka_unit_test(gateways_carry_every_uplink),
 	    cmocka_unit_test(responder_answers_devices_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,6 +27,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r.n_allowed_ips == 0 || r.n_allowed_ips > CL_MAX_ALLOWED_IPS ||
 		    strlen(r.register_token) == 0 || strlen(r.device_id) == 0)
 			__builtin_trap();
+		/* a node's endpoints: its endpoint first, at most CL_MAX_ENDPOINTS */
+		for (size_t i = 0; i < r.nodes.n_gateways; i++) {
+			const struct cl_gateway *g = &r.nodes.gateways[i];
+			if (g->n_endpoints < 1 || g->n_endpoints > CL_MAX_ENDPOINTS ||
+			    !cl_endpoint_equal(&g->endpoints[0], &g->endpoint))
+				__builtin_trap();
+		}
 	}
 	struct cl_config_reply c;
 	memset(&err, 0, sizeof(err));

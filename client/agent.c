@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "follow.h"
+#include "killswitch.h"
 #include "probe.h"
 #include "wg.h"
 
@@ -302,6 +303,7 @@ static int reload_profile(struct agent *a)
 	sodium_memzero(p, sizeof(*p));
 	free(p);
 	a->current = gateway_of_peer(&a->p);
+	cl_killswitch_follow(&a->o->tun, &a->p);
 	return 0;
 }
 

@@ -109,7 +109,13 @@ static int arm_kill_switch(const struct cl_tunnel_opts *tun, const char *config_
 	            : cl_profile_load(config_path, p, err);
 	if (!rc && p->kill_switch && (rc = cl_killswitch_apply(tun, p, err)))
 		cl_tunnel_down(tun, true, NULL);
-	else if (!rc && p->kill_switch)
+	else if (!rc && p->kill_switch && !p->nodes.has_probe && !cl_tunnel_is_full(p))
+		fprintf(stderr,
+		        "meshgate: warning: %s: the gateway tells no probe address: the kill "
+		        "switch's gate opens only while other packets come through the "
+		        "tunnel\n",
+		        tun->ifname);
+	if (!rc && p->kill_switch)
 		printf("meshgate: %s: kill switch armed (nothing leaves outside the tunnel while "
 		       "it is down)\n",
 		       tun->ifname);

@@ -17,6 +17,7 @@
 
 #include "access.h"
 #include "follow.h"
+#include "killswitch.h"
 #include "probe.h"
 #include "wan.h"
 #include "wg.h"
@@ -326,6 +327,7 @@ static int reload_profile(struct agent *a)
 	sodium_memzero(p, sizeof(*p));
 	free(p);
 	a->current = gateway_of_peer(&a->p);
+	cl_killswitch_follow(&a->o->tun, &a->p);
 	return 0;
 }
 

@@ -25,6 +25,8 @@ enum cl_option {
 	CL_OPT_FORGET = 1 << 8,
 	CL_OPT_INTERVAL = 1 << 9,
 	CL_OPT_NO_AGENT = 1 << 10,
+	CL_OPT_FULL_TUNNEL = 1 << 11,
+	CL_OPT_KILL_SWITCH = 1 << 12,
 };
 
 struct cl_command;
@@ -35,7 +37,7 @@ struct cl_args {
 	const char *server, *ca, *pin, *ifname, *config_dir, *state_dir, *name, *export_path;
 	const char *backend, *code;
 	int timeout_s, interval_s;
-	bool qr, json, forget, no_agent;
+	bool qr, json, forget, no_agent, full_tunnel, kill_switch;
 };
 
 struct cl_command {

@@ -6,6 +6,7 @@
 
 #include "agent.h"
 #include "cmd.h"
+#include "killswitch.h"
 #include "resolver.h"
 #include "tunnel.h"
 
@@ -20,9 +21,18 @@ static int run(const struct cl_args *a)
 	/* the agent first, or it would see its tunnel go and act on it */
 	if (cl_agent_stop(&tun, &err))
 		return cl_report(&err);
-	if (cl_tunnel_down(&tun, a->forget && enrolled, &err))
+	int rc = cl_tunnel_down(&tun, a->forget && enrolled, &err);
+	if (rc && err.exit_code != CL_EXIT_NOT_FOUND)
 		return cl_report(&err);
 	cl_resolver_remove(a->ifname);
+	/* last, and also when the tunnel was gone already: the device stays
+	 * blocked until nothing of the tunnel is left */
+	struct cl_err ks_err = {0};
+	if (cl_killswitch_state(a->ifname, false) != CL_KILLSWITCH_OFF &&
+	    cl_killswitch_remove(a->ifname, &ks_err))
+		return cl_report(&ks_err);
+	if (rc)
+		return cl_report(&err);
 	if (a->forget && enrolled && unlink(path))
 		return cl_fail(&err, CL_EXIT_FAILURE, "cannot remove %s: %s", path,
 		               strerror(errno)),

@@ -10,6 +10,7 @@
 
 #include "agent.h"
 #include "cmd.h"
+#include "killswitch.h"
 #include "tunnel.h"
 #include "wg.h"
 
@@ -60,6 +61,31 @@ static void agent_text(const struct cl_args *a)
 	json_decref(agent);
 }
 
+/* Split or full tunnel (as the interface is marked, else as the saved
+ * config says), and the kill switch's gate. */
+static bool is_full(const struct cl_args *a, const struct cl_profile *p, bool enrolled)
+{
+	struct cl_tunnel_opts tun = {a->ifname, a->state_dir, a->backend};
+	return cl_tunnel_fwmark(&tun) != 0 || (enrolled && cl_tunnel_is_full(p));
+}
+
+static void tunnel_mode_text(const struct cl_args *a, const struct cl_profile *p, bool enrolled)
+{
+	bool full = is_full(a, p, enrolled);
+	printf("  tunnel: %s\n  kill switch: %s\n", full ? "full" : "split",
+	       cl_killswitch_state_name(cl_killswitch_state(a->ifname, full)));
+}
+
+static void add_tunnel_mode(const struct cl_args *a, const struct cl_profile *p, bool enrolled,
+                            json_t *o)
+{
+	bool full = is_full(a, p, enrolled);
+	json_object_set_new(o, "full_tunnel", json_boolean(full));
+	json_object_set_new(
+	    o, "kill_switch",
+	    json_string(cl_killswitch_state_name(cl_killswitch_state(a->ifname, full))));
+}
+
 static void status_text(const struct cl_args *a, const struct cl_profile *p, bool enrolled,
                         const struct cl_tunnel_status *st)
 {
@@ -94,6 +120,7 @@ static void status_text(const struct cl_args *a, const struct cl_profile *p, boo
 	print_size("received", st->rx_bytes);
 	printf(", ");
 	print_size("sent\n", st->tx_bytes);
+	tunnel_mode_text(a, p, enrolled);
 	agent_text(a);
 }
 
@@ -165,6 +192,7 @@ static void status_json(const struct cl_args *a, const struct cl_profile *p, boo
 		json_object_set_new(o, "endpoint", json_string(st->endpoint));
 	else if (enrolled)
 		json_object_set_new(o, "endpoint", json_string(endpoint));
+	add_tunnel_mode(a, p, enrolled, o);
 	add_gateways(a, p, enrolled, o);
 	char *text = json_dumps(o, JSON_INDENT(2));
 	printf("%s\n", text);

@@ -10,6 +10,7 @@
 #include "cmd.h"
 #include "enroll.h"
 #include "follow.h"
+#include "killswitch.h"
 #include "resolver.h"
 #include "tunnel.h"
 
@@ -55,6 +56,10 @@ static int check(const struct cl_args *a)
 		return cl_usage_error("%s", "give --ca or --pin, not both");
 	if (a->no_agent && a->export_path)
 		return cl_usage_error("%s", "--no-agent is for a tunnel; --export makes none");
+	if (a->kill_switch && (a->export_path || a->no_agent))
+		return cl_usage_error("%s",
+		                      "--kill-switch is for a tunnel with its agent (not with "
+		                      "--export or --no-agent)");
 	if (a->qr && !a->export_path)
 		return cl_usage_error("%s", "--qr needs --export FILE");
 	if (a->name && !name_valid(a->name))
@@ -90,6 +95,34 @@ static void after_up(const struct cl_args *a, const struct cl_tunnel_opts *tun,
 		printf("meshgate: to follow the networks the gateway gives this device as they "
 		       "change, run: meshgate watch --interface %s\n",
 		       a->ifname);
+}
+
+/* The kill switch (killswitch.h) of a device that asked for one, over the
+ * saved config as the sync left it (the nodes may have changed). Without
+ * it the tunnel is taken down again: the user asked not to be left
+ * unprotected. */
+static int arm_kill_switch(const struct cl_tunnel_opts *tun, const char *config_path,
+                           struct cl_err *err)
+{
+	struct cl_profile *p = calloc(1, sizeof(*p));
+	int rc = !p ? cl_fail(err, CL_EXIT_FAILURE, "out of memory")
+	            : cl_profile_load(config_path, p, err);
+	if (!rc && p->kill_switch && (rc = cl_killswitch_apply(tun, p, err)))
+		cl_tunnel_down(tun, true, NULL);
+	else if (!rc && p->kill_switch && !p->nodes.has_probe && !cl_tunnel_is_full(p))
+		fprintf(stderr,
+		        "meshgate: warning: %s: the gateway tells no probe address: the kill "
+		        "switch's gate opens only while other packets come through the "
+		        "tunnel\n",
+		        tun->ifname);
+	if (!rc && p->kill_switch)
+		printf("meshgate: %s: kill switch armed (nothing leaves outside the tunnel while "
+		       "it is down)\n",
+		       tun->ifname);
+	if (p)
+		sodium_memzero(p, sizeof(*p));
+	free(p);
+	return rc;
 }
 
 /* The agent (agent.h), unless --no-agent: a daemon that outlives this
@@ -137,6 +170,8 @@ static int enroll(const struct cl_args *a, const struct cl_tunnel_opts *tun,
 	    .name = a->name,
 	    .export_path = a->export_path,
 	    .qr = a->qr,
+	    .full_tunnel = a->full_tunnel,
+	    .kill_switch = a->kill_switch,
 	    .config_dir = a->config_dir,
 	    .tun = *tun,
 	    .api_timeout_s = API_TIMEOUT_S,
@@ -162,6 +197,13 @@ static int reconnect(const struct cl_args *a, const struct cl_tunnel_opts *tun, 
 	if (cl_profile_load(config_path, p, err) || cl_make_dir(a->state_dir, err) ||
 	    cl_tunnel_check(tun, err))
 		return -1;
+	/* the choices of this `up` join the saved config, for the next ones */
+	if ((a->full_tunnel && !p->full_tunnel) || (a->kill_switch && !p->kill_switch)) {
+		p->full_tunnel |= a->full_tunnel;
+		p->kill_switch |= a->kill_switch;
+		if (cl_profile_save(config_path, p, err))
+			return -1;
+	}
 	if (cl_connect(&net, tun, p, a->timeout_s, &cl_interrupted, NULL, err))
 		return -1;
 	after_up(a, tun, config_path, p, true);
@@ -179,6 +221,8 @@ static int run(const struct cl_args *a)
 	cl_profile_path(a->config_dir, a->ifname, config_path, sizeof(config_path));
 	int rc = a->code ? enroll(a, &tun, config_path, p, &err)
 	                 : reconnect(a, &tun, config_path, sizeof(config_path), p, &err);
+	if (!rc && !a->export_path && arm_kill_switch(&tun, config_path, &err))
+		rc = -1;
 	if (!rc && !a->export_path && start_agent(a, &tun, config_path, &err))
 		fprintf(stderr, "meshgate: warning: the tunnel is up, without its agent: %s\n",
 		        err.msg);
@@ -190,7 +234,8 @@ static int run(const struct cl_args *a)
 const struct cl_command cl_cmd_up = {
     .name = "up",
     .options = CL_OPT_SERVER | CL_OPT_CA | CL_OPT_PIN | CL_OPT_TIMEOUT | CL_OPT_NAME |
-               CL_OPT_EXPORT | CL_OPT_QR | CL_OPT_NO_AGENT,
+               CL_OPT_EXPORT | CL_OPT_QR | CL_OPT_NO_AGENT | CL_OPT_FULL_TUNNEL |
+               CL_OPT_KILL_SWITCH,
     .takes_code = true,
     .check = check,
     .run = run,

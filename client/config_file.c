@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,6 +40,14 @@ static void write_prefixes(FILE *f, const struct cl_prefix *list, size_t n)
 		fprintf(f, "%s%s", i ? ", " : "", text);
 	}
 	fputc('\n', f);
+}
+
+static bool routes_everything(const struct cl_profile *p)
+{
+	for (size_t i = 0; i < p->n_allowed_ips; i++)
+		if (p->allowed_ips[i].family == AF_INET && p->allowed_ips[i].len == 0)
+			return true;
+	return false;
 }
 
 static void render_to(FILE *f, const struct cl_profile *p, bool with_meta)
@@ -76,6 +85,10 @@ static void render_to(FILE *f, const struct cl_profile *p, bool with_meta)
 			cl_endpoint_format(&p->nodes.probe, endpoint, sizeof(endpoint));
 			fprintf(f, "# MeshgateProbe = %s\n", endpoint);
 		}
+		if (p->full_tunnel)
+			fprintf(f, "# MeshgateFullTunnel = yes\n");
+		if (p->kill_switch)
+			fprintf(f, "# MeshgateKillSwitch = yes\n");
 	}
 	sodium_bin2base64(key, sizeof(key), p->private_key, CL_KEY_LEN,
 	                  sodium_base64_VARIANT_ORIGINAL);
@@ -89,7 +102,13 @@ static void render_to(FILE *f, const struct cl_profile *p, bool with_meta)
 	                  sodium_base64_VARIANT_ORIGINAL);
 	cl_endpoint_format(&p->endpoint, endpoint, sizeof(endpoint));
 	fprintf(f, "\n[Peer]\nPublicKey = %s\nEndpoint = %s\nAllowedIPs = ", key, endpoint);
-	write_prefixes(f, p->allowed_ips, p->n_allowed_ips);
+	/* an exported full tunnel: wg-quick and the apps route everything */
+	struct cl_prefix allowed[CL_MAX_ALLOWED_IPS + 1];
+	size_t n = p->n_allowed_ips;
+	memcpy(allowed, p->allowed_ips, n * sizeof(allowed[0]));
+	if (!with_meta && p->full_tunnel && !routes_everything(p))
+		allowed[n++] = (struct cl_prefix){.family = AF_INET};
+	write_prefixes(f, allowed, n);
 	if (p->keepalive)
 		fprintf(f, "PersistentKeepalive = %u\n", p->keepalive);
 }
@@ -204,6 +223,14 @@ static int parse_gateway(char *value, struct cl_nodes *nodes)
 	return 0;
 }
 
+static int parse_yes_no(const char *value, bool *out)
+{
+	if (strcmp(value, "yes") && strcmp(value, "no"))
+		return -EINVAL;
+	*out = !strcmp(value, "yes");
+	return 0;
+}
+
 static int parse_meta(char *line, struct cl_profile *p)
 {
 	char *eq = strchr(line, '=');
@@ -234,6 +261,10 @@ static int parse_meta(char *line, struct cl_profile *p)
 		if (cl_endpoint_parse(value, &p->nodes.probe))
 			return -EINVAL;
 		p->nodes.has_probe = true;
+	} else if (!strcmp(key, "MeshgateFullTunnel")) {
+		return parse_yes_no(value, &p->full_tunnel);
+	} else if (!strcmp(key, "MeshgateKillSwitch")) {
+		return parse_yes_no(value, &p->kill_switch);
 	} else if (!strcmp(key, "MeshgateCA")) {
 		if (!*value || strlen(value) >= sizeof(p->ca_file))
 			return -EINVAL;

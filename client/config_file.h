@@ -41,6 +41,12 @@ struct cl_profile {
 	 * probe ("# MeshgateProbe = IP:PORT"): what the agent follows; the
 	 * [Peer] is the node in use */
 	struct cl_nodes nodes;
+	/* The device's own choices, kept across reconnects and syncs:
+	 * everything through the gateway (`up --full-tunnel`, "# MeshgateFullTunnel
+	 * = yes"; the gateway may also say so, with 0.0.0.0/0 among the
+	 * networks), and the kill switch ("# MeshgateKillSwitch = yes"). */
+	bool full_tunnel;
+	bool kill_switch;
 };
 
 /* Fills a profile from a decoded redeem reply and the device's key. */

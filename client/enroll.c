@@ -236,6 +236,8 @@ static int enroll(const struct cl_enroll_opts *o, const struct cl_net *net, stru
 		return -1;
 	e->reg.reply = &e->reply;
 	cl_profile_from_reply(p, o->server_url, &e->reply, e->private_key);
+	p->full_tunnel = o->full_tunnel;
+	p->kill_switch = o->kill_switch;
 	if (o->export_path)
 		return cl_enroll_export(o, p, &e->reg, err);
 

@@ -43,6 +43,8 @@ struct cl_enroll_opts {
 	const char *name;        /* --name; NULL: this host's name */
 	const char *export_path; /* --export; NULL: a tunnel on this machine */
 	bool qr;                 /* --qr: the exported config as a QR code too */
+	bool full_tunnel;        /* --full-tunnel: everything through the gateway */
+	bool kill_switch;        /* --kill-switch */
 	const char *config_dir;  /* where IFNAME.conf is saved */
 	struct cl_tunnel_opts tun;
 	int api_timeout_s;           /* of each request to the server */

@@ -80,6 +80,10 @@ static void usage(FILE *out)
 	        "       meshgate up [--interface NAME] [--timeout SEC] [--no-agent]   (again, from "
 	        "the saved "
 	        "config)\n"
+	        "       up also takes --full-tunnel (everything through the gateway) and "
+	        "--kill-switch (nothing\n"
+	        "       leaves outside the tunnel while it is down); both are kept in the saved "
+	        "config\n"
 	        "       meshgate down [--interface NAME] [--forget]\n"
 	        "       meshgate status [--interface NAME] [--json]\n"
 	        "       meshgate sync [--interface NAME]   (follow the networks of the device's "
@@ -128,6 +132,8 @@ enum opt_id {
 	OPT_FORGET,
 	OPT_INTERVAL,
 	OPT_NO_AGENT,
+	OPT_FULL_TUNNEL,
+	OPT_KILL_SWITCH,
 };
 
 static const struct option options[] = {
@@ -146,6 +152,8 @@ static const struct option options[] = {
     {"forget", no_argument, NULL, OPT_FORGET},
     {"interval", required_argument, NULL, OPT_INTERVAL},
     {"no-agent", no_argument, NULL, OPT_NO_AGENT},
+    {"full-tunnel", no_argument, NULL, OPT_FULL_TUNNEL},
+    {"kill-switch", no_argument, NULL, OPT_KILL_SWITCH},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -186,6 +194,10 @@ static bool option_allowed(const struct cl_command *cmd, int id)
 		return cmd->options & CL_OPT_INTERVAL;
 	case OPT_NO_AGENT:
 		return cmd->options & CL_OPT_NO_AGENT;
+	case OPT_FULL_TUNNEL:
+		return cmd->options & CL_OPT_FULL_TUNNEL;
+	case OPT_KILL_SWITCH:
+		return cmd->options & CL_OPT_KILL_SWITCH;
 	default:
 		return true; /* every command's */
 	}
@@ -243,6 +255,12 @@ static int set_option(struct cl_args *a, int id, const char *arg)
 		break;
 	case OPT_NO_AGENT:
 		a->no_agent = true;
+		break;
+	case OPT_FULL_TUNNEL:
+		a->full_tunnel = true;
+		break;
+	case OPT_KILL_SWITCH:
+		a->kill_switch = true;
 		break;
 	case OPT_TIMEOUT:
 		if (parse_seconds(arg, 3600, &a->timeout_s))

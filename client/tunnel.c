@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "full_tunnel.h"
 #include "nl.h"
 #include "wg.h"
 
@@ -20,6 +21,8 @@
 /* A handshake answers well within this on any real network: past it, the
  * server's peer is made anew rather than left to WireGuard's 5 s retry. */
 #define RENEW_MS 2000
+/* The peer's allowed IPs: the profile's, and 0.0.0.0/0 for a full tunnel. */
+#define PEER_IPS_MAX (CL_MAX_ALLOWED_IPS + 1)
 
 /* What `down` needs and nothing else can tell it: the backend, the
  * wireguard-go we started, the route that keeps the server reachable when
@@ -30,6 +33,7 @@ struct tunnel_state {
 	char bypass_dst[CL_PREFIX_STRLEN];
 	char bypass_gw[CL_PREFIX_STRLEN];
 	char bypass_dev[IF_NAMESIZE];
+	struct cl_full_tunnel full;
 };
 
 static void state_path(const struct cl_tunnel_opts *o, const char *ext, char *buf, size_t size)
@@ -41,9 +45,10 @@ static int state_save(const struct cl_tunnel_opts *o, const struct tunnel_state 
                       struct cl_err *err)
 {
 	char path[4096], text[512];
-	snprintf(text, sizeof(text), "backend=%s\npid=%ld\nbypass=%s %s %s\n", s->backend,
-	         (long)s->pid, *s->bypass_dst ? s->bypass_dst : "-",
-	         *s->bypass_gw ? s->bypass_gw : "-", *s->bypass_dev ? s->bypass_dev : "-");
+	snprintf(text, sizeof(text), "backend=%s\npid=%ld\nbypass=%s %s %s\nfull_tunnel=%u %d\n",
+	         s->backend, (long)s->pid, *s->bypass_dst ? s->bypass_dst : "-",
+	         *s->bypass_gw ? s->bypass_gw : "-", *s->bypass_dev ? s->bypass_dev : "-",
+	         s->full.table, s->full.valid_mark_before);
 	state_path(o, "state", path, sizeof(path));
 	return cl_write_private_file(path, text, err);
 }
@@ -58,6 +63,7 @@ static int state_load(const struct cl_tunnel_opts *o, struct tunnel_state *s)
 {
 	char path[4096], line[256];
 	memset(s, 0, sizeof(*s));
+	s->full.valid_mark_before = -1;
 	state_path(o, "state", path, sizeof(path));
 	FILE *f = fopen(path, "re");
 	if (!f)
@@ -69,6 +75,9 @@ static int state_load(const struct cl_tunnel_opts *o, struct tunnel_state *s)
 			copy_field(s->backend, sizeof(s->backend), line + 8);
 		else if (!strncmp(line, "pid=", 4))
 			s->pid = (pid_t)atol(line + 4);
+		else if (sscanf(line, "full_tunnel=%u %d", &s->full.table,
+		                &s->full.valid_mark_before) == 2)
+			continue;
 		else if (sscanf(line, "bypass=%63s %63s %63s", a, b, c) == 3) {
 			copy_field(s->bypass_dst, sizeof(s->bypass_dst), a);
 			copy_field(s->bypass_gw, sizeof(s->bypass_gw), b);
@@ -237,10 +246,51 @@ static int create_interface(const struct cl_tunnel_opts *o, const struct wg_back
 
 #define ENDPOINT_FAILED 1
 
+static bool is_default_v4(const struct cl_prefix *p)
+{
+	return p->family == AF_INET && p->len == 0;
+}
+
+/* The server peer's allowed IPs: the profile's, and everything when the
+ * device chose a full tunnel. Returns how many. */
+static size_t peer_allowed_ips(const struct cl_profile *p, struct wg_allowed_ip ips[PEER_IPS_MAX])
+{
+	bool have_default = false;
+	for (size_t i = 0; i < p->n_allowed_ips; i++) {
+		to_allowed_ip(&p->allowed_ips[i], &ips[i]);
+		have_default |= is_default_v4(&p->allowed_ips[i]);
+	}
+	if (!p->full_tunnel || have_default)
+		return p->n_allowed_ips;
+	memset(&ips[p->n_allowed_ips], 0, sizeof(ips[0]));
+	ips[p->n_allowed_ips].family = AF_INET;
+	return p->n_allowed_ips + 1;
+}
+
+/* What the main table routes through the tunnel: every allowed IP but an
+ * IPv4 default route, which a full tunnel routes in its own table. */
+static size_t main_table_prefixes(const struct cl_profile *p,
+                                  struct cl_prefix out[CL_MAX_ALLOWED_IPS])
+{
+	size_t n = 0;
+	for (size_t i = 0; i < p->n_allowed_ips; i++)
+		if (!is_default_v4(&p->allowed_ips[i]))
+			out[n++] = p->allowed_ips[i];
+	return n;
+}
+
+/* The routes through the interface in the main table (cl_routes_for). */
+static size_t main_routes(const struct cl_profile *p, struct cl_prefix out[2 * CL_MAX_ALLOWED_IPS])
+{
+	struct cl_prefix prefixes[CL_MAX_ALLOWED_IPS];
+	size_t n = main_table_prefixes(p, prefixes);
+	return cl_routes_for(&p->address, prefixes, n, out);
+}
+
 /* The server's peer as the profile has it, its allowed IPs in ips: 0, or
  * ENDPOINT_FAILED with err set. */
 static int server_peer(const struct cl_profile *p, struct wg_peer *peer,
-                       struct wg_allowed_ip ips[CL_MAX_ALLOWED_IPS], struct cl_err *err)
+                       struct wg_allowed_ip ips[PEER_IPS_MAX], struct cl_err *err)
 {
 	memset(peer, 0, sizeof(*peer));
 	memcpy(peer->public_key, p->server_public_key, WG_KEY_LEN);
@@ -248,10 +298,8 @@ static int server_peer(const struct cl_profile *p, struct wg_peer *peer,
 	peer->persistent_keepalive = (uint16_t)p->keepalive;
 	if (resolve_endpoint(&p->endpoint, &peer->endpoint, err))
 		return ENDPOINT_FAILED;
-	for (size_t i = 0; i < p->n_allowed_ips; i++)
-		to_allowed_ip(&p->allowed_ips[i], &ips[i]);
 	peer->allowed_ips = ips;
-	peer->n_allowed_ips = p->n_allowed_ips;
+	peer->n_allowed_ips = peer_allowed_ips(p, ips);
 	return 0;
 }
 
@@ -261,7 +309,7 @@ static int server_peer(const struct cl_profile *p, struct wg_peer *peer,
 static int set_server_peer(const struct cl_tunnel_opts *o, const struct wg_backend *be,
                            const struct cl_profile *p, char *msg, size_t msglen, struct cl_err *err)
 {
-	struct wg_allowed_ip ips[CL_MAX_ALLOWED_IPS];
+	struct wg_allowed_ip ips[PEER_IPS_MAX];
 	struct wg_peer peer;
 	if (server_peer(p, &peer, ips, err))
 		return ENDPOINT_FAILED;
@@ -274,7 +322,7 @@ static int set_server_peer(const struct cl_tunnel_opts *o, const struct wg_backe
 static int renew_server_peer(const struct cl_tunnel_opts *o, const struct wg_backend *be,
                              const struct cl_profile *p, struct cl_err *err)
 {
-	struct wg_allowed_ip ips[CL_MAX_ALLOWED_IPS];
+	struct wg_allowed_ip ips[PEER_IPS_MAX];
 	struct wg_peer peers[2] = {{.flags = WG_PEER_REMOVE}};
 	struct wg_device dev = {.peers = peers, .n_peers = 2};
 	char msg[256] = "";
@@ -306,13 +354,14 @@ static int configure_wg(const struct cl_tunnel_opts *o, const struct wg_backend 
 static int add_bypass(const struct cl_profile *p, const union wg_endpoint *ep,
                       struct tunnel_state *s, struct cl_err *err)
 {
-	struct cl_prefix host;
+	struct cl_prefix host, routed[CL_MAX_ALLOWED_IPS];
 	struct nl_route_match via;
 	bool caught = false;
+	size_t n = main_table_prefixes(p, routed);
 
 	endpoint_prefix(ep, &host);
-	for (size_t i = 0; i < p->n_allowed_ips; i++)
-		caught |= cl_prefix_covers(&p->allowed_ips[i], &host);
+	for (size_t i = 0; i < n; i++)
+		caught |= cl_prefix_covers(&routed[i], &host);
 	if (!caught)
 		return 0;
 	cl_prefix_format(&host, s->bypass_dst, sizeof(s->bypass_dst));
@@ -356,12 +405,13 @@ static int add_route(const char *ifname, const struct cl_prefix *dst, struct cl_
 }
 
 /* A route for each allowed IP, but not for what the address's own prefix
- * already routes; a default route becomes two halves (/1), which win over
- * the existing default route without replacing it (cl_routes_for). */
+ * already routes; an IPv4 default route is the full tunnel's own table
+ * (full_tunnel.h), an IPv6 one becomes two halves (/1), which win over the
+ * existing default route without replacing it (cl_routes_for). */
 static int add_routes(const char *ifname, const struct cl_profile *p, struct cl_err *err)
 {
 	struct cl_prefix routes[2 * CL_MAX_ALLOWED_IPS];
-	size_t n = cl_routes_for(&p->address, p->allowed_ips, p->n_allowed_ips, routes);
+	size_t n = main_routes(p, routes);
 	for (size_t i = 0; i < n; i++)
 		if (add_route(ifname, &routes[i], err))
 			return -1;
@@ -388,10 +438,70 @@ static int configure_link(const struct cl_tunnel_opts *o, const struct cl_profil
 	return add_routes(o->ifname, p, err);
 }
 
+/* ---- the full tunnel ---- */
+
+bool cl_tunnel_is_full(const struct cl_profile *p)
+{
+	for (size_t i = 0; i < p->n_allowed_ips; i++)
+		if (is_default_v4(&p->allowed_ips[i]))
+			return true;
+	return p->full_tunnel;
+}
+
+static int set_fwmark(const struct cl_tunnel_opts *o, const struct wg_backend *be,
+                      const struct cl_profile *p, uint32_t mark, struct cl_err *err)
+{
+	char msg[256] = "";
+	int rc = wg_device_configure(be, o->ifname, p->private_key, -1, mark, msg, sizeof(msg));
+	if (rc)
+		return cl_fail(err, CL_EXIT_TUNNEL, "cannot set the fwmark of %s: %s", o->ifname,
+		               *msg ? msg : strerror(-rc));
+	return 0;
+}
+
+static void full_tunnel_off(const struct cl_tunnel_opts *o, const struct wg_backend *be,
+                            const struct cl_profile *p, struct tunnel_state *s)
+{
+	cl_full_tunnel_off(o->ifname, &s->full);
+	set_fwmark(o, be, p, 0, NULL);
+	s->full = (struct cl_full_tunnel){0, -1};
+	state_save(o, s, NULL);
+}
+
+/* The interface marks its packets and everything else goes through it
+ * (full_tunnel.h). The table is in the state file before any rule names
+ * it: `down` removes them whenever we stop. */
+static int full_tunnel_on(const struct cl_tunnel_opts *o, const struct wg_backend *be,
+                          const struct cl_profile *p, struct tunnel_state *s, struct cl_err *err)
+{
+	s->full.valid_mark_before = -1;
+	if (cl_full_tunnel_free_table(&s->full.table, err) || state_save(o, s, err) ||
+	    set_fwmark(o, be, p, s->full.table, err) ||
+	    cl_full_tunnel_on(o->ifname, &s->full, err) || state_save(o, s, err)) {
+		full_tunnel_off(o, be, p, s);
+		return -1;
+	}
+	return 0;
+}
+
+uint32_t cl_tunnel_fwmark(const struct cl_tunnel_opts *o)
+{
+	const struct wg_backend *be;
+	struct tunnel_state s;
+	struct wg_device *dev = NULL;
+	uint32_t mark = 0;
+	if (state_load(o, &s) || select_backend(*s.backend ? s.backend : o->backend, &be, NULL))
+		return 0;
+	if (wg_device_get(be, o->ifname, &dev, NULL, 0) == 0)
+		mark = dev->fwmark;
+	wg_device_free(dev);
+	return mark;
+}
+
 int cl_tunnel_up(const struct cl_tunnel_opts *o, const struct cl_profile *p, struct cl_err *err)
 {
 	const struct wg_backend *be;
-	struct tunnel_state s = {0};
+	struct tunnel_state s = {.full = {0, -1}};
 
 	if (select_backend(o->backend, &be, err))
 		return -1;
@@ -400,7 +510,8 @@ int cl_tunnel_up(const struct cl_tunnel_opts *o, const struct cl_profile *p, str
 		return -1;
 	/* From here on `down` can undo everything, even if we die. */
 	if (state_save(o, &s, err) || configure_wg(o, be, p, err) ||
-	    configure_link(o, p, &s, err)) {
+	    configure_link(o, p, &s, err) ||
+	    (cl_tunnel_is_full(p) && full_tunnel_on(o, be, p, &s, err))) {
 		cl_tunnel_down(o, true, NULL);
 		return -1;
 	}
@@ -425,8 +536,7 @@ static int update_routes(const char *ifname, const struct cl_profile *old,
 	struct cl_prefix before[2 * CL_MAX_ALLOWED_IPS], after[2 * CL_MAX_ALLOWED_IPS];
 	struct cl_prefix change[2 * CL_MAX_ALLOWED_IPS];
 	char text[CL_PREFIX_STRLEN];
-	size_t nb = cl_routes_for(&old->address, old->allowed_ips, old->n_allowed_ips, before);
-	size_t na = cl_routes_for(&p->address, p->allowed_ips, p->n_allowed_ips, after);
+	size_t nb = main_routes(old, before), na = main_routes(p, after);
 
 	/* withdrawn first: a narrower or wider prefix may replace one */
 	size_t n = cl_prefix_minus(before, nb, after, na, change);
@@ -457,7 +567,7 @@ int cl_tunnel_update(const struct cl_tunnel_opts *o, const struct cl_profile *ol
 	const struct wg_backend *be;
 	struct tunnel_state s;
 	struct wg_device *dev = NULL;
-	struct wg_allowed_ip ips[CL_MAX_ALLOWED_IPS];
+	struct wg_allowed_ip ips[PEER_IPS_MAX];
 	struct wg_peer peer = {0};
 	char msg[256] = "";
 
@@ -480,15 +590,18 @@ int cl_tunnel_update(const struct cl_tunnel_opts *o, const struct cl_profile *ol
 	 * endpoint and keepalive stay as they are (no new handshake). */
 	memcpy(peer.public_key, p->server_public_key, WG_KEY_LEN);
 	peer.flags = WG_PEER_UPDATE_ONLY;
-	for (size_t i = 0; i < p->n_allowed_ips; i++)
-		to_allowed_ip(&p->allowed_ips[i], &ips[i]);
 	peer.allowed_ips = ips;
-	peer.n_allowed_ips = p->n_allowed_ips;
+	peer.n_allowed_ips = peer_allowed_ips(p, ips);
 	if ((rc = wg_peers_upsert(be, o->ifname, &peer, 1, msg, sizeof(msg))))
 		return cl_fail(err, CL_EXIT_TUNNEL, "cannot update %s's peer: %s", o->ifname,
 		               *msg ? msg : strerror(-rc));
 	if (update_routes(o->ifname, old, p, err))
 		return -1;
+	/* the gateway gave the role a full tunnel, or took it back */
+	if (cl_tunnel_is_full(p) && !s.full.table && full_tunnel_on(o, be, p, &s, err))
+		return -1;
+	if (!cl_tunnel_is_full(p) && s.full.table)
+		full_tunnel_off(o, be, p, &s);
 	/* a network now routed through the tunnel may hold the endpoint */
 	if (!*s.bypass_dst) {
 		union wg_endpoint ep;
@@ -638,7 +751,7 @@ int cl_tunnel_switch(const struct cl_tunnel_opts *o, const struct cl_profile *p,
 		return cl_fail(err, CL_EXIT_NOT_FOUND, "%s is not up", o->ifname);
 	/* the same allowed IPs as the peer it replaces, as they are now (the
 	 * profile's when the interface has no single peer) */
-	struct wg_allowed_ip ips[CL_MAX_ALLOWED_IPS];
+	struct wg_allowed_ip ips[PEER_IPS_MAX];
 	struct wg_device *dev = NULL;
 	struct wg_peer peer;
 	int rc = server_peer(p, &peer, ips, err);
@@ -678,6 +791,7 @@ int cl_tunnel_down(const struct cl_tunnel_opts *o, bool missing_ok, struct cl_er
 	}
 	if (*s.bypass_dst)
 		nl_route_del(s.bypass_dst, s.bypass_dev, *s.bypass_gw ? s.bypass_gw : NULL);
+	cl_full_tunnel_off(o->ifname, &s.full);
 	/* The tunnel's own routes go with its link. */
 	pid_t pid = live_daemon(s.pid, o->ifname);
 	if (have_link || pid) {

@@ -53,8 +53,19 @@ int cl_tunnel_update(const struct cl_tunnel_opts *o, const struct cl_profile *ol
 int cl_tunnel_switch(const struct cl_tunnel_opts *o, const struct cl_profile *p,
                      struct cl_err *err);
 
-/* Removes the routes, the interface and the wireguard-go it started, and the
- * state file. missing_ok: no error when there is nothing to remove. */
+/* Does the tunnel of p carry everything (the device chose a full tunnel,
+ * or the gateway gave 0.0.0.0/0)? Then the routing is full_tunnel.h's. */
+bool cl_tunnel_is_full(const struct cl_profile *p);
+
+/* The fwmark of the interface (0 = none): a full tunnel's interface marks
+ * its packets, and they leave by the main table's routes. A socket that
+ * must reach a gateway's public endpoint outside the tunnel sets the same
+ * mark (SO_MARK) when there is one. */
+uint32_t cl_tunnel_fwmark(const struct cl_tunnel_opts *o);
+
+/* Removes the routes (and a full tunnel's rules), the interface and the
+ * wireguard-go it started, and the state file. missing_ok: no error when there is nothing to
+ * remove. */
 int cl_tunnel_down(const struct cl_tunnel_opts *o, bool missing_ok, struct cl_err *err);
 
 struct cl_tunnel_status {

@@ -251,6 +251,23 @@ static void built_free(struct built *b)
 	memset(b, 0, sizeof(*b));
 }
 
+/* The roles with a full tunnel, told or allowed: their own set even when
+ * they reach no subnet, for the masquerade and the internet rule. */
+static int mark_full_tunnel(struct built *b, const struct fw_cfg *c)
+{
+	const struct fw_role_names *lists[] = {&c->internet_roles, &c->full_tunnel_roles};
+	for (size_t l = 0; l < 2; l++)
+		for (size_t i = 0; i < lists[l]->n; i++) {
+			int rc = role_add(b, lists[l]->names[i]);
+			if (rc)
+				return rc;
+			struct fw_role *r = role_find(b, lists[l]->names[i]);
+			r->internet = 1;
+			r->full_tunnel |= l == 1;
+		}
+	return 0;
+}
+
 /* Config + routes + ports + the member index -> the policy. The caller
  * read wg/server in the same transaction. */
 static int build(mg_ctx *ctx, mg_txn *txn, int with_members, struct built *b)
@@ -275,6 +292,12 @@ static int build(mg_ctx *ctx, mg_txn *txn, int with_members, struct built *b)
 		rc = fw_ports_add(&b->vpn_only, &b->n_vpn_only, c->vpn_only[i]) < 0 ? -ENOMEM : 0;
 	if (!rc || rc == -ENOENT)
 		rc = mg_state_foreach(ctx, txn, DB_PORTS, NULL, collect_port, b);
+	if (rc && rc != -ENOENT) {
+		built_free(b);
+		return rc;
+	}
+	if (!rc || rc == -ENOENT)
+		rc = mark_full_tunnel(b, c);
 	if (rc && rc != -ENOENT) {
 		built_free(b);
 		return rc;
@@ -323,7 +346,8 @@ static int collect_key(const char *key, json_t *value, void *arg)
 	return json_array_append_new(arg, json_string(key)) ? -ENOMEM : 0;
 }
 
-/* policy/<role> = {"role", "subnets"}, written only where it changed;
+/* policy/<role> = {"role", "subnets", "full_tunnel"?: true}, written
+ * only where it changed;
  * records of roles that are gone are removed. */
 static int write_policy_once(mg_ctx *ctx, const struct fw_policy *p)
 {
@@ -349,9 +373,13 @@ static int write_policy_once(mg_ctx *ctx, const struct fw_policy *p)
 	for (size_t r = 0; !rc && r < p->n_roles; r++) {
 		json_t *old = NULL, *subnets = subnets_json(&p->roles[r]);
 		mg_state_get(ctx, txn, DB_POLICY, p->roles[r].name, &old);
-		if (!old || !json_equal(json_object_get(old, "subnets"), subnets)) {
+		int full = p->roles[r].full_tunnel;
+		if (!old || !json_equal(json_object_get(old, "subnets"), subnets) ||
+		    json_is_true(json_object_get(old, "full_tunnel")) != full) {
 			json_t *record =
 			    json_pack("{s:s, s:O}", "role", p->roles[r].name, "subnets", subnets);
+			if (full)
+				json_object_set_new(record, "full_tunnel", json_true());
 			rc = mg_state_put(ctx, txn, DB_POLICY, p->roles[r].name, record);
 			json_decref(record);
 			changed = 1;
@@ -422,7 +450,8 @@ static int fill_set(struct fw *self, const struct fw_role *role, char *err, size
 
 static int read_existing(struct fw *self, struct fw_existing *e, char *err, size_t errlen)
 {
-	char *argv[] = {self->cfg.iptables_save, "-t", "filter", NULL}, *out = NULL;
+	/* every table: ours are in filter and nat */
+	char *argv[] = {self->cfg.iptables_save, NULL}, *out = NULL;
 	int rc = mg_spawn_check(argv, NULL, 0, &out, err, errlen);
 	if (!rc && (rc = fw_existing_parse(e, out)))
 		snprintf(err, errlen, "out of memory");
@@ -470,7 +499,7 @@ static int teardown(mg_ctx *ctx, char *err, size_t errlen)
 	int rc = read_existing(self, &existing, err, errlen);
 	if (rc)
 		return rc;
-	if (existing.n_hooks || existing.n_chains) {
+	if (existing.n_hooks || existing.n_chains || existing.n_nat_hooks || existing.nat_chain) {
 		rc = fw_render_teardown(&text, &existing);
 		if (!rc)
 			rc = run_restore(self, text.data, text.len, err, errlen);
@@ -546,6 +575,10 @@ static int reconcile(mg_ctx *ctx, int full)
 	mg_txn_abort(ctx, txn);
 	if (rc)
 		goto out;
+	if (!b.p.public_if[0] && (self->cfg.internet_roles.n || self->cfg.full_tunnel_roles.n))
+		mg_log_limited(ctx, MG_LOG_WARN, "full tunnel no public interface",
+		               "no public interface (firewall.public_interface, or a default "
+		               "route): the full tunnel's roles reach no internet");
 
 	/* sets first: the rules name them */
 	for (size_t r = 0; !rc && r < b.n_roles; r++)
@@ -558,10 +591,13 @@ static int reconcile(mg_ctx *ctx, int full)
 	 * what is compared with the last applied text */
 	char in[] = "-A INPUT -j " FW_CHAIN_IN, fwd[] = "-A FORWARD -j " FW_CHAIN_FWD;
 	char *hooks[] = {in, fwd};
-	struct fw_existing hooked = {hooks, 2, NULL, 0};
+	int masquerades = fw_policy_masquerades(&b.p);
+	struct fw_existing hooked = {hooks, 2, NULL, 0, (size_t)masquerades, masquerades};
 	if ((rc = fw_render_rules(&canon, &b.p, &hooked)))
 		goto out;
-	if (full) {
+	/* the masquerade's hook comes or goes only with iptables-save's word */
+	int masqueraded = self->rules && strstr(self->rules, "\n*nat\n");
+	if (full || masquerades != masqueraded) {
 		if ((rc = read_existing(self, &existing, err, sizeof(err))) ||
 		    (rc = fw_render_rules(&rules, &b.p, &existing)) ||
 		    (rc = run_restore(self, rules.data, rules.len, err, sizeof(err))))
@@ -1357,6 +1393,15 @@ static const struct mg_setting fw_settings[] = {
     {"roles", MG_SETTING_MAP, "{ admin = [\"vpn\"]; developer = [\"vpn\"]; }",
      "Per role, the subnets its devices may reach (both ways); roles not named reach nothing.",
      fw_role_item, 0},
+    {"internet_roles", MG_SETTING_STRINGS, "[]",
+     "Roles whose devices may send all their traffic through the gateway when they ask "
+     "(`meshgate up --full-tunnel`): allowed out of the public interface and masqueraded "
+     "there. Other roles reach only their subnets.",
+     NULL, 0},
+    {"full_tunnel_roles", MG_SETTING_STRINGS, "[]",
+     "Roles whose devices are told to send all their traffic through the gateway (a full "
+     "tunnel: 0.0.0.0/0 among their networks); as internet_roles on the gateway.",
+     NULL, 0},
     {"vpn_only_ports", MG_SETTING_STRINGS, "[]",
      "Ports of the gateway open from the VPN and dropped on the public interface "
      "(\"8080/tcp\"); more are added at runtime with `meshgatectl port add`.",

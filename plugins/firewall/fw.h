@@ -22,6 +22,8 @@
 #define FW_CHAIN_INVPN "MESHGATE-IN-VPN"
 #define FW_CHAIN_FROM  "MESHGATE-FROM-VPN"
 #define FW_CHAIN_TO    "MESHGATE-TO-VPN"
+/* In the nat table: the full tunnel's masquerade, hooked in POSTROUTING. */
+#define FW_CHAIN_NAT "MESHGATE-NAT"
 /* Where a role set's new members are put before it is swapped in (upper
  * case: never a role's set). */
 #define FW_SET_SWAP    FW_PREFIX "SWAP"
@@ -54,6 +56,11 @@ struct fw_role {
 	size_t n_nets;
 	uint32_t *members; /* addresses of its active devices */
 	size_t n_members;
+	/* Its devices may send their internet traffic through the gateway
+	 * (a full tunnel): allowed out of the public interface, masqueraded
+	 * there. full_tunnel: they are told to (implies internet). */
+	int internet;
+	int full_tunnel;
 };
 
 struct fw_policy {
@@ -76,6 +83,10 @@ struct fw_existing {
 	size_t n_hooks;
 	char **chains;
 	size_t n_chains;
+	/* the nat table: how many "-A POSTROUTING -j MESHGATE-NAT", and
+	 * whether MESHGATE-NAT exists */
+	size_t n_nat_hooks;
+	int nat_chain;
 };
 
 /* A growing text buffer; `oom` sticks once an append failed. */
@@ -114,9 +125,15 @@ size_t fw_set_hashsize(size_t members);
  * our chains declared (which creates or flushes them) and filled, then
  * hooked at the top of INPUT and FORWARD exactly once given the hooks that
  * exist (`existing` may be NULL: none), and every other MESHGATE chain of
- * `existing` removed. */
+ * `existing` removed. When a role has internet access and the public
+ * interface is known, a nat table part follows: MESHGATE-NAT masquerading
+ * those roles' traffic out of the public interface, hooked at the top of
+ * POSTROUTING once; with none, a MESHGATE-NAT of `existing` is removed. */
 int fw_render_rules(struct fw_buf *out, const struct fw_policy *p,
                     const struct fw_existing *existing);
+/* Does the policy masquerade (a role with internet access, and a known
+ * public interface)? Then the rules have a nat table part. */
+int fw_policy_masquerades(const struct fw_policy *p);
 /* The role sets for `ipset restore`, each filled in a temporary set and
  * swapped in, so that a set's members change in one step. Only the roles
  * for which only[i] is non-zero when `only` is not NULL. The plugin fills

@@ -118,6 +118,39 @@ static int parse_roles(json_t *roles, struct fw_cfg *c, char *err, size_t errlen
 	return 0;
 }
 
+static int parse_role_names(json_t *config, const char *name, struct fw_role_names *out, char *err,
+                            size_t errlen)
+{
+	json_t *list = json_object_get(config, name), *v;
+	size_t i;
+	if (!list)
+		return 0;
+	out->names = calloc(json_array_size(list) + 1, sizeof(*out->names));
+	if (!out->names)
+		return -ENOMEM;
+	json_array_foreach(list, i, v)
+	{
+		const char *role = json_string_value(v);
+		if (!fw_role_valid(role)) {
+			snprintf(err, errlen,
+			         "firewall.%s: '%s' is not a role name (1-32 of a-z 0-9 -)", name,
+			         role ? role : "?");
+			return -EINVAL;
+		}
+		if (!fw_role_named(out, role))
+			snprintf(out->names[out->n++], sizeof(*out->names), "%s", role);
+	}
+	return 0;
+}
+
+int fw_role_named(const struct fw_role_names *list, const char *role)
+{
+	for (size_t i = 0; i < list->n; i++)
+		if (!strcmp(list->names[i], role))
+			return 1;
+	return 0;
+}
+
 static int copy_command(char *out, size_t len, json_t *config, const char *name, char *err,
                         size_t errlen)
 {
@@ -164,6 +197,9 @@ int fw_cfg_parse(struct fw_cfg *out, json_t *config, char *err, size_t errlen)
 	                      errlen)) ||
 	    (rc = parse_ports(config, "vpn_only_ports", &c.vpn_only, &c.n_vpn_only, err, errlen)) ||
 	    (rc = parse_roles(json_object_get(config, "roles"), &c, err, errlen)) ||
+	    (rc = parse_role_names(config, "internet_roles", &c.internet_roles, err, errlen)) ||
+	    (rc = parse_role_names(config, "full_tunnel_roles", &c.full_tunnel_roles, err,
+	                           errlen)) ||
 	    (rc = copy_command(c.iptables_restore, sizeof(c.iptables_restore), config,
 	                       "iptables_restore", err, errlen)) ||
 	    (rc = copy_command(c.iptables_save, sizeof(c.iptables_save), config, "iptables_save",
@@ -184,6 +220,8 @@ void fw_cfg_free(struct fw_cfg *c)
 	for (size_t i = 0; c->roles && i < c->n_roles; i++)
 		free(c->roles[i].nets);
 	free(c->roles);
+	free(c->internet_roles.names);
+	free(c->full_tunnel_roles.names);
 	free(c->host_ports);
 	free(c->vpn_only);
 	memset(c, 0, sizeof(*c));

@@ -31,10 +31,21 @@ struct fw_cfg {
 	size_t n_vpn_only;
 	struct fw_cfg_role *roles; /* sorted by name */
 	size_t n_roles;
+	/* Roles whose devices may send all their traffic through the gateway
+	 * (internet_roles: when the device asks, `meshgate up --full-tunnel`),
+	 * or are told to (full_tunnel_roles): masqueraded out of the public
+	 * interface. */
+	struct fw_role_names {
+		char (*names)[FW_ROLE_MAX + 1];
+		size_t n;
+	} internet_roles, full_tunnel_roles;
 	int resync_interval; /* seconds, 0: never */
 	int flush_on_stop;   /* on_stop = "flush": a stop removes everything of ours */
 	char iptables_restore[256], iptables_save[256], ipset[256];
 };
+
+/* Is the role in the list? */
+int fw_role_named(const struct fw_role_names *list, const char *role);
 
 /* 0, or -EINVAL with a message naming the setting in err. */
 int fw_cfg_parse(struct fw_cfg *out, json_t *config, char *err, size_t errlen);

@@ -79,6 +79,49 @@ static void input_rules(struct fw_buf *b, const struct fw_policy *p)
 	fw_buf_printf(b, "-A %s -j DROP\n", FW_CHAIN_INVPN);
 }
 
+/* Roles with internet access (a full tunnel): whatever leaves by the
+ * public interface. Without a known public interface there is no
+ * internet to allow (nor to masquerade to). */
+static void internet_rules(struct fw_buf *b, const struct fw_policy *p)
+{
+	for (size_t r = 0; p->public_if[0] && r < p->n_roles; r++)
+		if (p->roles[r].internet)
+			fw_buf_printf(b, "-A %s -o %s -m set --match-set %s src -j ACCEPT\n",
+			              FW_CHAIN_FROM, p->public_if, p->roles[r].set);
+}
+
+int fw_policy_masquerades(const struct fw_policy *p)
+{
+	for (size_t r = 0; p->public_if[0] && r < p->n_roles; r++)
+		if (p->roles[r].internet)
+			return 1;
+	return 0;
+}
+
+/* The nat table's part: the internet roles' devices masqueraded behind the
+ * public interface's address, one rule per role whatever the number of
+ * devices, and the hook made exactly one; with no such role, a chain left
+ * from before removed with its hooks. Nothing at all when neither. */
+static void nat_rules(struct fw_buf *b, const struct fw_policy *p, const struct fw_existing *e)
+{
+	size_t hooks = e ? e->n_nat_hooks : 0;
+	int want = p && fw_policy_masquerades(p);
+	if (!want && !hooks && !(e && e->nat_chain))
+		return;
+	fw_buf_printf(b, "*nat\n:%s - [0:0]\n", FW_CHAIN_NAT);
+	for (size_t r = 0; want && r < p->n_roles; r++)
+		if (p->roles[r].internet)
+			fw_buf_printf(b, "-A %s -o %s -m set --match-set %s src -j MASQUERADE\n",
+			              FW_CHAIN_NAT, p->public_if, p->roles[r].set);
+	if (want && !hooks)
+		fw_buf_printf(b, "-I POSTROUTING 1 -j %s\n", FW_CHAIN_NAT);
+	for (; hooks > (size_t)want; hooks--)
+		fw_buf_printf(b, "-D POSTROUTING -j %s\n", FW_CHAIN_NAT);
+	if (!want)
+		fw_buf_printf(b, "-X %s\n", FW_CHAIN_NAT);
+	fw_buf_printf(b, "COMMIT\n");
+}
+
 /* Per role and network, one rule each way, matching the role's set: a
  * handful of rules whatever the number of devices. Traffic that enters
  * from the VPN is judged by its source device's role only (so two devices
@@ -111,6 +154,8 @@ static void forward_rules(struct fw_buf *b, const struct fw_policy *p)
 				              to_vpn ? "dst" : "src");
 			}
 		}
+		if (!to_vpn)
+			internet_rules(b, p);
 		fw_buf_printf(b, "-A %s -j DROP\n", chain);
 	}
 }
@@ -168,6 +213,7 @@ int fw_render_rules(struct fw_buf *out, const struct fw_policy *p,
 	hook_rules(out, existing);
 	drop_stale_chains(out, existing, 0);
 	fw_buf_printf(out, "COMMIT\n");
+	nat_rules(out, p, existing);
 	return out->oom ? -ENOMEM : 0;
 }
 
@@ -211,6 +257,7 @@ int fw_render_teardown(struct fw_buf *out, const struct fw_existing *existing)
 		fw_buf_printf(out, "-D%s\n", existing->hooks[i] + 2);
 	drop_stale_chains(out, existing, 1);
 	fw_buf_printf(out, "COMMIT\n");
+	nat_rules(out, NULL, existing);
 	return out->oom ? -ENOMEM : 0;
 }
 
@@ -235,9 +282,21 @@ static int jumps_to_ours(const char *line, size_t len)
 	return memmem(line, len, jump, sizeof(jump) - 1) || memmem(line, len, go, sizeof(go) - 1);
 }
 
+/* Of the nat table only our own chain and its hook are read: other
+ * chains there (the mesh plugin's, the host's) are not ours. */
+static void nat_line(struct fw_existing *out, const char *line, size_t len)
+{
+	static const char hook[] = "-A POSTROUTING -j " FW_CHAIN_NAT,
+	                  chain[] = ":" FW_CHAIN_NAT " ";
+	if (len == sizeof(hook) - 1 && !strncmp(line, hook, len))
+		out->n_nat_hooks++;
+	else if (len >= sizeof(chain) - 1 && !strncmp(line, chain, sizeof(chain) - 1))
+		out->nat_chain = 1;
+}
+
 int fw_existing_parse(struct fw_existing *out, const char *text)
 {
-	int in_filter = 0;
+	int in_filter = 0, in_nat = 0;
 	memset(out, 0, sizeof(*out));
 	for (const char *line = text; line && *line;) {
 		const char *nl = strchr(line, '\n');
@@ -245,8 +304,12 @@ int fw_existing_parse(struct fw_existing *out, const char *text)
 		int rc = 0;
 		if (len == 7 && !strncmp(line, "*filter", 7))
 			in_filter = 1;
+		else if (len == 4 && !strncmp(line, "*nat", 4))
+			in_nat = 1;
 		else if (line[0] == '*' || (len == 6 && !strncmp(line, "COMMIT", 6)))
-			in_filter = 0;
+			in_filter = in_nat = 0;
+		else if (in_nat)
+			nat_line(out, line, len);
 		else if (in_filter && line[0] == ':' && !strncmp(line + 1, FW_PREFIX, 9)) {
 			size_t name = strcspn(line + 1, " \n");
 			rc = push(&out->chains, &out->n_chains, line + 1, name);

@@ -17,6 +17,14 @@ static int has_string(json_t *array, json_t *value)
 	return 0;
 }
 
+static int routes_everything(json_t *networks)
+{
+	json_t *all = json_string(PA_FULL_TUNNEL);
+	int full = has_string(networks, all);
+	json_decref(all);
+	return full;
+}
+
 json_t *pa_device_networks(struct pa *pa, mg_txn *txn, json_t *server, const char *role)
 {
 	char subnet[PA_SUBNET_TEXT_MAX];
@@ -35,6 +43,9 @@ json_t *pa_device_networks(struct pa *pa, mg_txn *txn, json_t *server, const cha
 		if (json_is_string(n) && !has_string(allowed, n))
 			json_array_append(allowed, n);
 	}
+	/* a role the firewall gives a full tunnel routes everything */
+	if (json_is_true(json_object_get(policy, "full_tunnel")))
+		json_array_append_new(allowed, json_string(PA_FULL_TUNNEL));
 	json_decref(policy);
 	return allowed;
 }
@@ -142,10 +153,11 @@ json_t *pa_device_config(mg_ctx *ctx, const char *service, json_t *request, void
 		if (!networks)
 			reply = mg_error("internal", "wg/server has no usable address");
 		else
-			reply = json_pack("{s:O, s:s, s:s?, s:O, s:o}", "device_id",
+			reply = json_pack("{s:O, s:s, s:s?, s:O, s:b, s:o}", "device_id",
 			                  json_object_get(device, "id"), "state", "active", "role",
 			                  role, "address", json_object_get(device, "address"),
-			                  "allowed_ips", networks);
+			                  "full_tunnel", routes_everything(networks), "allowed_ips",
+			                  networks);
 		json_t *dns = reply && !mg_reply_error(reply) ? pa_device_dns(pa, txn) : NULL;
 		if (dns)
 			json_object_set_new(reply, "dns", dns);

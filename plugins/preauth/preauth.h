@@ -286,6 +286,10 @@ int pa_batch_flush(struct pa *pa);
 
 /* ---- a device's networks (pa_config.c) ---- */
 
+/* What a role with a full tunnel (the firewall's policy record says
+ * "full_tunnel": true) routes besides its subnets: everything. */
+#define PA_FULL_TUNNEL "0.0.0.0/0"
+
 /* The networks a device of `role` routes through the tunnel: the VPN
  * subnet of `server` (wg/server), then what the firewall's policy grants
  * the role, or the `networks` setting while the policy has no record of

@@ -106,10 +106,10 @@ static void sample(struct sample *s)
 	s->dev_members[0] = 0x0a000002;
 	s->dev_members[1] = 0x0a000003;
 	s->admin_members[0] = 0x0a000004;
-	s->roles[0] =
-	    (struct fw_role){"admin", "MESHGATE-admin", s->admin_nets, 3, s->admin_members, 1};
-	s->roles[1] =
-	    (struct fw_role){"developer", "MESHGATE-developer", s->dev_nets, 1, s->dev_members, 2};
+	s->roles[0] = (struct fw_role){
+	    "admin", "MESHGATE-admin", s->admin_nets, 3, s->admin_members, 1, 0, 0};
+	s->roles[1] = (struct fw_role){
+	    "developer", "MESHGATE-developer", s->dev_nets, 1, s->dev_members, 2, 0, 0};
 	s->host[0] = (struct fw_port){8443, FW_TCP};
 	s->host[1] = (struct fw_port){53, FW_UDP};
 	s->host[2] = (struct fw_port){53, FW_TCP};
@@ -180,7 +180,7 @@ static void test_rules(void **unused)
 	char old[] = "-A OUTPUT -o wg0 -j MESHGATE-OLD", old_chain[] = "MESHGATE-OLD";
 	char mine[] = "MESHGATE-INPUT";
 	char *hooks1[] = {in, fwd}, *hooks3[] = {in, in, old}, *chains[] = {mine, old_chain};
-	struct fw_existing once = {hooks1, 2, NULL, 0}, messy = {hooks3, 3, chains, 2};
+	struct fw_existing once = {hooks1, 2, NULL, 0, 0, 0}, messy = {hooks3, 3, chains, 2, 0, 0};
 	text = render(&s.p, &once);
 	assert_int_equal(strncmp(text, expected_rules, body), 0);
 	assert_string_equal(text + body, "COMMIT\n");
@@ -193,6 +193,102 @@ static void test_rules(void **unused)
 	                                 "-X MESHGATE-OLD\n"
 	                                 "COMMIT\n");
 	free(text);
+}
+
+/* A role with internet access (a full tunnel): allowed out of the public
+ * interface and masqueraded there, in a nat part of the same restore,
+ * hooked once; a split role's rules stay as they were. */
+static void test_full_tunnel(void **unused)
+{
+	(void)unused;
+	struct sample s;
+	sample(&s);
+	char *split = render(&s.p, NULL);
+	s.roles[1].internet = 1;
+	char *text = render(&s.p, NULL);
+	static const char internet[] =
+	    "-A MESHGATE-FROM-VPN -o wg0 -d 10.0.0.0/24 -m set --match-set MESHGATE-developer src "
+	    "-j "
+	    "ACCEPT\n"
+	    "-A MESHGATE-FROM-VPN -o eth0 -m set --match-set MESHGATE-developer src -j ACCEPT\n"
+	    "-A MESHGATE-FROM-VPN -j DROP\n";
+	static const char nat[] =
+	    "COMMIT\n"
+	    "*nat\n"
+	    ":MESHGATE-NAT - [0:0]\n"
+	    "-A MESHGATE-NAT -o eth0 -m set --match-set MESHGATE-developer src -j MASQUERADE\n";
+	assert_non_null(strstr(text, internet));
+	assert_non_null(strstr(text, nat));
+	assert_string_equal(strstr(text, nat) + strlen(nat), "-I POSTROUTING 1 -j MESHGATE-NAT\n"
+	                                                     "COMMIT\n");
+	/* only the developers: the admins' devices are neither let out nor NATed */
+	assert_null(strstr(text, "-o eth0 -m set --match-set MESHGATE-admin"));
+	assert_true(fw_policy_masquerades(&s.p));
+	free(text);
+
+	/* hooked once already: no hook line; twice: one goes */
+	struct fw_existing once = {NULL, 0, NULL, 0, 1, 1}, twice = {NULL, 0, NULL, 0, 2, 1};
+	text = render(&s.p, &once);
+	assert_string_equal(strstr(text, nat) + strlen(nat), "COMMIT\n");
+	free(text);
+	text = render(&s.p, &twice);
+	assert_string_equal(strstr(text, nat) + strlen(nat), "-D POSTROUTING -j MESHGATE-NAT\n"
+	                                                     "COMMIT\n");
+	free(text);
+
+	/* no public interface known: no internet to allow, nothing NATed */
+	s.p.public_if[0] = '\0';
+	assert_false(fw_policy_masquerades(&s.p));
+	text = render(&s.p, NULL);
+	assert_null(strstr(text, "MESHGATE-NAT"));
+	assert_non_null(
+	    strstr(text, "MESHGATE-developer src -j ACCEPT\n-A MESHGATE-FROM-VPN -j DROP"));
+	free(text);
+
+	/* no role with internet any more: the chain and its hook go; and a
+	 * policy that never had one renders exactly as before */
+	snprintf(s.p.public_if, sizeof(s.p.public_if), "eth0");
+	s.roles[1].internet = 0;
+	text = render(&s.p, &once);
+	assert_string_equal(strstr(text, "*nat\n"), "*nat\n"
+	                                            ":MESHGATE-NAT - [0:0]\n"
+	                                            "-D POSTROUTING -j MESHGATE-NAT\n"
+	                                            "-X MESHGATE-NAT\n"
+	                                            "COMMIT\n");
+	free(text);
+	text = render(&s.p, NULL);
+	assert_string_equal(text, split);
+	assert_null(strstr(text, "*nat"));
+	free(text);
+	free(split);
+
+	/* iptables-save: our nat chain and hook are read, nobody else's */
+	struct fw_existing e;
+	struct fw_buf b = {0};
+	assert_int_equal(fw_existing_parse(&e, "*nat\n"
+	                                       ":POSTROUTING ACCEPT [0:0]\n"
+	                                       ":MESHGATE-NAT - [0:0]\n"
+	                                       ":MG-MESH-SNAT - [0:0]\n"
+	                                       "-A POSTROUTING -j MG-MESH-SNAT\n"
+	                                       "-A POSTROUTING -j MESHGATE-NAT\n"
+	                                       "-A POSTROUTING -j MESHGATE-NAT\n"
+	                                       "COMMIT\n"
+	                                       "*filter\n"
+	                                       "-A FORWARD -j MESHGATE-FORWARD\n"
+	                                       "COMMIT\n"),
+	                 0);
+	assert_int_equal(e.n_nat_hooks, 2);
+	assert_true(e.nat_chain);
+	assert_int_equal(e.n_hooks, 1);
+	assert_int_equal(fw_render_teardown(&b, &e), 0);
+	assert_string_equal(strstr(b.data, "*nat\n"), "*nat\n"
+	                                              ":MESHGATE-NAT - [0:0]\n"
+	                                              "-D POSTROUTING -j MESHGATE-NAT\n"
+	                                              "-D POSTROUTING -j MESHGATE-NAT\n"
+	                                              "-X MESHGATE-NAT\n"
+	                                              "COMMIT\n");
+	fw_buf_free(&b);
+	fw_existing_free(&e);
 }
 
 static void test_rules_variants(void **unused)
@@ -406,6 +502,18 @@ static void test_config(void **unused)
 	assert_int_equal(fw_cfg_parse(&c, j, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "public_interface"));
 	json_object_set_new(j, "public_interface", json_string("eth0"));
+	json_object_set_new(j, "full_tunnel_roles", json_pack("[s, s]", "guest", "guest"));
+	json_object_set_new(j, "internet_roles", json_pack("[s]", "developer"));
+	assert_int_equal(fw_cfg_parse(&c, j, err, sizeof(err)), 0);
+	assert_int_equal(c.full_tunnel_roles.n, 1); /* duplicates once */
+	assert_true(fw_role_named(&c.full_tunnel_roles, "guest"));
+	assert_true(fw_role_named(&c.internet_roles, "developer"));
+	assert_false(fw_role_named(&c.internet_roles, "guest"));
+	fw_cfg_free(&c);
+	json_object_set_new(j, "internet_roles", json_pack("[s]", "Dev"));
+	assert_int_equal(fw_cfg_parse(&c, j, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "firewall.internet_roles: 'Dev'"));
+	json_object_del(j, "internet_roles");
 	json_object_set_new(j, "resync_interval", json_integer(-1));
 	assert_int_equal(fw_cfg_parse(&c, j, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "resync_interval"));
@@ -464,6 +572,7 @@ int main(void)
 	    cmocka_unit_test(test_parse),          cmocka_unit_test(test_rules),
 	    cmocka_unit_test(test_rules_variants), cmocka_unit_test(test_existing_and_teardown),
 	    cmocka_unit_test(test_config),         cmocka_unit_test(test_members),
+	    cmocka_unit_test(test_full_tunnel),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

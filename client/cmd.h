@@ -25,6 +25,7 @@ enum cl_option {
 	CL_OPT_FORGET = 1 << 8,
 	CL_OPT_INTERVAL = 1 << 9,
 	CL_OPT_NO_AGENT = 1 << 10,
+	CL_OPT_MTU = 1 << 11,
 };
 
 struct cl_command;
@@ -35,6 +36,7 @@ struct cl_args {
 	const char *server, *ca, *pin, *ifname, *config_dir, *state_dir, *name, *export_path;
 	const char *backend, *code;
 	int timeout_s, interval_s;
+	int mtu; /* --mtu: the tunnel's, fixed (no path MTU discovery); 0 none */
 	bool qr, json, forget, no_agent;
 };
 

@@ -10,6 +10,7 @@
 #include "cmd.h"
 #include "enroll.h"
 #include "follow.h"
+#include "nl.h"
 #include "resolver.h"
 #include "tunnel.h"
 
@@ -55,6 +56,8 @@ static int check(const struct cl_args *a)
 		return cl_usage_error("%s", "give --ca or --pin, not both");
 	if (a->no_agent && a->export_path)
 		return cl_usage_error("%s", "--no-agent is for a tunnel; --export makes none");
+	if (a->mtu && a->export_path)
+		return cl_usage_error("%s", "--mtu is for a tunnel; --export makes none");
 	if (a->qr && !a->export_path)
 		return cl_usage_error("%s", "--qr needs --export FILE");
 	if (a->name && !name_valid(a->name))
@@ -107,6 +110,8 @@ static int start_agent(const struct cl_args *a, const struct cl_tunnel_opts *tun
 	free(p);
 	if (!wanted)
 		return 0;
+	char mtu[16];
+	snprintf(mtu, sizeof(mtu), "%d", a->mtu);
 	char *argv[] = {"meshgate",
 	                "agent",
 	                "--interface",
@@ -117,6 +122,8 @@ static int start_agent(const struct cl_args *a, const struct cl_tunnel_opts *tun
 	                (char *)a->state_dir,
 	                "--backend",
 	                (char *)a->backend,
+	                a->mtu ? "--mtu" : NULL,
+	                mtu,
 	                NULL};
 	if (cl_agent_spawn(argv, tun, &pid, err))
 		return -1;
@@ -179,6 +186,9 @@ static int run(const struct cl_args *a)
 	cl_profile_path(a->config_dir, a->ifname, config_path, sizeof(config_path));
 	int rc = a->code ? enroll(a, &tun, config_path, p, &err)
 	                 : reconnect(a, &tun, config_path, sizeof(config_path), p, &err);
+	if (!rc && a->mtu && !a->export_path && (rc = nl_link_set_mtu(a->ifname, (unsigned)a->mtu)))
+		rc = cl_fail(&err, CL_EXIT_TUNNEL, "cannot set the MTU of %s to %d: %s", a->ifname,
+		             a->mtu, strerror(-rc));
 	if (!rc && !a->export_path && start_agent(a, &tun, config_path, &err))
 		fprintf(stderr, "meshgate: warning: the tunnel is up, without its agent: %s\n",
 		        err.msg);
@@ -190,7 +200,7 @@ static int run(const struct cl_args *a)
 const struct cl_command cl_cmd_up = {
     .name = "up",
     .options = CL_OPT_SERVER | CL_OPT_CA | CL_OPT_PIN | CL_OPT_TIMEOUT | CL_OPT_NAME |
-               CL_OPT_EXPORT | CL_OPT_QR | CL_OPT_NO_AGENT,
+               CL_OPT_EXPORT | CL_OPT_QR | CL_OPT_NO_AGENT | CL_OPT_MTU,
     .takes_code = true,
     .check = check,
     .run = run,

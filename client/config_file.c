@@ -68,6 +68,8 @@ static void render_to(FILE *f, const struct cl_profile *p, bool with_meta)
 			cl_endpoint_format(&p->nodes.probe, endpoint, sizeof(endpoint));
 			fprintf(f, "# MeshgateProbe = %s\n", endpoint);
 		}
+		if (p->nodes.pmtu_port)
+			fprintf(f, "# MeshgatePmtuPort = %u\n", p->nodes.pmtu_port);
 	}
 	sodium_bin2base64(key, sizeof(key), p->private_key, CL_KEY_LEN,
 	                  sodium_base64_VARIANT_ORIGINAL);
@@ -214,6 +216,12 @@ static int parse_meta(char *line, struct cl_profile *p)
 		if (cl_endpoint_parse(value, &p->nodes.probe))
 			return -EINVAL;
 		p->nodes.has_probe = true;
+	} else if (!strcmp(key, "MeshgatePmtuPort")) {
+		char *end;
+		long port = strtol(value, &end, 10);
+		if (end == value || *end || port < 1 || port > 65535)
+			return -EINVAL;
+		p->nodes.pmtu_port = (unsigned)port;
 	} else if (!strcmp(key, "MeshgateCA")) {
 		if (!*value || strlen(value) >= sizeof(p->ca_file))
 			return -EINVAL;

@@ -244,7 +244,7 @@ int nl_addr_del(const char *ifname, const char *prefix)
 }
 
 static int route_change(uint16_t type, uint16_t flags, const char *dst, const char *ifname,
-                        const char *gateway)
+                        const char *gateway, unsigned mtu)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = put_header(buf, type, flags);
@@ -274,17 +274,29 @@ static int route_change(uint16_t type, uint16_t flags, const char *dst, const ch
 	mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)idx);
 	if (gateway)
 		mnl_attr_put(nlh, RTA_GATEWAY, prefix_bytes(gw.family), &gw.addr);
+	if (mtu) {
+		struct nlattr *metrics = mnl_attr_nest_start(nlh, RTA_METRICS);
+		mnl_attr_put_u32(nlh, RTAX_MTU, mtu);
+		mnl_attr_nest_end(nlh, metrics);
+	}
 	return nl_talk(nlh, NULL, NULL);
 }
 
 int nl_route_add(const char *dst, const char *ifname, const char *gateway)
 {
-	return route_change(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, dst, ifname, gateway);
+	return route_change(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, dst, ifname, gateway, 0);
+}
+
+int nl_route_replace_mtu(const char *dst, const char *ifname, unsigned mtu)
+{
+	if (!mtu)
+		return -EINVAL;
+	return route_change(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, dst, ifname, NULL, mtu);
 }
 
 int nl_route_del(const char *dst, const char *ifname, const char *gateway)
 {
-	return route_change(RTM_DELROUTE, 0, dst, ifname, gateway);
+	return route_change(RTM_DELROUTE, 0, dst, ifname, gateway, 0);
 }
 
 /* --- which interface routes a subnet -------------------------------------- */

@@ -390,7 +390,7 @@ static void agent_loop(struct agent *a)
 			next_probe = now + PROBE_MS;
 		}
 		if (a->next_sync >= 0 && now >= a->next_sync && a->epoch != a->wanted_epoch &&
-		    a->wanted_epoch)
+		    a->wanted_epoch && !cl_pmtu_first_search(a->pmtu))
 			sync_config(a);
 		if (now >= next_check) {
 			next_check = now + 1000;

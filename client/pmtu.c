@@ -238,9 +238,13 @@ static void current_route(const struct cl_pmtu *m, char *route, size_t size, uns
 
 /* ---- the MTU ---- */
 
-static unsigned overhead(const struct cl_pmtu *m)
+/* The tunnel MTU for a path of `size`: WireGuard's overhead off, and down
+ * to a multiple of 16, since WireGuard pads each packet to one, up to the
+ * sender's MTU: the gateway's interface (1420, say) would pad a packet of
+ * our MTU past what the path carries. */
+static unsigned tunnel_mtu(const struct cl_pmtu *m, unsigned size)
 {
-	return m->family == AF_INET6 ? OVERHEAD_V6 : OVERHEAD_V4;
+	return (size - (m->family == AF_INET6 ? OVERHEAD_V6 : OVERHEAD_V4)) / 16 * 16;
 }
 
 static void set_mtu(struct cl_pmtu *m, unsigned mtu, const char *what)
@@ -299,8 +303,8 @@ static void finish(struct cl_pmtu *m)
 	m->next_raise = now + raise_ms();
 	snprintf(what, sizeof(what), "path MTU %u to %s, found with %u probes: %s", m->path,
 	         m->endpoint.host, m->probes, m->why);
-	if (changed || m->mtu != m->path - overhead(m))
-		set_mtu(m, m->path - overhead(m), what);
+	if (changed || m->mtu != tunnel_mtu(m, m->path))
+		set_mtu(m, tunnel_mtu(m, m->path), what);
 }
 
 /* The next size to try, or 0 when the search is over. */
@@ -350,7 +354,7 @@ static void on_black_hole(struct cl_pmtu *m)
 	snprintf(why, sizeof(why), "probes of %u bytes went unanswered while the tunnel's pass",
 	         m->path);
 	/* RFC 8899's black hole: back to the base at once, then search up */
-	set_mtu(m, BASE_SIZE - overhead(m), why);
+	set_mtu(m, tunnel_mtu(m, BASE_SIZE), why);
 	m->path = 0;
 	start_search(m, false, why);
 }
@@ -556,6 +560,11 @@ void cl_pmtu_target(struct cl_pmtu *m, const struct cl_endpoint *endpoint, unsig
 int cl_pmtu_fd(const struct cl_pmtu *m)
 {
 	return m->fd;
+}
+
+bool cl_pmtu_first_search(const struct cl_pmtu *m)
+{
+	return m->state == PM_SEARCHING && !m->path && m->link_max;
 }
 
 unsigned cl_pmtu_told(const struct cl_pmtu *m)

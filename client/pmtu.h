@@ -46,6 +46,11 @@ void cl_pmtu_tick(struct cl_pmtu *m, bool tunnel_ok);
 /* Reads the answers and ICMP errors waiting on the socket. */
 void cl_pmtu_read(struct cl_pmtu *m);
 
+/* Is the first search under way (no path MTU known yet)? What goes
+ * through the tunnel meanwhile may not fit the path: the agent's config
+ * fetch waits for it. */
+bool cl_pmtu_first_search(const struct cl_pmtu *m);
+
 /* The tunnel MTU to tell the gateway in the tunnel's probes, 0: none (no
  * result yet, or a gateway that does not take it). */
 unsigned cl_pmtu_told(const struct cl_pmtu *m);

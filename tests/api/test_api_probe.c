@@ -200,8 +200,9 @@ static void responder_answers_devices_only(void **state)
 	assert_int_equal(mg_mock_add_stub(m, "failover", failover), 0);
 	unsigned port = free_port(SOCK_DGRAM);
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", free_port(SOCK_STREAM));
-	json_t *cfg = json_pack("{s:s, s:[s], s:i}", "listen", listen, "names", "localhost",
-	                        "probe_port", (int)port);
+	/* the tunnel's responder alone: no size probes (pmtu_port 0) */
+	json_t *cfg = json_pack("{s:s, s:[s], s:i, s:i}", "listen", listen, "names", "localhost",
+	                        "probe_port", (int)port, "pmtu_port", 0);
 	if (mg_mock_load(m, plugin_path, cfg, err, sizeof(err)) ||
 	    mg_mock_start(m, err, sizeof(err)))
 		fail_msg("%s", err);

@@ -1,15 +1,7 @@
 #!/bin/bash
-# Path MTU discovery through a "hotspot", end to end, real WireGuard:
-#
-#   client ns 192.168.8.2 ── hotspot ns ══ uplink, MTU 1300 ══ gw ns 198.18.0.1
-#                            (router)                          (meshgated, 10.0.0.1
-#                                                               in the tunnel,
-#                                                               an HTTP server there)
-#
-# The hotspot drops every IP fragment before conntrack could reassemble it
-# (nft, prerouting priority -450) and black-holes the ICMP "fragmentation
-# needed" it would send (dropped in its OUTPUT): a packet over 1300 bytes
-# vanishes without a word, either way.
+# Path MTU discovery through a "hotspot" (tests/e2e/hotspot.sh: a router
+# whose uplink has MTU 1300, that drops fragments and black-holes ICMP
+# "fragmentation needed"), end to end, real WireGuard:
 # - `meshgate up --mtu 1420` (WireGuard's default, discovery off): a 1 MB
 #   download through the tunnel stalls (curl --max-time fails);
 # - `meshgate up` (the agent finds the path MTU): the download completes;
@@ -24,76 +16,14 @@ build=$(realpath "$1")
 here=$(dirname "$(realpath "$0")")
 source "$here/../lib/netns.sh"
 source "$here/gateway.sh"
+source "$here/hotspot.sh"
 netns_init
 [ "${KEEP_WORK:-0}" != 1 ] || echo "work dir: $WORK"
 for tool in wireguard-go curl nft python3; do
 	command -v "$tool" >/dev/null || fail "needs $tool"
 done
 
-ns_add GW gw
-ns_add HOT hot
-ns_add CL cl
-UP_GW=${TAG}ug UP_HOT=${TAG}uh
-ns_link "$GW" 198.18.0.1/24 "$HOT" 198.18.0.254/24 "$UP_GW" "$UP_HOT"
-ns_link "$CL" 192.168.8.2/24 "$HOT" 192.168.8.1/24
-ns_exec "$CL" ip route add default via 192.168.8.1
-ns_exec "$GW" ip route add 192.168.8.0/24 via 198.18.0.254
-ns_exec "$HOT" sysctl -qw net.ipv4.ip_forward=1
-uplink_mtu() { ip -n "$HOT" link set "$UP_HOT" mtu "$1" && ip -n "$GW" link set "$UP_GW" mtu "$1"; }
-uplink_mtu 1300
-ns_exec "$HOT" nft -f - <<'NFT'
-table ip hotspot {
-	chain fragments {
-		type filter hook prerouting priority -450; policy accept;
-		ip frag-off & 0x3fff != 0 drop
-	}
-	chain no_too_big {
-		type filter hook output priority 0; policy accept;
-		icmp type destination-unreachable icmp code frag-needed drop
-	}
-}
-NFT
-
-STATE=$WORK/gw/state
-WG_IF=${TAG}w
-MESHGATE=$build/client/meshgate
-IF=${TAG}c
-CLIENT_DIRS=(--config-dir "$WORK/cl/etc" --state-dir "$WORK/cl/run")
-mkdir -p "$WORK/gw" "$WORK/www"
-cat >"$WORK/gw/meshgated.conf" <<CONF
-state_dir = "$STATE";
-socket = "$WORK/gw/bus.sock";
-plugin_dir = "$build/plugins";
-plugins = ["wireguard", "preauth", "api"];
-wireguard = { interface = "$WG_IF"; backend = "userspace"; address = "10.0.0.1/24";
-              endpoint = "198.18.0.1:51820"; };
-preauth = { networks = ["10.20.0.0/24"]; };
-api = { listen = "0.0.0.0:8443"; names = ["198.18.0.1"]; };
-CONF
-gateway_start
-head -c 1048576 /dev/urandom >"$WORK/www/1m"
-# the HTTP server on the gateway address, inside the tunnel
-ns_exec "$GW" python3 -m http.server 8080 --bind 10.0.0.1 --directory "$WORK/www" \
-	>"$WORK/http.log" 2>&1 &
-bg_track $!
-
-client() { # client COMMAND [args]
-	local cmd=$1
-	shift
-	ns_exec "$CL" "$MESHGATE" "$cmd" --interface "$IF" "${CLIENT_DIRS[@]}" "$@"
-}
-download() { # download SECONDS: 1 MB through the tunnel within that
-	ns_exec "$CL" curl -sS -o /dev/null --max-time "$1" http://10.0.0.1:8080/1m
-}
-path_mtu() { # path_mtu FIELD: from status --json's path_mtu ("" when none)
-	client status --json | python3 -c '
-import json, sys
-p = json.load(sys.stdin).get("path_mtu") or {}
-print(p.get(sys.argv[1], ""))' "$1"
-}
-path_is() { [ "$(path_mtu path)" = "$1" ]; }
-link_mtu() { ip -n "$CL" -o link show "$IF" | sed -n 's/.* mtu \([0-9]*\) .*/\1/p'; }
-ms() { date +%s%3N; }
+hotspot_up 1300
 
 echo "-- fixed MTU 1420 (meshgate up --mtu 1420): the download stalls"
 code=$(ctl user add hana --role developer --json | json_field code)
@@ -115,8 +45,8 @@ t0=$(ms)
 client up --backend userspace >"$WORK/up2.log" 2>&1 || fail "meshgate up: $(cat "$WORK/up2.log")"
 wait_for 30 path_is 1300 ||
 	fail "no path MTU of 1300 found: $(path_mtu path), $(path_mtu state); $(cat "$WORK/cl/run/$IF.agent.log")"
-found=$(path_mtu path) mtu=$(path_mtu mtu)
-echo "   the agent chose MTU $mtu (path $found) $(($(ms) - t0)) ms after up"
+found=$(path_mtu path) mtu=$(path_mtu mtu) at=$(path_mtu at)
+echo "   the agent chose MTU $mtu (path $found) $((at - t0)) ms after meshgate up began"
 [ "$mtu" = 1232 ] && [ "$(link_mtu)" = 1232 ] || fail "tunnel MTU $mtu / $(link_mtu), not 1232"
 t1=$(ms)
 download 15 2>"$WORK/curl.err" || fail "the download failed at MTU $mtu: $(cat "$WORK/curl.err")"
@@ -134,7 +64,7 @@ t0=$(ms)
 uplink_mtu 1500
 wait_for 30 path_is 1500 ||
 	fail "the MTU was not raised: $(path_mtu path); $(tail -5 "$WORK/cl/run/$IF.agent.log")"
-echo "   raised to MTU $(path_mtu mtu) (path 1500) $(($(ms) - t0)) ms after the change (raise timer 3 s)"
+echo "   raised to MTU $(path_mtu mtu) (path 1500) $(($(path_mtu at) - t0)) ms after the change (raise timer 3 s)"
 [ "$(link_mtu)" = 1440 ] || fail "tunnel MTU $(link_mtu), not 1440"
 download 15 2>"$WORK/curl.err" || fail "the download failed at MTU 1440: $(cat "$WORK/curl.err")"
 wait_for 5 sh -c "! ip -n $GW route show $addr | grep -q mtu" ||

@@ -25,6 +25,7 @@ benches=(
 	"onboarding|$here/onboarding/run.sh $build"
 	"cluster|$here/cluster/bench.sh $build"
 	"failover|$here/failover/run.sh $build"
+	"pmtu|$here/pmtu/run.sh $build"
 	"memory|$here/memory.sh $build"
 	"startup|$here/startup.sh $build"
 )

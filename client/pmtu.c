@@ -47,6 +47,9 @@ struct cl_pmtu {
 	struct cl_endpoint endpoint;
 	unsigned port;
 	int fd, family;
+	struct sockaddr_storage to; /* the endpoint's address, at port */
+	socklen_t tolen;
+	char address[INET6_ADDRSTRLEN];
 	uint32_t fwmark;
 	char route[128];   /* the way to the endpoint: interface, gateway, source */
 	unsigned link_max; /* the MTU of the interface it leaves by */
@@ -177,6 +180,12 @@ static int open_socket(struct cl_pmtu *m)
 	close_socket(m);
 	if (resolve(&m->endpoint, m->port, &to, &len))
 		return -1;
+	m->to = to;
+	m->tolen = len;
+	inet_ntop(to.ss_family,
+	          to.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&to)->sin_addr
+	                                  : (void *)&((struct sockaddr_in6 *)&to)->sin6_addr,
+	          m->address, sizeof(m->address));
 	int fd = socket(to.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
@@ -210,18 +219,15 @@ static void current_route(const struct cl_pmtu *m, char *route, size_t size, uns
 	char gw[INET6_ADDRSTRLEN] = "-", src[INET6_ADDRSTRLEN] = "-";
 	snprintf(route, size, "none");
 	*max = 0;
-	if (m->fd < 0 || nl_route_lookup(m->endpoint.host, &via))
+	if (m->fd < 0 || nl_route_lookup(m->address, &via))
 		return;
 	if (via.has_gateway)
 		inet_ntop(via.gateway.family, &via.gateway.addr, gw, sizeof(gw));
 	/* a socket of the moment: the connected one keeps its first source */
 	int fd = socket(m->family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_storage to;
-	socklen_t tolen;
 	if (fd >= 0 && m->fwmark)
 		setsockopt(fd, SOL_SOCKET, SO_MARK, &m->fwmark, sizeof(m->fwmark));
-	if (fd >= 0 && !resolve(&m->endpoint, m->port, &to, &tolen) &&
-	    !connect(fd, (struct sockaddr *)&to, tolen) &&
+	if (fd >= 0 && !connect(fd, (struct sockaddr *)&m->to, m->tolen) &&
 	    !getsockname(fd, (struct sockaddr *)&local, &len))
 		inet_ntop(local.ss_family,
 		          local.ss_family == AF_INET

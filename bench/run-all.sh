@@ -26,6 +26,7 @@ benches=(
 	"cluster|$here/cluster/bench.sh $build"
 	"failover|$here/failover/run.sh $build"
 	"multiwan|$here/multiwan/run.sh $build"
+	"pmtu|$here/pmtu/run.sh $build"
 	"memory|$here/memory.sh $build"
 	"startup|$here/startup.sh $build"
 )

@@ -18,6 +18,7 @@
 #include "access.h"
 #include "follow.h"
 #include "killswitch.h"
+#include "pmtu.h"
 #include "probe.h"
 #include "wan.h"
 #include "wg.h"
@@ -64,6 +65,7 @@ struct agent {
 	char *written; /* the status file's text as last written */
 	long long status_at;
 	struct cl_access access; /* why the tunnel is silent, when access ended */
+	struct cl_pmtu *pmtu;    /* path MTU discovery (pmtu.h) */
 };
 
 static long long mono_ms(void)
@@ -141,10 +143,10 @@ static json_t *status_json(const struct agent *a)
 	        ? json_pack("{s:I, s:s, s:s, s:s}", "at", (json_int_t)a->last_switch.at, "from",
 	                    a->last_switch.from, "to", a->last_switch.to, "why", a->last_switch.why)
 	        : json_null();
-	return json_pack("{s:i, s:s, s:s, s:s, s:o, s:o, s:o}", "pid", (int)getpid(), "gateway",
-	                 a->current >= 0 ? current_name(a) : endpoint, "node", a->node, "active",
-	                 a->active, "candidates", cands, "last_switch", last, "access",
-	                 cl_access_json(&a->access));
+	return json_pack("{s:i, s:s, s:s, s:s, s:o, s:o, s:o, s:o}", "pid", (int)getpid(),
+	                 "gateway", a->current >= 0 ? current_name(a) : endpoint, "node", a->node,
+	                 "active", a->active, "candidates", cands, "last_switch", last, "access",
+	                 cl_access_json(&a->access), "path_mtu", cl_pmtu_status(a->pmtu));
 }
 
 static void write_status(struct agent *a)
@@ -203,6 +205,7 @@ static void switch_to(struct agent *a, int to, const struct cl_endpoint *endpoin
 	printf("meshgate: %s: switched from %s to %s: %s\n", a->o->tun.ifname, *from ? from : "?",
 	       g->name, why);
 	fflush(stdout);
+	cl_pmtu_target(a->pmtu, &a->p.endpoint, a->p.nodes.pmtu_port, "switched node");
 	/* the saved config names the node in use: sync and a later up use it */
 	if (cl_profile_save(a->o->config_path, &a->p, &err))
 		fprintf(stderr, "meshgate: %s\n", err.msg);
@@ -259,7 +262,7 @@ static void send_probe(struct agent *a)
 	unsigned slot = a->next_nonce++ % NONCES;
 	a->nonces[slot] = nonce;
 	a->sent_at[slot] = mono_ms();
-	probe_request_encode(nonce, req);
+	probe_request_encode_mtu(nonce, cl_pmtu_told(a->pmtu), req);
 	send(a->fd, req, sizeof(req), MSG_DONTWAIT);
 }
 
@@ -367,6 +370,7 @@ static void sync_config(struct agent *a)
 		cl_follow_print(stdout, a->o->tun.ifname, res, false);
 		reload_profile(a);
 		follow_best_uplink(a, node >= 0 ? &before : NULL);
+		cl_pmtu_target(a->pmtu, &a->p.endpoint, a->p.nodes.pmtu_port, "new config");
 	}
 	fflush(stdout);
 	fflush(stderr);
@@ -431,7 +435,7 @@ static void agent_loop(struct agent *a)
 			next_probe = now + (a->access.expired ? CL_ACCESS_PROBE_MS : PROBE_MS);
 		}
 		if (a->next_sync >= 0 && now >= a->next_sync && a->epoch != a->wanted_epoch &&
-		    a->wanted_epoch)
+		    a->wanted_epoch && !cl_pmtu_first_search(a->pmtu))
 			sync_config(a);
 		if (now >= next_check) {
 			next_check = now + 1000;
@@ -442,12 +446,18 @@ static void agent_loop(struct agent *a)
 				return;
 			}
 		}
+		cl_pmtu_tick(a->pmtu, a->misses == 0);
 		if (now - a->status_at >= STATUS_MS)
 			write_status(a);
-		struct pollfd pfd = {.fd = a->fd, .events = POLLIN};
+		struct pollfd pfd[2] = {{.fd = a->fd, .events = POLLIN},
+		                        {.fd = cl_pmtu_fd(a->pmtu), .events = POLLIN}};
 		long long wait = next_probe - mono_ms();
-		if (poll(&pfd, 1, wait > 0 ? (int)wait : 0) > 0)
-			read_answers(a);
+		if (poll(pfd, 2, wait > 0 ? (int)wait : 0) > 0) {
+			if (pfd[0].revents)
+				read_answers(a);
+			if (pfd[1].revents)
+				cl_pmtu_read(a->pmtu);
+		}
 	}
 }
 
@@ -471,12 +481,17 @@ int cl_agent_run(const struct cl_agent_opts *o)
 		        "--interface %s polls instead)",
 		        o->tun.ifname);
 	} else if ((pid_fd = take_pid_file(&o->tun, &err)) >= 0 &&
-	           (a->fd = open_probe_socket(a, &err)) >= 0) {
+	           (a->fd = open_probe_socket(a, &err)) >= 0 &&
+	           !(a->pmtu = cl_pmtu_new(&o->tun, o->mtu))) {
+		cl_fail(&err, CL_EXIT_FAILURE, "out of memory");
+		close(a->fd);
+	} else if (pid_fd >= 0 && a->fd >= 0) {
 		printf("meshgate: %s: agent %ld follows %zu gateway node%s and the networks "
 		       "(probes every %d ms)\n",
 		       o->tun.ifname, (long)getpid(), a->p.nodes.n_gateways,
 		       a->p.nodes.n_gateways == 1 ? "" : "s", PROBE_MS);
 		fflush(stdout);
+		cl_pmtu_target(a->pmtu, &a->p.endpoint, a->p.nodes.pmtu_port, "start");
 		agent_loop(a);
 		cl_access_stop(&a->access);
 		close(a->fd);
@@ -489,6 +504,7 @@ int cl_agent_run(const struct cl_agent_opts *o)
 	if (pid_fd >= 0)
 		close(pid_fd);
 	free(a->written);
+	cl_pmtu_free(a->pmtu);
 	sodium_memzero(a, sizeof(*a));
 	free(a);
 	if (!*err.msg)

@@ -27,6 +27,7 @@ struct cl_agent_opts {
 	struct cl_tunnel_opts tun;
 	const char *config_path; /* CONFIG_DIR/IFNAME.conf */
 	volatile sig_atomic_t *stop;
+	unsigned mtu; /* > 0: the tunnel's MTU, fixed (meshgate up --mtu): no discovery */
 };
 
 /* Does a device with this saved config get an agent from `meshgate up`?

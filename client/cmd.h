@@ -27,6 +27,7 @@ enum cl_option {
 	CL_OPT_NO_AGENT = 1 << 10,
 	CL_OPT_FULL_TUNNEL = 1 << 11,
 	CL_OPT_KILL_SWITCH = 1 << 12,
+	CL_OPT_MTU = 1 << 13,
 };
 
 struct cl_command;
@@ -37,6 +38,7 @@ struct cl_args {
 	const char *server, *ca, *pin, *ifname, *config_dir, *state_dir, *name, *export_path;
 	const char *backend, *code;
 	int timeout_s, interval_s;
+	int mtu; /* --mtu: the tunnel's, fixed (no path MTU discovery); 0 none */
 	bool qr, json, forget, no_agent, full_tunnel, kill_switch;
 };
 

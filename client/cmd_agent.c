@@ -7,7 +7,8 @@ static int run(const struct cl_args *a)
 {
 	char path[4096];
 	struct cl_err err = {0};
-	struct cl_agent_opts o = {{a->ifname, a->state_dir, a->backend}, path, &cl_interrupted};
+	struct cl_agent_opts o = {
+	    {a->ifname, a->state_dir, a->backend}, path, &cl_interrupted, (unsigned)a->mtu};
 	if (cl_need_root("following the gateway nodes", &err) ||
 	    cl_need_enrolled(a, path, sizeof(path), &err))
 		return cl_report(&err);
@@ -16,5 +17,6 @@ static int run(const struct cl_args *a)
 
 const struct cl_command cl_cmd_agent = {
     .name = "agent",
+    .options = CL_OPT_MTU,
     .run = run,
 };

@@ -30,6 +30,27 @@ static const char *text_of(json_t *object, const char *key, const char *otherwis
 	return text ? text : otherwise;
 }
 
+/* The agent's path MTU (pmtu.h): the tunnel's MTU, the path's and when
+ * it was found. */
+static void path_mtu_text(json_t *pm)
+{
+	json_t *path = json_object_get(pm, "path"), *at = json_object_get(pm, "at");
+	if (!json_is_object(pm))
+		return;
+	printf("  path MTU: tunnel MTU %lld, %s",
+	       (long long)json_integer_value(json_object_get(pm, "mtu")),
+	       text_of(pm, "state", "?"));
+	if (json_is_integer(path))
+		printf(", path %lld", (long long)json_integer_value(path));
+	if (json_is_integer(at)) {
+		long ago = (long)(time(NULL) - (time_t)(json_integer_value(at) / 1000));
+		printf(", found %ld seconds ago", ago < 0 ? 0 : ago);
+	}
+	if (json_string_value(json_object_get(pm, "why")))
+		printf(" (%s)", text_of(pm, "why", ""));
+	printf("\n");
+}
+
 /* What the running agent last saw: its node, the active one, the others,
  * its last switch. */
 static void agent_text(const struct cl_args *a)
@@ -58,6 +79,7 @@ static void agent_text(const struct cl_args *a)
 	json_t *access = json_object_get(agent, "access");
 	if (!strcmp(text_of(access, "state", ""), "expired"))
 		printf("  access: expired: %s\n", text_of(access, "message", ""));
+	path_mtu_text(json_object_get(agent, "path_mtu"));
 	json_decref(agent);
 }
 
@@ -137,6 +159,7 @@ static void add_gateways(const struct cl_args *a, const struct cl_profile *p, bo
 		json_object_set(o, "candidates", json_object_get(agent, "candidates"));
 		json_object_set(o, "last_switch", json_object_get(agent, "last_switch"));
 		json_object_set(o, "access", json_object_get(agent, "access"));
+		json_object_set(o, "path_mtu", json_object_get(agent, "path_mtu"));
 		json_object_set_new(o, "agent",
 		                    json_pack("{s:O}", "pid", json_object_get(agent, "pid")));
 		json_decref(agent);
@@ -161,6 +184,7 @@ static void add_gateways(const struct cl_args *a, const struct cl_profile *p, bo
 	json_object_set_new(o, "gateway", json_string(gateway ? gateway : endpoint));
 	json_object_set_new(o, "candidates", cands);
 	json_object_set_new(o, "last_switch", json_null());
+	json_object_set_new(o, "path_mtu", json_null());
 	json_object_set_new(o, "agent", json_null());
 }
 

@@ -11,6 +11,7 @@
 #include "enroll.h"
 #include "follow.h"
 #include "killswitch.h"
+#include "nl.h"
 #include "resolver.h"
 #include "tunnel.h"
 
@@ -60,6 +61,8 @@ static int check(const struct cl_args *a)
 		return cl_usage_error("%s",
 		                      "--kill-switch is for a tunnel with its agent (not with "
 		                      "--export or --no-agent)");
+	if (a->mtu && a->export_path)
+		return cl_usage_error("%s", "--mtu is for a tunnel; --export makes none");
 	if (a->qr && !a->export_path)
 		return cl_usage_error("%s", "--qr needs --export FILE");
 	if (a->name && !name_valid(a->name))
@@ -140,6 +143,8 @@ static int start_agent(const struct cl_args *a, const struct cl_tunnel_opts *tun
 	free(p);
 	if (!wanted)
 		return 0;
+	char mtu[16];
+	snprintf(mtu, sizeof(mtu), "%d", a->mtu);
 	char *argv[] = {"meshgate",
 	                "agent",
 	                "--interface",
@@ -150,6 +155,8 @@ static int start_agent(const struct cl_args *a, const struct cl_tunnel_opts *tun
 	                (char *)a->state_dir,
 	                "--backend",
 	                (char *)a->backend,
+	                a->mtu ? "--mtu" : NULL,
+	                mtu,
 	                NULL};
 	if (cl_agent_spawn(argv, tun, &pid, err))
 		return -1;
@@ -223,6 +230,9 @@ static int run(const struct cl_args *a)
 	                 : reconnect(a, &tun, config_path, sizeof(config_path), p, &err);
 	if (!rc && !a->export_path && arm_kill_switch(&tun, config_path, &err))
 		rc = -1;
+	if (!rc && a->mtu && !a->export_path && (rc = nl_link_set_mtu(a->ifname, (unsigned)a->mtu)))
+		rc = cl_fail(&err, CL_EXIT_TUNNEL, "cannot set the MTU of %s to %d: %s", a->ifname,
+		             a->mtu, strerror(-rc));
 	if (!rc && !a->export_path && start_agent(a, &tun, config_path, &err))
 		fprintf(stderr, "meshgate: warning: the tunnel is up, without its agent: %s\n",
 		        err.msg);
@@ -235,7 +245,7 @@ const struct cl_command cl_cmd_up = {
     .name = "up",
     .options = CL_OPT_SERVER | CL_OPT_CA | CL_OPT_PIN | CL_OPT_TIMEOUT | CL_OPT_NAME |
                CL_OPT_EXPORT | CL_OPT_QR | CL_OPT_NO_AGENT | CL_OPT_FULL_TUNNEL |
-               CL_OPT_KILL_SWITCH,
+               CL_OPT_KILL_SWITCH | CL_OPT_MTU,
     .takes_code = true,
     .check = check,
     .run = run,

@@ -89,6 +89,8 @@ static void render_to(FILE *f, const struct cl_profile *p, bool with_meta)
 			fprintf(f, "# MeshgateFullTunnel = yes\n");
 		if (p->kill_switch)
 			fprintf(f, "# MeshgateKillSwitch = yes\n");
+		if (p->nodes.pmtu_port)
+			fprintf(f, "# MeshgatePmtuPort = %u\n", p->nodes.pmtu_port);
 	}
 	sodium_bin2base64(key, sizeof(key), p->private_key, CL_KEY_LEN,
 	                  sodium_base64_VARIANT_ORIGINAL);
@@ -265,6 +267,12 @@ static int parse_meta(char *line, struct cl_profile *p)
 		return parse_yes_no(value, &p->full_tunnel);
 	} else if (!strcmp(key, "MeshgateKillSwitch")) {
 		return parse_yes_no(value, &p->kill_switch);
+	} else if (!strcmp(key, "MeshgatePmtuPort")) {
+		char *end;
+		long port = strtol(value, &end, 10);
+		if (end == value || *end || port < 1 || port > 65535)
+			return -EINVAL;
+		p->nodes.pmtu_port = (unsigned)port;
 	} else if (!strcmp(key, "MeshgateCA")) {
 		if (!*value || strlen(value) >= sizeof(p->ca_file))
 			return -EINVAL;

@@ -87,6 +87,7 @@ static int fetch(const struct cl_follow_opts *o, const struct cl_profile *p,
 bool cl_nodes_same(const struct cl_nodes *a, const struct cl_nodes *b)
 {
 	if (a->n_gateways != b->n_gateways || a->has_probe != b->has_probe ||
+	    a->pmtu_port != b->pmtu_port ||
 	    (a->has_probe &&
 	     (strcmp(a->probe.host, b->probe.host) || a->probe.port != b->probe.port)))
 		return false;

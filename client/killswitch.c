@@ -67,17 +67,18 @@ char *cl_killswitch_render(const char *ifname, bool full_tunnel,
 	return text;
 }
 
-/* Adds e's addresses (each once) to list; 0, or -1 when it resolves to none. */
-static int resolve(const struct cl_endpoint *e, struct cl_killswitch_endpoint *list, size_t *n,
-                   size_t max)
+/* Adds the addresses of e's host at `port` (each once) to list; 0, or -1
+ * when the host resolves to none. */
+static int resolve(const struct cl_endpoint *e, unsigned port, struct cl_killswitch_endpoint *list,
+                   size_t *n, size_t max)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV}, *res, *ai;
-	char port[8];
-	snprintf(port, sizeof(port), "%u", e->port);
-	if (getaddrinfo(e->host, port, &hints, &res))
+	char service[8];
+	snprintf(service, sizeof(service), "%u", port);
+	if (getaddrinfo(e->host, service, &hints, &res))
 		return -1;
 	for (ai = res; ai && *n < max; ai = ai->ai_next) {
-		struct cl_killswitch_endpoint x = {.family = ai->ai_family, .port = e->port};
+		struct cl_killswitch_endpoint x = {.family = ai->ai_family, .port = port};
 		const void *addr =
 		    ai->ai_family == AF_INET
 		        ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
@@ -95,25 +96,45 @@ static int resolve(const struct cl_endpoint *e, struct cl_killswitch_endpoint *l
 	return 0;
 }
 
+/* What stays reachable through a closed gate at e: its WireGuard port, and
+ * the size probes' port (docs/client.md, Path MTU), which must measure a
+ * new path before the tunnel works on it. */
+static int allow(const struct cl_endpoint *e, const struct cl_profile *p,
+                 struct cl_killswitch_endpoint *list, size_t *n, size_t max)
+{
+	if (resolve(e, e->port, list, n, max))
+		return -1;
+	return p->nodes.pmtu_port ? resolve(e, p->nodes.pmtu_port, list, n, max) : 0;
+}
+
 int cl_killswitch_apply(const struct cl_tunnel_opts *o, const struct cl_profile *p,
                         struct cl_err *err)
 {
-	enum { MAX = 4 * (CL_MAX_GATEWAYS + 1) };
-	struct cl_killswitch_endpoint endpoints[MAX];
+	/* every endpoint of every node, at two ports, IPv4 and IPv6 */
+	enum { MAX = 2 * 2 * (CL_MAX_GATEWAYS * CL_MAX_ENDPOINTS + 1) };
+	struct cl_killswitch_endpoint *endpoints = calloc(MAX, sizeof(*endpoints));
 	char msg[256] = "";
 	size_t n = 0;
-	if (resolve(&p->endpoint, endpoints, &n, MAX))
+	if (!endpoints)
+		return cl_fail(err, CL_EXIT_FAILURE, "out of memory");
+	if (allow(&p->endpoint, p, endpoints, &n, MAX)) {
+		free(endpoints);
 		return cl_fail(err, CL_EXIT_TUNNEL,
 		               "kill switch: cannot resolve the gateway's endpoint %s",
 		               p->endpoint.host);
+	}
 	/* a node that does not resolve now cannot be switched to either */
-	for (size_t i = 0; i < p->nodes.n_gateways; i++)
-		if (resolve(&p->nodes.gateways[i].endpoint, endpoints, &n, MAX))
-			fprintf(stderr,
-			        "meshgate: warning: kill switch: node %s (%s) does not "
-			        "resolve: blocked\n",
-			        p->nodes.gateways[i].name, p->nodes.gateways[i].endpoint.host);
+	for (size_t i = 0; i < p->nodes.n_gateways; i++) {
+		const struct cl_gateway *g = &p->nodes.gateways[i];
+		for (size_t e = 0; e < g->n_endpoints; e++)
+			if (allow(&g->endpoints[e], p, endpoints, &n, MAX))
+				fprintf(stderr,
+				        "meshgate: warning: kill switch: node %s (%s) does not "
+				        "resolve: blocked\n",
+				        g->name, g->endpoints[e].host);
+	}
 	char *script = cl_killswitch_render(o->ifname, cl_tunnel_is_full(p), endpoints, n);
+	free(endpoints);
 	if (!script)
 		return cl_fail(err, CL_EXIT_FAILURE, "out of memory");
 	int rc = nft(script, NULL, msg, sizeof(msg));

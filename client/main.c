@@ -71,38 +71,39 @@ int cl_need_enrolled(const struct cl_args *a, char *path, size_t size, struct cl
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: meshgate up --server https://HOST[:PORT] [--ca FILE | --pin SHA256]\n"
-	        "                   [--interface NAME] [--timeout SEC] [--name NAME] [--no-agent] "
-	        "CODE\n"
-	        "       meshgate up --server URL [--ca FILE | --pin SHA256] --export FILE [--qr] "
-	        "CODE\n"
-	        "       meshgate up [--interface NAME] [--timeout SEC] [--no-agent]   (again, from "
-	        "the saved "
-	        "config)\n"
-	        "       up also takes --full-tunnel (everything through the gateway) and "
-	        "--kill-switch (nothing\n"
-	        "       leaves outside the tunnel while it is down); both are kept in the saved "
-	        "config\n"
-	        "       meshgate down [--interface NAME] [--forget]\n"
-	        "       meshgate status [--interface NAME] [--json]\n"
-	        "       meshgate sync [--interface NAME]   (follow the networks of the device's "
-	        "role, once)\n"
-	        "       meshgate watch [--interface NAME] [--interval SEC]   (the same, every SEC "
-	        "s, default 30)\n"
-	        "       meshgate agent [--interface NAME]   (what `up` leaves running, in the "
-	        "foreground)\n"
-	        "       meshgate --help | --version\n"
-	        "common options: --config-dir DIR (default " DEFAULT_CONFIG_DIR
-	        ", env MESHGATE_CONFIG_DIR)\n"
-	        "                --state-dir DIR (default " DEFAULT_STATE_DIR
-	        ", env MESHGATE_STATE_DIR)\n"
-	        "                --backend auto|kernel|userspace (env MESHGATE_WG_BACKEND)\n"
-	        "exit codes: 0 ok, 1 local failure, 2 usage, 3 server not trusted, 4 server "
-	        "unreachable or failing,\n"
-	        "            5 unknown or rejected code, 6 code used, 7 code expired or revoked, 8 "
-	        "rate limited,\n"
-	        "            9 tunnel failed (no handshake), 10 no such tunnel\n");
+	fprintf(
+	    out,
+	    "usage: meshgate up --server https://HOST[:PORT] [--ca FILE | --pin SHA256]\n"
+	    "                   [--interface NAME] [--timeout SEC] [--name NAME] [--no-agent] "
+	    "[--mtu N] CODE\n"
+	    "       meshgate up --server URL [--ca FILE | --pin SHA256] --export FILE [--qr] "
+	    "CODE\n"
+	    "       meshgate up [--interface NAME] [--timeout SEC] [--no-agent]   (again, from "
+	    "the saved "
+	    "config)\n"
+	    "       up also takes --full-tunnel (everything through the gateway) and "
+	    "--kill-switch (nothing\n"
+	    "       leaves outside the tunnel while it is down); both are kept in the saved "
+	    "config\n"
+	    "       meshgate down [--interface NAME] [--forget]\n"
+	    "       meshgate status [--interface NAME] [--json]\n"
+	    "       meshgate sync [--interface NAME]   (follow the networks of the device's "
+	    "role, once)\n"
+	    "       meshgate watch [--interface NAME] [--interval SEC]   (the same, every SEC "
+	    "s, default 30)\n"
+	    "       meshgate agent [--interface NAME] [--mtu N]   (what `up` leaves running, in "
+	    "the foreground)\n"
+	    "       meshgate --help | --version\n"
+	    "common options: --config-dir DIR (default " DEFAULT_CONFIG_DIR
+	    ", env MESHGATE_CONFIG_DIR)\n"
+	    "                --state-dir DIR (default " DEFAULT_STATE_DIR
+	    ", env MESHGATE_STATE_DIR)\n"
+	    "                --backend auto|kernel|userspace (env MESHGATE_WG_BACKEND)\n"
+	    "exit codes: 0 ok, 1 local failure, 2 usage, 3 server not trusted, 4 server "
+	    "unreachable or failing,\n"
+	    "            5 unknown or rejected code, 6 code used, 7 code expired or revoked, 8 "
+	    "rate limited,\n"
+	    "            9 tunnel failed (no handshake), 10 no such tunnel\n");
 }
 
 static bool ifname_valid(const char *name)
@@ -134,6 +135,7 @@ enum opt_id {
 	OPT_NO_AGENT,
 	OPT_FULL_TUNNEL,
 	OPT_KILL_SWITCH,
+	OPT_MTU,
 };
 
 static const struct option options[] = {
@@ -154,6 +156,7 @@ static const struct option options[] = {
     {"no-agent", no_argument, NULL, OPT_NO_AGENT},
     {"full-tunnel", no_argument, NULL, OPT_FULL_TUNNEL},
     {"kill-switch", no_argument, NULL, OPT_KILL_SWITCH},
+    {"mtu", required_argument, NULL, OPT_MTU},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -198,6 +201,8 @@ static bool option_allowed(const struct cl_command *cmd, int id)
 		return cmd->options & CL_OPT_FULL_TUNNEL;
 	case OPT_KILL_SWITCH:
 		return cmd->options & CL_OPT_KILL_SWITCH;
+	case OPT_MTU:
+		return cmd->options & CL_OPT_MTU;
 	default:
 		return true; /* every command's */
 	}
@@ -269,6 +274,10 @@ static int set_option(struct cl_args *a, int id, const char *arg)
 	case OPT_INTERVAL:
 		if (parse_seconds(arg, 86400, &a->interval_s))
 			return cl_usage_error("--interval must be 1..86400 seconds, not %s", arg);
+		break;
+	case OPT_MTU:
+		if (parse_seconds(arg, 9000, &a->mtu) || a->mtu < 576)
+			return cl_usage_error("--mtu must be 576..9000, not %s", arg);
 		break;
 	default:
 		return CL_EXIT_USAGE;

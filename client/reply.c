@@ -305,6 +305,7 @@ static int get_nodes(json_t *root, struct cl_nodes *out, struct cl_err *err)
 {
 	json_t *list = json_object_get(root, "gateways"), *item;
 	json_t *probe = json_object_get(root, "probe");
+	json_t *pmtu_port = json_object_get(root, "pmtu_port");
 	struct cl_prefix ip;
 	size_t i;
 	if (list && !json_is_null(list)) {
@@ -326,6 +327,12 @@ static int get_nodes(json_t *root, struct cl_nodes *out, struct cl_err *err)
 		    cl_prefix_parse(out->probe.host, false, &ip))
 			return bad_field(err, "probe", "not IP:PORT");
 		out->has_probe = true;
+	}
+	if (pmtu_port && !json_is_null(pmtu_port)) {
+		json_int_t port = json_integer_value(pmtu_port);
+		if (!json_is_integer(pmtu_port) || port < 1 || port > 65535)
+			return bad_field(err, "pmtu_port", "not a port (1..65535)");
+		out->pmtu_port = (unsigned)port;
 	}
 	return 0;
 }

@@ -37,12 +37,15 @@ struct cl_gateway {
 
 /* What the redeem and device config answers say about the gateway nodes:
  * every node ("gateways", optional) and where the probe answers inside the
- * tunnel ("probe": "IP:PORT", optional; has_probe false when not told). */
+ * tunnel ("probe": "IP:PORT", optional; has_probe false when not told),
+ * and the UDP port that answers size probes on each node's endpoint address
+ * ("pmtu_port", optional; 0 when not told: no path MTU discovery). */
 struct cl_nodes {
 	struct cl_gateway gateways[CL_MAX_GATEWAYS];
 	size_t n_gateways;
 	struct cl_endpoint probe;
 	bool has_probe;
+	unsigned pmtu_port;
 };
 
 struct cl_redeem_reply {

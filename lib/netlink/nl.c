@@ -245,7 +245,7 @@ int nl_addr_del(const char *ifname, const char *prefix)
 }
 
 static int route_change(uint16_t type, uint16_t flags, unsigned table, const char *dst,
-                        const char *ifname, const char *gateway)
+                        const char *ifname, const char *gateway, unsigned mtu)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = put_header(buf, type, flags);
@@ -277,33 +277,46 @@ static int route_change(uint16_t type, uint16_t flags, unsigned table, const cha
 	mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)idx);
 	if (gateway)
 		mnl_attr_put(nlh, RTA_GATEWAY, prefix_bytes(gw.family), &gw.addr);
+	if (mtu) {
+		struct nlattr *metrics = mnl_attr_nest_start(nlh, RTA_METRICS);
+		mnl_attr_put_u32(nlh, RTAX_MTU, mtu);
+		mnl_attr_nest_end(nlh, metrics);
+	}
 	return nl_talk(nlh, NULL, NULL);
 }
 
 int nl_route_add(const char *dst, const char *ifname, const char *gateway)
 {
 	return route_change(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, RT_TABLE_MAIN, dst, ifname,
-	                    gateway);
+	                    gateway, 0);
+}
+
+int nl_route_replace_mtu(const char *dst, const char *ifname, unsigned mtu)
+{
+	if (!mtu)
+		return -EINVAL;
+	return route_change(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, RT_TABLE_MAIN, dst, ifname,
+	                    NULL, mtu);
 }
 
 int nl_route_del(const char *dst, const char *ifname, const char *gateway)
 {
-	return route_change(RTM_DELROUTE, 0, RT_TABLE_MAIN, dst, ifname, gateway);
+	return route_change(RTM_DELROUTE, 0, RT_TABLE_MAIN, dst, ifname, gateway, 0);
 }
 
 int nl_route_replace_in(unsigned table, const char *dst, const char *ifname, const char *gateway)
 {
 	if (!table)
 		return -EINVAL;
-	return route_change(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, table, dst, ifname,
-	                    gateway);
+	return route_change(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, table, dst, ifname, gateway,
+	                    0);
 }
 
 int nl_route_del_in(unsigned table, const char *dst, const char *ifname, const char *gateway)
 {
 	if (!table)
 		return -EINVAL;
-	return route_change(RTM_DELROUTE, 0, table, dst, ifname, gateway);
+	return route_change(RTM_DELROUTE, 0, table, dst, ifname, gateway, 0);
 }
 
 /* --- policy rules ---------------------------------------------------------- */

@@ -43,6 +43,9 @@ int nl_addr_del(const char *ifname, const char *prefix);
  * main table. */
 int nl_route_add(const char *dst, const char *ifname, const char *gateway);
 int nl_route_del(const char *dst, const char *ifname, const char *gateway);
+/* The on-link route to dst through ifname with this MTU (a route metric,
+ * as `ip route replace DST dev IF mtu MTU`): made, or replaced in place. */
+int nl_route_replace_mtu(const char *dst, const char *ifname, unsigned mtu);
 
 /* The same in routing table `table` (1..2^32-1); replace adds the route
  * or replaces the one of the same destination and metric. */

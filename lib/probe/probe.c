@@ -29,22 +29,39 @@ static int printable(const uint8_t *s, size_t n)
 	return 1;
 }
 
-void probe_request_encode(uint64_t nonce, uint8_t out[PROBE_REQUEST_LEN])
+void probe_request_encode_mtu(uint64_t nonce, unsigned mtu, uint8_t out[PROBE_REQUEST_LEN])
 {
 	memset(out, 0, PROBE_REQUEST_LEN);
 	memcpy(out, PROBE_MAGIC, 4);
 	out[4] = PROBE_TYPE_PROBE;
+	out[6] = (uint8_t)(mtu >> 8);
+	out[7] = (uint8_t)mtu;
 	put_u64(out + 8, nonce);
+}
+
+void probe_request_encode(uint64_t nonce, uint8_t out[PROBE_REQUEST_LEN])
+{
+	probe_request_encode_mtu(nonce, 0, out);
+}
+
+int probe_request_decode_mtu(const void *buf, size_t len, uint64_t *nonce, unsigned *mtu)
+{
+	const uint8_t *b = buf;
+	if (len != PROBE_REQUEST_LEN || memcmp(b, PROBE_MAGIC, 4) || b[4] != PROBE_TYPE_PROBE ||
+	    b[5])
+		return -EINVAL;
+	unsigned told = (unsigned)b[6] << 8 | b[7];
+	if (told && told < PROBE_MTU_MIN)
+		return -EINVAL;
+	*nonce = get_u64(b + 8);
+	*mtu = told;
+	return 0;
 }
 
 int probe_request_decode(const void *buf, size_t len, uint64_t *nonce)
 {
-	const uint8_t *b = buf;
-	if (len != PROBE_REQUEST_LEN || memcmp(b, PROBE_MAGIC, 4) || b[4] != PROBE_TYPE_PROBE ||
-	    b[5] || b[6] || b[7])
-		return -EINVAL;
-	*nonce = get_u64(b + 8);
-	return 0;
+	unsigned mtu;
+	return probe_request_decode_mtu(buf, len, nonce, &mtu);
 }
 
 int probe_answer_encode(const struct probe_answer *a, uint8_t out[PROBE_ANSWER_MAX])
@@ -79,5 +96,34 @@ int probe_answer_decode(const void *buf, size_t len, struct probe_answer *a)
 	a->epoch = get_u64(b + 16);
 	memcpy(a->node, b + 24, n);
 	memcpy(a->active, b + 24 + n, m);
+	return 0;
+}
+
+int pmtu_probe_encode(enum pmtu_probe_type type, uint64_t nonce, size_t len, uint8_t *out)
+{
+	if (len < PMTU_PROBE_MIN || len > PMTU_PROBE_MAX ||
+	    (type != PMTU_PROBE && type != PMTU_ANSWER))
+		return -EINVAL;
+	memset(out, 0, len);
+	memcpy(out, PROBE_MAGIC, 4);
+	out[4] = (uint8_t)type;
+	out[6] = (uint8_t)(len >> 8);
+	out[7] = (uint8_t)len;
+	put_u64(out + 8, nonce);
+	return 0;
+}
+
+int pmtu_probe_decode(const void *buf, size_t len, enum pmtu_probe_type *type, uint64_t *nonce)
+{
+	const uint8_t *b = buf;
+	if (len < PMTU_PROBE_MIN || len > PMTU_PROBE_MAX || memcmp(b, PROBE_MAGIC, 4) ||
+	    (b[4] != PMTU_PROBE && b[4] != PMTU_ANSWER) || b[5] ||
+	    ((size_t)b[6] << 8 | b[7]) != len)
+		return -EINVAL;
+	for (size_t i = 16; i < len; i++)
+		if (b[i])
+			return -EINVAL;
+	*type = (enum pmtu_probe_type)b[4];
+	*nonce = get_u64(b + 8);
 	return 0;
 }

@@ -65,6 +65,7 @@ struct api_server {
 	json_t *api_cas;          /* every node's CA (api_server_set_cas) */
 	json_t *gateways;         /* every node's WireGuard side (api_server_set_gateways) */
 	char *probe;              /* where the probe answers, "IP:PORT", or NULL */
+	unsigned pmtu_port;       /* where size probes are answered (pmtu.h), 0 none */
 };
 
 /* One request's state between the calls MHD makes for it. */
@@ -421,6 +422,15 @@ static void add_nodes(struct api_server *s, json_t *reply)
 		json_object_set_new(reply, "gateways", json_deep_copy(s->gateways));
 	if (s->probe && !json_object_get(reply, "probe"))
 		json_object_set_new(reply, "probe", json_string(s->probe));
+	if (s->pmtu_port && !json_object_get(reply, "pmtu_port"))
+		json_object_set_new(reply, "pmtu_port", json_integer(s->pmtu_port));
+	pthread_mutex_unlock(&s->cas_lock);
+}
+
+void api_server_set_pmtu_port(struct api_server *s, unsigned port)
+{
+	pthread_mutex_lock(&s->cas_lock);
+	s->pmtu_port = port;
 	pthread_mutex_unlock(&s->cas_lock);
 }
 

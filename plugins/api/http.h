@@ -45,6 +45,9 @@ void api_server_set_cas(struct api_server *server, json_t *cas);
 /* The "gateways" (api_gateways) and the "probe" address ("IP:PORT", NULL or
  * "": none) the redeem and device config answers carry from now on (copied). */
 void api_server_set_gateways(struct api_server *server, json_t *gateways, const char *probe);
+/* The "pmtu_port" devices are told (where size probes are answered on the
+ * public side, pmtu.h), 0: none. */
+void api_server_set_pmtu_port(struct api_server *server, unsigned port);
 /* Closes the connections that took longer than head_timeout_ms to send
  * their request (or the next one): call it a few times a second. */
 void api_server_tick(struct api_server *server);

@@ -18,6 +18,7 @@
 #include "api.h"
 #include "http.h"
 #include "probe.h"
+#include "pmtu.h"
 #include "responder.h"
 
 #define RENEW_CHECK_MS (6u * 3600u * 1000u)
@@ -45,6 +46,7 @@ struct api {
 	int publish_timer; /* while this node's record waits to be written */
 	json_t *cas;       /* what devices are told to trust (refresh_nodes) */
 	struct api_responder *probe;
+	struct api_pmtu *pmtu;
 };
 
 /* The settings, read from a config object (validated by the core for
@@ -56,7 +58,7 @@ struct settings {
 	    head_timeout_ms, request_timeout_ms;
 	json_int_t ca_days, server_days, renew_days;
 	int vpn_listen;
-	json_int_t probe_port;
+	json_int_t probe_port, pmtu_port;
 };
 
 static const struct mg_setting api_settings[] = {
@@ -118,6 +120,12 @@ static const struct mg_setting api_settings[] = {
      "reachable only through the tunnel: devices' agents probe their node there a few times "
      "a second (docs/client.md). 0: no probes.",
      NULL, 0},
+    {"pmtu_port", MG_SETTING_INT, "51831",
+     "UDP port of the size-probe responder on every address of the gateway (outside the "
+     "tunnel): devices' agents find their path MTU by probing the WireGuard endpoint's "
+     "address there (docs/api.md, \"Size probes\"). Keep it open on the public side. 0: none "
+     "(devices keep the MTU they have).",
+     NULL, 0},
     {"tls_priorities", MG_SETTING_STRING, "\"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2\"",
      "GnuTLS priority string: protocol versions and ciphers offered.", NULL, 0},
     {"ca_days", MG_SETTING_INT, "3650", "Validity of a generated CA, in days.", NULL, 0},
@@ -160,6 +168,7 @@ static int read_settings(json_t *config, struct settings *st, char *why, size_t 
 	    {"server_cert_days", 1, 3650},
 	    {"renew_days", 0, 3649},
 	    {"probe_port", 0, 65535},
+	    {"pmtu_port", 0, 65535},
 	};
 	memset(st, 0, sizeof(*st));
 	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
@@ -185,6 +194,7 @@ static int read_settings(json_t *config, struct settings *st, char *why, size_t 
 	st->renew_days = int_of(config, "renew_days");
 	st->vpn_listen = json_is_true(json_object_get(config, "vpn_listen"));
 	st->probe_port = int_of(config, "probe_port");
+	st->pmtu_port = int_of(config, "pmtu_port");
 	if (st->renew_days >= st->server_days) {
 		snprintf(why, len, "api.renew_days must be less than api.server_cert_days");
 		return -EINVAL;
@@ -398,21 +408,25 @@ static void refresh_nodes(mg_ctx *ctx)
 	api_active_node(v.failover, active, sizeof(active));
 	json_t *gateways = api_gateways(v.records, active);
 	json_int_t port = int_of(self->running, "probe_port");
+	json_int_t pmtu_port = int_of(self->running, "pmtu_port");
 	probe_address(&v, self->running ? port : 0, gateway, sizeof(gateway), probe, sizeof(probe));
 	if (self->server) {
 		api_server_set_cas(self->server, self->cas);
 		api_server_set_gateways(self->server, gateways, probe);
+		api_server_set_pmtu_port(self->server, (unsigned)pmtu_port);
 	}
 	/* the epoch follows what device config answers, not who is active
 	 * (the probe says that itself) */
 	json_t *stable = api_gateways(v.records, NULL);
-	json_t *common = json_pack("{s:O?, s:O?, s:o, s:o, s:s, s:s}", "wg", v.wg, "dns", v.dns,
-	                           "gateways", stable, "cas", ca_fingerprints(self->cas), "vpn_api",
-	                           api_server_vpn_api(self->server), "probe", probe);
+	json_t *common =
+	    json_pack("{s:O?, s:O?, s:o, s:o, s:s, s:s, s:I}", "wg", v.wg, "dns", v.dns, "gateways",
+	              stable, "cas", ca_fingerprints(self->cas), "vpn_api",
+	              api_server_vpn_api(self->server), "probe", probe, "pmtu_port", pmtu_port);
 	api_responder_set_common(self->probe, common);
 	api_responder_set_nodes(self->probe, node_name(ctx), active);
 	api_responder_listen(ctx, self->probe, *gateway ? gateway : NULL, (unsigned)port,
 	                     json_string_value(json_object_get(v.wg, "interface")));
+	api_pmtu_listen(ctx, self->pmtu, (unsigned)pmtu_port);
 	json_decref(common);
 	json_decref(gateways);
 	nodes_view_clear(&v);
@@ -679,7 +693,9 @@ static int api_init(mg_ctx *ctx)
 		return -EINVAL;
 	}
 	struct api *self = calloc(1, sizeof(*self));
-	if (!self || !(self->probe = api_responder_new())) {
+	if (!self || !(self->probe = api_responder_new()) || !(self->pmtu = api_pmtu_new())) {
+		if (self)
+			api_responder_free(ctx, self->probe);
 		free(self);
 		return -ENOMEM;
 	}
@@ -701,6 +717,7 @@ static int api_init(mg_ctx *ctx)
 		rc = mg_subscribe(ctx, "state." API_WAN_DB, on_wan_change, NULL);
 	if (rc) {
 		api_responder_free(ctx, self->probe);
+		api_pmtu_free(ctx, self->pmtu);
 		free(self);
 		ctx->self = NULL;
 	}
@@ -746,6 +763,7 @@ static void api_stop(mg_ctx *ctx)
 		mg_timer_del(ctx, self->publish_timer);
 	api_server_stop(self->server);
 	api_responder_free(ctx, self->probe);
+	api_pmtu_free(ctx, self->pmtu);
 	api_tls_clear(&self->tls);
 	json_decref(self->running);
 	json_decref(self->cas);

@@ -6,10 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "api.h"
+#include "nl.h"
 #include "probe.h"
 
 #define DEVICES_DB "devices" /* preauth's: id -> {"address": "IP/32", "role", "state"} */
@@ -26,6 +29,7 @@ struct api_responder {
 	json_t *roles;     /* device address ("10.0.0.5") -> role ("" none) */
 	json_t *addresses; /* device id -> its address in roles */
 	json_t *epochs;    /* role -> epoch (integer), computed when first asked */
+	json_t *mtus;      /* device address -> the MTU it told, when a route carries it */
 	unsigned long answered, dropped;
 };
 
@@ -38,6 +42,7 @@ struct api_responder *api_responder_new(void)
 	r->roles = json_object();
 	r->addresses = json_object();
 	r->epochs = json_object();
+	r->mtus = json_object();
 	return r;
 }
 
@@ -61,6 +66,7 @@ void api_responder_free(mg_ctx *ctx, struct api_responder *r)
 	json_decref(r->roles);
 	json_decref(r->addresses);
 	json_decref(r->epochs);
+	json_decref(r->mtus);
 	free(r);
 }
 
@@ -92,13 +98,56 @@ void api_responder_counts(const struct api_responder *r, unsigned long *answered
 	*dropped = r->dropped;
 }
 
+/* ---- the devices' path MTU ---- */
+
+static unsigned interface_mtu(const struct api_responder *r)
+{
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", r->ifname);
+	return r->fd >= 0 && !ioctl(r->fd, SIOCGIFMTU, &ifr) ? (unsigned)ifr.ifr_mtu : 0;
+}
+
+/* A device's agent tells the MTU its path takes (docs/client.md, "Path
+ * MTU"): below the interface's, a host route through the interface with
+ * that MTU, so that the gateway's own TCP and the firewall's MSS clamp
+ * (TCPMSS --clamp-mss-to-pmtu) size what goes to the device to fit; one
+ * netlink message when the told MTU changes, none per probe. */
+static void follow_mtu(mg_ctx *ctx, struct api_responder *r, const char *ip, unsigned mtu)
+{
+	json_t *had = json_object_get(r->mtus, ip);
+	unsigned own = interface_mtu(r);
+	if (!mtu || !own || (had && (unsigned)json_integer_value(had) == mtu))
+		return;
+	/* at the full MTU no route; also the first time after a restart, when
+	 * one may be left from before */
+	int rc = mtu < own ? nl_route_replace_mtu(ip, r->ifname, mtu)
+	                   : nl_route_del(ip, r->ifname, NULL);
+	if (rc && rc != -ESRCH && rc != -ENOENT) {
+		mg_log_limited(ctx, MG_LOG_WARN, "mtu route", "cannot set the route MTU of %s: %s",
+		               ip, strerror(-rc));
+		return;
+	}
+	json_object_set_new(r->mtus, ip, json_integer(mtu));
+	mg_info(ctx, "device %s: path MTU %u%s", ip, mtu, mtu < own ? " (a route of its own)" : "");
+}
+
+static void forget_mtu(struct api_responder *r, const char *ip)
+{
+	if (json_object_get(r->mtus, ip)) {
+		nl_route_del(ip, r->ifname, NULL); /* none at the full MTU: ESRCH */
+		json_object_del(r->mtus, ip);
+	}
+}
+
 /* ---- devices ---- */
 
 static void forget_device(struct api_responder *r, const char *id)
 {
 	const char *address = json_string_value(json_object_get(r->addresses, id));
-	if (address)
+	if (address) {
+		forget_mtu(r, address);
 		json_object_del(r->roles, address);
+	}
 	json_object_del(r->addresses, id);
 }
 
@@ -170,14 +219,16 @@ static void answer_one(mg_ctx *ctx, struct api_responder *r, const uint8_t *buf,
 	char ip[INET_ADDRSTRLEN];
 	struct probe_answer a = {0};
 	uint8_t out[PROBE_ANSWER_MAX];
+	unsigned mtu;
 	inet_ntop(AF_INET, &from->sin_addr, ip, sizeof(ip));
 	json_t *role = json_object_get(r->roles, ip);
-	if (!role || probe_request_decode(buf, len, &a.nonce)) {
+	if (!role || probe_request_decode_mtu(buf, len, &a.nonce, &mtu)) {
 		r->dropped++;
 		mg_log_limited(ctx, MG_LOG_DEBUG, "probe dropped", "probe from %s dropped: %s", ip,
 		               role ? "not a probe" : "not a device");
 		return;
 	}
+	follow_mtu(ctx, r, ip, mtu);
 	a.epoch = role_epoch(ctx, r, json_string_value(role));
 	snprintf(a.node, sizeof(a.node), "%s", r->node);
 	snprintf(a.active, sizeof(a.active), "%s", r->active);

@@ -318,6 +318,7 @@ static int build(mg_ctx *ctx, mg_txn *txn, int with_members, struct built *b)
 			p->public_if[0] = '\0';
 	}
 	p->host_ping = c->host_ping;
+	p->mss_clamp = c->mss_clamp;
 	p->host_ports = c->host_ports;
 	p->n_host_ports = c->n_host_ports;
 	p->vpn_only = b->vpn_only;
@@ -1413,6 +1414,11 @@ static const struct mg_setting fw_settings[] = {
      NULL, 0},
     {"vpn_host_ping", MG_SETTING_BOOL, "true", "Whether VPN clients may ping the gateway.", NULL,
      0},
+    {"mss_clamp", MG_SETTING_BOOL, "true",
+     "Whether TCP SYNs forwarded into and out of the VPN get their MSS clamped to the route's "
+     "MTU (TCPMSS --clamp-mss-to-pmtu): a device's path MTU, as its agent tells the api "
+     "plugin, becomes a route of its own (docs/firewall.md).",
+     NULL, 0},
     {"resync_interval", MG_SETTING_INT, "60",
      "Seconds between full re-applies of the policy from state, which repair any drift (0: "
      "never).",

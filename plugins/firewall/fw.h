@@ -73,6 +73,9 @@ struct fw_policy {
 	size_t n_vpn_only;
 	const struct fw_role *roles;
 	size_t n_roles;
+	/* TCP SYNs into and out of the VPN get their MSS clamped to the route's
+	 * MTU: a device's own route MTU (its path MTU, docs/client.md) */
+	int mss_clamp;
 };
 
 /* What of ours exists in the filter table (from iptables-save): the

@@ -176,6 +176,7 @@ int fw_cfg_parse(struct fw_cfg *out, json_t *config, char *err, size_t errlen)
 	}
 	snprintf(c.public_if, sizeof(c.public_if), "%s", pub);
 	c.host_ping = json_is_true(json_object_get(config, "vpn_host_ping"));
+	c.mss_clamp = json_is_true(json_object_get(config, "mss_clamp"));
 	json_int_t resync = json_integer_value(json_object_get(config, "resync_interval"));
 	if (resync < 0 || resync > 86400) {
 		snprintf(err, errlen, "firewall.resync_interval must be 0-86400 seconds");

@@ -25,6 +25,7 @@ struct fw_cfg_role {
 struct fw_cfg {
 	char public_if[IF_NAMESIZE];
 	int host_ping;
+	int mss_clamp;
 	struct fw_port *host_ports;
 	size_t n_host_ports;
 	struct fw_port *vpn_only;

@@ -129,6 +129,12 @@ static void nat_rules(struct fw_buf *b, const struct fw_policy *p, const struct 
  * network towards a device by the device's role. */
 static void forward_rules(struct fw_buf *b, const struct fw_policy *p)
 {
+	/* before the established flows: a SYN-ACK is one already */
+	for (int to_vpn = 0; p->mss_clamp && to_vpn <= 1; to_vpn++)
+		fw_buf_printf(b,
+		              "-A %s %s %s -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS "
+		              "--clamp-mss-to-pmtu\n",
+		              FW_CHAIN_FWD, to_vpn ? "-o" : "-i", p->vpn_if);
 	/* established flows first, in the hooked chain itself: the packets
 	 * that make the throughput cross one or two rules */
 	for (int to_vpn = 0; to_vpn <= 1; to_vpn++)

@@ -124,6 +124,31 @@ static void gateways_list_nodes_with_a_wireguard_side(void **state)
 	json_decref(p2);
 }
 
+/* The MTU a device tells in its probe, and the size probes of path MTU
+ * discovery: an answer exactly as long as its probe; malformed ones refused. */
+static void probe_mtu_and_size_probes(void **state)
+{
+	(void)state;
+	uint8_t req[PROBE_REQUEST_LEN], buf[1500];
+	uint64_t nonce = 0;
+	unsigned mtu = 0;
+	probe_request_encode_mtu(9, 1232, req);
+	assert_int_equal(probe_request_decode_mtu(req, sizeof(req), &nonce, &mtu), 0);
+	assert_true(nonce == 9 && mtu == 1232);
+	probe_request_encode_mtu(9, 100, req); /* below PROBE_MTU_MIN */
+	assert_int_equal(probe_request_decode_mtu(req, sizeof(req), &nonce, &mtu), -EINVAL);
+
+	enum pmtu_probe_type type;
+	assert_int_equal(pmtu_probe_encode(PMTU_PROBE, 77, 1272, buf), 0);
+	assert_int_equal(pmtu_probe_decode(buf, 1272, &type, &nonce), 0);
+	assert_true(type == PMTU_PROBE && nonce == 77);
+	assert_int_equal(pmtu_probe_decode(buf, 1271, &type, &nonce), -EINVAL); /* length field */
+	buf[600] = 1;
+	assert_int_equal(pmtu_probe_decode(buf, 1272, &type, &nonce), -EINVAL); /* padding */
+	assert_int_equal(pmtu_probe_encode(PMTU_ANSWER, 1, PMTU_PROBE_MIN - 1, buf), -EINVAL);
+	assert_int_equal(pmtu_probe_encode(PMTU_ANSWER, 1, PMTU_PROBE_MAX + 1, buf), -EINVAL);
+}
+
 /* ---- the plugin in the mock core ---- */
 
 static unsigned free_port(int type)
@@ -200,8 +225,9 @@ static void responder_answers_devices_only(void **state)
 	assert_int_equal(mg_mock_add_stub(m, "failover", failover), 0);
 	unsigned port = free_port(SOCK_DGRAM);
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", free_port(SOCK_STREAM));
-	json_t *cfg = json_pack("{s:s, s:[s], s:i}", "listen", listen, "names", "localhost",
-	                        "probe_port", (int)port);
+	/* the tunnel's responder alone: no size probes (pmtu_port 0) */
+	json_t *cfg = json_pack("{s:s, s:[s], s:i, s:i}", "listen", listen, "names", "localhost",
+	                        "probe_port", (int)port, "pmtu_port", 0);
 	if (mg_mock_load(m, plugin_path, cfg, err, sizeof(err)) ||
 	    mg_mock_start(m, err, sizeof(err)))
 		fail_msg("%s", err);
@@ -330,6 +356,7 @@ int main(int argc, char **argv)
 	plugin_path = argv[1];
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(probe_round_trip_and_malformed),
+	    cmocka_unit_test(probe_mtu_and_size_probes),
 	    cmocka_unit_test(active_is_the_newest_master),
 	    cmocka_unit_test(gateways_list_nodes_with_a_wireguard_side),
 	    cmocka_unit_test(gateways_carry_every_uplink),

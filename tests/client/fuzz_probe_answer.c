@@ -17,8 +17,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct probe_answer a;
 	uint8_t again[PROBE_ANSWER_MAX], request[PROBE_REQUEST_LEN];
 	uint64_t nonce = 0;
-	if (!probe_request_decode(data, size, &nonce)) {
-		probe_request_encode(nonce, request);
+	unsigned mtu = 0;
+	if (!probe_request_decode_mtu(data, size, &nonce, &mtu)) {
+		probe_request_encode_mtu(nonce, mtu, request);
 		if (size != PROBE_REQUEST_LEN || memcmp(request, data, size))
 			__builtin_trap();
 	}

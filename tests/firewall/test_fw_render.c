@@ -114,7 +114,7 @@ static void sample(struct sample *s)
 	s->host[1] = (struct fw_port){53, FW_UDP};
 	s->host[2] = (struct fw_port){53, FW_TCP};
 	s->only[0] = (struct fw_port){8080, FW_TCP};
-	s->p = (struct fw_policy){"wg0", "eth0", 1, s->host, 3, s->only, 1, s->roles, 2};
+	s->p = (struct fw_policy){"wg0", "eth0", 1, s->host, 3, s->only, 1, s->roles, 2, 0};
 }
 
 static const char expected_rules[] =
@@ -154,6 +154,29 @@ static char *render(const struct fw_policy *p, const struct fw_existing *e)
 	struct fw_buf b = {0};
 	assert_int_equal(fw_render_rules(&b, p, e), 0);
 	return b.data;
+}
+
+/* The MSS clamp: both ways through the VPN, ahead of the established
+ * flows (a SYN-ACK counts as one); none when it is off. */
+static void test_mss_clamp(void **unused)
+{
+	(void)unused;
+	struct sample s;
+	sample(&s);
+	char *text = render(&s.p, NULL);
+	assert_null(strstr(text, "TCPMSS"));
+	free(text);
+	s.p.mss_clamp = 1;
+	text = render(&s.p, NULL);
+	const char *clamp = strstr(text, "-A MESHGATE-FORWARD -i wg0 -p tcp -m tcp --tcp-flags "
+	                                 "SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu\n"
+	                                 "-A MESHGATE-FORWARD -o wg0 -p tcp -m tcp --tcp-flags "
+	                                 "SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu\n");
+	const char *established = strstr(text, "-A MESHGATE-FORWARD -i wg0 -m conntrack");
+	assert_non_null(clamp);
+	assert_non_null(established);
+	assert_true(clamp < established);
+	free(text);
 }
 
 static void test_rules(void **unused)
@@ -569,9 +592,13 @@ static void test_members(void **unused)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse),          cmocka_unit_test(test_rules),
-	    cmocka_unit_test(test_rules_variants), cmocka_unit_test(test_existing_and_teardown),
-	    cmocka_unit_test(test_config),         cmocka_unit_test(test_members),
+	    cmocka_unit_test(test_parse),
+	    cmocka_unit_test(test_rules),
+	    cmocka_unit_test(test_mss_clamp),
+	    cmocka_unit_test(test_rules_variants),
+	    cmocka_unit_test(test_existing_and_teardown),
+	    cmocka_unit_test(test_config),
+	    cmocka_unit_test(test_members),
 	    cmocka_unit_test(test_full_tunnel),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,10 +24,13 @@
 
 #define VAULT_BACKOFF_MIN_MS 500
 #define VAULT_BACKOFF_MAX_MS 30000
+/* How often an idle worker asks sys/health, so that `key status` tells
+ * whether Vault is reachable now, not at the last key it read. */
+#define VAULT_HEALTH_EVERY_MS 10000
 
-enum job_kind { JOB_READ, JOB_WRITE, JOB_HEALTH };
+enum job_kind { JOB_READ, JOB_WRITE };
 /* What the job is for: how its result goes on. */
-enum job_for { FOR_GET, FOR_CREATE, FOR_ROTATE, FOR_PUT, FOR_STATUS };
+enum job_for { FOR_GET, FOR_CREATE, FOR_ROTATE, FOR_PUT };
 
 struct job {
 	enum job_kind kind;
@@ -59,6 +62,7 @@ struct vault {
 	struct job *queue, **tail;
 	bool stopping;
 	bool reachable;
+	uint64_t checked_ms; /* when Vault last answered or failed to */
 	uint64_t token_expires_ms;
 	int writes_waiting;
 	char last_error[512];
@@ -114,6 +118,7 @@ static void note(struct worker *w, int rc, const char *err)
 	struct vault *v = w->v;
 	pthread_mutex_lock(&v->lock);
 	v->reachable = w->client.reachable;
+	v->checked_ms = wall_ms();
 	v->token_expires_ms = w->client.token_expires_ms;
 	if (rc)
 		snprintf(v->last_error, sizeof(v->last_error), "%s", err);
@@ -152,6 +157,7 @@ static void run_job(struct worker *w, struct job *j)
 {
 	struct vault *v = w->v;
 	unsigned backoff = VAULT_BACKOFF_MIN_MS;
+	bool waiting = false;
 	char key[200];
 	/* the node's keys under PATH/NODE/ */
 	snprintf(key, sizeof(key), "%s/%s", v->node, j->name);
@@ -159,26 +165,27 @@ static void run_job(struct worker *w, struct job *j)
 	snprintf(name, sizeof(name), "%s", j->name);
 	snprintf(j->name, sizeof(j->name), "%s", key);
 	for (;;) {
-		if (j->kind == JOB_HEALTH)
-			j->rc = vault_health(&w->client, j->err, sizeof(j->err));
-		else
-			j->rc = with_token(w, j);
+		j->rc = with_token(w, j);
 		note(w, j->rc && j->rc != -ENOENT && j->rc != -ESTALE, j->err);
 		bool retry = j->kind == JOB_WRITE && (j->rc == -EHOSTUNREACH || j->rc == -EIO ||
 		                                      j->rc == -EACCES || j->rc == -EPERM);
 		if (!retry)
 			break;
 		/* a write waits for Vault: the key it holds is not lost */
-		pthread_mutex_lock(&v->lock);
-		v->writes_waiting++;
-		pthread_mutex_unlock(&v->lock);
-		bool stop = nap(v, backoff);
+		if (!waiting) {
+			waiting = true;
+			pthread_mutex_lock(&v->lock);
+			v->writes_waiting++;
+			pthread_mutex_unlock(&v->lock);
+		}
+		if (nap(v, backoff))
+			break;
+		backoff = backoff * 2 > VAULT_BACKOFF_MAX_MS ? VAULT_BACKOFF_MAX_MS : backoff * 2;
+	}
+	if (waiting) {
 		pthread_mutex_lock(&v->lock);
 		v->writes_waiting--;
 		pthread_mutex_unlock(&v->lock);
-		if (stop)
-			break;
-		backoff = backoff * 2 > VAULT_BACKOFF_MAX_MS ? VAULT_BACKOFF_MAX_MS : backoff * 2;
 	}
 	snprintf(j->name, sizeof(j->name), "%s", name);
 	if (mg_post(v->ctx, job_done, j))
@@ -201,23 +208,22 @@ static void *worker_main(void *arg)
 			pthread_mutex_lock(&v->lock);
 			continue;
 		}
-		/* idle: wake for the token's renewal, before it expires */
-		uint64_t renew = w->client.token_renew_ms;
-		if (renew && wall_ms() >= renew) {
+		/* idle: renew the token before it expires; ask sys/health now and then */
+		uint64_t now = wall_ms(), renew = w->client.token_renew_ms;
+		uint64_t health = v->checked_ms + VAULT_HEALTH_EVERY_MS;
+		if ((renew && now >= renew) || now >= health) {
 			char err[512];
 			pthread_mutex_unlock(&v->lock);
-			int rc = vault_ensure_token(&w->client, wall_ms(), err, sizeof(err));
+			int rc = renew && now >= renew
+			             ? vault_ensure_token(&w->client, now, err, sizeof(err))
+			             : vault_health(&w->client, err, sizeof(err));
 			note(w, rc, err);
 			pthread_mutex_lock(&v->lock);
 			continue;
 		}
-		if (renew) {
-			struct timespec until = {(time_t)(renew / 1000),
-			                         (long)(renew % 1000) * 1000000};
-			pthread_cond_timedwait(&v->wake, &v->lock, &until);
-		} else {
-			pthread_cond_wait(&v->wake, &v->lock);
-		}
+		uint64_t wake = renew && renew < health ? renew : health;
+		struct timespec until = {(time_t)(wake / 1000), (long)(wake % 1000) * 1000000};
+		pthread_cond_timedwait(&v->wake, &v->lock, &until);
 	}
 	pthread_mutex_unlock(&v->lock);
 	vault_client_free(&w->client);
@@ -304,12 +310,18 @@ static void read_again(struct vault *v, struct job *from)
 	submit(v, r);
 }
 
-static json_t *vault_status(struct vault *v, struct job *j);
-
 static void read_done(struct vault *v, struct job *j)
 {
 	mg_ctx *ctx = v->ctx;
-	if (j->rc && j->rc != -ENOENT) {
+	json_t *loaded = json_object_get(v->cache, j->name);
+	if (j->rc && j->rc != -ENOENT && j->why == FOR_ROTATE && loaded) {
+		/* Vault does not answer: rotate the version loaded, the write
+		 * waits for Vault (and is refused if a newer one got there) */
+		j->rc = 0;
+		json_decref(j->read);
+		j->read = json_incref(json_object_get(loaded, "record"));
+		j->version = json_integer_value(json_object_get(loaded, "kv_version"));
+	} else if (j->rc && j->rc != -ENOENT) {
 		answer(ctx, j, mg_error("unavailable", "%s: %s", j->name, j->err));
 		return;
 	}
@@ -357,10 +369,7 @@ static void read_done(struct vault *v, struct job *j)
 		write_record(v, j, FOR_PUT, next, kv_version);
 		return;
 	}
-	case FOR_STATUS:
-		break;
 	}
-	json_decref(record);
 }
 
 static void write_done(struct vault *v, struct job *j)
@@ -406,9 +415,7 @@ static void job_done(mg_ctx *ctx, void *arg)
 {
 	struct vault *v = ctx->self;
 	struct job *j = arg;
-	if (j->kind == JOB_HEALTH)
-		answer(ctx, j, vault_status(v, j));
-	else if (j->kind == JOB_READ)
+	if (j->kind == JOB_READ)
 		read_done(v, j);
 	else
 		write_done(v, j);
@@ -490,12 +497,15 @@ static json_t *secret_put(mg_ctx *ctx, const char *service, json_t *req, void *a
 	                 json_integer_value(json_object_get(req, "cas")));
 }
 
-static json_t *vault_status(struct vault *v, struct job *j)
+/* Answered at once from what the worker last saw (it asks sys/health
+ * every VAULT_HEALTH_EVERY_MS when idle): never waits behind a write. */
+static json_t *secret_status(mg_ctx *ctx, const char *service, json_t *req, void *arg)
 {
-	mg_ctx *ctx = v->ctx;
+	struct vault *v = ctx->self;
 	json_t *keys = json_array();
 	const char *name;
 	json_t *entry;
+	(void)service, (void)req, (void)arg;
 	json_object_foreach(v->cache, name, entry)
 	{
 		json_t *pub = secret_record_public(json_object_get(entry, "record"));
@@ -508,10 +518,10 @@ static json_t *vault_status(struct vault *v, struct job *j)
 	}
 	pthread_mutex_lock(&v->lock);
 	uint64_t expires = v->token_expires_ms, now = wall_ms();
-	json_t *vault = json_pack("{s:s, s:b, s:i, s:s, s:s}", "address", v->conf.address,
-	                          "reachable", !j->rc, "writes_waiting", v->writes_waiting, "auth",
-	                          v->conf.role_id[0] ? "approle" : "token", "error",
-	                          j->rc ? j->err : v->last_error);
+	json_t *vault = json_pack(
+	    "{s:s, s:b, s:I, s:i, s:s, s:s}", "address", v->conf.address, "reachable", v->reachable,
+	    "checked_ms", (json_int_t)v->checked_ms, "writes_waiting", v->writes_waiting, "auth",
+	    v->conf.role_id[0] ? "approle" : "token", "error", v->last_error);
 	pthread_mutex_unlock(&v->lock);
 	if (expires)
 		json_object_set_new(
@@ -521,12 +531,6 @@ static json_t *vault_status(struct vault *v, struct job *j)
 	                 (json_int_t)mg_now_ms(ctx), "vault", vault, "schedule_ms",
 	                 (json_int_t)v->schedule_ms, "grace_ms", (json_int_t)v->grace_ms, "keys",
 	                 keys);
-}
-
-static json_t *secret_status(mg_ctx *ctx, const char *service, json_t *req, void *arg)
-{
-	(void)service, (void)req, (void)arg;
-	return defer_job(ctx, JOB_HEALTH, FOR_STATUS, NULL, NULL, 0);
 }
 
 /* ---- lifecycle ---- */

@@ -37,5 +37,6 @@ extern const struct ctl_command ctl_dns_commands[];
 extern const struct ctl_command ctl_firewall_commands[];
 extern const struct ctl_command ctl_node_commands[];
 extern const struct ctl_command ctl_wan_commands[];
+extern const struct ctl_command ctl_key_commands[];
 
 #endif

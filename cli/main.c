@@ -14,8 +14,8 @@
 
 /* Every command table; a new group of commands adds its table here. */
 static const struct ctl_command *const tables[] = {
-    ctl_core_commands,     ctl_preauth_commands, ctl_dns_commands,
-    ctl_firewall_commands, ctl_node_commands,    ctl_wan_commands,
+    ctl_core_commands, ctl_preauth_commands, ctl_dns_commands, ctl_firewall_commands,
+    ctl_node_commands, ctl_wan_commands,     ctl_key_commands,
 };
 
 int ctl_fail(const char *fmt, ...)

@@ -44,6 +44,12 @@ const struct mg_setting mg_core_settings[] = {
      "Names of the plugins to load, in any order (they start in dependency order). Default: "
      "every plugin in plugin_dir.",
      NULL, 0},
+    {"secrets", MG_SETTING_STRING, "\"local\"",
+     "Where the node's private keys live, behind the secret.* services: \"local\" (sealed "
+     "on this node by the keystore plugin) or \"vault\" (HashiCorp Vault, by the vault "
+     "plugin: docs/vault.md). The chosen back end's plugin is loaded as soon as a plugin "
+     "depends on \"secrets\", listed in `plugins` or not; the other is not loaded.",
+     NULL, 0},
     {"log_level", MG_SETTING_STRING, "\"info\"", "error, warn, info or debug.", NULL, 0},
     {"plugin_errors", MG_SETTING_STRING, "\"stop\"",
      "What a refused or failing plugin does to the start: \"stop\" (meshgated exits) or "

@@ -105,6 +105,12 @@ void core_publish_state_change(const char *db, const char *key, const char *op, 
 /* plugin_loader.c */
 int loader_load_all(struct core *core, const char *plugin_dir, json_t *names, char *err,
                     size_t errlen);
+/* The plugin of the `secrets` back end ("local": keystore, "vault":
+ * vault) is loaded when a loaded plugin depends on "secrets"; the other
+ * back end's plugin is dropped from the plugin dir's list, and refused
+ * (-EINVAL) when `listed` in plugins. */
+int loader_pick_secrets(struct core *core, const char *plugin_dir, const char *backend, int listed,
+                        char *err, size_t errlen);
 int loader_sort(struct core *core, char *err, size_t errlen);
 int loader_configure(struct core *core, const config_setting_t *root, char *err, size_t errlen);
 /* Marks the databases the plugins declare cluster-wide (in `owns` only). */

@@ -185,7 +185,7 @@ static int lock_state_dir(const char *dir, char *err, size_t errlen)
 }
 
 /* Loads the config and the plugins' descriptors; validates everything. */
-static int configure(struct core *core, config_t **cfg, char *err, size_t errlen)
+static int configure(struct core *core, config_t **cfg, int all_plugins, char *err, size_t errlen)
 {
 	const config_setting_t *root = NULL;
 	if (core->config_path) {
@@ -223,8 +223,13 @@ static int configure(struct core *core, config_t **cfg, char *err, size_t errlen
 	if ((json_object_get(cluster, "node") || json_object_get(cluster, "etcd")) &&
 	    cluster_settings_check(cluster, err, errlen))
 		return -1;
-	if (loader_load_all(core, setting(core, "plugin_dir"),
-	                    json_object_get(core->settings, "plugins"), err, errlen))
+	json_t *listed = json_object_get(core->settings, "plugins");
+	if (loader_load_all(core, setting(core, "plugin_dir"), listed, err, errlen))
+		return -1;
+	/* the reference documents every plugin, both back ends included */
+	if (!all_plugins &&
+	    loader_pick_secrets(core, setting(core, "plugin_dir"), setting(core, "secrets"),
+	                        listed != NULL, err, errlen))
 		return -1;
 	loader_sort(core, err, errlen); /* a cycle refuses its plugins; reported below */
 	return loader_configure(core, root, err, errlen) ? -1 : 0;
@@ -490,7 +495,7 @@ int main(int argc, char **argv)
 
 	config_t *cfg = NULL;
 	int status;
-	if (configure(&core, &cfg, err, sizeof(err))) {
+	if (configure(&core, &cfg, doc, err, sizeof(err))) {
 		fprintf(stderr, "meshgated: %s\n", err);
 		status = 1;
 	} else if (restore_from) {

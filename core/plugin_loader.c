@@ -173,6 +173,74 @@ static struct plugin *provider(struct core *core, const char *what)
 	return NULL;
 }
 
+/* The back ends of the secret service (the `secrets` setting) and the
+ * plugin of each: exactly one of them serves secret.*. */
+static const struct {
+	const char *backend, *plugin;
+} secret_backends[] = {{"local", "keystore"}, {"vault", "vault"}};
+
+static void drop_plugin(struct core *core, size_t i)
+{
+	struct plugin *p = core->plugins[i];
+	if (p->dl)
+		dlclose(p->dl);
+	free(p->path);
+	free(p);
+	memmove(&core->plugins[i], &core->plugins[i + 1],
+	        (core->nplugins - i - 1) * sizeof(*core->plugins));
+	core->nplugins--;
+}
+
+static int depends_on(const struct plugin *p, const char *what)
+{
+	for (const char *const *dep = p->desc ? p->desc->depends : NULL; dep && *dep; dep++)
+		if (!strcmp(*dep, what))
+			return 1;
+	return 0;
+}
+
+int loader_pick_secrets(struct core *core, const char *plugin_dir, const char *backend, int listed,
+                        char *err, size_t errlen)
+{
+	const char *use = NULL;
+	for (size_t i = 0; i < sizeof(secret_backends) / sizeof(secret_backends[0]); i++)
+		if (!strcmp(backend, secret_backends[i].backend))
+			use = secret_backends[i].plugin;
+	if (!use) {
+		snprintf(err, errlen, "secrets must be \"local\" or \"vault\", not '%s'", backend);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < core->nplugins;) {
+		const char *name = core->plugins[i]->name;
+		int other = 0;
+		for (size_t b = 0; b < sizeof(secret_backends) / sizeof(secret_backends[0]); b++)
+			other |= !strcmp(name, secret_backends[b].plugin) && strcmp(name, use);
+		if (other && listed) {
+			snprintf(err, errlen,
+			         "'plugins' lists %s, but secrets = \"%s\" is served by %s: list "
+			         "one of them",
+			         name, backend, use);
+			return -EINVAL;
+		}
+		if (other)
+			drop_plugin(core, i);
+		else
+			i++;
+	}
+	int needed = 0;
+	for (size_t i = 0; i < core->nplugins; i++)
+		needed |= core->plugins[i]->status != PLUGIN_REFUSED &&
+		          depends_on(core->plugins[i], "secrets");
+	if (!needed || provider(core, "secrets") || find_plugin(core, use, NULL))
+		return 0;
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/meshgate-%s.so", plugin_dir, use);
+	int rc = load_one(core, path);
+	if (rc)
+		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+	return rc;
+}
+
 /* Refuses what the dependency graph refuses (host.c) and puts the rest in
  * start order, the refused last: they are listed by status, never
  * started. */

@@ -11,6 +11,31 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Reads up to cap bytes of a file that must be ours alone (0600/0400);
+ * *len is how many it had. */
+static int read_secret_file_upto(const char *path, unsigned char *buf, size_t cap, size_t *len,
+                                 char *err, size_t errlen)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) || (st.st_mode & 077)) {
+		snprintf(err, errlen, "%s is readable by others (mode %03o): refusing it", path,
+		         st.st_mode & 0777);
+		close(fd);
+		return -EPERM;
+	}
+	ssize_t n = read(fd, buf, cap);
+	close(fd);
+	if (n < 0 || (size_t)n == cap) {
+		snprintf(err, errlen, "%s: unreadable or larger than %zu bytes", path, cap - 1);
+		return -EINVAL;
+	}
+	*len = (size_t)n;
+	return 0;
+}
+
 /* Reads exactly len bytes of a file that must be ours alone (0600/0400). */
 static int read_secret_file(const char *path, unsigned char *buf, size_t len, char *err,
                             size_t errlen)
@@ -236,4 +261,103 @@ int sealed_key_load_or_create(const char *dir, const char *name, const char *key
 	}
 	sodium_memzero(box_key, sizeof(box_key));
 	return rc;
+}
+
+/* The sealing key for a secret sealed anew: the one there is (at
+ * key_path, or at the old place in DIR), else a new one. */
+static int seal_key_for(const char *dir, const char *key_path,
+                        unsigned char key[crypto_secretbox_KEYBYTES], char *err, size_t errlen)
+{
+	char old_path[4200];
+	int from_old;
+	snprintf(old_path, sizeof(old_path), "%s/seal.key", dir);
+	return seal_key(key_path, old_path, 0, key, &from_old, err, errlen);
+}
+
+int seal_load(const char *dir, const char *name, const char *key_path, unsigned char *secret,
+              size_t cap, size_t *len, char *err, size_t errlen)
+{
+	unsigned char box_key[crypto_secretbox_KEYBYTES];
+	size_t overhead = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES, n = 0;
+	unsigned char *sealed = malloc(cap + overhead + 1);
+	char path[4200];
+	int rc;
+
+	err[0] = '\0';
+	if (!sealed || sodium_init() < 0) {
+		free(sealed);
+		snprintf(err, errlen, "out of memory or libsodium cannot start");
+		return -ENOMEM;
+	}
+	snprintf(path, sizeof(path), "%s/%s.sealed", dir, name);
+	rc = read_secret_file_upto(path, sealed, cap + overhead + 1, &n, err, errlen);
+	if (!rc && n < overhead) {
+		snprintf(err, errlen, "%s is too short to be sealed", path);
+		rc = -EINVAL;
+	}
+	if (!rc) {
+		rc = read_secret_file(key_path, box_key, sizeof(box_key), err, errlen);
+		if (rc == -ENOENT)
+			snprintf(err, errlen, "%s is sealed, but its sealing key %s is missing",
+			         path, key_path);
+	}
+	if (!rc && crypto_secretbox_open_easy(secret, sealed + crypto_secretbox_NONCEBYTES,
+	                                      n - crypto_secretbox_NONCEBYTES, sealed, box_key)) {
+		snprintf(err, errlen, "%s does not open with %s (tampered or another key)", path,
+		         key_path);
+		rc = -EBADMSG;
+	}
+	if (!rc)
+		*len = n - overhead;
+	sodium_memzero(box_key, sizeof(box_key));
+	sodium_memzero(sealed, cap + overhead + 1);
+	free(sealed);
+	return rc;
+}
+
+int seal_store(const char *dir, const char *name, const char *key_path, const unsigned char *secret,
+               size_t len, char *err, size_t errlen)
+{
+	unsigned char box_key[crypto_secretbox_KEYBYTES];
+	size_t size = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + len;
+	unsigned char *sealed = malloc(size);
+	char path[4200];
+	int rc;
+
+	err[0] = '\0';
+	if (!sealed || sodium_init() < 0) {
+		free(sealed);
+		snprintf(err, errlen, "out of memory or libsodium cannot start");
+		return -ENOMEM;
+	}
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		free(sealed);
+		return -errno;
+	}
+	rc = seal_key_for(dir, key_path, box_key, err, errlen);
+	if (!rc) {
+		randombytes_buf(sealed, crypto_secretbox_NONCEBYTES);
+		crypto_secretbox_easy(sealed + crypto_secretbox_NONCEBYTES, secret, len, sealed,
+		                      box_key);
+		snprintf(path, sizeof(path), "%s/%s.sealed", dir, name);
+		rc = write_secret_file(path, sealed, size, true);
+		if (rc)
+			snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
+		else
+			sync_parent(path);
+	}
+	sodium_memzero(box_key, sizeof(box_key));
+	free(sealed);
+	return rc;
+}
+
+int seal_remove(const char *dir, const char *name)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s.sealed", dir, name);
+	if (unlink(path) && errno != ENOENT)
+		return -errno;
+	sync_parent(path);
+	return 0;
 }

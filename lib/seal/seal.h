@@ -1,5 +1,6 @@
-/* A node's WireGuard private keys at rest (the wireguard plugin's server
- * key, the mesh plugin's node key): sealed with libsodium's secretbox under
+/* A node's private keys at rest, for the keystore plugin (the local back
+ * end of the secret service: the wireguard plugin's server key, the mesh
+ * plugin's node key): sealed with libsodium's secretbox under
  * a key file readable by root only, both mode 0600. A private key is made
  * on this host and never leaves it. The sealing key lives apart from the
  * sealed files, outside the state dir, so that a copy of the state dir
@@ -32,5 +33,16 @@ int seal_key_path(const char *configured, const char *state_dir, char *path, siz
 int sealed_key_load_or_create(const char *dir, const char *name, const char *key_path,
                               wg_key private_key, int *created, char *moved_from, size_t moved_len,
                               char *err, size_t errlen);
+
+/* Any secret of at most `cap` bytes (a TLS key, a key's next version),
+ * sealed in DIR/NAME.sealed under the key at `key_path`: load returns
+ * -ENOENT when there is none, and 0 with *len. store writes it anew
+ * (atomically, 0600), making the sealing key when there is none yet.
+ * remove: 0 when it is gone (or never was). */
+int seal_load(const char *dir, const char *name, const char *key_path, unsigned char *secret,
+              size_t cap, size_t *len, char *err, size_t errlen);
+int seal_store(const char *dir, const char *name, const char *key_path, const unsigned char *secret,
+               size_t len, char *err, size_t errlen);
+int seal_remove(const char *dir, const char *name);
 
 #endif

@@ -1,9 +1,8 @@
-/* The mesh plugin: makes this node's mesh key pair on first start (sealed
- * at rest), registers the node in the cluster-wide "nodes" database with a
- * mesh address allocated once from mesh.subnet, and keeps a WireGuard
- * tunnel to every other node: all of them at start, then one node at a
- * time as its record changes (state.nodes events, remote ones from the
- * cluster's mirror). docs/mesh.md has the whole story. */
+/* The mesh plugin: gets this node's mesh key from the secret service
+ * (secret.get, made on this node on first use), registers the node in the cluster-wide "nodes"
+ * database with a mesh address allocated once from mesh.subnet, and keeps a WireGuard tunnel to
+ * every other node: all of them at start, then one node at a time as its record changes
+ * (state.nodes events, remote ones from the cluster's mirror). docs/mesh.md has the whole story. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +10,7 @@
 #include <sodium.h>
 
 #include "mesh.h"
-#include "seal.h"
+#include "secret.h"
 
 /* How often a write that met another node's change (-ESTALE) is run
  * again from a fresh transaction before it gives up. */
@@ -537,26 +536,22 @@ static int check_settings(mg_ctx *ctx, struct mesh *self)
 	return 0;
 }
 
+/* The mesh key: from the secret service, made there on first use. */
 static int load_key(mg_ctx *ctx, struct mesh *self)
 {
-	char dir[4096], key_path[4096], moved_from[4200], err[512], pub[WG_KEY_B64_LEN];
+	char name[64], err[512], pub[WG_KEY_B64_LEN];
+	long long version;
 	int created, rc;
-	snprintf(dir, sizeof(dir), "%s/mesh", mg_state_dir(ctx));
-	if ((rc = seal_key_path(setting(ctx, "seal_key_file"), mg_state_dir(ctx), key_path,
-	                        sizeof(key_path), err, sizeof(err)))) {
-		mg_error_log(ctx, "mesh.seal_key_file: %s", err);
-		return rc;
-	}
-	if ((rc =
-	         sealed_key_load_or_create(dir, self->ifname, key_path, self->private_key, &created,
-	                                   moved_from, sizeof(moved_from), err, sizeof(err)))) {
+	snprintf(name, sizeof(name), "mesh/%s", self->ifname);
+	if ((rc = secret_get_wg_key(ctx, name, self->private_key, &version, &created, err,
+	                            sizeof(err)))) {
 		mg_error_log(ctx, "mesh key: %s", err);
 		return rc;
 	}
 	wg_key_public_from_private(self->public_key, self->private_key);
 	wg_key_to_base64(pub, self->public_key);
-	mg_info(ctx, "%s mesh key (sealed under %s), public key %s",
-	        created ? "made a new" : "loaded the", key_path, pub);
+	mg_info(ctx, "%s mesh key %s (version %lld), public key %s",
+	        created ? "made a new" : "got the", name, version, pub);
 	return 0;
 }
 
@@ -681,10 +676,6 @@ static const struct mg_setting mesh_settings[] = {
      "The site subnets this node routes: the other nodes route them to it over the mesh.", NULL, 0},
     {"backend", MG_SETTING_STRING, "\"auto\"",
      "\"kernel\", \"userspace\" (wireguard-go) or \"auto\", as wireguard.backend.", NULL, 0},
-    {"seal_key_file", MG_SETTING_STRING, "\"\"",
-     "File of the key that seals the mesh key, as wireguard.seal_key_file (empty: the same "
-     "default, shared with it).",
-     NULL, 0},
     {"iptables_restore", MG_SETTING_STRING, "\"iptables-restore\"",
      "The iptables-restore program of the nat chain " MESH_NAT_CHAIN ".", NULL, 0},
     {"iptables_save", MG_SETTING_STRING, "\"iptables-save\"",
@@ -693,8 +684,9 @@ static const struct mg_setting mesh_settings[] = {
 };
 
 static const char *const mesh_dbs[] = {MESH_DB_NODES, MESH_DB_ADDRESSES, NULL};
+static const char *const mesh_depends[] = {"secrets", NULL};
 
 MG_PLUGIN(.name = "mesh", .version = "0.1.0",
           .description = "a WireGuard tunnel between every two nodes of the cluster",
-          .owns = mesh_dbs, .cluster = mesh_dbs, .settings = mesh_settings, .init = mesh_init,
-          .start = mesh_start, .stop = mesh_stop);
+          .depends = mesh_depends, .owns = mesh_dbs, .cluster = mesh_dbs, .settings = mesh_settings,
+          .init = mesh_init, .start = mesh_start, .stop = mesh_stop);

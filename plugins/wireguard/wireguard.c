@@ -1,9 +1,9 @@
-/* The wireguard plugin: owns the gateway's WireGuard interface. It makes
- * the server key on first start (sealed at rest), brings the interface up
- * and keeps its peers equal to the active devices in state: everything at
- * start in one transaction, then as `device.changed` events arrive (the
- * events queued together written together, in one set), plus a periodic
- * diff that repairs any drift. */
+/* The wireguard plugin: owns the gateway's WireGuard interface. It gets
+ * the server key from the secret service (secret.get: made there on first
+ * use, never read from a file here), brings the interface up and keeps its peers equal to the
+ * active devices in state: everything at start in one transaction, then as `device.changed` events
+ * arrive (the events queued together written together, in one set), plus a periodic diff that
+ * repairs any drift. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -14,7 +14,7 @@
 
 #include "iface.h"
 #include "peers.h"
-#include "seal.h"
+#include "secret.h"
 #include "wg.h"
 
 struct wgp {
@@ -246,28 +246,20 @@ static int wgp_init(mg_ctx *ctx)
 		mg_error_log(ctx, "wireguard.address: %s", err);
 		return rc;
 	}
-	char dir[4096], key_path[4096], moved_from[4200];
+	/* the server key: from the secret service, made there on first use */
+	char name[64], pub[WG_KEY_B64_LEN];
+	long long version;
 	int created;
-	snprintf(dir, sizeof(dir), "%s/wireguard", mg_state_dir(ctx));
-	if ((rc = seal_key_path(setting(ctx, "seal_key_file"), mg_state_dir(ctx), key_path,
-	                        sizeof(key_path), err, sizeof(err)))) {
-		mg_error_log(ctx, "wireguard.seal_key_file: %s", err);
-		return rc;
-	}
-	rc = sealed_key_load_or_create(dir, self->ifname, key_path, self->private_key, &created,
-	                               moved_from, sizeof(moved_from), err, sizeof(err));
-	if (rc) {
+	snprintf(name, sizeof(name), "wireguard/%s", self->ifname);
+	if ((rc = secret_get_wg_key(ctx, name, self->private_key, &version, &created, err,
+	                            sizeof(err)))) {
 		mg_error_log(ctx, "server key: %s", err);
 		return rc;
 	}
-	if (moved_from[0])
-		mg_info(ctx, "moved the sealing key from %s to %s (out of the state dir)",
-		        moved_from, key_path);
 	wg_key_public_from_private(self->public_key, self->private_key);
-	char pub[WG_KEY_B64_LEN];
 	wg_key_to_base64(pub, self->public_key);
-	mg_info(ctx, "%s server key (sealed under %s), public key %s",
-	        created ? "made a new" : "loaded the", key_path, pub);
+	mg_info(ctx, "%s server key %s (version %lld), public key %s",
+	        created ? "made a new" : "got the", name, version, pub);
 	if (!setting(ctx, "endpoint")[0])
 		mg_warn(ctx, "wireguard.endpoint is empty: clients are told no address to dial");
 	if ((rc = mg_service_add(ctx, "wg.status", status, NULL)) ||
@@ -392,12 +384,6 @@ static const struct mg_setting wgp_settings[] = {
      "socket, started by the plugin) or \"auto\" (kernel when present).",
      NULL, 0},
     {"mtu", MG_SETTING_INT, "1420", "MTU of the interface.", NULL, 0},
-    {"seal_key_file", MG_SETTING_STRING, "\"\"",
-     "File of the key that seals the server key, kept out of the state dir (made on first "
-     "start). Empty: the systemd credential \"" SEAL_CREDENTIAL "\" when the service has "
-     "one ($CREDENTIALS_DIRECTORY), else STATE_DIR-seal.key beside the state dir "
-     "(/var/lib/meshgate-seal.key).",
-     NULL, 0},
     {"on_stop", MG_SETTING_STRING, "\"keep\"",
      "What a stop of meshgated does to the interface: \"keep\" leaves it up with its peers "
      "and wireguard-go running (devices keep their tunnels; the next start adopts it), "
@@ -409,7 +395,9 @@ static const struct mg_setting wgp_settings[] = {
 };
 
 static const char *const wgp_owns[] = {"wg", NULL};
+static const char *const wgp_depends[] = {"secrets", NULL};
 
 MG_PLUGIN(.name = "wireguard", .version = "0.1.0",
           .description = "the gateway's WireGuard interface and its peers", .owns = wgp_owns,
-          .settings = wgp_settings, .init = wgp_init, .start = wgp_start, .stop = wgp_stop);
+          .depends = wgp_depends, .settings = wgp_settings, .init = wgp_init, .start = wgp_start,
+          .stop = wgp_stop);

@@ -162,8 +162,12 @@ static int open_mock(struct fixture *f, json_t *cfg)
 	f->mock = mg_mock_new(f->state, err, sizeof(err));
 	assert_non_null(f->mock);
 	mg_mock_set_node_name(f->mock, f->node);
-	json_object_set_new(cfg, "seal_key_file", json_string(f->seal));
-	int rc = mg_mock_add(f->mock, &f->desc, cfg, err, sizeof(err));
+	/* the mesh key comes from the secret service: the local keystore */
+	json_t *keystore = json_pack("{s:s}", "seal_key_file", f->seal);
+	int rc = mg_mock_load(f->mock, KEYSTORE_SO, keystore, err, sizeof(err));
+	json_decref(keystore);
+	if (!rc)
+		rc = mg_mock_add(f->mock, &f->desc, cfg, err, sizeof(err));
 	json_decref(cfg);
 	if (!rc)
 		rc = mg_mock_start(f->mock, err, sizeof(err));

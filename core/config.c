@@ -64,6 +64,60 @@ const struct mg_setting mg_core_settings[] = {
     {0},
 };
 
+/* Settings that moved to another section; a config written for an older
+ * meshgate keeps working. The sealing key went with the sealing itself,
+ * from each plugin that sealed its key to the local secret store. */
+static const struct {
+	const char *from, *to;
+} moved_settings[] = {
+    {"wireguard.seal_key_file", "keystore.seal_key_file"},
+    {"mesh.seal_key_file", "keystore.seal_key_file"},
+};
+
+static config_setting_t *group_of(config_t *cfg, const char *name)
+{
+	config_setting_t *g = config_lookup(cfg, name);
+	if (!g)
+		g = config_setting_add(config_root_setting(cfg), name, CONFIG_TYPE_GROUP);
+	return g && config_setting_is_group(g) ? g : NULL;
+}
+
+/* Moves each old name's value to its new one: -EINVAL when both are set
+ * to different values (which one would be meant is unknowable). */
+static int move_settings(config_t *cfg, const char *path, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < sizeof(moved_settings) / sizeof(moved_settings[0]); i++) {
+		const char *from = moved_settings[i].from, *to = moved_settings[i].to;
+		config_setting_t *old = config_lookup(cfg, from);
+		const char *value = old ? config_setting_get_string(old) : NULL;
+		if (!value)
+			continue; /* absent, or of the wrong type: its section says so */
+		const char *now = NULL;
+		if (config_lookup_string(cfg, to, &now) == CONFIG_TRUE) {
+			if (strcmp(now, value)) {
+				snprintf(err, errlen,
+				         "%s: %s (\"%s\") moved to %s, which says \"%s\"", path,
+				         from, value, to, now);
+				return -EINVAL;
+			}
+		} else {
+			char section[64];
+			snprintf(section, sizeof(section), "%.*s", (int)(strchr(to, '.') - to), to);
+			config_setting_t *g = group_of(cfg, section);
+			config_setting_t *s =
+			    g ? config_setting_add(g, strchr(to, '.') + 1, CONFIG_TYPE_STRING)
+			      : NULL;
+			if (!s || config_setting_set_string(s, value) != CONFIG_TRUE) {
+				snprintf(err, errlen, "%s: cannot move %s to %s", path, from, to);
+				return -EINVAL;
+			}
+		}
+		fprintf(stderr, "meshgated: %s: %s is now %s (read from there)\n", path, from, to);
+		config_setting_remove(config_setting_parent(old), config_setting_name(old));
+	}
+	return 0;
+}
+
 config_t *mg_config_read(const char *path, char *err, size_t errlen)
 {
 	config_t *cfg = malloc(sizeof(*cfg));
@@ -72,8 +126,12 @@ config_t *mg_config_read(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	config_init(cfg);
-	if (config_read_file(cfg, path) == CONFIG_TRUE)
-		return cfg;
+	if (config_read_file(cfg, path) == CONFIG_TRUE) {
+		if (!move_settings(cfg, path, err, errlen))
+			return cfg;
+		mg_config_free(cfg);
+		return NULL;
+	}
 	if (config_error_type(cfg) == CONFIG_ERR_FILE_IO)
 		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
 	else

@@ -586,6 +586,11 @@ static void test_config_errors_name_file_and_line(void **unused)
 	                   "6: unknown setting 'nosuch'");
 	check_config_error("plugins = [\"probe\"];\nprobe = { count = ; };\n", "6: syntax error");
 	check_config_error("plugins = \"probe\";\n", "5: setting 'plugins' must be a list");
+	/* a moved setting (core/config.c moved_settings) may not contradict its new place */
+	check_config_error("wireguard = { seal_key_file = \"/a\"; };\n"
+	                   "keystore = { seal_key_file = \"/b\"; };\n",
+	                   " wireguard.seal_key_file (\"/a\") moved to keystore.seal_key_file, "
+	                   "which says \"/b\"");
 }
 
 static void test_zero_config_and_version(void **unused)

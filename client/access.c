@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "api_client.h"
+#include "clock.h"
 #include "follow.h"
 #include "wg.h"
 
@@ -30,20 +31,6 @@ struct cl_access_check {
 	int exit_code; /* CL_EXIT_OK: the device is registered and active */
 	char message[256];
 };
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static long long unix_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 static void *ask(void *arg)
 {
@@ -127,11 +114,11 @@ static void take_answer(struct cl_access *acc)
 			       c->message);
 		acc->expired = true;
 		cl_sanitize(c->message, acc->message, sizeof(acc->message));
-		acc->checked_at = unix_ms();
+		acc->checked_at = cl_unix_ms();
 	} else if (c->exit_code == CL_EXIT_OK) {
 		acc->expired = false; /* registered and active: the silence is the path's */
 		acc->message[0] = '\0';
-		acc->checked_at = unix_ms();
+		acc->checked_at = cl_unix_ms();
 	} /* else the server could not be asked: what was known stands */
 	fflush(stdout);
 	check_free(c);
@@ -140,7 +127,7 @@ static void take_answer(struct cl_access *acc)
 bool cl_access_on_silence(struct cl_access *acc, const struct cl_profile *p,
                           const char *config_path)
 {
-	long long now = mono_ms();
+	long long now = cl_mono_ms();
 	if (acc->running)
 		take_answer(acc);
 	if (!acc->running && now >= acc->next_check) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "clock.h"
 #include "follow.h"
 #include "killswitch.h"
 #include "pmtu.h"
@@ -67,20 +68,6 @@ struct agent {
 	struct cl_access access; /* why the tunnel is silent, when access ended */
 	struct cl_pmtu *pmtu;    /* path MTU discovery (pmtu.h) */
 };
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static long long unix_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 static void agent_path(const struct cl_tunnel_opts *tun, const char *ext, char *buf, size_t size)
 {
@@ -156,7 +143,7 @@ static void write_status(struct agent *a)
 	json_t *st = status_json(a);
 	char *text = json_dumps(st, JSON_COMPACT);
 	json_decref(st);
-	a->status_at = mono_ms();
+	a->status_at = cl_mono_ms();
 	if (!text || (a->written && !strcmp(text, a->written))) {
 		free(text);
 		return;
@@ -198,7 +185,7 @@ static void switch_to(struct agent *a, int to, const struct cl_endpoint *endpoin
 	a->misses = 0;
 	a->miss_limit = MISS_LIMIT_SWITCH;
 	a->cand[to].misses = 0;
-	a->last_switch.at = unix_ms();
+	a->last_switch.at = cl_unix_ms();
 	snprintf(a->last_switch.from, sizeof(a->last_switch.from), "%s", from);
 	snprintf(a->last_switch.to, sizeof(a->last_switch.to), "%s", g->name);
 	snprintf(a->last_switch.why, sizeof(a->last_switch.why), "%s", why);
@@ -217,7 +204,7 @@ static void switch_to(struct agent *a, int to, const struct cl_endpoint *endpoin
 static int next_candidate(const struct agent *a)
 {
 	int n = (int)a->p.nodes.n_gateways, active = gateway_index(&a->p, a->active);
-	long long now = mono_ms();
+	long long now = cl_mono_ms();
 	if (active >= 0 && active != a->current &&
 	    (!a->cand[active].failed_at || now - a->cand[active].failed_at > FAILED_HOLD_MS))
 		return active;
@@ -229,7 +216,7 @@ static void on_silence(struct agent *a)
 	char why[256], endpoint[CL_ENDPOINT_STRLEN];
 	if (a->current >= 0) {
 		a->cand[a->current].misses = a->misses;
-		a->cand[a->current].failed_at = mono_ms();
+		a->cand[a->current].failed_at = cl_mono_ms();
 	}
 	/* access ended: no node will answer; hold still */
 	if (cl_access_on_silence(&a->access, &a->p, a->o->config_path))
@@ -261,7 +248,7 @@ static void send_probe(struct agent *a)
 	randombytes_buf(&nonce, sizeof(nonce));
 	unsigned slot = a->next_nonce++ % NONCES;
 	a->nonces[slot] = nonce;
-	a->sent_at[slot] = mono_ms();
+	a->sent_at[slot] = cl_mono_ms();
 	probe_request_encode_mtu(nonce, cl_pmtu_told(a->pmtu), req);
 	send(a->fd, req, sizeof(req), MSG_DONTWAIT);
 }
@@ -278,7 +265,7 @@ static void on_answer(struct agent *a, const struct probe_answer *ans, long rtt)
 		a->current = gateway_index(&a->p, ans->node);
 	if (a->current >= 0) {
 		struct candidate *c = &a->cand[a->current];
-		c->last_answer = unix_ms();
+		c->last_answer = cl_unix_ms();
 		c->rtt_ms = rtt;
 		c->misses = 0;
 		c->failed_at = 0;
@@ -292,7 +279,7 @@ static void on_answer(struct agent *a, const struct probe_answer *ans, long rtt)
 	int active = gateway_index(&a->p, ans->active);
 	if (active >= 0 && active != a->current &&
 	    (!a->cand[active].failed_at ||
-	     mono_ms() - a->cand[active].failed_at > FAILED_HOLD_MS)) {
+	     cl_mono_ms() - a->cand[active].failed_at > FAILED_HOLD_MS)) {
 		snprintf(why, sizeof(why), "%s says the active node is %s", ans->node, ans->active);
 		switch_to(a, active, NULL, why);
 	}
@@ -308,7 +295,7 @@ static void read_answers(struct agent *a)
 			continue; /* not an answer: changes nothing */
 		for (int i = 0; i < NONCES; i++)
 			if (a->nonces[i] == ans.nonce && a->sent_at[i]) {
-				on_answer(a, &ans, (long)(mono_ms() - a->sent_at[i]));
+				on_answer(a, &ans, (long)(cl_mono_ms() - a->sent_at[i]));
 				a->sent_at[i] = 0; /* one answer per probe */
 				break;
 			}
@@ -363,7 +350,7 @@ static void sync_config(struct agent *a)
 	if (cl_follow_sync(&fo, res, &err)) {
 		fprintf(stderr, "meshgate: %s: the config epoch changed, but: %s (trying again)\n",
 		        a->o->tun.ifname, err.msg);
-		a->next_sync = mono_ms() + SYNC_RETRY_MS;
+		a->next_sync = cl_mono_ms() + SYNC_RETRY_MS;
 	} else {
 		a->epoch = a->wanted_epoch;
 		a->next_sync = -1;
@@ -423,10 +410,10 @@ static int take_pid_file(const struct cl_tunnel_opts *tun, struct cl_err *err)
 
 static void agent_loop(struct agent *a)
 {
-	long long next_probe = 0, next_check = mono_ms() + 1000;
+	long long next_probe = 0, next_check = cl_mono_ms() + 1000;
 	a->next_sync = 0; /* the config once at start: it may have changed meanwhile */
 	while (!*a->o->stop) {
-		long long now = mono_ms();
+		long long now = cl_mono_ms();
 		if (now >= next_probe) {
 			if (!a->answered && next_probe && ++a->misses >= a->miss_limit)
 				on_silence(a);
@@ -451,7 +438,7 @@ static void agent_loop(struct agent *a)
 			write_status(a);
 		struct pollfd pfd[2] = {{.fd = a->fd, .events = POLLIN},
 		                        {.fd = cl_pmtu_fd(a->pmtu), .events = POLLIN}};
-		long long wait = next_probe - mono_ms();
+		long long wait = next_probe - cl_mono_ms();
 		if (poll(pfd, 2, wait > 0 ? (int)wait : 0) > 0) {
 			if (pfd[0].revents)
 				read_answers(a);

@@ -17,6 +17,7 @@
 
 #include <sodium.h>
 
+#include "clock.h"
 #include "nl.h"
 #include "probe.h"
 
@@ -70,20 +71,6 @@ struct cl_pmtu {
 	long long next_confirm, next_raise, next_route;
 	char why[160]; /* why the last search started */
 };
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static long long unix_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 static long long raise_ms(void)
 {
@@ -268,7 +255,7 @@ static void start_search(struct cl_pmtu *m, bool raise, const char *why)
 
 static void finish(struct cl_pmtu *m)
 {
-	long long now = mono_ms();
+	long long now = cl_mono_ms();
 	m->trying = 0;
 	m->next_confirm = now + CONFIRM_MS;
 	if (!m->good) {
@@ -286,7 +273,7 @@ static void finish(struct cl_pmtu *m)
 	bool changed = m->good != m->path;
 	m->state = PM_DONE;
 	m->path = m->good;
-	m->at = unix_ms();
+	m->at = cl_unix_ms();
 	m->next_raise = now + raise_ms();
 	snprintf(what, sizeof(what), "path MTU %u to %s, found with %u probes: %s", m->path,
 	         m->endpoint.host, m->probes, m->why);
@@ -325,7 +312,7 @@ static void send_try(struct cl_pmtu *m)
 	free(buf);
 	m->tries++;
 	m->probes++;
-	m->sent_at = mono_ms();
+	m->sent_at = cl_mono_ms();
 	if (m->tries == 1)
 		m->first_sent = m->sent_at;
 	m->next_at = m->sent_at + TRY_MIN_MS + 2 * m->rtt_ms;
@@ -353,7 +340,7 @@ static void trial_failed(struct cl_pmtu *m, bool tunnel_ok)
 	m->trying = 0;
 	if (m->confirming) {
 		m->confirming = false;
-		m->next_confirm = mono_ms() + CONFIRM_MS;
+		m->next_confirm = cl_mono_ms() + CONFIRM_MS;
 		/* the gateway unreachable altogether is failover's business */
 		if (tunnel_ok)
 			on_black_hole(m);
@@ -367,7 +354,7 @@ static void trial_passed(struct cl_pmtu *m)
 {
 	if (m->confirming) {
 		m->confirming = false;
-		m->next_confirm = mono_ms() + CONFIRM_MS;
+		m->next_confirm = cl_mono_ms() + CONFIRM_MS;
 	} else if (m->trying > m->good) {
 		m->good = m->trying;
 	}
@@ -396,7 +383,7 @@ static void check_route(struct cl_pmtu *m)
 
 void cl_pmtu_tick(struct cl_pmtu *m, bool tunnel_ok)
 {
-	long long now = mono_ms();
+	long long now = cl_mono_ms();
 	if (m->state == PM_OFF || m->state == PM_FIXED || m->fd < 0)
 		return;
 	if (now >= m->next_route) {
@@ -455,7 +442,7 @@ static void on_answer(struct cl_pmtu *m, const uint8_t *buf, size_t len)
 		return; /* not an answer to the trial: changes nothing */
 	for (int i = 0; i < PMTU_TRIES && i < m->tries; i++)
 		if (m->nonces[i] == nonce) {
-			m->rtt_ms = (long)(mono_ms() - m->sent_at);
+			m->rtt_ms = (long)(cl_mono_ms() - m->sent_at);
 			if (m->rtt_ms > 2000)
 				m->rtt_ms = 2000;
 			trial_passed(m);

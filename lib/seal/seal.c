@@ -40,23 +40,20 @@ static int read_secret_file_upto(const char *path, unsigned char *buf, size_t ca
 static int read_secret_file(const char *path, unsigned char *buf, size_t len, char *err,
                             size_t errlen)
 {
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) || (st.st_mode & 077)) {
-		snprintf(err, errlen, "%s is readable by others (mode %03o): refusing it", path,
-		         st.st_mode & 0777);
-		close(fd);
-		return -EPERM;
-	}
-	ssize_t n = read(fd, buf, len);
-	close(fd);
-	if (n != (ssize_t)len) {
-		snprintf(err, errlen, "%s: not %zu bytes", path, len);
+	unsigned char room[512]; /* a key or a sealed key, and one more byte: a longer
+	                          * file is not one we made */
+	size_t n;
+	if (len >= sizeof(room))
 		return -EINVAL;
+	int rc = read_secret_file_upto(path, room, len + 1, &n, err, errlen);
+	if (!rc && n != len) {
+		snprintf(err, errlen, "%s: not %zu bytes", path, len);
+		rc = -EINVAL;
 	}
-	return 0;
+	if (!rc)
+		memcpy(buf, room, len);
+	sodium_memzero(room, sizeof(room));
+	return rc;
 }
 
 /* Writes atomically: a crash leaves the old file or the new, never half.

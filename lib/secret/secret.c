@@ -102,29 +102,6 @@ json_t *secret_record_public(json_t *record)
 	return out;
 }
 
-int secret_duration_parse(const char *text, uint64_t *ms, char *err, size_t errlen)
-{
-	char *end;
-	unsigned long long n = strtoull(text ? text : "", &end, 10);
-	uint64_t unit = 0;
-	if (text && end != text && text[0] != '0' && text[0] != '-' && text[0] != '+' && end[0] &&
-	    !end[1])
-		unit = end[0] == 's'   ? 1000
-		       : end[0] == 'm' ? 60000
-		       : end[0] == 'h' ? 3600000
-		       : end[0] == 'd' ? 86400000
-		                       : 0;
-	if (!unit || n > 3650ULL * 86400000 / unit) {
-		snprintf(err, errlen,
-		         "invalid duration \"%.40s\": a positive number and one unit s, m, h or d "
-		         "(\"30s\", \"10m\", \"24h\"), at most 3650d",
-		         text ? text : "");
-		return -EINVAL;
-	}
-	*ms = n * unit;
-	return 0;
-}
-
 int secret_get_wg_key(mg_ctx *ctx, const char *name, uint8_t key[32], long long *version,
                       int *created, char *err, size_t errlen)
 {

@@ -53,9 +53,6 @@ json_t *secret_record_put(const char *name, json_t *record, const char *key, uin
 /* The record without any key: what secret.status and logs may show. */
 json_t *secret_record_public(json_t *record);
 
-/* "30s", "10m", "24h", "7d" -> milliseconds; -EINVAL with a message. */
-int secret_duration_parse(const char *text, uint64_t *ms, char *err, size_t errlen);
-
 /* How long a plugin waits for its key at start: Vault may need a login,
  * a read and a write first. */
 #define SECRET_GET_TIMEOUT_MS 30000

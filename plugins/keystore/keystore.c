@@ -365,8 +365,7 @@ static int keystore_init(mg_ctx *ctx)
 	ctx->self = self;
 	if ((rc = seal_key_path(setting(ctx, "seal_key_file"), mg_state_dir(ctx), self->key_path,
 	                        sizeof(self->key_path), err, sizeof(err))) ||
-	    (rc =
-	         secret_duration_parse(setting(ctx, "grace"), &self->grace_ms, err, sizeof(err)))) {
+	    (rc = mg_duration_parse(setting(ctx, "grace"), &self->grace_ms, err, sizeof(err)))) {
 		mg_error_log(ctx, "keystore: %s", err);
 		free(self);
 		ctx->self = NULL;

@@ -38,7 +38,7 @@ static json_t *code_ttl(struct pa *pa, json_t *request, uint64_t *ttl_ms)
 	char err[256];
 	const char *expires = pa_str(request, "expires");
 	*ttl_ms = pa->cfg.code_ttl_ms;
-	if (expires && pa_duration_parse(expires, ttl_ms, err, sizeof(err)))
+	if (expires && mg_duration_parse(expires, ttl_ms, err, sizeof(err)))
 		return mg_field_error("expires", "expires: %s", err);
 	return NULL;
 }

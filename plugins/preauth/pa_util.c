@@ -1,55 +1,9 @@
-/* Small parsers shared by the services: durations, names, request members. */
+/* Small parsers shared by the services: names, request members. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "preauth.h"
-
-/* Ten years: past that a TTL is a typo, and the product stays far from
- * overflowing 64 bits. */
-#define DURATION_MAX_MS (3650ULL * 86400 * 1000)
-
-int pa_duration_parse(const char *text, uint64_t *ms, char *err, size_t errlen)
-{
-	uint64_t n = 0, unit;
-	size_t i = 0;
-
-	if (!text)
-		text = "";
-	/* Strict: digits without a leading zero, then exactly one unit. A
-	 * silent "24" meaning seconds or hours would be a trap. */
-	while (text[i] >= '0' && text[i] <= '9' && i < 12)
-		n = n * 10 + (uint64_t)(text[i++] - '0');
-	switch (i && text[0] != '0' ? text[i] : '\0') {
-	case 's':
-		unit = 1000;
-		break;
-	case 'm':
-		unit = 60 * 1000;
-		break;
-	case 'h':
-		unit = 3600 * 1000;
-		break;
-	case 'd':
-		unit = 86400 * 1000;
-		break;
-	default:
-		unit = 0;
-	}
-	if (!unit || text[i + 1] != '\0') {
-		snprintf(err, errlen,
-		         "invalid duration \"%.40s\": write a positive number and one unit s, m, h "
-		         "or d (\"30s\", \"10m\", \"24h\", \"7d\")",
-		         text);
-		return -EINVAL;
-	}
-	if (n > DURATION_MAX_MS / unit) {
-		snprintf(err, errlen, "duration \"%.40s\" is longer than 3650d", text);
-		return -EINVAL;
-	}
-	*ms = n * unit;
-	return 0;
-}
 
 int pa_name_valid(const char *name)
 {

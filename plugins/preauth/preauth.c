@@ -115,7 +115,7 @@ static json_t *serve_alone(mg_ctx *ctx, const char *service, json_t *request, vo
 static int duration_setting(json_t *cfg, const char *name, uint64_t *ms, char *err, size_t errlen)
 {
 	char why[200];
-	if (pa_duration_parse(json_string_value(json_object_get(cfg, name)), ms, why,
+	if (mg_duration_parse(json_string_value(json_object_get(cfg, name)), ms, why,
 	                      sizeof(why))) {
 		snprintf(err, errlen, "preauth.%s: %s", name, why);
 		return -EINVAL;

@@ -92,10 +92,8 @@ struct pa {
 	uint64_t last_purge_ms;
 };
 
-/* ---- durations, names, request members (pa_util.c) ---- */
+/* ---- names, request members (pa_util.c) ---- */
 
-/* "30s", "10m", "24h", "7d" -> milliseconds. -EINVAL with a message. */
-int pa_duration_parse(const char *text, uint64_t *ms, char *err, size_t errlen);
 /* 1..32 of [a-z0-9-], neither starting nor ending with '-'. */
 int pa_name_valid(const char *name);
 int pa_role_known(struct pa *pa, const char *role);

@@ -555,8 +555,8 @@ static int read_conf(mg_ctx *ctx, struct vault *v, char *err, size_t errlen)
 		snprintf(err, errlen, "mount and path must be set (no '?')");
 		return -EINVAL;
 	}
-	int rc = secret_duration_parse(setting(ctx, "schedule"), &v->schedule_ms, err, errlen);
-	return rc ? rc : secret_duration_parse(setting(ctx, "grace"), &v->grace_ms, err, errlen);
+	int rc = mg_duration_parse(setting(ctx, "schedule"), &v->schedule_ms, err, errlen);
+	return rc ? rc : mg_duration_parse(setting(ctx, "grace"), &v->grace_ms, err, errlen);
 }
 
 static void vault_free(struct vault *v)

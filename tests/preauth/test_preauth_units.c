@@ -18,24 +18,24 @@ static void test_durations(void **unused)
 	(void)unused;
 	char err[256];
 	uint64_t ms;
-	assert_int_equal(pa_duration_parse("30s", &ms, err, sizeof(err)), 0);
+	assert_int_equal(mg_duration_parse("30s", &ms, err, sizeof(err)), 0);
 	assert_true(ms == 30000);
-	assert_int_equal(pa_duration_parse("10m", &ms, err, sizeof(err)), 0);
+	assert_int_equal(mg_duration_parse("10m", &ms, err, sizeof(err)), 0);
 	assert_true(ms == 600000);
-	assert_int_equal(pa_duration_parse("24h", &ms, err, sizeof(err)), 0);
+	assert_int_equal(mg_duration_parse("24h", &ms, err, sizeof(err)), 0);
 	assert_true(ms == 86400000);
-	assert_int_equal(pa_duration_parse("7d", &ms, err, sizeof(err)), 0);
+	assert_int_equal(mg_duration_parse("7d", &ms, err, sizeof(err)), 0);
 	assert_true(ms == 7ULL * 86400000);
 	static const char *const bad[] = {
 	    "",    "24",  "h",   "0s", "010m", "1.5h",  "1h30m",
 	    "-1h", " 1h", "1h ", "1H", "1w",   "3651d", "99999999999999d"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
-		if (pa_duration_parse(bad[i], &ms, err, sizeof(err)) != -EINVAL)
+		if (mg_duration_parse(bad[i], &ms, err, sizeof(err)) != -EINVAL)
 			fail_msg("accepted \"%s\"", bad[i]);
 		assert_true(strlen(err) > 10);
 	}
-	assert_int_equal(pa_duration_parse(NULL, &ms, err, sizeof(err)), -EINVAL);
+	assert_int_equal(mg_duration_parse(NULL, &ms, err, sizeof(err)), -EINVAL);
 }
 
 static void test_codes(void **unused)

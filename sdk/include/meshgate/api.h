@@ -428,6 +428,40 @@ static inline size_t mg_utf8_prefix(const char *s, size_t max)
 	return n;
 }
 
+/* A duration as settings and requests write it: a positive number without
+ * a leading zero and exactly one unit, s, m, h or d ("30s", "10m", "24h",
+ * "7d"), at most 3650d; a bare "24" meaning seconds or hours would be a
+ * trap. 0 with *ms, or -EINVAL with a message in err. */
+static inline int mg_duration_parse(const char *text, uint64_t *ms, char *err, size_t errlen)
+{
+	const uint64_t max_ms = 3650ULL * 86400 * 1000;
+	uint64_t n = 0, unit = 0;
+	size_t i = 0;
+	if (!text)
+		text = "";
+	while (text[i] >= '0' && text[i] <= '9' && i < 12)
+		n = n * 10 + (uint64_t)(text[i++] - '0');
+	if (i && text[0] != '0' && text[i] && !text[i + 1])
+		unit = text[i] == 's'   ? 1000
+		       : text[i] == 'm' ? 60 * 1000
+		       : text[i] == 'h' ? 3600 * 1000
+		       : text[i] == 'd' ? 86400 * 1000
+		                        : 0;
+	if (!unit) {
+		snprintf(err, errlen,
+		         "invalid duration \"%.40s\": write a positive number and one unit s, m, h "
+		         "or d (\"30s\", \"10m\", \"24h\", \"7d\")",
+		         text);
+		return -EINVAL;
+	}
+	if (n > max_ms / unit) {
+		snprintf(err, errlen, "duration \"%.40s\" is longer than 3650d", text);
+		return -EINVAL;
+	}
+	*ms = n * unit;
+	return 0;
+}
+
 /* {"error": "bad_request", "message": printf(fmt, ...), "field": field}:
  * the one shape of a refused request. `field` names the member at fault
  * (cut at 64 bytes); NULL when the request as a whole is (not an object). */

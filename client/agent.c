@@ -35,7 +35,10 @@
 #define SYNC_TIMEOUT_S 2
 #define SYNC_RETRY_MS  1000
 #define STATUS_MS      1000
-#define NONCES         8
+/* undoing WireGuard's roam away from a best uplink just moved to */
+#define SETTLE_MS    10000
+#define SETTLE_TRIES 3
+#define NONCES       8
 
 struct candidate {
 	long long last_answer; /* unix ms, 0 never */
@@ -67,6 +70,10 @@ struct agent {
 	long long status_at;
 	struct cl_access access; /* why the tunnel is silent, when access ended */
 	struct cl_pmtu *pmtu;    /* path MTU discovery (pmtu.h) */
+	/* after a move to the node's best uplink: until when, and how many
+	 * more times, a roam back is undone (settle_on_uplink) */
+	long long settle_until;
+	int settle_left;
 };
 
 static void agent_path(const struct cl_tunnel_opts *tun, const char *ext, char *buf, size_t size)
@@ -334,6 +341,26 @@ static void follow_best_uplink(struct agent *a, const struct cl_gateway *before)
 	cl_endpoint_format(best, endpoint, sizeof(endpoint));
 	snprintf(why, sizeof(why), "%s's best uplink is now %s", current_name(a), endpoint);
 	switch_to(a, a->current, best, why);
+	a->settle_until = cl_mono_ms() + SETTLE_MS;
+	a->settle_left = SETTLE_TRIES;
+}
+
+/* WireGuard follows the gateway's packets to the address they come from:
+ * one still on its way from the uplink just left takes the session back
+ * there. For a while after a move to the best uplink, the move is made
+ * again when that happened. */
+static void settle_on_uplink(struct agent *a, long long now)
+{
+	char why[300], endpoint[CL_ENDPOINT_STRLEN];
+	if (now > a->settle_until || a->settle_left <= 0 || a->current < 0 ||
+	    cl_tunnel_endpoint_kept(&a->o->tun, &a->p) != 0)
+		return;
+	a->settle_left--;
+	struct cl_endpoint best = a->p.endpoint;
+	cl_endpoint_format(&best, endpoint, sizeof(endpoint));
+	snprintf(why, sizeof(why), "WireGuard roamed away from %s's best uplink %s",
+	         current_name(a), endpoint);
+	switch_to(a, a->current, &best, why);
 }
 
 static void sync_config(struct agent *a)
@@ -432,6 +459,7 @@ static void agent_loop(struct agent *a)
 				    a->o->tun.ifname);
 				return;
 			}
+			settle_on_uplink(a, now);
 		}
 		cl_pmtu_tick(a->pmtu, a->misses == 0);
 		if (now - a->status_at >= STATUS_MS)

@@ -771,6 +771,29 @@ int cl_tunnel_switch(const struct cl_tunnel_opts *o, const struct cl_profile *p,
 	return 0;
 }
 
+/* Whether WireGuard still sends to p's endpoint: it follows a peer that
+ * answers from another address (roaming), and a packet of the gateway's
+ * still on its way from an uplink just left takes it back there. 1 kept,
+ * 0 roamed, negative unknown. */
+int cl_tunnel_endpoint_kept(const struct cl_tunnel_opts *o, const struct cl_profile *p)
+{
+	struct tunnel_state s;
+	const struct wg_backend *be;
+	struct wg_device *dev = NULL;
+	union wg_endpoint want;
+	struct cl_err err = {0};
+	if (state_load(o, &s) || select_backend(*s.backend ? s.backend : o->backend, &be, &err) ||
+	    resolve_endpoint(&p->endpoint, &want, &err))
+		return -1;
+	int kept = -1;
+	if (!wg_device_get(be, o->ifname, &dev, NULL, 0)) {
+		const struct wg_peer *peer = wg_device_find_peer(dev, p->server_public_key);
+		kept = peer ? wg_endpoint_equal(&peer->endpoint, &want) : -1;
+	}
+	wg_device_free(dev);
+	return kept;
+}
+
 /* ---- teardown ---- */
 
 int cl_tunnel_down(const struct cl_tunnel_opts *o, bool missing_ok, struct cl_err *err)

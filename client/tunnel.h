@@ -63,6 +63,10 @@ bool cl_tunnel_is_full(const struct cl_profile *p);
  * mark (SO_MARK) when there is one. */
 uint32_t cl_tunnel_fwmark(const struct cl_tunnel_opts *o);
 
+/* Whether WireGuard still sends to p's endpoint (it roams to where the
+ * gateway's packets come from): 1 kept, 0 roamed away, negative unknown. */
+int cl_tunnel_endpoint_kept(const struct cl_tunnel_opts *o, const struct cl_profile *p);
+
 /* Removes the routes (and a full tunnel's rules), the interface and the
  * wireguard-go it started, and the state file. missing_ok: no error when there is nothing to
  * remove. */

@@ -102,6 +102,9 @@ void wg_device_free(struct wg_device *dev);
 /* The peer with that public key, or NULL. Linear: for tests and small lists. */
 const struct wg_peer *wg_device_find_peer(const struct wg_device *dev, const wg_key pub);
 
+/* The same address and port (an IPv6 one in the same scope). */
+bool wg_endpoint_equal(const union wg_endpoint *a, const union wg_endpoint *b);
+
 /* "10.0.0.2/32", "fd00::2/128"; a bare address gets the full prefix. */
 int wg_allowed_ip_parse(struct wg_allowed_ip *out, const char *text);
 /* "192.0.2.1:51820", "[2001:db8::1]:51820", numeric only (no DNS here). */

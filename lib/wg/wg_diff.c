@@ -100,7 +100,7 @@ static bool same_allowed_ips(const struct wg_peer *have, const struct wg_peer *w
 	return true;
 }
 
-static bool same_endpoint(const union wg_endpoint *a, const union wg_endpoint *b)
+bool wg_endpoint_equal(const union wg_endpoint *a, const union wg_endpoint *b)
 {
 	if (a->sa.sa_family != b->sa.sa_family)
 		return false;
@@ -130,7 +130,7 @@ static bool peer_is_right(const struct wg_peer *have, const struct wg_peer *want
 	       (!(want->flags & WG_PEER_HAS_KEEPALIVE) ||
 	        have->persistent_keepalive == want->persistent_keepalive) &&
 	       (want->endpoint.sa.sa_family == AF_UNSPEC ||
-	        same_endpoint(&have->endpoint, &want->endpoint));
+	        wg_endpoint_equal(&have->endpoint, &want->endpoint));
 }
 
 /* What the device has of each wanted peer. */

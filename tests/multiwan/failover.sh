@@ -65,13 +65,16 @@ wait_for 3 wan1_up || fail "wan1 not up again: $(wan_state)"
 wan_is "$W2" up up || echo "(the failback came before wan list was asked)"
 wait_for 8 wan_is "$W1" up up || fail "no failback: $(wan_state)"
 grep -q "dev $W1" <<<"$(ns_exec "$GW" ip route show default)" || fail "default route not back on wan1"
-# the agent follows the node's new best endpoint on its re-sync. The
-# session may then roam back to wan2's address (wireguard-go on the
-# gateway keeps answering from the address it last used: docs/multiwan.md,
-# limits); both work, so what counts here is that it followed.
+# the agent follows the node's new best endpoint on its re-sync, and
+# undoes WireGuard's roam back to wan2's address when a packet of the
+# gateway's, still on its way from there, takes the session back
 followed() { grep -q "best uplink is now 198.18.1.1:51820" "$WORK/cl/run/$IF.agent.log"; }
 wait_for 5 followed || fail "the client did not follow: $(client_endpoint); $(cat "$WORK/cl/run/$IF.agent.log")"
-echo "the client follows to 198.18.1.1:51820; its endpoint now: $(client_endpoint)"
+sleep 3
+endpoint_is 198.18.1.1:51820 ||
+	fail "the session left wan1 again: $(client_endpoint); $(cat "$WORK/cl/run/$IF.agent.log")"
+grep "roamed away" "$WORK/cl/run/$IF.agent.log" || true
+echo "the client follows to 198.18.1.1:51820 and stays there"
 sleep 1
 gap=$(ping_gap back)
 echo "failback gap: $gap s"

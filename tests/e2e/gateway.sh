@@ -5,18 +5,10 @@
 # the preauth section's contents (default: networks = ["10.20.0.0/24"];),
 # GATEWAY_API_LISTEN the api's listen address (default 198.18.0.1:8443).
 
-gateway_up() {
-	ns_add GW gw
-	ns_add CL cl
-	ns_add SVC svc
-	ns_link "$GW" 198.18.0.1/24 "$CL" 198.18.0.2/24
-	ns_link "$GW" 10.20.0.1/24 "$SVC" 10.20.0.10/24
-	ns_exec "$SVC" ip route add default via 10.20.0.1
-	ns_exec "$GW" sysctl -qw net.ipv4.ip_forward=1
-	# the internal service: echo with a prefix on TCP 7000
-	ns_exec "$SVC" ncat -lk 10.20.0.10 7000 --sh-exec 'read l; echo "svc:$l"' &
-	bg_track $!
-
+# The gateway's config file and the variables the helpers use (STATE,
+# WG_IF, MESHGATE, CLIENT_DIRS), for any topology that has $GW at
+# 198.18.0.1; gateway_start then runs it.
+gateway_configure() {
 	STATE=$WORK/gw/state
 	WG_IF=${TAG}w
 	MESHGATE=$build/client/meshgate
@@ -35,6 +27,21 @@ preauth = { $preauth_conf };
 api = { listen = "$api_listen"; names = ["198.18.0.1"]; per_ip_limit = 128; };
 ${GATEWAY_EXTRA_CONF:-}
 CONF
+}
+
+gateway_up() {
+	ns_add GW gw
+	ns_add CL cl
+	ns_add SVC svc
+	ns_link "$GW" 198.18.0.1/24 "$CL" 198.18.0.2/24
+	ns_link "$GW" 10.20.0.1/24 "$SVC" 10.20.0.10/24
+	ns_exec "$SVC" ip route add default via 10.20.0.1
+	ns_exec "$GW" sysctl -qw net.ipv4.ip_forward=1
+	# the internal service: echo with a prefix on TCP 7000
+	ns_exec "$SVC" ncat -lk 10.20.0.10 7000 --sh-exec 'read l; echo "svc:$l"' &
+	bg_track $!
+
+	gateway_configure
 	gateway_start
 }
 

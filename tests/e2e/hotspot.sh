@@ -37,22 +37,9 @@ hotspot_up() {
 	}
 	NFT
 
-	STATE=$WORK/gw/state
-	WG_IF=${TAG}w
-	MESHGATE=$build/client/meshgate
+	gateway_configure
 	IF=${TAG}c
-	CLIENT_DIRS=(--config-dir "$WORK/cl/etc" --state-dir "$WORK/cl/run")
-	mkdir -p "$WORK/gw" "$WORK/www"
-	cat >"$WORK/gw/meshgated.conf" <<-CONF
-	state_dir = "$STATE";
-	socket = "$WORK/gw/bus.sock";
-	plugin_dir = "$build/plugins";
-	plugins = ["wireguard", "preauth", "api"];
-	wireguard = { interface = "$WG_IF"; backend = "userspace"; address = "10.0.0.1/24";
-	              endpoint = "198.18.0.1:51820"; };
-	preauth = { networks = ["10.20.0.0/24"]; };
-	api = { listen = "0.0.0.0:8443"; names = ["198.18.0.1"]; };
-	CONF
+	mkdir -p "$WORK/www"
 	gateway_start
 	head -c 1048576 /dev/urandom >"$WORK/www/1m"
 	# the HTTP server on the gateway address, inside the tunnel

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "full_tunnel.h"
 #include "nl.h"
 #include "wg.h"
@@ -615,13 +616,6 @@ int cl_tunnel_update(const struct cl_tunnel_opts *o, const struct cl_profile *ol
 
 /* ---- handshake ---- */
 
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static bool routed_inside(const struct cl_profile *p, const struct cl_prefix *host)
 {
 	for (size_t i = 0; i < p->n_allowed_ips; i++)
@@ -703,7 +697,7 @@ int cl_tunnel_wait_handshake(const struct cl_tunnel_opts *o, const struct cl_pro
 	struct tunnel_state s;
 	struct cl_prefix target;
 	bool have_target = nudge_target(p, &target), done = false;
-	long start = now_ms(), last_nudge = start - NUDGE_MS, last_renew = start;
+	long long start = cl_mono_ms(), last_nudge = start - NUDGE_MS, last_renew = start;
 
 	if (state_load(o, &s) || select_backend(s.backend, &be, err))
 		return cl_fail(err, CL_EXIT_TUNNEL, "%s vanished", o->ifname);
@@ -713,7 +707,7 @@ int cl_tunnel_wait_handshake(const struct cl_tunnel_opts *o, const struct cl_pro
 	if (configure_wg(o, be, p, err) || renew_server_peer(o, be, p, err))
 		return -1;
 	while (!done) {
-		long now = now_ms();
+		long long now = cl_mono_ms();
 		if (stop && *stop)
 			return cl_fail(err, CL_EXIT_TUNNEL, "interrupted");
 		if (now - start >= timeout_s * 1000L)
@@ -738,7 +732,7 @@ int cl_tunnel_wait_handshake(const struct cl_tunnel_opts *o, const struct cl_pro
 		if (!done)
 			nanosleep(&(struct timespec){.tv_nsec = POLL_MS * 1000000L}, NULL);
 	}
-	*waited_ms = now_ms() - start;
+	*waited_ms = (long)(cl_mono_ms() - start);
 	return 0;
 }
 

@@ -27,8 +27,11 @@ benches=(
 	"failover|$here/failover/run.sh $build"
 	"multiwan|$here/multiwan/run.sh $build"
 	"pmtu|$here/pmtu/run.sh $build"
+	"rotation|$here/rotation/run.sh $build"
 	"memory|$here/memory.sh $build"
 	"startup|$here/startup.sh $build"
+	"admin|$here/admin/run.sh $build"
+	"panel|$here/panel/run.sh $build"
 )
 
 rows=()

@@ -164,12 +164,22 @@ static int code_revoke(struct ctl *ctl, int argc, char **argv)
 static int device_list(struct ctl *ctl, int argc, char **argv)
 {
 	const char *user = ctl_take_option(&argc, argv, "--user");
+	const char *q = ctl_take_option(&argc, argv, "--search");
+	const char *limit = ctl_take_option(&argc, argv, "--limit");
+	const char *after = ctl_take_option(&argc, argv, "--after");
 	json_t *reply, *d, *request = json_object();
 	size_t i;
 	if (argc)
-		return ctl_fail("usage: meshgatectl device list [--user NAME]");
+		return ctl_fail("usage: meshgatectl device list [--user NAME] [--search TEXT] "
+		                "[--limit N] [--after ID]");
 	if (user)
 		json_object_set_new(request, "user", json_string(user));
+	if (q)
+		json_object_set_new(request, "q", json_string(q));
+	if (limit)
+		json_object_set_new(request, "limit", json_integer(atoll(limit)));
+	if (after)
+		json_object_set_new(request, "after", json_string(after));
 	int rc = ctl_call(ctl, "preauth.device.list", request, &reply);
 	json_decref(request);
 	if (rc)
@@ -183,6 +193,8 @@ static int device_list(struct ctl *ctl, int argc, char **argv)
 			       ctl_str(d, "user"), ctl_str(d, "name"), ctl_str(d, "address"),
 			       ctl_str(d, "state"), ctl_str(d, "public_key"));
 		}
+		if (json_object_get(reply, "next"))
+			printf("more: --after %s\n", ctl_str(reply, "next"));
 	}
 	json_decref(reply);
 	return 0;
@@ -221,7 +233,8 @@ const struct ctl_command ctl_preauth_commands[] = {
      user_set_access},
     {"code add", "code add USER [--expires 24h]", code_add},
     {"code revoke", "code revoke CODE", code_revoke},
-    {"device list", "device list [--user NAME]", device_list},
+    {"device list", "device list [--user NAME] [--search TEXT] [--limit N] [--after ID]",
+     device_list},
     {"device disable", "device disable ID", device_disable},
     {"device enable", "device enable ID", device_enable},
     {"device del", "device del ID", device_del},

@@ -20,7 +20,8 @@ struct ctl_command {
 	int (*run)(struct ctl *ctl, int argc, char **argv);
 };
 
-/* Sends the request; on error prints "meshgatectl: MESSAGE" and returns
+/* Sends the request (and tells the audit: a change is recorded as made by
+ * "meshgatectl (local root)"); on error prints "meshgatectl: MESSAGE" and returns
  * non-zero, else prints the reply when --json and returns 0 with *reply. */
 int ctl_call(struct ctl *ctl, const char *service, json_t *request, json_t **reply);
 /* Prints a one-line error on stderr and returns 1 (bad usage: 2). */
@@ -38,5 +39,6 @@ extern const struct ctl_command ctl_firewall_commands[];
 extern const struct ctl_command ctl_node_commands[];
 extern const struct ctl_command ctl_wan_commands[];
 extern const struct ctl_command ctl_key_commands[];
+extern const struct ctl_command ctl_token_commands[];
 
 #endif

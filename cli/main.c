@@ -10,12 +10,13 @@
 #include "bus_client.h"
 #include "ctl.h"
 
-#define DEFAULT_SOCKET "/run/meshgate/meshgate.sock"
+#define DEFAULT_SOCKET   "/run/meshgate/meshgate.sock"
+#define AUDIT_TIMEOUT_MS 2000
 
 /* Every command table; a new group of commands adds its table here. */
 static const struct ctl_command *const tables[] = {
     ctl_core_commands, ctl_preauth_commands, ctl_dns_commands, ctl_firewall_commands,
-    ctl_node_commands, ctl_wan_commands,     ctl_key_commands,
+    ctl_node_commands, ctl_wan_commands,     ctl_key_commands, ctl_token_commands,
 };
 
 int ctl_fail(const char *fmt, ...)
@@ -53,9 +54,31 @@ int ctl_usage(const struct ctl_command *cmd)
 	return 2;
 }
 
+/* Tells the audit (the api plugin's, docs/api.md) what was asked and how
+ * it went; it keeps the changes and drops the reads. Of the reply only an
+ * error goes: a success may carry a secret (a new code, a token). Without
+ * the api plugin there is no audit, and the command is not refused for it. */
+static void audit(struct ctl *ctl, const char *service, json_t *request, json_t *reply, int rc)
+{
+	json_t *answer = NULL;
+	if (!strncmp(service, "api.audit.", 10))
+		return;
+	json_t *note =
+	    json_pack("{s:s, s:O?, s:o}", "service", service, "request", request, "reply",
+	              rc ? json_pack("{s:O?, s:O?}", "error", json_object_get(reply, "error"),
+	                             "message", json_object_get(reply, "message"))
+	                 : json_object());
+	if (note)
+		mg_bus_client_request(ctl->bus, "api.audit.add", note, AUDIT_TIMEOUT_MS, &answer);
+	json_decref(answer);
+	json_decref(note);
+}
+
 int ctl_call(struct ctl *ctl, const char *service, json_t *request, json_t **reply)
 {
 	int rc = mg_bus_client_request(ctl->bus, service, request, ctl->timeout_ms, reply);
+	if (rc != -ETIMEDOUT)
+		audit(ctl, service, request, *reply, rc);
 	if (rc == -ETIMEDOUT)
 		ctl_fail("no answer from meshgated within %d ms (is it running?)", ctl->timeout_ms);
 	else if (rc)

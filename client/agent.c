@@ -21,6 +21,8 @@
 #include "killswitch.h"
 #include "pmtu.h"
 #include "probe.h"
+#include "rotate_gw.h"
+#include "rotate.h"
 #include "wan.h"
 #include "wg.h"
 
@@ -39,6 +41,12 @@
 #define SETTLE_MS    10000
 #define SETTLE_TRIES 3
 #define NONCES       8
+/* a key rotation that failed is tried again after this long */
+#define ROTATE_RETRY_MS 10000
+/* The node's peer set anew while the node is silent (renew_silent_peer):
+ * at most this often, and this many times a silence. */
+#define SILENT_RENEW_MS 1000
+#define SILENT_RENEWS   30
 
 struct candidate {
 	long long last_answer; /* unix ms, 0 never */
@@ -56,7 +64,9 @@ struct agent {
 	uint64_t nonces[NONCES];
 	long long sent_at[NONCES];
 	unsigned next_nonce;
-	bool answered; /* since the last probe */
+	bool answered;         /* since the last probe */
+	bool silent;           /* the last probe went unanswered */
+	long long answered_at; /* unix ms of the last answer, 0 none */
 	int misses, miss_limit;
 	unsigned endpoints_tried; /* the node's uplinks tried since its last answer (wan.h) */
 	char node[CL_NODE_NAME_MAX], active[CL_NODE_NAME_MAX];
@@ -74,6 +84,18 @@ struct agent {
 	 * more times, a roam back is undone (settle_on_uplink) */
 	long long settle_until;
 	int settle_left;
+	struct cl_rotate_gw rotate_gw; /* the node's key switch (rotate_gw.h) */
+	long long key_switched_at;     /* unix ms the peer was replaced by the node's new key */
+	/* the gateway asks for a new key (the device config's "rotate"), and
+	 * when to try (again) */
+	bool rotate_wanted;
+	long long next_rotation;
+	char rotate_error[sizeof(((struct cl_err *)0)->msg)]; /* the last one, said once */
+	/* the node's peer set anew in this silence: how often, the next look
+	 * (0: the silence just began), the bytes received at the last look */
+	int silent_renews;
+	long long next_silent_renew;
+	uint64_t silent_rx_bytes;
 };
 
 static void agent_path(const struct cl_tunnel_opts *tun, const char *ext, char *buf, size_t size)
@@ -218,6 +240,59 @@ static int next_candidate(const struct agent *a)
 	return a->current < 0 ? 0 : (a->current + 1) % n;
 }
 
+/* The latest handshake with the tunnel's peer, in unix ms (0: none), and
+ * the bytes received from it; -1 when the interface could not be read. */
+static long long peer_heard(const struct agent *a, uint64_t *rx_bytes)
+{
+	struct timespec at;
+	struct cl_err err = {0};
+	if (cl_tunnel_peer_heard(&a->o->tun, a->p.server_public_key, &at, rx_bytes, &err))
+		return -1;
+	return at.tv_sec * 1000LL + at.tv_nsec / 1000000;
+}
+
+/* Silent, and no other node or uplink to try. WireGuard goes on sending on
+ * its session, which the node may no longer have (the device was disabled
+ * and enabled again: its peer there is a new one), and would start a new
+ * handshake only after 15 s without an answer; a peer whose handshakes
+ * went unanswered retries only every 5 s. The peer set anew (one set)
+ * handshakes at its next packet, i.e. the next probe. Only when nothing
+ * at all came from the peer for SILENT_RENEW_MS (while only the probes'
+ * answers are missing, e.g. during a restart of meshgated, the session
+ * works: setting the peer anew would drop the packets in flight) and it
+ * has had no handshake since the node's last answer; every
+ * SILENT_RENEW_MS, SILENT_RENEWS times a silence: after that WireGuard's
+ * own 5 s retries go on (the renewed peer has no session to send on). */
+static void renew_silent_peer(struct agent *a)
+{
+	struct cl_err err = {0};
+	long long now = cl_mono_ms();
+	uint64_t rx_bytes;
+	if (a->silent_renews >= SILENT_RENEWS || now < a->next_silent_renew)
+		return;
+	long long handshake = peer_heard(a, &rx_bytes);
+	if (handshake < 0)
+		return;
+	bool heard = !a->next_silent_renew || rx_bytes != a->silent_rx_bytes ||
+	             (handshake && handshake > a->answered_at);
+	a->silent_rx_bytes = rx_bytes;
+	a->next_silent_renew = now + SILENT_RENEW_MS;
+	if (heard)
+		return;
+	if (cl_tunnel_renew_peer(&a->o->tun, &a->p, &err)) {
+		fprintf(stderr, "meshgate: %s: cannot set the node's peer anew: %s\n",
+		        a->o->tun.ifname, err.msg);
+		return;
+	}
+	a->silent_rx_bytes = 0; /* the new peer's */
+	if (!a->silent_renews++)
+		printf("meshgate: %s: nothing from %s for %d ms: its peer set anew (every %d ms, "
+		       "up to %d times)\n",
+		       a->o->tun.ifname, *current_name(a) ? current_name(a) : "the node",
+		       SILENT_RENEW_MS, SILENT_RENEW_MS, SILENT_RENEWS);
+	fflush(stdout);
+}
+
 static void on_silence(struct agent *a)
 {
 	char why[256], endpoint[CL_ENDPOINT_STRLEN];
@@ -241,8 +316,10 @@ static void on_silence(struct agent *a)
 		switch_to(a, a->current, uplink, why);
 		return;
 	}
-	if (a->p.nodes.n_gateways < 2)
-		return; /* nowhere else to go: WireGuard keeps trying */
+	if (a->p.nodes.n_gateways < 2) {
+		renew_silent_peer(a); /* nowhere else to go */
+		return;
+	}
 	switch_to(a, next_candidate(a), NULL, why);
 }
 
@@ -264,10 +341,16 @@ static void on_answer(struct agent *a, const struct probe_answer *ans, long rtt)
 {
 	char why[300];
 	a->answered = true;
+	a->answered_at = cl_unix_ms();
+	if (a->silent_renews)
+		printf("meshgate: %s: %s answers again\n", a->o->tun.ifname, ans->node);
+	a->silent_renews = 0;
+	a->next_silent_renew = 0;
 	a->misses = 0;
 	a->endpoints_tried = 0;
 	a->miss_limit = MISS_LIMIT;
 	cl_access_on_answer(&a->access);
+	cl_rotate_gw_answered(&a->rotate_gw, cl_mono_ms());
 	if (a->current < 0)
 		a->current = gateway_index(&a->p, ans->node);
 	if (a->current >= 0) {
@@ -363,6 +446,74 @@ static void settle_on_uplink(struct agent *a, long long now)
 	switch_to(a, a->current, &best, why);
 }
 
+/* The node in use switches to its next key: the peer is replaced then
+ * (rotate_gw.h), or at once when the config already names the new key
+ * (read after the switch). */
+static void follow_gateway_key(struct agent *a, const struct cl_gateway *before,
+                               const struct cl_follow_result *res)
+{
+	if (!before)
+		return;
+	int node = gateway_index(&a->p, before->name);
+	if (cl_rotate_gw_plan(&a->rotate_gw, &res->nodes, before->name, a->p.server_public_key,
+	                      res->received_ms))
+		return;
+	if (node >= 0 && a->current < 0 &&
+	    memcmp(a->p.nodes.gateways[node].public_key, a->p.server_public_key, CL_KEY_LEN))
+		switch_to(a, node, &a->p.endpoint, "the node's key changed");
+}
+
+/* The node's key switch is due: its answers stopped after its switch
+ * time, or the wait for that is over. */
+static void switch_gateway_key(struct agent *a)
+{
+	int node = gateway_index(&a->p, a->rotate_gw.node);
+	if (node < 0)
+		return; /* the node is gone from the config meanwhile */
+	struct cl_err err = {0};
+	char why[160];
+	memcpy(a->p.nodes.gateways[node].public_key, a->rotate_gw.key, CL_KEY_LEN);
+	snprintf(why, sizeof(why), "the node switched to its next key (%s %lld ms after its time)",
+	         a->silent ? "its answers stopped" : "no stop of its answers seen",
+	         cl_mono_ms() - (a->rotate_gw.at - CL_ROTATE_GW_MARGIN_MS));
+	/* current < 0: a config read meanwhile names the new key already */
+	if (node == a->current || a->current < 0) {
+		a->key_switched_at = cl_unix_ms(); /* the handshake may come within the switch */
+		switch_to(a, node, &a->p.endpoint, why);
+	} else if (cl_profile_save(a->o->config_path, &a->p, &err))
+		fprintf(stderr, "meshgate: %s\n", err.msg);
+}
+
+/* A while after the switch: no handshake under the node's new key yet
+ * (the node switched later than our margin and dropped our first
+ * handshake): its peer set anew, which handshakes at once, instead of
+ * WireGuard's retry 5 s later. The peer replaced at the switch is a new
+ * one: any handshake it has is under the new key. */
+static void check_switched_peer(struct agent *a, long long now)
+{
+	struct cl_err err = {0};
+	bool ours = a->current >= 0 && !strcmp(current_name(a), a->rotate_gw.node) &&
+	            !memcmp(a->p.server_public_key, a->rotate_gw.key, CL_KEY_LEN);
+	uint64_t rx_bytes;
+	long long handshake = ours ? peer_heard(a, &rx_bytes) : 1;
+	if (ours && handshake > 0)
+		printf("meshgate: %s: handshake under %s's new key %lld ms after the switch\n",
+		       a->o->tun.ifname, a->rotate_gw.node, handshake - a->key_switched_at);
+	if (!cl_rotate_gw_renew(&a->rotate_gw, handshake != 0, now)) {
+		fflush(stdout);
+		return;
+	}
+	if (cl_tunnel_renew_peer(&a->o->tun, &a->p, &err))
+		fprintf(stderr, "meshgate: %s: cannot set %s's peer anew: %s\n", a->o->tun.ifname,
+		        a->rotate_gw.node, err.msg);
+	else
+		printf("meshgate: %s: no handshake under %s's new key yet: its peer set anew "
+		       "(%d more tries)\n",
+		       a->o->tun.ifname, a->rotate_gw.node, a->rotate_gw.renews_left);
+	fflush(stdout);
+	fflush(stderr);
+}
+
 static void sync_config(struct agent *a)
 {
 	struct cl_follow_opts fo = {a->o->tun, a->o->config_path, SYNC_TIMEOUT_S, a->o->stop};
@@ -381,14 +532,61 @@ static void sync_config(struct agent *a)
 	} else {
 		a->epoch = a->wanted_epoch;
 		a->next_sync = -1;
+		if (res->rotate) /* wanted until done; `meshgate rotate-key` asks too */
+			a->rotate_wanted = true;
 		cl_follow_print(stdout, a->o->tun.ifname, res, false);
 		reload_profile(a);
+		follow_gateway_key(a, node >= 0 ? &before : NULL, res);
 		follow_best_uplink(a, node >= 0 ? &before : NULL);
 		cl_pmtu_target(a->pmtu, &a->p.endpoint, a->p.nodes.pmtu_port, "new config");
 	}
 	fflush(stdout);
 	fflush(stderr);
 	free(res);
+}
+
+/* ---- the device's key ---- */
+
+/* `meshgate rotate-key` asks the running agent with SIGUSR1 (the agent
+ * owns the config and the tunnel while it runs). */
+static volatile sig_atomic_t rotate_asked;
+
+static void on_rotate_signal(int sig)
+{
+	(void)sig;
+	rotate_asked = 1;
+}
+
+/* A rotation of the device's key (rotate.h), asked for by the gateway or
+ * left under way by a crash (a next key in the config). It blocks the loop
+ * for its few requests: no probe is sent and no silence counted meanwhile,
+ * so the switch never looks like a dead node. */
+static void rotate_key(struct agent *a)
+{
+	struct cl_rotate_opts ro = {a->o->tun, a->o->config_path, a->o->stop};
+	struct cl_err err = {0};
+	long waited_ms = -1;
+	if (cl_rotate_key(&ro, &waited_ms, &err)) {
+		if (strcmp(err.msg, a->rotate_error)) /* once, not every try */
+			fprintf(stderr,
+			        "meshgate: %s: key rotation: %s (trying again every %d s)\n",
+			        a->o->tun.ifname, err.msg, ROTATE_RETRY_MS / 1000);
+		snprintf(a->rotate_error, sizeof(a->rotate_error), "%s", err.msg);
+		a->next_rotation = cl_mono_ms() + ROTATE_RETRY_MS;
+	} else {
+		a->rotate_error[0] = '\0';
+		a->rotate_wanted = false;
+		printf("meshgate: %s: rotated the device's key (handshake under the new key %s%ld "
+		       "ms after the switch)\n",
+		       a->o->tun.ifname, waited_ms < 0 ? "not seen, " : "",
+		       waited_ms < 0 ? 0 : waited_ms);
+	}
+	fflush(stdout);
+	fflush(stderr);
+	reload_profile(a); /* the new key: a later switch of node saves it */
+	a->answered = true;
+	a->misses = 0;
+	a->miss_limit = MISS_LIMIT_SWITCH;
 }
 
 /* ---- the loop ---- */
@@ -442,15 +640,29 @@ static void agent_loop(struct agent *a)
 	while (!*a->o->stop) {
 		long long now = cl_mono_ms();
 		if (now >= next_probe) {
-			if (!a->answered && next_probe && ++a->misses >= a->miss_limit)
+			a->silent = !a->answered && next_probe;
+			if (a->silent && ++a->misses >= a->miss_limit &&
+			    !cl_rotate_gw_holds(&a->rotate_gw, now))
 				on_silence(a);
 			a->answered = false;
 			send_probe(a);
 			next_probe = now + (a->access.expired ? CL_ACCESS_PROBE_MS : PROBE_MS);
 		}
+		if (cl_rotate_gw_due(&a->rotate_gw, now, a->silent))
+			switch_gateway_key(a);
+		if (cl_rotate_gw_check_due(&a->rotate_gw, now))
+			check_switched_peer(a, now);
 		if (a->next_sync >= 0 && now >= a->next_sync && a->epoch != a->wanted_epoch &&
 		    a->wanted_epoch && !cl_pmtu_first_search(a->pmtu))
 			sync_config(a);
+		if (rotate_asked) {
+			rotate_asked = 0;
+			a->rotate_wanted = true;
+			a->next_rotation = 0;
+		}
+		if ((a->rotate_wanted || a->p.has_next_key) && now >= a->next_rotation &&
+		    !a->access.expired)
+			rotate_key(a);
 		if (now >= next_check) {
 			next_check = now + 1000;
 			if (!cl_tunnel_is_up(&a->o->tun) || access(a->o->config_path, F_OK)) {
@@ -485,6 +697,9 @@ int cl_agent_run(const struct cl_agent_opts *o)
 		return CL_EXIT_FAILURE;
 	a->o = o;
 	a->miss_limit = MISS_LIMIT;
+	/* before the pid file names this process: a rotate-key never kills it */
+	struct sigaction sa = {.sa_handler = on_rotate_signal};
+	sigaction(SIGUSR1, &sa, NULL);
 	a->next_sync = -1;
 	int pid_fd = -1;
 	if (reload_profile(a)) {

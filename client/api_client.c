@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "curl_body.h"
 #include "reply.h"
 #include "tls_pin.h"
 
@@ -22,12 +23,6 @@ struct cl_api {
 	bool anchor_is_temp;
 	int timeout_s;
 	volatile sig_atomic_t *stop;
-};
-
-struct buffer {
-	char *data;
-	size_t len;
-	bool too_big;
 };
 
 int cl_api_parse_url(const char *url, char *host, size_t host_size, unsigned *port)
@@ -133,24 +128,6 @@ const char *cl_api_anchor(const struct cl_api *api)
 	return api->anchor;
 }
 
-static size_t collect(char *data, size_t size, size_t nmemb, void *userdata)
-{
-	struct buffer *b = userdata;
-	size_t n = size * nmemb;
-	if (b->len + n > REPLY_MAX) {
-		b->too_big = true;
-		return 0;
-	}
-	char *grown = realloc(b->data, b->len + n + 1);
-	if (!grown)
-		return 0;
-	b->data = grown;
-	memcpy(b->data + b->len, data, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return n;
-}
-
 static void set_tls(CURL *c, const struct cl_api *api)
 {
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -199,7 +176,7 @@ static int request(struct cl_api *api, const char *what, const char *path, json_
                    char **reply, size_t *reply_len, struct cl_err *err)
 {
 	char url[sizeof(api->base) + 64], errbuf[CURL_ERROR_SIZE] = "";
-	struct buffer b = {0};
+	struct curl_body b = {.max = REPLY_MAX};
 	struct curl_slist *headers = NULL;
 	long status = 0;
 	int rc = -1;
@@ -232,7 +209,7 @@ static int request(struct cl_api *api, const char *what, const char *path, json_
 		curl_easy_setopt(c, CURLOPT_XFERINFODATA, api);
 		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	}
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_body_collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	set_tls(c, api);

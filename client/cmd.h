@@ -28,6 +28,7 @@ enum cl_option {
 	CL_OPT_FULL_TUNNEL = 1 << 11,
 	CL_OPT_KILL_SWITCH = 1 << 12,
 	CL_OPT_MTU = 1 << 13,
+	CL_OPT_LOGIN = 1 << 14,
 };
 
 struct cl_command;
@@ -40,6 +41,7 @@ struct cl_args {
 	int timeout_s, interval_s;
 	int mtu; /* --mtu: the tunnel's, fixed (no path MTU discovery); 0 none */
 	bool qr, json, forget, no_agent, full_tunnel, kill_switch;
+	bool login; /* up --login: the identity provider instead of a code */
 };
 
 struct cl_command {
@@ -54,7 +56,7 @@ struct cl_command {
 };
 
 extern const struct cl_command cl_cmd_up, cl_cmd_down, cl_cmd_status, cl_cmd_sync, cl_cmd_watch,
-    cl_cmd_agent;
+    cl_cmd_agent, cl_cmd_rotate_key;
 
 /* Set by SIGINT and SIGTERM: the command stops what it waits for. */
 extern volatile sig_atomic_t cl_interrupted;

@@ -11,6 +11,7 @@
 #include "enroll.h"
 #include "follow.h"
 #include "killswitch.h"
+#include "login.h"
 #include "nl.h"
 #include "resolver.h"
 #include "tunnel.h"
@@ -70,10 +71,14 @@ static int check(const struct cl_args *a)
 		                      "--name must be 1-253 characters without control characters");
 	if (a->code && !code_valid(a->code))
 		return cl_usage_error("%s", "the code must be 1-128 printable characters");
+	if (a->code && a->login)
+		return cl_usage_error("%s", "give a CODE or --login, not both");
 	if (a->code && !a->server)
 		return cl_usage_error("%s", "up CODE needs --server https://HOST:PORT");
-	if (!a->code && (a->server || a->ca || a->pin || a->export_path || a->name))
-		return cl_usage_error("%s", "missing CODE");
+	if (a->login && !a->server)
+		return cl_usage_error("%s", "up --login needs --server https://HOST:PORT");
+	if (!a->code && !a->login && (a->server || a->ca || a->pin || a->export_path || a->name))
+		return cl_usage_error("%s", "missing CODE (or --login)");
 	return 0;
 }
 
@@ -174,6 +179,7 @@ static int enroll(const struct cl_args *a, const struct cl_tunnel_opts *tun,
 	    .ca_file = a->ca,
 	    .pin = a->pin,
 	    .code = a->code,
+	    .login = a->login ? cl_login_enroll : NULL,
 	    .name = a->name,
 	    .export_path = a->export_path,
 	    .qr = a->qr,
@@ -226,8 +232,9 @@ static int run(const struct cl_args *a)
 	if (!p)
 		return CL_EXIT_FAILURE;
 	cl_profile_path(a->config_dir, a->ifname, config_path, sizeof(config_path));
-	int rc = a->code ? enroll(a, &tun, config_path, p, &err)
-	                 : reconnect(a, &tun, config_path, sizeof(config_path), p, &err);
+	int rc = a->code || a->login
+	             ? enroll(a, &tun, config_path, p, &err)
+	             : reconnect(a, &tun, config_path, sizeof(config_path), p, &err);
 	if (!rc && !a->export_path && arm_kill_switch(&tun, config_path, &err))
 		rc = -1;
 	if (!rc && a->mtu && !a->export_path && (rc = nl_link_set_mtu(a->ifname, (unsigned)a->mtu)))
@@ -245,7 +252,7 @@ const struct cl_command cl_cmd_up = {
     .name = "up",
     .options = CL_OPT_SERVER | CL_OPT_CA | CL_OPT_PIN | CL_OPT_TIMEOUT | CL_OPT_NAME |
                CL_OPT_EXPORT | CL_OPT_QR | CL_OPT_NO_AGENT | CL_OPT_FULL_TUNNEL |
-               CL_OPT_KILL_SWITCH | CL_OPT_MTU,
+               CL_OPT_KILL_SWITCH | CL_OPT_MTU | CL_OPT_LOGIN,
     .takes_code = true,
     .check = check,
     .run = run,

@@ -91,6 +91,12 @@ static void render_to(FILE *f, const struct cl_profile *p, bool with_meta)
 			fprintf(f, "# MeshgateKillSwitch = yes\n");
 		if (p->nodes.pmtu_port)
 			fprintf(f, "# MeshgatePmtuPort = %u\n", p->nodes.pmtu_port);
+		if (p->has_next_key) {
+			sodium_bin2base64(key, sizeof(key), p->next_private_key, CL_KEY_LEN,
+			                  sodium_base64_VARIANT_ORIGINAL);
+			fprintf(f, "# MeshgateNextKey = %s\n", key);
+			sodium_memzero(key, sizeof(key));
+		}
 	}
 	sodium_bin2base64(key, sizeof(key), p->private_key, CL_KEY_LEN,
 	                  sodium_base64_VARIANT_ORIGINAL);
@@ -273,6 +279,10 @@ static int parse_meta(char *line, struct cl_profile *p)
 		if (end == value || *end || port < 1 || port > 65535)
 			return -EINVAL;
 		p->nodes.pmtu_port = (unsigned)port;
+	} else if (!strcmp(key, "MeshgateNextKey")) {
+		if (cl_key_from_base64(value, p->next_private_key))
+			return -EINVAL;
+		p->has_next_key = true;
 	} else if (!strcmp(key, "MeshgateCA")) {
 		if (!*value || strlen(value) >= sizeof(p->ca_file))
 			return -EINVAL;

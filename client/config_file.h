@@ -29,6 +29,11 @@ struct cl_profile {
 	char pin[CL_PIN_TEXT_MAX];
 	char ca_file[CL_TRUST_PATH];
 	uint8_t private_key[CL_KEY_LEN];
+	/* a key rotation under way ("# MeshgateNextKey = KEY", rotate.h): the
+	 * next private key, saved before the gateway hears of it, so that a
+	 * crash resumes with the same key */
+	uint8_t next_private_key[CL_KEY_LEN];
+	bool has_next_key;
 	struct cl_prefix address;
 	char dns[CL_MAX_DNS][CL_HOST_MAX];
 	size_t n_dns;

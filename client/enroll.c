@@ -50,17 +50,31 @@ int cl_enroll_keys(uint8_t private_key[CL_KEY_LEN], uint8_t public_key[CL_KEY_LE
 	return 0;
 }
 
+const char *cl_enroll_device_name(const char *name, char *host, size_t size)
+{
+	if (name)
+		return name;
+	memset(host, 0, size);
+	gethostname(host, size - 1);
+	return *host ? host : "device";
+}
+
 int cl_enroll_redeem(struct cl_api *api, const char *code, const char *name,
                      struct cl_redeem_reply *reply, struct cl_err *err)
 {
-	char host[256] = "", *body = NULL;
+	return cl_enroll_redeem_with(api, "redeem", "/api/v1/redeem", "code", code, name, reply,
+	                             err);
+}
+
+int cl_enroll_redeem_with(struct cl_api *api, const char *what, const char *path,
+                          const char *member, const char *proof, const char *name,
+                          struct cl_redeem_reply *reply, struct cl_err *err)
+{
+	char host[256], *body = NULL;
 	size_t len = 0;
-	if (!name) {
-		gethostname(host, sizeof(host) - 1);
-		name = *host ? host : "device";
-	}
-	json_t *req = json_pack("{s:s, s:s}", "code", code, "name", name);
-	int rc = req ? cl_api_post(api, "redeem", "/api/v1/redeem", req, &body, &len, err)
+	json_t *req = json_pack("{s:s, s:s}", member, proof, "name",
+	                        cl_enroll_device_name(name, host, sizeof(host)));
+	int rc = req ? cl_api_post(api, what, path, req, &body, &len, err)
 	             : cl_fail(err, CL_EXIT_FAILURE, "out of memory");
 	json_decref(req);
 	if (rc == 0)
@@ -231,8 +245,10 @@ static int enroll(const struct cl_enroll_opts *o, const struct cl_net *net, stru
 	if (cl_enroll_preflight(o, net, err) ||
 	    cl_enroll_keys(e->private_key, e->reg.public_key, err))
 		return -1;
-	if (cl_api_open(&e->reg.api, &opt, err) ||
-	    cl_enroll_redeem(e->reg.api, o->code, o->name, &e->reply, err))
+	if (cl_api_open(&e->reg.api, &opt, err))
+		return -1;
+	if (o->login ? o->login(e->reg.api, o->name, o->stop, &e->reply, err)
+	             : cl_enroll_redeem(e->reg.api, o->code, o->name, &e->reply, err))
 		return -1;
 	e->reg.reply = &e->reply;
 	cl_profile_from_reply(p, o->server_url, &e->reply, e->private_key);

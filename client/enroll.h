@@ -36,10 +36,14 @@ struct cl_net {
 };
 
 struct cl_enroll_opts {
-	const char *server_url;  /* --server */
-	const char *ca_file;     /* --ca, or NULL */
-	const char *pin;         /* --pin, or NULL */
-	const char *code;        /* the enrolment code */
+	const char *server_url; /* --server */
+	const char *ca_file;    /* --ca, or NULL */
+	const char *pin;        /* --pin, or NULL */
+	const char *code;       /* the enrolment code */
+	/* --login (login.h): the person logs in at the identity provider and
+	 * the gateway answers as to a redeem; NULL: the code is redeemed. */
+	int (*login)(struct cl_api *api, const char *name, volatile sig_atomic_t *stop,
+	             struct cl_redeem_reply *reply, struct cl_err *err);
 	const char *name;        /* --name; NULL: this host's name */
 	const char *export_path; /* --export; NULL: a tunnel on this machine */
 	bool qr;                 /* --qr: the exported config as a QR code too */
@@ -72,10 +76,21 @@ int cl_enroll_preflight(const struct cl_enroll_opts *o, const struct cl_net *net
 int cl_enroll_keys(uint8_t private_key[CL_KEY_LEN], uint8_t public_key[CL_KEY_LEN],
                    struct cl_err *err);
 
+/* The device's name the server is told: `name`, else this host's name
+ * (written into host), else "device". */
+const char *cl_enroll_device_name(const char *name, char *host, size_t size);
+
 /* POST /api/v1/redeem {code, name} (name NULL: this host's name) and the
  * reply decoded and checked. */
 int cl_enroll_redeem(struct cl_api *api, const char *code, const char *name,
                      struct cl_redeem_reply *reply, struct cl_err *err);
+
+/* The same with another proof than a code: POST path {member: proof,
+ * name} (`what` names the step in errors), answered as a redeem is (the
+ * OIDC login's ID token to /api/v1/oidc/enroll). */
+int cl_enroll_redeem_with(struct cl_api *api, const char *what, const char *path,
+                          const char *member, const char *proof, const char *name,
+                          struct cl_redeem_reply *reply, struct cl_err *err);
 
 /* POST /api/v1/register: the public key for the redeemed device. */
 int cl_enroll_register(struct cl_registration *reg, struct cl_err *err);

@@ -18,6 +18,7 @@ enum cl_exit {
 	CL_EXIT_TUNNEL = 9,          /* the tunnel could not be set up or no handshake */
 	CL_EXIT_NOT_FOUND = 10,      /* down/status: no such meshgate interface */
 	CL_EXIT_ACCESS_EXPIRED = 11, /* the user's access has ended (until an admin extends it) */
+	CL_EXIT_LOGIN = 12,          /* --login: refused by the identity provider or the gateway */
 };
 
 struct cl_err {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "api_client.h"
+#include "clock.h"
 #include "reply.h"
 #include "trust.h"
 
@@ -140,8 +141,10 @@ static int follow_reply(const struct cl_profile *old, const struct cl_config_rep
 		p->nodes = r->nodes; /* a gateway of an older version tells none */
 	snprintf(p->ca_file, sizeof(p->ca_file), "%s", ca_file);
 
+	res->nodes = r->nodes;
 	snprintf(res->device_id, sizeof(res->device_id), "%s", r->device_id);
 	snprintf(res->role, sizeof(res->role), "%s", r->role);
+	res->rotate = r->rotate;
 	res->n_added = cl_prefix_minus(p->allowed_ips, p->n_allowed_ips, old->allowed_ips,
 	                               old->n_allowed_ips, res->added);
 	res->n_removed = cl_prefix_minus(old->allowed_ips, old->n_allowed_ips, p->allowed_ips,
@@ -178,8 +181,10 @@ static int sync_profile(const struct cl_follow_opts *o, struct cl_profile *old,
 		return cl_fail(err, CL_EXIT_NOT_FOUND, "%s is not up (meshgate up --interface %s)",
 		               ifname, ifname);
 	memcpy(ca_file, old->ca_file, sizeof(ca_file));
-	if (fetch(o, old, &reply, ca_file, res, err) ||
-	    follow_reply(old, &reply, ca_file, p, res, err))
+	if (fetch(o, old, &reply, ca_file, res, err))
+		return -1;
+	res->received_ms = cl_mono_ms();
+	if (follow_reply(old, &reply, ca_file, p, res, err))
 		return -1;
 	if (!res->changed)
 		return 0;

@@ -34,6 +34,9 @@ struct cl_follow_result {
 	bool dns_changed;
 	size_t cas_added; /* CAs of the gateway's nodes new in the trust bundle */
 	bool changed; /* anything written: networks, DNS, the API's address, the bundle's name */
+	struct cl_nodes nodes; /* the answer's, with what is not saved (a key switch) */
+	long long received_ms; /* monotonic: when the answer came */
+	bool rotate;           /* the gateway asks for a new key (the agent's rotate.h) */
 };
 
 /* One sync. Returns 0 (with what changed in *res) or -1 with err set:

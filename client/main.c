@@ -27,7 +27,8 @@
 
 /* Every command; a new one adds its entry here. */
 static const struct cl_command *const commands[] = {
-    &cl_cmd_up, &cl_cmd_down, &cl_cmd_status, &cl_cmd_sync, &cl_cmd_watch, &cl_cmd_agent,
+    &cl_cmd_up,    &cl_cmd_down,  &cl_cmd_status,     &cl_cmd_sync,
+    &cl_cmd_watch, &cl_cmd_agent, &cl_cmd_rotate_key,
 };
 
 volatile sig_atomic_t cl_interrupted;
@@ -78,6 +79,10 @@ static void usage(FILE *out)
 	    "[--mtu N] CODE\n"
 	    "       meshgate up --server URL [--ca FILE | --pin SHA256] --export FILE [--qr] "
 	    "CODE\n"
+	    "       meshgate up --server URL [--ca FILE | --pin SHA256] --login   (log in at "
+	    "your company's\n"
+	    "                   identity provider instead of a code: open the address shown, "
+	    "enter its code)\n"
 	    "       meshgate up [--interface NAME] [--timeout SEC] [--no-agent]   (again, from "
 	    "the saved "
 	    "config)\n"
@@ -93,6 +98,8 @@ static void usage(FILE *out)
 	    "s, default 30)\n"
 	    "       meshgate agent [--interface NAME] [--mtu N]   (what `up` leaves running, in "
 	    "the foreground)\n"
+	    "       meshgate rotate-key [--interface NAME]   (a new key pair for the device, "
+	    "hitless)\n"
 	    "       meshgate --help | --version\n"
 	    "common options: --config-dir DIR (default " DEFAULT_CONFIG_DIR
 	    ", env MESHGATE_CONFIG_DIR)\n"
@@ -103,7 +110,8 @@ static void usage(FILE *out)
 	    "unreachable or failing,\n"
 	    "            5 unknown or rejected code, 6 code used, 7 code expired or revoked, 8 "
 	    "rate limited,\n"
-	    "            9 tunnel failed (no handshake), 10 no such tunnel\n");
+	    "            9 tunnel failed (no handshake), 10 no such tunnel, 11 access ended, 12 "
+	    "login refused\n");
 }
 
 static bool ifname_valid(const char *name)
@@ -136,6 +144,7 @@ enum opt_id {
 	OPT_FULL_TUNNEL,
 	OPT_KILL_SWITCH,
 	OPT_MTU,
+	OPT_LOGIN,
 };
 
 static const struct option options[] = {
@@ -157,6 +166,7 @@ static const struct option options[] = {
     {"full-tunnel", no_argument, NULL, OPT_FULL_TUNNEL},
     {"kill-switch", no_argument, NULL, OPT_KILL_SWITCH},
     {"mtu", required_argument, NULL, OPT_MTU},
+    {"login", no_argument, NULL, OPT_LOGIN},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -203,6 +213,8 @@ static bool option_allowed(const struct cl_command *cmd, int id)
 		return cmd->options & CL_OPT_KILL_SWITCH;
 	case OPT_MTU:
 		return cmd->options & CL_OPT_MTU;
+	case OPT_LOGIN:
+		return cmd->options & CL_OPT_LOGIN;
 	default:
 		return true; /* every command's */
 	}
@@ -266,6 +278,9 @@ static int set_option(struct cl_args *a, int id, const char *arg)
 		break;
 	case OPT_KILL_SWITCH:
 		a->kill_switch = true;
+		break;
+	case OPT_LOGIN:
+		a->login = true;
 		break;
 	case OPT_TIMEOUT:
 		if (parse_seconds(arg, 3600, &a->timeout_s))

@@ -281,6 +281,30 @@ static int get_endpoints(json_t *item, struct cl_gateway *g, struct cl_err *err)
 	return 0;
 }
 
+/* The longest wait for a node's key switch a device takes: a day. */
+#define CL_SWITCH_IN_MAX_MS (24LL * 3600 * 1000)
+
+/* The node's next key and when it switches to it (a key switch under
+ * way), optional but never half: a key without its time is nothing to
+ * act on. */
+static int get_next(json_t *item, struct cl_gateway *g, struct cl_err *err)
+{
+	json_t *key = json_object_get(item, "next_public_key");
+	json_t *in = json_object_get(item, "switch_in_ms");
+	g->has_next = false;
+	if (!key && !in)
+		return 0;
+	if (!json_is_string(key) || cl_key_from_base64(json_string_value(key), g->next_public_key))
+		return bad_field(err, "gateways", "an entry's next_public_key is not a key");
+	if (!json_is_integer(in) || json_integer_value(in) < 0 ||
+	    json_integer_value(in) > CL_SWITCH_IN_MAX_MS)
+		return bad_field(err, "gateways",
+		                 "an entry's switch_in_ms is not a number of ms up to a day");
+	g->switch_in_ms = json_integer_value(in);
+	g->has_next = true;
+	return 0;
+}
+
 static int get_gateway(json_t *item, struct cl_gateway *g, struct cl_err *err)
 {
 	const char *key = json_string_value(json_object_get(item, "public_key"));
@@ -296,6 +320,8 @@ static int get_gateway(json_t *item, struct cl_gateway *g, struct cl_err *err)
 	if (active && !json_is_boolean(active))
 		return bad_field(err, "gateways", "an entry's active is not a boolean");
 	g->active = json_is_true(active);
+	if (get_next(item, g, err))
+		return -1;
 	return get_endpoints(item, g, err);
 }
 
@@ -343,6 +369,16 @@ static bool role_char(char c)
 	       c == '-' || c == '_' || c == '.';
 }
 
+/* "rotate": optional, a boolean. */
+static int get_rotate(json_t *root, bool *rotate, struct cl_err *err)
+{
+	json_t *v = json_object_get(root, "rotate");
+	if (v && !json_is_boolean(v))
+		return bad_field(err, "rotate", "not a boolean");
+	*rotate = json_is_true(v);
+	return 0;
+}
+
 int cl_config_reply_decode(const char *body, size_t len, struct cl_config_reply *out,
                            struct cl_err *err)
 {
@@ -362,7 +398,8 @@ int cl_config_reply_decode(const char *body, size_t len, struct cl_config_reply 
 	     get_text(root, "role", role_char, out->role, sizeof(out->role), err)) ||
 	    get_allowed_ips(root, out->allowed_ips, &out->n_allowed_ips, err) ||
 	    get_dns(root, out->dns, &out->n_dns, err) || get_vpn_api(root, out->vpn_api, err) ||
-	    get_api_cas(root, out->api_cas, err) || get_nodes(root, &out->nodes, err))
+	    get_api_cas(root, out->api_cas, err) || get_nodes(root, &out->nodes, err) ||
+	    get_rotate(root, &out->rotate, err))
 		goto out;
 	rc = 0;
 out:
@@ -418,6 +455,8 @@ static const struct error_class error_classes[] = {
     {"rate_limited", 429, CL_EXIT_RATE_LIMITED, "too many attempts, try again later", false},
     {"bad_request", 400, CL_EXIT_CODE_INVALID, "request rejected", true},
     {"access_expired", 0, CL_EXIT_ACCESS_EXPIRED, "access ended", true},
+    {"identity_refused", 0, CL_EXIT_LOGIN, "identity refused", true},
+    {"not_configured", 0, CL_EXIT_LOGIN, "no identity login here", true},
 };
 
 static const struct error_class *find_class(const char *code, long status)

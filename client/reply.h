@@ -33,6 +33,12 @@ struct cl_gateway {
 	struct cl_endpoint endpoints[CL_MAX_ENDPOINTS];
 	size_t n_endpoints;
 	bool active; /* the node the gateways say devices should use */
+	/* its key switch under way ("next_public_key" and "switch_in_ms", both
+	 * or neither): the node's next key, and how long after the answer the
+	 * node switches to it (docs/rotation.md); not saved */
+	bool has_next;
+	uint8_t next_public_key[CL_KEY_LEN];
+	long long switch_in_ms;
 };
 
 /* What the redeem and device config answers say about the gateway nodes:
@@ -79,6 +85,7 @@ struct cl_config_reply {
 	char vpn_api[CL_URL_MAX];     /* "" when not told */
 	char api_cas[CL_API_CAS_MAX]; /* as in the redeem reply */
 	struct cl_nodes nodes;
+	bool rotate; /* the operator asked this device for a new key (docs/rotation.md) */
 };
 
 /* Decodes a 2xx reply of POST /api/v1/redeem. Returns 0, or -1 with err

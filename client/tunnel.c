@@ -765,6 +765,16 @@ int cl_tunnel_switch(const struct cl_tunnel_opts *o, const struct cl_profile *p,
 	return 0;
 }
 
+int cl_tunnel_renew_peer(const struct cl_tunnel_opts *o, const struct cl_profile *p,
+                         struct cl_err *err)
+{
+	const struct wg_backend *be;
+	struct tunnel_state s;
+	if (state_load(o, &s) || select_backend(*s.backend ? s.backend : o->backend, &be, err))
+		return cl_fail(err, CL_EXIT_NOT_FOUND, "%s is not up", o->ifname);
+	return renew_server_peer(o, be, p, err);
+}
+
 /* Whether WireGuard still sends to p's endpoint: it follows a peer that
  * answers from another address (roaming), and a packet of the gateway's
  * still on its way from an uplink just left takes it back there. 1 kept,
@@ -786,6 +796,54 @@ int cl_tunnel_endpoint_kept(const struct cl_tunnel_opts *o, const struct cl_prof
 	}
 	wg_device_free(dev);
 	return kept;
+}
+
+/* ---- a key rotation ---- */
+
+int cl_tunnel_set_key(const struct cl_tunnel_opts *o, const uint8_t key[CL_KEY_LEN],
+                      struct cl_err *err)
+{
+	const struct wg_backend *be;
+	struct tunnel_state s;
+	char msg[256] = "";
+	if (state_load(o, &s) || select_backend(*s.backend ? s.backend : o->backend, &be, err))
+		return cl_fail(err, CL_EXIT_NOT_FOUND, "%s is not up", o->ifname);
+	int rc = wg_device_configure(be, o->ifname, key, -1, -1, msg, sizeof(msg));
+	if (rc)
+		return cl_fail(err, CL_EXIT_TUNNEL, "cannot set the private key of %s: %s",
+		               o->ifname, *msg ? msg : strerror(-rc));
+	return 0;
+}
+
+int cl_tunnel_last_handshake(const struct cl_tunnel_opts *o, const uint8_t peer_key[CL_KEY_LEN],
+                             struct timespec *at, struct cl_err *err)
+{
+	uint64_t rx_bytes;
+	return cl_tunnel_peer_heard(o, peer_key, at, &rx_bytes, err);
+}
+
+int cl_tunnel_peer_heard(const struct cl_tunnel_opts *o, const uint8_t peer_key[CL_KEY_LEN],
+                         struct timespec *at, uint64_t *rx_bytes, struct cl_err *err)
+{
+	const struct wg_backend *be;
+	struct tunnel_state s;
+	struct wg_device *dev = NULL;
+	char msg[256] = "";
+	*at = (struct timespec){0};
+	*rx_bytes = 0;
+	if (state_load(o, &s) || select_backend(*s.backend ? s.backend : o->backend, &be, err))
+		return cl_fail(err, CL_EXIT_NOT_FOUND, "%s is not up", o->ifname);
+	int rc = wg_device_get(be, o->ifname, &dev, msg, sizeof(msg));
+	if (rc)
+		return cl_fail(err, CL_EXIT_TUNNEL, "cannot read %s: %s", o->ifname,
+		               *msg ? msg : strerror(-rc));
+	const struct wg_peer *peer = wg_device_find_peer(dev, peer_key);
+	if (peer) {
+		*at = peer->last_handshake;
+		*rx_bytes = peer->rx_bytes;
+	}
+	wg_device_free(dev);
+	return 0;
 }
 
 /* ---- teardown ---- */

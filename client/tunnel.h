@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "config_file.h"
 #include "err.h"
@@ -53,6 +54,15 @@ int cl_tunnel_update(const struct cl_tunnel_opts *o, const struct cl_profile *ol
 int cl_tunnel_switch(const struct cl_tunnel_opts *o, const struct cl_profile *p,
                      struct cl_err *err);
 
+/* The server's peer of p removed and added again in ONE set (the same
+ * key, endpoint, allowed IPs and keepalive): its sessions and WireGuard's
+ * handshake retry timer go with it, and the new peer handshakes at its
+ * next packet. For a peer whose handshake went unanswered (WireGuard would
+ * try again only 5 s later) or whose session the gateway no longer has
+ * (WireGuard would notice only after 15 s of silence). */
+int cl_tunnel_renew_peer(const struct cl_tunnel_opts *o, const struct cl_profile *p,
+                         struct cl_err *err);
+
 /* Does the tunnel of p carry everything (the device chose a full tunnel,
  * or the gateway gave 0.0.0.0/0)? Then the routing is full_tunnel.h's. */
 bool cl_tunnel_is_full(const struct cl_profile *p);
@@ -66,6 +76,21 @@ uint32_t cl_tunnel_fwmark(const struct cl_tunnel_opts *o);
 /* Whether WireGuard still sends to p's endpoint (it roams to where the
  * gateway's packets come from): 1 kept, 0 roamed away, negative unknown. */
 int cl_tunnel_endpoint_kept(const struct cl_tunnel_opts *o, const struct cl_profile *p);
+
+/* A key rotation (rotate.h): the interface's private key becomes `key`;
+ * its peer and sessions stay (WireGuard stops sending on them and stages
+ * what it sends until a handshake under the new key). */
+int cl_tunnel_set_key(const struct cl_tunnel_opts *o, const uint8_t key[CL_KEY_LEN],
+                      struct cl_err *err);
+
+/* The interface's latest handshake with the peer `peer_key` (zero: none). */
+int cl_tunnel_last_handshake(const struct cl_tunnel_opts *o, const uint8_t peer_key[CL_KEY_LEN],
+                             struct timespec *at, struct cl_err *err);
+
+/* The same, and the bytes received from that peer (0 when it is not
+ * there). */
+int cl_tunnel_peer_heard(const struct cl_tunnel_opts *o, const uint8_t peer_key[CL_KEY_LEN],
+                         struct timespec *handshake, uint64_t *rx_bytes, struct cl_err *err);
 
 /* Removes the routes (and a full tunnel's rules), the interface and the
  * wireguard-go it started, and the state file. missing_ok: no error when there is nothing to

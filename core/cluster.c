@@ -6,11 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core.h"
 #include "etcd.h"
+#include "cluster_key.h"
+#include "metrics.h"
 
 #define META_DB       "_cluster"
 #define META_REVISION "revision" /* the watch has applied everything up to it */
@@ -38,6 +41,20 @@ struct thread_side {
 	size_t n_compared, cap;
 };
 
+/* What core.metrics tells of etcd: written by the threads that commit,
+ * the watch and the health check, read by the broker's. */
+struct etcd_figures {
+	pthread_mutex_t lock;
+	struct metrics_histogram txn_seconds; /* every commit sent to etcd */
+	uint64_t txn_failures;                /* not answered, or refused */
+	uint64_t conflicts;                   /* answered: another node's write won */
+	uint64_t health_failures, watch_breaks;
+};
+
+/* Seconds of a commit: a few ms on a LAN, up to the request deadline. */
+static const double txn_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                    0.1,   0.25,   0.5,   1,    2.5};
+
 struct cluster {
 	struct mg_state *state;
 	char node[128];
@@ -46,6 +63,10 @@ struct cluster {
 	char *endpoints[MAX_ENDPOINTS];
 	size_t n_endpoints;
 	struct etcd_config config;
+	/* cluster.cert and cluster.key as libcurl reads them: anonymous files
+	 * in memory (memfd), "/proc/self/fd/N"; -1 when not set */
+	int cert_fd, key_fd;
+	char cert_path[64], key_path[64];
 	pthread_key_t thread_key;
 
 	pthread_t watcher, health;
@@ -56,6 +77,7 @@ struct cluster {
 	atomic_llong revision;
 	int64_t stored_revision; /* META_REVISION as LMDB holds it (watch thread) */
 	int need_resync;         /* the watch reads everything first (the first read failed) */
+	struct etcd_figures figures;
 };
 
 static uint64_t now_ms(void)
@@ -63,6 +85,34 @@ static uint64_t now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* A commit sent to etcd (not one refused before: too big, no quorum). */
+static void count_txn(struct cluster *c, int rc, int succeeded, uint64_t us)
+{
+	if (rc == -E2BIG)
+		return;
+	pthread_mutex_lock(&c->figures.lock);
+	metrics_observe(&c->figures.txn_seconds, (double)us / 1e6);
+	if (rc)
+		c->figures.txn_failures++;
+	else if (!succeeded)
+		c->figures.conflicts++;
+	pthread_mutex_unlock(&c->figures.lock);
+}
+
+static void count_failure(struct cluster *c, uint64_t *counter)
+{
+	pthread_mutex_lock(&c->figures.lock);
+	(*counter)++;
+	pthread_mutex_unlock(&c->figures.lock);
 }
 
 /* Sleeps `ms`, but returns early once the cluster is closing. */
@@ -269,7 +319,9 @@ static int cluster_commit(struct mg_txn *txn, void *arg)
 		forget_compared(side); /* not a lost race: nothing to refresh */
 		return rc;
 	}
+	uint64_t t0 = now_us();
 	rc = etcd_txn(side->etcd, p.compares, p.n_compares, p.ops, p.n_ops, &result);
+	count_txn(c, rc, result.succeeded, now_us() - t0);
 	if (rc == -EHOSTUNREACH || rc == -ETIMEDOUT) {
 		core_log(MG_LOG_WARN, "cluster", "write failed: %s", etcd_last_error(side->etcd));
 		atomic_store(&c->writable, 0);
@@ -689,6 +741,7 @@ static void *watch_main(void *arg)
 			                on_watch_events, c, &c->stop);
 		if (c->stop)
 			break;
+		count_failure(c, &c->figures.watch_breaks);
 		if (rc == -ERANGE) {
 			core_log(MG_LOG_INFO, "cluster",
 			         "etcd compacted past revision %lld: reading all",
@@ -713,6 +766,8 @@ static void *health_main(void *arg)
 	}
 	while (!c->stop) {
 		int ok = etcd_health(etcd) == 0;
+		if (!ok)
+			count_failure(c, &c->figures.health_failures);
 		if (ok != atomic_exchange(&c->writable, ok))
 			core_log(ok ? MG_LOG_INFO : MG_LOG_WARN, "cluster", "%s%s",
 			         ok ? "etcd takes writes again"
@@ -756,6 +811,57 @@ int cluster_settings_check(json_t *settings, char *err, size_t errlen)
 	return 0;
 }
 
+/* `len` bytes of `data` in an anonymous file in memory (memfd): its fd,
+ * and the path libcurl opens it by for each connection. The key reaches
+ * libcurl this way because this libcurl's TLS (GnuTLS) takes a client key
+ * from a file only, not from memory (CURLOPT_SSLKEY_BLOB). */
+static int memory_file(const char *name, const char *data, size_t len, char *path, size_t pathlen,
+                       char *err, size_t errlen)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC);
+	size_t off = 0;
+	while (fd >= 0 && off < len) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n <= 0) {
+			close(fd);
+			fd = -1;
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot hold %s in memory: %s", name, strerror(errno));
+		return -errno;
+	}
+	snprintf(path, pathlen, "/proc/self/fd/%d", fd);
+	return fd;
+}
+
+/* cluster.cert and cluster.key, held in memory for every connection to
+ * etcd. The key comes from the secret service (cluster_key.h); the
+ * certificate, public, stays the operator's file. Both are read at start,
+ * so that a renewed pair is used together, from the next start on. */
+static int client_credentials(struct cluster *c, json_t *settings, const char *key_pem,
+                              size_t key_len, char *err, size_t errlen)
+{
+	const char *cert = json_string_value(json_object_get(settings, "cert"));
+	char *cert_pem = NULL;
+	size_t cert_len = 0;
+	int rc = 0;
+	if (!key_pem)
+		return 0;
+	if (cert && (rc = cluster_pem_read(cert, &cert_pem, &cert_len, err, errlen)))
+		return rc;
+	if (cert_pem)
+		rc = c->cert_fd = memory_file("etcd-client-cert", cert_pem, cert_len, c->cert_path,
+		                              sizeof(c->cert_path), err, errlen);
+	if (rc >= 0)
+		rc = c->key_fd = memory_file("etcd-client-key", key_pem, key_len, c->key_path,
+		                             sizeof(c->key_path), err, errlen);
+	free(cert_pem);
+	return rc < 0 ? rc : 0;
+}
+
 static int configure(struct cluster *c, json_t *settings, char *err, size_t errlen)
 {
 	const char *node = json_string_value(json_object_get(settings, "node"));
@@ -778,8 +884,10 @@ static int configure(struct cluster *c, json_t *settings, char *err, size_t errl
 	    .endpoints = (const char *const *)c->endpoints,
 	    .n_endpoints = c->n_endpoints,
 	    .ca_file = json_string_value(json_object_get(settings, "ca")),
-	    .cert_file = json_string_value(json_object_get(settings, "cert")),
-	    .key_file = json_string_value(json_object_get(settings, "key")),
+	    /* the client's certificate and key in memory (client_credentials) */
+	    .cert_file = c->cert_fd >= 0 ? c->cert_path
+	                                 : json_string_value(json_object_get(settings, "cert")),
+	    .key_file = c->key_fd >= 0 ? c->key_path : NULL,
 	    .timeout_ms = (int)json_integer_value(json_object_get(settings, "timeout_ms")),
 	    .max_txn_ops = (size_t)json_integer_value(json_object_get(settings, "max_txn_ops")),
 	};
@@ -820,7 +928,8 @@ static void keep_a_copy(struct cluster *c, const char *state_dir)
 }
 
 int cluster_open(struct mg_state *state, json_t *settings, const char *state_dir,
-                 struct cluster **out, char *err, size_t errlen)
+                 const char *key_pem, size_t key_len, struct cluster **out, char *err,
+                 size_t errlen)
 {
 	struct cluster *c = calloc(1, sizeof(*c));
 	struct etcd *etcd = NULL;
@@ -831,7 +940,12 @@ int cluster_open(struct mg_state *state, json_t *settings, const char *state_dir
 		return -ENOMEM;
 	}
 	c->state = state;
-	if ((rc = configure(c, settings, err, errlen)) ||
+	c->cert_fd = c->key_fd = -1;
+	pthread_mutex_init(&c->figures.lock, NULL);
+	metrics_histogram_init(&c->figures.txn_seconds, txn_bounds,
+	                       sizeof(txn_bounds) / sizeof(txn_bounds[0]));
+	if ((rc = client_credentials(c, settings, key_pem, key_len, err, errlen)) ||
+	    (rc = configure(c, settings, err, errlen)) ||
 	    (rc = -pthread_key_create(&c->thread_key, thread_side_free))) {
 		if (!*err)
 			snprintf(err, errlen, "cannot set up the cluster: %s", strerror(-rc));
@@ -920,7 +1034,43 @@ void cluster_close(struct cluster *c)
 	}
 	for (size_t i = 0; i < c->n_endpoints; i++)
 		free(c->endpoints[i]);
+	if (c->cert_fd >= 0)
+		close(c->cert_fd);
+	if (c->key_fd >= 0)
+		close(c->key_fd);
+	pthread_mutex_destroy(&c->figures.lock);
 	free(c);
+}
+
+json_t *cluster_metrics(struct cluster *c)
+{
+	json_t *families = json_array();
+	pthread_mutex_lock(&c->figures.lock);
+	struct etcd_figures f = c->figures;
+	pthread_mutex_unlock(&c->figures.lock);
+	metrics_histogram_sample(metrics_family(families, "meshgate_etcd_txn_seconds", "histogram",
+	                                        "Seconds each commit to etcd took, answered or "
+	                                        "not"),
+	                         NULL, &f.txn_seconds);
+	json_t *errors = metrics_family(
+	    families, "meshgate_etcd_errors_total", "counter",
+	    "Failures talking to etcd: txn (a commit not answered or refused), health (a check "
+	    "that found no quorum or no member), watch (the watch broke and started again)");
+	metrics_sample(errors, json_pack("{s:s}", "op", "txn"), (double)f.txn_failures);
+	metrics_sample(errors, json_pack("{s:s}", "op", "health"), (double)f.health_failures);
+	metrics_sample(errors, json_pack("{s:s}", "op", "watch"), (double)f.watch_breaks);
+	metrics_sample(
+	    metrics_family(families, "meshgate_etcd_conflicts_total", "counter",
+	                   "Commits that lost a race to another node's write (run again)"),
+	    NULL, (double)f.conflicts);
+	metrics_sample(metrics_family(families, "meshgate_etcd_writable", "gauge",
+	                              "1 while etcd takes writes (a member answers and knows a "
+	                              "leader), as the last health check found"),
+	               NULL, atomic_load(&c->writable));
+	metrics_sample(metrics_family(families, "meshgate_etcd_revision", "gauge",
+	                              "The etcd revision this node's mirror has reached"),
+	               NULL, (double)atomic_load(&c->revision));
+	return families;
 }
 
 json_t *cluster_status(struct cluster *c)

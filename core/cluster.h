@@ -28,8 +28,12 @@ struct cluster;
  * key, timeout_ms). Reads the cluster into the mirror when etcd answers
  * (else goes on from the mirror and catches up later), then follows it.
  * The cluster databases must be marked (state_mark_cluster) before. */
+/* key_pem: the client key (cluster.key) as the secret service keeps it
+ * (cluster_key.h), `key_len` bytes, copied into memory only; NULL when
+ * etcd takes no client certificate. */
 int cluster_open(struct mg_state *state, json_t *settings, const char *state_dir,
-                 struct cluster **out, char *err, size_t errlen);
+                 const char *key_pem, size_t key_len, struct cluster **out, char *err,
+                 size_t errlen);
 void cluster_close(struct cluster *cluster);
 /* The group's own rules (node and etcd given, the prefix's form): for
  * --check-config as well as the start. -EINVAL with why in err. */
@@ -37,6 +41,8 @@ int cluster_settings_check(json_t *settings, char *err, size_t errlen);
 
 /* {"node", "etcd": [...], "prefix", "writable", "revision", "import_pending"} */
 json_t *cluster_status(struct cluster *cluster);
+/* The figures of etcd (docs/metrics.md): a new array of metric families. */
+json_t *cluster_metrics(struct cluster *cluster);
 
 /* Copies this node's cluster databases into an empty cluster prefix
  * (a node that ran alone joins). -EEXIST when the prefix holds data. */

@@ -19,7 +19,11 @@ static const struct mg_setting cluster_settings[] = {
      NULL, 0},
     {"ca", MG_SETTING_STRING, NULL, "https: the CA file that signed etcd's certificates.", NULL, 0},
     {"cert", MG_SETTING_STRING, NULL, "https: this node's client certificate for etcd.", NULL, 0},
-    {"key", MG_SETTING_STRING, NULL, "https: the key of `cert` (a 0600 file).", NULL, 0},
+    {"key", MG_SETTING_STRING, NULL,
+     "https: the key of `cert` (a 0600 file). Moved into the secret service (the secret "
+     "core/etcd-client-key, kept by the `secrets` back end) at the first start that finds the "
+     "file, and the file removed: a new file (a renewal) is put anew at the next start.",
+     NULL, 0},
     {"timeout_ms", MG_SETTING_INT, "2000",
      "How long a write waits for etcd before it fails with \"unavailable\".", NULL, 0},
     {"max_txn_ops", MG_SETTING_INT, "128",
@@ -492,13 +496,111 @@ static void doc_rows(FILE *out, const char *prefix, const struct mg_setting *sch
 	}
 }
 
-void mg_config_doc(FILE *out, const char *section, const char *title,
+/* roff: a backslash starts an escape, and a line that starts with a dot
+ * or an apostrophe is a request. */
+static void man_text(FILE *out, const char *text)
+{
+	int line_start = 1;
+	for (const char *c = text ? text : ""; *c; c++) {
+		if (line_start && (*c == '.' || *c == '\''))
+			fputs("\\&", out);
+		if (*c == '\\')
+			fputs("\\e", out);
+		else
+			fputc(*c, out);
+		line_start = *c == '\n';
+	}
+}
+
+static void man_rows(FILE *out, const char *prefix, const struct mg_setting *schema)
+{
+	for (const struct mg_setting *d = schema; d && d->name; d++) {
+		char path[256];
+		join_path(path, sizeof(path), prefix, d->name);
+		fprintf(out, ".TP\n.B ");
+		man_text(out, path);
+		fprintf(out, "\n%s", type_name(d->type));
+		if (d->default_value) {
+			fprintf(out, ", default ");
+			man_text(out, d->default_value);
+		}
+		fprintf(out, "%s.\n", d->required ? ", required" : "");
+		man_text(out, d->doc);
+		fprintf(out, "\n");
+		if (d->type == MG_SETTING_GROUP || d->type == MG_SETTING_LIST) {
+			snprintf(path + strlen(path), sizeof(path) - strlen(path), "%s",
+			         d->type == MG_SETTING_LIST ? "[]" : "");
+			man_rows(out, path, d->fields);
+		}
+	}
+}
+
+/* A comment of at most ~76 columns a line, after `indent`. */
+static void sample_comment(FILE *out, const char *indent, const char *text)
+{
+	const char *p = text ? text : "";
+	while (*p) {
+		size_t len = strlen(p), cut = len;
+		if (len > 72) {
+			cut = 72;
+			while (cut > 0 && p[cut] != ' ')
+				cut--;
+			if (cut == 0)
+				cut = 72;
+		}
+		fprintf(out, "#%s# %.*s\n", indent, (int)cut, p);
+		p += cut;
+		while (*p == ' ')
+			p++;
+	}
+}
+
+static void sample_rows(FILE *out, const char *indent, const struct mg_setting *schema)
+{
+	for (const struct mg_setting *d = schema; d && d->name; d++) {
+		sample_comment(out, indent, d->doc);
+		if (d->type == MG_SETTING_GROUP) {
+			char inner[16];
+			snprintf(inner, sizeof(inner), "%s\t", indent);
+			fprintf(out, "#%s%s = {\n", indent, d->name);
+			sample_rows(out, inner, d->fields);
+			fprintf(out, "#%s};\n", indent);
+		} else if (d->default_value) {
+			fprintf(out, "#%s%s = %s;\n", indent, d->name, d->default_value);
+		} else {
+			fprintf(out, "#%s# %s: %s%s, no default\n", indent, d->name,
+			        type_name(d->type), d->required ? " (required in this group)" : "");
+		}
+	}
+}
+
+void mg_config_doc(FILE *out, enum mg_doc_format format, const char *section, const char *title,
                    const struct mg_setting *schema)
 {
-	fprintf(out, "## %s\n\n", title);
-	if (section && section[0])
-		fprintf(out, "Section `%s = { ... };`\n\n", section);
-	fprintf(out, "| setting | type | default | meaning |\n|---|---|---|---|\n");
-	doc_rows(out, section, schema);
-	fprintf(out, "\n");
+	switch (format) {
+	case MG_DOC_MARKDOWN:
+		fprintf(out, "## %s\n\n", title);
+		if (section && section[0])
+			fprintf(out, "Section `%s = { ... };`\n\n", section);
+		fprintf(out, "| setting | type | default | meaning |\n|---|---|---|---|\n");
+		doc_rows(out, section, schema);
+		fprintf(out, "\n");
+		break;
+	case MG_DOC_MAN:
+		fprintf(out, ".SS \"");
+		man_text(out, title);
+		fprintf(out, "\"\n");
+		man_rows(out, section, schema);
+		break;
+	case MG_DOC_SAMPLE:
+		fprintf(out, "\n# ===== %s =====\n", title);
+		if (section && section[0]) {
+			fprintf(out, "#%s = {\n", section);
+			sample_rows(out, "\t", schema);
+			fprintf(out, "#};\n");
+		} else {
+			sample_rows(out, "", schema);
+		}
+		break;
+	}
 }

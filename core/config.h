@@ -46,9 +46,12 @@ json_t *mg_config_section_json(json_t *section, const struct mg_setting *schema,
  * mock core uses it too). */
 json_t *mg_config_defaults(const struct mg_setting *schema, char *err, size_t errlen);
 
-/* Writes the reference of `schema` as Markdown (docs/config.md is made
- * from it). */
-void mg_config_doc(FILE *out, const char *section, const char *title,
+/* The reference of `schema`, one text for every place it is read:
+ * Markdown (docs/config.md), roff (meshgated.conf(5)) or a config file
+ * with every setting commented out at its default (the packages'
+ * /etc/meshgate/meshgated.conf). */
+enum mg_doc_format { MG_DOC_MARKDOWN, MG_DOC_MAN, MG_DOC_SAMPLE };
+void mg_config_doc(FILE *out, enum mg_doc_format format, const char *section, const char *title,
                    const struct mg_setting *schema);
 
 #endif

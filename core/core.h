@@ -96,6 +96,15 @@ extern const struct mg_api core_api;
  * closed when the thread exits); NULL if the bus is not up. */
 struct mg_bus_client *core_thread_client(struct core *core);
 void core_thread_client_close(void);
+
+/* systemd's notifications (core/systemd.c); no-ops outside systemd. */
+void core_sd_ready(size_t plugins);
+void core_sd_reloading(int done);
+void core_sd_stopping(void);
+/* WatchdogSec in ms, 0 when systemd does not watch. */
+unsigned core_sd_watchdog_ms(void);
+/* Feeds the watchdog when the bus answers core.ping within deadline_ms. */
+void core_sd_watchdog_feed(struct core *core, unsigned deadline_ms);
 /* Publishes on the calling thread's client, unless no subscription matches
  * `topic` (then 0: dropped before any work). -EINVAL for a bad topic. */
 int core_publish(struct core *core, const char *topic, json_t *payload);
@@ -109,8 +118,10 @@ int loader_load_all(struct core *core, const char *plugin_dir, json_t *names, ch
  * vault) is loaded when a loaded plugin depends on "secrets"; the other
  * back end's plugin is dropped from the plugin dir's list, and refused
  * (-EINVAL) when `listed` in plugins. */
+/* `core_needs`: the core itself asks the service (cluster.key), so the
+ * back end is loaded even when no plugin depends on it. */
 int loader_pick_secrets(struct core *core, const char *plugin_dir, const char *backend, int listed,
-                        char *err, size_t errlen);
+                        int core_needs, char *err, size_t errlen);
 int loader_sort(struct core *core, char *err, size_t errlen);
 int loader_configure(struct core *core, const config_setting_t *root, char *err, size_t errlen);
 /* Marks the databases the plugins declare cluster-wide (in `owns` only). */
@@ -120,6 +131,12 @@ int loader_mark_cluster_dbs(struct core *core, char *err, size_t errlen);
  * whose dependencies are met together, each on its own thread (one after
  * another when `serial`). */
 int loader_start_all(struct core *core, int stop_on_error, int serial);
+/* Before loader_start_all: inits the plugin that provides `feature` and
+ * what it depends on, so that the core can ask its services (the secret
+ * service, for the cluster's key) before the others are loaded into a
+ * cluster. Its start still comes after every plugin's init. 0, -ENOENT
+ * when no plugin provides it, -1 when one failed (logged). */
+int loader_init_first(struct core *core, const char *feature, int serial);
 /* The plugin's first reconcile is done (mg_ready, or its start returned):
  * the first call counts. Any thread. */
 void loader_mark_ready(struct plugin *p);

@@ -1,7 +1,13 @@
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-journal.h>
 
 #include "core.h"
 #include "log_limit.h"
@@ -24,18 +30,50 @@ int core_log_level_parse(const char *name, enum mg_log_level *level)
 	return -1;
 }
 
-/* One line per message on stderr: journald adds time and unit when run
- * by systemd; the level and who said it come first so grep finds them. */
+/* stderr is journald's stream when $JOURNAL_STREAM names its device and
+ * inode (systemd sets it for the unit's stdout/stderr). */
+static int stderr_is_journal(void)
+{
+	static int known = -1;
+	if (known < 0) {
+		const char *stream = getenv("JOURNAL_STREAM");
+		unsigned long long dev, ino;
+		struct stat st;
+		known = stream && sscanf(stream, "%llu:%llu", &dev, &ino) == 2 &&
+		        !fstat(STDERR_FILENO, &st) && st.st_dev == (dev_t)dev &&
+		        st.st_ino == (ino_t)ino;
+	}
+	return known;
+}
+
+/* One line per message. Under systemd it goes to the journal with the
+ * priority and the plugin as fields (journalctl -u meshgated
+ * MESHGATE_PLUGIN=dns), which keeps its own time; elsewhere on stderr,
+ * after the UTC time to the millisecond (what happened when, across the
+ * nodes of a cluster), the level and who said it. */
 void core_vlog(enum mg_log_level level, const char *who, const char *fmt, va_list ap)
 {
+	static const int priorities[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 	char line[2048];
 	if (level > max_level)
 		return;
-	int n = snprintf(line, sizeof(line), "%s [%s] ", level_names[level], who ? who : "core");
+	who = who ? who : "core";
+	int n = snprintf(line, sizeof(line), "%s [%s] ", level_names[level], who);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
 	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-	fprintf(stderr, "%s\n", line);
+	if (stderr_is_journal() &&
+	    sd_journal_send("MESSAGE=%s", line + strlen(level_names[level]) + 1, "PRIORITY=%d",
+	                    priorities[level], "MESHGATE_PLUGIN=%s", who,
+	                    "SYSLOG_IDENTIFIER=meshgated", NULL) >= 0)
+		return;
+	struct timespec now;
+	struct tm utc;
+	char when[32] = "";
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (gmtime_r(&now.tv_sec, &utc))
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &utc);
+	fprintf(stderr, "%s.%03ldZ %s\n", when, now.tv_nsec / 1000000, line);
 }
 
 void core_log(enum mg_log_level level, const char *who, const char *fmt, ...)

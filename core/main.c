@@ -18,7 +18,9 @@
 #include "broker.h"
 #include "config.h"
 #include "cluster.h"
+#include "cluster_key.h"
 #include "core.h"
+#include "metrics.h"
 #include "request_check.h"
 
 #define INPROC_BUS "inproc://meshgate-bus"
@@ -27,10 +29,13 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: meshgated [--config FILE] [--check-config] [--version]\n"
-	        "                 [--config-doc] [--restore BACKUP]\n"
+	        "                 [--config-doc[=FORMAT]] [--restore BACKUP]\n"
 	        "  --config FILE     read FILE (libconfig syntax); without it: defaults\n"
 	        "  --check-config    validate the config and the plugins, then exit\n"
-	        "  --config-doc      print the settings reference (Markdown) and exit\n"
+	        "  --config-doc[=md|man|sample]\n"
+	        "                    print the settings reference (Markdown, the roff of\n"
+	        "                    meshgated.conf(5), or a config file with every\n"
+	        "                    setting commented out at its default) and exit\n"
 	        "  --restore BACKUP  install BACKUP (from `meshgatectl state backup`) as\n"
 	        "                    the state database, then exit; meshgated must be stopped\n"
 	        "  --version         print the version and exit\n");
@@ -80,6 +85,40 @@ static json_t *cluster_import_service(struct core *core)
 	return json_pack("{s:I}", "imported", (json_int_t)keys);
 }
 
+/* core.metrics: the node, its readiness, each plugin's state, and etcd's
+ * figures in a cluster (docs/metrics.md). */
+static json_t *metrics_service(struct core *core)
+{
+	json_t *families = json_array(), *status = loader_status(core), *plugin;
+	size_t i;
+	metrics_sample(metrics_family(families, "meshgate_info", "gauge",
+	                              "1, with this node's name and meshgated's version"),
+	               json_pack("{s:s, s:s}", "node", core->node_name, "version", MG_VERSION), 1);
+	metrics_sample(metrics_family(families, "meshgate_ready", "gauge",
+	                              "1 once every plugin has started and reconciled"),
+	               NULL, json_is_true(json_object_get(status, "ready")));
+	metrics_sample(metrics_family(families, "meshgate_uptime_seconds", "gauge",
+	                              "Seconds since meshgated began"),
+	               NULL, (double)core_uptime_ms() / 1e3);
+	json_t *running = metrics_family(families, "meshgate_plugin_running", "gauge",
+	                                 "1 for a plugin that runs, 0 for one loaded that does not "
+	                                 "(refused, failed, stopped)");
+	json_array_foreach(json_object_get(status, "plugins"), i, plugin)
+	{
+		const char *state = json_string_value(json_object_get(plugin, "state"));
+		metrics_sample(running,
+		               json_pack("{s:O}", "plugin", json_object_get(plugin, "name")),
+		               state && !strcmp(state, "running"));
+	}
+	json_decref(status);
+	if (core->cluster) {
+		json_t *etcd = cluster_metrics(core->cluster);
+		json_array_extend(families, etcd);
+		json_decref(etcd);
+	}
+	return metrics_reply(families);
+}
+
 static json_t *core_service(const char *service, json_t *request, void *arg)
 {
 	static const struct mg_field no_fields[] = {{0}};
@@ -88,7 +127,8 @@ static json_t *core_service(const char *service, json_t *request, void *arg)
 		return state_backup_service(core, request);
 	/* these take nothing: checked as every plugin's services are */
 	json_t *bad = strcmp(service, "core.ping") && strcmp(service, "core.status") &&
-	                      strcmp(service, "core.cluster.import")
+	                      strcmp(service, "core.cluster.import") &&
+	                      strcmp(service, "core.metrics")
 	                  ? NULL
 	                  : request_check(request, no_fields);
 	if (bad)
@@ -97,6 +137,8 @@ static json_t *core_service(const char *service, json_t *request, void *arg)
 		return json_pack("{s:b}", "pong", 1);
 	if (!strcmp(service, "core.cluster.import"))
 		return cluster_import_service(core);
+	if (!strcmp(service, "core.metrics"))
+		return metrics_service(core);
 	if (!strcmp(service, "core.status")) {
 		json_t *status = loader_status(core);
 		json_object_update_new(
@@ -220,8 +262,8 @@ static int configure(struct core *core, config_t **cfg, int all_plugins, char *e
 	else if (gethostname(core->node_name, sizeof(core->node_name) - 1))
 		snprintf(core->node_name, sizeof(core->node_name), "meshgate");
 	json_t *cluster = json_object_get(core->settings, "cluster");
-	if ((json_object_get(cluster, "node") || json_object_get(cluster, "etcd")) &&
-	    cluster_settings_check(cluster, err, errlen))
+	int in_cluster = json_object_get(cluster, "node") || json_object_get(cluster, "etcd");
+	if (in_cluster && cluster_settings_check(cluster, err, errlen))
 		return -1;
 	json_t *listed = json_object_get(core->settings, "plugins");
 	if (loader_load_all(core, setting(core, "plugin_dir"), listed, err, errlen))
@@ -229,7 +271,8 @@ static int configure(struct core *core, config_t **cfg, int all_plugins, char *e
 	/* the reference documents every plugin, both back ends included */
 	if (!all_plugins &&
 	    loader_pick_secrets(core, setting(core, "plugin_dir"), setting(core, "secrets"),
-	                        listed != NULL, err, errlen))
+	                        listed != NULL, in_cluster && json_object_get(cluster, "key"), err,
+	                        errlen))
 		return -1;
 	loader_sort(core, err, errlen); /* a cycle refuses its plugins; reported below */
 	return loader_configure(core, root, err, errlen) ? -1 : 0;
@@ -243,13 +286,43 @@ static int count_refused(struct core *core)
 	return n;
 }
 
-static void print_config_doc(struct core *core)
+static void print_config_doc(struct core *core, enum mg_doc_format format)
 {
-	printf("# Configuration reference\n\n"
-	       "Generated by `meshgated --config-doc` from the settings each part declares;\n"
-	       "a test checks this file against them. The file uses libconfig syntax;\n"
-	       "every setting is optional unless marked, an unknown setting is an error.\n\n");
-	mg_config_doc(stdout, "", "meshgated (top level)", mg_core_settings);
+	switch (format) {
+	case MG_DOC_MARKDOWN:
+		printf(
+		    "# Configuration reference\n\n"
+		    "Generated by `meshgated --config-doc` from the settings each part declares;\n"
+		    "a test checks this file against them. The file uses libconfig syntax;\n"
+		    "every setting is optional unless marked, an unknown setting is an error.\n\n");
+		break;
+	case MG_DOC_MAN:
+		printf(".TH MESHGATED.CONF 5 \"\" \"meshgate %s\" \"File Formats\"\n"
+		       ".SH NAME\nmeshgated.conf \\- configuration of meshgated\n"
+		       ".SH SYNOPSIS\n/etc/meshgate/meshgated.conf\n"
+		       ".SH DESCRIPTION\n"
+		       "The file uses libconfig syntax. Every setting is optional unless marked;\n"
+		       "an unknown setting is an error. An empty file is a working gateway.\n"
+		       "Check a file with \\fBmeshgated \\-\\-config\\fR \\fIFILE\\fR "
+		       "\\fB\\-\\-check\\-config\\fR;\n"
+		       "a running meshgated reads it again on SIGHUP.\n"
+		       "This page is generated from the settings each part declares, as\n"
+		       "docs/config.md is.\n"
+		       ".SH SETTINGS\n",
+		       MG_VERSION);
+		break;
+	case MG_DOC_SAMPLE:
+		printf("# meshgated's configuration (libconfig syntax), read from\n"
+		       "# /etc/meshgate/meshgated.conf. Every setting is shown commented out at\n"
+		       "# its default: as it is, this file is a working gateway. Uncomment and\n"
+		       "# change what you need (a setting inside a group needs its group's lines\n"
+		       "# too), check with\n"
+		       "#   meshgated --config /etc/meshgate/meshgated.conf --check-config\n"
+		       "# and apply with `systemctl reload meshgated`. Reference: "
+		       "meshgated.conf(5).\n");
+		break;
+	}
+	mg_config_doc(stdout, format, "", "meshgated (top level)", mg_core_settings);
 	for (size_t i = 0; i < core->nplugins; i++) {
 		struct plugin *p = core->plugins[i];
 		char title[256];
@@ -257,8 +330,13 @@ static void print_config_doc(struct core *core)
 			continue;
 		snprintf(title, sizeof(title), "%s — %s", p->name,
 		         p->desc->description ? p->desc->description : "");
-		mg_config_doc(stdout, p->name, title, p->desc->settings);
+		mg_config_doc(stdout, format, p->name, title, p->desc->settings);
 	}
+	if (format == MG_DOC_MAN)
+		printf(
+		    ".SH FILES\n.TP\n/etc/meshgate/meshgated.conf\nthe configuration\n"
+		    ".TP\n/var/lib/meshgate\nthe node's state (state_dir)\n"
+		    ".SH SEE ALSO\n.BR meshgated (8),\n.BR meshgatectl (8),\n.BR meshgate (8)\n");
 }
 
 static uint64_t now_ms(void)
@@ -330,6 +408,37 @@ static int restore(struct core *core, const char *backup)
 	return 0;
 }
 
+/* The cluster's client key from the secret service: its back end is
+ * initialised first, the core asks it through the ops table every plugin
+ * gets (lib/secret's helpers), and the cluster opens before the other
+ * plugins start, so that their writes of cluster data go to etcd. 0, or 1
+ * when the node cannot join (logged). */
+static int join_cluster(struct core *core, json_t *cluster, struct cluster_key_files *key_files,
+                        int serial_start)
+{
+	struct plugin self = {.ctx = {sizeof(self.ctx), &core_api, NULL}, .core = core};
+	char err[1024], *pem = NULL;
+	size_t len = 0;
+	int rc = 0;
+	snprintf(self.name, sizeof(self.name), "core");
+	if (key_files->key_file && (rc = loader_init_first(core, "secrets", serial_start)))
+		snprintf(err, sizeof(err),
+		         "the secret service (secrets = \"%s\") did not start: no cluster.key "
+		         "to join the cluster with",
+		         setting(core, "secrets"));
+	if (!rc && key_files->key_file)
+		rc = cluster_key_take(&self.ctx, key_files, &pem, &len, err, sizeof(err));
+	if (!rc)
+		rc = cluster_open(core->state, cluster, setting(core, "state_dir"), pem, len,
+		                  &core->cluster, err, sizeof(err));
+	if (pem)
+		explicit_bzero(pem, len);
+	free(pem);
+	if (rc)
+		core_log(MG_LOG_ERROR, "cluster", "%s", err);
+	return rc ? 1 : 0;
+}
+
 static int run(struct core *core, const config_setting_t *root, config_t **cfg)
 {
 	char err[1024];
@@ -364,9 +473,15 @@ static int run(struct core *core, const config_setting_t *root, config_t **cfg)
 	json_t *cluster = json_object_get(core->settings, "cluster");
 	if (!json_object_get(cluster, "node") && !json_object_get(cluster, "etcd"))
 		cluster = NULL;
+	/* a key still in a file (sealed the earlier way under the keystore's
+	 * sealing key) is read now: a bad one stops the start, nothing moved */
+	const char *seal_key = NULL;
+	if (cfg && *cfg)
+		config_lookup_string(*cfg, "keystore.seal_key_file", &seal_key);
+	struct cluster_key_files key_files = {0};
 	if (cluster && (loader_mark_cluster_dbs(core, err, sizeof(err)) ||
-	                cluster_open(core->state, cluster, setting(core, "state_dir"),
-	                             &core->cluster, err, sizeof(err)))) {
+	                cluster_key_files_read(cluster, setting(core, "state_dir"), seal_key,
+	                                       &key_files, err, sizeof(err)))) {
 		core_log(MG_LOG_ERROR, "cluster", "%s", err);
 		state_close(core->state);
 		close(lock);
@@ -400,15 +515,32 @@ static int run(struct core *core, const config_setting_t *root, config_t **cfg)
 	core_log(MG_LOG_INFO, "core", "meshgated %s, state %s, bus %s", MG_VERSION,
 	         setting(core, "state_dir"), socket_path);
 
-	int status = 0;
-	if (loader_start_all(core, stop_on_error, serial_start) && stop_on_error) {
+	int status = cluster ? join_cluster(core, cluster, &key_files, serial_start) : 0;
+	cluster_key_files_free(&key_files);
+	if (!status && loader_start_all(core, stop_on_error, serial_start) && stop_on_error) {
 		core_log(MG_LOG_ERROR, "core", "a plugin failed and plugin_errors = \"stop\"");
 		status = 1;
 	}
+	if (!status)
+		core_sd_ready(core->nplugins);
+	/* fed at a third of systemd's WatchdogSec, so one late answer is no restart */
+	unsigned watchdog_ms = core_sd_watchdog_ms() / 3;
+	uint64_t fed_ms = 0;
 	while (!status) {
-		int sig;
-		if (sigwait(&signals, &sig))
+		int sig = 0;
+		if (watchdog_ms) {
+			if (now_ms() - fed_ms >= watchdog_ms) {
+				core_sd_watchdog_feed(core, watchdog_ms);
+				fed_ms = now_ms();
+			}
+			struct timespec wait = {watchdog_ms / 1000,
+			                        (long)(watchdog_ms % 1000) * 1000000};
+			sig = sigtimedwait(&signals, NULL, &wait);
+			if (sig < 0)
+				continue;
+		} else if (sigwait(&signals, &sig)) {
 			continue;
+		}
 		if (sig != SIGHUP) {
 			core_log(MG_LOG_INFO, "core", "signal %d: stopping", sig);
 			break;
@@ -421,12 +553,15 @@ static int run(struct core *core, const config_setting_t *root, config_t **cfg)
 			core_log(MG_LOG_ERROR, "config", "reload refused: %s", err);
 			continue;
 		}
+		core_sd_reloading(0);
 		loader_reload_all(core, fresh ? config_root_setting(fresh) : NULL);
 		if (fresh) {
 			mg_config_free(*cfg);
 			*cfg = fresh;
 		}
+		core_sd_reloading(1);
 	}
+	core_sd_stopping();
 	(void)root;
 	loader_stop_all(core);
 	cluster_close(core->cluster);
@@ -445,7 +580,7 @@ int main(int argc, char **argv)
 	static const struct option options[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"check-config", no_argument, NULL, 'k'},
-	    {"config-doc", no_argument, NULL, 'd'},
+	    {"config-doc", optional_argument, NULL, 'd'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"restore", required_argument, NULL, 'r'},
@@ -453,6 +588,7 @@ int main(int argc, char **argv)
 	};
 	struct core core = {0};
 	int check = 0, doc = 0, opt;
+	enum mg_doc_format doc_format = MG_DOC_MARKDOWN;
 	const char *restore_from = NULL;
 	char err[1024];
 
@@ -472,6 +608,19 @@ int main(int argc, char **argv)
 			break;
 		case 'd':
 			doc = 1;
+			if (!optarg || !strcmp(optarg, "md"))
+				doc_format = MG_DOC_MARKDOWN;
+			else if (!strcmp(optarg, "man"))
+				doc_format = MG_DOC_MAN;
+			else if (!strcmp(optarg, "sample"))
+				doc_format = MG_DOC_SAMPLE;
+			else {
+				fprintf(
+				    stderr,
+				    "meshgated: --config-doc takes md, man or sample, not '%s'\n",
+				    optarg);
+				return 2;
+			}
 			break;
 		case 'r':
 			restore_from = optarg;
@@ -501,7 +650,7 @@ int main(int argc, char **argv)
 	} else if (restore_from) {
 		status = restore(&core, restore_from);
 	} else if (doc) {
-		print_config_doc(&core);
+		print_config_doc(&core, doc_format);
 		status = 0;
 	} else if (check) {
 		int refused = count_refused(&core);

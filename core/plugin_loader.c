@@ -200,7 +200,7 @@ static int depends_on(const struct plugin *p, const char *what)
 }
 
 int loader_pick_secrets(struct core *core, const char *plugin_dir, const char *backend, int listed,
-                        char *err, size_t errlen)
+                        int core_needs, char *err, size_t errlen)
 {
 	const char *use = NULL;
 	for (size_t i = 0; i < sizeof(secret_backends) / sizeof(secret_backends[0]); i++)
@@ -227,7 +227,7 @@ int loader_pick_secrets(struct core *core, const char *plugin_dir, const char *b
 		else
 			i++;
 	}
-	int needed = 0;
+	int needed = core_needs;
 	for (size_t i = 0; i < core->nplugins; i++)
 		needed |= core->plugins[i]->status != PLUGIN_REFUSED &&
 		          depends_on(core->plugins[i], "secrets");
@@ -459,7 +459,8 @@ static int prepare(struct core *core, struct plugin *p)
  * each on its own thread (one at a time when `serial`). A plugin whose
  * dependency failed fails too. After a failure with stop_on_error nothing
  * more is sent; what is under way is waited for. */
-static void run_phase(struct core *core, int start, int stop_on_error, int serial, int *failures)
+static void run_phase(struct core *core, int start, int stop_on_error, int serial,
+                      const char *in_wave, int *failures)
 {
 	size_t n = core->nplugins, nbusy = 0;
 	struct plugin **busy = calloc(n + 1, sizeof(*busy));
@@ -476,7 +477,8 @@ static void run_phase(struct core *core, int start, int stop_on_error, int seria
 		for (size_t i = 0; i < n && !(*failures && stop_on_error) && !(serial && nbusy);
 		     i++) {
 			struct plugin *p = core->plugins[i];
-			if (sent[i] || p->status != (start ? PLUGIN_INIT : PLUGIN_LOADED))
+			if (sent[i] || p->status != (start ? PLUGIN_INIT : PLUGIN_LOADED) ||
+			    (in_wave && !in_wave[i]))
 				continue;
 			int deps = dependencies_done(core, p, start, err, sizeof(err));
 			if (deps < 0) {
@@ -522,15 +524,45 @@ static void run_phase(struct core *core, int start, int stop_on_error, int seria
 	free(sent);
 }
 
+/* Puts p and what it depends on, all the way down, in the wave. */
+static void add_to_wave(struct core *core, struct plugin *p, char *in_wave)
+{
+	for (size_t i = 0; i < core->nplugins; i++) {
+		if (core->plugins[i] != p || in_wave[i])
+			continue;
+		in_wave[i] = 1;
+		for (const char *const *dep = p->desc->depends; dep && *dep; dep++) {
+			struct plugin *q = provider(core, *dep);
+			if (q)
+				add_to_wave(core, q, in_wave);
+		}
+	}
+}
+
+int loader_init_first(struct core *core, const char *feature, int serial)
+{
+	struct plugin *p = provider(core, feature);
+	char *in_wave = calloc(core->nplugins + 1, 1);
+	int failures = 0;
+	if (!p || !in_wave) {
+		free(in_wave);
+		return p ? -ENOMEM : -ENOENT;
+	}
+	add_to_wave(core, p, in_wave);
+	run_phase(core, 0, 1, serial, in_wave, &failures);
+	free(in_wave);
+	return failures ? -1 : 0;
+}
+
 int loader_start_all(struct core *core, int stop_on_error, int serial)
 {
 	int failures = 0;
 	for (size_t i = 0; i < core->nplugins; i++)
 		failures += core->plugins[i]->status == PLUGIN_REFUSED;
 	if (!failures || !stop_on_error)
-		run_phase(core, 0, stop_on_error, serial, &failures);
+		run_phase(core, 0, stop_on_error, serial, NULL, &failures);
 	if (!failures || !stop_on_error)
-		run_phase(core, 1, stop_on_error, serial, &failures);
+		run_phase(core, 1, stop_on_error, serial, NULL, &failures);
 	pthread_mutex_lock(&core->plugins_lock);
 	core->started = 1;
 	pthread_mutex_unlock(&core->plugins_lock);

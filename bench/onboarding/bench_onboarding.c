@@ -184,14 +184,35 @@ static char *read_all(const char *path)
 	return text;
 }
 
+/* The api's server key: a secret of the secret service (api/server,
+ * base64 of its PEM), not a file. */
+static char *api_server_key(void *zctx, const char *endpoint)
+{
+	char err[256];
+	size_t len = 0;
+	struct mg_bus_client *bus = mg_bus_client_new(zctx, endpoint, err, sizeof(err));
+	json_t *reply = bus ? bus_call(bus, "secret.get",
+	                               json_pack("{s:s, s:b}", "name", "api/server", "create", 0))
+	                    : NULL;
+	const char *text = json_string_value(json_object_get(reply, "key"));
+	char *key = text ? calloc(1, strlen(text) + 1) : NULL;
+	if (!key || sodium_base642bin((unsigned char *)key, strlen(text), text, strlen(text), NULL,
+	                              &len, NULL, sodium_base64_VARIANT_ORIGINAL)) {
+		fprintf(stderr, "cannot read the api's server key (secret.get api/server)\n");
+		exit(1);
+	}
+	json_decref(reply);
+	mg_bus_client_free(bus);
+	return key;
+}
+
 /* Listens on 127.0.0.1:PLAIN_PORT with the api's certificate and settings. */
-static struct MHD_Daemon *plain_start(struct plain *p, const char *state_dir, unsigned threads)
+static struct MHD_Daemon *plain_start(struct plain *p, const char *state_dir, char *key,
+                                      unsigned threads)
 {
 	char path[512];
 	snprintf(path, sizeof(path), "%s/api-server.pem", state_dir);
 	char *cert = read_all(path);
-	snprintf(path, sizeof(path), "%s/api-server.key", state_dir);
-	char *key = read_all(path);
 	struct MHD_Daemon *d = MHD_start_daemon(
 	    MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, PLAIN_PORT, NULL, NULL,
 	    plain_on_request, p, MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key,
@@ -271,7 +292,8 @@ int main(int argc, char **argv)
 	mkdir(dir, 0700);
 	if (lmdb_open(dir, &plain.env, &plain.dbi))
 		return 1;
-	struct MHD_Daemon *plain_server = plain_start(&plain, s.state_dir, (unsigned)s.clients);
+	struct MHD_Daemon *plain_server =
+	    plain_start(&plain, s.state_dir, api_server_key(zctx, endpoint), (unsigned)s.clients);
 	if (!plain_server) {
 		fprintf(stderr, "cannot start the plain HTTPS server on port %d\n", PLAIN_PORT);
 		return 1;

@@ -177,6 +177,12 @@ int wg_peers_reconcile(const struct wg_backend *be, const char *ifname, const st
  * given list); every other peer is left alone, sessions included. */
 int wg_peers_upsert(const struct wg_backend *be, const char *ifname, const struct wg_peer *peers,
                     size_t n, char *err, size_t errlen);
+/* A peer's key changes: the peer of old_key removed and `peer` (its allowed
+ * IPs exactly the given list) added in ONE write, so that the allowed IPs
+ * never belong to nobody (docs/rotation.md: the follower's side of a key
+ * switch); every other peer is left alone. */
+int wg_peer_replace(const struct wg_backend *be, const char *ifname, const wg_key old_key,
+                    const struct wg_peer *peer, char *err, size_t errlen);
 /* Removes these peers; the others are left alone. */
 int wg_peers_remove(const struct wg_backend *be, const char *ifname, const wg_key *keys, size_t n,
                     char *err, size_t errlen);

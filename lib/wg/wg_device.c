@@ -231,6 +231,20 @@ int wg_peers_upsert(const struct wg_backend *be, const char *ifname, const struc
 	return ret;
 }
 
+int wg_peer_replace(const struct wg_backend *be, const char *ifname, const wg_key old_key,
+                    const struct wg_peer *peer, char *err, size_t errlen)
+{
+	struct wg_device dev;
+	struct wg_peer both[2] = {{.flags = WG_PEER_REMOVE}, *peer};
+
+	device_init(&dev, ifname);
+	memcpy(both[0].public_key, old_key, WG_KEY_LEN);
+	both[1].flags = (peer->flags & ~WG_PEER_REMOVE) | WG_PEER_REPLACE_ALLOWED;
+	dev.peers = both;
+	dev.n_peers = 2;
+	return wg_device_set(be, &dev, err, errlen);
+}
+
 int wg_peers_remove(const struct wg_backend *be, const char *ifname, const wg_key *keys, size_t n,
                     char *err, size_t errlen)
 {

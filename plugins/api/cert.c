@@ -130,6 +130,22 @@ static int key_generate(gnutls_x509_privkey_t *key)
 	return rc;
 }
 
+/* A PEM private key; `what` names where it came from in an error. */
+static int key_import(const gnutls_datum_t *pem, const char *what, gnutls_x509_privkey_t *key,
+                      char *why, size_t whylen)
+{
+	int rc = gnutls_x509_privkey_init(key);
+	if (rc >= 0)
+		rc = gnutls_x509_privkey_import2(*key, pem, GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (rc < 0) {
+		gnutls_x509_privkey_deinit(*key);
+		*key = NULL;
+		return fail(why, whylen, -EINVAL, "%s: not a private key: %s", what,
+		            gnutls_strerror(rc));
+	}
+	return 0;
+}
+
 /* 0 and *key, -ENOENT when the file is missing, or another error. */
 static int key_load(const char *path, gnutls_x509_privkey_t *key, char *why, size_t whylen)
 {
@@ -138,17 +154,10 @@ static int key_load(const char *path, gnutls_x509_privkey_t *key, char *why, siz
 	int rc = read_file(path, &d);
 	if (rc)
 		return fail(why, whylen, rc, "%s: %s", path, strerror(-rc));
-	rc = gnutls_x509_privkey_init(key);
-	if (rc >= 0)
-		rc = gnutls_x509_privkey_import2(*key, &d, GNUTLS_X509_FMT_PEM, NULL, 0);
+	rc = key_import(&d, path, key, why, whylen);
+	gnutls_memset(d.data, 0, d.size);
 	gnutls_free(d.data);
-	if (rc < 0) {
-		gnutls_x509_privkey_deinit(*key);
-		*key = NULL;
-		return fail(why, whylen, -EINVAL, "%s: not a private key: %s", path,
-		            gnutls_strerror(rc));
-	}
-	return 0;
+	return rc;
 }
 
 static int crt_load(const char *path, gnutls_x509_crt_t *crt, char *why, size_t whylen)
@@ -418,15 +427,65 @@ static int crt_save(gnutls_x509_crt_t crt, const char *dir, const char *name)
 	return rc;
 }
 
-static int key_save(gnutls_x509_privkey_t key, const char *dir, const char *name)
+/* The key `name` is `key` from now on, in the service (PKCS#8 PEM). */
+static int key_save(const struct api_tls_params *p, const char *name, gnutls_x509_privkey_t key,
+                    char *why, size_t whylen)
 {
 	gnutls_datum_t d;
 	int rc = gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, NULL,
 	                                           GNUTLS_PKCS_PLAIN, &d);
 	if (rc < 0)
-		return -EINVAL;
-	rc = write_file(dir, name, &d, 0600);
+		return fail(why, whylen, -EINVAL, "cannot export the key %s: %s", name,
+		            gnutls_strerror(rc));
+	rc = p->keys->save(p->keys->arg, name, (const char *)d.data, d.size, why, whylen);
+	gnutls_memset(d.data, 0, d.size);
 	gnutls_free(d.data);
+	return rc;
+}
+
+/* Removes the file an earlier version kept the key `name` in, now that
+ * the service has it; says so in tls->moved. */
+static void key_file_remove(const struct api_tls_params *p, const char *file, const char *name,
+                            struct api_tls *tls)
+{
+	char path[4096];
+	join(path, sizeof(path), p->dir, file);
+	if (unlink(path))
+		return;
+	size_t used = strlen(tls->moved);
+	snprintf(tls->moved + used, sizeof(tls->moved) - used, "%s%s/%s -> %s", used ? ", " : "",
+	         p->dir, file, name);
+}
+
+/* The key `name` from the service. An earlier version's key file (`file`
+ * in the state dir) is moved into the service first, then removed; the
+ * service's key wins over a file still there. 0 and *key, -ENOENT when
+ * neither has one, or another error with why (nothing changed). */
+static int key_fetch(const struct api_tls_params *p, const char *name, const char *file,
+                     gnutls_x509_privkey_t *key, struct api_tls *tls, char *why, size_t whylen)
+{
+	char path[4096], *pem = NULL;
+	join(path, sizeof(path), p->dir, file);
+	*key = NULL;
+	int rc = p->keys->load(p->keys->arg, name, &pem, why, whylen);
+	if (rc == -ENOENT) {
+		rc = key_load(path, key, why, whylen);
+		if (rc == -ENOENT)
+			return fail(why, whylen, -ENOENT, "no key %s", name);
+		if (!rc && (rc = key_save(p, name, *key, why, whylen))) {
+			gnutls_x509_privkey_deinit(*key);
+			*key = NULL;
+		}
+	} else if (!rc) {
+		gnutls_datum_t d = {(unsigned char *)pem, (unsigned)strlen(pem)};
+		char what[96];
+		snprintf(what, sizeof(what), "the secret %s", name);
+		rc = key_import(&d, what, key, why, whylen);
+		gnutls_memset(pem, 0, d.size);
+		free(pem);
+	}
+	if (!rc)
+		key_file_remove(p, file, name, tls);
 	return rc;
 }
 
@@ -460,9 +519,8 @@ static void material_free(struct material *m)
 static int ensure_ca(const struct api_tls_params *p, struct material *m, struct api_tls *tls,
                      char *why, size_t whylen)
 {
-	char path[4096], keypath[4096], err[512];
+	char path[4096];
 	join(path, sizeof(path), p->dir, API_CA_CERT_FILE);
-	join(keypath, sizeof(keypath), p->dir, API_CA_KEY_FILE);
 	int rc = crt_load(path, &m->ca, why, whylen);
 	if (rc && rc != -ENOENT)
 		return fail(why, whylen, rc,
@@ -471,8 +529,10 @@ static int ensure_ca(const struct api_tls_params *p, struct material *m, struct 
 		            path);
 	if (!rc) {
 		/* the CA exists; its key is only needed to issue */
-		if (key_load(keypath, &m->ca_key, err, sizeof(err)) == 0 &&
-		    !key_matches(m->ca, m->ca_key)) {
+		rc = key_fetch(p, API_CA_KEY_SECRET, API_CA_KEY_FILE, &m->ca_key, tls, why, whylen);
+		if (rc && rc != -ENOENT)
+			return rc;
+		if (m->ca_key && !key_matches(m->ca, m->ca_key)) {
 			gnutls_x509_privkey_deinit(m->ca_key);
 			m->ca_key = NULL;
 		}
@@ -486,8 +546,10 @@ static int ensure_ca(const struct api_tls_params *p, struct material *m, struct 
 	    (grc = make_ca(m->ca_key, p->now, p->ca_days, &m->ca)) < 0)
 		return fail(why, whylen, -EINVAL, "cannot make a CA: %s", gnutls_strerror(grc));
 	/* key first: a crash in between leaves a key without a CA, made again */
-	if ((rc = key_save(m->ca_key, p->dir, API_CA_KEY_FILE)) ||
-	    (rc = crt_save(m->ca, p->dir, API_CA_CERT_FILE)))
+	if ((rc = key_save(p, API_CA_KEY_SECRET, m->ca_key, why, whylen)))
+		return rc;
+	key_file_remove(p, API_CA_KEY_FILE, API_CA_KEY_SECRET, tls); /* the old CA's */
+	if ((rc = crt_save(m->ca, p->dir, API_CA_CERT_FILE)))
 		return fail(why, whylen, rc, "cannot write the CA in %s: %s", p->dir,
 		            strerror(-rc));
 	gnutls_x509_crt_t fresh;
@@ -519,19 +581,21 @@ static const char *server_stale(const struct api_tls_params *p, struct material 
 static int ensure_server(const struct api_tls_params *p, struct material *m, struct api_tls *tls,
                          char *why, size_t whylen)
 {
-	char path[4096], keypath[4096], err[512];
+	char path[4096], err[512];
 	join(path, sizeof(path), p->dir, API_SERVER_CERT_FILE);
-	join(keypath, sizeof(keypath), p->dir, API_SERVER_KEY_FILE);
-	int rc, grc;
+	int grc;
 
 	/* the key outlives re-issued certificates, so public-key pins hold */
-	if (key_load(keypath, &m->server_key, err, sizeof(err))) {
+	int rc = key_fetch(p, API_SERVER_KEY_SECRET, API_SERVER_KEY_FILE, &m->server_key, tls, why,
+	                   whylen);
+	if (rc == -ENOENT) {
 		if ((grc = key_generate(&m->server_key)) < 0)
 			return fail(why, whylen, -EINVAL, "cannot make a key: %s",
 			            gnutls_strerror(grc));
-		if ((rc = key_save(m->server_key, p->dir, API_SERVER_KEY_FILE)))
-			return fail(why, whylen, rc, "cannot write %s: %s", keypath, strerror(-rc));
+		rc = key_save(p, API_SERVER_KEY_SECRET, m->server_key, why, whylen);
 	}
+	if (rc)
+		return rc;
 	crt_load(path, &m->server, err, sizeof(err));
 	json_t *want = names_normalised(p->names);
 	const char *stale = server_stale(p, m, want);
@@ -540,9 +604,9 @@ static int ensure_server(const struct api_tls_params *p, struct material *m, str
 		return 0;
 	if (!m->ca_key)
 		return fail(why, whylen, -ENOKEY,
-		            "cannot issue the server certificate (%s): %s/%s is missing or does "
-		            "not match %s/%s",
-		            stale, p->dir, API_CA_KEY_FILE, p->dir, API_CA_CERT_FILE);
+		            "cannot issue the server certificate (%s): the CA's key (the secret "
+		            "%s, %s before) is missing or does not match %s/%s",
+		            stale, API_CA_KEY_SECRET, API_CA_KEY_FILE, p->dir, API_CA_CERT_FILE);
 	if (m->server)
 		gnutls_x509_crt_deinit(m->server);
 	m->server = NULL;
@@ -627,6 +691,8 @@ int api_tls_prepare(const struct api_tls_params *params, struct api_tls *tls, ch
 {
 	struct material m = {0};
 	memset(tls, 0, sizeof(*tls));
+	if (!params->keys)
+		return fail(why, whylen, -EINVAL, "no place for the private keys");
 	int rc = api_names_check(params->names, why, whylen);
 	if (!rc)
 		rc = ensure_ca(params, &m, tls, why, whylen);

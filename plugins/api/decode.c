@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "api.h"
+#include "oidc.h"
 
 /* ---- routes ---- */
 
@@ -24,14 +25,44 @@ static const struct {
     {"/api/v1/health", API_ROUTE_HEALTH, "GET, HEAD", NULL},
     {"/api/v1/health/live", API_ROUTE_LIVE, "GET, HEAD", NULL},
     {"/api/v1/device/config", API_ROUTE_DEVICE_CONFIG, "GET", "preauth.device.config"},
+    {"/api/v1/devices/{id}/next-key", API_ROUTE_NEXT_KEY, "POST", "preauth.device.next_key"},
+    {"/api/v1/devices/{id}/switch-key", API_ROUTE_SWITCH_KEY, "POST", "preauth.device.switch_key"},
+    {"/api/v1/oidc", API_ROUTE_OIDC, "GET", NULL},
+    /* the login's code is redeemed as any other (oidc.h) */
+    {"/api/v1/oidc/enroll", API_ROUTE_OIDC_ENROLL, "POST", "preauth.redeem"},
 };
 
-#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+#define NROUTES  (sizeof(routes) / sizeof(routes[0]))
+#define ID_FIELD "{id}"
+
+/* Does `path` match `pattern`, whose "{id}" stands for one path segment
+ * of 1..API_DEVICE_ID_MAX visible ASCII characters? The segment goes to
+ * id (when not NULL). */
+static int path_matches(const char *pattern, const char *path, char id[API_DEVICE_ID_MAX + 1])
+{
+	const char *field = strstr(pattern, ID_FIELD);
+	if (!field)
+		return !strcmp(pattern, path);
+	size_t head = (size_t)(field - pattern);
+	if (strncmp(pattern, path, head))
+		return 0;
+	const char *start = path + head, *end = start;
+	while (*end > ' ' && *end < 0x7f && *end != '/')
+		end++;
+	size_t n = (size_t)(end - start);
+	if (n == 0 || n > API_DEVICE_ID_MAX || strcmp(end, field + strlen(ID_FIELD)))
+		return 0;
+	if (id) {
+		memcpy(id, start, n);
+		id[n] = '\0';
+	}
+	return 1;
+}
 
 enum api_route api_route_find(const char *path)
 {
 	for (size_t i = 0; path && i < NROUTES; i++)
-		if (!strcmp(path, routes[i].path))
+		if (path_matches(routes[i].path, path, NULL))
 			return routes[i].route;
 	return API_ROUTE_NONE;
 }
@@ -47,11 +78,19 @@ int api_method_allowed(enum api_route route, const char *method, const char **al
 			return 0;
 		if (route == API_ROUTE_HEALTH || route == API_ROUTE_LIVE)
 			return !strcmp(method, "GET") || !strcmp(method, "HEAD");
-		if (route == API_ROUTE_DEVICE_CONFIG)
+		if (route == API_ROUTE_DEVICE_CONFIG || route == API_ROUTE_OIDC)
 			return !strcmp(method, "GET");
 		return !strcmp(method, "POST");
 	}
 	return 0;
+}
+
+static const char *api_route_path(enum api_route route)
+{
+	for (size_t i = 0; i < NROUTES; i++)
+		if (routes[i].route == route)
+			return routes[i].path;
+	return "";
 }
 
 const char *api_route_service(enum api_route route)
@@ -86,10 +125,23 @@ static const struct {
 	const char *code;
 	unsigned status;
 } statuses[] = {
-    {"bad_request", 400},  {"unknown_code", 404},    {"not_found", 404},    {"code_used", 409},
-    {"exists", 409},       {"conflict", 409},        {"code_expired", 410}, {"code_revoked", 410},
-    {"rate_limited", 429}, {"unknown_service", 503}, {"timeout", 504},      {"forbidden", 403},
-    {"unavailable", 503},  {"access_expired", 403},
+    {"bad_request", 400},
+    {"unknown_code", 404},
+    {"not_found", 404},
+    {"code_used", 409},
+    {"exists", 409},
+    {"conflict", 409},
+    {"code_expired", 410},
+    {"code_revoked", 410},
+    {"rate_limited", 429},
+    {"unknown_service", 503},
+    {"timeout", 504},
+    {"forbidden", 403},
+    {"unavailable", 503},
+    {"access_expired", 403},
+    {"identity_refused", 403},
+    {"not_configured", 404},
+    {"provider_unavailable", 502},
 };
 
 unsigned api_http_status(const char *error_code)
@@ -257,6 +309,25 @@ int api_decode_redeem(const char *body, size_t len, json_t **out, char *why, siz
 	return done(in, req, out);
 }
 
+int api_decode_oidc_enroll(const char *body, size_t len, json_t **out, char *why, size_t whylen)
+{
+	const char *token, *name;
+	*out = NULL;
+	json_t *in = parse_object(body, len, why, whylen);
+	if (!in)
+		return -EINVAL;
+	if (string_field(in, "id_token", 1, 1, API_OIDC_TOKEN_MAX, ASCII_VISIBLE, &token, why,
+	                 whylen) ||
+	    string_field(in, "name", 0, 0, API_HOSTNAME_MAX, TEXT, &name, why, whylen)) {
+		json_decref(in);
+		return -EINVAL;
+	}
+	json_t *req = json_pack("{s:s}", "id_token", token);
+	if (req && name && name[0])
+		json_object_set_new(req, "name", json_string(name));
+	return done(in, req, out);
+}
+
 /* device_id: what redeem answered, a string or a non-negative integer. */
 static int device_id_field(json_t *in, json_t **id, char *why, size_t whylen)
 {
@@ -304,5 +375,34 @@ int api_decode_register(const char *body, size_t len, json_t **out, char *why, s
 	}
 	json_t *req = json_pack("{s:O, s:s, s:s, s:s}", "device_id", id, "register_token", token,
 	                        "public_key", key, "address", address);
+	return done(in, req, out);
+}
+
+int api_decode_key_step(const char *path, const char *body, size_t len, json_t **out, char *why,
+                        size_t whylen)
+{
+	const char *token, *key;
+	char id[API_DEVICE_ID_MAX + 1];
+	enum api_route route = api_route_find(path);
+	*out = NULL;
+	if ((route != API_ROUTE_NEXT_KEY && route != API_ROUTE_SWITCH_KEY) ||
+	    !path_matches(api_route_path(route), path, id))
+		return fail(why, whylen, "not a path of a device's key");
+	json_t *in = parse_object(body, len, why, whylen);
+	if (!in)
+		return -EINVAL;
+	int rc = string_field(in, "register_token", 1, 1, API_TOKEN_MAX, ASCII_VISIBLE, &token, why,
+	                      whylen);
+	if (!rc)
+		rc = string_field(in, "public_key", 1, 1, API_WG_KEY_LEN, ASCII_VISIBLE, &key, why,
+		                  whylen);
+	if (!rc && !api_wg_key_valid(key))
+		rc = fail(why, whylen, "'public_key' is not a WireGuard key (base64 of 32 bytes)");
+	if (rc) {
+		json_decref(in);
+		return -EINVAL;
+	}
+	json_t *req = json_pack("{s:s, s:s, s:s}", "device_id", id, "register_token", token,
+	                        "public_key", key);
 	return done(in, req, out);
 }

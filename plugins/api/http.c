@@ -16,6 +16,8 @@
 #include <microhttpd.h>
 
 #include "http.h"
+#include "panel.h"
+#include "session.h"
 
 /* A body announced larger than this is answered 413 at once, unread. */
 #define API_DROP_MAX (1u << 20)
@@ -71,6 +73,7 @@ struct api_server {
 /* One request's state between the calls MHD makes for it. */
 struct request {
 	enum api_route route;
+	char *path; /* of a route whose path carries the device's id, else NULL */
 	char *body;
 	size_t len;
 	int too_large;        /* the body passed max_body: the rest is dropped */
@@ -80,8 +83,10 @@ struct request {
 
 /* ---- responses ---- */
 
-static enum MHD_Result respond(struct MHD_Connection *conn, struct request *r, unsigned status,
-                               json_t *body, const char *allow)
+/* A JSON answer; set_cookie: a Set-Cookie header's value, or NULL. */
+static enum MHD_Result respond_cookie(struct MHD_Connection *conn, struct request *r,
+                                      unsigned status, json_t *body, const char *allow,
+                                      const char *set_cookie)
 {
 	char *text = json_dumps(body, JSON_COMPACT);
 	size_t len = text ? strlen(text) : 0;
@@ -101,14 +106,24 @@ static enum MHD_Result respond(struct MHD_Connection *conn, struct request *r, u
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	if (allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	if (status == MHD_HTTP_UNAUTHORIZED) /* only the admin API asks for one */
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	if (set_cookie && *set_cookie)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, set_cookie);
+	api_panel_secure(resp);
 	enum MHD_Result ret = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
 	if (ret == MHD_YES && r)
 		r->answered = 1;
 	return ret;
+}
+
+static enum MHD_Result respond(struct MHD_Connection *conn, struct request *r, unsigned status,
+                               json_t *body, const char *allow)
+{
+	return respond_cookie(conn, r, status, body, allow, NULL);
 }
 
 static enum MHD_Result respond_error(struct MHD_Connection *conn, struct request *r,
@@ -411,6 +426,14 @@ static enum MHD_Result health(struct api_server *s, struct MHD_Connection *conn,
 	return ret;
 }
 
+/* The node's clock, the one wg/server's switch_at_ms is in. */
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* What a device is told about every node: the CAs it trusts, the
  * gateways it may switch to, where it probes its node. */
 static void add_nodes(struct api_server *s, json_t *reply)
@@ -418,8 +441,11 @@ static void add_nodes(struct api_server *s, json_t *reply)
 	pthread_mutex_lock(&s->cas_lock);
 	if (json_array_size(s->api_cas) && !json_object_get(reply, "api_cas"))
 		json_object_set_new(reply, "api_cas", json_deep_copy(s->api_cas));
-	if (s->gateways && !json_object_get(reply, "gateways"))
-		json_object_set_new(reply, "gateways", json_deep_copy(s->gateways));
+	if (s->gateways && !json_object_get(reply, "gateways")) {
+		json_t *gateways = json_deep_copy(s->gateways);
+		api_gateways_switch_in(gateways, wall_ms());
+		json_object_set_new(reply, "gateways", gateways);
+	}
 	if (s->probe && !json_object_get(reply, "probe"))
 		json_object_set_new(reply, "probe", json_string(s->probe));
 	if (s->pmtu_port && !json_object_get(reply, "pmtu_port"))
@@ -487,12 +513,13 @@ static enum MHD_Result forward(struct api_server *s, struct MHD_Connection *conn
 		json_object_del(reply, "v"); /* the bus schema version, not the client's */
 		/* where the device finds this API from inside the tunnel: only
 		 * the api knows its own address and port */
-		if (*s->vpn_api && r->route != API_ROUTE_REGISTER &&
-		    !json_object_get(reply, "vpn_api"))
+		int configures =
+		    r->route == API_ROUTE_REDEEM || r->route == API_ROUTE_DEVICE_CONFIG;
+		if (*s->vpn_api && configures && !json_object_get(reply, "vpn_api"))
 			json_object_set_new(reply, "vpn_api", json_string(s->vpn_api));
 		/* what the device trusts from now on (the API of any node) and
 		 * the nodes it may switch to */
-		if (r->route != API_ROUTE_REGISTER)
+		if (configures)
 			add_nodes(s, reply);
 		ret = respond(conn, r, MHD_HTTP_OK, json_incref(reply), NULL);
 	}
@@ -521,6 +548,30 @@ static enum MHD_Result device_config(struct api_server *s, struct MHD_Connection
 	return forward(s, conn, r, json_pack("{s:s}", "address", ip), ip);
 }
 
+static enum MHD_Result no_oidc(struct MHD_Connection *conn, struct request *r)
+{
+	return respond_error(conn, r, MHD_HTTP_NOT_FOUND, "not_configured",
+	                     "this gateway has no identity login (api.oidc)", NULL);
+}
+
+/* An ID token for a device's config: oidc.c makes the person's code, and
+ * from there on it is a redeem like any other (the same answer). */
+static enum MHD_Result oidc_enroll(struct api_server *s, struct MHD_Connection *conn,
+                                   struct request *r, const char *ip)
+{
+	json_t *redeem, *answer;
+	if (!s->cfg.oidc)
+		return no_oidc(conn, r);
+	unsigned status = api_oidc_enroll(s->cfg.oidc, r->body, r->len, ip, &redeem, &answer);
+	if (status) {
+		mg_log(s->cfg.ctx, MG_LOG_DEBUG, "oidc enroll from %s: %u", ip, status);
+		return respond(conn, r, status, answer, NULL);
+	}
+	json_object_set_new(redeem, "source", json_string(ip));
+	r->route = API_ROUTE_REDEEM;
+	return forward(s, conn, r, redeem, ip);
+}
+
 static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *conn,
                                 struct request *r)
 {
@@ -529,10 +580,14 @@ static enum MHD_Result dispatch(struct api_server *s, struct MHD_Connection *con
 	int rc;
 
 	client_ip(conn, ip, sizeof(ip));
+	if (r->route == API_ROUTE_OIDC_ENROLL)
+		return oidc_enroll(s, conn, r, ip);
 	if (r->route == API_ROUTE_REDEEM)
 		rc = api_decode_redeem(r->body, r->len, &request, why, sizeof(why));
-	else
+	else if (r->route == API_ROUTE_REGISTER)
 		rc = api_decode_register(r->body, r->len, &request, why, sizeof(why));
+	else
+		rc = api_decode_key_step(r->path, r->body, r->len, &request, why, sizeof(why));
 	if (rc) {
 		mg_debug(s->cfg.ctx, "%s from %s: 400 %s", api_route_service(r->route), ip, why);
 		return respond_error(conn, r, MHD_HTTP_BAD_REQUEST, "bad_request", why, NULL);
@@ -565,12 +620,200 @@ static enum MHD_Result too_large(struct api_server *s, struct MHD_Connection *co
 	return respond_error(conn, r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", message, NULL);
 }
 
+/* ---- the admin listener ---- */
+
+static enum MHD_Result admin_too_large(struct api_server *s, struct MHD_Connection *conn,
+                                       struct request *r)
+{
+	return respond(conn, r, MHD_HTTP_CONTENT_TOO_LARGE,
+	               api_admin_error("too_large", NULL, "the body is larger than %zu bytes",
+	                               s->cfg.max_body),
+	               NULL);
+}
+
+/* A body announced larger than max_body, on either listener (each answers
+ * in its own error shape). Answering now and closing makes the kernel
+ * reset a connection whose unread body is still arriving, and the client
+ * may lose the answer. A client that waits for "100 Continue" sends no
+ * body, and a huge body is not worth reading: answer those now. Anything
+ * else is dropped as it arrives, then answered. */
+static enum MHD_Result judge_announced_size(struct api_server *s, struct MHD_Connection *conn,
+                                            struct request *r)
+{
+	const char *length =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	unsigned long long announced = length ? strtoull(length, NULL, 10) : 0;
+	if (announced > s->cfg.max_body) {
+		if (announced > API_DROP_MAX ||
+		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT))
+			return s->cfg.admin ? admin_too_large(s, conn, r) : too_large(s, conn, r);
+		start_dropping(r);
+	}
+	return MHD_YES;
+}
+
+static enum MHD_Result add_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+	(void)kind;
+	json_object_set_new(cls, key, json_string(value ? value : ""));
+	return MHD_YES;
+}
+
+/* ---- the admins' sign-in with the identity provider (oidc.h) ---- */
+
+/* A Host header fit for a URL: a name or an address, maybe a port. */
+static int host_valid(const char *host)
+{
+	size_t n = host ? strlen(host) : 0;
+	if (!n || n > 255)
+		return 0;
+	for (const char *c = host; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || strchr(".-:[]", *c)))
+			return 0;
+	return 1;
+}
+
+/* 302 to `location`; with `who`, a new session of the panel for them. */
+static enum MHD_Result redirect(struct api_server *s, struct MHD_Connection *conn,
+                                struct request *r, const char *location, const char *who,
+                                enum api_role role)
+{
+	char why[256];
+	struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	api_panel_secure(resp);
+	if (who && api_session_open(s->cfg.admin, who, role, resp, why, sizeof(why))) {
+		MHD_destroy_response(resp);
+		return respond(conn, r, 503, api_admin_error("unavailable", NULL, "%s", why), NULL);
+	}
+	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_FOUND, resp);
+	MHD_destroy_response(resp);
+	if (ret == MHD_YES)
+		r->answered = 1;
+	return ret;
+}
+
+/* A sign-in refused, in the admin API's error shape. */
+static enum MHD_Result signin_refused(struct MHD_Connection *conn, struct request *r,
+                                      unsigned status, const char *why)
+{
+	static const struct {
+		unsigned status;
+		const char *code;
+	} codes[] = {{400, "bad_request"},
+	             {403, "identity_refused"},
+	             {404, "not_found"},
+	             {429, "rate_limited"},
+	             {502, "provider_unavailable"}};
+	const char *code = "internal";
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (codes[i].status == status)
+			code = codes[i].code;
+	return respond(conn, r, status, api_admin_error(code, NULL, "%s", why), NULL);
+}
+
+/* GET /auth/oidc/login: off to the provider; GET /auth/oidc/callback:
+ * back from it, signed in (a session, then the panel) or refused. */
+static enum MHD_Result oidc_signin(struct api_server *s, struct MHD_Connection *conn,
+                                   struct request *r, const char *url, const char *method)
+{
+	char ip[INET6_ADDRSTRLEN], redirect_uri[300], location[4096], why[512];
+	char who[API_SESSION_WHO_MAX + 1];
+	enum api_role role;
+	int login = !strcmp(url, "/auth/oidc/login");
+	const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	if (!login && strcmp(url, "/auth/oidc/callback"))
+		return signin_refused(conn, r, 404, "no such path");
+	if (!api_oidc_admins(s->cfg.oidc))
+		return signin_refused(conn, r, 404,
+		                      "no sign-in with an identity provider here "
+		                      "(api.oidc.admin_roles)");
+	if (strcmp(method, "GET"))
+		return respond(conn, r, 405,
+		               api_admin_error("method_not_allowed", NULL, "only GET here"), "GET");
+	if (!host_valid(host))
+		return signin_refused(conn, r, 400, "a Host header is needed");
+	/* the provider sends the browser back to the host it came from */
+	snprintf(redirect_uri, sizeof(redirect_uri), "https://%s/auth/oidc/callback", host);
+	if (login) {
+		unsigned status = api_oidc_signin_start(s->cfg.oidc, redirect_uri, location,
+		                                        sizeof(location), why, sizeof(why));
+		return status ? signin_refused(conn, r, status, why)
+		              : redirect(s, conn, r, location, NULL, API_ROLE_NONE);
+	}
+	const char *error = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "error");
+	if (error) {
+		snprintf(why, sizeof(why), "the identity provider refused: %.100s", error);
+		return signin_refused(conn, r, 403, why);
+	}
+	client_ip(conn, ip, sizeof(ip));
+	unsigned status = api_oidc_signin_finish(
+	    s->cfg.oidc, MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "code"),
+	    MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "state"), redirect_uri, ip,
+	    who, sizeof(who), &role, why, sizeof(why));
+	return status ? signin_refused(conn, r, status, why) : redirect(s, conn, r, "/", who, role);
+}
+
+/* The whole request is in: api_admin_handle answers it. */
+static enum MHD_Result admin_answer(struct api_server *s, struct MHD_Connection *conn,
+                                    struct request *r, const char *url, const char *method)
+{
+	char ip[INET6_ADDRSTRLEN], allow[128];
+	if (!strncmp(url, "/auth/oidc/", 11))
+		return oidc_signin(s, conn, r, url, method);
+	/* the API's paths; every other is the panel's */
+	if (strncmp(url, "/api/", 5)) {
+		enum MHD_Result ret = api_panel_answer(s->cfg.panel, conn, url, method);
+		r->answered = ret == MHD_YES;
+		return ret;
+	}
+	json_t *answer = NULL, *query = json_object();
+	client_ip(conn, ip, sizeof(ip));
+	if (r->too_large) {
+		json_decref(query);
+		return admin_too_large(s, conn, r);
+	}
+	const char *type =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (r->len && !api_content_type_is_json(type)) {
+		json_decref(query);
+		return respond(conn, r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+		               api_admin_error("unsupported_media_type", NULL,
+		                               "the body must be application/json"),
+		               NULL);
+	}
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_query_arg, query);
+	struct api_admin_call call = {
+	    .method = method,
+	    .path = url,
+	    .authorization =
+	        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+	    .session = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, API_SESSION_COOKIE),
+	    .csrf = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CSRF-Token"),
+	    .source = ip,
+	    .query = query,
+	    .body = r->body,
+	    .len = r->len,
+	};
+	unsigned status = api_admin_handle(s->cfg.admin, &call, &answer, allow, sizeof(allow));
+	json_decref(query);
+	return respond_cookie(conn, r, status, answer, status == 405 ? allow : NULL,
+	                      call.set_cookie);
+}
+
 /* The first call of a request: everything that can be judged from the
  * request line and the headers is judged here, before any body is read. */
 static enum MHD_Result begin(struct api_server *s, struct MHD_Connection *conn, struct request *r,
                              const char *url, const char *method)
 {
 	const char *allow = NULL;
+	if (s->cfg.admin) /* the rest is judged once the body is in (admin_answer) */
+		return judge_announced_size(s, conn, r);
 	r->route = api_route_find(url);
 	if (r->route == API_ROUTE_NONE)
 		return respond_error(conn, r, MHD_HTTP_NOT_FOUND, "not_found", "no such path",
@@ -579,8 +822,11 @@ static enum MHD_Result begin(struct api_server *s, struct MHD_Connection *conn, 
 		return respond_error(conn, r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
 		                     "method not allowed on this path", allow);
 	if (r->route == API_ROUTE_HEALTH || r->route == API_ROUTE_LIVE ||
-	    r->route == API_ROUTE_DEVICE_CONFIG)
+	    r->route == API_ROUTE_DEVICE_CONFIG || r->route == API_ROUTE_OIDC)
 		return MHD_YES; /* answered on the last call: MHD keeps the connection */
+	if ((r->route == API_ROUTE_NEXT_KEY || r->route == API_ROUTE_SWITCH_KEY) &&
+	    !(r->path = strdup(url)))
+		return MHD_NO;
 
 	const char *type =
 	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -588,21 +834,7 @@ static enum MHD_Result begin(struct api_server *s, struct MHD_Connection *conn, 
 		return respond_error(conn, r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
 		                     "unsupported_media_type", "the body must be application/json",
 		                     NULL);
-	const char *length =
-	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	unsigned long long announced = length ? strtoull(length, NULL, 10) : 0;
-	if (announced > s->cfg.max_body) {
-		/* Answering now and closing makes the kernel reset a connection
-		 * whose unread body is still arriving, and the client may lose
-		 * the answer. A client that waits for "100 Continue" sends no
-		 * body, and a huge body is not worth reading: answer those now.
-		 * Anything else is dropped as it arrives, then answered. */
-		if (announced > API_DROP_MAX ||
-		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT))
-			return too_large(s, conn, r);
-		start_dropping(r);
-	}
-	return MHD_YES;
+	return judge_announced_size(s, conn, r);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -649,6 +881,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	conn_reading(s, conn, 0); /* the request is whole: it is served, not slow */
 	if (r->answered)
 		return MHD_YES;
+	if (s->cfg.admin)
+		return admin_answer(s, conn, r, url, method);
 	if (r->too_large)
 		return too_large(s, conn, r);
 	if (r->route == API_ROUTE_HEALTH)
@@ -659,6 +893,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		               NULL);
 	if (r->route == API_ROUTE_DEVICE_CONFIG)
 		return device_config(s, conn, r);
+	if (r->route == API_ROUTE_OIDC) {
+		json_t *answer;
+		if (!s->cfg.oidc)
+			return no_oidc(conn, r);
+		unsigned status = api_oidc_public(s->cfg.oidc, &answer);
+		return respond(conn, r, status, answer, NULL);
+	}
 	return dispatch(s, conn, r);
 }
 
@@ -670,6 +911,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	/* a keep-alive connection waits for its next request: reading again */
 	conn_reading(cls, conn, 1);
 	if (r) {
+		free(r->path);
 		free(r->body);
 		free(r);
 		*con_cls = NULL;
@@ -693,8 +935,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* The listening socket is made here, not by MHD, so that a failed bind
  * reports its errno. */
-static int listen_on(const struct sockaddr_storage *addr, socklen_t addrlen, unsigned backlog,
-                     const char *name, int freebind, char *why, size_t whylen)
+int api_listen_on(const struct sockaddr_storage *addr, socklen_t addrlen, unsigned backlog,
+                  const char *name, int freebind, char *why, size_t whylen)
 {
 	int one = 1, zero = 0;
 	int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -727,7 +969,7 @@ static struct MHD_Daemon *serve_on(struct api_server *s, const char *listen, int
 	socklen_t addrlen;
 	if (api_parse_listen(listen, &addr, &addrlen, why, whylen))
 		return NULL;
-	int fd = listen_on(&addr, addrlen, s->cfg.backlog, listen, freebind, why, whylen);
+	int fd = api_listen_on(&addr, addrlen, s->cfg.backlog, listen, freebind, why, whylen);
 	if (fd < 0)
 		return NULL;
 	unsigned flags =
@@ -788,7 +1030,7 @@ struct api_server *api_server_start(const struct api_server_config *cfg, char *w
 		return NULL;
 	}
 	s->cfg.listen = s->cfg.extra_listen = s->cfg.vpn_prefix = s->cfg.vpn_api = NULL;
-	if (!(s->mhd = serve_on(s, cfg->listen, 0, cfg->threads, why, whylen))) {
+	if (!(s->mhd = serve_on(s, cfg->listen, cfg->freebind, cfg->threads, why, whylen))) {
 		api_server_stop(s);
 		return NULL;
 	}

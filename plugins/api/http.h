@@ -6,7 +6,11 @@
 
 #include <meshgate/meshgate.h>
 
+#include "admin.h"
 #include "api.h"
+#include "oidc.h"
+
+struct api_panel;
 
 struct api_server_config {
 	mg_ctx *ctx;           /* for mg_request and logging, from MHD's threads */
@@ -32,9 +36,26 @@ struct api_server_config {
 	const char *vpn_prefix;
 	const char *extra_listen;
 	const char *vpn_api;
+	/* The admin listener (admin.h): every request goes to
+	 * api_admin_handle; none of the devices' routes is served. NULL: the
+	 * devices' API. */
+	struct api_admin *admin;
+	/* The identity provider (oidc.h) for GET /api/v1/oidc and POST
+	 * /api/v1/oidc/enroll, or NULL: those answer 404. */
+	struct api_oidc *oidc;
+	/* The panel's files at / of the admin listener (panel.h), or NULL:
+	 * none. The caller's, kept until the server stops. */
+	const struct api_panel *panel;
+	int freebind; /* bind `listen` before its address exists (the VPN side) */
 };
 
 struct api_server;
+
+/* A listening TCP socket (non-blocking, close-on-exec) on addr, for an MHD
+ * daemon's MHD_OPTION_LISTEN_SOCKET; -1 with the reason (naming `name`)
+ * in why. freebind: the address may appear later. */
+int api_listen_on(const struct sockaddr_storage *addr, socklen_t addrlen, unsigned backlog,
+                  const char *name, int freebind, char *why, size_t whylen);
 
 /* Binds, then starts MHD; NULL with the reason in `why` on failure. The
  * config's strings are copied. */

@@ -110,6 +110,14 @@ void api_node_record_add_wg(json_t *record, json_t *wg_server, json_t *wan)
 	json_object_set(record, "wg_endpoint", endpoints ? json_array_get(endpoints, 0) : endpoint);
 	if (endpoints)
 		json_object_set(record, "wg_endpoints", endpoints);
+	/* a key switch under way (docs/rotation.md): the next key and when
+	 * the node switches to it, only both together */
+	json_t *next_key = json_object_get(wg_server, "next_public_key");
+	json_t *switch_at = json_object_get(wg_server, "switch_at_ms");
+	if (json_is_string(next_key) && json_is_integer(switch_at)) {
+		json_object_set(record, "wg_next_public_key", next_key);
+		json_object_set(record, "wg_switch_at_ms", switch_at);
+	}
 }
 
 int api_active_node(json_t *failover, char *out, size_t len)
@@ -148,9 +156,30 @@ json_t *api_gateways(json_t *records, const char *active)
 		json_t *endpoints = endpoint_list(json_object_get(record, "wg_endpoints"));
 		if (endpoints)
 			json_object_set(gateway, "endpoints", endpoints);
+		json_t *next_key = json_object_get(record, "wg_next_public_key");
+		json_t *switch_at = json_object_get(record, "wg_switch_at_ms");
+		if (json_is_string(next_key) && json_is_integer(switch_at)) {
+			json_object_set(gateway, "next_public_key", next_key);
+			json_object_set(gateway, "switch_at_ms", switch_at);
+		}
 		json_array_append_new(out, gateway);
 	}
 	return out;
+}
+
+void api_gateways_switch_in(json_t *gateways, uint64_t now_ms)
+{
+	size_t i;
+	json_t *gateway;
+	json_array_foreach(gateways, i, gateway)
+	{
+		json_t *at = json_object_get(gateway, "switch_at_ms");
+		if (!at)
+			continue;
+		json_int_t in = json_integer_value(at) - (json_int_t)now_ms;
+		json_object_set_new(gateway, "switch_in_ms", json_integer(in > 0 ? in : 0));
+		json_object_del(gateway, "switch_at_ms");
+	}
 }
 
 uint64_t api_config_epoch(json_t *common, json_t *policy)

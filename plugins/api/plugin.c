@@ -4,22 +4,30 @@
  * Requests become bus requests to preauth; the replies become HTTP
  * answers. It makes its own CA and server certificate unless the operator
  * gives it one, and follows the wireguard plugin's endpoint for the
- * certificate's names unless they are configured. Its only state is its
- * node's record in api_nodes (nodes.c): the CA every device is told to
- * trust, so that it can switch to any node of a cluster. */
+ * certificate's names unless they are configured. Its state: its node's
+ * record in api_nodes (nodes.c), the CA every device is told to trust so
+ * that it can switch to any node of a cluster; and the admin API's tokens
+ * and audit (admin.h), on a listener of their own (admin_listen). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <gnutls/gnutls.h>
+#include <sodium.h>
 
 #include <meshgate/meshgate.h>
 
+#include "admin.h"
 #include "api.h"
 #include "http.h"
+#include "oidc.h"
+#include "metrics_server.h"
+#include "panel.h"
+#include "session.h"
 #include "probe.h"
 #include "pmtu.h"
 #include "responder.h"
+#include "secret.h"
 
 #define RENEW_CHECK_MS (6u * 3600u * 1000u)
 /* Publishing this node's CA failed (no cluster quorum): tried again this often. */
@@ -28,6 +36,10 @@
 #define PUBLISH_ATTEMPTS 3
 /* How often connections too slow to send their request are closed. */
 #define SLOW_CHECK_MS 250u
+/* How often the audit is cut down to api.audit_keep records. */
+#define AUDIT_PRUNE_MS 60000u
+/* The admin listener's port on the VPN side when admin_listen is not set. */
+#define ADMIN_PORT 8444
 
 /* The VPN side as wg/server makes it: who may ask for a device config,
  * and where devices reach the API from inside the tunnel. */
@@ -42,11 +54,17 @@ struct api {
 	struct api_tls tls; /* what it serves */
 	struct vpn_side vpn;
 	struct api_server *server;
-	int renew_timer, slow_timer;
+	struct api_server *admin_server; /* the admin API (admin_listen), or NULL */
+	struct api_admin *admin;
+	struct api_oidc *oidc;   /* the identity provider (api.oidc), or NULL */
+	struct api_panel *panel; /* the admin listener's files, or NULL */
+	int renew_timer, slow_timer, audit_timer;
 	int publish_timer; /* while this node's record waits to be written */
 	json_t *cas;       /* what devices are told to trust (refresh_nodes) */
 	struct api_responder *probe;
 	struct api_pmtu *pmtu;
+	struct api_metrics *metrics; /* the /metrics listener, or NULL (off) */
+	json_t *metrics_running;     /* {"listen", "timeout_ms"} it runs with */
 };
 
 /* The settings, read from a config object (validated by the core for
@@ -59,6 +77,63 @@ struct settings {
 	json_int_t ca_days, server_days, renew_days;
 	int vpn_listen;
 	json_int_t probe_port, pmtu_port;
+	const char *admin_listen;
+	json_int_t admin_auth_failures, audit_keep;
+	const char *panel_dir, *qrcode_js;
+	struct api_oidc_settings oidc;
+	json_t *oidc_config; /* api.oidc as configured */
+};
+
+static const struct mg_setting oidc_role_item[] = {
+    {"", MG_SETTING_STRING, NULL, "The role of the group's members.", NULL, 0},
+    {0},
+};
+
+static const struct mg_setting oidc_settings[] = {
+    {"issuer", MG_SETTING_STRING, NULL,
+     "The identity provider's issuer URL (https), exactly as its tokens' \"iss\" and its "
+     "discovery document (ISSUER/.well-known/openid-configuration) say, e.g. "
+     "\"https://sso.example.com/realms/staff\". Unset: no identity login.",
+     NULL, 0},
+    {"client_id", MG_SETTING_STRING, NULL,
+     "The gateway's client at the provider: admins sign in to the panel with it "
+     "(authorization code flow with PKCE; redirect URI https://ADMIN_LISTEN/auth/oidc/callback).",
+     NULL, 0},
+    {"device_client_id", MG_SETTING_STRING, NULL,
+     "The devices' client at the provider (public, no secret, the device authorization flow "
+     "on): `meshgate up --login` logs in with it and the gateway takes only ID tokens issued "
+     "to it. Default: client_id (then a public client).",
+     NULL, 0},
+    {"client_secret_file", MG_SETTING_STRING, NULL,
+     "File holding the secret of client_id (its first line; mode 0600, else refused). Unset: "
+     "client_id is a public client and PKCE alone protects the sign-in.",
+     NULL, 0},
+    {"ca_file", MG_SETTING_STRING, NULL,
+     "PEM file of the CA(s) the provider's certificate is verified against. Unset: the "
+     "system's store. TLS is always verified.",
+     NULL, 0},
+    {"group_claim", MG_SETTING_STRING, "\"groups\"",
+     "The ID token claim listing the person's groups (an array of strings; Keycloak's "
+     "\"/group\" paths count as \"group\").",
+     NULL, 0},
+    {"user_claim", MG_SETTING_STRING, "\"preferred_username\"",
+     "The claim the gateway names a new user by (\"preferred_username\" or \"email\"), made "
+     "a user name (lower case, a-z 0-9 '-', at most 32). A person keeps the user of their "
+     "first login (bound to the provider's iss and sub).",
+     NULL, 0},
+    {"roles", MG_SETTING_MAP, "{}",
+     "Devices: group = \"role\" (a preauth role); the first group of this list the person "
+     "is in gives the role of their user. No group of the list: the login is refused.",
+     oidc_role_item, 0},
+    {"admin_roles", MG_SETTING_MAP, "{}",
+     "Admins signing in to the panel: group = \"admin\", \"operator\" or \"viewer\"; the "
+     "first group of this list the person is in gives their role. None: refused.",
+     oidc_role_item, 0},
+    {"login_failures", MG_SETTING_INT, "10",
+     "Refused logins (a forged, expired or unmapped token) one source address may make a "
+     "minute (1..10000); past it the address gets 429.",
+     NULL, 0},
+    {0},
 };
 
 static const struct mg_setting api_settings[] = {
@@ -126,6 +201,46 @@ static const struct mg_setting api_settings[] = {
      "address there (docs/api.md, \"Size probes\"). Keep it open on the public side. 0: none "
      "(devices keep the MTU they have).",
      NULL, 0},
+    {"metrics_listen", MG_SETTING_STRING, "\"127.0.0.1:9100\"",
+     "Address and port of the Prometheus metrics (plain HTTP, GET /metrics; docs/metrics.md): "
+     "\"ADDR:PORT\" or \"[ADDR6]:PORT\", numeric; \"\" turns them off. Loopback by default: "
+     "the figures have no authentication, so expose them only to the scraper.",
+     NULL, 0},
+    {"metrics_timeout_ms", MG_SETTING_INT, "2000",
+     "How long a scrape waits for each plugin's figures, in ms (100..60000), asking them all "
+     "at once; a plugin that has not answered by then is left out of that scrape and counted "
+     "in meshgate_scrape_errors_total.",
+     NULL, 0},
+    {"admin_listen", MG_SETTING_STRING, NULL,
+     "Address and port of the admin API (HTTPS, bearer tokens: docs/api.md), \"ADDR:PORT\" "
+     "or \"[ADDR6]:PORT\". Default: the VPN gateway address (the host of "
+     "wireguard.address, followed when it changes) at port 8444, reachable only through the "
+     "tunnel; never the public side unless set so. \"\": no admin API.",
+     NULL, 0},
+    {"admin_auth_failures", MG_SETTING_INT, "10",
+     "Failed authentications (a missing, wrong or expired token) the admin API takes from "
+     "one source address a minute (a token bucket that size, refilled over a minute); past "
+     "it the address gets 429 (1..10000).",
+     NULL, 0},
+    {"audit_keep", MG_SETTING_INT, "10000",
+     "Records the audit keeps (meshgatectl audit): the newest; older ones are deleted every "
+     "minute (100..1000000).",
+     NULL, 0},
+    {"oidc", MG_SETTING_GROUP, NULL,
+     "Identity login with the company's OpenID Connect provider (docs/oidc.md): devices "
+     "enrol with `meshgate up --login`, admins sign in to the panel with it.",
+     oidc_settings, 0},
+    {"panel_dir", MG_SETTING_STRING, NULL,
+     "Directory of the web panel's files, served at / of the admin listener (docs/panel.md): "
+     "GET only, files inside it only. Default: the install's share/meshgate/panel "
+     "(/usr/share/meshgate/panel from the packages). \"\": no panel (the admin API serves "
+     "on).",
+     NULL, 0},
+    {"qrcode_js", MG_SETTING_STRING, "\"/usr/share/javascript/qrcode-generator/qrcode.js\"",
+     "The QR code library the panel draws a phone's config with (Debian's "
+     "node-qrcode-generator), served at /lib/qrcode.js of the admin listener. \"\": none (the "
+     "panel shows the config as text only).",
+     NULL, 0},
     {"tls_priorities", MG_SETTING_STRING, "\"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2\"",
      "GnuTLS priority string: protocol versions and ciphers offered.", NULL, 0},
     {"ca_days", MG_SETTING_INT, "3650", "Validity of a generated CA, in days.", NULL, 0},
@@ -169,6 +284,9 @@ static int read_settings(json_t *config, struct settings *st, char *why, size_t 
 	    {"renew_days", 0, 3649},
 	    {"probe_port", 0, 65535},
 	    {"pmtu_port", 0, 65535},
+	    {"metrics_timeout_ms", 100, 60000},
+	    {"admin_auth_failures", 1, 10000},
+	    {"audit_keep", 100, 1000000},
 	};
 	memset(st, 0, sizeof(*st));
 	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
@@ -195,6 +313,13 @@ static int read_settings(json_t *config, struct settings *st, char *why, size_t 
 	st->vpn_listen = json_is_true(json_object_get(config, "vpn_listen"));
 	st->probe_port = int_of(config, "probe_port");
 	st->pmtu_port = int_of(config, "pmtu_port");
+	st->admin_listen = json_string_value(json_object_get(config, "admin_listen"));
+	st->admin_auth_failures = int_of(config, "admin_auth_failures");
+	st->audit_keep = int_of(config, "audit_keep");
+	st->panel_dir = json_string_value(json_object_get(config, "panel_dir"));
+	if (!st->panel_dir)
+		st->panel_dir = MG_PANEL_DIR;
+	st->qrcode_js = json_string_value(json_object_get(config, "qrcode_js"));
 	if (st->renew_days >= st->server_days) {
 		snprintf(why, len, "api.renew_days must be less than api.server_cert_days");
 		return -EINVAL;
@@ -213,7 +338,21 @@ static int read_settings(json_t *config, struct settings *st, char *why, size_t 
 	socklen_t addrlen;
 	if (api_parse_listen(st->listen, &addr, &addrlen, why, len))
 		return -EINVAL;
+	const char *metrics = json_string_value(json_object_get(config, "metrics_listen"));
+	if (*metrics && api_parse_listen(metrics, &addr, &addrlen, why, len)) {
+		snprintf(why + strlen(why), len - strlen(why), " (api.metrics_listen)");
+		return -EINVAL;
+	}
 	if (st->names && api_names_check(st->names, why, len))
+		return -EINVAL;
+	if (st->admin_listen && *st->admin_listen &&
+	    api_parse_listen(st->admin_listen, &addr, &addrlen, why, len))
+		return -EINVAL;
+	st->oidc_config = json_object_get(config, "oidc");
+	json_int_t login_failures = int_of(st->oidc_config, "login_failures");
+	if (st->oidc_config && (login_failures < 1 || login_failures > 10000))
+		return out_of_range(why, len, "oidc.login_failures", 1, 10000);
+	if (api_oidc_settings_read(st->oidc_config, &st->oidc, why, len))
 		return -EINVAL;
 	gnutls_priority_t prio;
 	const char *at = NULL;
@@ -250,9 +389,40 @@ static json_t *wan_record(mg_ctx *ctx)
 	return value;
 }
 
+/* The private keys of the generated certificates: secrets of the secret
+ * service (lib/secret), which keeps them sealed on the node or in Vault. */
+static int key_load(void *arg, const char *name, char **pem, char *why, size_t whylen)
+{
+	unsigned char *data;
+	size_t len;
+	long long version;
+	int rc = secret_get_opaque(arg, name, &data, &len, &version, why, whylen);
+	*pem = (char *)data;
+	return rc;
+}
+
+/* Replaces whatever version the service has (a new CA replaces the key of
+ * the one moved away). */
+static int key_save(void *arg, const char *name, const char *pem, size_t len, char *why,
+                    size_t whylen)
+{
+	unsigned char *old;
+	size_t oldlen;
+	long long version = 0;
+	int rc = secret_get_opaque(arg, name, &old, &oldlen, &version, why, whylen);
+	if (!rc) {
+		sodium_memzero(old, oldlen);
+		free(old);
+	} else if (rc != -ENOENT) {
+		return rc;
+	}
+	return secret_put_opaque(arg, name, pem, len, version, why, whylen);
+}
+
 static int prepare_tls(mg_ctx *ctx, const struct settings *st, struct api_tls *tls, char *why,
                        size_t len)
 {
+	const struct api_keys keys = {key_load, key_save, ctx};
 	time_t now = (time_t)(mg_now_ms(ctx) / 1000);
 	if (st->cert)
 		return api_tls_load(st->cert, st->key, now, tls, why, len);
@@ -261,6 +431,7 @@ static int prepare_tls(mg_ctx *ctx, const struct settings *st, struct api_tls *t
 	json_decref(wg);
 	struct api_tls_params params = {
 	    .dir = mg_state_dir(ctx),
+	    .keys = &keys,
 	    .names = names,
 	    .now = now,
 	    .ca_days = (unsigned)st->ca_days,
@@ -287,12 +458,14 @@ static void vpn_side(mg_ctx *ctx, const struct settings *st, struct vpn_side *v)
 	json_decref(wg);
 }
 
-static struct api_server *serve(mg_ctx *ctx, const struct settings *st, const struct api_tls *tls,
-                                const struct vpn_side *vpn, char *why, size_t len)
+/* What the devices' server and the admin server share: the settings and
+ * the certificate; `listen` is each one's own. */
+static struct api_server_config server_config(mg_ctx *ctx, const struct settings *st,
+                                              const struct api_tls *tls, const char *listen)
 {
-	struct api_server_config cfg = {
+	return (struct api_server_config){
 	    .ctx = ctx,
-	    .listen = st->listen,
+	    .listen = listen,
 	    .chain_pem = tls->chain_pem,
 	    .key_pem = tls->key_pem,
 	    .priorities = st->priorities,
@@ -305,11 +478,72 @@ static struct api_server *serve(mg_ctx *ctx, const struct settings *st, const st
 	    .backlog = 128,
 	    .max_body = (size_t)st->max_body,
 	    .request_timeout_ms = (int)st->request_timeout_ms,
-	    .vpn_prefix = vpn->prefix,
-	    .extra_listen = vpn->extra,
-	    .vpn_api = vpn->url,
 	};
+}
+
+static struct api_server *serve(mg_ctx *ctx, const struct settings *st, const struct api_tls *tls,
+                                const struct vpn_side *vpn, char *why, size_t len)
+{
+	struct api_server_config cfg = server_config(ctx, st, tls, st->listen);
+	cfg.vpn_prefix = vpn->prefix;
+	cfg.extra_listen = vpn->extra;
+	cfg.vpn_api = vpn->url;
+	cfg.oidc = ((struct api *)ctx->self)->oidc;
 	return api_server_start(&cfg, why, len);
+}
+
+static void stop_admin(struct api *self)
+{
+	api_server_stop(self->admin_server); /* first: its threads use admin */
+	api_admin_free(self->admin);
+	api_panel_free(self->panel);
+	self->admin_server = NULL;
+	self->admin = NULL;
+	self->panel = NULL;
+}
+
+/* The admin API: on admin_listen, else on the VPN gateway address. It is
+ * not the devices' business: when it cannot listen, the devices' API runs
+ * on without it (and the log says why). */
+static void serve_admin(mg_ctx *ctx, const struct settings *st, const struct api_tls *tls)
+{
+	struct api *self = ctx->self;
+	char listen[96] = "", gateway[64], why[512];
+	json_t *wg = wg_server(ctx);
+	if (st->admin_listen)
+		snprintf(listen, sizeof(listen), "%s", st->admin_listen);
+	else if (!api_vpn_gateway(wg, gateway, sizeof(gateway)))
+		snprintf(listen, sizeof(listen), strchr(gateway, ':') ? "[%s]:%d" : "%s:%d",
+		         gateway, ADMIN_PORT);
+	json_decref(wg);
+	stop_admin(self);
+	if (!*listen) {
+		if (!st->admin_listen)
+			mg_info(ctx,
+			        "no admin API: no VPN gateway address yet (wireguard.address) and "
+			        "no api.admin_listen");
+		return;
+	}
+	self->admin =
+	    api_admin_new(ctx, (unsigned)st->admin_auth_failures, (int)st->request_timeout_ms);
+	/* without its files the panel is off, not the admin API */
+	if (*st->panel_dir &&
+	    !(self->panel = api_panel_new(st->panel_dir, st->qrcode_js, why, sizeof(why))))
+		mg_warn(ctx, "no web panel: %s", why);
+	struct api_server_config cfg = server_config(ctx, st, tls, listen);
+	cfg.admin = self->admin;
+	cfg.panel = self->panel;
+	cfg.oidc = self->oidc; /* the admins' sign-in */
+	if (self->admin)
+		api_session_offer_oidc(self->admin, api_oidc_admins(self->oidc));
+	cfg.freebind = !st->admin_listen; /* the VPN address comes with the interface */
+	if (self->admin && (self->admin_server = api_server_start(&cfg, why, sizeof(why))))
+		mg_info(ctx, "admin API on https://%s%s", listen,
+		        self->panel ? ", the web panel at /" : "");
+	else
+		mg_error_log(ctx, "no admin API: %s", self->admin ? why : "out of memory");
+	if (!self->admin_server)
+		stop_admin(self);
 }
 
 static void announce(mg_ctx *ctx, const struct settings *st, const struct api_tls *tls,
@@ -326,6 +560,9 @@ static void announce(mg_ctx *ctx, const struct settings *st, const struct api_tl
 	if (*api_server_vpn_api(server))
 		mg_info(ctx, "devices reach the API through the tunnel at %s",
 		        api_server_vpn_api(server));
+	if (tls->moved[0])
+		mg_info(ctx, "moved the private keys into the secret service, files removed: %s",
+		        tls->moved);
 	if (tls->made_ca)
 		mg_info(ctx, "made a new CA: %s/%s", mg_state_dir(ctx), API_CA_CERT_FILE);
 	if (tls->made_server)
@@ -522,6 +759,24 @@ static int same_tls(const struct api_tls *a, const struct api_tls *b)
 	       !strcmp(a->key_pem, b->key_pem);
 }
 
+/* The identity provider of api.oidc, when set: 0 with *oidc (NULL when
+ * unset), or -EINVAL logged. */
+static int oidc_start(mg_ctx *ctx, const struct settings *st, struct api_oidc **oidc)
+{
+	char why[512];
+	*oidc = NULL;
+	if (!st->oidc.issuer)
+		return 0;
+	*oidc =
+	    api_oidc_new(ctx, st->oidc_config, (unsigned)int_of(st->oidc_config, "login_failures"),
+	                 (int)st->request_timeout_ms, why, sizeof(why));
+	if (!*oidc) {
+		mg_error_log(ctx, "%s", why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Brings the server in line with `config`: new certificates and a new
  * server only when something changed. On failure the old server keeps
  * running (or runs again) and the error is returned. */
@@ -544,20 +799,35 @@ static int apply(mg_ctx *ctx, json_t *config)
 		api_tls_clear(&tls);
 		return 0;
 	}
+	struct api_oidc *oidc = NULL;
+	if (oidc_start(ctx, &st, &oidc)) {
+		api_tls_clear(&tls);
+		return -EINVAL;
+	}
 	/* the port may be the same: the old server lets go of it first */
+	stop_admin(self);
 	api_server_stop(self->server);
+	api_oidc_free(self->oidc); /* after the servers: their threads use it */
+	self->oidc = oidc;
 	self->server = serve(ctx, &st, &tls, &vpn, why, sizeof(why));
 	if (!self->server) {
 		mg_error_log(ctx, "%s", why);
 		api_tls_clear(&tls);
+		api_oidc_free(self->oidc);
+		self->oidc = NULL;
 		if (self->running && !read_settings(self->running, &old, why, sizeof(why)) &&
+		    !oidc_start(ctx, &old, &self->oidc) &&
 		    (self->server = serve(ctx, &old, &self->tls, &self->vpn, why, sizeof(why)))) {
 			mg_warn(ctx, "kept the previous settings");
+			serve_admin(ctx, &old, &self->tls);
 			refresh_nodes(ctx);
 		}
 		return -EADDRNOTAVAIL;
 	}
 	announce(ctx, &st, &tls, &vpn, self->server);
+	if (self->oidc)
+		mg_info(ctx, "identity login (OIDC) with %s", st.oidc.issuer);
+	serve_admin(ctx, &st, &tls);
 	api_tls_clear(&self->tls);
 	self->tls = tls;
 	self->vpn = vpn;
@@ -638,6 +908,15 @@ static void on_slow_timer(mg_ctx *ctx, void *arg)
 	api_server_tick(self->server);
 }
 
+static void on_audit_timer(mg_ctx *ctx, void *arg)
+{
+	struct api *self = ctx->self;
+	(void)arg;
+	int rc = api_audit_prune(ctx, (size_t)int_of(self->running, "audit_keep"));
+	if (rc)
+		mg_warn(ctx, "cannot cut the audit down: %s", strerror(-rc));
+}
+
 static void on_renew_timer(mg_ctx *ctx, void *arg)
 {
 	(void)arg;
@@ -684,6 +963,48 @@ static json_t *info(mg_ctx *ctx, const char *service, json_t *request, void *arg
 	return reply;
 }
 
+/* The /metrics listener in line with `config`: started, moved or stopped
+ * only when its settings changed. On failure the previous one runs again,
+ * if there was one, and the API for devices serves on: a port taken (by
+ * node_exporter, whose default is 9100 too) is no reason to stop
+ * onboarding. */
+static int metrics_apply(mg_ctx *ctx, json_t *config)
+{
+	struct api *self = ctx->self;
+	char why[1024];
+	json_t *want = json_pack("{s:O, s:O}", "listen", json_object_get(config, "metrics_listen"),
+	                         "timeout_ms", json_object_get(config, "metrics_timeout_ms"));
+	if (!want)
+		return -ENOMEM;
+	if (json_equal(want, self->metrics_running)) {
+		json_decref(want);
+		return 0;
+	}
+	const char *listen = json_string_value(json_object_get(want, "listen"));
+	int timeout_ms = (int)json_integer_value(json_object_get(want, "timeout_ms"));
+	api_metrics_stop(self->metrics); /* the port may be the same */
+	self->metrics = NULL;
+	if (*listen &&
+	    !(self->metrics = api_metrics_start(ctx, listen, timeout_ms, why, sizeof(why)))) {
+		mg_error_log(ctx, "%s (api.metrics_listen)", why);
+		json_decref(want);
+		json_t *old = self->metrics_running;
+		const char *old_listen = json_string_value(json_object_get(old, "listen"));
+		if (old_listen && *old_listen &&
+		    (self->metrics = api_metrics_start(
+		         ctx, old_listen,
+		         (int)json_integer_value(json_object_get(old, "timeout_ms")), why,
+		         sizeof(why))))
+			mg_warn(ctx, "kept the previous metrics_listen, %s", old_listen);
+		return -EADDRNOTAVAIL;
+	}
+	if (*listen)
+		mg_info(ctx, "metrics at http://%s/metrics", listen);
+	json_decref(self->metrics_running);
+	self->metrics_running = want;
+	return 0;
+}
+
 static int api_init(mg_ctx *ctx)
 {
 	struct settings st;
@@ -701,6 +1022,10 @@ static int api_init(mg_ctx *ctx)
 	}
 	ctx->self = self;
 	int rc = mg_service_add(ctx, "api.info", info, NULL);
+	if (!rc)
+		rc = api_tokens_register(ctx);
+	if (!rc)
+		rc = api_audit_register(ctx);
 	if (!rc)
 		rc = mg_subscribe(ctx, "state.wg", on_wg_change, NULL);
 	if (!rc)
@@ -730,6 +1055,7 @@ static int api_start(mg_ctx *ctx)
 	int rc = apply(ctx, mg_config(ctx));
 	if (rc)
 		return rc;
+	metrics_apply(ctx, mg_config(ctx));
 	if ((rc = api_responder_load_devices(ctx, self->probe)))
 		mg_warn(ctx, "cannot read the devices: probes go unanswered (%s)", strerror(-rc));
 	rc = mg_timer_add(ctx, RENEW_CHECK_MS, 1, on_renew_timer, NULL);
@@ -741,13 +1067,17 @@ static int api_start(mg_ctx *ctx)
 		return rc;
 	}
 	self->slow_timer = rc;
+	rc = mg_timer_add(ctx, AUDIT_PRUNE_MS, 1, on_audit_timer, NULL);
+	self->audit_timer = rc > 0 ? rc : 0;
 	mg_ready(ctx); /* serving */
 	return 0;
 }
 
 static int api_reload(mg_ctx *ctx)
 {
-	return apply(ctx, mg_config(ctx));
+	int rc = apply(ctx, mg_config(ctx));
+	metrics_apply(ctx, mg_config(ctx));
+	return rc;
 }
 
 static void api_stop(mg_ctx *ctx)
@@ -761,7 +1091,13 @@ static void api_stop(mg_ctx *ctx)
 		mg_timer_del(ctx, self->slow_timer);
 	if (self->publish_timer > 0)
 		mg_timer_del(ctx, self->publish_timer);
+	if (self->audit_timer > 0)
+		mg_timer_del(ctx, self->audit_timer);
+	stop_admin(self);
 	api_server_stop(self->server);
+	api_oidc_free(self->oidc);
+	api_metrics_stop(self->metrics);
+	json_decref(self->metrics_running);
 	api_responder_free(ctx, self->probe);
 	api_pmtu_free(ctx, self->pmtu);
 	api_tls_clear(&self->tls);
@@ -773,7 +1109,10 @@ static void api_stop(mg_ctx *ctx)
 
 MG_PLUGIN(.name = "api", .version = "1.0.0",
           .description = "HTTPS API for devices: redeem a code, register a key, follow the "
-                         "networks (to preauth)",
-          .owns = (const char *const[]){API_NODES_DB, NULL},
-          .cluster = (const char *const[]){API_NODES_DB, NULL}, .settings = api_settings,
+                         "networks (to preauth); and for admins, with tokens and an audit",
+          .owns = (const char *const[]){API_NODES_DB, API_TOKENS_DB, API_AUDIT_DB, API_OIDC_DB,
+                                        NULL},
+          .cluster = (const char *const[]){API_NODES_DB, API_TOKENS_DB, API_AUDIT_DB, API_OIDC_DB,
+                                           NULL},
+          .depends = (const char *const[]){"secrets", NULL}, .settings = api_settings,
           .init = api_init, .start = api_start, .reload = api_reload, .stop = api_stop);

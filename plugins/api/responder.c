@@ -30,6 +30,7 @@ struct api_responder {
 	json_t *addresses; /* device id -> its address in roles */
 	json_t *epochs;    /* role -> epoch (integer), computed when first asked */
 	json_t *mtus;      /* device address -> the MTU it told, when a route carries it */
+	json_t *rotations; /* device address -> its key rotation's part of its epoch */
 	unsigned long answered, dropped;
 };
 
@@ -43,6 +44,7 @@ struct api_responder *api_responder_new(void)
 	r->addresses = json_object();
 	r->epochs = json_object();
 	r->mtus = json_object();
+	r->rotations = json_object();
 	return r;
 }
 
@@ -67,6 +69,7 @@ void api_responder_free(mg_ctx *ctx, struct api_responder *r)
 	json_decref(r->addresses);
 	json_decref(r->epochs);
 	json_decref(r->mtus);
+	json_decref(r->rotations);
 	free(r);
 }
 
@@ -147,6 +150,7 @@ static void forget_device(struct api_responder *r, const char *id)
 	if (address) {
 		forget_mtu(r, address);
 		json_object_del(r->roles, address);
+		json_object_del(r->rotations, address);
 	}
 	json_object_del(r->addresses, id);
 }
@@ -164,6 +168,14 @@ static void learn_device(struct api_responder *r, const char *id, json_t *device
 	snprintf(host, sizeof(host), "%.*s", (int)strcspn(address, "/"), address);
 	json_object_set_new(r->roles, host, json_string(role ? role : ""));
 	json_object_set_new(r->addresses, id, json_string(host));
+	/* A role's devices share its epoch; a device asked to rotate its key
+	 * (preauth's counters, docs/rotation.md) must see its own change, and
+	 * another once it has rotated: both counters go into its epoch. */
+	json_int_t requested = json_integer_value(json_object_get(device, "rotate_requested"));
+	json_int_t rotated = json_integer_value(json_object_get(device, "rotated"));
+	if (requested)
+		json_object_set_new(r->rotations, host,
+		                    json_integer(requested * 2 + (requested > rotated)));
 }
 
 static int learn_one(const char *key, json_t *value, void *arg)
@@ -179,6 +191,7 @@ int api_responder_load_devices(mg_ctx *ctx, struct api_responder *r)
 	if (rc)
 		return rc;
 	json_object_clear(r->roles);
+	json_object_clear(r->rotations);
 	json_object_clear(r->addresses);
 	rc = mg_state_foreach(ctx, txn, DEVICES_DB, NULL, learn_one, r);
 	mg_txn_abort(ctx, txn);
@@ -229,7 +242,10 @@ static void answer_one(mg_ctx *ctx, struct api_responder *r, const uint8_t *buf,
 		return;
 	}
 	follow_mtu(ctx, r, ip, mtu);
-	a.epoch = role_epoch(ctx, r, json_string_value(role));
+	a.epoch = role_epoch(ctx, r, json_string_value(role)) ^
+	          (uint64_t)json_integer_value(json_object_get(r->rotations, ip));
+	if (!a.epoch) /* 0 is no epoch */
+		a.epoch = 1;
 	snprintf(a.node, sizeof(a.node), "%s", r->node);
 	snprintf(a.active, sizeof(a.active), "%s", r->active);
 	int n = probe_answer_encode(&a, out);

@@ -456,10 +456,8 @@ static const struct {
 	const char *name;
 	mg_service_fn fn;
 } services[] = {
-    {"dns.add", dns_svc_add},
-    {"dns.del", dns_svc_del},
-    {"dns.list", dns_svc_list},
-    {"dns.stats", dns_svc_stats},
+    {"dns.add", dns_svc_add},     {"dns.del", dns_svc_del},         {"dns.list", dns_svc_list},
+    {"dns.stats", dns_svc_stats}, {"dns.metrics", dns_svc_metrics},
 };
 
 static void dns_free(struct dns *d)

@@ -493,6 +493,7 @@ json_t *dns_svc_add(mg_ctx *ctx, const char *service, json_t *request, void *arg
 json_t *dns_svc_del(mg_ctx *ctx, const char *service, json_t *request, void *arg);
 json_t *dns_svc_list(mg_ctx *ctx, const char *service, json_t *request, void *arg);
 json_t *dns_svc_stats(mg_ctx *ctx, const char *service, json_t *request, void *arg);
+json_t *dns_svc_metrics(mg_ctx *ctx, const char *service, json_t *request, void *arg);
 
 /* the plugin thread's epoll set (dns.c) */
 int dns_io_add(struct dns *d, struct dns_io *io, uint32_t events);

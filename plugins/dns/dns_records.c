@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dns.h"
+#include "metrics.h"
 
 /* ---- devices ---- */
 
@@ -876,4 +877,55 @@ json_t *dns_svc_stats(mg_ctx *ctx, const char *service, json_t *request, void *a
 		                    json_integer((json_int_t)atomic_load_explicit(
 		                        counters[i].value, memory_order_relaxed)));
 	return reply;
+}
+
+/* dns.metrics: the same counters as dns.stats, as Prometheus families. */
+json_t *dns_svc_metrics(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	static const struct mg_field fields[] = {{0}};
+	struct dns *d = ctx->self;
+	struct dns_counters *c = &d->srv.count;
+	(void)service;
+	(void)arg;
+	json_t *bad = mg_request_check(ctx, request, fields);
+	if (bad)
+		return bad;
+	json_t *families = json_array();
+	json_t *queries = metrics_family(families, "meshgate_dns_queries_total", "counter",
+	                                 "DNS queries received, by transport");
+	metrics_sample(queries, json_pack("{s:s}", "transport", "udp"),
+	               (double)atomic_load_explicit(&c->udp, memory_order_relaxed));
+	metrics_sample(queries, json_pack("{s:s}", "transport", "tcp"),
+	               (double)atomic_load_explicit(&c->tcp, memory_order_relaxed));
+	const struct {
+		const char *name, *help;
+		_Atomic uint64_t *value;
+	} counters[] = {
+	    {"meshgate_dns_answers_total",
+	     "Queries the gateway answered itself (its zone, device names; NXDOMAIN and FORMERR "
+	     "included)",
+	     &c->answered},
+	    {"meshgate_dns_nxdomain_total", "Answers of the gateway's own that were NXDOMAIN",
+	     &c->nxdomain},
+	    {"meshgate_dns_formerr_total", "Malformed queries answered FORMERR", &c->formerr},
+	    {"meshgate_dns_forwarded_total", "Queries forwarded to an upstream server",
+	     &c->forwarded},
+	    {"meshgate_dns_servfail_total",
+	     "Forwarded queries answered SERVFAIL (no upstream answer)", &c->servfail},
+	    {"meshgate_dns_upstream_timeouts_total",
+	     "Forwarded queries an upstream did not answer in time", &c->upstream_timeouts},
+	    {"meshgate_dns_refused_sources_total",
+	     "Queries from sources outside the allowed networks", &c->refused_source},
+	    {"meshgate_dns_truncated_total", "UDP answers cut short (TC set)", &c->truncated},
+	    {"meshgate_dns_dropped_total", "Queries dropped unanswered (garbage, full queues)",
+	     &c->dropped},
+	};
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+		metrics_sample(
+		    metrics_family(families, counters[i].name, "counter", counters[i].help), NULL,
+		    (double)atomic_load_explicit(counters[i].value, memory_order_relaxed));
+	metrics_sample(metrics_family(families, "meshgate_dns_names", "gauge",
+	                              "Names the gateway answers for"),
+	               NULL, (double)dns_index_names(d->srv.index));
+	return metrics_reply(families);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "failover.h"
+#include "metrics.h"
 
 /* A record the cluster refused (no quorum) is written again this often. */
 #define FO_RETRY_MS 1000
@@ -46,6 +47,7 @@ struct fo {
 	bool unwritten; /* this node's record is not in the cluster yet */
 	bool started;   /* the fifo is open: keepalived may run (events come from init on) */
 	int heartbeat_timer, retry_timer;
+	uint64_t changes_to[FO_STOPPED + 1]; /* state changes into each state (metrics) */
 };
 
 static const char *setting(mg_ctx *ctx, const char *name)
@@ -113,6 +115,8 @@ static void set_state(mg_ctx *ctx, enum fo_state state)
 	}
 	json_decref(self->record);
 	self->record = record;
+	if (!self->state_known || self->state != state)
+		self->changes_to[state]++;
 	self->state = state;
 	self->state_known = true;
 	int rc = put_one(ctx, FO_DB_SELF, FO_SELF_KEY, record);
@@ -431,6 +435,35 @@ static json_t *status(mg_ctx *ctx, const char *service, json_t *request, void *a
 	return reply;
 }
 
+/* failover.metrics: this node's state and how often it changed. */
+static json_t *metrics(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	static const struct mg_field fields[] = {{0}};
+	struct fo *self = ctx->self;
+	json_t *bad;
+	(void)service;
+	(void)arg;
+	if ((bad = mg_request_check(ctx, request, fields)))
+		return bad;
+	json_t *families = json_array();
+	json_t *state = metrics_family(families, "meshgate_failover_state", "gauge",
+	                               "1 for this node's VRRP state (master is the active node), "
+	                               "0 for the others");
+	json_t *changes =
+	    metrics_family(families, "meshgate_failover_changes_total", "counter",
+	                   "Changes of this node's VRRP state, by the state changed to");
+	for (enum fo_state s = FO_MASTER; s <= FO_STOPPED; s++) {
+		metrics_sample(state, json_pack("{s:s}", "state", fo_state_name(s)),
+		               self->state_known && self->state == s);
+		metrics_sample(changes, json_pack("{s:s}", "state", fo_state_name(s)),
+		               (double)self->changes_to[s]);
+	}
+	metrics_sample(metrics_family(families, "meshgate_failover_keepalived_running", "gauge",
+	                              "1 while the keepalived this node runs is up"),
+	               NULL, self->pid > 0);
+	return metrics_reply(families);
+}
+
 /* ---- lifecycle ---- */
 
 static int check_settings(mg_ctx *ctx, struct fo *self)
@@ -549,6 +582,7 @@ int fo_init_with(mg_ctx *ctx, const struct fo_system *sys, void *sys_arg)
 	if (!rc)
 		rc = find_paths(ctx, self);
 	if (!rc && !(rc = mg_service_add(ctx, "failover.status", status, NULL)) &&
+	    !(rc = mg_service_add(ctx, "failover.metrics", metrics, NULL)) &&
 	    !(rc = mg_subscribe(ctx, "state." FO_DB_NODES, on_nodes_changed, NULL)))
 		rc = mg_subscribe(ctx, "state.wg", on_wg_changed, NULL);
 	if (rc)

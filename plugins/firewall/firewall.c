@@ -21,6 +21,7 @@
 #include <meshgate/meshgate.h>
 
 #include "fw.h"
+#include "metrics.h"
 #include "spawn.h"
 #include "fw_config.h"
 #include "nl.h"
@@ -54,7 +55,15 @@ struct fw {
 	uint64_t applied_at_ms;
 	char last_error[ERROR_SIZE];
 	int flushed; /* by firewall.flush: nothing applied until a reload or a restart */
+	/* how long the policy took to apply, a full one and a rules-only one */
+	struct metrics_histogram apply_full, apply_rules;
+	uint64_t apply_failures;
 };
+
+/* Seconds an apply of the policy takes: milliseconds for the rules, up
+ * to seconds for a full one at 10,000 devices. */
+static const double apply_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define N_APPLY_BOUNDS (sizeof(apply_bounds) / sizeof(apply_bounds[0]))
 
 #define FLUSHED_TEXT                                                                         \
 	"the firewall was flushed (meshgatectl firewall flush): the change is saved, and a " \
@@ -622,12 +631,14 @@ static int reconcile(mg_ctx *ctx, int full)
 		snprintf(err, sizeof(err), "cannot write the policy records: %s", strerror(-rc));
 	self->last_apply_ms = now_ms() - t0;
 	self->applied_at_ms = mg_now_ms(ctx);
+	metrics_observe(full ? &self->apply_full : &self->apply_rules, self->last_apply_ms / 1e3);
 out:
 	if (rc && rc != -ENOMEM && !err[0])
 		snprintf(err, sizeof(err), "%s", strerror(-rc));
 	if (rc == -ENOMEM && !err[0])
 		snprintf(err, sizeof(err), "out of memory");
 	if (rc) {
+		self->apply_failures++;
 		mg_error_log(ctx, "cannot apply the policy: %s", err);
 		snprintf(self->last_error, sizeof(self->last_error), "%s", err);
 		retry_later(ctx);
@@ -1206,6 +1217,33 @@ static json_t *status(mg_ctx *ctx, const char *service, json_t *request, void *a
 	return reply;
 }
 
+/* firewall.metrics: how long applying the policy takes, and how often it
+ * failed. */
+static json_t *metrics(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	static const struct mg_field fields[] = {{0}};
+	struct fw *self = ctx->self;
+	json_t *error;
+	(void)service;
+	(void)arg;
+	if ((error = mg_request_check(ctx, request, fields)))
+		return error;
+	json_t *families = json_array();
+	json_t *apply = metrics_family(
+	    families, "meshgate_firewall_apply_seconds", "histogram",
+	    "Seconds each apply of the policy took: full (sets filled, rules read back and "
+	    "written) or rules (the rules alone)");
+	metrics_histogram_sample(apply, json_pack("{s:s}", "kind", "full"), &self->apply_full);
+	metrics_histogram_sample(apply, json_pack("{s:s}", "kind", "rules"), &self->apply_rules);
+	metrics_sample(metrics_family(families, "meshgate_firewall_apply_failures_total", "counter",
+	                              "Applies of the policy that failed (retried)"),
+	               NULL, (double)self->apply_failures);
+	metrics_sample(metrics_family(families, "meshgate_firewall_members", "gauge",
+	                              "Active devices in the role sets"),
+	               NULL, (double)fw_members_count(self->members));
+	return metrics_reply(families);
+}
+
 /* Every rule and set of ours removed now, and nothing applied again until
  * a reload or a restart (changes are still saved): the explicit way to
  * open what a stop keeps closed. */
@@ -1260,6 +1298,8 @@ static int fw_init(mg_ctx *ctx)
 	if (!self)
 		return -ENOMEM;
 	ctx->self = self;
+	metrics_histogram_init(&self->apply_full, apply_bounds, N_APPLY_BOUNDS);
+	metrics_histogram_init(&self->apply_rules, apply_bounds, N_APPLY_BOUNDS);
 	if ((rc = fw_cfg_parse(&self->cfg, mg_config(ctx), err, sizeof(err)))) {
 		mg_error_log(ctx, "%s", err);
 		goto fail;
@@ -1285,6 +1325,7 @@ static int fw_init(mg_ctx *ctx)
 	    {"firewall.route.list", route_list}, {"firewall.port.add", port_add},
 	    {"firewall.port.del", port_del},     {"firewall.port.list", port_list},
 	    {"firewall.status", status},         {"firewall.flush", flush},
+	    {"firewall.metrics", metrics},
 	};
 	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
 		if ((rc = mg_service_add(ctx, services[i].name, services[i].fn, NULL)))

@@ -24,10 +24,22 @@
 /* The largest secret in bytes: SECRET_TEXT_MAX characters of base64. */
 #define KS_SECRET_MAX (SECRET_TEXT_MAX / 4 * 3)
 
+/* A schedule's timer is re-armed at least this often, so that a long
+ * schedule ("90d") never overflows a timer's interval. */
+#define KS_SCHEDULE_RECHECK_MS (3600 * 1000)
+/* A scheduled rotation or prune that failed (a full disk) is tried again
+ * after this long, not at once. */
+#define KS_SCHEDULE_RETRY_MS 30000
+
 struct keystore {
 	char key_path[4096]; /* the sealing key */
 	uint64_t grace_ms;
+	uint64_t schedule_ms;       /* 0: keys are rotated only when asked */
+	int schedule_timer;         /* > 0 while armed */
+	uint64_t schedule_retry_ms; /* after a failure: nothing fires before */
 };
+
+static void schedule_arm(mg_ctx *ctx);
 
 static const char *setting(mg_ctx *ctx, const char *name)
 {
@@ -149,6 +161,8 @@ static int save_meta(mg_ctx *ctx, json_t *record)
 	else if (!rc)
 		rc = mg_txn_commit(ctx, txn);
 	json_decref(meta);
+	if (!rc) /* a key made, rotated or switched moves its next rotation */
+		schedule_arm(ctx);
 	return rc;
 }
 
@@ -243,23 +257,25 @@ static json_t *secret_get(mg_ctx *ctx, const char *service, json_t *req, void *a
 	return record ? with_backend(record) : failed(name, rc, err);
 }
 
-/* Makes the next version, not used until the hitless rotation (a later
- * part of the secret service) publishes it and switches. */
-static json_t *secret_rotate(mg_ctx *ctx, const char *service, json_t *req, void *arg)
+/* Makes the next version of `name` (secret.rotate's work, and the
+ * schedule's): the reply, the record without its keys and "made", or an
+ * error reply. The next version is not used until the plugin that owns the
+ * key switches to it (docs/rotation.md). */
+static json_t *rotate_key(mg_ctx *ctx, const char *name)
 {
-	char err[512];
+	char err[512] = "";
 	int rc;
-	(void)service, (void)arg;
-	json_t *bad = mg_request_check(ctx, req, secret_rotate_fields);
-	if (bad)
-		return bad;
-	const char *name = json_string_value(json_object_get(req, "name"));
-	if (secret_name_check(name, err, sizeof(err)))
-		return mg_field_error("name", "%s", err);
 	json_t *record = load_record(ctx, name, false, &rc, err, sizeof(err));
 	if (!record)
 		return failed(name, rc, err);
 	int made = secret_record_rotate(record, mg_now_ms(ctx));
+	if (made == -EMEDIUMTYPE) {
+		json_decref(record);
+		return mg_error("invalid",
+		                "%s is not a WireGuard key: the service does not rotate it, its "
+		                "owner replaces it (secret.put)",
+		                name);
+	}
 	json_t *next = json_object_get(record, "next");
 	if (made == 1 && ((rc = store_version(ctx, name, ".next",
 	                                      json_string_value(json_object_get(next, "key")), err,
@@ -269,16 +285,90 @@ static json_t *secret_rotate(mg_ctx *ctx, const char *service, json_t *req, void
 		return mg_error("internal", "%s: cannot store the next version: %s", name,
 		                err[0] ? err : strerror(-rc));
 	}
-	if (made == 1)
+	if (made == 1) {
 		mg_info(ctx, "%s: made version %lld (next, not in use yet)", name,
 		        json_integer_value(json_object_get(next, "version")));
+		secret_publish(ctx, SECRET_EVENT_NEXT, name,
+		               json_integer_value(json_object_get(next, "version")));
+	}
 	json_t *reply = secret_record_public(record);
 	json_object_set_new(reply, "made", json_boolean(made == 1));
 	json_decref(record);
 	return with_backend(reply);
 }
 
-/* A key made elsewhere (a TLS key) becomes the version after `cas`. */
+static json_t *secret_rotate(mg_ctx *ctx, const char *service, json_t *req, void *arg)
+{
+	char err[512];
+	(void)service, (void)arg;
+	json_t *bad = mg_request_check(ctx, req, secret_rotate_fields);
+	if (bad)
+		return bad;
+	const char *name = json_string_value(json_object_get(req, "name"));
+	if (secret_name_check(name, err, sizeof(err)))
+		return mg_field_error("name", "%s", err);
+	return rotate_key(ctx, name);
+}
+
+/* The key's owner switched to the next version: it becomes the one in
+ * use, the one it replaces is kept as previous for the grace period. The
+ * sealed files first (previous, then the key in use), the record last. */
+static json_t *secret_promote(mg_ctx *ctx, const char *service, json_t *req, void *arg)
+{
+	struct keystore *self = ctx->self;
+	char err[512] = "";
+	int rc;
+	(void)service, (void)arg;
+	json_t *bad = mg_request_check(ctx, req, secret_promote_fields);
+	if (bad)
+		return bad;
+	const char *name = json_string_value(json_object_get(req, "name"));
+	if (secret_name_check(name, err, sizeof(err)))
+		return mg_field_error("name", "%s", err);
+	json_int_t version = json_integer_value(json_object_get(req, "version"));
+	json_t *record = load_record(ctx, name, false, &rc, err, sizeof(err));
+	if (!record)
+		return failed(name, rc, err);
+	json_t *replaced = json_incref(json_object_get(record, "key"));
+	int promoted = secret_record_promote(record, version, mg_now_ms(ctx), self->grace_ms);
+	if (promoted == -ESTALE) {
+		json_t *reply =
+		    mg_error("conflict", "%s is at version %lld with %s: not %lld", name,
+		             json_integer_value(json_object_get(record, "version")),
+		             json_object_get(record, "next") ? "a next one" : "no next one",
+		             (long long)version);
+		json_decref(replaced);
+		json_decref(record);
+		return reply;
+	}
+	err[0] = '\0';
+	rc = promoted < 0 ? promoted : 0;
+	if (!rc && promoted == 1 &&
+	    !(rc = store_version(ctx, name, ".previous", json_string_value(replaced), err,
+	                         sizeof(err))) &&
+	    !(rc = store_version(ctx, name, "", json_string_value(json_object_get(record, "key")),
+	                         err, sizeof(err))) &&
+	    !(rc = save_meta(ctx, record)))
+		remove_version(ctx, name, ".next");
+	json_decref(replaced);
+	if (rc) {
+		json_decref(record);
+		return mg_error("internal", "%s: cannot promote version %lld: %s", name,
+		                (long long)version, err[0] ? err : strerror(-rc));
+	}
+	if (promoted == 1) {
+		mg_info(ctx, "%s: version %lld in use, the previous one kept for the grace period",
+		        name, (long long)version);
+		secret_publish(ctx, SECRET_EVENT_PROMOTED, name, version);
+	}
+	json_t *reply = secret_record_public(record);
+	json_object_set_new(reply, "promoted", json_boolean(promoted == 1));
+	json_decref(record);
+	return with_backend(reply);
+}
+
+/* A key made elsewhere (a TLS key: type "opaque", the default) becomes
+ * the version after `cas`. */
 static json_t *secret_put(mg_ctx *ctx, const char *service, json_t *req, void *arg)
 {
 	struct keystore *self = ctx->self;
@@ -291,6 +381,9 @@ static json_t *secret_put(mg_ctx *ctx, const char *service, json_t *req, void *a
 	const char *name = json_string_value(json_object_get(req, "name"));
 	if (secret_name_check(name, err, sizeof(err)))
 		return mg_field_error("name", "%s", err);
+	if (secret_put_check(req, err, sizeof(err)))
+		return mg_field_error(strncmp(err, "type", 4) ? "key" : "type", "%s", err);
+	const char *type = json_string_value(json_object_get(req, "type"));
 	json_t *old = load_record(ctx, name, false, &rc, err, sizeof(err));
 	if (!old && rc != -ENOENT)
 		return failed(name, rc, err);
@@ -303,7 +396,7 @@ static json_t *secret_put(mg_ctx *ctx, const char *service, json_t *req, void *a
 	}
 	json_t *record =
 	    secret_record_put(name, old, json_string_value(json_object_get(req, "key")),
-	                      mg_now_ms(ctx), self->grace_ms);
+	                      type ? type : SECRET_TYPE_OPAQUE, mg_now_ms(ctx), self->grace_ms);
 	err[0] = '\0';
 	rc = record ? 0 : -ENOMEM;
 	if (!rc && old)
@@ -329,30 +422,157 @@ static json_t *secret_put(mg_ctx *ctx, const char *service, json_t *req, void *a
 	return with_backend(reply);
 }
 
+/* ---- the schedule: every key rotated `schedule` after it was made ---- */
+
+/* When a key falls due: made + schedule. A key whose next version waits
+ * for its owner's switch is not due again until that version is in use
+ * (the switch promotes it, with its own creation time). 0: never (also
+ * for a secret the service does not rotate: a TLS key). */
+static uint64_t rotation_due(struct keystore *self, json_t *meta)
+{
+	if (!self->schedule_ms || json_object_get(meta, "next") || !secret_record_rotates(meta))
+		return 0;
+	return (uint64_t)json_integer_value(json_object_get(meta, "created_ms")) +
+	       self->schedule_ms;
+}
+
+struct due_scan {
+	struct keystore *self;
+	uint64_t now_ms, earliest_ms; /* earliest: UINT64_MAX when none */
+	json_t *due, *expired;        /* names to rotate, and with a previous version to
+	                               * drop, by now, when collected */
+};
+
+static int scan_due(const char *name, json_t *meta, void *arg)
+{
+	struct due_scan *scan = arg;
+	uint64_t due = rotation_due(scan->self, meta);
+	json_t *previous = json_object_get(meta, "previous");
+	/* a previous version goes once its grace is over (load_record drops it) */
+	uint64_t expires =
+	    previous ? (uint64_t)json_integer_value(json_object_get(previous, "until_ms")) : 0;
+	if (previous && !expires)
+		expires = 1;
+	if (due && due < scan->earliest_ms)
+		scan->earliest_ms = due;
+	if (expires && expires < scan->earliest_ms)
+		scan->earliest_ms = expires;
+	if (scan->due && due && due <= scan->now_ms &&
+	    json_array_append_new(scan->due, json_string(name)))
+		return -ENOMEM;
+	if (scan->expired && expires && expires <= scan->now_ms &&
+	    json_array_append_new(scan->expired, json_string(name)))
+		return -ENOMEM;
+	return 0;
+}
+
+static int scan_keys(mg_ctx *ctx, struct due_scan *scan)
+{
+	mg_txn *txn;
+	int rc = mg_txn_begin(ctx, MG_TXN_READ, &txn);
+	if (rc)
+		return rc;
+	rc = mg_state_foreach(ctx, txn, KS_DB, NULL, scan_due, scan);
+	mg_txn_abort(ctx, txn);
+	return rc;
+}
+
+static void schedule_fire(mg_ctx *ctx, void *arg);
+
+/* One timer, for the earliest key due (a rotation, or a previous version
+ * to drop): at start (a rotation missed while meshgated was down fires at
+ * once) and after every change of a key. */
+static void schedule_arm(mg_ctx *ctx)
+{
+	struct keystore *self = ctx->self;
+	struct due_scan scan = {self, mg_now_ms(ctx), UINT64_MAX, NULL, NULL};
+	if (self->schedule_timer > 0)
+		mg_timer_del(ctx, self->schedule_timer);
+	self->schedule_timer = 0;
+	if (scan_keys(ctx, &scan) || scan.earliest_ms == UINT64_MAX)
+		return;
+	uint64_t at =
+	    scan.earliest_ms > self->schedule_retry_ms ? scan.earliest_ms : self->schedule_retry_ms;
+	uint64_t wait = at > scan.now_ms ? at - scan.now_ms : 0;
+	self->schedule_timer = mg_timer_add(
+	    ctx, (unsigned)(wait < KS_SCHEDULE_RECHECK_MS ? wait : KS_SCHEDULE_RECHECK_MS), 0,
+	    schedule_fire, NULL);
+	if (self->schedule_timer < 0)
+		mg_warn(ctx, "cannot arm the rotation schedule: %s",
+		        strerror(-self->schedule_timer));
+}
+
+static void schedule_fire(mg_ctx *ctx, void *arg)
+{
+	struct keystore *self = ctx->self;
+	struct due_scan scan = {self, mg_now_ms(ctx), UINT64_MAX, json_array(), json_array()};
+	size_t i;
+	json_t *name;
+	bool failed = false;
+	char err[512];
+	int rc;
+	(void)arg;
+	self->schedule_timer = 0; /* it fired: a one-shot timer is gone */
+	if (scan.due && scan.expired && !scan_keys(ctx, &scan)) {
+		json_array_foreach(scan.due, i, name)
+		{
+			json_t *reply = rotate_key(ctx, json_string_value(name));
+			if (json_object_get(reply, "error")) {
+				mg_warn(ctx, "scheduled rotation: %s",
+				        json_string_value(json_object_get(reply, "message")));
+				failed = true;
+			}
+			json_decref(reply);
+		}
+		json_array_foreach(scan.expired, i, name)
+		{
+			json_t *record =
+			    load_record(ctx, json_string_value(name), false, &rc, err, sizeof(err));
+			failed |= !record || json_object_get(record, "previous");
+			json_decref(record);
+		}
+	}
+	json_decref(scan.due);
+	json_decref(scan.expired);
+	self->schedule_retry_ms = failed ? mg_now_ms(ctx) + KS_SCHEDULE_RETRY_MS : 0;
+	schedule_arm(ctx); /* also when nothing was due: a recheck of a long schedule */
+}
+
+struct status_scan {
+	struct keystore *self;
+	json_t *keys;
+};
+
 static int collect_status(const char *key, json_t *meta, void *arg)
 {
+	struct status_scan *scan = arg;
 	json_t *entry = json_deep_copy(meta);
+	uint64_t due = rotation_due(scan->self, meta);
 	json_object_set_new(entry, "name", json_string(key));
-	return json_array_append_new(arg, entry) ? -ENOMEM : 0;
+	if (due)
+		json_object_set_new(entry, "next_rotation_ms", json_integer((json_int_t)due));
+	return json_array_append_new(scan->keys, entry) ? -ENOMEM : 0;
 }
 
 static json_t *secret_status(mg_ctx *ctx, const char *service, json_t *req, void *arg)
 {
+	struct keystore *self = ctx->self;
 	(void)service, (void)req, (void)arg;
-	json_t *keys = json_array();
+	struct status_scan scan = {self, json_array()};
 	mg_txn *txn;
-	if (!keys || mg_txn_begin(ctx, MG_TXN_READ, &txn)) {
-		json_decref(keys);
+	if (!scan.keys || mg_txn_begin(ctx, MG_TXN_READ, &txn)) {
+		json_decref(scan.keys);
 		return mg_error("internal", "cannot read the keys' records");
 	}
-	int rc = mg_state_foreach(ctx, txn, KS_DB, NULL, collect_status, keys);
+	int rc = mg_state_foreach(ctx, txn, KS_DB, NULL, collect_status, &scan);
 	mg_txn_abort(ctx, txn);
 	if (rc) {
-		json_decref(keys);
+		json_decref(scan.keys);
 		return mg_error("internal", "cannot read the keys' records");
 	}
-	return json_pack("{s:s, s:I, s:o}", "backend", "local", "now_ms",
-	                 (json_int_t)mg_now_ms(ctx), "keys", keys);
+	return json_pack("{s:s, s:I, s:I, s:o}", "backend", "local", "now_ms",
+	                 (json_int_t)mg_now_ms(ctx), "schedule_ms", (json_int_t)self->schedule_ms,
+	                 "keys", scan.keys);
 }
 
 static int keystore_init(mg_ctx *ctx)
@@ -365,7 +585,10 @@ static int keystore_init(mg_ctx *ctx)
 	ctx->self = self;
 	if ((rc = seal_key_path(setting(ctx, "seal_key_file"), mg_state_dir(ctx), self->key_path,
 	                        sizeof(self->key_path), err, sizeof(err))) ||
-	    (rc = mg_duration_parse(setting(ctx, "grace"), &self->grace_ms, err, sizeof(err)))) {
+	    (rc = mg_duration_parse(setting(ctx, "grace"), &self->grace_ms, err, sizeof(err))) ||
+	    (setting(ctx, "schedule")[0] &&
+	     (rc = mg_duration_parse(setting(ctx, "schedule"), &self->schedule_ms, err,
+	                             sizeof(err))))) {
 		mg_error_log(ctx, "keystore: %s", err);
 		free(self);
 		ctx->self = NULL;
@@ -374,11 +597,23 @@ static int keystore_init(mg_ctx *ctx)
 	if ((rc = mg_service_add(ctx, "secret.get", secret_get, NULL)) ||
 	    (rc = mg_service_add(ctx, "secret.put", secret_put, NULL)) ||
 	    (rc = mg_service_add(ctx, "secret.rotate", secret_rotate, NULL)) ||
+	    (rc = mg_service_add(ctx, "secret.promote", secret_promote, NULL)) ||
 	    (rc = mg_service_add(ctx, "secret.status", secret_status, NULL))) {
 		free(self);
 		ctx->self = NULL;
 		return rc;
 	}
+	return 0;
+}
+
+/* After every plugin's init: their keys are made, and a rotation missed
+ * while meshgated was down fires now, when their owners can follow it. */
+static int keystore_start(mg_ctx *ctx)
+{
+	struct keystore *self = ctx->self;
+	schedule_arm(ctx);
+	if (self->schedule_ms)
+		mg_info(ctx, "keys are rotated every %s", setting(ctx, "schedule"));
 	return 0;
 }
 
@@ -399,6 +634,11 @@ static const struct mg_setting keystore_settings[] = {
      "How long a key's previous version is kept once a new one replaced it (a duration: "
      "\"30s\", \"10m\", \"24h\").",
      NULL, 0},
+    {"schedule", MG_SETTING_STRING, "\"\"",
+     "How often each key is rotated (a duration: \"30s\", \"10m\", \"24h\"), counted from "
+     "when its version in use was made; its owner switches to the new version without losing "
+     "a packet (docs/rotation.md). Empty: only `meshgatectl key rotate` rotates.",
+     NULL, 0},
     {0},
 };
 
@@ -408,4 +648,4 @@ static const char *const keystore_provides[] = {"secrets", NULL};
 MG_PLUGIN(.name = "keystore", .version = "0.1.0",
           .description = "the node's private keys, sealed on this node (secrets = \"local\")",
           .provides = keystore_provides, .owns = keystore_owns, .settings = keystore_settings,
-          .init = keystore_init, .stop = keystore_stop);
+          .init = keystore_init, .start = keystore_start, .stop = keystore_stop);

@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "mesh.h"
+#include "metrics.h"
 #include "secret.h"
 
 /* How often a write that met another node's change (-ESTALE) is run
@@ -17,6 +18,16 @@
 #define MESH_WRITE_TRIES 5
 /* Registration that could not be written (no quorum) is tried again. */
 #define MESH_REGISTER_RETRY_MS 5000
+/* How long the switch waits for the secret service to record it: a Vault
+ * that does not answer makes it wait and try again (the switch is done). */
+#define MESH_PROMOTE_TIMEOUT_MS 5000
+/* A new private key the interface refused is set again after this long. */
+#define MESH_KEY_RETRY_MS 1000
+/* A peer replaced for another node's switch is watched until it has a
+ * handshake under the new key: checked this often (well under WireGuard's
+ * own 5 s retry), for this long at most. */
+#define MESH_HANDSHAKE_CHECK_MS 1000
+#define MESH_HANDSHAKE_WATCH_MS 30000
 
 struct mesh {
 	const struct mesh_dataplane *dp;
@@ -31,6 +42,27 @@ struct mesh {
 	bool up;         /* the interface is there: events may change it */
 	bool evicted;    /* another node deleted this node's record */
 	int register_timer;
+	uint64_t switch_lead_ms, switch_margin_ms;
+
+	/* This node's key switch (docs/rotation.md, "Mesh key"): the next key
+	 * is published in the node's record with the time of the switch, the
+	 * interface switches at that time, then the secret service is told. */
+	bool switching;
+	wg_key next_private_key, next_public_key;
+	long long next_version;
+	uint64_t switch_at_ms; /* 0: not published yet */
+	int switch_timer, publish_timer;
+	long long promote_version; /* a switch the service has not recorded yet (0: none) */
+	int promote_timer;
+
+	/* Other nodes' announced switches: name -> when this node follows
+	 * (their switch_at_ms + margin), one timer for the earliest. */
+	json_t *follow_due;
+	int follow_timer;
+	/* Peers replaced for a switch, no handshake seen yet: name -> until
+	 * when they are watched, one timer for all. */
+	json_t *awaiting_handshake;
+	int handshake_timer;
 };
 
 static const char *setting(mg_ctx *ctx, const char *name)
@@ -134,10 +166,17 @@ static json_t *node_record(mg_ctx *ctx, const char *address)
 	struct mesh *self = ctx->self;
 	char key[WG_KEY_B64_LEN];
 	wg_key_to_base64(key, self->public_key);
-	return json_pack("{s:i, s:s, s:s, s:s, s:i, s:s, s:O}", "v", 1, "name", self->node,
-	                 "public_key", key, "endpoint", setting(ctx, "endpoint"), "listen_port",
-	                 setting_int(ctx, "listen_port"), "mesh_address", address, "subnets",
-	                 json_object_get(mg_config(ctx), "subnets"));
+	json_t *record = json_pack(
+	    "{s:i, s:s, s:s, s:s, s:i, s:s, s:O}", "v", 1, "name", self->node, "public_key", key,
+	    "endpoint", setting(ctx, "endpoint"), "listen_port", setting_int(ctx, "listen_port"),
+	    "mesh_address", address, "subnets", json_object_get(mg_config(ctx), "subnets"));
+	if (record && self->switching && self->switch_at_ms) {
+		wg_key_to_base64(key, self->next_public_key);
+		json_object_set_new(record, MESH_NEXT_KEY, json_string(key));
+		json_object_set_new(record, MESH_SWITCH_AT,
+		                    json_integer((json_int_t)self->switch_at_ms));
+	}
+	return record;
 }
 
 /* This node's record and its address: the address it has when it is
@@ -273,30 +312,214 @@ static void warn_overlaps(mg_ctx *ctx, const char *name, json_t *subnets)
 	}
 }
 
+/* ---- other nodes' key switches ---- */
+
+/* Marks, in `applied` only (never written), a peer switched to a node's
+ * next key at the announced time, before the node's record confirmed that
+ * the node itself switched. */
+#define MESH_FOLLOWED_ON_TIME "followed_on_time"
+
+/* A node's record as its peer should be now: once its announced switch
+ * is due (its time + margin: never before the node itself switched), with
+ * its next key as its key. *due: when this node follows a switch still to
+ * come (0: none). A new reference. */
+static json_t *record_now(struct mesh *self, json_t *record, uint64_t now_ms, uint64_t *due)
+{
+	const char *next = json_string_value(json_object_get(record, MESH_NEXT_KEY));
+	json_int_t at = json_integer_value(json_object_get(record, MESH_SWITCH_AT));
+	*due = 0;
+	if (!next || at <= 0)
+		return json_incref(record);
+	if (now_ms < (uint64_t)at + self->switch_margin_ms) {
+		*due = (uint64_t)at + self->switch_margin_ms;
+		return json_incref(record);
+	}
+	json_t *switched = json_deep_copy(record);
+	json_object_set_new(switched, "public_key", json_string(next));
+	json_object_del(switched, MESH_NEXT_KEY);
+	json_object_del(switched, MESH_SWITCH_AT);
+	json_object_set_new(switched, MESH_FOLLOWED_ON_TIME, json_true());
+	return switched;
+}
+
+static void follow_fire(mg_ctx *ctx, void *arg);
+
+/* One timer, for the earliest switch this node follows. */
+static void follow_arm(mg_ctx *ctx)
+{
+	struct mesh *self = ctx->self;
+	uint64_t earliest = UINT64_MAX, now = mg_now_ms(ctx);
+	const char *name;
+	json_t *due;
+	if (self->follow_timer > 0)
+		mg_timer_del(ctx, self->follow_timer);
+	self->follow_timer = 0;
+	json_object_foreach(self->follow_due, name, due)
+	{
+		if ((uint64_t)json_integer_value(due) < earliest)
+			earliest = (uint64_t)json_integer_value(due);
+	}
+	if (earliest != UINT64_MAX)
+		self->follow_timer = mg_timer_add(
+		    ctx, (unsigned)(earliest > now ? earliest - now : 0), 0, follow_fire, NULL);
+}
+
+/* The peer of a node whose announced key replaces its old one: the new
+ * key with the same allowed IPs, endpoint (the one the old peer has when
+ * the record gives none) and keepalive, in one set. */
+static void replace_peer(mg_ctx *ctx, const char *name, const struct wg_peer *old,
+                         struct wg_peer *peer)
+{
+	struct mesh *self = ctx->self;
+	struct wg_device *dev = NULL;
+	const struct wg_peer *had;
+	char err[256];
+	if (peer->endpoint.sa.sa_family == AF_UNSPEC &&
+	    !self->dp->read(self->dp_arg, self->ifname, &dev, err, sizeof(err)) &&
+	    (had = wg_device_find_peer(dev, old->public_key)))
+		peer->endpoint = had->endpoint;
+	wg_device_free(dev);
+	if (self->dp->peer_replace(self->dp_arg, self->ifname, old->public_key, peer, err,
+	                           sizeof(err)))
+		mg_warn(ctx, "node %s: cannot replace its peer by its next key: %s", name, err);
+	else
+		mg_info(ctx, "node %s switched its mesh key: its peer replaced by the new key",
+		        name);
+}
+
+/* A peer replaced for a switch with no handshake yet is made anew, in one
+ * set, and handshakes at once: the node may have switched later than this
+ * node followed (a loaded machine), so it dropped this node's first
+ * handshake, which WireGuard itself would try again only 5 s later.
+ * Returns 1 when the peer has its handshake (nothing to do), 0 when it was
+ * set anew, -1 when it could not be read or set. */
+static int handshake_again(mg_ctx *ctx, const char *name, struct wg_peer *peer)
+{
+	struct mesh *self = ctx->self;
+	struct wg_device *dev = NULL;
+	const struct wg_peer *now;
+	char err[256];
+	if (self->dp->read(self->dp_arg, self->ifname, &dev, err, sizeof(err)) ||
+	    !(now = wg_device_find_peer(dev, peer->public_key))) {
+		wg_device_free(dev);
+		return -1;
+	}
+	if (now->last_handshake.tv_sec) {
+		wg_device_free(dev);
+		return 1;
+	}
+	if (peer->endpoint.sa.sa_family == AF_UNSPEC)
+		peer->endpoint = now->endpoint;
+	wg_device_free(dev);
+	if (self->dp->peer_replace(self->dp_arg, self->ifname, peer->public_key, peer, err,
+	                           sizeof(err))) {
+		mg_warn(ctx, "node %s: cannot set its peer anew: %s", name, err);
+		return -1;
+	}
+	mg_info(ctx,
+	        "node %s: no handshake under its new key yet: its peer set anew to handshake now",
+	        name);
+	return 0;
+}
+
+/* Every second, each watched peer without a handshake is set anew, until
+ * it has one or its watch ends. */
+static void handshake_check(mg_ctx *ctx, void *arg)
+{
+	struct mesh *self = ctx->self;
+	uint64_t now = mg_now_ms(ctx);
+	const char *name;
+	json_t *until;
+	void *tmp;
+	(void)arg;
+	json_object_foreach_safe(self->awaiting_handshake, tmp, name, until)
+	{
+		struct mesh_peer p;
+		json_t *record = json_object_get(self->applied, name);
+		int rc = record && !mesh_node_peer(record, &p) ? handshake_again(ctx, name, &p.peer)
+		                                               : -1;
+		if (rc == 0 && now < (uint64_t)json_integer_value(until))
+			continue;
+		if (rc != 1)
+			mg_warn(
+			    ctx,
+			    "node %s: no handshake under its new key after %d s: left to WireGuard",
+			    name, MESH_HANDSHAKE_WATCH_MS / 1000);
+		json_object_del(self->awaiting_handshake, name);
+	}
+	if (!json_object_size(self->awaiting_handshake) && self->handshake_timer > 0) {
+		mg_timer_del(ctx, self->handshake_timer);
+		self->handshake_timer = 0;
+	}
+}
+
+static void handshake_watch(mg_ctx *ctx, const char *name)
+{
+	struct mesh *self = ctx->self;
+	json_object_set_new(self->awaiting_handshake, name,
+	                    json_integer((json_int_t)(mg_now_ms(ctx) + MESH_HANDSHAKE_WATCH_MS)));
+	if (self->handshake_timer <= 0)
+		self->handshake_timer =
+		    mg_timer_add(ctx, MESH_HANDSHAKE_CHECK_MS, 1, handshake_check, NULL);
+}
+
 /* The interface follows one other node's record: its peer set again (a
- * new key replaces the old peer), routes to the subnets it gained added
- * and to those it lost removed; no record: peer and routes gone. */
+ * key it announced replaces the old peer in one set, another new key
+ * removes it first), routes to the subnets it gained added and to those
+ * it lost removed; no record: peer and routes gone. */
 static void follow_node(mg_ctx *ctx, const char *name)
 {
 	struct mesh *self = ctx->self;
 	json_t *record = NULL, *old = json_object_get(self->applied, name);
 	struct mesh_peer p, was;
 	mg_txn *txn;
-	char err[256];
+	char err[256], key[WG_KEY_B64_LEN], announced[WG_KEY_B64_LEN] = "";
+	uint64_t due = 0;
 	if (!mg_txn_begin(ctx, MG_TXN_READ, &txn)) {
 		mg_state_get(ctx, txn, MESH_DB_NODES, name, &record);
 		mg_txn_abort(ctx, txn);
 	}
+	/* the key it announces: the one this node announced before, or now
+	 * (a record read after the switch: followed at once) */
+	const char *next = json_string_value(json_object_get(old, MESH_NEXT_KEY));
+	if (!next)
+		next = json_string_value(json_object_get(record, MESH_NEXT_KEY));
+	snprintf(announced, sizeof(announced), "%s", next ? next : "");
+	if (record) {
+		json_t *now = record_now(self, record, mg_now_ms(ctx), &due);
+		json_decref(record);
+		record = now;
+	}
+	if (due)
+		json_object_set_new(self->follow_due, name, json_integer((json_int_t)due));
+	else
+		json_object_del(self->follow_due, name);
+	follow_arm(ctx);
 	bool usable = record && !mesh_node_peer(record, &p);
 	if (record && !usable)
 		mg_warn(ctx, "node %s: its record has no valid key or mesh address: no peer", name);
-	if (old && !mesh_node_peer(old, &was) &&
-	    (!usable || !wg_key_equal(was.peer.public_key, p.peer.public_key)) &&
-	    self->dp->peer_remove(self->dp_arg, self->ifname, was.peer.public_key, err,
-	                          sizeof(err)))
-		mg_warn(ctx, "node %s: cannot remove its peer: %s", name, err);
-	if (usable && self->dp->peer_set(self->dp_arg, self->ifname, &p.peer, err, sizeof(err)))
-		mg_warn(ctx, "node %s: cannot set its peer: %s", name, err);
+	bool had = old && !mesh_node_peer(old, &was);
+	bool new_key = had && usable && !wg_key_equal(was.peer.public_key, p.peer.public_key);
+	if (usable)
+		wg_key_to_base64(key, p.peer.public_key);
+	bool confirmed = usable && !json_object_get(record, MESH_NEXT_KEY) &&
+	                 json_is_true(json_object_get(old, MESH_FOLLOWED_ON_TIME));
+	if (new_key && !strcmp(announced, key)) {
+		replace_peer(ctx, name, &was.peer, &p.peer);
+		handshake_watch(ctx, name);
+	} else if (had && !new_key && confirmed) {
+		/* the node's record confirms its switch: no need to wait for the
+		 * next check */
+		handshake_again(ctx, name, &p.peer);
+	} else {
+		if (had && (!usable || new_key) &&
+		    self->dp->peer_remove(self->dp_arg, self->ifname, was.peer.public_key, err,
+		                          sizeof(err)))
+			mg_warn(ctx, "node %s: cannot remove its peer: %s", name, err);
+		if (usable &&
+		    self->dp->peer_set(self->dp_arg, self->ifname, &p.peer, err, sizeof(err)))
+			mg_warn(ctx, "node %s: cannot set its peer: %s", name, err);
+	}
 	json_t *subnets = usable ? json_object_get(record, "subnets") : NULL;
 	warn_overlaps(ctx, name, subnets);
 	route_each(ctx, json_object_get(old, "subnets"), subnets, false);
@@ -308,6 +531,26 @@ static void follow_node(mg_ctx *ctx, const char *name)
 		json_decref(record);
 	}
 	mg_info(ctx, "node %s %s", name, usable ? "set as a peer" : "removed");
+}
+
+/* The switches due: each node's peer follows its record again. */
+static void follow_fire(mg_ctx *ctx, void *arg)
+{
+	struct mesh *self = ctx->self;
+	json_t *names = json_array(), *due, *name;
+	const char *n;
+	size_t i;
+	uint64_t now = mg_now_ms(ctx);
+	(void)arg;
+	self->follow_timer = 0; /* it fired: a one-shot timer is gone */
+	json_object_foreach(self->follow_due, n, due)
+	{
+		if ((uint64_t)json_integer_value(due) <= now)
+			json_array_append_new(names, json_string(n));
+	}
+	json_array_foreach(names, i, name) follow_node(ctx, json_string_value(name));
+	json_decref(names);
+	follow_arm(ctx);
 }
 
 static void on_node_changed(mg_ctx *ctx, const char *topic, json_t *event, void *arg)
@@ -356,21 +599,30 @@ static int reconcile_all(mg_ctx *ctx)
 	struct wg_peer *list = calloc(json_object_size(nodes) + 1, sizeof(*list));
 	size_t n = 0;
 	int rc = peers && list ? 0 : -ENOMEM;
+	uint64_t now = mg_now_ms(ctx);
 	json_object_clear(self->applied);
+	json_object_clear(self->follow_due);
 	json_object_foreach(nodes, name, record)
 	{
+		uint64_t due;
 		if (rc || !strcmp(name, self->node))
 			continue;
-		if (mesh_node_peer(record, &peers[n])) {
+		/* a switch announced: the key it has now, the switch followed at its time */
+		json_t *current = record_now(self, record, now, &due);
+		if (due)
+			json_object_set_new(self->follow_due, name, json_integer((json_int_t)due));
+		if (mesh_node_peer(current, &peers[n])) {
 			mg_warn(ctx,
 			        "node %s: its record has no valid key or mesh address: no peer",
 			        name);
+			json_decref(current);
 			continue;
 		}
 		list[n] = peers[n].peer; /* points into peers[n], which stays */
-		json_object_set(self->applied, name, record);
+		json_object_set_new(self->applied, name, current);
 		n++;
 	}
+	follow_arm(ctx);
 	if (!rc &&
 	    (rc = self->dp->peers_reconcile(self->dp_arg, self->ifname, list, n, err, sizeof(err))))
 		mg_error_log(ctx, "cannot set the peers of %s: %s", self->ifname, err);
@@ -382,6 +634,189 @@ static int reconcile_all(mg_ctx *ctx)
 	free(peers);
 	json_decref(nodes);
 	return rc;
+}
+
+/* ---- this node's key switch (docs/rotation.md, "Mesh key") ---- */
+
+static void key_name(struct mesh *self, char *out, size_t len)
+{
+	snprintf(out, len, "mesh/%s", self->ifname);
+}
+
+static void promote(mg_ctx *ctx, void *arg);
+
+/* The secret service records the switch: the next version becomes the
+ * one in use (idempotent: asked again after a restart, it answers ok). A
+ * service that does not answer now is asked again later. */
+static void promote(mg_ctx *ctx, void *arg)
+{
+	struct mesh *self = ctx->self;
+	char name[64];
+	json_t *reply = NULL;
+	(void)arg;
+	self->promote_timer = 0;
+	key_name(self, name, sizeof(name));
+	json_t *req =
+	    json_pack("{s:s, s:I}", "name", name, "version", (json_int_t)self->promote_version);
+	int rc =
+	    req ? mg_request(ctx, "secret.promote", req, MESH_PROMOTE_TIMEOUT_MS, &reply) : -ENOMEM;
+	json_decref(req);
+	const char *code = json_string_value(json_object_get(reply, "error"));
+	const char *why = json_string_value(json_object_get(reply, "message"));
+	if (!rc) {
+		mg_info(ctx, "%s: version %lld recorded as the key in use", name,
+		        self->promote_version);
+		self->promote_version = 0;
+	} else if (code && !strcmp(code, "conflict")) {
+		mg_error_log(ctx, "%s: the secret service refuses version %lld: %s", name,
+		             self->promote_version, why);
+		self->promote_version = 0;
+	} else {
+		mg_warn(ctx, "%s: secret.promote: %s: asked again in %d s", name,
+		        why ? why : strerror(-rc), MESH_REGISTER_RETRY_MS / 1000);
+		self->promote_timer = mg_timer_add(ctx, MESH_REGISTER_RETRY_MS, 0, promote, NULL);
+	}
+	json_decref(reply);
+}
+
+/* At the announced time: the interface takes the next key (its sessions
+ * go on receiving; what it sends waits for the handshakes the other
+ * nodes start once they follow, margin ms later), the service records
+ * it, the record shows the new key as the node's. */
+static void switch_now(mg_ctx *ctx, void *arg)
+{
+	struct mesh *self = ctx->self;
+	char err[256], pub[WG_KEY_B64_LEN];
+	(void)arg;
+	self->switch_timer = 0;
+	if (self->dp->key(self->dp_arg, self->ifname, self->next_private_key, err, sizeof(err))) {
+		mg_error_log(ctx, "cannot switch %s to its next key: %s (tried again in %d ms)",
+		             self->ifname, err, MESH_KEY_RETRY_MS);
+		self->switch_timer = mg_timer_add(ctx, MESH_KEY_RETRY_MS, 0, switch_now, NULL);
+		return;
+	}
+	memcpy(self->private_key, self->next_private_key, sizeof(self->private_key));
+	memcpy(self->public_key, self->next_public_key, sizeof(self->public_key));
+	sodium_memzero(self->next_private_key, sizeof(self->next_private_key));
+	self->switching = false;
+	self->switch_at_ms = 0;
+	self->promote_version = self->next_version;
+	wg_key_to_base64(pub, self->public_key);
+	mg_info(ctx, "%s switched to mesh key version %lld, public key %s", self->ifname,
+	        self->next_version, pub);
+	promote(ctx, NULL);
+	int rc = mesh_write(ctx, register_once, NULL);
+	if (rc && !self->register_timer) {
+		mg_warn(ctx,
+		        "cannot write the new key into node %s's record now (%s): tried again "
+		        "every %d s",
+		        self->node, strerror(-rc), MESH_REGISTER_RETRY_MS / 1000);
+		self->register_timer =
+		    mg_timer_add(ctx, MESH_REGISTER_RETRY_MS, 1, retry_register, NULL);
+	}
+}
+
+static void switch_arm(mg_ctx *ctx)
+{
+	struct mesh *self = ctx->self;
+	uint64_t now = mg_now_ms(ctx);
+	if (self->switch_timer > 0)
+		mg_timer_del(ctx, self->switch_timer);
+	self->switch_timer =
+	    mg_timer_add(ctx, (unsigned)(self->switch_at_ms > now ? self->switch_at_ms - now : 0),
+	                 0, switch_now, NULL);
+}
+
+/* The next key and the time of the switch (now + lead, long enough for
+ * every node to read the record) into this node's record; the switch
+ * waits for that time. A cluster that takes no write now: tried again,
+ * with a new time, since the others must learn it before it comes. */
+static void switch_publish(mg_ctx *ctx, void *arg)
+{
+	struct mesh *self = ctx->self;
+	(void)arg;
+	self->publish_timer = 0;
+	self->switch_at_ms = mg_now_ms(ctx) + self->switch_lead_ms;
+	int rc = mesh_write(ctx, register_once, NULL);
+	if (rc) {
+		self->switch_at_ms = 0;
+		mg_warn(ctx, "cannot publish the next mesh key (%s): tried again in %d s",
+		        strerror(-rc), MESH_REGISTER_RETRY_MS / 1000);
+		self->publish_timer =
+		    mg_timer_add(ctx, MESH_REGISTER_RETRY_MS, 0, switch_publish, NULL);
+		return;
+	}
+	mg_info(ctx, "mesh key version %lld published: %s switches to it in %llu ms",
+	        self->next_version, self->ifname, (unsigned long long)self->switch_lead_ms);
+	switch_arm(ctx);
+}
+
+/* The service's keys of this node: the one in use and a pending next one,
+ * if any. A next key the node's record already shows as its key was
+ * switched to before a restart (the service is told again); one the
+ * record announces keeps its announced time. */
+static int load_keys(mg_ctx *ctx)
+{
+	struct mesh *self = ctx->self;
+	struct secret_wg_key k;
+	char name[64], err[512], next[WG_KEY_B64_LEN];
+	json_t *mine = NULL;
+	mg_txn *txn;
+	key_name(self, name, sizeof(name));
+	int rc = secret_get_wg_keys(ctx, name, &k, err, sizeof(err));
+	if (rc) {
+		mg_error_log(ctx, "mesh key: %s", err);
+		return rc;
+	}
+	memcpy(self->private_key, k.key, sizeof(self->private_key));
+	if (k.has_next && (!self->switching || self->next_version != k.next_version)) {
+		wg_key_public_from_private(self->next_public_key, k.next_key);
+		wg_key_to_base64(next, self->next_public_key);
+		if (!mg_txn_begin(ctx, MG_TXN_READ, &txn)) {
+			mg_state_get(ctx, txn, MESH_DB_NODES, self->node, &mine);
+			mg_txn_abort(ctx, txn);
+		}
+		const char *used = json_string_value(json_object_get(mine, "public_key"));
+		const char *announced = json_string_value(json_object_get(mine, MESH_NEXT_KEY));
+		if (used && !strcmp(used, next)) {
+			memcpy(self->private_key, k.next_key, sizeof(self->private_key));
+			self->promote_version = k.next_version;
+		} else {
+			memcpy(self->next_private_key, k.next_key, sizeof(self->next_private_key));
+			self->next_version = k.next_version;
+			self->switching = true;
+			self->switch_at_ms = announced && !strcmp(announced, next)
+			                         ? (uint64_t)json_integer_value(
+			                               json_object_get(mine, MESH_SWITCH_AT))
+			                         : 0;
+		}
+		json_decref(mine);
+	}
+	wg_key_public_from_private(self->public_key, self->private_key);
+	wg_key_to_base64(next, self->public_key);
+	mg_info(ctx, "%s mesh key %s (version %lld), public key %s%s",
+	        k.created ? "made a new" : "got the", name,
+	        self->promote_version ? self->promote_version : k.version, next,
+	        self->switching ? "; a next version waits for its switch" : "");
+	sodium_memzero(&k, sizeof(k));
+	return 0;
+}
+
+/* secret.next: the service made a next version of this node's mesh key
+ * (`meshgatectl key rotate --mesh`, the schedule). */
+static void on_secret_next(mg_ctx *ctx, const char *topic, json_t *event, void *arg)
+{
+	struct mesh *self = ctx->self;
+	char name[64];
+	(void)topic, (void)arg;
+	key_name(self, name, sizeof(name));
+	const char *of = json_string_value(json_object_get(event, "name"));
+	/* one switch at a time: one under way, or not recorded yet, ends first */
+	if (!of || strcmp(name, of) || self->switching || self->promote_version || load_keys(ctx) ||
+	    !self->switching)
+		return;
+	if (self->up) /* else the start publishes it */
+		switch_publish(ctx, NULL);
 }
 
 /* ---- services ---- */
@@ -441,6 +876,54 @@ static json_t *node_list(mg_ctx *ctx, const char *service, json_t *request, void
 	wg_device_free(dev);
 	json_decref(nodes);
 	return json_pack("{s:s, s:o}", "node", self->node, "nodes", list);
+}
+
+/* mesh.metrics: the other nodes, whether each answers over the mesh, and
+ * the age of its last handshake. */
+static json_t *metrics(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	static const struct mg_field fields[] = {{0}};
+	struct mesh *self = ctx->self;
+	struct wg_device *dev = NULL;
+	const char *name;
+	json_t *bad, *record, *nodes;
+	char err[256];
+	(void)service;
+	(void)arg;
+	if ((bad = mg_request_check(ctx, request, fields)))
+		return bad;
+	if (!(nodes = mg_state_collect(ctx, MESH_DB_NODES, NULL)))
+		return mg_error("internal", "cannot read the nodes");
+	if (self->up && self->dp->read(self->dp_arg, self->ifname, &dev, err, sizeof(err)))
+		mg_warn(ctx, "cannot read %s: %s", self->ifname, err);
+	int64_t now = (int64_t)(mg_now_ms(ctx) / 1000);
+	json_t *families = json_array();
+	metrics_sample(metrics_family(families, "meshgate_mesh_nodes", "gauge",
+	                              "Nodes of the mesh, this one included"),
+	               NULL, (double)json_object_size(nodes));
+	json_t *reachable = metrics_family(
+	    families, "meshgate_mesh_node_reachable", "gauge",
+	    "1 when the other node had a handshake over the mesh within the reachable window");
+	json_t *age = metrics_family(families, "meshgate_mesh_handshake_age_seconds", "gauge",
+	                             "Seconds since the last handshake with the other node");
+	json_object_foreach(nodes, name, record)
+	{
+		struct timespec hs = {0};
+		if (!strcmp(name, self->node))
+			continue;
+		bool seen =
+		    !handshake_of(dev, json_string_value(json_object_get(record, "public_key")),
+		                  &hs) &&
+		    hs.tv_sec > 0;
+		metrics_sample(reachable, json_pack("{s:s}", "node", name),
+		               seen && now - hs.tv_sec <= MESH_REACHABLE_S);
+		if (seen)
+			metrics_sample(age, json_pack("{s:s}", "node", name),
+			               (double)(now > hs.tv_sec ? now - hs.tv_sec : 0));
+	}
+	wg_device_free(dev);
+	json_decref(nodes);
+	return metrics_reply(families);
 }
 
 struct node_del {
@@ -529,29 +1012,22 @@ static int check_settings(mg_ctx *ctx, struct mesh *self)
 	}
 	if (!endpoint[0])
 		mg_warn(ctx, "mesh.endpoint is empty: other nodes cannot dial this one");
+	if (mg_duration_parse(setting(ctx, "key_switch_lead"), &self->switch_lead_ms, err,
+	                      sizeof(err))) {
+		mg_error_log(ctx, "mesh.key_switch_lead: %s", err);
+		return -EINVAL;
+	}
+	if (setting_int(ctx, "key_switch_margin_ms") < 0 ||
+	    setting_int(ctx, "key_switch_margin_ms") > 10000) {
+		mg_error_log(ctx, "mesh.key_switch_margin_ms must be 0 to 10000, not %d",
+		             setting_int(ctx, "key_switch_margin_ms"));
+		return -EINVAL;
+	}
+	self->switch_margin_ms = (uint64_t)setting_int(ctx, "key_switch_margin_ms");
 	if (!mg_node_name(ctx)[0]) {
 		mg_error_log(ctx, "this core gives no node name (API version 6 needed)");
 		return -ENOTSUP;
 	}
-	return 0;
-}
-
-/* The mesh key: from the secret service, made there on first use. */
-static int load_key(mg_ctx *ctx, struct mesh *self)
-{
-	char name[64], err[512], pub[WG_KEY_B64_LEN];
-	long long version;
-	int created, rc;
-	snprintf(name, sizeof(name), "mesh/%s", self->ifname);
-	if ((rc = secret_get_wg_key(ctx, name, self->private_key, &version, &created, err,
-	                            sizeof(err)))) {
-		mg_error_log(ctx, "mesh key: %s", err);
-		return rc;
-	}
-	wg_key_public_from_private(self->public_key, self->private_key);
-	wg_key_to_base64(pub, self->public_key);
-	mg_info(ctx, "%s mesh key %s (version %lld), public key %s",
-	        created ? "made a new" : "got the", name, version, pub);
 	return 0;
 }
 
@@ -563,7 +1039,10 @@ static void mesh_free(mg_ctx *ctx)
 		return;
 	mesh_system_free(self->sys);
 	sodium_memzero(self->private_key, sizeof(self->private_key));
+	sodium_memzero(self->next_private_key, sizeof(self->next_private_key));
 	json_decref(self->applied);
+	json_decref(self->follow_due);
+	json_decref(self->awaiting_handshake);
 	free(self);
 	ctx->self = NULL;
 }
@@ -580,14 +1059,19 @@ int mesh_init_with(mg_ctx *ctx, const struct mesh_dataplane *dp, void *dp_arg)
 	self->dp_arg = dp_arg;
 	self->node = mg_node_name(ctx);
 	snprintf(self->ifname, sizeof(self->ifname), "%s", setting(ctx, "interface"));
-	rc = (self->applied = json_object()) ? 0 : -ENOMEM;
+	rc = (self->applied = json_object()) && (self->follow_due = json_object()) &&
+	             (self->awaiting_handshake = json_object())
+	         ? 0
+	         : -ENOMEM;
 	if (!rc)
 		rc = check_settings(ctx, self);
 	if (!rc)
-		rc = load_key(ctx, self);
+		rc = load_keys(ctx);
 	if (!rc && !(rc = mg_service_add(ctx, "mesh.node.list", node_list, NULL)) &&
 	    !(rc = mg_service_add(ctx, "mesh.node.del", node_del, NULL)) &&
-	    !(rc = mg_subscribe(ctx, "state." MESH_DB_NODES, on_node_changed, NULL)))
+	    !(rc = mg_service_add(ctx, "mesh.metrics", metrics, NULL)) &&
+	    !(rc = mg_subscribe(ctx, "state." MESH_DB_NODES, on_node_changed, NULL)) &&
+	    !(rc = mg_subscribe(ctx, SECRET_EVENT_NEXT, on_secret_next, NULL)))
 		rc = mg_subscribe(ctx, "state.wg", on_wg_changed, NULL);
 	if (rc)
 		mesh_free(ctx);
@@ -647,6 +1131,13 @@ static int mesh_start(mg_ctx *ctx)
 	if (!rc)
 		registered(ctx);
 	reconcile_all(ctx);
+	/* a rotation under way when meshgated stopped goes on */
+	if (self->promote_version)
+		promote(ctx, NULL);
+	if (self->switching && self->switch_at_ms)
+		switch_arm(ctx);
+	else if (self->switching)
+		switch_publish(ctx, NULL);
 	mg_ready(ctx);
 	return 0;
 }
@@ -680,6 +1171,15 @@ static const struct mg_setting mesh_settings[] = {
      "The iptables-restore program of the nat chain " MESH_NAT_CHAIN ".", NULL, 0},
     {"iptables_save", MG_SETTING_STRING, "\"iptables-save\"",
      "The iptables-save program, matching iptables_restore.", NULL, 0},
+    {"key_switch_lead", MG_SETTING_STRING, "\"5s\"",
+     "How long before it switches to a new mesh key this node publishes the key and the time "
+     "of the switch in its record (a duration): long enough for every node to read it.",
+     NULL, 0},
+    {"key_switch_margin_ms", MG_SETTING_INT, "50",
+     "How long after another node's announced switch this node replaces that node's peer by "
+     "its new key (never before the node switched: its handshake would go to a key the node "
+     "does not have yet). Clocks of the nodes synced (NTP).",
+     NULL, 0},
     {0},
 };
 

@@ -28,6 +28,12 @@
 #define MESH_DB_NODES     "nodes"
 #define MESH_DB_ADDRESSES "mesh_addresses"
 
+/* A node's record while its key switch is announced (docs/rotation.md,
+ * "Mesh key"): the next public key and when the node switches to it (ms,
+ * its clock; a cluster's clocks are NTP-synced). */
+#define MESH_NEXT_KEY  "next_public_key"
+#define MESH_SWITCH_AT "switch_at_ms"
+
 /* Seconds between keepalives to each peer: a peer whose last handshake is
  * older than MESH_REACHABLE_S is shown unreachable (WireGuard handshakes
  * again every two minutes while packets flow). */
@@ -108,6 +114,14 @@ struct mesh_dataplane {
 	                size_t errlen);
 	int (*peer_remove)(void *arg, const char *ifname, const wg_key key, char *err,
 	                   size_t errlen);
+	/* The peer of old_key replaced by `peer` in one write: another node
+	 * switched its key (lib/wg's wg_peer_replace). */
+	int (*peer_replace)(void *arg, const char *ifname, const wg_key old_key,
+	                    const struct wg_peer *peer, char *err, size_t errlen);
+	/* The interface's private key: this node switches its key (sessions go
+	 * on receiving; what it sends waits for the peers' new handshakes). */
+	int (*key)(void *arg, const char *ifname, const wg_key private_key, char *err,
+	           size_t errlen);
 	/* A route to subnet through the interface, added (one that is there
 	 * already counts as added) or removed (one that is gone too). */
 	int (*route)(void *arg, const char *ifname, const char *subnet, bool add, char *err,

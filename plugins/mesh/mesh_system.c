@@ -88,6 +88,20 @@ static int sys_peer_remove(void *arg, const char *ifname, const wg_key key, char
 	return wg_peers_remove(sys->backend, ifname, (const wg_key *)key, 1, err, errlen);
 }
 
+static int sys_peer_replace(void *arg, const char *ifname, const wg_key old_key,
+                            const struct wg_peer *peer, char *err, size_t errlen)
+{
+	struct mesh_system *sys = arg;
+	return wg_peer_replace(sys->backend, ifname, old_key, peer, err, errlen);
+}
+
+static int sys_key(void *arg, const char *ifname, const wg_key private_key, char *err,
+                   size_t errlen)
+{
+	struct mesh_system *sys = arg;
+	return wg_device_configure(sys->backend, ifname, private_key, -1, -1, err, errlen);
+}
+
 static int sys_route(void *arg, const char *ifname, const char *subnet, bool add, char *err,
                      size_t errlen)
 {
@@ -164,6 +178,8 @@ const struct mesh_dataplane mesh_system_dataplane = {
     .peers_reconcile = sys_peers_reconcile,
     .peer_set = sys_peer_set,
     .peer_remove = sys_peer_remove,
+    .peer_replace = sys_peer_replace,
+    .key = sys_key,
     .route = sys_route,
     .nat = sys_nat,
     .read = sys_read,

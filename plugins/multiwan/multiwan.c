@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "metrics.h"
 #include "multiwan.h"
 
 /* A WireGuard port when the wireguard plugin has not published its own. */
@@ -47,6 +48,7 @@ struct mw {
 	int active; /* index of the link with the default route, -1 none yet */
 	int timer;
 	json_t *written; /* the record as last written */
+	uint64_t moves;  /* of the default route from one link to another (metrics) */
 };
 
 static json_int_t setting_int(json_t *config, const char *name)
@@ -187,10 +189,11 @@ static void move_default_route(mg_ctx *ctx, int to)
 		             l->name, l->gateway, l->ifname, strerror(-rc));
 		return; /* tried again at the next interval */
 	}
-	if (from)
+	if (from) {
+		self->moves++;
 		mg_warn(ctx, "the default route moved from %s to %s (via %s dev %s)", from, l->name,
 		        l->gateway, l->ifname);
-	else
+	} else
 		mg_info(ctx, "the default route is on %s (via %s dev %s)", l->name, l->gateway,
 		        l->ifname);
 	self->active = to;
@@ -304,6 +307,39 @@ static json_t *list(mg_ctx *ctx, const char *service, json_t *request, void *arg
 	                 endpoints);
 }
 
+/* multiwan.metrics: each link's state and round trip, the active one, and
+ * how often the default route moved. */
+static json_t *metrics(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	static const struct mg_field fields[] = {{0}};
+	struct mw *self = ctx->self;
+	json_t *bad;
+	(void)service;
+	(void)arg;
+	if ((bad = mg_request_check(ctx, request, fields)))
+		return bad;
+	json_t *families = json_array();
+	json_t *up = metrics_family(families, "meshgate_wan_link_up", "gauge",
+	                            "1 while the uplink answers its health checks, 0 when it is "
+	                            "down or not known yet");
+	json_t *active = metrics_family(families, "meshgate_wan_link_active", "gauge",
+	                                "1 for the uplink that has the default route");
+	json_t *rtt = metrics_family(families, "meshgate_wan_link_rtt_seconds", "gauge",
+	                             "Round trip of the last health check of an uplink that is up");
+	for (size_t i = 0; i < self->n; i++) {
+		const struct mw_link *l = &self->links[i];
+		metrics_sample(up, json_pack("{s:s, s:s}", "link", l->name, "interface", l->ifname),
+		               l->health.state == MW_UP);
+		metrics_sample(active, json_pack("{s:s}", "link", l->name), (int)i == self->active);
+		if (l->rtt_ms >= 0 && l->health.state == MW_UP)
+			metrics_sample(rtt, json_pack("{s:s}", "link", l->name), l->rtt_ms / 1e3);
+	}
+	metrics_sample(metrics_family(families, "meshgate_wan_route_moves_total", "counter",
+	                              "Moves of the default route from one uplink to another"),
+	               NULL, (double)self->moves);
+	return metrics_reply(families);
+}
+
 /* ---- settings ---- */
 
 static bool ipv4(const char *text)
@@ -397,8 +433,8 @@ static int read_settings(mg_ctx *ctx, struct mw *self)
 	self->fall = (int)setting_int(config, "fall");
 	self->failback = json_is_true(json_object_get(config, "failback"));
 	json_int_t hold = setting_int(config, "failback_hold_ms");
-	if (json_array_size(links) < 1 || json_array_size(links) > MW_LINKS_MAX) {
-		mg_error_log(ctx, "multiwan.links: %zu links; 1 to %d are handled",
+	if (json_array_size(links) > MW_LINKS_MAX) {
+		mg_error_log(ctx, "multiwan.links: %zu links; at most %d are handled",
 		             json_array_size(links), MW_LINKS_MAX);
 		return -EINVAL;
 	}
@@ -466,6 +502,8 @@ int mw_init_with(mg_ctx *ctx, const struct mw_system *sys, void *sys_arg)
 	int rc = read_settings(ctx, self);
 	if (!rc)
 		rc = mg_service_add(ctx, "multiwan.list", list, NULL);
+	if (!rc)
+		rc = mg_service_add(ctx, "multiwan.metrics", metrics, NULL);
 	if (rc)
 		mw_free(ctx);
 	return rc;
@@ -481,6 +519,13 @@ static int mw_init(mg_ctx *ctx)
 static int mw_start(mg_ctx *ctx)
 {
 	struct mw *self = ctx->self;
+	if (!self->n) {
+		/* zero config: a single uplink is the system's business; nothing
+		 * is probed and no route is touched */
+		mg_info(ctx, "no uplinks in multiwan.links: idle");
+		mg_ready(ctx);
+		return 0;
+	}
 	for (size_t i = 0; i < self->n; i++)
 		prepare_link(ctx, &self->links[i]);
 	tick(ctx, NULL); /* the record: every endpoint by priority, until the probes tell */
@@ -539,7 +584,8 @@ static const struct mg_setting mw_link_settings[] = {
 
 static const struct mg_setting mw_settings[] = {
     {"links", MG_SETTING_LIST, "()",
-     "The uplinks, 1 to 8: ( { interface = \"wan1\"; gateway = \"198.18.1.254\"; check = "
+     "The uplinks, up to 8 (none: the plugin idles and touches no route): ( { interface = "
+     "\"wan1\"; gateway = \"198.18.1.254\"; check = "
      "\"198.18.0.1\"; priority = 1; }, ... ).",
      mw_link_settings, 0},
     {"interval_ms", MG_SETTING_INT, "200",

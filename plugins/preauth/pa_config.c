@@ -161,6 +161,9 @@ json_t *pa_device_config(mg_ctx *ctx, const char *service, json_t *request, void
 		json_t *dns = reply && !mg_reply_error(reply) ? pa_device_dns(pa, txn) : NULL;
 		if (dns)
 			json_object_set_new(reply, "dns", dns);
+		/* the operator asked for a new key: the agent makes one (pa_rotate.c) */
+		if (reply && !mg_reply_error(reply) && pa_rotation_pending(device))
+			json_object_set_new(reply, "rotate", json_true());
 		json_decref(device);
 	}
 	mg_txn_abort(ctx, txn);

@@ -2,6 +2,7 @@
  * and the reaper of pending devices that never registered. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -21,7 +22,7 @@ static json_t *internal(struct pa *pa, const char *what, const char *why)
 	return mg_error("internal", "%s: %s", what, why);
 }
 
-static json_t *internal_rc(struct pa *pa, const char *what, int rc)
+json_t *pa_internal_rc(struct pa *pa, const char *what, int rc)
 {
 	/* a cluster's lost race or missing quorum: pa_op_commit said so, and
 	 * the caller answers with pa_commit_error */
@@ -212,7 +213,7 @@ static json_t *write_device(struct pa_op *op, const struct redeem_in *in, json_t
 		return error;
 	int rc = new_device_id(op, id);
 	if (rc)
-		return internal_rc(pa, "cannot make a device id", rc);
+		return pa_internal_rc(pa, "cannot make a device id", rc);
 	pa_token_new(token, sizeof(token));
 	pa_token_hash(token, token_hash);
 	pa_device_name(in->hint ? in->hint : json_string_value(json_object_get(code, "user")),
@@ -239,7 +240,7 @@ static json_t *write_device(struct pa_op *op, const struct redeem_in *in, json_t
 	json_decref(lease);
 	if (rc) {
 		json_decref(device);
-		return internal_rc(pa, "cannot write the device", rc);
+		return pa_internal_rc(pa, "cannot write the device", rc);
 	}
 	json_array_append_new(op->ips_taken, json_integer(addr));
 	json_object_set_new(op->pending_add, id, json_integer(expires_at));
@@ -262,7 +263,7 @@ static json_t *redeem_txn(struct pa *pa, const struct redeem_in *in)
 	json_t *server = NULL, *code = NULL, *user = NULL, *config = NULL, *reply;
 	int rc = pa_op_begin_batched(pa, &op);
 	if (rc)
-		return internal_rc(pa, "cannot begin a transaction", rc);
+		return pa_internal_rc(pa, "cannot begin a transaction", rc);
 	if ((rc = pa_ipam_sync(pa, op.txn, &server, err, sizeof(err))))
 		reply = internal(pa, "cannot redeem", err);
 	else if (!(reply = server_config(pa, server, &config)) &&
@@ -285,7 +286,7 @@ static json_t *redeem_txn(struct pa *pa, const struct redeem_in *in)
 		pa_op_abort(&op);
 		pa_batch_settle(pa);
 	} else if ((rc = pa_op_commit(&op))) {
-		reply = internal_rc(pa, "cannot commit the device", rc);
+		reply = pa_internal_rc(pa, "cannot commit the device", rc);
 	} else {
 		mg_info(pa->ctx, "device %s of user %s redeemed a code: %s, pending",
 		        json_string_value(json_object_get(config, "device_id")),
@@ -326,7 +327,7 @@ json_t *pa_redeem(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 	const char *source = source_of(request);
 	json_t *reply = refused(pa, "redeem", source, now);
 	if (reply)
-		return reply;
+		return pa_count_outcome(pa, "redeem", reply);
 	reply = mg_request_check(pa->ctx, request, fields);
 	if (!reply && pa_code_normalize(pa_str(request, "code"), canonical))
 		reply = mg_field_error(
@@ -338,12 +339,12 @@ json_t *pa_redeem(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 		reply = pa_batch_run(pa, redeem_checked, request);
 	if (is_failure(reply, redeem_failures))
 		count_failure(pa, "redeem", source, reply, now);
-	return reply;
+	return pa_count_outcome(pa, "redeem", reply);
 }
 
 /* ---- register ---- */
 
-static json_t *not_registrable(void)
+json_t *pa_not_registrable(void)
 {
 	/* the same answer for a wrong id and a wrong token: no probing for ids */
 	return mg_error("not_found", "unknown device or wrong register_token");
@@ -387,7 +388,7 @@ static json_t *check_registration(struct pa *pa, json_t *device, const char *id,
 /* The access_expired reply when the access of the device's user has
  * ended: a device asks again with its token, and learns why its tunnel
  * stopped (the client's agent does, docs/client.md). */
-static json_t *access_ended(struct pa_op *op, json_t *device)
+json_t *pa_access_ended_reply(struct pa_op *op, json_t *device)
 {
 	const char *name = json_string_value(json_object_get(device, "user"));
 	json_t *user, *reply = NULL;
@@ -430,17 +431,18 @@ static json_t *register_device(struct pa *pa, json_t *request)
 		                      "address must be an IPv4 address (optionally /32)");
 	int rc = pa_op_begin_batched(pa, &op);
 	if (rc)
-		return internal_rc(pa, "cannot begin a transaction", rc);
+		return pa_internal_rc(pa, "cannot begin a transaction", rc);
 	if (mg_state_get(ctx, op.txn, PA_DB_DEVICES, id, &device)) {
 		pa_op_abort(&op);
 		pa_batch_settle(pa);
-		return not_registrable();
+		return pa_not_registrable();
 	}
 	if (!pa_token_matches(pa_str(request, "register_token"),
 	                      json_string_value(json_object_get(device, "token_hash"))))
-		reply = not_registrable();
-	else if (!(reply = access_ended(&op, device)))
+		reply = pa_not_registrable();
+	else if (!(reply = pa_access_ended_reply(&op, device)))
 		reply = check_registration(pa, device, id, key, addr, &done);
+	pa->register_repeated = !reply && done; /* not one more onboarding (pa_metrics.c) */
 	if (!reply && !done) {
 		json_object_set_new(device, "state", json_string("active"));
 		json_object_set_new(device, "public_key", json_string(key));
@@ -448,13 +450,13 @@ static json_t *register_device(struct pa *pa, json_t *request)
 		                    json_integer((json_int_t)pa_now_s(pa)));
 		json_object_del(device, "expires_at");
 		if ((rc = mg_state_put(ctx, op.txn, PA_DB_DEVICES, id, device))) {
-			reply = internal_rc(pa, "cannot write the device", rc);
+			reply = pa_internal_rc(pa, "cannot write the device", rc);
 		} else {
 			json_object_set_new(op.keys_add, key, json_string(id));
 			json_array_append_new(op.pending_del, json_string(id));
 			pa_op_device_changed(&op, device, NULL);
 			if ((rc = pa_op_commit(&op)))
-				reply = internal_rc(pa, "cannot commit the device", rc);
+				reply = pa_internal_rc(pa, "cannot commit the device", rc);
 			else
 				mg_info(ctx, "device %s of user %s registered", id,
 				        json_string_value(json_object_get(device, "user")));
@@ -470,20 +472,32 @@ static json_t *register_device(struct pa *pa, json_t *request)
 	return pa_batch_reply(pa, json_pack("{s:s, s:s}", "device_id", id, "state", "active"));
 }
 
+json_t *pa_token_guarded(struct pa *pa, const char *what, json_t *request, pa_txn_fn fn)
+{
+	uint64_t now = mg_now_ms(pa->ctx);
+	const char *source = source_of(request);
+	json_t *reply = refused(pa, what, source, now);
+	if (reply)
+		return reply;
+	reply = fn(pa, request);
+	if (is_failure(reply, register_failures))
+		count_failure(pa, what, source, reply, now);
+	return reply;
+}
+
+static json_t *register_batched(struct pa *pa, json_t *request)
+{
+	return pa_batch_run(pa, register_device, request);
+}
+
 json_t *pa_register(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
 	struct pa *pa = arg;
-	uint64_t now = mg_now_ms(ctx);
+	(void)ctx;
 	(void)service;
-
-	const char *source = source_of(request);
-	json_t *reply = refused(pa, "register", source, now);
-	if (reply)
-		return reply;
-	reply = pa_batch_run(pa, register_device, request);
-	if (is_failure(reply, register_failures))
-		count_failure(pa, "register", source, reply, now);
-	return reply;
+	pa->register_repeated = false;
+	return pa_count_outcome(pa, "register",
+	                        pa_token_guarded(pa, "register", request, register_batched));
 }
 
 /* ---- list, disable, enable, delete ---- */
@@ -492,9 +506,19 @@ json_t *pa_register(mg_ctx *ctx, const char *service, json_t *request, void *arg
 static json_t *public_view(const char *id, json_t *device)
 {
 	json_t *out = json_pack("{s:s}", "id", id);
-	static const char *const members[] = {"user",          "name",  "role",       "address",
-	                                      "public_key",    "state", "created_at", "expires_at",
-	                                      "registered_at", "source"};
+	static const char *const members[] = {"user",
+	                                      "name",
+	                                      "role",
+	                                      "address",
+	                                      "public_key",
+	                                      "state",
+	                                      "created_at",
+	                                      "expires_at",
+	                                      "registered_at",
+	                                      "source",
+	                                      "rotate_requested",
+	                                      "rotated",
+	                                      "key_switched_at"};
 	for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
 		json_t *v = json_object_get(device, members[i]);
 		if (v)
@@ -503,49 +527,86 @@ static json_t *public_view(const char *id, json_t *device)
 	return out;
 }
 
-struct device_listing {
-	const char *user;
-	json_t *devices;
-};
-
-static int list_device(const char *key, json_t *device, void *arg)
-{
-	struct device_listing *l = arg;
-	const char *user = json_string_value(json_object_get(device, "user"));
-	if (!l->user || (user && !strcmp(user, l->user)))
-		json_array_append_new(l->devices, public_view(key, device));
-	return 0;
-}
+/* A page of the device list comes from its index (pa_list.c): no record
+ * is parsed to find it, and only the page's records are read from state. */
+#define LIST_LIMIT_MAX 1000
+#define LIST_QUERY_MAX 128
 
 json_t *pa_device_list(mg_ctx *ctx, const char *service, json_t *request, void *arg)
 {
-	static const struct mg_field fields[] = {{"user", MG_FIELD_STRING, 0, 1, PA_NAME_MAX}, {0}};
+	static const struct mg_field fields[] = {{"user", MG_FIELD_STRING, 0, 1, PA_NAME_MAX},
+	                                         {"q", MG_FIELD_STRING, 0, 1, LIST_QUERY_MAX},
+	                                         {"limit", MG_FIELD_INT, 0, 1, LIST_LIMIT_MAX},
+	                                         {"after", MG_FIELD_STRING, 0, 1, PA_DEVICE_ID_LEN},
+	                                         {0}};
 	struct pa *pa = arg;
 	mg_txn *txn;
-	json_t *user;
+	json_t *user, *id;
+	size_t i;
+	const char *next;
 	(void)service;
 
 	json_t *error = mg_request_check(pa->ctx, request, fields);
 	if (error)
 		return error;
-	struct device_listing l = {pa_str(request, "user"), NULL};
+	const char *who = pa_str(request, "user"), *after = pa_str(request, "after");
+	size_t limit = (size_t)json_integer_value(json_object_get(request, "limit"));
+	char q[LIST_QUERY_MAX + 1];
+	snprintf(q, sizeof(q), "%s", pa_str(request, "q") ? pa_str(request, "q") : "");
+	for (const char *p = q; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return mg_field_error("q", "q must be text without control characters");
+	pa_list_lower(q);
+	if (after && !pa_device_id_valid(after))
+		return mg_field_error("after",
+		                      "after must be a device id (%d lowercase hex characters)",
+		                      PA_DEVICE_ID_LEN);
 	int rc = mg_txn_begin(ctx, MG_TXN_READ, &txn);
 	if (rc)
-		return internal_rc(pa, "cannot begin a transaction", rc);
-	if (l.user && mg_state_get(ctx, txn, PA_DB_USERS, l.user, &user)) {
+		return pa_internal_rc(pa, "cannot begin a transaction", rc);
+	if (who && mg_state_get(ctx, txn, PA_DB_USERS, who, &user)) {
 		mg_txn_abort(ctx, txn);
-		return mg_error("not_found", "no user '%.40s'", l.user);
+		return mg_error("not_found", "no user '%.40s'", who);
 	}
-	if (l.user)
+	if (who)
 		json_decref(user);
-	l.devices = json_array();
-	rc = mg_state_foreach(ctx, txn, PA_DB_DEVICES, NULL, list_device, &l);
-	mg_txn_abort(ctx, txn);
-	if (rc) {
-		json_decref(l.devices);
-		return internal_rc(pa, "cannot list devices", rc);
+	json_t *page = pa_list_page(pa->list, who, *q ? q : NULL, after, limit, &next);
+	if (!page) {
+		mg_txn_abort(ctx, txn);
+		return mg_error("internal", "out of memory");
 	}
-	return json_pack("{s:o}", "devices", l.devices);
+	json_t *devices = json_array();
+	json_array_foreach(page, i, id)
+	{
+		json_t *device;
+		/* the cache follows every commit; a device it still has and
+		 * state no longer has is gone */
+		if (!mg_state_get(ctx, txn, PA_DB_DEVICES, json_string_value(id), &device)) {
+			json_array_append_new(devices, public_view(json_string_value(id), device));
+			json_decref(device);
+		}
+	}
+	mg_txn_abort(ctx, txn);
+	json_t *reply = json_pack("{s:o}", "devices", devices);
+	if (next)
+		json_object_set_new(reply, "next", json_string(next));
+	json_decref(page);
+	return reply;
+}
+
+json_t *pa_device_begin(struct pa *pa, const char *id, struct pa_op *op, json_t **device)
+{
+	if (!pa_device_id_valid(id))
+		return mg_field_error("id", "id must be %d lowercase hex characters",
+		                      PA_DEVICE_ID_LEN);
+	int rc = pa_op_begin_alone(pa, op);
+	if (rc)
+		return pa_internal_rc(pa, "cannot begin a transaction", rc);
+	if (mg_state_get(pa->ctx, op->txn, PA_DB_DEVICES, id, device)) {
+		pa_op_abort(op);
+		return mg_error("not_found", "no device %s", id);
+	}
+	return NULL;
 }
 
 enum device_action { DISABLE, ENABLE, DELETE };
@@ -562,16 +623,9 @@ static json_t *device_change(struct pa *pa, json_t *request, enum device_action 
 	if ((reply = mg_request_check(pa->ctx, request, fields)))
 		return reply;
 	const char *id = pa_str(request, "id");
-	if (!pa_device_id_valid(id))
-		return mg_field_error("id", "id must be %d lowercase hex characters",
-		                      PA_DEVICE_ID_LEN);
-	int rc = pa_op_begin_alone(pa, &op);
-	if (rc)
-		return internal_rc(pa, "cannot begin a transaction", rc);
-	if (mg_state_get(ctx, op.txn, PA_DB_DEVICES, id, &device)) {
-		pa_op_abort(&op);
-		return mg_error("not_found", "no device %s", id);
-	}
+	if ((reply = pa_device_begin(pa, id, &op, &device)))
+		return reply;
+	int rc = 0;
 	const char *state = json_string_value(json_object_get(device, "state"));
 	const char *next = action == DISABLE ? "disabled" : action == ENABLE ? "active" : "deleted";
 	int pending = state && !strcmp(state, "pending");
@@ -580,7 +634,7 @@ static json_t *device_change(struct pa *pa, json_t *request, enum device_action 
 	} else if (pending) {
 		reply =
 		    mg_error("conflict", "device %s has not registered yet: delete it instead", id);
-	} else if (action == ENABLE && (reply = access_ended(&op, device))) {
+	} else if (action == ENABLE && (reply = pa_access_ended_reply(&op, device))) {
 		/* extended with `meshgatectl user set-access`, it is active again */
 	} else if (state && strcmp(state, next)) {
 		json_object_set_new(device, "state", json_string(next));
@@ -590,10 +644,10 @@ static json_t *device_change(struct pa *pa, json_t *request, enum device_action 
 		pa_op_abort(&op); /* already so: nothing to write, nothing to announce */
 	}
 	if (rc)
-		reply = internal_rc(pa, "cannot change the device", rc);
+		reply = pa_internal_rc(pa, "cannot change the device", rc);
 	if (!reply && op.txn) {
 		if ((rc = pa_op_commit(&op)))
-			reply = internal_rc(pa, "cannot commit the device", rc);
+			reply = pa_internal_rc(pa, "cannot commit the device", rc);
 		else
 			mg_info(ctx, "device %s of user %s %s", id,
 			        json_string_value(json_object_get(device, "user")), verbs[action]);

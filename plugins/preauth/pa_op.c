@@ -54,6 +54,14 @@ void pa_op_abort(struct pa_op *op)
 	op_free(op);
 }
 
+/* The device list's index follows pa->devices. */
+static void list_put(struct pa *pa, const char *id, json_t *cached)
+{
+	if (pa_list_put(pa->list, id, cached))
+		mg_error_log(pa->ctx, "out of memory: device %s is left out of the device list",
+		             id);
+}
+
 static void apply(struct pa_op *op)
 {
 	struct pa *pa = op->pa;
@@ -70,8 +78,13 @@ static void apply(struct pa_op *op)
 	    json_object_del(pa->pending, json_string_value(v));
 	json_object_update(pa->pending, op->pending_add);
 	json_array_foreach(op->devices_del, i, v)
-	    json_object_del(pa->devices, json_string_value(v));
+	{
+		json_object_del(pa->devices, json_string_value(v));
+		pa_list_del(pa->list, json_string_value(v));
+	}
 	json_object_update(pa->devices, op->devices_put);
+	const char *id;
+	json_object_foreach(op->devices_put, id, v) list_put(pa, id, v);
 	json_array_foreach(op->users_del, i, v) json_object_del(pa->users, json_string_value(v));
 	json_object_update(pa->users, op->users_put);
 }
@@ -148,6 +161,16 @@ json_t *pa_device_payload(json_t *device, const char *state)
 		json_object_set_new(payload, "state", json_string(state));
 	else
 		copy_member(payload, device, "state");
+	/* a key rotation's, only when there is one: the wireguard plugin
+	 * replaces the previous key's peer, the api's probe answer mixes the
+	 * counters into the device's config epoch */
+	static const char *const rotation[] = {"next_public_key", "previous_public_key",
+	                                       "rotate_requested", "rotated"};
+	for (size_t i = 0; i < sizeof(rotation) / sizeof(rotation[0]); i++) {
+		json_t *v = json_object_get(device, rotation[i]);
+		if (v)
+			json_object_set(payload, rotation[i], v);
+	}
 	return payload;
 }
 
@@ -195,6 +218,7 @@ int pa_op_device_delete(struct pa_op *op, json_t *device)
 	}
 	if (key)
 		json_array_append_new(op->keys_del, json_string(key));
+	pa_rotation_keys(device, op->keys_del);
 	json_array_append_new(op->pending_del, json_string(id));
 	pa_op_device_changed(op, device, "deleted");
 	return 0;
@@ -273,11 +297,19 @@ static int index_device(const char *key, json_t *device, void *arg)
 	struct pa *pa = arg;
 	const char *public_key = json_string_value(json_object_get(device, "public_key"));
 	const char *state = json_string_value(json_object_get(device, "state"));
+	json_t *rotation = json_array(), *k;
+	size_t i;
 	if (public_key)
 		json_object_set_new(pa->keys, public_key, json_string(key));
+	pa_rotation_keys(device, rotation);
+	json_array_foreach(rotation, i, k)
+	    json_object_set_new(pa->keys, json_string_value(k), json_string(key));
+	json_decref(rotation);
 	if (state && !strcmp(state, "pending"))
 		json_object_set(pa->pending, key, json_object_get(device, "expires_at"));
-	json_object_set_new(pa->devices, key, pa_device_payload(device, NULL));
+	json_t *payload = pa_device_payload(device, NULL);
+	list_put(pa, key, payload);
+	json_object_set_new(pa->devices, key, payload);
 	return 0;
 }
 
@@ -294,13 +326,23 @@ static int index_user(const char *key, json_t *user, void *arg)
 void pa_cache_device_del(struct pa *pa, const char *id)
 {
 	json_t *old = json_object_get(pa->devices, id);
-	const char *public_key = json_string_value(json_object_get(old, "public_key"));
-	const char *owner =
-	    public_key ? json_string_value(json_object_get(pa->keys, public_key)) : NULL;
-	if (owner && !strcmp(owner, id))
-		json_object_del(pa->keys, public_key);
+	json_t *keys = json_array(), *k;
+	size_t i;
+	json_t *public_key = json_object_get(old, "public_key");
+	if (json_is_string(public_key))
+		json_array_append(keys, public_key);
+	pa_rotation_keys(old, keys);
+	json_array_foreach(keys, i, k)
+	{
+		const char *owner =
+		    json_string_value(json_object_get(pa->keys, json_string_value(k)));
+		if (owner && !strcmp(owner, id))
+			json_object_del(pa->keys, json_string_value(k));
+	}
+	json_decref(keys);
 	json_object_del(pa->pending, id);
 	json_object_del(pa->devices, id);
+	pa_list_del(pa->list, id);
 }
 
 void pa_cache_device_put(struct pa *pa, const char *id, json_t *device)
@@ -328,6 +370,7 @@ int pa_cache_load(struct pa *pa)
 	json_object_clear(pa->keys);
 	json_object_clear(pa->pending);
 	json_object_clear(pa->devices);
+	pa_list_clear(pa->list);
 	json_object_clear(pa->users);
 	pa_access_clear(pa);
 	rc = mg_state_foreach(pa->ctx, txn, PA_DB_DEVICES, NULL, index_device, pa);

@@ -81,6 +81,10 @@ static const struct {
     {"preauth.device.enable", pa_device_enable, ALONE},
     {"preauth.device.del", pa_device_del, ALONE},
     {"preauth.device.config", pa_device_config, READ},
+    {"preauth.metrics", pa_metrics, READ},
+    {"preauth.device.rotate", pa_device_rotate, ALONE},
+    {"preauth.device.next_key", pa_device_next_key, ALONE},
+    {"preauth.device.switch_key", pa_device_switch_key, ALONE},
 };
 
 #define N_SERVICES (sizeof(services) / sizeof(services[0]))
@@ -227,7 +231,9 @@ static void pa_free(struct pa *pa)
 	json_decref(pa->keys);
 	json_decref(pa->pending);
 	json_decref(pa->devices);
+	pa_list_free(pa->list);
 	json_decref(pa->users);
+	json_decref(pa->outcomes);
 	pa_access_free(pa->access);
 	pa_ipam_free(pa->ipam);
 	pa_guard_free(pa->guard);
@@ -252,10 +258,13 @@ static int preauth_init(mg_ctx *ctx)
 	pa->keys = json_object();
 	pa->pending = json_object();
 	pa->devices = json_object();
+	pa->list = pa_list_new();
 	pa->users = json_object();
+	pa->outcomes = json_object();
 	pa->guard = pa_guard_new(&pa->cfg.failures, mg_now_ms(ctx));
 	pa->access = pa_access_new();
-	if (!pa->keys || !pa->pending || !pa->devices || !pa->users || !pa->guard || !pa->access)
+	if (!pa->keys || !pa->pending || !pa->devices || !pa->list || !pa->users || !pa->outcomes ||
+	    !pa->guard || !pa->access)
 		rc = -ENOMEM;
 	for (size_t i = 0; !rc && i < N_SERVICES; i++)
 		if ((rc = mg_service_add(ctx, services[i].name,

@@ -80,6 +80,7 @@ struct pa {
 	json_t *keys;             /* public key -> device id: the conflict check */
 	json_t *pending;          /* device id -> expires_at (ms): what the reaper watches */
 	json_t *devices;          /* device id -> its last device.changed payload */
+	struct pa_list *list;     /* the same, ordered and searchable (pa_list.c) */
 	json_t *users;            /* user name -> role: what a deletion announces */
 	struct pa_access *access; /* the deadlines of time-limited users (pa_access.c) */
 	struct pa_guard *guard;   /* failed redeems and registers */
@@ -90,6 +91,8 @@ struct pa {
 	bool told_split;              /* the operator was told that batches exceed max_txn_ops */
 	int commit_rc;                /* of the last top-level commit (pa_op_commit) */
 	uint64_t last_purge_ms;
+	json_t *outcomes; /* step -> outcome ("ok" or the error code) -> count (pa_metrics.c) */
+	bool register_repeated; /* the register just run was a retry of a done one */
 };
 
 /* ---- names, request members (pa_util.c) ---- */
@@ -263,6 +266,24 @@ json_t *pa_device_payload(json_t *device, const char *state);
 void pa_cache_device_del(struct pa *pa, const char *id);
 void pa_cache_device_put(struct pa *pa, const char *id, json_t *device);
 
+/* ---- the device list's index (pa_list.c) ---- */
+
+/* Every device of pa->devices, in id order, with its searched texts. */
+struct pa_list *pa_list_new(void);
+void pa_list_free(struct pa_list *l);
+void pa_list_clear(struct pa_list *l);
+/* Adds or replaces device `id` from its pa->devices entry. */
+int pa_list_put(struct pa_list *l, const char *id, json_t *cached);
+void pa_list_del(struct pa_list *l, const char *id);
+/* ASCII letters to lower case, in place: what q is searched as. */
+void pa_list_lower(char *text);
+/* The ids (a new array) of the devices after `after` (may be NULL) of
+ * `user` (NULL: any) whose searched texts contain `q` (lower-cased; NULL:
+ * any), at most `limit` (0: no limit); *next is the page's last id when
+ * more follow, else NULL. NULL when out of memory. */
+json_t *pa_list_page(const struct pa_list *l, const char *user, const char *q, const char *after,
+                     size_t limit, const char **next);
+
 /* ---- group commit (pa_batch.c, over pa_op.c) ---- */
 
 /* A standalone op (its own durable commit). The open batch, if any, is
@@ -340,7 +361,43 @@ json_t *pa_device_enable(mg_ctx *ctx, const char *service, json_t *request, void
 json_t *pa_device_del(mg_ctx *ctx, const char *service, json_t *request, void *arg);
 json_t *pa_device_config(mg_ctx *ctx, const char *service, json_t *request, void *arg);
 
+/* ---- a device's key rotation (pa_rotate.c; docs/rotation.md) ---- */
+
+json_t *pa_device_rotate(mg_ctx *ctx, const char *service, json_t *request, void *arg);
+json_t *pa_device_next_key(mg_ctx *ctx, const char *service, json_t *request, void *arg);
+json_t *pa_device_switch_key(mg_ctx *ctx, const char *service, json_t *request, void *arg);
+/* 1 while the operator asked for more rotations ("rotate_requested") than
+ * the device made ("rotated"). */
+int pa_rotation_pending(json_t *device);
+/* Appends to `keys` the device's other keys a rotation holds for it (its
+ * next key, its previous one): the keys index keeps them the device's. */
+void pa_rotation_keys(json_t *device, json_t *keys);
+
+/* ---- shared by the services of devices (pa_devices.c) ---- */
+
+/* An internal error reply, logged (a cluster's lost race is not). */
+/* The device `id` (checked) read in a transaction of its own
+ * (pa_op_begin_alone): NULL, or the error reply with nothing left open. */
+json_t *pa_device_begin(struct pa *pa, const char *id, struct pa_op *op, json_t **device);
+json_t *pa_internal_rc(struct pa *pa, const char *what, int rc);
+/* The one answer to a wrong device id or register token: no probing. */
+json_t *pa_not_registrable(void);
+/* The access_expired reply when the access of the device's user has
+ * ended, else NULL. */
+json_t *pa_access_ended_reply(struct pa_op *op, json_t *device);
+/* A request a device authenticates with its register token (register,
+ * next key, switch key): a source that failed too often is refused before
+ * the request is looked at, and a wrong id or token counts against it. */
+json_t *pa_token_guarded(struct pa *pa, const char *what, json_t *request, pa_txn_fn fn);
+
 /* The timer: pending devices past their expiry, and old codes. */
 void pa_reap(mg_ctx *ctx, void *arg);
+
+/* ---- figures (pa_metrics.c) ---- */
+
+/* Counts the outcome of a redeem or register (`step`) by its reply and
+ * returns the reply. */
+json_t *pa_count_outcome(struct pa *pa, const char *step, json_t *reply);
+json_t *pa_metrics(mg_ctx *ctx, const char *service, json_t *request, void *arg);
 
 #endif

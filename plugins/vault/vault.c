@@ -27,23 +27,28 @@
 /* How often an idle worker asks sys/health, so that `key status` tells
  * whether Vault is reachable now, not at the last key it read. */
 #define VAULT_HEALTH_EVERY_MS 10000
+/* The schedule's timer is re-armed at least this often, so that a long
+ * schedule ("90d") never overflows a timer's interval. */
+#define VAULT_SCHEDULE_RECHECK_MS (3600 * 1000)
 
 enum job_kind { JOB_READ, JOB_WRITE };
 /* What the job is for: how its result goes on. */
-enum job_for { FOR_GET, FOR_CREATE, FOR_ROTATE, FOR_PUT };
+enum job_for { FOR_GET, FOR_CREATE, FOR_ROTATE, FOR_PUT, FOR_PROMOTE, FOR_PRUNE };
 
 struct job {
 	enum job_kind kind;
 	enum job_for why;
 	char name[160]; /* OWNER/NAME */
-	json_t *record; /* to write; the put request's new key */
+	json_t *record; /* to write; a put request's {"key", "type"} */
 	long long cas;
+	long long promote; /* FOR_PROMOTE: the version to put in use */
 	mg_reply_token *token;
 	/* the result */
 	int rc;
 	char err[512];
 	json_t *read; /* what a read found */
 	long long version;
+	bool passed_on; /* its work goes on in another job (a write, a read again) */
 	struct job *next;
 };
 
@@ -53,6 +58,14 @@ struct vault {
 	uint64_t schedule_ms, grace_ms;
 	char node[256];
 	json_t *cache; /* plugin thread: name -> {"record", "kv_version"} */
+	/* plugin thread: name -> when the schedule may start its rotation
+	 * again (ms): a rotation under way (0: until it ends) or one that
+	 * failed (its retry) */
+	json_t *rotating;
+	/* plugin thread: the same for dropping a previous version whose grace
+	 * is over */
+	json_t *pruning;
+	int schedule_timer; /* > 0 while armed */
 
 	/* shared with the worker, under lock */
 	pthread_t worker;
@@ -261,11 +274,14 @@ static json_t *cached(struct vault *v, const char *name)
 	return json_object_get(json_object_get(v->cache, name), "record");
 }
 
+static void schedule_arm(struct vault *v);
+
 static void cache_put(struct vault *v, const char *name, json_t *record, long long version)
 {
 	json_object_set_new(
 	    v->cache, name,
 	    json_pack("{s:O, s:I}", "record", record, "kv_version", (json_int_t)version));
+	schedule_arm(v); /* a key made, rotated or switched moves its next rotation */
 }
 
 static json_t *with_backend(json_t *reply)
@@ -293,8 +309,10 @@ static void write_record(struct vault *v, struct job *from, enum job_for why, js
 		return;
 	}
 	from->token = NULL;
+	from->passed_on = true;
 	w->record = record;
 	w->cas = cas;
+	w->promote = from->promote;
 	submit(v, w);
 }
 
@@ -307,15 +325,48 @@ static void read_again(struct vault *v, struct job *from)
 		return;
 	}
 	from->token = NULL;
+	from->passed_on = true;
+	r->promote = from->promote;
 	submit(v, r);
+}
+
+/* secret.promote on the record read: written over the version read
+ * (check-and-set), or answered at once when nothing changes. */
+static void promote_read(struct vault *v, struct job *j, json_t *record, long long kv_version)
+{
+	mg_ctx *ctx = v->ctx;
+	int promoted = record
+	                   ? secret_record_promote(record, j->promote, mg_now_ms(ctx), v->grace_ms)
+	                   : -ENOENT;
+	if (promoted == 1) {
+		write_record(v, j, FOR_PROMOTE, record, kv_version);
+		return;
+	}
+	if (promoted == 0) {
+		json_t *reply = secret_record_public(record);
+		json_object_set_new(reply, "promoted", json_false());
+		answer(ctx, j, with_backend(reply));
+	} else if (promoted == -ESTALE) {
+		answer(ctx, j,
+		       mg_error("conflict", "%s is at version %lld with %s: not %lld", j->name,
+		                json_integer_value(json_object_get(record, "version")),
+		                json_object_get(record, "next") ? "a next one" : "no next one",
+		                j->promote));
+	} else {
+		answer(ctx, j,
+		       promoted == -ENOENT ? mg_error("not_found", "no secret named %s", j->name)
+		                           : mg_error("internal", "out of memory"));
+	}
+	json_decref(record);
 }
 
 static void read_done(struct vault *v, struct job *j)
 {
 	mg_ctx *ctx = v->ctx;
 	json_t *loaded = json_object_get(v->cache, j->name);
-	if (j->rc && j->rc != -ENOENT && j->why == FOR_ROTATE && loaded) {
-		/* Vault does not answer: rotate the version loaded, the write
+	if (j->rc && j->rc != -ENOENT && (j->why == FOR_ROTATE || j->why == FOR_PROMOTE) &&
+	    loaded) {
+		/* Vault does not answer: change the version loaded, the write
 		 * waits for Vault (and is refused if a newer one got there) */
 		j->rc = 0;
 		json_decref(j->read);
@@ -329,6 +380,7 @@ static void read_done(struct vault *v, struct job *j)
 		cache_put(v, j->name, j->read, j->version);
 	json_t *record = j->rc ? NULL : json_deep_copy(j->read);
 	long long kv_version = j->rc ? 0 : j->version;
+	int made;
 	switch (j->why) {
 	case FOR_GET:
 	case FOR_CREATE:
@@ -344,8 +396,16 @@ static void read_done(struct vault *v, struct job *j)
 	case FOR_ROTATE:
 		if (!record) {
 			answer(ctx, j, mg_error("not_found", "no secret named %s", j->name));
-		} else if (secret_record_rotate(record, mg_now_ms(ctx)) == 1) {
+		} else if ((made = secret_record_rotate(record, mg_now_ms(ctx))) == 1) {
 			write_record(v, j, FOR_ROTATE, record, kv_version);
+		} else if (made == -EMEDIUMTYPE) {
+			answer(
+			    ctx, j,
+			    mg_error("invalid",
+			             "%s is not a WireGuard key: the service does not rotate it, "
+			             "its owner replaces it (secret.put)",
+			             j->name));
+			json_decref(record);
 		} else {
 			json_t *reply = secret_record_public(record);
 			json_object_set_new(reply, "made", json_false());
@@ -363,10 +423,27 @@ static void read_done(struct vault *v, struct job *j)
 			json_decref(record);
 			return;
 		}
-		json_t *next = secret_record_put(j->name, record, json_string_value(j->record),
-		                                 mg_now_ms(ctx), v->grace_ms);
+		json_t *next = secret_record_put(
+		    j->name, record, json_string_value(json_object_get(j->record, "key")),
+		    json_string_value(json_object_get(j->record, "type")), mg_now_ms(ctx),
+		    v->grace_ms);
 		json_decref(record);
 		write_record(v, j, FOR_PUT, next, kv_version);
+		return;
+	}
+	case FOR_PROMOTE:
+		promote_read(v, j, record, kv_version);
+		return;
+	case FOR_PRUNE: {
+		json_t *previous = json_object_get(record, "previous");
+		uint64_t until =
+		    (uint64_t)json_integer_value(json_object_get(previous, "until_ms"));
+		if (previous && until <= mg_now_ms(ctx)) {
+			json_object_del(record, "previous");
+			write_record(v, j, FOR_PRUNE, record, kv_version);
+		} else {
+			json_decref(record);
+		}
 		return;
 	}
 	}
@@ -394,7 +471,19 @@ static void write_done(struct vault *v, struct job *j)
 	}
 	cache_put(v, j->name, j->record, j->version);
 	json_t *reply;
-	if (j->why == FOR_CREATE) {
+	if (j->why == FOR_PROMOTE) {
+		mg_info(ctx,
+		        "%s: version %lld in use (stored in Vault), the previous one kept for "
+		        "the grace period",
+		        j->name, j->promote);
+		reply = secret_record_public(j->record);
+		json_object_set_new(reply, "promoted", json_true());
+		secret_publish(ctx, SECRET_EVENT_PROMOTED, j->name, j->promote);
+	} else if (j->why == FOR_PRUNE) {
+		mg_info(ctx, "%s: the previous version is gone from Vault (its grace is over)",
+		        j->name);
+		reply = secret_record_public(j->record);
+	} else if (j->why == FOR_CREATE) {
 		mg_info(ctx, "%s: made a new key (version 1, stored in Vault)", j->name);
 		reply = json_deep_copy(j->record);
 		json_object_set_new(reply, "created", json_true());
@@ -405,11 +494,15 @@ static void write_done(struct vault *v, struct job *j)
 		    "version"));
 		mg_info(ctx, "%s: stored version %lld in Vault%s", j->name, (long long)made,
 		        j->why == FOR_ROTATE ? " (next, not in use yet)" : "");
-		if (j->why == FOR_ROTATE)
+		if (j->why == FOR_ROTATE) {
 			json_object_set_new(reply, "made", json_true());
+			secret_publish(ctx, SECRET_EVENT_NEXT, j->name, (long long)made);
+		}
 	}
 	answer(ctx, j, with_backend(reply));
 }
+
+static void scheduled_job_ended(struct vault *v, struct job *j);
 
 static void job_done(mg_ctx *ctx, void *arg)
 {
@@ -421,7 +514,114 @@ static void job_done(mg_ctx *ctx, void *arg)
 		write_done(v, j);
 	if (j->token) /* every path answers; this is the guard */
 		answer(ctx, j, mg_error("internal", "%s: no answer", j->name));
+	if ((j->why == FOR_ROTATE || j->why == FOR_PRUNE) && !j->passed_on)
+		scheduled_job_ended(v, j);
 	job_free(j);
+}
+
+/* ---- the schedule: every key the node uses rotated `schedule` after it
+ * was made ---- */
+
+/* When a key falls due: made + schedule, or a failed rotation's retry. A
+ * key whose next version waits for its owner's switch, or whose rotation
+ * is under way, is not due (the switch promotes the next version, with its
+ * own creation time). 0: not due. */
+static uint64_t rotation_due(struct vault *v, const char *name)
+{
+	json_t *record = cached(v, name), *rotating = json_object_get(v->rotating, name);
+	if (!v->schedule_ms || !record || json_object_get(record, "next") ||
+	    !secret_record_rotates(record))
+		return 0;
+	if (rotating)
+		return (uint64_t)json_integer_value(rotating); /* 0 while under way */
+	return (uint64_t)json_integer_value(json_object_get(record, "created_ms")) + v->schedule_ms;
+}
+
+/* When the previous version of a key goes: once its grace is over (or a
+ * failed prune's retry). 0: none, or its prune is under way. */
+static uint64_t prune_due(struct vault *v, const char *name)
+{
+	json_t *previous = json_object_get(cached(v, name), "previous");
+	json_t *pruning = json_object_get(v->pruning, name);
+	if (!previous)
+		return 0;
+	if (pruning)
+		return (uint64_t)json_integer_value(pruning);
+	json_int_t until = json_integer_value(json_object_get(previous, "until_ms"));
+	return until > 0 ? (uint64_t)until : 1;
+}
+
+static void schedule_fire(mg_ctx *ctx, void *arg);
+
+/* One timer, for the earliest key due (a rotation, or a previous version
+ * to drop): re-armed whenever a key changes. */
+static void schedule_arm(struct vault *v)
+{
+	uint64_t earliest = UINT64_MAX, now = mg_now_ms(v->ctx);
+	const char *name;
+	json_t *entry;
+	if (v->schedule_timer > 0)
+		mg_timer_del(v->ctx, v->schedule_timer);
+	v->schedule_timer = 0;
+	json_object_foreach(v->cache, name, entry)
+	{
+		uint64_t due = rotation_due(v, name), prune = prune_due(v, name);
+		if (due && due < earliest)
+			earliest = due;
+		if (prune && prune < earliest)
+			earliest = prune;
+	}
+	if (earliest == UINT64_MAX)
+		return;
+	uint64_t wait = earliest > now ? earliest - now : 0;
+	v->schedule_timer = mg_timer_add(
+	    v->ctx, (unsigned)(wait < VAULT_SCHEDULE_RECHECK_MS ? wait : VAULT_SCHEDULE_RECHECK_MS),
+	    0, schedule_fire, NULL);
+}
+
+/* The same job secret.rotate starts, with nobody waiting for its answer:
+ * Vault unreachable, its write waits and is retried with backoff. */
+static void schedule_fire(mg_ctx *ctx, void *arg)
+{
+	struct vault *v = ctx->self;
+	uint64_t now = mg_now_ms(ctx);
+	const char *name;
+	json_t *entry;
+	(void)arg;
+	v->schedule_timer = 0; /* it fired: a one-shot timer is gone */
+	json_object_foreach(v->cache, name, entry)
+	{
+		uint64_t due = rotation_due(v, name), prune = prune_due(v, name);
+		struct job *j =
+		    due && due <= now ? job_new(JOB_READ, FOR_ROTATE, name, NULL) : NULL;
+		if (j) {
+			json_object_set_new(v->rotating, name, json_integer(0));
+			mg_info(ctx, "%s: rotation due (schedule %s)", name,
+			        setting(ctx, "schedule"));
+			submit(v, j);
+		}
+		j = prune && prune <= now ? job_new(JOB_READ, FOR_PRUNE, name, NULL) : NULL;
+		if (j) {
+			json_object_set_new(v->pruning, name, json_integer(0));
+			submit(v, j);
+		}
+	}
+	schedule_arm(v);
+}
+
+/* A rotation (asked for or scheduled) or a prune is over: done, or failed
+ * (the schedule tries again after VAULT_BACKOFF_MAX_MS). */
+static void scheduled_job_ended(struct vault *v, struct job *j)
+{
+	json_t *busy = j->why == FOR_ROTATE ? v->rotating : v->pruning;
+	bool failed = j->rc && j->rc != -ENOENT;
+	if (failed && json_object_get(busy, j->name))
+		json_object_set_new(
+		    busy, j->name,
+		    json_integer((json_int_t)(mg_now_ms(v->ctx) + VAULT_BACKOFF_MAX_MS)));
+	else
+		json_object_del(busy, j->name);
+	schedule_arm(v);
 }
 
 /* The name of a request, checked; NULL with *bad set. */
@@ -477,23 +677,40 @@ static json_t *secret_rotate(mg_ctx *ctx, const char *service, json_t *req, void
 	return name ? defer_job(ctx, JOB_READ, FOR_ROTATE, name, NULL, 0) : bad;
 }
 
+/* The owner of the key switched to its next version: Vault's record is
+ * rewritten with check-and-set over the version read (a refused write
+ * reads again: promoting what is in use already answers ok). */
+static json_t *secret_promote(mg_ctx *ctx, const char *service, json_t *req, void *arg)
+{
+	json_t *bad;
+	(void)service, (void)arg;
+	const char *name = request_name(ctx, req, secret_promote_fields, &bad);
+	if (!name)
+		return bad;
+	struct job *j = job_new(JOB_READ, FOR_PROMOTE, name, NULL);
+	if (!j)
+		return mg_error("internal", "out of memory");
+	j->promote = json_integer_value(json_object_get(req, "version"));
+	j->token = mg_defer(ctx);
+	submit(ctx->self, j);
+	return NULL;
+}
+
 static json_t *secret_put(mg_ctx *ctx, const char *service, json_t *req, void *arg)
 {
 	json_t *bad;
-	unsigned char bin[SECRET_TEXT_MAX];
-	size_t len;
+	char err[256];
 	(void)service, (void)arg;
 	const char *name = request_name(ctx, req, secret_put_fields, &bad);
 	if (!name)
 		return bad;
-	const char *key = json_string_value(json_object_get(req, "key"));
-	int undecodable = sodium_base642bin(bin, sizeof(bin), key, strlen(key), NULL, &len, NULL,
-	                                    sodium_base64_VARIANT_ORIGINAL) ||
-	                  len == 0;
-	sodium_memzero(bin, sizeof(bin));
-	if (undecodable)
-		return mg_field_error("key", "the key is not base64");
-	return defer_job(ctx, JOB_READ, FOR_PUT, name, json_string(key),
+	if (secret_put_check(req, err, sizeof(err)))
+		return mg_field_error(strncmp(err, "type", 4) ? "key" : "type", "%s", err);
+	const char *type = json_string_value(json_object_get(req, "type"));
+	/* the job's record: the new key and its type, until the read's result */
+	return defer_job(ctx, JOB_READ, FOR_PUT, name,
+	                 json_pack("{s:O, s:s}", "key", json_object_get(req, "key"), "type",
+	                           type ? type : SECRET_TYPE_OPAQUE),
 	                 json_integer_value(json_object_get(req, "cas")));
 }
 
@@ -510,10 +727,11 @@ static json_t *secret_status(mg_ctx *ctx, const char *service, json_t *req, void
 	{
 		json_t *pub = secret_record_public(json_object_get(entry, "record"));
 		json_object_set_new(pub, "name", json_string(name));
-		json_object_set_new(
-		    pub, "next_rotation_ms",
-		    json_integer(json_integer_value(json_object_get(pub, "created_ms")) +
-		                 (json_int_t)v->schedule_ms));
+		uint64_t due = rotation_due(v, name);
+		if (due)
+			json_object_set_new(pub, "next_rotation_ms", json_integer((json_int_t)due));
+		if (json_object_get(v->rotating, name))
+			json_object_set_new(pub, "rotating", json_true());
 		json_array_append_new(keys, pub);
 	}
 	pthread_mutex_lock(&v->lock);
@@ -576,6 +794,8 @@ static void vault_free(struct vault *v)
 	pthread_mutex_destroy(&v->lock);
 	pthread_cond_destroy(&v->wake);
 	json_decref(v->cache);
+	json_decref(v->rotating);
+	json_decref(v->pruning);
 	free(v);
 }
 
@@ -589,6 +809,8 @@ static int vault_init(mg_ctx *ctx)
 		v->ctx = ctx;
 		v->tail = &v->queue;
 		v->cache = json_object();
+		v->rotating = json_object();
+		v->pruning = json_object();
 		pthread_mutex_init(&v->lock, NULL);
 		pthread_cond_init(&v->wake, NULL);
 		ctx->self = v;
@@ -605,6 +827,7 @@ static int vault_init(mg_ctx *ctx)
 	if (!rc && ((rc = mg_service_add(ctx, "secret.get", secret_get, NULL)) ||
 	            (rc = mg_service_add(ctx, "secret.put", secret_put, NULL)) ||
 	            (rc = mg_service_add(ctx, "secret.rotate", secret_rotate, NULL)) ||
+	            (rc = mg_service_add(ctx, "secret.promote", secret_promote, NULL)) ||
 	            (rc = mg_service_add(ctx, "secret.status", secret_status, NULL))))
 		mg_error_log(ctx, "cannot register the secret services");
 	if (rc) {
@@ -646,8 +869,10 @@ static const struct mg_setting vault_settings[] = {
      "Where the keys live in the mount: PATH/NODE/OWNER/NAME (e.g. meshgate/gw1/wireguard/wg0).",
      NULL, 0},
     {"schedule", MG_SETTING_STRING, "\"24h\"",
-     "How often a key is rotated (a duration: \"30s\", \"10m\", \"24h\"); shown by "
-     "`meshgatectl key status` as the next rotation.",
+     "How often each key the node uses is rotated (a duration: \"30s\", \"10m\", \"24h\"), "
+     "counted from when its version in use was made; its owner switches to the new version "
+     "without losing a packet (docs/rotation.md). A rotation that cannot reach Vault waits and "
+     "is retried with backoff; `meshgatectl key status` shows the next rotation.",
      NULL, 0},
     {"grace", MG_SETTING_STRING, "\"10m\"",
      "How long a key's previous version stays valid once a new one replaced it.", NULL, 0},

@@ -13,30 +13,10 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "curl_body.h"
 #include "vault.h"
 
 #define VAULT_ANSWER_MAX (1 << 20)
-
-struct buffer {
-	char *data;
-	size_t len;
-};
-
-static size_t collect(char *ptr, size_t size, size_t n, void *arg)
-{
-	struct buffer *b = arg;
-	size_t add = size * n;
-	if (b->len + add > VAULT_ANSWER_MAX)
-		return 0; /* no answer of ours is that large: give up on it */
-	char *grown = realloc(b->data, b->len + add + 1);
-	if (!grown)
-		return 0;
-	memcpy(grown + b->len, ptr, add);
-	b->data = grown;
-	b->len += add;
-	b->data[b->len] = '\0';
-	return add;
-}
 
 int vault_client_init(struct vault_client *c, const struct vault_conf *conf, char *err,
                       size_t errlen)
@@ -84,7 +64,7 @@ static long http(struct vault_client *c, const char *method, const char *path, j
                  int with_token, json_t **answer, char *err, size_t errlen)
 {
 	CURL *curl = c->curl;
-	struct buffer b = {0};
+	struct curl_body b = {.max = VAULT_ANSWER_MAX}; /* no answer of ours is that large */
 	struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
 	char url[1024], header[600];
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -110,7 +90,7 @@ static long http(struct vault_client *c, const char *method, const char *path, j
 	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 	if (text)
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, curl_body_collect);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
 	CURLcode rc = curl_easy_perform(curl);
 	if (rc == CURLE_OK)

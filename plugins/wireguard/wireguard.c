@@ -3,7 +3,8 @@
  * use, never read from a file here), brings the interface up and keeps its peers equal to the
  * active devices in state: everything at start in one transaction, then as `device.changed` events
  * arrive (the events queued together written together, in one set), plus a periodic diff that
- * repairs any drift. */
+ * repairs any drift. A new version of the server key is switched to at a
+ * time published ahead (rotate.c). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -13,8 +14,11 @@
 #include <sodium.h>
 
 #include "iface.h"
+#include "metrics.h"
 #include "peers.h"
+#include "rotate.h"
 #include "secret.h"
+#include "takeover.h"
 #include "wg.h"
 
 struct wgp {
@@ -24,8 +28,10 @@ struct wgp {
 	bool remove_on_stop; /* wireguard.on_stop = "remove" */
 	wg_key private_key, public_key;
 	int resync_timer;
-	struct wgp_peers changes; /* from device.changed events, not yet written */
-	bool changes_posted;      /* apply_changes is queued to run */
+	struct wgp_peers changes;       /* from device.changed events, not yet written */
+	bool changes_posted;            /* apply_changes is queued to run */
+	struct wgp_rotation rotation;   /* the server key's next version */
+	struct wgp_takeovers takeovers; /* devices' new keys awaiting a handshake */
 };
 
 static const char *setting(mg_ctx *ctx, const char *name)
@@ -115,6 +121,15 @@ static json_t *applied_payload(const char *ifname, const struct wgp_peers *chang
 	return json_pack("{s:s, s:o, s:o}", "interface", ifname, "set", set, "removed", removed);
 }
 
+static void watch_takeover(void *arg, const struct wg_peer *peer, const wg_key old_key)
+{
+	mg_ctx *ctx = arg;
+	struct wgp *self = ctx->self;
+	if (wgp_takeover_watch(ctx, &self->takeovers, peer->public_key, old_key))
+		mg_warn(ctx,
+		        "cannot watch a device's new key: its old peer goes at the next resync");
+}
+
 /* The device changes gathered so far, in one write. */
 static void apply_changes(mg_ctx *ctx, void *arg)
 {
@@ -124,7 +139,8 @@ static void apply_changes(mg_ctx *ctx, void *arg)
 	(void)arg;
 	self->changes_posted = false;
 	json_t *applied = applied_payload(self->ifname, &self->changes);
-	if (wgp_peers_apply(&self->changes, self->backend, self->ifname, err, sizeof(err)))
+	if (wgp_peers_apply(&self->changes, self->backend, self->ifname, watch_takeover, ctx, err,
+	                    sizeof(err)))
 		mg_warn(ctx, "%zu device changes: %s (the next resync retries)", n, err);
 	else if (applied)
 		mg_publish(ctx, "wireguard.peers", applied);
@@ -192,7 +208,117 @@ static json_t *status(mg_ctx *ctx, const char *service, json_t *request, void *a
 	                          wg_backend_name(self->backend), "public_key", key, "listen_port",
 	                          dev->listen_port, "peers", peers);
 	wg_device_free(dev);
+	wgp_rotation_describe(&self->rotation, reply);
 	return reply;
+}
+
+/* ---- figures (wireguard.metrics) ---- */
+
+/* Seconds: WireGuard renews a session's handshake every 2 minutes while
+ * it carries traffic, so a live peer stays under 180. */
+static const double handshake_age_bounds[] = {30, 60, 120, 180, 300, 600, 1800, 3600, 21600, 86400};
+
+static int collect_role(const char *key, json_t *device, void *arg)
+{
+	json_t *public_key = json_object_get(device, "public_key");
+	json_t *role = json_object_get(device, "role");
+	(void)key;
+	if (json_is_string(public_key) && json_is_string(role))
+		json_object_set(arg, json_string_value(public_key), role);
+	return 0;
+}
+
+/* public key -> role of every device, in one pass over the devices. */
+static json_t *roles_by_key(mg_ctx *ctx)
+{
+	json_t *roles = json_object();
+	mg_txn *txn;
+	if (!mg_txn_begin(ctx, MG_TXN_READ, &txn)) {
+		mg_state_foreach(ctx, txn, "devices", NULL, collect_role, roles);
+		mg_txn_abort(ctx, txn);
+	}
+	return roles;
+}
+
+/* Adds the bytes of peer p to its role's sums in by_role (role -> [rx, tx]). */
+static void add_bytes(json_t *by_role, const char *role, const struct wg_peer *p)
+{
+	json_t *sums = json_object_get(by_role, role);
+	if (!sums) {
+		sums = json_pack("[I, I]", (json_int_t)0, (json_int_t)0);
+		json_object_set_new(by_role, role, sums);
+	}
+	json_array_set_new(
+	    sums, 0,
+	    json_integer(json_integer_value(json_array_get(sums, 0)) + (json_int_t)p->rx_bytes));
+	json_array_set_new(
+	    sums, 1,
+	    json_integer(json_integer_value(json_array_get(sums, 1)) + (json_int_t)p->tx_bytes));
+}
+
+/* wireguard.metrics: from one read of the interface, the age of each
+ * peer's last handshake and its bytes summed by its device's role. */
+static json_t *metrics(mg_ctx *ctx, const char *service, json_t *request, void *arg)
+{
+	static const struct mg_field fields[] = {{0}};
+	struct wgp *self = ctx->self;
+	struct wg_device *dev;
+	struct metrics_histogram ages;
+	char err[256], key[WG_KEY_B64_LEN];
+	size_t never = 0;
+	json_t *bad;
+	(void)service;
+	(void)arg;
+	if ((bad = mg_request_check(ctx, request, fields)))
+		return bad;
+	if (wg_device_get(self->backend, self->ifname, &dev, err, sizeof(err)))
+		return mg_error("internal", "cannot read %s: %s", self->ifname, err);
+	json_t *roles = roles_by_key(ctx), *by_role = json_object();
+	double now_s = (double)mg_now_ms(ctx) / 1000.0;
+	metrics_histogram_init(&ages, handshake_age_bounds,
+	                       sizeof(handshake_age_bounds) / sizeof(handshake_age_bounds[0]));
+	for (size_t i = 0; i < dev->n_peers; i++) {
+		const struct wg_peer *p = &dev->peers[i];
+		wg_key_to_base64(key, p->public_key);
+		const char *role = json_string_value(json_object_get(roles, key));
+		add_bytes(by_role, role ? role : "unknown", p);
+		if (!p->last_handshake.tv_sec) {
+			never++;
+			continue;
+		}
+		double age = now_s - (double)p->last_handshake.tv_sec;
+		metrics_observe(&ages, age > 0 ? age : 0);
+	}
+	json_t *families = json_array();
+	metrics_sample(metrics_family(families, "meshgate_wireguard_peers", "gauge",
+	                              "Peers of the gateway's WireGuard interface"),
+	               NULL, (double)dev->n_peers);
+	metrics_sample(metrics_family(families, "meshgate_wireguard_peers_without_handshake",
+	                              "gauge", "Peers that have had no handshake yet"),
+	               NULL, (double)never);
+	metrics_histogram_sample(
+	    metrics_family(families, "meshgate_wireguard_handshake_age_seconds", "histogram",
+	                   "Seconds since each peer's last handshake (peers that had one)"),
+	    NULL, &ages);
+	json_t *rx = metrics_family(families, "meshgate_wireguard_received_bytes_total", "counter",
+	                            "Bytes received from the peers, by the role of their device "
+	                            "(summed over the peers there are now)");
+	json_t *tx = metrics_family(families, "meshgate_wireguard_sent_bytes_total", "counter",
+	                            "Bytes sent to the peers, by the role of their device "
+	                            "(summed over the peers there are now)");
+	const char *role;
+	json_t *sums;
+	json_object_foreach(by_role, role, sums)
+	{
+		metrics_sample(rx, json_pack("{s:s}", "role", role),
+		               (double)json_integer_value(json_array_get(sums, 0)));
+		metrics_sample(tx, json_pack("{s:s}", "role", role),
+		               (double)json_integer_value(json_array_get(sums, 1)));
+	}
+	json_decref(roles);
+	json_decref(by_role);
+	wg_device_free(dev);
+	return metrics_reply(families);
 }
 
 /* ---- lifecycle ---- */
@@ -208,6 +334,7 @@ static int publish_server(mg_ctx *ctx)
 	    "{s:s, s:s, s:i, s:s, s:s, s:i}", "public_key", key, "endpoint",
 	    setting(ctx, "endpoint"), "listen_port", setting_int(ctx, "listen_port"), "address",
 	    setting(ctx, "address"), "interface", self->ifname, "mtu", setting_int(ctx, "mtu"));
+	wgp_rotation_describe(&self->rotation, server);
 	int rc = mg_txn_begin(ctx, 0, &txn);
 	if (!rc && (rc = mg_state_put(ctx, txn, "wg", "server", server)))
 		mg_txn_abort(ctx, txn);
@@ -217,7 +344,15 @@ static int publish_server(mg_ctx *ctx)
 	return rc;
 }
 
-static int wgp_init(mg_ctx *ctx)
+/* The switch to the server key's next version was made: it is the key. */
+static void key_switched(mg_ctx *ctx, const wg_key key)
+{
+	struct wgp *self = ctx->self;
+	memcpy(self->private_key, key, sizeof(self->private_key));
+	wg_key_public_from_private(self->public_key, self->private_key);
+}
+
+static int wgp_setup(mg_ctx *ctx)
 {
 	struct wgp *self = calloc(1, sizeof(*self));
 	char err[256];
@@ -247,25 +382,53 @@ static int wgp_init(mg_ctx *ctx)
 		return rc;
 	}
 	/* the server key: from the secret service, made there on first use */
-	char name[64], pub[WG_KEY_B64_LEN];
-	long long version;
-	int created;
-	snprintf(name, sizeof(name), "wireguard/%s", self->ifname);
-	if ((rc = secret_get_wg_key(ctx, name, self->private_key, &version, &created, err,
-	                            sizeof(err)))) {
+	struct wgp_rotation *rot = &self->rotation;
+	struct secret_wg_key keys;
+	char pub[WG_KEY_B64_LEN];
+	snprintf(rot->name, sizeof(rot->name), "wireguard/%s", self->ifname);
+	if ((rc = secret_get_wg_keys(ctx, rot->name, &keys, err, sizeof(err)))) {
 		mg_error_log(ctx, "server key: %s", err);
 		return rc;
 	}
+	memcpy(self->private_key, keys.key, sizeof(self->private_key));
 	wg_key_public_from_private(self->public_key, self->private_key);
 	wg_key_to_base64(pub, self->public_key);
 	mg_info(ctx, "%s server key %s (version %lld), public key %s",
-	        created ? "made a new" : "got the", name, version, pub);
+	        keys.created ? "made a new" : "got the", rot->name, keys.version, pub);
+	rot->backend = self->backend;
+	rot->ifname = self->ifname;
+	self->takeovers.backend = self->backend;
+	self->takeovers.ifname = self->ifname;
+	rot->switched = key_switched;
+	rot->publish = publish_server;
+	rc = wgp_rotation_init(ctx, rot, &keys, setting(ctx, "key_switch_lead"), err, sizeof(err));
+	sodium_memzero(&keys, sizeof(keys));
+	if (rc) {
+		mg_error_log(ctx, "wireguard.key_switch_lead: %s", err);
+		return rc;
+	}
 	if (!setting(ctx, "endpoint")[0])
 		mg_warn(ctx, "wireguard.endpoint is empty: clients are told no address to dial");
 	if ((rc = mg_service_add(ctx, "wg.status", status, NULL)) ||
+	    (rc = mg_service_add(ctx, "wireguard.metrics", metrics, NULL)) ||
 	    (rc = mg_subscribe(ctx, "device.changed", on_device_changed, NULL)))
 		return rc;
 	return 0;
+}
+
+/* The core does not call stop after a failed init: what init made goes
+ * here. */
+static int wgp_init(mg_ctx *ctx)
+{
+	int rc = wgp_setup(ctx);
+	struct wgp *self = ctx->self;
+	if (rc && self) {
+		sodium_memzero(self->private_key, sizeof(self->private_key));
+		wgp_rotation_stop(&self->rotation);
+		free(self);
+		ctx->self = NULL;
+	}
+	return rc;
 }
 
 /* The server key and listen port, each written only when the interface
@@ -281,6 +444,9 @@ static int configure_device(mg_ctx *ctx, bool adopted, char *err, size_t errlen)
 		return rc;
 	bool key_differs = !(dev->flags & WG_DEVICE_HAS_PRIVATE_KEY) ||
 	                   !wg_key_equal(dev->private_key, self->private_key);
+	if (adopted && key_differs && (dev->flags & WG_DEVICE_HAS_PRIVATE_KEY) &&
+	    wgp_rotation_adopt(ctx, &self->rotation, dev->private_key))
+		key_differs = false;
 	bool port_differs = dev->listen_port != port;
 	wg_device_free(dev);
 	if (adopted && key_differs)
@@ -336,6 +502,7 @@ static int wgp_start(mg_ctx *ctx)
 	 * wg/server, starts meanwhile; readiness waits for the peers. */
 	if (!MG_API_HAS(ctx, post) || mg_post(ctx, resync, "start"))
 		resync(ctx, "start");
+	wgp_rotation_start(ctx, &self->rotation);
 	int interval = setting_int(ctx, "resync_interval");
 	if (interval > 0)
 		self->resync_timer = mg_timer_add(ctx, (unsigned)interval * 1000, 1, resync, NULL);
@@ -364,6 +531,8 @@ static void wgp_stop(mg_ctx *ctx)
 		        self->ifname);
 	}
 	sodium_memzero(self->private_key, sizeof(self->private_key));
+	wgp_rotation_stop(&self->rotation);
+	wgp_takeovers_free(ctx, &self->takeovers);
 	wgp_peers_free(&self->changes);
 	free(self);
 	ctx->self = NULL;
@@ -388,6 +557,11 @@ static const struct mg_setting wgp_settings[] = {
      "What a stop of meshgated does to the interface: \"keep\" leaves it up with its peers "
      "and wireguard-go running (devices keep their tunnels; the next start adopts it), "
      "\"remove\" deletes it.",
+     NULL, 0},
+    {"key_switch_lead", MG_SETTING_STRING, "\"5s\"",
+     "How long ahead of the switch to a new server key its public key and switch time are "
+     "published (a duration): long enough for every device to re-read its config "
+     "(docs/rotation.md).",
      NULL, 0},
     {"resync_interval", MG_SETTING_INT, "60",
      "Seconds between diffs of the interface's peers against state (0: never).", NULL, 0},

@@ -17,5 +17,10 @@ function(mg_add_plugin name)
   target_link_libraries(plugin_${name} PRIVATE meshgate::sdk)
   # a plugin never links against the core: an undefined symbol is an error now
   target_link_options(plugin_${name} PRIVATE -Wl,-z,defs)
-  install(TARGETS plugin_${name} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/meshgate/plugins)
+  # MESHGATE_PLUGIN_COMPONENT: the install component (meshgate's packages)
+  if(MESHGATE_PLUGIN_COMPONENT)
+    set(component COMPONENT ${MESHGATE_PLUGIN_COMPONENT})
+  endif()
+  install(TARGETS plugin_${name} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/meshgate/plugins
+    ${component})
 endfunction()

@@ -37,6 +37,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	why[0] = '\0';
 	rc = api_decode_register(body, size, &out, why, sizeof(why));
 	check(rc, out, why, "public_key");
+	why[0] = '\0';
+	rc = api_decode_key_step("/api/v1/devices/0123456789abcdef/next-key", body, size, &out, why,
+	                         sizeof(why));
+	check(rc, out, why, "register_token");
 	free(body);
 
 	/* the same bytes as a header value and as a path */
@@ -47,6 +51,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	text[size] = '\0';
 	api_content_type_is_json(text);
 	api_method_allowed(api_route_find(text), "POST", NULL);
+	/* as the path of a device's key step, with a body that would pass */
+	static const char good[] = "{\"register_token\":\"t\",\"public_key\":"
+	                           "\"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\"}";
+	why[0] = '\0';
+	rc = api_decode_key_step(text, good, sizeof(good) - 1, &out, why, sizeof(why));
+	check(rc, out, why, "device_id");
 	api_wg_key_valid(text);
 	free(text);
 	return 0;

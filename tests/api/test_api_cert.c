@@ -1,5 +1,7 @@
 /* The api plugin's certificates, checked with GnuTLS: the CA, the server
- * certificate's names, the chain, reuse, re-issue and the fingerprint. */
+ * certificate's names, the chain, reuse, re-issue and the fingerprint; the
+ * private keys in the secret service (a stand-in here, test_keys.h), never
+ * in a file, and the key files of an earlier version moved there. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +21,7 @@
 #include <gnutls/x509.h>
 
 #include "api.h"
+#include "test_keys.h"
 
 #define DAY 86400
 /* the real clock: GnuTLS's own checks below use it */
@@ -27,6 +30,8 @@ static time_t NOW;
 struct fixture {
 	char dir[64];
 	json_t *names;
+	json_t *store; /* the secret service's keys */
+	struct api_keys keys;
 	struct api_tls_params params;
 };
 
@@ -37,7 +42,10 @@ static int setup(void **state)
 	if (!mkdtemp(f->dir))
 		return -1;
 	f->names = json_pack("[s, s, s]", "vpn.example.com", "203.0.113.1", "2001:db8::7");
+	f->store = json_object();
+	f->keys = test_keys(f->store);
 	f->params = (struct api_tls_params){.dir = f->dir,
+	                                    .keys = &f->keys,
 	                                    .names = f->names,
 	                                    .now = NOW,
 	                                    .ca_days = 3650,
@@ -55,6 +63,7 @@ static int teardown(void **state)
 	if (system(cmd))
 		return -1;
 	json_decref(f->names);
+	json_decref(f->store);
 	free(f);
 	return 0;
 }
@@ -86,6 +95,27 @@ static unsigned mode_of(struct fixture *f, const char *name)
 	return st.st_mode & 0777;
 }
 
+static int file_exists(struct fixture *f, const char *name)
+{
+	char path[256];
+	path_of(f, name, path, sizeof(path));
+	return access(path, F_OK) == 0;
+}
+
+/* Writes the key `name` of the store into `file` of the state dir, as an
+ * earlier version kept it (0600). */
+static void key_to_file(struct fixture *f, const char *name, const char *file)
+{
+	char path[256];
+	path_of(f, file, path, sizeof(path));
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	const char *pem = json_string_value(json_object_get(f->store, name));
+	assert_non_null(pem);
+	assert_int_equal(write(fd, pem, strlen(pem)), (ssize_t)strlen(pem));
+	close(fd);
+}
+
 /* hex SHA-256 over the DER, computed here independently of cert.c */
 static void der_sha256_hex(gnutls_x509_crt_t crt, char out[65])
 {
@@ -115,8 +145,12 @@ static void test_first_start_makes_ca_and_server(void **state)
 	assert_int_equal(prepare(f, &tls), 0);
 	assert_true(tls.made_ca);
 	assert_true(tls.made_server);
-	assert_int_equal(mode_of(f, API_CA_KEY_FILE), 0600);
-	assert_int_equal(mode_of(f, API_SERVER_KEY_FILE), 0600);
+	/* the keys are in the service, not in files */
+	assert_non_null(json_object_get(f->store, API_CA_KEY_SECRET));
+	assert_non_null(json_object_get(f->store, API_SERVER_KEY_SECRET));
+	assert_false(file_exists(f, API_CA_KEY_FILE));
+	assert_false(file_exists(f, API_SERVER_KEY_FILE));
+	assert_string_equal(tls.moved, "");
 	assert_int_equal(mode_of(f, API_CA_CERT_FILE), 0644);
 
 	gnutls_x509_crt_t ca = load_crt(f, API_CA_CERT_FILE);
@@ -305,8 +339,8 @@ static void test_missing_ca_key(void **state)
 	struct api_tls a, b;
 	char path[256], why[512] = "";
 	assert_int_equal(prepare(f, &a), 0);
-	path_of(f, API_CA_KEY_FILE, path, sizeof(path));
-	assert_int_equal(unlink(path), 0);
+	(void)path;
+	assert_int_equal(json_object_del(f->store, API_CA_KEY_SECRET), 0);
 	/* nothing to issue: still fine */
 	assert_int_equal(prepare(f, &b), 0);
 	assert_string_equal(a.ca_fingerprint, b.ca_fingerprint);
@@ -386,6 +420,9 @@ static void test_configured_cert(void **state)
 	struct api_tls made, loaded;
 	char cert[256], key[256], cakey[256], why[512] = "";
 	assert_int_equal(prepare(f, &made), 0);
+	/* an operator's key files: here the generated ones, written out */
+	key_to_file(f, API_SERVER_KEY_SECRET, API_SERVER_KEY_FILE);
+	key_to_file(f, API_CA_KEY_SECRET, API_CA_KEY_FILE);
 	path_of(f, API_SERVER_CERT_FILE, cert, sizeof(cert));
 	path_of(f, API_SERVER_KEY_FILE, key, sizeof(key));
 	path_of(f, API_CA_KEY_FILE, cakey, sizeof(cakey));
@@ -424,6 +461,98 @@ static void test_configured_cert(void **state)
 	api_tls_clear(&made);
 }
 
+/* A gateway of an earlier version: its keys in ca.key and api-server.key.
+ * They move into the service, the files go, and nothing else changes: the
+ * same CA, certificate and public key (clients' pins hold). */
+static void test_key_files_moved_into_the_service(void **state)
+{
+	struct fixture *f = *state;
+	struct api_tls a, b, c;
+	char want[512];
+	assert_int_equal(prepare(f, &a), 0);
+	key_to_file(f, API_CA_KEY_SECRET, API_CA_KEY_FILE);
+	key_to_file(f, API_SERVER_KEY_SECRET, API_SERVER_KEY_FILE);
+	json_t *before = json_deep_copy(f->store);
+	json_object_clear(f->store); /* the service has never heard of them */
+
+	assert_int_equal(prepare(f, &b), 0);
+	assert_false(b.made_ca);
+	assert_false(b.made_server);
+	assert_string_equal(b.ca_fingerprint, a.ca_fingerprint);
+	assert_string_equal(b.cert_fingerprint, a.cert_fingerprint);
+	assert_string_equal(b.pubkey_pin, a.pubkey_pin);
+	assert_true(json_equal(f->store, before));
+	assert_false(file_exists(f, API_CA_KEY_FILE));
+	assert_false(file_exists(f, API_SERVER_KEY_FILE));
+	snprintf(want, sizeof(want), "%s/%s -> %s, %s/%s -> %s", f->dir, API_CA_KEY_FILE,
+	         API_CA_KEY_SECRET, f->dir, API_SERVER_KEY_FILE, API_SERVER_KEY_SECRET);
+	assert_string_equal(b.moved, want);
+
+	/* once: the next start has nothing to move */
+	assert_int_equal(prepare(f, &c), 0);
+	assert_string_equal(c.moved, "");
+	assert_string_equal(c.pubkey_pin, a.pubkey_pin);
+
+	/* a file left by a crash after the move: the service's key wins, the
+	 * file goes */
+	key_to_file(f, API_SERVER_KEY_SECRET, API_SERVER_KEY_FILE);
+	api_tls_clear(&c);
+	assert_int_equal(prepare(f, &c), 0);
+	assert_false(file_exists(f, API_SERVER_KEY_FILE));
+	assert_non_null(strstr(c.moved, API_SERVER_KEY_FILE));
+	assert_string_equal(c.pubkey_pin, a.pubkey_pin);
+	json_decref(before);
+	api_tls_clear(&a);
+	api_tls_clear(&b);
+	api_tls_clear(&c);
+}
+
+/* A key file that is no key: a clear error, the file kept, nothing stored. */
+static void test_broken_key_file_not_moved(void **state)
+{
+	struct fixture *f = *state;
+	struct api_tls a, b;
+	char path[256], why[512] = "";
+	assert_int_equal(prepare(f, &a), 0);
+	json_object_del(f->store, API_SERVER_KEY_SECRET);
+	path_of(f, API_SERVER_KEY_FILE, path, sizeof(path));
+	FILE *fp = fopen(path, "w");
+	fputs("garbage\n", fp);
+	fclose(fp);
+	assert_int_equal(api_tls_prepare(&f->params, &b, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, API_SERVER_KEY_FILE));
+	assert_non_null(strstr(why, "not a private key"));
+	assert_true(file_exists(f, API_SERVER_KEY_FILE));
+	assert_null(json_object_get(f->store, API_SERVER_KEY_SECRET));
+	api_tls_clear(&a);
+}
+
+/* A service that does not answer: an error, no key made or moved. */
+static int load_unavailable(void *arg, const char *name, char **pem, char *why, size_t whylen)
+{
+	(void)arg, (void)pem;
+	snprintf(why, whylen, "secret.get %s: Vault does not answer", name);
+	return -EHOSTUNREACH;
+}
+
+static void test_service_unavailable(void **state)
+{
+	struct fixture *f = *state;
+	struct api_tls a, b;
+	char why[512] = "";
+	assert_int_equal(prepare(f, &a), 0);
+	json_t *before = json_deep_copy(f->store);
+	f->keys.load = load_unavailable;
+	assert_int_equal(api_tls_prepare(&f->params, &b, why, sizeof(why)), -EHOSTUNREACH);
+	assert_non_null(strstr(why, "does not answer"));
+	assert_null(b.chain_pem);
+	assert_true(json_equal(f->store, before));
+	assert_false(file_exists(f, API_CA_KEY_FILE));
+	assert_false(file_exists(f, API_SERVER_KEY_FILE));
+	json_decref(before);
+	api_tls_clear(&a);
+}
+
 int main(void)
 {
 	NOW = time(NULL);
@@ -439,6 +568,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_new_ca_reissues_server, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_names_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_configured_cert, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_key_files_moved_into_the_service, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_broken_key_file_not_moved, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_service_unavailable, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -276,6 +277,74 @@ static void test_routes(void **state)
 	assert_null(api_route_service(API_ROUTE_HEALTH));
 }
 
+/* The two steps of a device's key rotation: the id from the path. */
+static void test_key_steps(void **state)
+{
+	(void)state;
+	assert_int_equal(api_route_find("/api/v1/devices/0123456789abcdef/next-key"),
+	                 API_ROUTE_NEXT_KEY);
+	assert_int_equal(api_route_find("/api/v1/devices/0123456789abcdef/switch-key"),
+	                 API_ROUTE_SWITCH_KEY);
+	static const char *const not_routes[] = {
+	    "/api/v1/devices//next-key",       "/api/v1/devices/a/b/next-key",
+	    "/api/v1/devices/a/next-key/",     "/api/v1/devices/a/next-keys",
+	    "/api/v1/devices/a b/next-key",    "/api/v1/devices/next-key",
+	    "/api/v1/devices/{id}/next-key/x", "/api/v1/devices/a",
+	};
+	for (size_t i = 0; i < sizeof(not_routes) / sizeof(not_routes[0]); i++)
+		if (api_route_find(not_routes[i]) != API_ROUTE_NONE)
+			fail_msg("%s is a route", not_routes[i]);
+	char longest[300];
+	snprintf(longest, sizeof(longest), "/api/v1/devices/%0*d/next-key", API_DEVICE_ID_MAX, 0);
+	assert_int_equal(api_route_find(longest), API_ROUTE_NEXT_KEY);
+	snprintf(longest, sizeof(longest), "/api/v1/devices/%0*d/next-key", API_DEVICE_ID_MAX + 1,
+	         0);
+	assert_int_equal(api_route_find(longest), API_ROUTE_NONE);
+	assert_string_equal(api_route_service(API_ROUTE_NEXT_KEY), "preauth.device.next_key");
+	assert_string_equal(api_route_service(API_ROUTE_SWITCH_KEY), "preauth.device.switch_key");
+	assert_true(api_method_allowed(API_ROUTE_SWITCH_KEY, "POST", NULL));
+	assert_false(api_method_allowed(API_ROUTE_SWITCH_KEY, "GET", NULL));
+
+	const char *path = "/api/v1/devices/0123456789abcdef/switch-key";
+	const char *body =
+	    "{\"register_token\":\"t0k\",\"public_key\":\"" KEY "\",\"device_id\":\"other\"}";
+	json_t *out = NULL;
+	char why[256] = "";
+	assert_int_equal(api_decode_key_step(path, body, strlen(body), &out, why, sizeof(why)), 0);
+	/* the path's id, never the body's */
+	assert_string_equal(json_string_value(json_object_get(out, "device_id")),
+	                    "0123456789abcdef");
+	assert_string_equal(json_string_value(json_object_get(out, "register_token")), "t0k");
+	assert_string_equal(json_string_value(json_object_get(out, "public_key")), KEY);
+	json_decref(out);
+
+	static const struct {
+		const char *path, *body, *why;
+	} bad[] = {
+	    {"/api/v1/register", "{\"register_token\":\"t\",\"public_key\":\"" KEY "\"}",
+	     "not a path"},
+	    {"/api/v1/devices/d/next-key", "{\"public_key\":\"" KEY "\"}", "register_token"},
+	    {"/api/v1/devices/d/next-key", "{\"register_token\":\"t\"}", "public_key"},
+	    {"/api/v1/devices/d/next-key", "{\"register_token\":\"t\",\"public_key\":\"abc\"}",
+	     "WireGuard key"},
+	    {"/api/v1/devices/d/next-key",
+	     "{\"register_token\":\"t t\",\"public_key\":\"" KEY "\"}", "not allowed"},
+	    {"/api/v1/devices/d/next-key", "[]", "JSON object"},
+	    {"/api/v1/devices/d/next-key", "", "empty body"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		out = (json_t *)1;
+		why[0] = '\0';
+		assert_int_equal(api_decode_key_step(bad[i].path, bad[i].body, strlen(bad[i].body),
+		                                     &out, why, sizeof(why)),
+		                 -EINVAL);
+		assert_null(out);
+		if (!strstr(why, bad[i].why))
+			fail_msg("%s %s: \"%s\" lacks \"%s\"", bad[i].path, bad[i].body, why,
+			         bad[i].why);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +358,7 @@ int main(void)
 	    cmocka_unit_test(test_http_status),
 	    cmocka_unit_test(test_content_type),
 	    cmocka_unit_test(test_routes),
+	    cmocka_unit_test(test_key_steps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@
 #include <mg_mock.h>
 
 #include "api.h"
+#include "test_keys.h"
 
 static const char *plugin_path;
 
@@ -28,13 +29,17 @@ static void make_tls(struct api_tls *tls, json_t *names)
 	char dir[64], why[256];
 	snprintf(dir, sizeof(dir), "/tmp/mg-api-nodes.XXXXXX");
 	assert_non_null(mkdtemp(dir));
+	json_t *store = json_object();
+	struct api_keys keys = test_keys(store);
 	struct api_tls_params params = {.dir = dir,
+	                                .keys = &keys,
 	                                .names = names,
 	                                .now = time(NULL),
 	                                .ca_days = 3650,
 	                                .server_days = 365,
 	                                .renew_days = 30};
 	assert_int_equal(api_tls_prepare(&params, tls, why, sizeof(why)), 0);
+	json_decref(store);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	assert_int_equal(system(cmd), 0);
@@ -177,6 +182,8 @@ static void plugin_publishes_its_ca_and_follows_the_others(void **state)
 	struct mg_mock *m = mg_mock_new(NULL, err, sizeof(err));
 	assert_non_null(m);
 	mg_mock_set_node_name(m, "gw1");
+	char seal[600];
+	mock_add_keystore(m, seal, sizeof(seal));
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", free_port());
 	json_t *cfg = json_pack("{s:s, s:[s]}", "listen", listen, "names", "localhost");
 	if (mg_mock_load(m, plugin_path, cfg, err, sizeof(err)) ||
@@ -231,6 +238,7 @@ static void plugin_publishes_its_ca_and_follows_the_others(void **state)
 	api_tls_clear(&b);
 	json_decref(names);
 	mg_mock_free(m);
+	unlink(seal);
 }
 
 int main(int argc, char **argv)

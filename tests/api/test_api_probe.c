@@ -20,6 +20,7 @@
 #include <mg_mock.h>
 
 #include "api.h"
+#include "test_keys.h"
 #include "probe.h"
 
 static const char *plugin_path;
@@ -219,6 +220,8 @@ static void responder_answers_devices_only(void **state)
 	struct mg_mock *m = mg_mock_new(NULL, err, sizeof(err));
 	assert_non_null(m);
 	mg_mock_set_node_name(m, "gw1");
+	char seal[600];
+	mock_add_keystore(m, seal, sizeof(seal));
 	assert_int_equal(mg_mock_add_stub(m, "wireguard", wg), 0);
 	assert_int_equal(mg_mock_add_stub(m, "preauth", devices), 0);
 	assert_int_equal(mg_mock_add_stub(m, "firewall", policy), 0);
@@ -304,6 +307,31 @@ static void responder_answers_devices_only(void **state)
 	assert_string_equal(b.active, "gw2");
 	assert_true(b.epoch == a.epoch);
 
+	/* the operator asks this device to rotate its key: its epoch alone
+	 * changes, once; its rotation done: another change */
+	int other = device_socket("127.0.0.3", port);
+	json_t *peer = json_pack("{s:s, s:s, s:s, s:s}", "id", "d2", "address", "127.0.0.3/32",
+	                         "role", "dev", "state", "active");
+	assert_int_equal(mg_mock_publish(m, "device.changed", peer), 0);
+	struct probe_answer o1, o2;
+	assert_int_equal(probe(m, other, &o1), 0);
+	assert_true(o1.epoch == a.epoch); /* the role's */
+	json_object_set_new(device, "rotate_requested", json_integer(1));
+	assert_int_equal(mg_mock_publish(m, "device.changed", device), 0);
+	assert_int_equal(probe(m, dev, &b), 0);
+	assert_true(b.epoch != a.epoch);
+	assert_int_equal(probe(m, other, &o2), 0);
+	assert_true(o2.epoch == o1.epoch);
+	struct probe_answer requested = b;
+	assert_int_equal(probe(m, dev, &b), 0);
+	assert_true(b.epoch == requested.epoch);
+	json_object_set_new(device, "rotated", json_integer(1));
+	assert_int_equal(mg_mock_publish(m, "device.changed", device), 0);
+	assert_int_equal(probe(m, dev, &b), 0);
+	assert_true(b.epoch != requested.epoch && b.epoch != a.epoch);
+	close(other);
+	json_decref(peer);
+
 	/* the device is deleted (on another node): no more answers */
 	json_object_set_new(device, "state", json_string("deleted"));
 	assert_int_equal(mg_mock_publish(m, "device.changed", device), 0);
@@ -311,6 +339,7 @@ static void responder_answers_devices_only(void **state)
 	close(dev);
 	json_decref(device);
 	mg_mock_free(m);
+	unlink(seal);
 }
 
 /* A node with several uplinks (the multiwan record): every endpoint, the
@@ -347,6 +376,75 @@ static void gateways_carry_every_uplink(void **state)
 	json_decref(wg);
 }
 
+/* A gateway key switch under way: the next key and the node's time of the
+ * switch reach the record and the gateways list, and so the config epoch;
+ * each answer tells devices how long until the switch (0 once past); half
+ * of it (a key without its time) reaches nothing. */
+static void gateways_carry_the_next_key(void **state)
+{
+	(void)state;
+	json_t *wg =
+	    json_pack("{s:s, s:s, s:s, s:I}", "public_key", KEY1, "endpoint", "198.18.1.1:51820",
+	              "next_public_key", KEY2, "switch_at_ms", (json_int_t)1000000);
+	json_t *record = json_object();
+	api_node_record_add_wg(record, wg, NULL);
+	json_t *records = json_pack("{s:O}", "gw1", record);
+	json_t *g = api_gateways(records, NULL);
+	json_t *want = json_pack("[{s:s, s:s, s:s, s:b, s:s, s:I}]", "name", "gw1", "public_key",
+	                         KEY1, "endpoint", "198.18.1.1:51820", "active", 0,
+	                         "next_public_key", KEY2, "switch_at_ms", (json_int_t)1000000);
+	assert_true(json_equal(g, want));
+
+	/* before the rotation: the same node without a next key, another epoch */
+	json_t *before_wg =
+	    json_pack("{s:s, s:s}", "public_key", KEY1, "endpoint", "198.18.1.1:51820");
+	json_t *before_record = json_object();
+	api_node_record_add_wg(before_record, before_wg, NULL);
+	json_t *before_records = json_pack("{s:O}", "gw1", before_record);
+	json_t *before = api_gateways(before_records, NULL);
+	json_t *common = json_pack("{s:O}", "gateways", g);
+	json_t *before_common = json_pack("{s:O}", "gateways", before);
+	assert_true(api_config_epoch(common, NULL) != api_config_epoch(before_common, NULL));
+
+	/* an answer: the time left, by the node's clock; none left once past */
+	json_t *answer = json_deep_copy(g);
+	api_gateways_switch_in(answer, 995000);
+	json_t *gw = json_array_get(answer, 0);
+	assert_int_equal(json_integer_value(json_object_get(gw, "switch_in_ms")), 5000);
+	assert_null(json_object_get(gw, "switch_at_ms"));
+	assert_string_equal(json_string_value(json_object_get(gw, "next_public_key")), KEY2);
+	json_decref(answer);
+	answer = json_deep_copy(g);
+	api_gateways_switch_in(answer, 1000250);
+	gw = json_array_get(answer, 0);
+	assert_int_equal(json_integer_value(json_object_get(gw, "switch_in_ms")), 0);
+	json_decref(answer);
+	answer = json_deep_copy(before);
+	api_gateways_switch_in(answer, 995000); /* no switch: nothing added */
+	assert_true(json_equal(answer, before));
+	json_decref(answer);
+
+	/* the key without its time: nothing to move to */
+	json_object_del(wg, "switch_at_ms");
+	json_t *half = json_object();
+	api_node_record_add_wg(half, wg, NULL);
+	assert_null(json_object_get(half, "wg_next_public_key"));
+	assert_null(json_object_get(half, "wg_switch_at_ms"));
+
+	json_decref(half);
+	json_decref(common);
+	json_decref(before_common);
+	json_decref(before);
+	json_decref(before_records);
+	json_decref(before_record);
+	json_decref(before_wg);
+	json_decref(want);
+	json_decref(g);
+	json_decref(records);
+	json_decref(record);
+	json_decref(wg);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -360,6 +458,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(active_is_the_newest_master),
 	    cmocka_unit_test(gateways_list_nodes_with_a_wireguard_side),
 	    cmocka_unit_test(gateways_carry_every_uplink),
+	    cmocka_unit_test(gateways_carry_the_next_key),
 	    cmocka_unit_test(responder_answers_devices_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -113,8 +113,27 @@ static void config_is_private_and_reads_back(void **state)
 	assert_memory_equal(&back, &f->profile, sizeof(back));
 
 	/* No temp file left behind next to it. */
-	snprintf(path, sizeof(path), "ls %s | grep -vx mg0.conf", dir);
-	assert_int_not_equal(system(path), 0);
+	char ls[256];
+	snprintf(ls, sizeof(ls), "ls %s | grep -vx mg0.conf", dir);
+	assert_int_not_equal(system(ls), 0);
+
+	/* a key rotation under way: its next key is saved and read back, and
+	 * never exported */
+	for (int i = 0; i < 32; i++)
+		f->profile.next_private_key[i] = (uint8_t)(100 + i);
+	f->profile.has_next_key = true;
+	assert_int_equal(cl_profile_save(path, &f->profile, &err), 0);
+	assert_mode_0600(path);
+	assert_non_null(strstr(slurp(path), "# MeshgateNextKey = "));
+	assert_int_equal(cl_profile_load(path, &back, &err), 0);
+	assert_true(back.has_next_key);
+	assert_memory_equal(back.next_private_key, f->profile.next_private_key, 32);
+	char *exported = cl_profile_render(&f->profile, false);
+	assert_null(strstr(exported, "Meshgate"));
+	cl_profile_text_free(exported);
+	f->profile.has_next_key = false;
+	assert_int_equal(cl_profile_save(path, &f->profile, &err), 0);
+	assert_null(strstr(slurp(path), "MeshgateNextKey"));
 }
 
 static void rewriting_keeps_0600_and_replaces_atomically(void **state)

@@ -157,6 +157,11 @@ static void test_config_reply(void **state)
 	assert_string_equal(r.role, "");
 	assert_string_equal(r.vpn_api, "");
 	assert_int_equal(r.n_dns, 0);
+	assert_false(r.rotate);
+	const char *rotate = "{\"device_id\": 7, \"state\": \"active\", "
+	                     "\"allowed_ips\": [\"10.0.0.0/24\"], \"rotate\": true}";
+	assert_int_equal(cl_config_reply_decode(rotate, strlen(rotate), &r, &err), 0);
+	assert_true(r.rotate);
 
 	static const struct {
 		const char *body, *field;
@@ -183,6 +188,9 @@ static void test_config_reply(void **state)
 	    {"{\"device_id\": \"x\", \"device_id\": \"y\", \"state\": \"active\", "
 	     "\"allowed_ips\": [\"10.0.0.0/24\"]}",
 	     "body"},
+	    {"{\"device_id\": \"x\", \"state\": \"active\", \"allowed_ips\": [\"10.0.0.0/24\"], "
+	     "\"rotate\": \"yes\"}",
+	     "rotate"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		memset(&err, 0, sizeof(err));

@@ -79,6 +79,51 @@ static void decodes_endpoints(void **state)
 	free(r);
 }
 
+/* A key switch under way (docs/rotation.md): the next key and the time
+ * to the switch are read; half of them, or a bad one, is a malformed
+ * reply. */
+#define KEY2 "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI="
+static void decodes_the_next_key(void **state)
+{
+	(void)state;
+	struct cl_redeem_reply *r = calloc(1, sizeof(*r));
+	struct cl_err err;
+	assert_int_equal(decode_gateways("[{\"name\": \"gw\", \"public_key\": \"" KEY
+	                                 "\", \"endpoint\": \"198.18.2.1:51820\", "
+	                                 "\"next_public_key\": \"" KEY2 "\", "
+	                                 "\"switch_in_ms\": 4900}, "
+	                                 "{\"name\": \"gw2\", \"public_key\": \"" KEY
+	                                 "\", \"endpoint\": \"198.18.3.1:51820\"}]",
+	                                 r, &err),
+	                 0);
+	const struct cl_gateway *g = &r->nodes.gateways[0];
+	assert_true(g->has_next);
+	assert_int_equal(g->next_public_key[0], 2);
+	assert_int_equal(g->switch_in_ms, 4900);
+	assert_false(r->nodes.gateways[1].has_next);
+
+	const char *bad[] = {
+	    "[{\"name\": \"gw\", \"public_key\": \"" KEY
+	    "\", \"endpoint\": \"198.18.2.1:51820\", \"next_public_key\": \"" KEY2 "\"}]",
+	    "[{\"name\": \"gw\", \"public_key\": \"" KEY
+	    "\", \"endpoint\": \"198.18.2.1:51820\", \"switch_in_ms\": 100}]",
+	    "[{\"name\": \"gw\", \"public_key\": \"" KEY
+	    "\", \"endpoint\": \"198.18.2.1:51820\", \"next_public_key\": \"AAAA\", "
+	    "\"switch_in_ms\": 100}]",
+	    "[{\"name\": \"gw\", \"public_key\": \"" KEY
+	    "\", \"endpoint\": \"198.18.2.1:51820\", \"next_public_key\": \"" KEY2 "\", "
+	    "\"switch_in_ms\": -5}]",
+	    "[{\"name\": \"gw\", \"public_key\": \"" KEY
+	    "\", \"endpoint\": \"198.18.2.1:51820\", \"next_public_key\": \"" KEY2 "\", "
+	    "\"switch_in_ms\": \"5s\"}]",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(decode_gateways(bad[i], r, &err), -1);
+		assert_true(strstr(err.msg, "next_public_key") || strstr(err.msg, "switch_in_ms"));
+	}
+	free(r);
+}
+
 static void saved_config_keeps_them(void **state)
 {
 	(void)state;
@@ -174,6 +219,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(decodes_endpoints),
+	    cmocka_unit_test(decodes_the_next_key),
 	    cmocka_unit_test(saved_config_keeps_them),
 	    cmocka_unit_test(falls_back_to_the_next_uplink),
 	    cmocka_unit_test(follows_a_new_best_uplink),

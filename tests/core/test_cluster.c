@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "cluster.h"
+#include "metrics.h"
 #include "state.h"
 
 #define OWNER "probe"
@@ -75,7 +76,7 @@ static int node_join(struct node *n, const char *prefix, const char *endpoints)
 {
 	char err[256];
 	json_t *s = settings(prefix, endpoints);
-	int rc = cluster_open(n->state, s, n->dir, &n->cluster, err, sizeof(err));
+	int rc = cluster_open(n->state, s, n->dir, NULL, 0, &n->cluster, err, sizeof(err));
 	json_decref(s);
 	return rc;
 }
@@ -276,6 +277,54 @@ static void test_without_etcd_writes_fail_at_once(void **ctx)
 	node_remove(&c);
 }
 
+/* A figure of core.metrics' etcd families (lib/metrics). */
+static double figure(struct cluster *c, const char *family, const char *label, const char *value)
+{
+	json_t *families = cluster_metrics(c);
+	double found = metrics_lookup(families, family, label, value);
+	json_decref(families);
+	return found;
+}
+
+/* core.metrics' etcd figures: commits timed, a lost race counted as a
+ * conflict, a node without etcd counting failed health checks. */
+static void test_etcd_figures(void **ctx)
+{
+	struct fixture *f = *ctx;
+	struct node c = {0};
+	assert_true(figure(f->a.cluster, "meshgate_etcd_txn_seconds", NULL, NULL) == 0);
+	assert_int_equal(put(&f->a, "f1", 1), 0);
+	assert_int_equal(put(&f->a, "f2", 2), 0);
+	assert_true(figure(f->a.cluster, "meshgate_etcd_txn_seconds", NULL, NULL) == 2);
+	assert_true(figure(f->a.cluster, "meshgate_etcd_errors_total", "op", "txn") == 0);
+	assert_true(figure(f->a.cluster, "meshgate_etcd_writable", NULL, NULL) == 1);
+	assert_true(figure(f->a.cluster, "meshgate_etcd_revision", NULL, NULL) > 0);
+
+	/* b commits over a value a changed meanwhile: a conflict, not an error */
+	assert_int_equal(wait_value(&f->b, "f1", 1), 0);
+	struct mg_txn *tb;
+	json_t *v;
+	assert_int_equal(state_begin(f->b.state, OWNER, 0, &tb), 0);
+	assert_int_equal(state_get(tb, DB, "f1", &v), 0);
+	json_decref(v);
+	assert_int_equal(put(&f->a, "f1", 5), 0);
+	assert_int_equal(state_put(tb, DB, "f1", v = json_pack("{s:i}", "n", 6)), 0);
+	json_decref(v);
+	assert_int_equal(state_commit(tb), -ESTALE);
+	assert_true(figure(f->b.cluster, "meshgate_etcd_conflicts_total", NULL, NULL) == 1);
+	assert_true(figure(f->b.cluster, "meshgate_etcd_errors_total", "op", "txn") == 0);
+
+	/* nothing listens on port 9 of loopback: the health checks fail */
+	node_open_state(&c);
+	assert_int_equal(node_join(&c, f->prefix, "http://127.0.0.1:9"), 0);
+	for (int i = 0;
+	     i < 50 && figure(c.cluster, "meshgate_etcd_errors_total", "op", "health") < 1; i++)
+		usleep(100 * 1000);
+	assert_true(figure(c.cluster, "meshgate_etcd_errors_total", "op", "health") >= 1);
+	assert_true(figure(c.cluster, "meshgate_etcd_writable", NULL, NULL) == 0);
+	node_remove(&c);
+}
+
 static void test_a_lone_node_imports_once(void **ctx)
 {
 	struct fixture *f = *ctx;
@@ -365,6 +414,7 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_nested_reads_are_compared, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_without_etcd_writes_fail_at_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_etcd_figures, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_a_lone_node_imports_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_a_node_catches_up_at_start, setup, teardown),
 	};

@@ -674,7 +674,8 @@ static void test_server_record(void **unused)
 	assert_string_equal(json_string_value(json_object_get(rec, "zone")), "corp.internal");
 	json_decref(rec);
 	json_t *regs = mg_mock_registrations(m, "dns");
-	assert_int_equal(json_array_size(json_object_get(regs, "services")), 4);
+	/* dns.add, dns.del, dns.list, dns.stats, dns.metrics */
+	assert_int_equal(json_array_size(json_object_get(regs, "services")), 5);
 	json_decref(regs);
 	mg_mock_free(m);
 }

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "failover.h"
+#include "metrics.h"
 #include "mg_mock.h"
 
 extern const struct mg_plugin mg_plugin_descriptor; /* the failover's, linked in */
@@ -411,6 +412,43 @@ static void test_keepalived_restarted(void **state)
 	env_free(e);
 }
 
+/* A figure of a metrics reply (lib/metrics). */
+static double sample_of(json_t *reply, const char *family, const char *label, const char *value)
+{
+	return metrics_lookup(json_object_get(reply, "families"), family, label, value);
+}
+
+/* failover.metrics: the state now, and the changes into each state. */
+static void test_metrics(void **state)
+{
+	int rc;
+	json_t *reply = NULL;
+	(void)state;
+	setup_fake();
+	fake.mesh_address = "10.99.0.1";
+	struct env *e = env_new(json_object(), &rc);
+	assert_int_equal(rc, 0);
+	node_put(e, "gw1", "10.99.0.1", false);
+	assert_int_equal(mg_mock_request(e->mock, "failover.metrics", NULL, &reply), 0);
+	assert_true(sample_of(reply, "meshgate_failover_state", "state", "master") == 0);
+	json_decref(reply);
+	notify(e, "INSTANCE \"meshgate\" BACKUP 100\nINSTANCE \"meshgate\" MASTER 100\n");
+	notify(e, "INSTANCE \"meshgate\" MASTER 100\n"); /* the same state: no change */
+	assert_int_equal(mg_mock_request(e->mock, "failover.metrics", NULL, &reply), 0);
+	assert_true(sample_of(reply, "meshgate_failover_state", "state", "master") == 1);
+	assert_true(sample_of(reply, "meshgate_failover_state", "state", "backup") == 0);
+	assert_true(sample_of(reply, "meshgate_failover_changes_total", "state", "master") == 1);
+	assert_true(sample_of(reply, "meshgate_failover_changes_total", "state", "backup") == 1);
+	assert_true(sample_of(reply, "meshgate_failover_changes_total", "state", "fault") == 0);
+	json_decref(reply);
+	/* a request with members is refused like every service's */
+	json_t *bad = json_pack("{s:i}", "x", 1);
+	assert_int_not_equal(mg_mock_request(e->mock, "failover.metrics", bad, &reply), 0);
+	json_decref(bad);
+	json_decref(reply);
+	env_free(e);
+}
+
 static void test_bad_settings(void **state)
 {
 	(void)state;
@@ -446,6 +484,7 @@ int main(void)
 	    cmocka_unit_test(test_active),
 	    cmocka_unit_test(test_plugin_lifecycle),
 	    cmocka_unit_test(test_keepalived_restarted),
+	    cmocka_unit_test(test_metrics),
 	    cmocka_unit_test(test_bad_settings),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

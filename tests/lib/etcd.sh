@@ -41,6 +41,7 @@ etcd_reap_dead() {
 
 etcd_exit() {
 	local rc=$?
+	set +e # a failed test's status must reach netns_cleanup, which removes $WORK
 	etcd_cleanup
 	(exit $rc)
 	netns_cleanup

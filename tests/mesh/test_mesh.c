@@ -2,7 +2,9 @@
  * what the plugin asks of the system: the node's record and its address
  * (allocated once, kept across restarts, a taken one skipped), one other
  * node's remote put/del changing exactly its peer and routes, the
- * services mesh.node.list and mesh.node.del. */
+ * services mesh.node.list and mesh.node.del; the mesh key's timed switch,
+ * this node's (published, switched at its time, recorded) and another
+ * node's (its peer replaced in one set margin ms after its time). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -24,6 +26,8 @@ extern const struct mg_plugin mg_plugin_descriptor; /* the mesh's, linked in */
 struct fake {
 	json_t *calls;
 	json_t *peers; /* public key -> allowed IPs, as the interface would have them */
+	char public_key[WG_KEY_B64_LEN]; /* the interface's, from its private key */
+	bool readable; /* read gives the peers (no handshake yet), else no device */
 };
 
 static struct fake fake;
@@ -53,8 +57,32 @@ static json_t *allowed_ips(const struct wg_peer *p)
 
 static int f_up(void *arg, const char *ifname, const wg_key key, int port, char *err, size_t errlen)
 {
-	(void)arg, (void)key, (void)err, (void)errlen;
+	wg_key pub;
+	(void)arg, (void)err, (void)errlen;
+	wg_key_public_from_private(pub, key);
+	wg_key_to_base64(fake.public_key, pub);
 	record("up %s %d", ifname, port);
+	return 0;
+}
+static int f_key(void *arg, const char *ifname, const wg_key key, char *err, size_t errlen)
+{
+	wg_key pub;
+	(void)arg, (void)err, (void)errlen;
+	wg_key_public_from_private(pub, key);
+	wg_key_to_base64(fake.public_key, pub);
+	record("key %s %s", ifname, fake.public_key);
+	return 0;
+}
+static int f_peer_replace(void *arg, const char *ifname, const wg_key old,
+                          const struct wg_peer *peer, char *err, size_t errlen)
+{
+	char was[WG_KEY_B64_LEN], key[WG_KEY_B64_LEN];
+	(void)arg, (void)ifname, (void)err, (void)errlen;
+	wg_key_to_base64(was, old);
+	wg_key_to_base64(key, peer->public_key);
+	json_object_del(fake.peers, was);
+	json_object_set_new(fake.peers, key, allowed_ips(peer));
+	record("replace %s by %s keepalive %u", was, key, peer->persistent_keepalive);
 	return 0;
 }
 static int f_address(void *arg, const char *ifname, const char *prefix, char *err, size_t errlen)
@@ -111,8 +139,18 @@ static int f_nat(void *arg, const char *ifname, const char *vpn, const char *add
 }
 static int f_read(void *arg, const char *ifname, struct wg_device **dev, char *err, size_t errlen)
 {
+	const char *key;
+	json_t *ips;
 	(void)arg, (void)ifname, (void)err, (void)errlen;
 	*dev = NULL; /* no handshakes */
+	if (!fake.readable)
+		return 0;
+	*dev = calloc(1, sizeof(**dev));
+	(*dev)->peers = calloc(json_object_size(fake.peers) + 1, sizeof(struct wg_peer));
+	json_object_foreach(fake.peers, key, ips)
+	{
+		wg_key_from_base64((*dev)->peers[(*dev)->n_peers++].public_key, key);
+	}
 	return 0;
 }
 static void f_down(void *arg, const char *ifname)
@@ -127,6 +165,8 @@ static const struct mesh_dataplane fake_dp = {
     .peers_reconcile = f_reconcile,
     .peer_set = f_peer_set,
     .peer_remove = f_peer_remove,
+    .peer_replace = f_peer_replace,
+    .key = f_key,
     .route = f_route,
     .nat = f_nat,
     .read = f_read,
@@ -517,6 +557,230 @@ static void record_helpers(void **state)
 	free(text);
 }
 
+/* ---- the mesh key's switch ---- */
+
+static const char *field(json_t *o, const char *name)
+{
+	return json_string_value(json_object_get(o, name));
+}
+
+/* secret.get of this node's mesh key, through the keystore */
+static json_t *mesh_secret(struct fixture *f)
+{
+	json_t *req = json_pack("{s:s}", "name", "mesh/mgmesh0"), *reply = NULL;
+	assert_int_equal(mg_mock_request(f->mock, "secret.get", req, &reply), 0);
+	json_decref(req);
+	return reply;
+}
+
+static void public_of(const char *private_b64, char out[WG_KEY_B64_LEN])
+{
+	wg_key k, pub;
+	assert_int_equal(wg_key_from_base64(k, private_b64), 0);
+	wg_key_public_from_private(pub, k);
+	wg_key_to_base64(out, pub);
+}
+
+/* secret.rotate as `meshgatectl key rotate --mesh` asks it: the next
+ * version's public key */
+static void rotate(struct fixture *f, char next_pub[WG_KEY_B64_LEN])
+{
+	json_t *req = json_pack("{s:s}", "name", "mesh/mgmesh0"), *reply = NULL;
+	assert_int_equal(mg_mock_request(f->mock, "secret.rotate", req, &reply), 0);
+	json_decref(req);
+	json_decref(reply);
+	json_t *secret = mesh_secret(f);
+	public_of(field(json_object_get(secret, "next"), "key"), next_pub);
+	json_decref(secret);
+}
+
+static void switches_its_key_at_the_published_time(void **state)
+{
+	struct fixture *f = *state;
+	char old_pub[WG_KEY_B64_LEN], next_pub[WG_KEY_B64_LEN], line[160];
+	snprintf(old_pub, sizeof(old_pub), "%s", fake.public_key);
+	json_array_clear(fake.calls);
+	uint64_t asked = mg_mock_now(f->mock);
+	rotate(f, next_pub);
+
+	/* published at once with the time of the switch: now + lead (5 s) */
+	json_t *me = get(f, MESH_DB_NODES, "gw1");
+	assert_string_equal(field(me, "public_key"), old_pub);
+	assert_string_equal(field(me, MESH_NEXT_KEY), next_pub);
+	assert_int_equal(json_integer_value(json_object_get(me, MESH_SWITCH_AT)), asked + 5000);
+	json_decref(me);
+	assert_int_equal(calls_starting("key "), 0);
+
+	/* not a millisecond early */
+	mg_mock_advance(f->mock, 4999);
+	assert_int_equal(calls_starting("key "), 0);
+	assert_string_equal(fake.public_key, old_pub);
+	mg_mock_advance(f->mock, 1);
+	snprintf(line, sizeof(line), "key mgmesh0 %s", next_pub);
+	assert_true(has_call(line));
+	assert_int_equal(json_array_size(fake.calls), 1); /* no peer touched */
+	assert_string_equal(fake.public_key, next_pub);
+
+	/* the record shows the new key alone; the service has it in use */
+	me = get(f, MESH_DB_NODES, "gw1");
+	assert_string_equal(field(me, "public_key"), next_pub);
+	assert_null(json_object_get(me, MESH_NEXT_KEY));
+	assert_null(json_object_get(me, MESH_SWITCH_AT));
+	json_decref(me);
+	json_t *secret = mesh_secret(f);
+	assert_int_equal(json_integer_value(json_object_get(secret, "version")), 2);
+	assert_null(json_object_get(secret, "next"));
+	char in_use[WG_KEY_B64_LEN];
+	public_of(field(secret, "key"), in_use);
+	assert_string_equal(in_use, next_pub);
+	json_decref(secret);
+
+	/* a restart runs the new key and writes nothing */
+	mg_mock_free(f->mock);
+	assert_int_equal(open_mock(f, config()), 0);
+	assert_string_equal(fake.public_key, next_pub);
+	assert_int_equal(mg_mock_event_count(f->mock, "state."), 0);
+}
+
+static void a_restart_keeps_the_published_time(void **state)
+{
+	struct fixture *f = *state;
+	char next_pub[WG_KEY_B64_LEN];
+	rotate(f, next_pub);
+	json_t *me = get(f, MESH_DB_NODES, "gw1");
+	uint64_t at = (uint64_t)json_integer_value(json_object_get(me, MESH_SWITCH_AT));
+	json_decref(me);
+
+	/* meshgated restarts 2 s before the switch: the other nodes follow at
+	 * the time they read, so the switch keeps it */
+	mg_mock_free(f->mock);
+	assert_int_equal(open_mock(f, config()), 0);
+	assert_int_equal(mg_mock_event_count(f->mock, "state."), 0);
+	me = get(f, MESH_DB_NODES, "gw1");
+	assert_int_equal(json_integer_value(json_object_get(me, MESH_SWITCH_AT)), at);
+	json_decref(me);
+	json_array_clear(fake.calls);
+	mg_mock_advance(f->mock, at - mg_mock_now(f->mock) - 1);
+	assert_int_equal(calls_starting("key "), 0);
+	mg_mock_advance(f->mock, 1);
+	assert_int_equal(calls_starting("key "), 1);
+	assert_string_equal(fake.public_key, next_pub);
+}
+
+static void follows_another_nodes_switch_in_one_set(void **state)
+{
+	struct fixture *f = *state;
+	char line[200];
+	json_t *b = node_b(B_KEY, "172.20.0.0/24");
+	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", b), 0);
+
+	/* gw2 announces its next key for 1 s from now */
+	uint64_t at = mg_mock_now(f->mock) + 1000;
+	json_object_set_new(b, MESH_NEXT_KEY, json_string(B_KEY2));
+	json_object_set_new(b, MESH_SWITCH_AT, json_integer((json_int_t)at));
+	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", b), 0);
+	json_array_clear(fake.calls);
+	/* followed 50 ms (the margin) after gw2's switch, not before */
+	mg_mock_advance(f->mock, 1049);
+	assert_int_equal(json_array_size(fake.calls), 0);
+	assert_non_null(json_object_get(fake.peers, B_KEY));
+	mg_mock_advance(f->mock, 1);
+	snprintf(line, sizeof(line), "replace %s by %s keepalive %d", B_KEY, B_KEY2,
+	         MESH_KEEPALIVE_S);
+	assert_true(has_call(line));
+	assert_int_equal(json_array_size(fake.calls), 1); /* one set, no route touched */
+	assert_int_equal(json_object_size(fake.peers), 1);
+	json_t *ips = json_object_get(fake.peers, B_KEY2);
+	assert_int_equal(json_array_size(ips), 2);
+	assert_string_equal(json_string_value(json_array_get(ips, 0)), "10.99.0.7/32");
+	assert_string_equal(json_string_value(json_array_get(ips, 1)), "172.20.0.0/24");
+
+	/* gw2's record then shows the new key alone: nothing removed */
+	json_array_clear(fake.calls);
+	json_t *done = node_b(B_KEY2, "172.20.0.0/24");
+	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", done), 0);
+	json_decref(done);
+	assert_int_equal(calls_starting("remove "), 0);
+	assert_int_equal(calls_starting("replace "), 0);
+	assert_int_equal(json_object_size(fake.peers), 1);
+	assert_non_null(json_object_get(fake.peers, B_KEY2));
+	json_decref(b);
+}
+
+static void a_late_switch_gets_a_handshake_again(void **state)
+{
+	struct fixture *f = *state;
+	char line[200];
+	json_t *b = node_b(B_KEY, "172.20.0.0/24");
+	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", b), 0);
+	uint64_t at = mg_mock_now(f->mock) + 1000;
+	json_object_set_new(b, MESH_NEXT_KEY, json_string(B_KEY2));
+	json_object_set_new(b, MESH_SWITCH_AT, json_integer((json_int_t)at));
+	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", b), 0);
+	mg_mock_advance(f->mock, 1050); /* followed on time */
+	json_array_clear(fake.calls);
+
+	/* gw2 switched late: its record confirms it once this node's
+	 * handshake was dropped; the new peer (no handshake) is set anew */
+	fake.readable = true;
+	json_t *done = node_b(B_KEY2, "172.20.0.0/24");
+	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", done), 0);
+	snprintf(line, sizeof(line), "replace %s by %s keepalive %d", B_KEY2, B_KEY2,
+	         MESH_KEEPALIVE_S);
+	assert_true(has_call(line));
+	assert_int_equal(calls_starting("replace "), 1);
+	assert_int_equal(json_object_size(fake.peers), 1);
+
+	/* the record written again (another change): no second time */
+	json_array_clear(fake.calls);
+	json_object_set_new(done, "endpoint", json_string("198.18.0.2:51822"));
+	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", done), 0);
+	assert_int_equal(calls_starting("replace "), 0);
+	fake.readable = false;
+	json_decref(done);
+	json_decref(b);
+}
+
+static void a_switch_read_late_is_followed_at_once(void **state)
+{
+	struct fixture *f = *state;
+	char line[200];
+	json_t *b = node_b(B_KEY, "172.20.0.0/24");
+	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", b), 0);
+	json_array_clear(fake.calls);
+	/* the record reaches this node 2 s after gw2's switch */
+	json_object_set_new(b, MESH_NEXT_KEY, json_string(B_KEY2));
+	json_object_set_new(b, MESH_SWITCH_AT,
+	                    json_integer((json_int_t)mg_mock_now(f->mock) - 2000));
+	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", b), 0);
+	snprintf(line, sizeof(line), "replace %s by %s keepalive %d", B_KEY, B_KEY2,
+	         MESH_KEEPALIVE_S);
+	assert_true(has_call(line));
+	assert_int_equal(json_object_size(fake.peers), 1);
+
+	/* a restart meanwhile: the reconcile takes the key gw2 has now */
+	json_decref(b);
+	mg_mock_free(f->mock);
+	assert_int_equal(open_mock(f, config()), 0);
+	assert_int_equal(json_object_size(fake.peers), 1);
+	assert_non_null(json_object_get(fake.peers, B_KEY2));
+}
+
+static void bad_switch_settings_are_refused(void **state)
+{
+	struct fixture *f = *state;
+	mg_mock_free(f->mock);
+	json_t *cfg = config();
+	json_object_set_new(cfg, "key_switch_lead", json_string("soon"));
+	assert_int_not_equal(open_mock(f, cfg), 0);
+	mg_mock_free(f->mock);
+	cfg = config();
+	json_object_set_new(cfg, "key_switch_margin_ms", json_integer(-1));
+	assert_int_not_equal(open_mock(f, cfg), 0);
+	mg_mock_free(f->mock);
+	assert_int_equal(open_mock(f, config()), 0); /* for the teardown */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -529,6 +793,15 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(evicted_node_stays_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(overlapping_sites_are_told, setup, teardown),
 	    cmocka_unit_test_setup_teardown(bad_settings_are_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(switches_its_key_at_the_published_time, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(a_restart_keeps_the_published_time, setup, teardown),
+	    cmocka_unit_test_setup_teardown(follows_another_nodes_switch_in_one_set, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(a_late_switch_gets_a_handshake_again, setup, teardown),
+	    cmocka_unit_test_setup_teardown(a_switch_read_late_is_followed_at_once, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(bad_switch_settings_are_refused, setup, teardown),
 	    cmocka_unit_test(record_helpers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "mg_mock.h"
+#include "metrics.h"
 #include "multiwan.h"
 
 extern const struct mg_plugin mg_plugin_descriptor; /* multiwan's, linked in */
@@ -385,6 +386,18 @@ static void test_failover_and_failback(void **state)
 	json_decref(reply);
 	json_decref(bad);
 
+	/* multiwan.metrics says the same: both up, wan1 active, the route moved
+	 * twice (to backup and back; its first placement is no move) */
+	assert_int_equal(mg_mock_request(e.mock, "multiwan.metrics", NULL, &reply), 0);
+	json_t *families = json_object_get(reply, "families");
+	assert_true(metrics_lookup(families, "meshgate_wan_link_up", "link", "wan1") == 1);
+	assert_true(metrics_lookup(families, "meshgate_wan_link_up", "link", "backup") == 1);
+	assert_true(metrics_lookup(families, "meshgate_wan_link_active", "link", "wan1") == 1);
+	assert_true(metrics_lookup(families, "meshgate_wan_link_active", "link", "backup") == 0);
+	assert_true(metrics_lookup(families, "meshgate_wan_link_rtt_seconds", "link", "wan1") >= 0);
+	assert_true(metrics_lookup(families, "meshgate_wan_route_moves_total", NULL, NULL) == 2);
+	json_decref(reply);
+
 	mg_mock_stop(e.mock);
 	assert_false(e.fake.links[0].routed || e.fake.links[1].routed);
 	mg_mock_free(e.mock);
@@ -440,11 +453,29 @@ static void test_link_without_address(void **state)
 	mg_mock_free(e.mock);
 }
 
+/* Zero config (the packages' meshgated.conf): no uplinks, the plugin
+ * starts, lists nothing and touches no route. */
+static void test_no_links_idles(void **state)
+{
+	struct env e;
+	char err[512] = "";
+	json_t *reply = NULL;
+	(void)state;
+	assert_int_equal(start(&e, json_pack("{s:[]}", "links"), err, sizeof(err)), 0);
+	assert_int_equal(mg_mock_request(e.mock, "multiwan.list", NULL, &reply), 0);
+	assert_int_equal(json_array_size(json_object_get(reply, "links")), 0);
+	json_decref(reply);
+	assert_int_equal(e.fake.default_moves, 0);
+	assert_false(e.fake.links[0].routed);
+	assert_int_equal(e.fake.links[0].fd, -1);
+	assert_int_equal(mg_mock_state_count(e.mock, MW_DB, NULL), 0);
+	mg_mock_free(e.mock);
+}
+
 static void test_bad_settings(void **state)
 {
 	(void)state;
 	const char *bad[] = {
-	    "{\"links\": []}",
 	    "{\"links\": [{\"interface\": \"wan1\"}]}",
 	    "{\"links\": [{\"interface\": \"wan1\", \"gateway\": \"nope\"}]}",
 	    "{\"links\": [{\"interface\": \"wan/1\", \"gateway\": \"10.0.0.1\"}]}",
@@ -486,7 +517,7 @@ int main(void)
 	    cmocka_unit_test(test_rise_fall),      cmocka_unit_test(test_choose),
 	    cmocka_unit_test(test_endpoint_order), cmocka_unit_test(test_failover_and_failback),
 	    cmocka_unit_test(test_no_failback),    cmocka_unit_test(test_link_without_address),
-	    cmocka_unit_test(test_bad_settings),
+	    cmocka_unit_test(test_no_links_idles), cmocka_unit_test(test_bad_settings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

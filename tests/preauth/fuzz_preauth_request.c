@@ -12,11 +12,14 @@
 extern const struct mg_plugin mg_plugin_descriptor;
 
 static const char *const services[] = {
-    "preauth.user.add",       "preauth.code.add",      "preauth.user.list",
-    "preauth.user.del",       "preauth.user.set_role", "preauth.code.revoke",
-    "preauth.redeem",         "preauth.register",      "preauth.device.list",
-    "preauth.device.disable", "preauth.device.enable", "preauth.device.del",
-    "preauth.device.config",
+    "preauth.user.add",        "preauth.code.add",
+    "preauth.user.list",       "preauth.user.del",
+    "preauth.user.set_role",   "preauth.code.revoke",
+    "preauth.redeem",          "preauth.register",
+    "preauth.device.list",     "preauth.device.disable",
+    "preauth.device.enable",   "preauth.device.del",
+    "preauth.device.config",   "preauth.device.rotate",
+    "preauth.device.next_key", "preauth.device.switch_key",
 };
 #define NSERVICES (sizeof(services) / sizeof(services[0]))
 

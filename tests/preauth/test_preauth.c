@@ -1,7 +1,10 @@
 /* preauth through the mock core: users, codes, redeem, register, the
  * reaper, the address pool, the events, and bad input changing nothing. */
+#include <math.h>
+
 #include "pa_test.h"
 
+#include "metrics.h"
 #include "preauth.h"
 
 static void test_users(void **unused)
@@ -212,6 +215,56 @@ static void assert_refused(struct mg_mock *m, const char *code, const char *erro
 	assert_int_equal(devices(m), d);
 	assert_int_equal(leases(m), l);
 	assert_int_equal(mg_mock_event_count(m, "device.changed"), changes);
+}
+
+/* preauth.metrics: devices by state and role; onboardings counted once
+ * each, a register repeated after a lost reply not again; refusals by
+ * reason. */
+static void test_metrics(void **unused)
+{
+	(void)unused;
+	struct mg_mock *m = t_mock(NULL, NULL, "10.0.0.1/24");
+	char *code = t_add_user(m, "alice", "admin");
+	int rc;
+	json_t *r = t_redeem(m, code, "192.0.2.7");
+	assert_string_equal(t_err(r), "");
+	json_t *reply = t_call(m, "preauth.metrics", &rc, "{}");
+	json_t *families = json_object_get(reply, "families");
+	assert_int_equal(rc, 0);
+	assert_true(metrics_lookup(families, "meshgate_devices", "state", "pending") == 1);
+	assert_true(isnan(metrics_lookup(families, "meshgate_devices", "state", "active")));
+	assert_true(metrics_lookup(families, "meshgate_onboardings_total", "step", "redeem") == 1);
+	assert_true(metrics_lookup(families, "meshgate_onboardings_total", "step", "register") ==
+	            0);
+	json_decref(reply);
+
+	json_t *reg = t_register(m, r, CLIENT_KEY_A);
+	assert_string_equal(t_err(reg), "");
+	json_decref(reg);
+	reg = t_register(m, r, CLIENT_KEY_A); /* the reply was lost: asked again */
+	assert_string_equal(t_err(reg), "");
+	json_decref(reg);
+	json_decref(t_redeem(m, code, "192.0.2.7"));                          /* code_used */
+	json_decref(t_redeem(m, "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG", NULL)); /* unknown_code */
+	reply = t_call(m, "preauth.metrics", &rc, "{}");
+	families = json_object_get(reply, "families");
+	assert_true(metrics_lookup(families, "meshgate_devices", "state", "active") == 1);
+	assert_true(metrics_lookup(families, "meshgate_devices", "role", "admin") == 1);
+	assert_true(isnan(metrics_lookup(families, "meshgate_devices", "state", "pending")));
+	assert_true(metrics_lookup(families, "meshgate_onboardings_total", "step", "register") ==
+	            1);
+	assert_true(metrics_lookup(families, "meshgate_onboarding_refusals_total", "reason",
+	                           "code_used") == 1);
+	assert_true(metrics_lookup(families, "meshgate_onboarding_refusals_total", "reason",
+	                           "unknown_code") == 1);
+	json_decref(reply);
+	/* it takes no arguments */
+	reply = t_call(m, "preauth.metrics", &rc, "{s:i}", "x", 1);
+	assert_string_equal(t_err(reply), "bad_request");
+	json_decref(reply);
+	json_decref(r);
+	free(code);
+	mg_mock_free(m);
 }
 
 static void test_redeem_errors(void **unused)
@@ -524,6 +577,93 @@ static void test_device_admin(void **unused)
 	json_decref(b);
 	free(c1);
 	free(c2);
+	mg_mock_free(m);
+}
+
+/* The device list's pages (limit, after) and search (q): every device
+ * once, in id order, and only the matching ones. */
+static void test_device_pages(void **unused)
+{
+	(void)unused;
+	struct mg_mock *m = t_mock(NULL, NULL, "10.0.0.1/24");
+	char name[16];
+	for (int i = 0; i < 7; i++) {
+		snprintf(name, sizeof(name), "user%d", i);
+		char *code = t_add_user(m, name, "developer");
+		json_decref(t_redeem(m, code, NULL));
+		free(code);
+	}
+	json_t *all = t_call(m, "preauth.device.list", NULL, "{}");
+	assert_int_equal(json_array_size(json_object_get(all, "devices")), 7);
+	assert_null(json_object_get(all, "next"));
+
+	/* pages of 3: 3, 3, 1, each after the last, together the whole list */
+	char after[32] = "";
+	size_t seen = 0;
+	for (int page = 0; page < 3; page++) {
+		json_t *r = *after ? t_call(m, "preauth.device.list", NULL, "{s:i, s:s}", "limit",
+		                            3, "after", after)
+		                   : t_call(m, "preauth.device.list", NULL, "{s:i}", "limit", 3);
+		json_t *devices = json_object_get(r, "devices"), *d;
+		size_t i;
+		assert_int_equal(json_array_size(devices), page < 2 ? 3 : 1);
+		json_array_foreach(devices, i, d)
+		{
+			const char *id = t_get(d, "id");
+			assert_true(strcmp(id, after) > 0);
+			/* the same device as the whole list has at that place */
+			assert_string_equal(
+			    id, t_get(json_array_get(json_object_get(all, "devices"), seen), "id"));
+			snprintf(after, sizeof(after), "%s", id);
+			seen++;
+		}
+		if (page < 2)
+			assert_string_equal(t_get(r, "next"), after);
+		else
+			assert_null(json_object_get(r, "next"));
+		json_decref(r);
+	}
+	assert_int_equal(seen, 7);
+
+	json_t *r = t_call(m, "preauth.device.list", NULL, "{s:s}", "q", "USER4");
+	assert_int_equal(json_array_size(json_object_get(r, "devices")), 1);
+	assert_string_equal(t_get(json_array_get(json_object_get(r, "devices"), 0), "user"),
+	                    "user4");
+	json_decref(r);
+	r = t_call(m, "preauth.device.list", NULL, "{s:s, s:i}", "q", "user", "limit", 2);
+	assert_int_equal(json_array_size(json_object_get(r, "devices")), 2);
+	assert_non_null(json_object_get(r, "next"));
+	json_decref(r);
+	r = t_call(m, "preauth.device.list", NULL, "{s:s}", "q", "nobody");
+	assert_int_equal(json_array_size(json_object_get(r, "devices")), 0);
+	json_decref(r);
+	r = t_call(m, "preauth.device.list", NULL, "{s:i}", "limit", 0);
+	assert_string_equal(t_err(r), "bad_request");
+	json_decref(r);
+	r = t_call(m, "preauth.device.list", NULL, "{s:s}", "after", "../x");
+	assert_string_equal(t_err(r), "bad_request");
+	json_decref(r);
+	r = t_call(m, "preauth.device.list", NULL, "{s:s}", "q", "a\nb");
+	assert_string_equal(t_err(r), "bad_request");
+	json_decref(r);
+
+	/* the index follows deletions, and a user's deletion of its devices */
+	json_decref(t_call(m, "preauth.user.del", NULL, "{s:s}", "name", "user4"));
+	json_t *left = t_call(m, "preauth.device.list", NULL, "{}");
+	char first[32];
+	snprintf(first, sizeof(first), "%s",
+	         t_get(json_array_get(json_object_get(left, "devices"), 0), "id"));
+	json_decref(left);
+	json_decref(t_call(m, "preauth.device.del", NULL, "{s:s}", "id", first));
+	r = t_call(m, "preauth.device.list", NULL, "{s:i}", "limit", 10);
+	assert_int_equal(json_array_size(json_object_get(r, "devices")), 5);
+	assert_string_not_equal(t_get(json_array_get(json_object_get(r, "devices"), 0), "id"),
+	                        first);
+	json_decref(r);
+	r = t_call(m, "preauth.device.list", NULL, "{s:s}", "q", "user4");
+	assert_int_equal(json_array_size(json_object_get(r, "devices")), 0);
+	json_decref(r);
+	json_decref(all);
 	mg_mock_free(m);
 }
 
@@ -859,12 +999,14 @@ int main(void)
 	    cmocka_unit_test(test_single_use),
 	    cmocka_unit_test(test_exhaustion),
 	    cmocka_unit_test(test_device_admin),
+	    cmocka_unit_test(test_device_pages),
 	    cmocka_unit_test(test_user_del_cascade),
 	    cmocka_unit_test(test_bad_input_changes_nothing),
 	    cmocka_unit_test(test_no_server_yet),
 	    cmocka_unit_test(test_config),
 	    cmocka_unit_test(test_so_twice),
 	    cmocka_unit_test(test_device_config),
+	    cmocka_unit_test(test_metrics),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,15 +30,21 @@ struct fixture {
 	struct mg_mock *mock;
 };
 
-static void open_mock(struct fixture *f)
+static void open_mock_scheduled(struct fixture *f, const char *schedule)
 {
 	char err[256];
 	f->mock = mg_mock_new(f->state, err, sizeof(err));
 	assert_non_null(f->mock);
-	json_t *cfg = json_pack("{s:s, s:s}", "seal_key_file", f->seal, "grace", "10m");
+	json_t *cfg = json_pack("{s:s, s:s, s:s}", "seal_key_file", f->seal, "grace", "10m",
+	                        "schedule", schedule);
 	assert_int_equal(mg_mock_add(f->mock, &mg_plugin_descriptor, cfg, err, sizeof(err)), 0);
 	json_decref(cfg);
 	assert_int_equal(mg_mock_start(f->mock, err, sizeof(err)), 0);
+}
+
+static void open_mock(struct fixture *f)
+{
+	open_mock_scheduled(f, "");
 }
 
 static int setup(void **state)
@@ -216,6 +222,104 @@ static void test_rotate_makes_the_next_version_only(void **state)
 	json_decref(b);
 }
 
+/* The entry of `name` in secret.status (a new reference). */
+static json_t *status_of(struct fixture *f, const char *name)
+{
+	json_t *s = call(f, "secret.status", NULL, 0), *k, *found = NULL;
+	size_t i;
+	json_array_foreach(json_object_get(s, "keys"), i, k)
+	{
+		if (!strcmp(str(k, "name"), name))
+			found = json_incref(k);
+	}
+	json_decref(s);
+	assert_non_null(found);
+	return found;
+}
+
+static void test_schedule_rotates_when_due(void **state)
+{
+	struct fixture *f = *state;
+	open_mock_scheduled(f, "1h");
+	json_t *a = call(f, "secret.get", json_pack("{s:s}", "name", "mesh/mgmesh0"), 0);
+	uint64_t created = (uint64_t)num(a, "created_ms");
+	json_t *k = status_of(f, "mesh/mgmesh0");
+	assert_int_equal(num(k, "next_rotation_ms"), created + 3600 * 1000);
+	json_decref(k);
+
+	/* not a millisecond early */
+	mg_mock_advance(f->mock, created + 3600 * 1000 - 1 - mg_mock_now(f->mock));
+	k = status_of(f, "mesh/mgmesh0");
+	assert_null(json_object_get(k, "next"));
+	json_decref(k);
+	mg_mock_advance(f->mock, 1);
+	k = status_of(f, "mesh/mgmesh0");
+	assert_int_equal(num(json_object_get(k, "next"), "version"), 2);
+	assert_int_equal(num(json_object_get(k, "next"), "created_ms"), created + 3600 * 1000);
+	/* the next version waits for its owner's switch: no rotation due */
+	assert_null(json_object_get(k, "next_rotation_ms"));
+	assert_int_equal(num(k, "version"), 1);
+	json_decref(k);
+	mg_mock_advance(f->mock, 3 * 3600 * 1000);
+	k = status_of(f, "mesh/mgmesh0");
+	assert_int_equal(num(json_object_get(k, "next"), "version"), 2); /* not rotated again */
+	json_decref(k);
+	json_decref(a);
+}
+
+static void test_previous_goes_when_its_grace_is_over(void **state)
+{
+	struct fixture *f = *state;
+	char path[256];
+	open_mock(f); /* no schedule: the previous version goes all the same */
+	json_decref(call(f, "secret.get", json_pack("{s:s}", "name", "mesh/mgmesh0"), 0));
+	json_decref(call(f, "secret.rotate", json_pack("{s:s}", "name", "mesh/mgmesh0"), 0));
+	json_decref(call(f, "secret.promote",
+	                 json_pack("{s:s, s:i}", "name", "mesh/mgmesh0", "version", 2), 0));
+	snprintf(path, sizeof(path), "%s/mesh/mgmesh0.previous.sealed", f->state);
+	assert_int_equal(access(path, F_OK), 0);
+	json_t *k = status_of(f, "mesh/mgmesh0");
+	uint64_t until = (uint64_t)num(json_object_get(k, "previous"), "until_ms");
+	assert_int_equal(until, mg_mock_now(f->mock) + 10 * 60 * 1000);
+	json_decref(k);
+
+	/* nobody reads the key: the timer drops it, not a millisecond early */
+	mg_mock_advance(f->mock, until - 1 - mg_mock_now(f->mock));
+	k = status_of(f, "mesh/mgmesh0");
+	assert_non_null(json_object_get(k, "previous"));
+	json_decref(k);
+	mg_mock_advance(f->mock, 1);
+	k = status_of(f, "mesh/mgmesh0");
+	assert_null(json_object_get(k, "previous"));
+	assert_int_equal(num(k, "version"), 2);
+	json_decref(k);
+	assert_int_not_equal(access(path, F_OK), 0);
+}
+
+static void test_schedule_off_by_default_and_checked(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+	open_mock(f);
+	json_t *a = call(f, "secret.get", json_pack("{s:s}", "name", "mesh/mgmesh0"), 0);
+	json_t *k = status_of(f, "mesh/mgmesh0");
+	assert_null(json_object_get(k, "next_rotation_ms"));
+	json_decref(k);
+	mg_mock_advance(f->mock, 400ULL * 86400 * 1000);
+	k = status_of(f, "mesh/mgmesh0");
+	assert_null(json_object_get(k, "next"));
+	json_decref(k);
+	json_decref(a);
+	mg_mock_free(f->mock);
+
+	/* a schedule that is not a duration: refused, nothing runs */
+	f->mock = mg_mock_new(f->state, err, sizeof(err));
+	json_t *cfg = json_pack("{s:s, s:s}", "seal_key_file", f->seal, "schedule", "daily");
+	assert_int_equal(mg_mock_add(f->mock, &mg_plugin_descriptor, cfg, err, sizeof(err)), 0);
+	json_decref(cfg);
+	assert_int_not_equal(mg_mock_start(f->mock, err, sizeof(err)), 0);
+}
+
 static void test_put_checks_and_sets(void **state)
 {
 	struct fixture *f = *state;
@@ -252,6 +356,163 @@ static void test_put_checks_and_sets(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 }
 
+/* A secret that is no WireGuard key (a TLS key's PEM, type "opaque"):
+ * never made by a get, never rotated, by request or by the schedule; a
+ * put of type "wireguard" must be a WireGuard key. */
+static void test_opaque_never_made_nor_rotated(void **state)
+{
+	struct fixture *f = *state;
+	open_mock_scheduled(f, "1h");
+	const char *pem = "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCg==";
+	json_t *r = call(f, "secret.get",
+	                 json_pack("{s:s, s:b}", "name", "api/server", "create", 0), -EREMOTEIO);
+	assert_string_equal(str(r, "error"), "not_found");
+	json_decref(r);
+	r = call(f, "secret.put",
+	         json_pack("{s:s, s:s, s:s}", "name", "api/server", "key", pem, "type", "opaque"),
+	         0);
+	assert_string_equal(str(r, "type"), "opaque");
+	assert_null(json_object_get(r, "key"));
+	json_decref(r);
+
+	r = call(f, "secret.rotate", json_pack("{s:s}", "name", "api/server"), -EREMOTEIO);
+	assert_string_equal(str(r, "error"), "invalid");
+	assert_non_null(strstr(str(r, "message"), "not a WireGuard key"));
+	json_decref(r);
+	json_t *k = status_of(f, "api/server");
+	assert_null(json_object_get(k, "next"));
+	assert_null(json_object_get(k, "next_rotation_ms")); /* the schedule passes it by */
+	json_decref(k);
+	mg_mock_advance(f->mock, 3 * 3600 * 1000);
+	r = call(f, "secret.get", json_pack("{s:s}", "name", "api/server"), 0);
+	assert_int_equal(num(r, "version"), 1);
+	assert_null(json_object_get(r, "next"));
+	assert_string_equal(str(r, "key"), pem);
+	json_decref(r);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/api/server.next.sealed", f->state);
+	assert_int_equal(access(path, F_OK), -1);
+
+	/* bad types and WireGuard keys of the wrong size: refused, nothing changed */
+	r = call(f, "secret.put",
+	         json_pack("{s:s, s:s, s:s}", "name", "x/y", "key", pem, "type", "pem"),
+	         -EREMOTEIO);
+	assert_string_equal(str(r, "error"), "bad_request");
+	json_decref(r);
+	r = call(f, "secret.put",
+	         json_pack("{s:s, s:s, s:s}", "name", "x/y", "key", pem, "type", "wireguard"),
+	         -EREMOTEIO);
+	assert_string_equal(str(r, "error"), "bad_request");
+	json_decref(r);
+	snprintf(path, sizeof(path), "%s/x/y.sealed", f->state);
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+static json_t *promote(struct fixture *f, const char *name, long long version, int expect_rc)
+{
+	return call(f, "secret.promote",
+	            json_pack("{s:s, s:I}", "name", name, "version", (json_int_t)version),
+	            expect_rc);
+}
+
+/* The rotation's last step: the next version becomes the key in use, the
+ * replaced one stays as previous for the grace period, then goes; a wrong
+ * version is refused with nothing changed; the same version again is ok. */
+static void test_promote_puts_the_next_version_in_use(void **state)
+{
+	struct fixture *f = *state;
+	open_mock(f);
+	json_t *r = promote(f, "wireguard/wg0", 2, -EREMOTEIO);
+	assert_string_equal(str(r, "error"), "not_found");
+	json_decref(r);
+	json_t *v1 = call(f, "secret.get", json_pack("{s:s}", "name", "wireguard/wg0"), 0);
+	r = promote(f, "wireguard/wg0", 2, -EREMOTEIO); /* no next yet */
+	assert_string_equal(str(r, "error"), "conflict");
+	json_decref(r);
+
+	mg_mock_events_clear(f->mock);
+	json_decref(call(f, "secret.rotate", json_pack("{s:s}", "name", "wireguard/wg0"), 0));
+	assert_int_equal(mg_mock_event_count(f->mock, "secret.next"), 1);
+	json_t *events = mg_mock_events(f->mock), *event = NULL;
+	for (size_t i = 0; i < json_array_size(events) && !event; i++)
+		if (!strcmp(str(json_array_get(events, i), "topic"), "secret.next"))
+			event = json_array_get(events, i);
+	assert_non_null(event);
+	assert_string_equal(str(json_object_get(event, "payload"), "name"), "wireguard/wg0");
+	assert_int_equal(num(json_object_get(event, "payload"), "version"), 2);
+	json_t *pending = call(f, "secret.get", json_pack("{s:s}", "name", "wireguard/wg0"), 0);
+	const char *next_key = str(json_object_get(pending, "next"), "key");
+
+	r = promote(f, "wireguard/wg0", 3, -EREMOTEIO); /* not the pending one */
+	assert_string_equal(str(r, "error"), "conflict");
+	json_decref(r);
+	assert_int_equal(mg_mock_event_count(f->mock, "secret.promoted"), 0);
+	r = call(f, "secret.get", json_pack("{s:s}", "name", "wireguard/wg0"), 0);
+	assert_int_equal(num(r, "version"), 1); /* refused: nothing changed */
+	assert_string_equal(str(r, "key"), str(v1, "key"));
+	json_decref(r);
+
+	long long promoted_at = (long long)mg_mock_now(f->mock);
+	r = promote(f, "wireguard/wg0", 2, 0);
+	assert_true(json_is_true(json_object_get(r, "promoted")));
+	assert_int_equal(num(r, "version"), 2);
+	char *answer = json_dumps(r, 0);
+	assert_null(strstr(answer, "\"key\"")); /* the answer holds no key */
+	free(answer);
+	json_decref(r);
+	assert_int_equal(mg_mock_event_count(f->mock, "secret.promoted"), 1);
+
+	/* after a restart (the record is on disk): version 2 in use, 1 kept */
+	mg_mock_free(f->mock);
+	open_mock(f);
+	r = call(f, "secret.get", json_pack("{s:s}", "name", "wireguard/wg0"), 0);
+	assert_int_equal(num(r, "version"), 2);
+	assert_string_equal(str(r, "key"), next_key);
+	assert_null(json_object_get(r, "next"));
+	json_t *previous = json_object_get(r, "previous");
+	assert_int_equal(num(previous, "version"), 1);
+	assert_string_equal(str(previous, "key"), str(v1, "key"));
+	assert_int_equal(num(previous, "until_ms"), promoted_at + 600000);
+	json_decref(r);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/wireguard/wg0.next.sealed", f->state);
+	assert_int_equal(access(path, F_OK), -1);
+
+	/* the same version again (an owner restarted mid-rotation): ok, no change */
+	mg_mock_events_clear(f->mock);
+	r = promote(f, "wireguard/wg0", 2, 0);
+	assert_false(json_is_true(json_object_get(r, "promoted")));
+	assert_int_equal(num(r, "version"), 2);
+	json_decref(r);
+	assert_int_equal(mg_mock_event_count(f->mock, "secret.promoted"), 0);
+	r = promote(f, "wireguard/wg0", 1, -EREMOTEIO); /* back to the old one: no */
+	assert_string_equal(str(r, "error"), "conflict");
+	json_decref(r);
+
+	/* within the grace period the previous version stays; past it, it goes */
+	mg_mock_advance(f->mock, 9 * 60 * 1000);
+	r = call(f, "secret.get", json_pack("{s:s}", "name", "wireguard/wg0"), 0);
+	assert_int_equal(num(json_object_get(r, "previous"), "version"), 1);
+	json_decref(r);
+	mg_mock_advance(f->mock, 2 * 60 * 1000);
+	r = call(f, "secret.get", json_pack("{s:s}", "name", "wireguard/wg0"), 0);
+	assert_null(json_object_get(r, "previous"));
+	assert_int_equal(num(r, "version"), 2);
+	json_decref(r);
+	snprintf(path, sizeof(path), "%s/wireguard/wg0.previous.sealed", f->state);
+	assert_int_equal(access(path, F_OK), -1);
+
+	/* bad requests: refused */
+	r = call(f, "secret.promote", json_pack("{s:s}", "name", "wireguard/wg0"), -EREMOTEIO);
+	assert_string_equal(str(r, "error"), "bad_request");
+	json_decref(r);
+	r = promote(f, "wireguard", 3, -EREMOTEIO);
+	assert_string_equal(str(r, "error"), "bad_request");
+	json_decref(r);
+	json_decref(v1);
+	json_decref(pending);
+}
+
 static void test_bad_requests_change_nothing(void **state)
 {
 	struct fixture *f = *state;
@@ -284,7 +545,15 @@ int main(void)
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rotate_makes_the_next_version_only, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_schedule_rotates_when_due, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_previous_goes_when_its_grace_is_over, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_schedule_off_by_default_and_checked, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_put_checks_and_sets, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_opaque_never_made_nor_rotated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_promote_puts_the_next_version_in_use, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_requests_change_nothing, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,8 @@
 # and a server certificate for 127.0.0.1 with openssl, and the AppRole
 # credentials (DIR/secret_id, 0600); `standin_start DIR PORT TTL [NS]`
 # starts it on 127.0.0.1:PORT (in namespace NS when given) and sets
-# STANDIN_PID; `standin_stop` ends it by that pid.
+# STANDIN_PID; `standin_stop` ends it by that pid; `standin_gateway DIR PORT`
+# makes the next gateway_up (tests/e2e/gateway.sh) keep its keys there.
 
 STANDIN_ROLE_ID=meshgate-test-role
 
@@ -47,4 +48,26 @@ standin_stop() {
 	kill "$STANDIN_PID" 2>/dev/null || true
 	wait "$STANDIN_PID" 2>/dev/null || true
 	STANDIN_PID=
+}
+
+# standin_gateway DIR PORT: certificates and credentials in DIR, the
+# gateway's config told `secrets = "vault"` (GATEWAY_EXTRA_CONF, appended),
+# and the stand-in started in the gateway's namespace before meshgated, once.
+standin_gateway() {
+	STANDIN_DIR=$1 STANDIN_PORT=$2
+	standin_certs "$STANDIN_DIR"
+	GATEWAY_EXTRA_CONF="${GATEWAY_EXTRA_CONF:-}
+secrets = \"vault\";
+vault = { address = \"https://127.0.0.1:$STANDIN_PORT\"; ca = \"$STANDIN_DIR/ca.pem\";
+          role_id = \"$STANDIN_ROLE_ID\"; secret_id_file = \"$STANDIN_DIR/secret_id\";
+          mount = \"secret\"; path = \"meshgate\"; schedule = \"24h\"; grace = \"10m\"; };"
+	eval "gateway_start_meshgated() $(declare -f gateway_start | tail -n +2)"
+	gateway_start() {
+		if [ -z "${STANDIN_PID:-}" ]; then
+			standin_start "$STANDIN_DIR" "$STANDIN_PORT" 3600 "$GW" ||
+				fail "the stand-in did not start"
+			bg_track "$STANDIN_PID"
+		fi
+		gateway_start_meshgated
+	}
 }

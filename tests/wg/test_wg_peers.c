@@ -3,6 +3,7 @@
  * device.changed events are one write, in their order, none lost; an
  * event without a usable key is left out; the list is empty afterwards. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,7 +37,23 @@ static int mock_set(const struct wg_device *dev, char *err, size_t errlen)
 	return 0;
 }
 
-static const struct wg_backend mock_backend = {.name = "mock", .set = mock_set};
+/* The interface as a takeover reads it: the old key 0x11's peer, where
+ * its device is. */
+static int mock_get(const char *ifname, struct wg_device **out, char *err, size_t errlen)
+{
+	(void)ifname;
+	(void)err;
+	(void)errlen;
+	struct wg_device *dev = calloc(1, sizeof(*dev));
+	dev->peers = calloc(1, sizeof(*dev->peers));
+	dev->n_peers = 1;
+	memset(dev->peers[0].public_key, 0x11, WG_KEY_LEN);
+	assert_int_equal(wg_endpoint_parse(&dev->peers[0].endpoint, "198.51.100.9:40000"), 0);
+	*out = dev;
+	return 0;
+}
+
+static const struct wg_backend mock_backend = {.name = "mock", .set = mock_set, .get = mock_get};
 
 static int reset(void **state)
 {
@@ -79,7 +96,8 @@ static void test_events_are_one_write(void **state)
 	add(&l, json_pack("{s:s, s:s, s:s}", "id", "y", "state", "deleted", "public_key", "junk"),
 	    -EINVAL);
 	assert_int_equal(l.n, 5);
-	assert_int_equal(wgp_peers_apply(&l, &mock_backend, "wg0", err, sizeof(err)), 0);
+	assert_int_equal(wgp_peers_apply(&l, &mock_backend, "wg0", NULL, NULL, err, sizeof(err)),
+	                 0);
 	assert_int_equal(mock.sets, 1);
 	assert_string_equal(
 	    mock.sent,
@@ -103,8 +121,84 @@ static void test_events_are_one_write(void **state)
 	    "\n");
 	/* emptied: nothing more to write */
 	assert_int_equal(l.n, 0);
-	assert_int_equal(wgp_peers_apply(&l, &mock_backend, "wg0", err, sizeof(err)), 0);
+	assert_int_equal(wgp_peers_apply(&l, &mock_backend, "wg0", NULL, NULL, err, sizeof(err)),
+	                 0);
 	assert_int_equal(mock.sets, 1);
+	wgp_peers_free(&l);
+}
+
+static int n_taken_over;
+static wg_key last_taken_over, last_old_key;
+
+static void taken_over(void *arg, const struct wg_peer *peer, const wg_key old_key)
+{
+	(void)arg;
+	n_taken_over++;
+	memcpy(last_taken_over, peer->public_key, WG_KEY_LEN);
+	memcpy(last_old_key, old_key, WG_KEY_LEN);
+	assert_int_equal(peer->endpoint.sa.sa_family, AF_INET);
+}
+
+/* A device's key changed (docs/rotation.md): the new key takes the
+ * address (replace_allowed_ips moves it off the old peer, which stays for
+ * what it was sending) and the old peer's endpoint, without a keepalive
+ * (the device starts the handshake); the plugin's watch is told of the
+ * new peer and the old key. An old peer the interface does not have: a
+ * plain set, not watched. */
+static void test_key_change_takes_over(void **state)
+{
+	struct wgp_peers l = {0};
+	char err[200], old[WG_KEY_B64_LEN], gone[WG_KEY_B64_LEN];
+	wg_key k;
+
+	(void)state;
+	memset(k, 0x11, sizeof(k));
+	wg_key_to_base64(old, k);
+	memset(k, 0x55, sizeof(k));
+	wg_key_to_base64(gone, k);
+	json_t *ev = event(0x22, "active", "10.0.0.2");
+	json_object_set_new(ev, "previous_public_key", json_string(old));
+	add(&l, ev, 0);
+	ev = event(0x66, "active", "10.0.0.3");
+	json_object_set_new(ev, "previous_public_key", json_string(gone));
+	add(&l, ev, 0);
+	/* the same key as before: no takeover */
+	ev = event(0x77, "active", "10.0.0.4");
+	json_object_set_new(ev, "previous_public_key", json_object_get(ev, "public_key"));
+	json_incref(json_object_get(ev, "public_key"));
+	add(&l, ev, 0);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(
+	    wgp_peers_apply(&l, &mock_backend, "wg0", taken_over, NULL, err, sizeof(err)), 0);
+	assert_int_equal(n_taken_over, 1);
+	memset(k, 0x22, sizeof(k));
+	assert_memory_equal(last_taken_over, k, WG_KEY_LEN);
+	memset(k, 0x11, sizeof(k));
+	assert_memory_equal(last_old_key, k, WG_KEY_LEN);
+	assert_int_equal(mock.sets, 1);
+	assert_string_equal(
+	    mock.sent,
+	    "set=1\n"
+	    "public_key=2222222222222222222222222222222222222222222222222222222222222222\n"
+	    "endpoint=198.51.100.9:40000\n"
+	    "persistent_keepalive_interval=0\n"
+	    "replace_allowed_ips=true\n"
+	    "allowed_ip=10.0.0.2/32\n"
+	    "public_key=6666666666666666666666666666666666666666666666666666666666666666\n"
+	    "persistent_keepalive_interval=0\n"
+	    "replace_allowed_ips=true\n"
+	    "allowed_ip=10.0.0.3/32\n"
+	    "public_key=7777777777777777777777777777777777777777777777777777777777777777\n"
+	    "persistent_keepalive_interval=0\n"
+	    "replace_allowed_ips=true\n"
+	    "allowed_ip=10.0.0.4/32\n"
+	    "\n");
+	/* a disabled device with a previous key: only its key's removal */
+	ev = event(0x22, "disabled", "10.0.0.2");
+	json_object_set_new(ev, "previous_public_key", json_string(old));
+	add(&l, ev, 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.n_takeovers, 0);
 	wgp_peers_free(&l);
 }
 
@@ -130,7 +224,8 @@ static void test_many_events_none_lost(void **state)
 		                       "address", address);
 		add(&l, ev, 0);
 	}
-	assert_int_equal(wgp_peers_apply(&l, &mock_backend, "wg0", err, sizeof(err)), 0);
+	assert_int_equal(wgp_peers_apply(&l, &mock_backend, "wg0", NULL, NULL, err, sizeof(err)),
+	                 0);
 	assert_int_equal(mock.sets, 1);
 	for (int i = 0; i < N; i++) {
 		wg_key k;
@@ -153,6 +248,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_events_are_one_write, reset, reset),
 	    cmocka_unit_test_setup_teardown(test_many_events_none_lost, reset, reset),
+	    cmocka_unit_test_setup_teardown(test_key_change_takes_over, reset, reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

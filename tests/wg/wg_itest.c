@@ -323,6 +323,22 @@ static void test_many_peers(struct side *a, struct side *b)
 	      "a reconcile of the unchanged device writes nothing");
 	check(ping(a, "10.214.0.2", 2) == 0, "ping after the reconciles");
 
+	/* a key switch: peers[3]'s key replaced by another in one set, its
+	 * allowed IPs kept; the others untouched */
+	struct wg_peer switched = peers[3];
+	wg_key_generate_private(switched.public_key);
+	ret = wg_peer_replace(be, a->ifname, peers[3].public_key, &switched, err, sizeof(err));
+	check(ret == 0, "replace of one peer's key in one set");
+	after = read_device(a);
+	check(after && after->n_peers == MANY + 1 &&
+	          !wg_device_find_peer(after, peers[3].public_key) &&
+	          count_intact(after, &switched, 1) == 1,
+	      "the old key is gone, the new one has its allowed IPs, %d peers", MANY + 1);
+	check(after && count_intact(after, peers, 3) == 3 &&
+	          count_intact(after, peers + 4, MANY + 1 - 4) == MANY + 1 - 4,
+	      "the others are untouched by the replace");
+	wg_device_free(after);
+
 	/* a /33 is refused before anything is sent: the device stays as it was */
 	update = peers[9];
 	moved.cidr = 33;

@@ -463,6 +463,14 @@ static void follow_gateway_key(struct agent *a, const struct cl_gateway *before,
 		switch_to(a, node, &a->p.endpoint, "the node's key changed");
 }
 
+/* A probe tick around the node's planned key switch (rotate_gw.h). */
+static void look_for_switch(struct agent *a)
+{
+	uint64_t rx_bytes;
+	bool read = peer_heard(a, &rx_bytes) >= 0;
+	cl_rotate_gw_look(&a->rotate_gw, a->silent, read ? &rx_bytes : NULL);
+}
+
 /* The node's key switch is due: its answers stopped after its switch
  * time, or the wait for that is over. */
 static void switch_gateway_key(struct agent *a)
@@ -474,7 +482,7 @@ static void switch_gateway_key(struct agent *a)
 	char why[160];
 	memcpy(a->p.nodes.gateways[node].public_key, a->rotate_gw.key, CL_KEY_LEN);
 	snprintf(why, sizeof(why), "the node switched to its next key (%s %lld ms after its time)",
-	         a->silent ? "its answers stopped" : "no stop of its answers seen",
+	         a->rotate_gw.quiet ? "it stopped sending" : "no stop of its sending seen",
 	         cl_mono_ms() - (a->rotate_gw.at - CL_ROTATE_GW_MARGIN_MS));
 	/* current < 0: a config read meanwhile names the new key already */
 	if (node == a->current || a->current < 0) {
@@ -644,11 +652,13 @@ static void agent_loop(struct agent *a)
 			if (a->silent && ++a->misses >= a->miss_limit &&
 			    !cl_rotate_gw_holds(&a->rotate_gw, now))
 				on_silence(a);
+			if (a->rotate_gw.planned && now >= a->rotate_gw.at - PROBE_MS)
+				look_for_switch(a);
 			a->answered = false;
 			send_probe(a);
 			next_probe = now + (a->access.expired ? CL_ACCESS_PROBE_MS : PROBE_MS);
 		}
-		if (cl_rotate_gw_due(&a->rotate_gw, now, a->silent))
+		if (cl_rotate_gw_due(&a->rotate_gw, now, a->rotate_gw.quiet))
 			switch_gateway_key(a);
 		if (cl_rotate_gw_check_due(&a->rotate_gw, now))
 			check_switched_peer(a, now);

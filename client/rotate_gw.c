@@ -15,6 +15,7 @@ bool cl_rotate_gw_plan(struct cl_rotate_gw *r, const struct cl_nodes *nodes, con
 	if (r->planned && !strcmp(r->node, node) && !memcmp(r->key, g->next_public_key, CL_KEY_LEN))
 		return true; /* the same switch, told again: its first time stands */
 	r->planned = true;
+	r->quiet = r->rx_known = false;
 	snprintf(r->node, sizeof(r->node), "%s", node);
 	memcpy(r->key, g->next_public_key, CL_KEY_LEN);
 	r->at = received + g->switch_in_ms + CL_ROTATE_GW_MARGIN_MS;
@@ -23,6 +24,15 @@ bool cl_rotate_gw_plan(struct cl_rotate_gw *r, const struct cl_nodes *nodes, con
 	r->hold_from = r->at - 2 * CL_ROTATE_GW_MARGIN_MS;
 	r->hold_until = r->latest + CL_ROTATE_GW_HOLD_MS;
 	return true;
+}
+
+bool cl_rotate_gw_look(struct cl_rotate_gw *r, bool unanswered, const uint64_t *rx_bytes)
+{
+	r->quiet = unanswered && rx_bytes && r->rx_known && *rx_bytes == r->rx_bytes;
+	r->rx_known = rx_bytes != NULL;
+	if (rx_bytes)
+		r->rx_bytes = *rx_bytes;
+	return r->quiet;
 }
 
 bool cl_rotate_gw_due(struct cl_rotate_gw *r, long long now, bool node_silent)

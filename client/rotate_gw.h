@@ -8,8 +8,8 @@
  * peer: most of a second with 10,000), during which its sessions still
  * carry both ways; at its end the node sends nothing more on them (it
  * stages) and its answers to the in-tunnel probes stop. So the agent
- * replaces the peer at the first probe left unanswered from a margin after
- * the switch time on, or CL_ROTATE_GW_WAIT_MS after that at the latest: what
+ * replaces the peer at the first probe left unanswered, with nothing else
+ * received from the node meanwhile, from a margin after the switch time on, or CL_ROTATE_GW_WAIT_MS after that at the latest: what
  * each side stages is then about one probe interval, whatever the switch
  * takes. The agent does not leave the node for the probes unanswered
  * around the switch. */
@@ -50,6 +50,9 @@ struct cl_rotate_gw {
 	long long hold_from, hold_until; /* monotonic ms: no leaving the node */
 	long long check_at; /* monotonic ms: the new peer's handshake looked at; 0 none */
 	int renews_left;
+	bool quiet;        /* the node stopped sending (cl_rotate_gw_look) */
+	bool rx_known;     /* rx_bytes was read at the last look */
+	uint64_t rx_bytes; /* received from the node's peer, at the last look */
 };
 
 /* After a device config read at `received` (monotonic ms): plans the
@@ -60,9 +63,18 @@ struct cl_rotate_gw {
 bool cl_rotate_gw_plan(struct cl_rotate_gw *r, const struct cl_nodes *nodes, const char *node,
                        const uint8_t peer_key[CL_KEY_LEN], long long received);
 
+/* At each probe tick of a planned switch, from a probe interval before
+ * its earliest time on: whether the node has stopped sending, i.e. the
+ * last probe went unanswered (`unanswered`) AND nothing at all came from
+ * it since the look before (`rx_bytes`: received from its peer, NULL when
+ * unknown). An answer that is only late (a loaded node) is no switch: the
+ * answers to what else the device sends still come, and replacing the
+ * peer then loses what the node still sends on the old session (seen on
+ * CI's machine: 1 ping of 1500). Kept in r->quiet for cl_rotate_gw_due. */
+bool cl_rotate_gw_look(struct cl_rotate_gw *r, bool unanswered, const uint64_t *rx_bytes);
+
 /* True once, when the planned switch is due at `now`: from its earliest
- * time on, when `node_silent` (the last probe went unanswered), else at its
- * latest. The caller replaces the peer then; the hold goes on until an
+ * time on, when `node_silent` (cl_rotate_gw_look), else at its latest. The caller replaces the peer then; the hold goes on until an
  * answer or CL_ROTATE_GW_HOLD_MS, and the new peer's handshake is to be
  * checked CL_ROTATE_GW_RENEW_MS later. */
 bool cl_rotate_gw_due(struct cl_rotate_gw *r, long long now, bool node_silent);

@@ -235,11 +235,13 @@ int wg_peer_replace(const struct wg_backend *be, const char *ifname, const wg_ke
                     const struct wg_peer *peer, char *err, size_t errlen)
 {
 	struct wg_device dev;
-	struct wg_peer both[2] = {{.flags = WG_PEER_REMOVE}, *peer};
+	/* the new peer first: it takes the allowed IPs over from the old one,
+	 * which then goes; the other order leaves them on no peer meanwhile */
+	struct wg_peer both[2] = {*peer, {.flags = WG_PEER_REMOVE}};
 
 	device_init(&dev, ifname);
-	memcpy(both[0].public_key, old_key, WG_KEY_LEN);
-	both[1].flags = (peer->flags & ~WG_PEER_REMOVE) | WG_PEER_REPLACE_ALLOWED;
+	both[0].flags = (peer->flags & ~WG_PEER_REMOVE) | WG_PEER_REPLACE_ALLOWED;
+	memcpy(both[1].public_key, old_key, WG_KEY_LEN);
 	dev.peers = both;
 	dev.n_peers = 2;
 	return wg_device_set(be, &dev, err, errlen);

@@ -218,16 +218,21 @@ int wg_diff_end(struct wg_diff *d, const char *ifname, struct wg_device *out,
 		wg_diff_free(d);
 		return wg_err(err, errlen, -ENOMEM, "out of memory for %zu peers", total);
 	}
-	/* the removals, then the wanted peers in the order of the list */
+	/* the wanted peers in the order of the list, then the removals: a
+	 * wanted peer takes its allowed IPs from the peer that had them (an
+	 * address is on one peer only), so they are never on no peer. Removals
+	 * first left a moment in which WireGuard dropped a packet to such an
+	 * address (no peer for it): a device replacing its gateway's peer lost
+	 * a ping now and then. */
+	for (size_t i = 0; total && i < d->n; i++)
+		if (d->seen[i] != RIGHT)
+			write_wanted(&out->peers[out->n_peers++], &d->want[i], d->seen[i]);
 	for (size_t j = 0; j < d->n_gone; j++) {
 		struct wg_peer *p = &out->peers[out->n_peers++];
 
 		memcpy(p->public_key, d->gone[j], WG_KEY_LEN);
 		p->flags = WG_PEER_REMOVE;
 	}
-	for (size_t i = 0; total && i < d->n; i++)
-		if (d->seen[i] != RIGHT)
-			write_wanted(&out->peers[out->n_peers++], &d->want[i], d->seen[i]);
 	wg_diff_free(d);
 	if (counts)
 		*counts = c;

@@ -80,6 +80,34 @@ static void switch_at_the_latest(void **state)
 	assert_true(cl_rotate_gw_due(&r, 5100 + CL_ROTATE_GW_WAIT_MS, false));
 }
 
+/* Quiet means the probe unanswered AND nothing received since the look
+ * before: a late answer while other answers still come is no switch. */
+static void quiet_needs_silence_and_no_bytes(void **state)
+{
+	(void)state;
+	struct cl_nodes n;
+	struct cl_rotate_gw r = {0};
+	uint8_t peer[CL_KEY_LEN];
+	uint64_t rx = 1000;
+	two_nodes(&n);
+	memset(peer, 1, sizeof(peer));
+	assert_true(cl_rotate_gw_plan(&r, &n, "gw1", peer, 0));
+	assert_false(cl_rotate_gw_look(&r, true, &rx)); /* the first look: nothing to compare */
+	rx = 1500;
+	assert_false(cl_rotate_gw_look(&r, true, &rx)); /* unanswered, but pings' answers came */
+	assert_false(cl_rotate_gw_due(&r, 5100, r.quiet));
+	assert_false(cl_rotate_gw_look(&r, false, &rx)); /* answered */
+	assert_false(cl_rotate_gw_look(&r, true, NULL)); /* the interface unread */
+	assert_false(cl_rotate_gw_look(&r, true, &rx)); /* after an unread one: no base */
+	assert_true(cl_rotate_gw_look(&r, true, &rx));  /* unanswered, nothing came */
+	assert_true(cl_rotate_gw_due(&r, 5200, r.quiet));
+	/* a new plan starts without the old look */
+	n.gateways[0].next_public_key[0] = 9;
+	assert_true(cl_rotate_gw_plan(&r, &n, "gw1", peer, 10000));
+	assert_false(r.quiet);
+	assert_false(cl_rotate_gw_look(&r, true, &rx));
+}
+
 static void hold_ends_by_itself(void **state)
 {
 	(void)state;
@@ -170,6 +198,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(switch_is_planned_after_the_nodes),
 	    cmocka_unit_test(switch_at_the_latest),
+	    cmocka_unit_test(quiet_needs_silence_and_no_bytes),
 	    cmocka_unit_test(hold_ends_by_itself),
 	    cmocka_unit_test(nothing_to_plan),
 	    cmocka_unit_test(unanswered_switch_is_set_anew),

@@ -92,7 +92,7 @@ old_m1=$(mesh_key 1 public-key) old_m2=$(mesh_key 2 public-key)
 # pings_lost: LOST, how many of them did not come back (not in a
 # $(subshell): ping must be its child to be waited for)
 pings() {
-	ip netns exec "$CL1" ping -i 0.01 -c "$1" -W 2 -q "$TARGET" >"$WORK/ping.out" 2>&1 &
+	ip netns exec "$CL1" ping -O -D -i 0.01 -c "$1" -W 2 "$TARGET" >"$WORK/ping.out" 2>&1 &
 	PING_PID=$!
 	bg_track $PING_PID
 }
@@ -119,7 +119,7 @@ pings $COUNT
 started=$SECONDS
 sleep 1
 
-echo "   gw1's gateway key (at $((SECONDS - started)) s)"
+echo "   gw1's gateway key (at $((SECONDS - started)) s, $(date +%s.%N))"
 out=$(ctln 1 key rotate --gateway) || fail "key rotate --gateway: $out"
 next=$(sed -n 's/.*(public key \([^)]*\)).*/\1/p' <<<"$out")
 [ -n "$next" ] && [ "$next" != "$old_gw" ] || fail "no next gateway key told: $out"
@@ -127,7 +127,7 @@ gw_switched() { [ "$(gw_key public-key)" = "$next" ] && [ "$(dev_key peers)" = "
 wait_for 15 gw_switched || fail "gw1 runs $(gw_key public-key), the device's peer is $(dev_key peers); not $next"
 new_gw=$next
 
-echo "   the device's key (at $((SECONDS - started)) s)"
+echo "   the device's key (at $((SECONDS - started)) s, $(date +%s.%N))"
 ctln 1 key rotate --device "$id" >/dev/null || fail "key rotate --device $id"
 dev_rotated() { [ "$(dev_key public-key)" != "$old_dev" ] && ! grep -q MeshgateNextKey "$conf"; }
 wait_for 10 dev_rotated || fail "the device did not rotate its key: $(cat "$WORK/dev/run/$IF.agent.log")"
@@ -142,7 +142,7 @@ mesh_switched() {
 	[ "$new" != "$old" ] && [ "$(mesh_key "$other" peers)" = "$new" ]
 }
 for n in 1 2; do
-	echo "   gw$n's mesh key (at $((SECONDS - started)) s)"
+	echo "   gw$n's mesh key (at $((SECONDS - started)) s, $(date +%s.%N))"
 	eval "old=\$old_m$n"
 	ctln "$n" key rotate --mesh >/dev/null || fail "key rotate --mesh on gw$n"
 	wait_for 15 mesh_switched "$n" "$old" || fail "gw$n's mesh key did not switch everywhere"
@@ -153,7 +153,10 @@ echo "   all rotated at $((SECONDS - started)) s"
 kill -0 "$PING_PID" 2>/dev/null || fail "ping ended before the rotations did: raise COUNT"
 pings_lost
 echo "lost pings while the gateway, device and two mesh keys rotated: $LOST of $COUNT"
-[ "$LOST" = 0 ] || fail "$LOST pings lost across the rotations"
+# which ones, and when (-D: unix time), against the rotations' times above
+[ "$LOST" = 0 ] || fail "$LOST pings lost across the rotations: $(grep -m5 'no answer' "$WORK/ping.out")
+gw1: $(grep -E 'switched|promoted' "$WORK/gw1/meshgated.log" 2>/dev/null)
+agent: $(cat "$WORK/dev/run/$IF.agent.log")"
 note_keys
 
 echo "-- only the new keys, everywhere"

@@ -69,7 +69,7 @@ ping_start "$CL1" "$WORK/ping.log"
 t0=$(ms)
 gw_kill9 "$(node_of "$cur")"
 w=$(live_other "$cur")
-wait_for 10 on_master "$w" || fail "the agent is on $(status_field gateway), master: $(master "$w")"
+wait_for 10 moved_to_master "$old" "$w" || fail "the agent is on $(status_field gateway), master: $(master "$w")"
 # when the agent left the node (its own clock), and when this test saw it
 # on the master everywhere (node list polled under load: later)
 left=$(client status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["last_switch"]["at"])')
@@ -113,7 +113,7 @@ wgp=$(wg_pid "$n")
 ping_start "$CL1" "$WORK/ping.log"
 kill -9 "$(gw_pid "$n")" "$wgp"
 w=$(live_other "$cur")
-wait_for 10 on_master "$w" || fail "the agent is on $(status_field gateway), master: $(master "$w")"
+wait_for 10 moved_to_master "$cur" "$w" || fail "the agent is on $(status_field gateway), master: $(master "$w")"
 sleep 1
 check_gap "crash of $cur"
 crashed=$cur

@@ -69,6 +69,9 @@ status_field() { client status --json | python3 -c 'import json,sys; print(json.
 on_node() { [ "$(status_field gateway)" = "$1" ]; }
 # on_master N: one master as gwN sees it, and the agent on it
 on_master() { local m; m=$(master "$1"); [ -n "$m" ] && [ "${m// /}" = "$m" ] && on_node "$m"; }
+# moved_to_master OLD N: the agent has left OLD (just killed: until its
+# lease ends, gwN still names it the master) and is on gwN's master
+moved_to_master() { ! on_node "$1" && on_master "$2"; }
 
 # ping_start NS LOG [TARGET]: pings TARGET (the gateway address) every 10 ms
 # from NS, the answers timestamped in LOG; PING_PID is the ping's pid

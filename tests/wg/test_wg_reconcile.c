@@ -274,7 +274,8 @@ static void test_changed_psk_keepalive_endpoint(void **state)
 	assert_counts(&c, 0, 1, 0);
 }
 
-/* Added, changed and removed together: one write, removals first. */
+/* Added, changed and removed together: one write, removals last (a new
+ * peer takes its addresses from a peer that goes: never on no peer). */
 static void test_one_write_for_all(void **state)
 {
 	struct wanted w;
@@ -288,8 +289,6 @@ static void test_one_write_for_all(void **state)
 	assert_int_equal(reconcile(&w, &c), 0);
 	assert_int_equal(mock.sets, 1);
 	assert_string_equal(mock.sent, "set=1\n"
-	                               "public_key=" KEY_C "\n"
-	                               "remove=true\n"
 	                               "public_key=" KEY_B "\n"
 	                               "replace_allowed_ips=true\n"
 	                               "allowed_ip=fd00::4/128\n"
@@ -297,6 +296,8 @@ static void test_one_write_for_all(void **state)
 	                               "public_key=" KEY_D "\n"
 	                               "replace_allowed_ips=true\n"
 	                               "allowed_ip=10.0.0.5/32\n"
+	                               "public_key=" KEY_C "\n"
+	                               "remove=true\n"
 	                               "\n");
 	assert_counts(&c, 1, 1, 1);
 }

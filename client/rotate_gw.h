@@ -9,9 +9,9 @@
  * carry both ways; at its end the node sends nothing more on them (it
  * stages) and its answers to the in-tunnel probes stop. So the agent
  * replaces the peer at the first probe left unanswered, with nothing else
- * received from the node meanwhile, from a margin after the switch time on, or CL_ROTATE_GW_WAIT_MS after that at the latest: what
- * each side stages is then about one probe interval, whatever the switch
- * takes. The agent does not leave the node for the probes unanswered
+ * received from the node meanwhile, from a margin after the switch time
+ * on, or CL_ROTATE_GW_WAIT_MS after that at the latest: what each side
+ * stages is then about one probe interval, whatever the switch takes. The agent does not leave the node for the probes unanswered
  * around the switch. */
 #ifndef MESHGATE_CLIENT_ROTATE_GW_H
 #define MESHGATE_CLIENT_ROTATE_GW_H

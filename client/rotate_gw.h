@@ -11,8 +11,8 @@
  * replaces the peer at the first probe left unanswered, with nothing else
  * received from the node meanwhile, from a margin after the switch time
  * on, or CL_ROTATE_GW_WAIT_MS after that at the latest: what each side
- * stages is then about one probe interval, whatever the switch takes. The agent does not leave the node for the probes unanswered
- * around the switch. */
+ * stages is then about one probe interval, whatever the switch takes. The agent does not leave the
+ * node for the probes unanswered around the switch. */
 #ifndef MESHGATE_CLIENT_ROTATE_GW_H
 #define MESHGATE_CLIENT_ROTATE_GW_H
 
@@ -74,9 +74,9 @@ bool cl_rotate_gw_plan(struct cl_rotate_gw *r, const struct cl_nodes *nodes, con
 bool cl_rotate_gw_look(struct cl_rotate_gw *r, bool unanswered, const uint64_t *rx_bytes);
 
 /* True once, when the planned switch is due at `now`: from its earliest
- * time on, when `node_silent` (cl_rotate_gw_look), else at its latest. The caller replaces the peer then; the hold goes on until an
- * answer or CL_ROTATE_GW_HOLD_MS, and the new peer's handshake is to be
- * checked CL_ROTATE_GW_RENEW_MS later. */
+ * time on, when `node_silent` (cl_rotate_gw_look), else at its latest. The caller replaces the peer
+ * then; the hold goes on until an answer or CL_ROTATE_GW_HOLD_MS, and the new peer's handshake is
+ * to be checked CL_ROTATE_GW_RENEW_MS later. */
 bool cl_rotate_gw_due(struct cl_rotate_gw *r, long long now, bool node_silent);
 
 /* Whether the agent must not leave the node for silence at `now`. */

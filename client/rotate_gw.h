@@ -11,8 +11,9 @@
  * replaces the peer at the first probe left unanswered, with nothing else
  * received from the node meanwhile, from a margin after the switch time
  * on, or CL_ROTATE_GW_WAIT_MS after that at the latest: what each side
- * stages is then about one probe interval, whatever the switch takes. The agent does not leave the
- * node for the probes unanswered around the switch. */
+ * stages is then about one probe interval, whatever the switch takes.
+ * The agent does not leave the node for the probes unanswered around the
+ * switch. */
 #ifndef MESHGATE_CLIENT_ROTATE_GW_H
 #define MESHGATE_CLIENT_ROTATE_GW_H
 

@@ -98,8 +98,8 @@ static void quiet_needs_silence_and_no_bytes(void **state)
 	assert_false(cl_rotate_gw_due(&r, 5100, r.quiet));
 	assert_false(cl_rotate_gw_look(&r, false, &rx)); /* answered */
 	assert_false(cl_rotate_gw_look(&r, true, NULL)); /* the interface unread */
-	assert_false(cl_rotate_gw_look(&r, true, &rx)); /* after an unread one: no base */
-	assert_true(cl_rotate_gw_look(&r, true, &rx));  /* unanswered, nothing came */
+	assert_false(cl_rotate_gw_look(&r, true, &rx));  /* after an unread one: no base */
+	assert_true(cl_rotate_gw_look(&r, true, &rx));   /* unanswered, nothing came */
 	assert_true(cl_rotate_gw_due(&r, 5200, r.quiet));
 	/* a new plan starts without the old look */
 	n.gateways[0].next_public_key[0] = 9;

@@ -177,10 +177,13 @@ int wg_peers_reconcile(const struct wg_backend *be, const char *ifname, const st
  * given list); every other peer is left alone, sessions included. */
 int wg_peers_upsert(const struct wg_backend *be, const char *ifname, const struct wg_peer *peers,
                     size_t n, char *err, size_t errlen);
-/* A peer's key changes: the peer of old_key removed and `peer` (its allowed
- * IPs exactly the given list) added in ONE write, so that the allowed IPs
- * never belong to nobody (docs/rotation.md: the follower's side of a key
- * switch); every other peer is left alone. */
+/* A peer's key changes: `peer` (its allowed IPs exactly the given list,
+ * taken over from the old peer) added and the peer of old_key removed, in
+ * that order and in ONE write, so that the allowed IPs never belong to
+ * nobody (docs/rotation.md: the follower's side of a key switch). With
+ * old_key the peer's own key, the peer is set anew: removed, then added
+ * (its session dropped, a handshake at its next packet). Every other peer
+ * is left alone. */
 int wg_peer_replace(const struct wg_backend *be, const char *ifname, const wg_key old_key,
                     const struct wg_peer *peer, char *err, size_t errlen);
 /* Removes these peers; the others are left alone. */

@@ -133,16 +133,30 @@ static bool peer_is_right(const struct wg_peer *have, const struct wg_peer *want
 	        wg_endpoint_equal(&have->endpoint, &want->endpoint));
 }
 
-/* What the device has of each wanted peer. */
-enum { UNSEEN, RIGHT, WRONG, WRONG_WITH_PSK /* and a preshared key the list has not */ };
+/* What the device has of each wanted peer: UNSEEN, RIGHT, or WRONG with
+ * what else is known of it. */
+enum { UNSEEN, RIGHT, WRONG };
+#define SEEN_WITH_PSK  0x10 /* it has a preshared key (which the list may not) */
+#define SEEN_IPS_RIGHT 0x20 /* its allowed IPs are the list's */
 
-/* The wanted peer i, as a write: all of it, with replace_allowed_ips. */
+/* The wanted peer i, as a write: all of it, with replace_allowed_ips;
+ * allowed IPs that are right already are not written at all. A rewrite
+ * of them empties the peer's prefixes first (replace_allowed_ips) and adds
+ * them back one by one: WireGuard drops the packets to and from those
+ * addresses meanwhile, so an endpoint's or keepalive's change must not
+ * touch them. */
 static void write_wanted(struct wg_peer *p, const struct wg_peer *want, unsigned char seen)
 {
 	*p = *want;
 	p->flags = (want->flags & (WG_PEER_HAS_PRESHARED_KEY | WG_PEER_HAS_KEEPALIVE)) |
 	           WG_PEER_REPLACE_ALLOWED;
-	if (seen == WRONG_WITH_PSK && !(p->flags & WG_PEER_HAS_PRESHARED_KEY)) {
+	if (seen & SEEN_IPS_RIGHT) {
+		p->flags &= ~WG_PEER_REPLACE_ALLOWED;
+		p->flags |= WG_PEER_UPDATE_ONLY;
+		p->allowed_ips = NULL;
+		p->n_allowed_ips = 0;
+	}
+	if ((seen & SEEN_WITH_PSK) && !(p->flags & WG_PEER_HAS_PRESHARED_KEY)) {
 		/* all zeros is how a preshared key is taken away */
 		memset(p->preshared_key, 0, WG_KEY_LEN);
 		p->flags |= WG_PEER_HAS_PRESHARED_KEY;
@@ -183,9 +197,12 @@ int wg_diff_peer(const struct wg_peer *have, void *diff)
 	long i = table_find(d, have->public_key);
 
 	if (i >= 0) {
-		d->seen[i] = peer_is_right(have, &d->want[i])          ? RIGHT
-		             : have->flags & WG_PEER_HAS_PRESHARED_KEY ? WRONG_WITH_PSK
-		                                                       : WRONG;
+		if (peer_is_right(have, &d->want[i]))
+			d->seen[i] = RIGHT;
+		else
+			d->seen[i] = WRONG |
+			             (have->flags & WG_PEER_HAS_PRESHARED_KEY ? SEEN_WITH_PSK : 0) |
+			             (same_allowed_ips(have, &d->want[i]) ? SEEN_IPS_RIGHT : 0);
 		return 0;
 	}
 	if (d->n_gone == d->gone_cap) {

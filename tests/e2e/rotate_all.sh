@@ -123,7 +123,13 @@ echo "   gw1's gateway key (at $((SECONDS - started)) s, $(date +%s.%N))"
 out=$(ctln 1 key rotate --gateway) || fail "key rotate --gateway: $out"
 next=$(sed -n 's/.*(public key \([^)]*\)).*/\1/p' <<<"$out")
 [ -n "$next" ] && [ "$next" != "$old_gw" ] || fail "no next gateway key told: $out"
-gw_switched() { [ "$(gw_key public-key)" = "$next" ] && [ "$(dev_key peers)" = "$next" ]; }
+# done: gw1 runs the new key, the device's only peer is it, with a
+# handshake (the peer is new since the switch: any handshake is under the
+# new key); then the next rotation, in turn
+gw_switched() {
+	[ "$(gw_key public-key)" = "$next" ] && [ "$(dev_key peers)" = "$next" ] &&
+		[ "$(dev_key latest-handshakes | cut -f2)" -gt 0 ]
+}
 wait_for 15 gw_switched || fail "gw1 runs $(gw_key public-key), the device's peer is $(dev_key peers); not $next"
 new_gw=$next
 

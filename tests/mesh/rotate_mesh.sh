@@ -114,7 +114,7 @@ pings_start() {
 	PINGS=()
 	for pair in "$@"; do
 		from=${pair%:*} to=${pair#*:}
-		ip netns exec "${NS[$from]}" ping -i 0.01 -c "$count" -W 2 "${ADDR[$to]}" \
+		ip netns exec "${NS[$from]}" ping -O -D -i 0.01 -c "$count" -W 2 "${ADDR[$to]}" \
 			>"$WORK/ping-$from-$to" 2>&1 &
 		PINGS+=("$!:$from:$to")
 		bg_track $!
@@ -129,7 +129,8 @@ pings_check() {
 		received=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$WORK/ping-$from-$to")
 		lost=$((count - ${received:-0}))
 		echo "   g$from -> g$to: $count pings every 10 ms, $lost lost"
-		[ "$lost" -eq 0 ] || bad=1
+		# which ones, and when (-D: unix time), against the switches' log times
+		[ "$lost" -eq 0 ] || { bad=1; grep -m3 'no answer' "$WORK/ping-$from-$to"; }
 	done
 	return "$bad"
 }

@@ -338,6 +338,13 @@ static void test_many_peers(struct side *a, struct side *b)
 	          count_intact(after, peers + 4, MANY + 1 - 4) == MANY + 1 - 4,
 	      "the others are untouched by the replace");
 	wg_device_free(after);
+	/* by its own key: the peer set anew (removed, then added), not gone */
+	ret = wg_peer_replace(be, a->ifname, switched.public_key, &switched, err, sizeof(err));
+	after = read_device(a);
+	check(ret == 0 && after && after->n_peers == MANY + 1 &&
+	          count_intact(after, &switched, 1) == 1,
+	      "a replace by the peer's own key sets it anew: there, with its allowed IPs");
+	wg_device_free(after);
 
 	/* a /33 is refused before anything is sent: the device stays as it was */
 	update = peers[9];

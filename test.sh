@@ -8,7 +8,9 @@ cd "$(dirname "$0")"
 tools/install-deps.sh
 if [ "${SANITIZE:-0}" = 1 ]; then
 	dir=build-asan
-	flags=(-DMESHGATE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
+	# optimised (-O2 -g): the sanitizers' checks are the same, and the
+	# suite's daemons run at about the speed of the normal build's
+	flags=(-DMESHGATE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo)
 	# leaks in child daemons make their tests fail too: report, don't hide
 	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

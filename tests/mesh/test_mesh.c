@@ -707,6 +707,37 @@ static void follows_another_nodes_switch_in_one_set(void **state)
 	json_decref(b);
 }
 
+/* gw2's record shows its switch before this node's time to follow (its
+ * write arrives a few ms after its switch): followed at its time + margin
+ * all the same, never sooner (a sooner handshake crosses gw2's own). */
+static void a_switch_told_early_is_followed_at_the_margin(void **state)
+{
+	struct fixture *f = *state;
+	char line[200];
+	json_t *b = node_b(B_KEY, "172.20.0.0/24");
+	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", b), 0);
+	uint64_t at = mg_mock_now(f->mock) + 1000;
+	json_object_set_new(b, MESH_NEXT_KEY, json_string(B_KEY2));
+	json_object_set_new(b, MESH_SWITCH_AT, json_integer((json_int_t)at));
+	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", b), 0);
+	json_decref(b);
+	mg_mock_advance(f->mock, 1005); /* gw2 switched at its time; its record now */
+	json_array_clear(fake.calls);
+	json_t *done = node_b(B_KEY2, "172.20.0.0/24");
+	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", done), 0);
+	json_decref(done);
+	assert_int_equal(json_array_size(fake.calls), 0);
+	assert_non_null(json_object_get(fake.peers, B_KEY));
+	mg_mock_advance(f->mock, 44);
+	assert_int_equal(json_array_size(fake.calls), 0);
+	mg_mock_advance(f->mock, 1);
+	snprintf(line, sizeof(line), "replace %s by %s keepalive %d", B_KEY, B_KEY2,
+	         MESH_KEEPALIVE_S);
+	assert_true(has_call(line));
+	assert_int_equal(json_object_size(fake.peers), 1);
+	assert_non_null(json_object_get(fake.peers, B_KEY2));
+}
+
 static void a_late_switch_gets_a_handshake_again(void **state)
 {
 	struct fixture *f = *state;
@@ -797,6 +828,8 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(a_restart_keeps_the_published_time, setup, teardown),
 	    cmocka_unit_test_setup_teardown(follows_another_nodes_switch_in_one_set, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(a_switch_told_early_is_followed_at_the_margin, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(a_late_switch_gets_a_handshake_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(a_switch_read_late_is_followed_at_once, setup,

@@ -667,18 +667,24 @@ static void a_restart_keeps_the_published_time(void **state)
 	assert_string_equal(fake.public_key, next_pub);
 }
 
-static void follows_another_nodes_switch_in_one_set(void **state)
+/* gw2, a peer with B_KEY, announces B_KEY2 for 1 s from now: its record
+ * as this node read it (a new reference). */
+static json_t *gw2_announces_its_next_key(struct fixture *f)
 {
-	struct fixture *f = *state;
-	char line[200];
 	json_t *b = node_b(B_KEY, "172.20.0.0/24");
 	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", b), 0);
-
-	/* gw2 announces its next key for 1 s from now */
 	uint64_t at = mg_mock_now(f->mock) + 1000;
 	json_object_set_new(b, MESH_NEXT_KEY, json_string(B_KEY2));
 	json_object_set_new(b, MESH_SWITCH_AT, json_integer((json_int_t)at));
 	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", b), 0);
+	return b;
+}
+
+static void follows_another_nodes_switch_in_one_set(void **state)
+{
+	struct fixture *f = *state;
+	char line[200];
+	json_t *b = gw2_announces_its_next_key(f);
 	json_array_clear(fake.calls);
 	/* followed 50 ms (the margin) after gw2's switch, not before */
 	mg_mock_advance(f->mock, 1049);
@@ -714,13 +720,7 @@ static void a_switch_told_early_is_followed_at_the_margin(void **state)
 {
 	struct fixture *f = *state;
 	char line[200];
-	json_t *b = node_b(B_KEY, "172.20.0.0/24");
-	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", b), 0);
-	uint64_t at = mg_mock_now(f->mock) + 1000;
-	json_object_set_new(b, MESH_NEXT_KEY, json_string(B_KEY2));
-	json_object_set_new(b, MESH_SWITCH_AT, json_integer((json_int_t)at));
-	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", b), 0);
-	json_decref(b);
+	json_decref(gw2_announces_its_next_key(f));
 	mg_mock_advance(f->mock, 1005); /* gw2 switched at its time; its record now */
 	json_array_clear(fake.calls);
 	json_t *done = node_b(B_KEY2, "172.20.0.0/24");
@@ -742,12 +742,7 @@ static void a_late_switch_gets_a_handshake_again(void **state)
 {
 	struct fixture *f = *state;
 	char line[200];
-	json_t *b = node_b(B_KEY, "172.20.0.0/24");
-	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", b), 0);
-	uint64_t at = mg_mock_now(f->mock) + 1000;
-	json_object_set_new(b, MESH_NEXT_KEY, json_string(B_KEY2));
-	json_object_set_new(b, MESH_SWITCH_AT, json_integer((json_int_t)at));
-	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", b), 0);
+	json_t *b = gw2_announces_its_next_key(f);
 	mg_mock_advance(f->mock, 1050); /* followed on time */
 	json_array_clear(fake.calls);
 

@@ -312,6 +312,25 @@ static void warn_overlaps(mg_ctx *ctx, const char *name, json_t *subnets)
 	}
 }
 
+/* The peer of node `name`'s record, with this node's keepalive for it:
+ * the two ends of a pair keep alive at different intervals (the end whose
+ * node name sorts first every MESH_KEEPALIVE_S, the other a second
+ * later). Two nodes that add each other in the same millisecond (a
+ * cluster forming) both start a handshake; each takes the other's and
+ * drops the answer to its own. With equal intervals their keepalives,
+ * reset by that very exchange, started the next two handshakes at the
+ * same moment again, for good (seen once: two nodes of a new mesh that
+ * did not reach each other in 20 s); a second apart, the first one is
+ * answered. */
+static int node_peer(const struct mesh *self, const char *name, json_t *record,
+                     struct mesh_peer *out)
+{
+	int rc = mesh_node_peer(record, out);
+	if (!rc && strcmp(self->node, name) > 0)
+		out->peer.persistent_keepalive = MESH_KEEPALIVE_S + 1;
+	return rc;
+}
+
 /* ---- other nodes' key switches ---- */
 
 /* Marks, in `applied` only (never written), a peer switched to a node's
@@ -436,8 +455,9 @@ static void handshake_check(mg_ctx *ctx, void *arg)
 	{
 		struct mesh_peer p;
 		json_t *record = json_object_get(self->applied, name);
-		int rc = record && !mesh_node_peer(record, &p) ? handshake_again(ctx, name, &p.peer)
-		                                               : -1;
+		int rc = record && !node_peer(self, name, record, &p)
+		             ? handshake_again(ctx, name, &p.peer)
+		             : -1;
 		if (rc == 0 && now < (uint64_t)json_integer_value(until))
 			continue;
 		if (rc != 1)
@@ -510,10 +530,10 @@ static void follow_node(mg_ctx *ctx, const char *name)
 	else
 		json_object_del(self->follow_due, name);
 	follow_arm(ctx);
-	bool usable = record && !mesh_node_peer(record, &p);
+	bool usable = record && !node_peer(self, name, record, &p);
 	if (record && !usable)
 		mg_warn(ctx, "node %s: its record has no valid key or mesh address: no peer", name);
-	bool had = old && !mesh_node_peer(old, &was);
+	bool had = old && !node_peer(self, name, old, &was);
 	bool new_key = had && usable && !wg_key_equal(was.peer.public_key, p.peer.public_key);
 	if (usable)
 		wg_key_to_base64(key, p.peer.public_key);
@@ -626,7 +646,7 @@ static int reconcile_all(mg_ctx *ctx)
 		json_t *current = record_now(self, record, now, &due);
 		if (due)
 			json_object_set_new(self->follow_due, name, json_integer((json_int_t)due));
-		if (mesh_node_peer(current, &peers[n])) {
+		if (node_peer(self, name, current, &peers[n])) {
 			mg_warn(ctx,
 			        "node %s: its record has no valid key or mesh address: no peer",
 			        name);

@@ -667,6 +667,26 @@ static void a_restart_keeps_the_published_time(void **state)
 	assert_string_equal(fake.public_key, next_pub);
 }
 
+/* The two ends of a pair keep alive a second apart: gw1 (this node) at
+ * MESH_KEEPALIVE_S to gw2, one more to gw0, whose name sorts first. */
+static void keepalives_of_a_pair_differ(void **state)
+{
+	struct fixture *f = *state;
+	char line[128];
+	json_t *a = node_b(B_KEY2, "172.21.0.0/24");
+	json_object_set_new(a, "name", json_string("gw0"));
+	json_object_set_new(a, "mesh_address", json_string("10.99.0.8"));
+	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw0", a), 0);
+	json_decref(a);
+	snprintf(line, sizeof(line), "set %s keepalive %d", B_KEY2, MESH_KEEPALIVE_S + 1);
+	assert_true(has_call(line));
+	json_t *b = node_b(B_KEY, "172.20.0.0/24");
+	assert_int_equal(mg_mock_state_remote(f->mock, MESH_DB_NODES, "gw2", b), 0);
+	json_decref(b);
+	snprintf(line, sizeof(line), "set %s keepalive %d", B_KEY, MESH_KEEPALIVE_S);
+	assert_true(has_call(line));
+}
+
 /* gw2, a peer with B_KEY, announces B_KEY2 for 1 s from now: its record
  * as this node read it (a new reference). */
 static json_t *gw2_announces_its_next_key(struct fixture *f)
@@ -826,6 +846,7 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(a_switch_told_early_is_followed_at_the_margin, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(keepalives_of_a_pair_differ, setup, teardown),
 	    cmocka_unit_test_setup_teardown(a_late_switch_gets_a_handshake_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(a_switch_read_late_is_followed_at_once, setup,
 	                                    teardown),

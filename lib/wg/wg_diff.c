@@ -238,9 +238,8 @@ int wg_diff_end(struct wg_diff *d, const char *ifname, struct wg_device *out,
 	/* the wanted peers in the order of the list, then the removals: a
 	 * wanted peer takes its allowed IPs from the peer that had them (an
 	 * address is on one peer only), so they are never on no peer. Removals
-	 * first left a moment in which WireGuard dropped a packet to such an
-	 * address (no peer for it): a device replacing its gateway's peer lost
-	 * a ping now and then. */
+	 * first left them on no peer for the rest of the write, and WireGuard
+	 * drops a packet to or from an address on no peer. */
 	for (size_t i = 0; total && i < d->n; i++)
 		if (d->seen[i] != RIGHT)
 			write_wanted(&out->peers[out->n_peers++], &d->want[i], d->seen[i]);

@@ -24,7 +24,9 @@ plugins = ["wireguard", "preauth", "api"${GATEWAY_EXTRA_PLUGINS:-}];
 wireguard = { interface = "$WG_IF"; backend = "userspace"; address = "10.0.0.1/24";
               endpoint = "198.18.0.1:51820"; };
 preauth = { $preauth_conf };
-api = { listen = "$api_listen"; names = ["198.18.0.1"]; per_ip_limit = 128; };
+# one client sends 100 requests at once (onboarding.sh): above the per-address
+# and per-/24 limits' defaults (16, 64), which close the surplus connections
+api = { listen = "$api_listen"; names = ["198.18.0.1"]; per_ip_limit = 128; per_prefix_limit = 128; };
 ${GATEWAY_EXTRA_CONF:-}
 CONF
 }

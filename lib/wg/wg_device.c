@@ -239,15 +239,14 @@ int wg_peer_replace(const struct wg_backend *be, const char *ifname, const wg_ke
 	 * the old one, which then goes (the other order leaves them on no
 	 * peer meanwhile). The same key: the peer set anew, removed first
 	 * (its session and handshake state dropped), then added. */
+	struct wg_peer add = *peer, gone = {.flags = WG_PEER_REMOVE};
+
+	add.flags = (peer->flags & ~WG_PEER_REMOVE) | WG_PEER_REPLACE_ALLOWED;
+	memcpy(gone.public_key, old_key, WG_KEY_LEN);
 	bool anew = wg_key_equal(old_key, peer->public_key);
-	struct wg_peer both[2] = {*peer, *peer};
-	struct wg_peer *add = &both[anew ? 1 : 0], *gone = &both[anew ? 0 : 1];
+	struct wg_peer both[2] = {anew ? gone : add, anew ? add : gone};
 
 	device_init(&dev, ifname);
-	add->flags = (peer->flags & ~WG_PEER_REMOVE) | WG_PEER_REPLACE_ALLOWED;
-	memset(gone, 0, sizeof(*gone));
-	memcpy(gone->public_key, old_key, WG_KEY_LEN);
-	gone->flags = WG_PEER_REMOVE;
 	dev.peers = both;
 	dev.n_peers = 2;
 	return wg_device_set(be, &dev, err, errlen);
